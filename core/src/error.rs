@@ -1,0 +1,220 @@
+//! Typed errors: one enum per operation, each variant saying what went wrong and what to do.
+
+use crate::layout::TypeInfo;
+
+/// Why a topic name (or prefix) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// The name is empty.
+    #[error("topic name is empty; use 1 to 200 characters of [A-Za-z0-9._-]")]
+    Empty,
+    /// The name is longer than allowed.
+    #[error("topic name is {len} bytes long; the limit is {max}")]
+    TooLong {
+        /// Length given.
+        len: usize,
+        /// Longest allowed.
+        max: usize,
+    },
+    /// The name starts with a dot.
+    #[error("topic name starts with '.'; names may not be hidden files or '..'")]
+    LeadingDot,
+    /// The name holds a character outside `[A-Za-z0-9._-]`.
+    #[error("topic name has {ch:?} at byte {pos}; only [A-Za-z0-9._-] are allowed")]
+    BadChar {
+        /// The offending character.
+        ch: char,
+        /// Its byte offset.
+        pos: usize,
+    },
+}
+
+/// Why a publisher configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `slots` must be a power of two between 2 and 2^24.
+    #[error("slot count {0} is not a power of two in 2..=16777216")]
+    SlotCount(u64),
+    /// `slot_size` must be between 1 byte and 1 GiB.
+    #[error("slot size {0} is not in 1..=1073741824 bytes")]
+    SlotSize(u64),
+    /// `alignment` must be a power of two between 16 and 4096.
+    #[error("payload alignment {0} is not a power of two in 16..=4096")]
+    Alignment(u64),
+    /// `max_subscribers` must be between 1 and 4096.
+    #[error("max subscribers {0} is not in 1..=4096")]
+    MaxSubscribers(u64),
+    /// The whole segment would exceed the addressable limit (1 TiB).
+    #[error("the segment would be larger than 1 TiB ({slots} slots of {stride} bytes)")]
+    TooLarge {
+        /// Slots asked for.
+        slots: u64,
+        /// Bytes per slot including its header.
+        stride: u64,
+    },
+    /// The mode asks for bits other than read/write permissions.
+    #[error("mode {0:o} has bits other than rw for user/group/other")]
+    Mode(u32),
+}
+
+/// Why creating a topic failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The topic name is not valid.
+    #[error("invalid topic name {topic:?}: {source}")]
+    Name {
+        /// The name given.
+        topic: String,
+        /// What is wrong with it.
+        source: NameError,
+    },
+    /// The configuration is not valid.
+    #[error("invalid configuration for topic {topic:?}: {source}")]
+    Config {
+        /// The topic.
+        topic: String,
+        /// What is wrong.
+        source: ConfigError,
+    },
+    /// A live publisher already owns the topic. Only one publisher per topic is allowed;
+    /// stop the other one or pick another name.
+    #[error("topic {topic:?} already has a live publisher")]
+    AlreadyPublished {
+        /// The topic.
+        topic: String,
+    },
+    /// Something that is not a ringcast segment already has the topic's name; we will not
+    /// delete it. Remove it by hand if it is stale.
+    #[error("topic {topic:?}: its name is taken by a shared-memory object that is not a ringcast segment")]
+    NotASegment {
+        /// The topic.
+        topic: String,
+    },
+    /// /dev/shm has no room for the segment; free space or ask for fewer/smaller slots.
+    #[error("no space in /dev/shm for topic {topic:?} ({bytes} bytes needed)")]
+    NoSpace {
+        /// The topic.
+        topic: String,
+        /// Bytes the segment needs.
+        bytes: u64,
+    },
+    /// The process may not create (or reclaim) the segment.
+    #[error("permission denied creating topic {topic:?} in /dev/shm")]
+    PermissionDenied {
+        /// The topic.
+        topic: String,
+    },
+    /// Any other system error, with the call that failed.
+    #[error("topic {topic:?}: {op} failed: {source}")]
+    Io {
+        /// The topic.
+        topic: String,
+        /// The system call or step that failed.
+        op: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Why attaching to a topic failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// The topic name is not valid.
+    #[error("invalid topic name {topic:?}: {source}")]
+    Name {
+        /// The name given.
+        topic: String,
+        /// What is wrong with it.
+        source: NameError,
+    },
+    /// No segment exists for the topic: no publisher has created it (yet). Use an
+    /// `attach_wait` variant to wait for it.
+    #[error("topic {topic:?} does not exist (no publisher has created it)")]
+    NotFound {
+        /// The topic.
+        topic: String,
+    },
+    /// The segment exists but this process may not open it (mode 0600 by default: run as
+    /// the publisher's user, or have the publisher create with a wider mode).
+    #[error("permission denied opening topic {topic:?}")]
+    PermissionDenied {
+        /// The topic.
+        topic: String,
+    },
+    /// The file does not start with ringcast's magic number: it is not a ringcast segment.
+    #[error("topic {topic:?}: the shared-memory object is not a ringcast segment")]
+    NotASegment {
+        /// The topic.
+        topic: String,
+    },
+    /// The segment was made by a ringcast with another layout version.
+    #[error("topic {topic:?} has layout version {found}; this build reads version {expected}")]
+    Version {
+        /// The topic.
+        topic: String,
+        /// Version in the segment.
+        found: u32,
+        /// Version this build understands.
+        expected: u32,
+    },
+    /// The file is shorter than its header claims, or than any header.
+    #[error("topic {topic:?}: segment is {actual} bytes, needs {needed}")]
+    TooSmall {
+        /// The topic.
+        topic: String,
+        /// The file's size.
+        actual: u64,
+        /// Bytes required.
+        needed: u64,
+    },
+    /// A geometry field is impossible or inconsistent with the others or the file size.
+    #[error("topic {topic:?}: corrupt segment geometry: {what}")]
+    Geometry {
+        /// The topic.
+        topic: String,
+        /// Which check failed.
+        what: String,
+    },
+    /// The segment stayed half-initialized longer than the bounded wait.
+    #[error("topic {topic:?}: segment still being initialized after {waited_ms} ms")]
+    NotReady {
+        /// The topic.
+        topic: String,
+        /// How long we waited.
+        waited_ms: u64,
+    },
+    /// The topic carries another message type.
+    #[error("topic {topic:?} carries {found}, not {expected}")]
+    TypeMismatch {
+        /// The topic.
+        topic: String,
+        /// The type the subscriber asked for.
+        expected: TypeInfo,
+        /// The type in the segment.
+        found: TypeInfo,
+    },
+    /// Every subscriber entry is taken by a live subscriber.
+    #[error("topic {topic:?} has all {max} subscriber entries in use")]
+    TableFull {
+        /// The topic.
+        topic: String,
+        /// Table size.
+        max: u64,
+    },
+    /// The publisher has closed the topic (or died) and it was unlinked.
+    #[error("topic {topic:?} is closed")]
+    Closed {
+        /// The topic.
+        topic: String,
+    },
+    /// Any other system error, with the call that failed.
+    #[error("topic {topic:?}: {op} failed: {source}")]
+    Io {
+        /// The topic.
+        topic: String,
+        /// The system call or step that failed.
+        op: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,209 @@
+//! Segment geometry: computed from a configuration at creation, recomputed and compared at
+//! attach. Every size is checked arithmetic; nothing here trusts shared memory.
+
+use crate::error::ConfigError;
+use crate::layout::{Overflow, TypeInfo, LINE, SLOT_HEADER_BYTES};
+
+/// Bytes of the fixed header before the subscriber table (`size_of::<Header>()` in a
+/// normal build; a constant here so that loom builds, whose atomics are larger, agree).
+pub const HEADER_BYTES: u64 = 640;
+/// Largest segment we agree to create or map.
+pub const MAX_TOTAL_BYTES: u64 = 1 << 40;
+
+/// What a publisher asks for. Defaults: 256 slots of 1 KiB, `Overwrite`, 64 subscribers,
+/// 16-byte payload alignment, raw bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentConfig {
+    /// Slots in the ring: a power of two, 2 ..= 2^24.
+    pub slots: u64,
+    /// Most payload bytes per message, 1 ..= 1 GiB.
+    pub slot_size: u64,
+    /// Payload alignment: a power of two, 16 ..= 4096.
+    pub alignment: u64,
+    /// Subscriber table entries, 1 ..= 4096.
+    pub max_subscribers: u64,
+    /// Overflow policy.
+    pub overflow: Overflow,
+    /// What the messages are.
+    pub type_info: TypeInfo,
+}
+
+impl Default for SegmentConfig {
+    fn default() -> Self {
+        SegmentConfig {
+            slots: 256,
+            slot_size: 1024,
+            alignment: 16,
+            max_subscribers: 64,
+            overflow: Overflow::Overwrite,
+            type_info: TypeInfo::RAW,
+        }
+    }
+}
+
+/// A validated geometry: the process-local copy every handle works from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Bytes before slot 0; a multiple of the page size.
+    pub header_size: u64,
+    /// Bytes of the segment.
+    pub total_size: u64,
+    /// Slots, a power of two.
+    pub slot_count: u64,
+    /// Payload bytes per slot.
+    pub slot_capacity: u64,
+    /// Bytes from slot to slot.
+    pub slot_stride: u64,
+    /// Payload offset inside a slot.
+    pub payload_offset: u64,
+    /// Payload alignment.
+    pub alignment: u64,
+    /// Subscriber table entries.
+    pub max_subscribers: u64,
+    /// Offset of the subscriber table.
+    pub table_offset: u64,
+    /// Overflow policy.
+    pub overflow: Overflow,
+    /// Random id of this incarnation of the topic.
+    pub creation_id: u64,
+    /// Message type.
+    pub type_info: TypeInfo,
+}
+
+fn round_up(x: u64, to: u64) -> Option<u64> {
+    debug_assert!(to.is_power_of_two());
+    Some(x.checked_add(to - 1)? & !(to - 1))
+}
+
+impl Geometry {
+    /// Computes the geometry for `cfg` on a machine with pages of `page` bytes.
+    pub fn compute(cfg: &SegmentConfig, page: u64, creation_id: u64) -> Result<Self, ConfigError> {
+        if !(2..=1 << 24).contains(&cfg.slots) || !cfg.slots.is_power_of_two() {
+            return Err(ConfigError::SlotCount(cfg.slots));
+        }
+        if !(1..=1 << 30).contains(&cfg.slot_size) {
+            return Err(ConfigError::SlotSize(cfg.slot_size));
+        }
+        if !(16..=4096).contains(&cfg.alignment) || !cfg.alignment.is_power_of_two() {
+            return Err(ConfigError::Alignment(cfg.alignment));
+        }
+        if !(1..=4096).contains(&cfg.max_subscribers) {
+            return Err(ConfigError::MaxSubscribers(cfg.max_subscribers));
+        }
+        let too_large = || ConfigError::TooLarge {
+            slots: cfg.slots,
+            stride: 0,
+        };
+        let payload_offset = cfg.alignment.max(SLOT_HEADER_BYTES as u64);
+        // Payload words are copied 8 bytes at a time, so capacity rounds up to 8.
+        let capacity = round_up(cfg.slot_size, 8).ok_or_else(too_large)?;
+        let stride = round_up(payload_offset + capacity, cfg.alignment.max(LINE as u64))
+            .ok_or_else(too_large)?;
+        let table_offset = HEADER_BYTES;
+        let header_size = round_up(
+            table_offset + LINE as u64 * cfg.max_subscribers,
+            page.max(4096),
+        )
+        .ok_or_else(too_large)?;
+        let total = stride
+            .checked_mul(cfg.slots)
+            .and_then(|r| r.checked_add(header_size))
+            .filter(|&t| t <= MAX_TOTAL_BYTES)
+            .ok_or(ConfigError::TooLarge {
+                slots: cfg.slots,
+                stride,
+            })?;
+        Ok(Geometry {
+            header_size,
+            total_size: total,
+            slot_count: cfg.slots,
+            slot_capacity: capacity,
+            slot_stride: stride,
+            payload_offset,
+            alignment: cfg.alignment,
+            max_subscribers: cfg.max_subscribers,
+            table_offset,
+            overflow: cfg.overflow,
+            creation_id,
+            type_info: cfg.type_info,
+        })
+    }
+
+    /// Checks a geometry read from a segment: it must be exactly what [`Geometry::compute`]
+    /// gives for its own slot count, capacity, alignment and table size, and fit the file.
+    /// Returns a description of the first thing wrong.
+    pub fn validate(&self, file_size: u64, page: u64) -> Result<(), String> {
+        let cfg = SegmentConfig {
+            slots: self.slot_count,
+            slot_size: self.slot_capacity,
+            alignment: self.alignment,
+            max_subscribers: self.max_subscribers,
+            overflow: self.overflow,
+            type_info: self.type_info,
+        };
+        let expect = Geometry::compute(&cfg, page, self.creation_id).map_err(|e| e.to_string())?;
+        let fields = [
+            ("header size", self.header_size, expect.header_size),
+            ("total size", self.total_size, expect.total_size),
+            ("slot capacity", self.slot_capacity, expect.slot_capacity),
+            ("slot stride", self.slot_stride, expect.slot_stride),
+            ("payload offset", self.payload_offset, expect.payload_offset),
+            ("table offset", self.table_offset, expect.table_offset),
+        ];
+        for (what, found, want) in fields {
+            if found != want {
+                return Err(format!("{what} is {found}, the geometry implies {want}"));
+            }
+        }
+        if self.total_size != file_size {
+            return Err(format!(
+                "header says {} bytes, the file has {file_size}",
+                self.total_size
+            ));
+        }
+        Ok(())
+    }
+
+    /// `slot_count - 1`: a sequence's slot index is `seq & mask`.
+    #[inline]
+    pub fn mask(&self) -> u64 {
+        self.slot_count - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compute_rejects_bad_configs_and_overflow() {
+        let ok = SegmentConfig::default();
+        let g = Geometry::compute(&ok, 4096, 1).unwrap();
+        assert_eq!(g.slot_stride, 1152);
+        assert_eq!(g.header_size % 4096, 0);
+        assert_eq!(g.total_size, g.header_size + 256 * 1152);
+        g.validate(g.total_size, 4096).unwrap();
+        assert!(g.validate(g.total_size - 1, 4096).is_err());
+
+        let bad = |f: fn(&mut SegmentConfig)| {
+            let mut c = SegmentConfig::default();
+            f(&mut c);
+            Geometry::compute(&c, 4096, 1).unwrap_err()
+        };
+        assert_eq!(bad(|c| c.slots = 3), ConfigError::SlotCount(3));
+        assert_eq!(bad(|c| c.slots = 1), ConfigError::SlotCount(1));
+        assert_eq!(bad(|c| c.slot_size = 0), ConfigError::SlotSize(0));
+        assert_eq!(bad(|c| c.alignment = 24), ConfigError::Alignment(24));
+        assert_eq!(
+            bad(|c| c.max_subscribers = 0),
+            ConfigError::MaxSubscribers(0)
+        );
+        assert!(matches!(
+            bad(|c| {
+                c.slots = 1 << 24;
+                c.slot_size = 1 << 30;
+            }),
+            ConfigError::TooLarge { .. }
+        ));
+    }
+}

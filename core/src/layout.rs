@@ -1,0 +1,340 @@
+//! The segment layout: a page-aligned control header, a subscriber table, then the slot ring.
+//!
+//! ```text
+//! offset 0              Header (repr C): identity + geometry lines, then one cache line
+//!                       per writer: the publisher's cursor line, the subscribers' wake
+//!                       line, the publisher's wake line
+//! table_offset          [SubscriberEntry; max_subscribers], one cache line each
+//! header_size (page)    slot 0 | slot 1 | ... | slot N-1   (each `slot_stride` bytes)
+//!                       slot = SlotHeader (stamp, len) .. payload at `payload_offset`
+//! ```
+//!
+//! Subscribers map `[0, header_size)` read-write (they write only their own table entry and
+//! the wake words) and the ring read-only. Everything in shared memory is an offset or an
+//! integer, never a pointer. Fields written by different processes sit on their own
+//! 128-byte line (two 64-byte lines, because x86's adjacent-line prefetcher pairs them), and
+//! the layout below is pinned by compile-time assertions, because two different binaries
+//! (say, the `ringcast` tool and a user's program) must agree on it byte for byte. We use
+//! explicit `#[repr(C, align(128))]` structs rather than `crossbeam_utils::CachePadded`
+//! here: `CachePadded<T>` is `repr(Rust)`, so where it puts `T` is not a cross-binary
+//! promise.
+
+use crate::sync::{AtomicU32, AtomicU64};
+
+/// High half of the magic/version word: ASCII "RCST".
+pub const MAGIC: u32 = u32::from_be_bytes(*b"RCST");
+/// The layout version this build reads and writes. Bump on any change to this file.
+pub const LAYOUT_VERSION: u32 = 1;
+/// The magic/version word of a finished segment: magic in the high half, version in the low.
+pub const MAGIC_VERSION: u64 = ((MAGIC as u64) << 32) | LAYOUT_VERSION as u64;
+
+/// Bytes of a cache-line group; see the module docs for why 128.
+pub const LINE: usize = 128;
+/// Bytes of a slot's header (stamp and length) before any padding to the payload.
+pub const SLOT_HEADER_BYTES: usize = 16;
+/// Longest type name kept in the type fingerprint; longer names are truncated (the hash
+/// still covers the whole name).
+pub const TYPE_NAME_BYTES: usize = 96;
+
+/// `SubscriberEntry::state`: the entry is unused.
+pub const ENTRY_FREE: u32 = 0;
+/// `SubscriberEntry::state`: a live subscriber owns the entry (and holds its OFD lock).
+pub const ENTRY_ACTIVE: u32 = 1;
+
+/// `PublisherLine::state`: the publisher is publishing.
+pub const PUB_OPEN: u32 = 0;
+/// `PublisherLine::state`: the publisher closed the topic; nothing more will be written.
+pub const PUB_CLOSED: u32 = 1;
+
+/// What happens when the ring is full relative to a slow subscriber. Fixed at creation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Overflow {
+    /// The publisher never waits; a subscriber that falls a whole ring behind loses the
+    /// oldest messages and is told exactly how many (`Lagged(n)`).
+    Overwrite,
+    /// The publisher never overwrites a slot that a live subscriber has not released; a
+    /// loan waits, or `try_loan` reports `Full`.
+    Block,
+}
+
+impl Overflow {
+    pub(crate) const fn to_word(self) -> u64 {
+        match self {
+            Overflow::Overwrite => 0,
+            Overflow::Block => 1,
+        }
+    }
+    pub(crate) const fn from_word(w: u64) -> Option<Self> {
+        match w {
+            0 => Some(Overflow::Overwrite),
+            1 => Some(Overflow::Block),
+            _ => None,
+        }
+    }
+}
+
+/// Identity of the message type carried by a topic. All zero for a raw-bytes topic.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TypeInfo {
+    /// `size_of` of the archived type; 0 for raw bytes.
+    pub size: u64,
+    /// `align_of` of the archived type; 0 for raw bytes.
+    pub align: u64,
+    /// A schema version the user bumps when the type changes meaning but not shape.
+    pub schema_version: u64,
+    /// FNV-1a hash of the full type name.
+    pub name_hash: u64,
+    /// Bytes of `name` in use.
+    pub name_len: u64,
+    /// The type name, UTF-8, truncated to [`TYPE_NAME_BYTES`].
+    pub name: [u8; TYPE_NAME_BYTES],
+}
+
+impl TypeInfo {
+    /// The fingerprint of a raw-bytes topic.
+    pub const RAW: TypeInfo = TypeInfo {
+        size: 0,
+        align: 0,
+        schema_version: 0,
+        name_hash: 0,
+        name_len: 0,
+        name: [0; TYPE_NAME_BYTES],
+    };
+
+    /// Builds a fingerprint from a type name, its size and alignment, and a schema version.
+    pub fn new(name: &str, size: usize, align: usize, schema_version: u64) -> Self {
+        let mut info = TypeInfo {
+            size: size as u64,
+            align: align as u64,
+            schema_version,
+            name_hash: fnv1a(name.as_bytes()),
+            name_len: 0,
+            name: [0; TYPE_NAME_BYTES],
+        };
+        // Truncate on a char boundary so `name()` always decodes.
+        let mut n = name.len().min(TYPE_NAME_BYTES);
+        while !name.is_char_boundary(n) {
+            n -= 1;
+        }
+        info.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+        info.name_len = n as u64;
+        info
+    }
+
+    /// Whether this is the fingerprint of a raw-bytes topic.
+    pub fn is_raw(&self) -> bool {
+        *self == TypeInfo::RAW
+    }
+
+    /// The (possibly truncated) type name; `"<raw bytes>"` for raw topics, and
+    /// `"<invalid>"` if the stored bytes are not UTF-8.
+    pub fn name(&self) -> &str {
+        if self.is_raw() {
+            return "<raw bytes>";
+        }
+        let len = (self.name_len as usize).min(TYPE_NAME_BYTES);
+        std::str::from_utf8(&self.name[..len]).unwrap_or("<invalid>")
+    }
+}
+
+impl std::fmt::Debug for TypeInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_raw() {
+            return f.write_str("raw bytes");
+        }
+        write!(
+            f,
+            "{} (size {}, align {}, schema v{})",
+            self.name(),
+            self.size,
+            self.align,
+            self.schema_version
+        )
+    }
+}
+
+impl std::fmt::Display for TypeInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+/// FNV-1a, 64-bit: tiny, deterministic across builds and processes (unlike `DefaultHasher`).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Identity and geometry: written once by the creator before the segment is given its name,
+/// never written again. Attachers read it with `pread` into a local copy and validate it;
+/// the ring code only ever uses that validated copy ([`crate::Geometry`]).
+#[repr(C)]
+pub struct Identity {
+    /// [`MAGIC_VERSION`] once the segment is complete; 0 while it is being initialized.
+    /// Written last, with Release (pairs with the Acquire load in attach).
+    pub magic_version: AtomicU64,
+    /// Bytes from the start of the segment to slot 0; a multiple of the page size.
+    pub header_size: u64,
+    /// Bytes of the whole segment; must equal the file's size.
+    pub total_size: u64,
+    /// Slots in the ring: a power of two, at least 2.
+    pub slot_count: u64,
+    /// Most payload bytes one slot holds.
+    pub slot_capacity: u64,
+    /// Bytes from one slot to the next: a multiple of [`LINE`] and of `alignment`.
+    pub slot_stride: u64,
+    /// Offset of the payload inside a slot: `max(alignment, SLOT_HEADER_BYTES)`.
+    pub payload_offset: u64,
+    /// Alignment of every payload: a power of two, 16 ..= 4096.
+    pub alignment: u64,
+    /// Entries in the subscriber table.
+    pub max_subscribers: u64,
+    /// Offset of the subscriber table: `size_of::<Header>()`.
+    pub table_offset: u64,
+    /// [`Overflow::to_word`] of the topic's policy.
+    pub overflow: u64,
+    /// Random at creation: tells a re-created topic from its predecessor.
+    pub creation_id: u64,
+    /// PID of the creating publisher, for humans only (liveness uses locks, not PIDs).
+    pub creator_pid: u64,
+    /// What the messages are.
+    pub type_info: TypeInfo,
+}
+
+/// The publisher's cursor line: written by the publisher on every commit.
+#[repr(C, align(128))]
+pub struct PublisherLine {
+    /// Sequence of the next message to be committed (= messages committed so far).
+    /// Written only by the publisher, with Release after the slot's stamp.
+    pub write_cursor: AtomicU64,
+    /// `Block` only: the highest sequence the publisher may write before it must rescan
+    /// the subscriber table. Written by the publisher in `Writer::refresh_limit`; read by
+    /// attaching subscribers to pick a start the publisher cannot overwrite.
+    pub gate_limit: AtomicU64,
+}
+
+/// The subscribers' wake line: written by the publisher only when someone sleeps or on
+/// close, and by subscribers only when they go to sleep or wake up.
+#[repr(C, align(128))]
+pub struct SubscriberWakeLine {
+    /// Futex word subscribers sleep on; the publisher bumps it before waking them.
+    pub futex: AtomicU32,
+    /// Subscribers announced as (about to be) asleep on `futex`.
+    pub sleepers: AtomicU32,
+    /// [`PUB_OPEN`] or [`PUB_CLOSED`]; written by the publisher (Release) when it closes.
+    pub state: AtomicU32,
+}
+
+/// The publisher's wake line (`Block` only): the publisher sleeps here when the ring is full.
+#[repr(C, align(128))]
+pub struct PublisherWakeLine {
+    /// Futex word the publisher sleeps on; a releasing subscriber bumps it before waking.
+    pub futex: AtomicU32,
+    /// 1 while the publisher is (about to be) asleep on `futex`, else 0.
+    pub waiting: AtomicU32,
+}
+
+/// The control header at offset 0 of every segment.
+#[repr(C, align(128))]
+pub struct Header {
+    /// Written once at creation.
+    pub identity: Identity,
+    /// Written by the publisher per message.
+    pub publisher: PublisherLine,
+    /// Written around subscriber sleeps.
+    pub sub_wake: SubscriberWakeLine,
+    /// Written around publisher sleeps.
+    pub pub_wake: PublisherWakeLine,
+}
+
+/// One subscriber's entry in the table: written only by the subscriber that owns it
+/// (except `state`, which attach and eviction change).
+#[repr(C, align(128))]
+pub struct SubscriberEntry {
+    /// [`ENTRY_FREE`] or [`ENTRY_ACTIVE`]. A subscriber sets ACTIVE (Release) after its
+    /// cursor, and only while it holds the entry's OFD lock.
+    pub state: AtomicU32,
+    /// PID of the owner, for humans only.
+    pub pid: AtomicU32,
+    /// The next sequence this subscriber has not yet released. Under `Block` the
+    /// publisher never writes sequence `s` while `s >= cursor + slot_count`. Written only
+    /// by the owner, with Release (pairs with the publisher's Acquire rescan).
+    pub cursor: AtomicU64,
+    /// Messages this subscriber has lost to lapping (`Overwrite`), for `inspect`.
+    pub lost: AtomicU64,
+    /// Bumped each time the entry is claimed, so observers can tell owners apart.
+    pub generation: AtomicU64,
+}
+
+/// The header of one slot in the ring.
+#[repr(C)]
+pub struct SlotHeader {
+    /// Which sequence the slot holds and whether a write is in progress; see
+    /// [`crate::stamp`]. Written only by the publisher.
+    pub stamp: AtomicU64,
+    /// Payload bytes of the committed message. Written by the publisher before the
+    /// committing stamp store; readers must bound-check it (a hostile publisher may lie).
+    pub len: AtomicU64,
+}
+
+// The layout is a contract between binaries: pin it. (Under loom the atomics are loom's
+// bookkeeping types, and the layout is not shared with anyone.)
+#[cfg(not(loom))]
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(offset_of!(Identity, magic_version) == 0);
+    assert!(offset_of!(Identity, type_info) == 104);
+    assert!(size_of::<TypeInfo>() == 136);
+    assert!(size_of::<Identity>() == 240);
+    assert!(offset_of!(Header, publisher) == 256);
+    assert!(offset_of!(Header, sub_wake) == 384);
+    assert!(offset_of!(Header, pub_wake) == 512);
+    assert!(size_of::<Header>() == 640);
+    assert!(align_of::<Header>() == LINE);
+    assert!(size_of::<SubscriberEntry>() == LINE);
+    assert!(size_of::<SlotHeader>() == SLOT_HEADER_BYTES);
+};
+
+impl Header {
+    /// A header for `g`, with the magic/version word still 0 (the creator stores it last).
+    pub(crate) fn new(g: &crate::geometry::Geometry, creator_pid: u64) -> Header {
+        Header {
+            identity: Identity {
+                magic_version: AtomicU64::new(0),
+                header_size: g.header_size,
+                total_size: g.total_size,
+                slot_count: g.slot_count,
+                slot_capacity: g.slot_capacity,
+                slot_stride: g.slot_stride,
+                payload_offset: g.payload_offset,
+                alignment: g.alignment,
+                max_subscribers: g.max_subscribers,
+                table_offset: g.table_offset,
+                overflow: g.overflow.to_word(),
+                creation_id: g.creation_id,
+                creator_pid,
+                type_info: g.type_info,
+            },
+            publisher: PublisherLine {
+                write_cursor: AtomicU64::new(0),
+                // Nothing is written yet and no subscriber exists: the publisher may fill
+                // the ring once before it has to look at the table.
+                gate_limit: AtomicU64::new(g.slot_count - 1),
+            },
+            sub_wake: SubscriberWakeLine {
+                futex: AtomicU32::new(0),
+                sleepers: AtomicU32::new(0),
+                state: AtomicU32::new(PUB_OPEN),
+            },
+            pub_wake: PublisherWakeLine {
+                futex: AtomicU32::new(0),
+                waiting: AtomicU32::new(0),
+            },
+        }
+    }
+}

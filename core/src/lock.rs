@@ -1,0 +1,58 @@
+//! Liveness through kernel-held locks: open file description (OFD) byte-range locks.
+//!
+//! The publisher holds a write lock on byte 0 of its segment file for as long as it lives;
+//! subscriber table entry `i` is owned by whoever holds a write lock on byte `1 + i`. The
+//! kernel drops these locks when the owning file description is closed, including when the
+//! process dies by SIGKILL, so "is anybody holding it?" (F_OFD_GETLK) is a liveness test
+//! that PID reuse and PID namespaces cannot fool. OFD locks (unlike classic POSIX locks)
+//! belong to the open file description, so two handles in one process, each with its own
+//! `open`, exclude each other too. Locked bytes lie past nothing in particular: a lock on a
+//! byte beyond the end of file is legal and costs no memory.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg};
+
+/// The byte the publisher locks.
+pub const PUBLISHER_BYTE: i64 = 0;
+
+/// The byte owned by subscriber table entry `i`.
+pub const fn entry_byte(i: usize) -> i64 {
+    1 + i as i64
+}
+
+fn range(kind: libc::c_int, byte: i64) -> libc::flock {
+    // SAFETY: `flock` is a plain C struct; all-zero is a valid value we then fill in.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte;
+    fl.l_len = 1;
+    fl
+}
+
+/// Tries to take the write lock on `byte` without waiting. `Ok(false)` if another open
+/// file description holds a lock on it.
+pub fn try_lock(fd: BorrowedFd<'_>, byte: i64) -> std::io::Result<bool> {
+    let fl = range(libc::F_WRLCK, byte);
+    match fcntl(fd.as_raw_fd(), FcntlArg::F_OFD_SETLK(&fl)) {
+        Ok(_) => Ok(true),
+        Err(Errno::EAGAIN | Errno::EACCES) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Releases our lock on `byte` (no error if we hold none).
+pub fn unlock(fd: BorrowedFd<'_>, byte: i64) -> std::io::Result<()> {
+    let fl = range(libc::F_UNLCK, byte);
+    fcntl(fd.as_raw_fd(), FcntlArg::F_OFD_SETLK(&fl))?;
+    Ok(())
+}
+
+/// Whether another open file description holds a lock on `byte`.
+pub fn is_locked(fd: BorrowedFd<'_>, byte: i64) -> std::io::Result<bool> {
+    let mut fl = range(libc::F_WRLCK, byte);
+    fcntl(fd.as_raw_fd(), FcntlArg::F_OFD_GETLK(&mut fl))?;
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}

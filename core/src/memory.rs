@@ -1,0 +1,298 @@
+//! The memory a segment lives in, behind one accessor API.
+//!
+//! In a normal build this is a shared mapping of the segment file (one read-write mapping
+//! for a publisher; for a subscriber, the header read-write and the ring read-only). Under
+//! loom it is an ordinary allocation of loom atomics shared by the threads that stand in for
+//! processes, with each slot's payload modelled as a few atomic words plus a loom
+//! `UnsafeCell` that lets loom prove `Block`'s "no write while a reader holds the slot".
+//!
+//! Only payload access differs between the two; headers, stamps and cursors are the same
+//! `crate::sync` atomics either way, reached through the same methods.
+
+use crate::geometry::Geometry;
+use crate::layout::{Header, SlotHeader, SubscriberEntry};
+#[cfg(not(loom))]
+use crate::sync::{AtomicU64, Ordering};
+
+/// A mapped (or, under loom, modelled) segment.
+pub struct SegmentMemory {
+    geometry: Geometry,
+    header: *const Header,
+    table: *const SubscriberEntry,
+    /// First byte of slot 0. Read-only memory in a subscriber: never written through here
+    /// except by the publisher.
+    ring: *mut u8,
+    #[cfg(not(loom))]
+    _maps: Vec<memmap2::MmapRaw>,
+    #[cfg(loom)]
+    model: model::Backing,
+}
+
+// SAFETY: the raw pointers point into a mapping (or model allocation) owned by `self` and
+// alive as long as it is; all shared state behind them is accessed through atomics or under
+// the ring protocol's exclusion rules, so sharing the handle between threads adds no race.
+unsafe impl Send for SegmentMemory {}
+// SAFETY: as for `Send`: `&SegmentMemory` only hands out `&` to atomics and raw pointers.
+unsafe impl Sync for SegmentMemory {}
+
+impl SegmentMemory {
+    /// Wraps mappings of a validated segment.
+    ///
+    /// # Safety
+    /// - `base` points to the start of a mapping of the segment's first `header_size` bytes,
+    ///   readable and writable, that `maps` keeps alive;
+    /// - `ring` points to a mapping of the next `total_size - header_size` bytes, readable
+    ///   (and writable if this handle will publish), kept alive by `maps`;
+    /// - the segment's geometry was validated against the file (`geometry`), and the
+    ///   header and table were initialized by a ringcast creator (zero is a valid state).
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn from_maps(
+        geometry: Geometry,
+        base: *mut u8,
+        ring: *mut u8,
+        maps: Vec<memmap2::MmapRaw>,
+    ) -> Self {
+        SegmentMemory {
+            geometry,
+            header: base as *const Header,
+            // SAFETY: table_offset + entries*LINE <= header_size (validated geometry), so
+            // the offset stays inside the header mapping.
+            table: unsafe { base.add(geometry.table_offset as usize) } as *const SubscriberEntry,
+            ring,
+            _maps: maps,
+        }
+    }
+
+    /// The validated geometry.
+    #[inline]
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// The control header.
+    #[inline]
+    pub fn header(&self) -> &Header {
+        // SAFETY: `header` points to a live, initialized `Header` for the life of `self`
+        // (constructor contract); every field other processes write is atomic.
+        unsafe { &*self.header }
+    }
+
+    /// Subscriber table entry `i`.
+    #[inline]
+    pub fn entry(&self, i: usize) -> &SubscriberEntry {
+        assert!((i as u64) < self.geometry.max_subscribers);
+        // SAFETY: i < max_subscribers, and the table holds that many entries inside the
+        // mapping (validated geometry); all fields are atomics.
+        unsafe { &*self.table.add(i) }
+    }
+
+    #[cfg(not(loom))]
+    #[inline]
+    fn slot_base(&self, seq: u64) -> *mut u8 {
+        let idx = seq & self.geometry.mask();
+        // SAFETY: idx < slot_count and slot_count * stride bytes follow `ring` (validated
+        // geometry), so the result stays inside the ring mapping.
+        unsafe { self.ring.add((idx * self.geometry.slot_stride) as usize) }
+    }
+
+    /// The header of the slot that holds `seq`.
+    #[inline]
+    pub fn slot(&self, seq: u64) -> &SlotHeader {
+        #[cfg(not(loom))]
+        {
+            // SAFETY: each slot starts with a `SlotHeader` at a 128-aligned offset inside
+            // the ring mapping; its fields are atomics.
+            unsafe { &*(self.slot_base(seq) as *const SlotHeader) }
+        }
+        #[cfg(loom)]
+        {
+            let _ = self.ring;
+            &self.model.slots[(seq & self.geometry.mask()) as usize].header
+        }
+    }
+
+    /// The payload bytes of the slot that holds `seq`, for the publisher to fill.
+    ///
+    /// # Safety
+    /// The caller is the topic's publisher, has claimed `seq` through
+    /// [`crate::ring::Writer::try_claim`] (so no reader may form a reference to these bytes),
+    /// mapped the ring writable, and holds no other reference to this payload.
+    #[cfg(not(loom))]
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn payload_mut(&self, seq: u64) -> &mut [u8] {
+        // SAFETY: payload_offset + capacity <= stride (validated geometry); exclusivity and
+        // writability are the caller's obligations above.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.slot_base(seq)
+                    .add(self.geometry.payload_offset as usize),
+                self.geometry.slot_capacity as usize,
+            )
+        }
+    }
+
+    /// The first `len` committed payload bytes of `seq`, read in place.
+    ///
+    /// # Safety
+    /// The topic is `Block`, `len <= slot_capacity`, and the caller's subscriber entry
+    /// keeps `seq` unreleased (cursor <= seq) for as long as the slice lives, so the
+    /// publisher cannot write the slot meanwhile.
+    #[cfg(not(loom))]
+    #[inline]
+    pub unsafe fn payload(&self, seq: u64, len: usize) -> &[u8] {
+        debug_assert!(len as u64 <= self.geometry.slot_capacity);
+        // SAFETY: in bounds as for `payload_mut`; immutability for the slice's life is the
+        // caller's obligation.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.slot_base(seq)
+                    .add(self.geometry.payload_offset as usize),
+                len,
+            )
+        }
+    }
+
+    /// Copies the first `len` payload bytes of `seq` into `dst` with per-word atomic loads,
+    /// so that a concurrent overwrite by the publisher is a detectable race (the caller
+    /// re-checks the stamp afterwards), never undefined behaviour.
+    #[inline]
+    pub fn copy_out(&self, seq: u64, len: usize, dst: &mut [u64]) {
+        let words = len.div_ceil(8);
+        assert!(words <= dst.len() && len as u64 <= self.geometry.slot_capacity);
+        #[cfg(not(loom))]
+        {
+            // SAFETY: payload_offset + capacity <= stride (validated geometry) and
+            // len <= capacity, so `words` u64 reads stay inside the slot; the payload is
+            // 16-aligned, so each word is aligned.
+            let src = unsafe {
+                self.slot_base(seq)
+                    .add(self.geometry.payload_offset as usize)
+            } as *mut u64;
+            for (i, d) in dst[..words].iter_mut().enumerate() {
+                // SAFETY: `src.add(i)` is in bounds and aligned (above); the memory is only
+                // ever accessed atomically or by the publisher's plain writes in another
+                // process, which this load may race by design (the stamp re-check discards
+                // any copy that did). Relaxed: ordered by the Acquire fence in
+                // `Reader::read_copy` before its stamp re-check.
+                *d = unsafe { AtomicU64::from_ptr(src.add(i)) }.load(Ordering::Relaxed);
+            }
+        }
+        #[cfg(loom)]
+        self.model.copy_out(seq & self.geometry.mask(), words, dst);
+    }
+}
+
+#[cfg(loom)]
+pub use model::PAYLOAD_WORDS as MODEL_PAYLOAD_WORDS;
+
+#[cfg(loom)]
+mod model {
+    //! The loom stand-in for a mapping.
+    use super::*;
+    use crate::layout::*;
+    use crate::sync::{AtomicU32, AtomicU64, Ordering};
+    use loom::cell::UnsafeCell;
+
+    /// Payload words per modelled slot.
+    pub const PAYLOAD_WORDS: usize = 2;
+
+    pub(super) struct Slot {
+        pub(super) header: SlotHeader,
+        words: [AtomicU64; PAYLOAD_WORDS],
+        /// Tracks exclusive (publisher write) versus shared (in-place `Block` read) access.
+        cell: UnsafeCell<()>,
+    }
+
+    pub(super) struct Backing {
+        _header: Box<Header>,
+        _table: Box<[SubscriberEntry]>,
+        pub(super) slots: Box<[Slot]>,
+    }
+
+    impl Backing {
+        pub(super) fn copy_out(&self, idx: u64, words: usize, dst: &mut [u64]) {
+            let slot = &self.slots[idx as usize];
+            for (d, w) in dst[..words].iter_mut().zip(&slot.words) {
+                // Relaxed: as in the std flavour, ordered by `read_copy`'s Acquire fence.
+                *d = w.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn zero_entry() -> SubscriberEntry {
+        SubscriberEntry {
+            state: AtomicU32::new(ENTRY_FREE),
+            pid: AtomicU32::new(0),
+            cursor: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    impl SegmentMemory {
+        /// A fresh, zeroed model segment with `slots` slots of [`PAYLOAD_WORDS`] words.
+        pub fn model(slots: u64, overflow: Overflow, max_subscribers: u64) -> Self {
+            let cfg = crate::geometry::SegmentConfig {
+                slots,
+                slot_size: (PAYLOAD_WORDS * 8) as u64,
+                max_subscribers,
+                overflow,
+                ..Default::default()
+            };
+            let geometry = Geometry::compute(&cfg, 4096, 1).expect("valid model geometry");
+            let header = Box::new(Header::new(&geometry));
+            header
+                .identity
+                .magic_version
+                .store(MAGIC_VERSION, Ordering::Release);
+            let table: Box<[SubscriberEntry]> =
+                (0..max_subscribers).map(|_| zero_entry()).collect();
+            let slot_vec: Box<[Slot]> = (0..slots)
+                .map(|_| Slot {
+                    header: SlotHeader {
+                        stamp: AtomicU64::new(0),
+                        len: AtomicU64::new(0),
+                    },
+                    words: std::array::from_fn(|_| AtomicU64::new(0)),
+                    cell: UnsafeCell::new(()),
+                })
+                .collect();
+            SegmentMemory {
+                geometry,
+                header: &*header as *const Header,
+                table: table.as_ptr(),
+                ring: std::ptr::null_mut(),
+                model: Backing {
+                    _header: header,
+                    _table: table,
+                    slots: slot_vec,
+                },
+            }
+        }
+
+        /// Model of the publisher filling a claimed slot: exclusive access (loom checks it
+        /// against in-place readers), then Relaxed word stores (published by the commit's
+        /// Release stamp store, or raced by `Overwrite` readers who re-check the stamp).
+        pub fn model_write(&self, seq: u64, words: &[u64]) {
+            let slot = &self.model.slots[(seq & self.geometry.mask()) as usize];
+            slot.cell.with_mut(|_| {
+                for (w, v) in slot.words.iter().zip(words) {
+                    w.store(*v, Ordering::Relaxed);
+                }
+            });
+        }
+
+        /// Model of a `Block` subscriber reading `seq` in place while it holds the sample:
+        /// shared access, which loom proves never overlaps a publisher write.
+        pub fn model_read_in_place(&self, seq: u64, dst: &mut [u64]) {
+            let slot = &self.model.slots[(seq & self.geometry.mask()) as usize];
+            slot.cell.with(|_| {
+                for (d, w) in dst.iter_mut().zip(&slot.words) {
+                    // Relaxed: the stamp's Acquire load already made the payload visible.
+                    *d = w.load(Ordering::Relaxed);
+                }
+            });
+        }
+    }
+}

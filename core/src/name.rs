@@ -1,0 +1,115 @@
+//! Topic names and where their segments live.
+//!
+//! A topic name is 1 to 200 characters of `[A-Za-z0-9._-]` with no leading dot, so it can
+//! never be a path, a hidden file, or `.`/`..`. The segment of topic `t` under prefix `p`
+//! is the POSIX shared-memory object `/p.t` (the file `/dev/shm/p.t` on Linux).
+
+use crate::error::NameError;
+
+/// The prefix used when none is given: segments are `/dev/shm/ringcast.<topic>`.
+pub const DEFAULT_PREFIX: &str = "ringcast";
+/// Longest topic name.
+pub const MAX_TOPIC_LEN: usize = 200;
+/// Where Linux keeps POSIX shared-memory objects.
+pub const SHM_DIR: &str = "/dev/shm";
+
+/// Checks a topic name against the rules above.
+///
+/// ```
+/// use ringcast_core::name::validate_topic;
+/// assert!(validate_topic("imu.left-1").is_ok());
+/// assert!(validate_topic("../etc/passwd").is_err());
+/// ```
+pub fn validate_topic(topic: &str) -> Result<(), NameError> {
+    validate(topic, NameKind::Topic)
+}
+
+/// Checks a segment prefix: the same alphabet as a topic, 1 to 32 characters.
+pub fn validate_prefix(prefix: &str) -> Result<(), NameError> {
+    validate(prefix, NameKind::Prefix)
+}
+
+#[derive(Clone, Copy)]
+enum NameKind {
+    Topic,
+    Prefix,
+}
+
+fn validate(s: &str, kind: NameKind) -> Result<(), NameError> {
+    let max = match kind {
+        NameKind::Topic => MAX_TOPIC_LEN,
+        NameKind::Prefix => 32,
+    };
+    if s.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if s.len() > max {
+        return Err(NameError::TooLong { len: s.len(), max });
+    }
+    if s.starts_with('.') {
+        return Err(NameError::LeadingDot);
+    }
+    if let Some((pos, ch)) = s
+        .char_indices()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(NameError::BadChar { ch, pos });
+    }
+    Ok(())
+}
+
+/// The POSIX shared-memory object name (`/prefix.topic`) of a validated topic.
+pub(crate) fn shm_name(prefix: &str, topic: &str) -> String {
+    format!("/{prefix}.{topic}")
+}
+
+/// The file behind a shared-memory object name.
+pub(crate) fn shm_path(shm_name: &str) -> std::path::PathBuf {
+    std::path::Path::new(SHM_DIR).join(shm_name.trim_start_matches('/'))
+}
+
+/// Lists the topics that have a segment under `prefix`, sorted. Unreadable directory
+/// entries are skipped; names that are not valid topics are ignored.
+pub fn list_topics(prefix: &str) -> std::io::Result<Vec<String>> {
+    let lead = format!("{prefix}.");
+    let mut topics: Vec<String> = std::fs::read_dir(SHM_DIR)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|f| f.strip_prefix(&lead).map(str::to_owned))
+        // Creation temporaries end in ".creating"; they are not topics yet.
+        .filter(|t| validate_topic(t).is_ok() && !t.contains(".creating-"))
+        .collect();
+    topics.sort();
+    Ok(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_path_like_and_out_of_alphabet_names() {
+        assert_eq!(validate_topic(""), Err(NameError::Empty));
+        assert_eq!(validate_topic(".hidden"), Err(NameError::LeadingDot));
+        assert_eq!(validate_topic(".."), Err(NameError::LeadingDot));
+        assert!(matches!(validate_topic("../x"), Err(NameError::LeadingDot)));
+        assert!(matches!(
+            validate_topic("a/b"),
+            Err(NameError::BadChar { ch: '/', pos: 1 })
+        ));
+        assert!(matches!(
+            validate_topic("/"),
+            Err(NameError::BadChar { ch: '/', pos: 0 })
+        ));
+        assert!(matches!(
+            validate_topic("caf\u{e9}"),
+            Err(NameError::BadChar { pos: 3, .. })
+        ));
+        assert!(matches!(
+            validate_topic(&"x".repeat(201)),
+            Err(NameError::TooLong { len: 201, max: 200 })
+        ));
+        assert!(validate_topic(&"x".repeat(200)).is_ok());
+        assert!(validate_topic("A-z_0.9").is_ok());
+    }
+}

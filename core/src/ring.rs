@@ -1,0 +1,469 @@
+//! The single-producer / multi-consumer ring protocol.
+//!
+//! One [`Writer`] (the publisher) and any number of [`Reader`]s (subscribers, usually in
+//! other processes) share a ring of `N = slot_count` slots. Message `seq` lives in slot
+//! `seq mod N`; each slot carries a stamp ([`crate::stamp`]) saying which sequence it holds.
+//!
+//! **Publishing** is a seqlock write per slot (Boehm, "Can seqlocks get along with
+//! programming language memory models?", MSPC 2012): stamp `busy(seq)`, Release fence,
+//! payload, then stamp `committed(seq)` with Release. Readers load the stamp with Acquire.
+//!
+//! **Overwrite**: the writer never waits. A reader copies the payload out with atomic word
+//! loads, issues an Acquire fence and re-reads the stamp; if the stamp moved, the copy raced
+//! an overwrite and is discarded. A reader that finds a stamp above the one it wants was
+//! lapped: it counts exactly the sequences it skips and resumes at the oldest intact one.
+//!
+//! **Block**: each reader publishes, in its subscriber-table entry, a `cursor`: the next
+//! sequence it has not released. The writer may write `seq` only if every active cursor is
+//! `> seq - N`. It caches that bound as `limit` (the LMAX Disruptor's cached gating
+//! sequence) and rescans the table only when it reaches the limit, so the fast path is a
+//! compare. Readers read in place; releasing stores `cursor = seq + 1` with Release.
+//!
+//! **Attach under Block** is a Dekker handshake between the attaching reader and the
+//! writer's rescan: the reader stores a tentative cursor, SeqCst fence, reads the writer's
+//! published `gate_limit`; the writer stores `gate_limit`, SeqCst fence, re-scans the table.
+//! Either the writer sees the reader's entry, or the reader sees the limit and starts past
+//! everything the writer may still overwrite without looking again.
+
+use std::sync::Arc;
+
+use crate::layout::{Overflow, ENTRY_ACTIVE, ENTRY_FREE, PUB_CLOSED};
+use crate::memory::SegmentMemory;
+use crate::stamp::{busy, committed};
+use crate::sync::{fence, mutant_or, Ordering};
+
+/// The ring is full relative to the slowest live `Block` subscriber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Full;
+
+/// The publisher's side of the ring. There is exactly one per topic; it is `Send` but not
+/// `Sync` (every method takes `&mut self`).
+pub struct Writer {
+    mem: Arc<SegmentMemory>,
+    /// Sequence of the next message to commit; mirrors `write_cursor` in shared memory,
+    /// which only this writer stores.
+    next: u64,
+    /// `Block`: the highest sequence we may write without rescanning the table. Invariant:
+    /// `limit <= min(active cursors) + N - 1` as of the last rescan.
+    limit: u64,
+    /// Whether `next` is claimed (stamped busy) and not yet committed.
+    claimed: bool,
+    slots: u64,
+    overflow: Overflow,
+}
+
+impl Writer {
+    /// The writer of a segment this process created (or reclaimed) and owns.
+    pub fn new(mem: Arc<SegmentMemory>) -> Self {
+        let g = *mem.geometry();
+        let hdr = mem.header();
+        // Relaxed: only this writer ever stores these; a fresh segment has them at 0 / N-1.
+        let next = hdr.publisher.write_cursor.load(Ordering::Relaxed);
+        let limit = hdr.publisher.gate_limit.load(Ordering::Relaxed);
+        Writer {
+            mem,
+            next,
+            limit,
+            claimed: false,
+            slots: g.slot_count,
+            overflow: g.overflow,
+        }
+    }
+
+    /// The segment memory.
+    #[inline]
+    pub fn memory(&self) -> &Arc<SegmentMemory> {
+        &self.mem
+    }
+
+    /// Sequence of the next message to commit (= messages committed so far).
+    #[inline]
+    pub fn next_seq(&self) -> u64 {
+        self.next
+    }
+
+    /// Claims the slot of the next sequence for writing and returns that sequence. Under
+    /// `Block` this fails with [`Full`] while the slowest active subscriber still holds the
+    /// slot; under `Overwrite` it always succeeds. Claiming twice without a commit returns
+    /// the same sequence.
+    #[inline]
+    pub fn try_claim(&mut self) -> Result<u64, Full> {
+        let s = self.next;
+        if self.claimed {
+            return Ok(s);
+        }
+        if self.overflow == Overflow::Block && s > self.limit && !self.refresh_limit() {
+            return Err(Full);
+        }
+        let slot = self.mem.slot(s);
+        debug_assert!(slot.stamp.load(Ordering::Relaxed) < busy(s));
+        // Relaxed: ordered before the payload writes by the Release fence below.
+        slot.stamp.store(busy(s), Ordering::Relaxed);
+        // Seqlock writer fence: a reader whose copy observed any payload byte of `s` also
+        // observes busy(s) or later on its re-check. Pairs with the Acquire fence in
+        // `Reader::read_copy`.
+        fence(mutant_or(Ordering::Release, Ordering::Relaxed));
+        self.claimed = true;
+        Ok(s)
+    }
+
+    /// Commits the claimed sequence with `len` payload bytes and returns it; wakes sleeping
+    /// subscribers if there are any.
+    ///
+    /// # Panics
+    /// If nothing is claimed, or `len` exceeds the slot capacity (callers check first).
+    #[inline]
+    pub fn commit(&mut self, len: usize) -> u64 {
+        assert!(self.claimed, "commit without a claimed slot");
+        assert!(len as u64 <= self.mem.geometry().slot_capacity);
+        let s = self.next;
+        let slot = self.mem.slot(s);
+        // Relaxed: published by the Release stamp store below.
+        slot.len.store(len as u64, Ordering::Relaxed);
+        // Release: publishes the payload and length. Pairs with the Acquire stamp load in
+        // `Reader::poll`.
+        slot.stamp.store(committed(s), Ordering::Release);
+        self.next = s + 1;
+        self.claimed = false;
+        let hdr = self.mem.header();
+        // Release: a reader that sees the cursor also sees the stamps of all sequences
+        // below it. Pairs with Acquire loads in attach and lag recovery.
+        hdr.publisher.write_cursor.store(s + 1, Ordering::Release);
+        crate::wait::after_commit(&self.mem);
+        s
+    }
+
+    /// Whether the next sequence could be claimed now (a fresh rescan under `Block`).
+    /// Used as the re-check of the publisher's sleep handshake.
+    pub fn has_room(&mut self) -> bool {
+        self.claimed || self.overflow == Overflow::Overwrite || self.refresh_limit()
+    }
+
+    /// Rescans the subscriber table for the slowest active cursor and republishes
+    /// `gate_limit`. Returns whether `next` may now be written.
+    #[cold]
+    fn refresh_limit(&mut self) -> bool {
+        let s = self.next;
+        let hdr = self.mem.header();
+        loop {
+            let min = self.slowest_cursor(s);
+            let limit = min + self.slots - 1;
+            // Relaxed: ordered before the rescan by the SeqCst fence below; the attaching
+            // reader reads it after its own SeqCst fence.
+            hdr.publisher.gate_limit.store(limit, Ordering::Relaxed);
+            // SeqCst: the Dekker handshake with `Reader::attach` (see the module docs):
+            // either the rescan below sees the attaching entry, or the attacher sees
+            // `gate_limit`.
+            fence(mutant_or(Ordering::SeqCst, Ordering::Relaxed));
+            if self.slowest_cursor(s) >= min {
+                self.limit = limit;
+                return s <= limit;
+            }
+            // A subscriber attached behind `min` while we scanned: include it.
+        }
+    }
+
+    /// The smallest cursor of any active entry, capped at `cap`.
+    fn slowest_cursor(&self, cap: u64) -> u64 {
+        let g = self.mem.geometry();
+        let mut min = cap;
+        for i in 0..g.max_subscribers as usize {
+            let e = self.mem.entry(i);
+            // Acquire: pairs with the Release store of ACTIVE in attach, so the cursor we
+            // load next is at least the attach's tentative one.
+            if e.state.load(Ordering::Acquire) == ENTRY_ACTIVE {
+                // Acquire: pairs with the Release cursor store in `Reader::release`: the
+                // reader's in-place reads of older slots happen before we overwrite them.
+                min = min.min(e.cursor.load(Ordering::Acquire));
+            }
+        }
+        min
+    }
+
+    /// Marks the topic closed and wakes every sleeper. Readers drain what was committed,
+    /// then see [`Poll::Closed`]. Idempotent.
+    pub fn close(&self) {
+        let hdr = self.mem.header();
+        // Release: every commit before the close is visible to a reader that sees CLOSED.
+        // Pairs with the Acquire load in `Reader::poll_slow`.
+        hdr.sub_wake.state.store(PUB_CLOSED, Ordering::Release);
+        crate::wait::wake_all_subscribers(&self.mem);
+    }
+}
+
+/// Where a new subscriber starts reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Start {
+    /// With the next message published after attaching.
+    #[default]
+    Latest,
+    /// With the oldest message still in the ring (replay).
+    Oldest,
+}
+
+/// What a reader found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Poll {
+    /// Message `seq` with `len` payload bytes is committed in its slot.
+    Ready {
+        /// Its sequence.
+        seq: u64,
+        /// Its length (already checked against the slot capacity).
+        len: usize,
+    },
+    /// Nothing new yet.
+    Empty,
+    /// `Overwrite`: the reader was lapped and skipped exactly this many messages; it now
+    /// points at the oldest intact one.
+    Lagged(u64),
+    /// The publisher closed the topic and everything committed has been read.
+    Closed,
+    /// `Block`: the slot moved on although this reader had not released it: the reader
+    /// was evicted and may no longer read in place.
+    Overrun,
+    /// The committed length is larger than the slot: the publisher is broken or hostile.
+    Corrupt {
+        /// The length it claimed.
+        len: u64,
+    },
+}
+
+/// A subscriber's side of the ring: its own cursor and its entry in the table.
+pub struct Reader {
+    mem: Arc<SegmentMemory>,
+    entry: usize,
+    /// Next sequence to read.
+    next: u64,
+    /// Messages lost to lapping so far.
+    lost: u64,
+    slots: u64,
+    capacity: u64,
+    overflow: Overflow,
+}
+
+impl Reader {
+    /// Starts reading through table entry `entry`, which the caller has exclusively
+    /// claimed (an OFD lock in a process; a CAS under loom).
+    pub fn attach(mem: Arc<SegmentMemory>, entry: usize, start: Start) -> Self {
+        let g = *mem.geometry();
+        let n = g.slot_count;
+        let hdr = mem.header();
+        let e = mem.entry(entry);
+        let pick = |w: u64| match start {
+            Start::Latest => w,
+            Start::Oldest => w.saturating_sub(n),
+        };
+        // Acquire: pairs with the Release cursor store in `Writer::commit`.
+        let tentative = pick(hdr.publisher.write_cursor.load(Ordering::Acquire));
+        // Relaxed: published by the Release store of ACTIVE just below.
+        e.cursor.store(tentative, Ordering::Relaxed);
+        e.lost.store(0, Ordering::Relaxed);
+        e.pid.store(std::process::id(), Ordering::Relaxed);
+        e.generation.fetch_add(1, Ordering::Relaxed);
+        // Release: a writer that sees ACTIVE sees the tentative cursor. Pairs with the
+        // Acquire state load in `Writer::slowest_cursor`.
+        e.state.store(ENTRY_ACTIVE, Ordering::Release);
+        // SeqCst: the attach half of the Dekker handshake with `Writer::refresh_limit`.
+        fence(mutant_or(Ordering::SeqCst, Ordering::Relaxed));
+        // Acquire: as above; a later cursor only moves the start forward.
+        let mut next = pick(hdr.publisher.write_cursor.load(Ordering::Acquire)).max(tentative);
+        if g.overflow == Overflow::Block {
+            // Relaxed: ordered by the fence above (see `Writer::refresh_limit`).
+            let limit = hdr.publisher.gate_limit.load(Ordering::Relaxed);
+            // The writer may overwrite anything below `limit + 1 - n` without rescanning.
+            next = next.max((limit + 1).saturating_sub(n));
+        }
+        // Release: as for every cursor store, pairs with the writer's Acquire rescan.
+        e.cursor.store(next, Ordering::Release);
+        Reader {
+            mem,
+            entry,
+            next,
+            lost: 0,
+            slots: n,
+            capacity: g.slot_capacity,
+            overflow: g.overflow,
+        }
+    }
+
+    /// The segment memory.
+    #[inline]
+    pub fn memory(&self) -> &Arc<SegmentMemory> {
+        &self.mem
+    }
+
+    /// The table entry this reader owns.
+    #[inline]
+    pub fn entry_index(&self) -> usize {
+        self.entry
+    }
+
+    /// Next sequence this reader will deliver.
+    #[inline]
+    pub fn next_seq(&self) -> u64 {
+        self.next
+    }
+
+    /// Messages lost to lapping since attach.
+    #[inline]
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Whether [`poll`](Self::poll) would return something other than `Empty`: the next
+    /// slot holds (or has moved past) our sequence, or the topic is closed. Does not
+    /// consume anything; used as the re-check before sleeping.
+    #[inline]
+    pub fn has_news(&self) -> bool {
+        let s = self.next;
+        // Acquire: as in `poll`.
+        self.mem.slot(s).stamp.load(Ordering::Acquire) >= committed(s) || self.is_closed()
+    }
+
+    /// Looks at the slot of the next sequence without consuming it.
+    #[inline]
+    pub fn poll(&mut self) -> Poll {
+        let s = self.next;
+        let slot = self.mem.slot(s);
+        // Acquire: pairs with the Release stamp store in `Writer::commit`: the payload
+        // and length of `s` are visible once we see committed(s).
+        let stamp = slot
+            .stamp
+            .load(mutant_or(Ordering::Acquire, Ordering::Relaxed));
+        if stamp == committed(s) {
+            return self.ready(s);
+        }
+        self.poll_slow(stamp)
+    }
+
+    #[inline]
+    fn ready(&self, s: u64) -> Poll {
+        // Relaxed: made visible by the Acquire stamp load that preceded this.
+        let len = self.mem.slot(s).len.load(Ordering::Relaxed);
+        if len > self.capacity {
+            return Poll::Corrupt { len };
+        }
+        Poll::Ready {
+            seq: s,
+            len: len as usize,
+        }
+    }
+
+    #[cold]
+    fn poll_slow(&mut self, stamp: u64) -> Poll {
+        let s = self.next;
+        if stamp > committed(s) {
+            return match self.overflow {
+                Overflow::Overwrite => self.recover_lag(),
+                Overflow::Block => Poll::Overrun,
+            };
+        }
+        // Acquire: pairs with the Release store in `Writer::close`: after seeing CLOSED,
+        // every commit is visible, so one more look at the stamp is final.
+        if self.mem.header().sub_wake.state.load(Ordering::Acquire) == PUB_CLOSED {
+            // Acquire: as in `poll`.
+            let stamp = self.mem.slot(s).stamp.load(Ordering::Acquire);
+            if stamp == committed(s) {
+                return self.ready(s);
+            }
+            if stamp > committed(s) {
+                return self.poll_slow(stamp);
+            }
+            return Poll::Closed;
+        }
+        Poll::Empty
+    }
+
+    /// Lapped: skip to the oldest intact sequence, counting exactly what is skipped.
+    #[cold]
+    fn recover_lag(&mut self) -> Poll {
+        let hdr = self.mem.header();
+        // Acquire: pairs with the Release in `Writer::commit`.
+        let w = hdr.publisher.write_cursor.load(Ordering::Acquire);
+        let mut target = w.saturating_sub(self.slots);
+        // Slot `target` is where the writer's next message `w` goes; if that write has
+        // begun, `target` is gone. Acquire: as in `poll`.
+        if target < w && self.mem.slot(target).stamp.load(Ordering::Acquire) != committed(target) {
+            target += 1;
+        }
+        // We saw a stamp above committed(next): `next` itself is gone whatever `w` says.
+        let target = target.max(self.next + 1);
+        let skipped = target - self.next;
+        self.next = target;
+        self.lost += skipped;
+        self.publish_position();
+        Poll::Lagged(skipped)
+    }
+
+    /// Copies message `seq` (from a `Ready` poll) into `dst` and checks it was not
+    /// overwritten meanwhile. On success the message is consumed and its length returned;
+    /// on a race the reader recovers as from a lap and returns the `Lagged` poll.
+    #[inline]
+    pub fn read_copy(&mut self, seq: u64, len: usize, dst: &mut [u64]) -> Result<usize, Poll> {
+        debug_assert_eq!(seq, self.next);
+        self.mem.copy_out(seq, len, dst);
+        // Seqlock reader fence: if the copy saw any byte of a later write, the stamp load
+        // below sees that write's busy stamp. Pairs with the Release fence in
+        // `Writer::try_claim`.
+        fence(mutant_or(Ordering::Acquire, Ordering::Relaxed));
+        // Relaxed: ordered by the fence above.
+        if self.mem.slot(seq).stamp.load(Ordering::Relaxed) == committed(seq) {
+            self.next = seq + 1;
+            // Overwrite readers publish their position only for `inspect`; a Relaxed store
+            // to our own line per message is cheap.
+            if self.next & 63 == 0 {
+                self.publish_position();
+            }
+            return Ok(len);
+        }
+        Err(self.recover_lag())
+    }
+
+    /// Releases message `seq` (read in place after a `Ready` poll) and moves on. Under
+    /// `Block` this lets the writer reuse the slot and wakes it if it sleeps.
+    #[inline]
+    pub fn release(&mut self, seq: u64) {
+        debug_assert_eq!(seq, self.next);
+        self.next = seq + 1;
+        let e = self.mem.entry(self.entry);
+        // Release: our reads of the slot happen before the writer's overwrite. Pairs with
+        // the Acquire cursor load in `Writer::slowest_cursor`.
+        e.cursor
+            .store(self.next, mutant_or(Ordering::Release, Ordering::Relaxed));
+        if self.overflow == Overflow::Block {
+            crate::wait::after_release(&self.mem);
+        }
+    }
+
+    fn publish_position(&self) {
+        let e = self.mem.entry(self.entry);
+        // Relaxed: informational (inspect); under Block cursors move only in `release`.
+        if self.overflow == Overflow::Overwrite {
+            e.cursor.store(self.next, Ordering::Relaxed);
+        }
+        e.lost.store(self.lost, Ordering::Relaxed);
+    }
+
+    /// Leaves the table: the writer stops gating on this entry.
+    pub fn detach(self) {
+        drop(self)
+    }
+
+    /// Whether the publisher has closed the topic.
+    pub fn is_closed(&self) -> bool {
+        // Acquire: see `poll_slow`.
+        self.mem.header().sub_wake.state.load(Ordering::Acquire) == PUB_CLOSED
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.publish_position();
+        let e = self.mem.entry(self.entry);
+        // Release: everything we read happens before the writer reuses the slots we held.
+        e.state.store(ENTRY_FREE, Ordering::Release);
+        if self.overflow == Overflow::Block {
+            crate::wait::after_release(&self.mem);
+        }
+    }
+}

@@ -1,0 +1,540 @@
+//! Creating, reclaiming, opening and validating segments in `/dev/shm`.
+//!
+//! **Create** builds the whole segment under a private temporary name (mode 0600 unless
+//! asked otherwise, memory reserved with `posix_fallocate` so a full /dev/shm fails here and
+//! not later with SIGBUS), takes the publisher lock, writes the magic/version word last, and
+//! only then gives it the topic's name with `link(2)`, which fails if the name exists. So
+//! nobody ever sees a half-made segment under a topic name, and creation is exclusive. If
+//! the name exists and its publisher lock is free, the old publisher is dead: we take its
+//! lock (so no second reclaimer races us), check the name still means that file, unlink
+//! it, and link ours.
+//!
+//! **Open** reads the fixed header with `pread` (never through a mapping, so a short or
+//! hostile file cannot fault us), validates magic, version, every geometry field and the
+//! file size, checks the message type, and only then maps: the header read-write, the ring
+//! read-only for subscribers.
+
+use std::fs::File;
+use std::io;
+use std::mem::offset_of;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use memmap2::MmapOptions;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::mman::{shm_open, shm_unlink};
+use nix::sys::stat::Mode;
+
+use crate::error::{AttachError, CreateError};
+use crate::geometry::{Geometry, SegmentConfig, HEADER_BYTES};
+use crate::layout::{Header, Identity, Overflow, TypeInfo, MAGIC, MAGIC_VERSION};
+use crate::lock;
+use crate::memory::SegmentMemory;
+use crate::name::{shm_name, shm_path, validate_prefix, validate_topic};
+use crate::sync::Ordering;
+
+/// How an open segment is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Subscribe: header read-write, ring read-only.
+    Subscribe,
+    /// Look only (`ringcast inspect`, `gc`): everything read-only.
+    Inspect,
+}
+
+/// Where and how to create a topic.
+#[derive(Clone, Debug)]
+pub struct CreateOptions {
+    /// Segment name prefix (default `ringcast`).
+    pub prefix: String,
+    /// Ring geometry, policy and type.
+    pub config: SegmentConfig,
+    /// Permission bits of the segment file (default 0o600).
+    pub mode: u32,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            prefix: crate::name::DEFAULT_PREFIX.to_owned(),
+            config: SegmentConfig::default(),
+            mode: 0o600,
+        }
+    }
+}
+
+/// A segment this process has open: its mapping, its file (which carries our locks) and
+/// its name.
+pub struct Segment {
+    memory: Arc<SegmentMemory>,
+    file: File,
+    topic: String,
+    shm_name: String,
+}
+
+/// The system page size.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as u64
+    } else {
+        4096
+    }
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+fn open_shm(name: &str, flags: OFlag, mode: u32) -> nix::Result<File> {
+    let fd: OwnedFd = shm_open(name, flags, Mode::from_bits_truncate(mode))?;
+    Ok(File::from(fd))
+}
+
+impl Segment {
+    /// Creates the segment of `topic`, or reclaims it if its publisher is dead.
+    pub fn create(topic: &str, opts: &CreateOptions) -> Result<Segment, CreateError> {
+        let t = || topic.to_owned();
+        validate_topic(topic).map_err(|source| CreateError::Name { topic: t(), source })?;
+        validate_prefix(&opts.prefix).map_err(|source| CreateError::Name {
+            topic: opts.prefix.clone(),
+            source,
+        })?;
+        if opts.mode & !0o666 != 0 {
+            return Err(CreateError::Config {
+                topic: t(),
+                source: crate::error::ConfigError::Mode(opts.mode),
+            });
+        }
+        let g = Geometry::compute(&opts.config, page_size(), random_u64())
+            .map_err(|source| CreateError::Config { topic: t(), source })?;
+        let io_err = |op: &'static str| {
+            move |e: Errno| match e {
+                Errno::EACCES | Errno::EPERM => CreateError::PermissionDenied { topic: t() },
+                Errno::ENOSPC => CreateError::NoSpace {
+                    topic: t(),
+                    bytes: g.total_size,
+                },
+                e => CreateError::Io {
+                    topic: t(),
+                    op,
+                    source: e.into(),
+                },
+            }
+        };
+
+        // 1. Build it under a private name.
+        let temp = format!(
+            "/{}..new.{}.{:016x}",
+            opts.prefix,
+            std::process::id(),
+            random_u64()
+        );
+        let file = open_shm(
+            &temp,
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+            opts.mode,
+        )
+        .map_err(io_err("shm_open"))?;
+        let temp_guard = UnlinkOnDrop(Some(temp.clone()));
+        // The umask may have narrowed the mode; set exactly what was asked.
+        nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(opts.mode))
+            .map_err(io_err("fchmod"))?;
+        match nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, g.total_size as i64) {
+            Ok(()) => {}
+            // Filesystems without fallocate: plain ftruncate (no up-front reservation).
+            Err(Errno::EOPNOTSUPP | Errno::EINVAL) => {
+                file.set_len(g.total_size).map_err(|e| CreateError::Io {
+                    topic: t(),
+                    op: "ftruncate",
+                    source: e,
+                })?
+            }
+            Err(e) => return Err(io_err("posix_fallocate")(e)),
+        }
+        if !lock::try_lock(file.as_fd(), lock::PUBLISHER_BYTE).map_err(|e| CreateError::Io {
+            topic: t(),
+            op: "fcntl(F_OFD_SETLK)",
+            source: e,
+        })? {
+            return Err(CreateError::AlreadyPublished { topic: t() });
+        }
+        let map = MmapOptions::new()
+            .len(g.total_size as usize)
+            .map_raw(&file)
+            .map_err(|e| CreateError::Io {
+                topic: t(),
+                op: "mmap",
+                source: e,
+            })?;
+        let base = map.as_mut_ptr();
+        // SAFETY: the mapping is total_size >= header_size > size_of::<Header>() bytes,
+        // page-aligned (so aligned for Header), freshly zeroed, and not yet visible to any
+        // other process (private name, and we hold the only descriptor).
+        unsafe {
+            std::ptr::write(
+                base as *mut Header,
+                Header::new(&g, std::process::id() as u64),
+            )
+        };
+        // SAFETY: as above, the ring starts header_size bytes in, inside the mapping.
+        let ring = unsafe { base.add(g.header_size as usize) };
+        // SAFETY: base/ring point into `map`, which the memory keeps; the geometry is ours;
+        // the header is initialized and the table and slots are zero (valid "free"/"empty").
+        let memory = Arc::new(unsafe { SegmentMemory::from_maps(g, base, ring, vec![map]) });
+        // Release: everything above is visible to whoever sees the magic (attach's Acquire).
+        memory
+            .header()
+            .identity
+            .magic_version
+            .store(MAGIC_VERSION, Ordering::Release);
+
+        // 2. Give it the topic's name, reclaiming a dead predecessor.
+        let name = shm_name(&opts.prefix, topic);
+        let mut graveyard = Vec::new();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match nix::unistd::linkat(
+                None,
+                &shm_path(&temp),
+                None,
+                &shm_path(&name),
+                nix::fcntl::AtFlags::empty(),
+            ) {
+                Ok(()) => break,
+                Err(Errno::EEXIST) if tries < 16 => {
+                    if let Some(old) = Self::reclaim_dead(topic, &name)? {
+                        graveyard.push(old);
+                    }
+                }
+                Err(e) => return Err(io_err("link")(e)),
+            }
+        }
+        drop(temp_guard);
+        drop(graveyard);
+        tracing::info!(topic, slots = g.slot_count, slot_size = g.slot_capacity, overflow = ?g.overflow, "created topic");
+        Ok(Segment {
+            memory,
+            file,
+            topic: topic.to_owned(),
+            shm_name: name,
+        })
+    }
+
+    /// The name exists: if its publisher is dead, take its lock, unlink it and return the
+    /// old file (whose lock we keep until our own segment has the name).
+    fn reclaim_dead(topic: &str, name: &str) -> Result<Option<File>, CreateError> {
+        let t = || topic.to_owned();
+        let old = match open_shm(name, OFlag::O_RDWR | OFlag::O_CLOEXEC, 0) {
+            Ok(f) => f,
+            Err(Errno::ENOENT) => return Ok(None), // gone meanwhile: retry the link
+            Err(Errno::EACCES) => return Err(CreateError::PermissionDenied { topic: t() }),
+            Err(e) => {
+                return Err(CreateError::Io {
+                    topic: t(),
+                    op: "shm_open",
+                    source: e.into(),
+                })
+            }
+        };
+        let io = |op| {
+            move |e| CreateError::Io {
+                topic: t(),
+                op,
+                source: e,
+            }
+        };
+        let mut magic = [0u8; 8];
+        let n = old.read_at(&mut magic, 0).map_err(io("pread"))?;
+        if n < 8 || (u64::from_ne_bytes(magic) >> 32) as u32 != MAGIC {
+            return Err(CreateError::NotASegment { topic: t() });
+        }
+        if !lock::try_lock(old.as_fd(), lock::PUBLISHER_BYTE).map_err(io("fcntl"))? {
+            return Err(CreateError::AlreadyPublished { topic: t() });
+        }
+        let still_there = std::fs::metadata(shm_path(name)).map(|m| m.ino()).ok()
+            == old.metadata().map(|m| m.ino()).ok();
+        if still_there {
+            match shm_unlink(name) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(Errno::EACCES | Errno::EPERM) => {
+                    return Err(CreateError::PermissionDenied { topic: t() })
+                }
+                Err(e) => return Err(io("shm_unlink")(e.into())),
+            }
+            tracing::info!(topic, "reclaimed the segment of a dead publisher");
+        }
+        Ok(Some(old))
+    }
+
+    /// Opens the segment of `topic` under `prefix`, validating it; `expected` is the message
+    /// type the caller wants (`None` accepts any). A segment still being initialized is
+    /// waited for up to `init_wait`.
+    pub fn open(
+        prefix: &str,
+        topic: &str,
+        access: Access,
+        expected: Option<&TypeInfo>,
+        init_wait: Duration,
+    ) -> Result<Segment, AttachError> {
+        let t = || topic.to_owned();
+        validate_topic(topic).map_err(|source| AttachError::Name { topic: t(), source })?;
+        validate_prefix(prefix).map_err(|source| AttachError::Name {
+            topic: prefix.to_owned(),
+            source,
+        })?;
+        let name = shm_name(prefix, topic);
+        let flags = match access {
+            Access::Subscribe => OFlag::O_RDWR,
+            Access::Inspect => OFlag::O_RDONLY,
+        } | OFlag::O_CLOEXEC;
+        let file = open_shm(&name, flags, 0).map_err(|e| match e {
+            Errno::ENOENT => AttachError::NotFound { topic: t() },
+            Errno::EACCES | Errno::EPERM => AttachError::PermissionDenied { topic: t() },
+            e => AttachError::Io {
+                topic: t(),
+                op: "shm_open",
+                source: e.into(),
+            },
+        })?;
+        let io = |op| {
+            move |e| AttachError::Io {
+                topic: t(),
+                op,
+                source: e,
+            }
+        };
+
+        // Read the fixed header, waiting (bounded) while the magic is not yet there.
+        let started = Instant::now();
+        let mut raw = [0u8; HEADER_BYTES as usize];
+        let file_size = loop {
+            let size = file.metadata().map_err(io("fstat"))?.len();
+            let n = file.read_at(&mut raw, 0).map_err(io("pread"))?;
+            let magic = if n >= 8 { word(&raw, 0) } else { 0 };
+            if magic != 0 {
+                if (magic >> 32) as u32 != MAGIC {
+                    return Err(AttachError::NotASegment { topic: t() });
+                }
+                if magic != MAGIC_VERSION {
+                    return Err(AttachError::Version {
+                        topic: t(),
+                        found: magic as u32,
+                        expected: crate::layout::LAYOUT_VERSION,
+                    });
+                }
+                if (n as u64) < HEADER_BYTES {
+                    return Err(AttachError::TooSmall {
+                        topic: t(),
+                        actual: size,
+                        needed: HEADER_BYTES,
+                    });
+                }
+                break size;
+            }
+            if started.elapsed() >= init_wait {
+                return Err(AttachError::NotReady {
+                    topic: t(),
+                    waited_ms: started.elapsed().as_millis() as u64,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+
+        let g = parse_geometry(&raw).map_err(|what| AttachError::Geometry { topic: t(), what })?;
+        if g.total_size > file_size || g.header_size > file_size {
+            return Err(AttachError::TooSmall {
+                topic: t(),
+                actual: file_size,
+                needed: g.total_size.max(g.header_size),
+            });
+        }
+        g.validate(file_size, page_size())
+            .map_err(|what| AttachError::Geometry { topic: t(), what })?;
+        if let Some(want) = expected {
+            if *want != g.type_info {
+                return Err(AttachError::TypeMismatch {
+                    topic: t(),
+                    expected: *want,
+                    found: g.type_info,
+                });
+            }
+        }
+
+        let header_len = g.header_size as usize;
+        let ring_len = (g.total_size - g.header_size) as usize;
+        let map_err = |e| AttachError::Io {
+            topic: t(),
+            op: "mmap",
+            source: e,
+        };
+        let (hmap, rmap) = match access {
+            Access::Subscribe => (
+                MmapOptions::new().len(header_len).map_raw(&file),
+                MmapOptions::new()
+                    .offset(g.header_size)
+                    .len(ring_len)
+                    .map_raw_read_only(&file),
+            ),
+            Access::Inspect => (
+                MmapOptions::new().len(header_len).map_raw_read_only(&file),
+                MmapOptions::new()
+                    .offset(g.header_size)
+                    .len(ring_len)
+                    .map_raw_read_only(&file),
+            ),
+        };
+        let (hmap, rmap) = (hmap.map_err(map_err)?, rmap.map_err(map_err)?);
+        let (base, ring) = (hmap.as_mut_ptr(), rmap.as_mut_ptr());
+        // SAFETY: `base` maps the first header_size bytes and `ring` the rest, both kept
+        // alive by the memory; the geometry was validated against the file above. With
+        // `Inspect` the header is read-only: inspect code only loads from it.
+        let memory = unsafe { SegmentMemory::from_maps(g, base, ring, vec![hmap, rmap]) };
+        Ok(Segment {
+            memory: Arc::new(memory),
+            file,
+            topic: t(),
+            shm_name: name,
+        })
+    }
+
+    /// The mapped memory.
+    pub fn memory(&self) -> &Arc<SegmentMemory> {
+        &self.memory
+    }
+
+    /// The topic name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Whether some live process holds this segment's publisher lock. (In the publisher's
+    /// own process, with its own descriptor, this answers `false`: use it from elsewhere.)
+    pub fn publisher_alive(&self) -> bool {
+        // An error here (it cannot happen on a valid descriptor) counts as alive: we never
+        // declare a publisher dead without the kernel saying so.
+        lock::is_locked(self.file.as_fd(), lock::PUBLISHER_BYTE).unwrap_or(true)
+    }
+
+    /// Whether a live process owns subscriber table entry `i`.
+    pub fn entry_alive(&self, i: usize) -> bool {
+        lock::is_locked(self.file.as_fd(), lock::entry_byte(i)).unwrap_or(true)
+    }
+
+    /// If the owner of table entry `i` is dead, takes the entry's lock and returns a guard
+    /// that releases it on drop; `None` if a live process holds it (or the check failed).
+    pub fn lock_dead_entry(&self, i: usize) -> Option<EntryLock<'_>> {
+        match lock::try_lock(self.file.as_fd(), lock::entry_byte(i)) {
+            Ok(true) => Some(EntryLock { segment: self, i }),
+            _ => None,
+        }
+    }
+
+    /// Claims a free subscriber table entry by taking its lock; `None` if all are taken.
+    pub fn claim_entry(&self) -> io::Result<Option<usize>> {
+        for i in 0..self.memory.geometry().max_subscribers as usize {
+            if lock::try_lock(self.file.as_fd(), lock::entry_byte(i))? {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes the topic's name if it still names this segment. Attached subscribers keep
+    /// their mappings; new ones can no longer find it.
+    pub fn unlink(&self) {
+        let ours = std::fs::metadata(shm_path(&self.shm_name))
+            .map(|m| m.ino())
+            .ok()
+            == self.file.metadata().map(|m| m.ino()).ok();
+        if ours {
+            let _ = shm_unlink(self.shm_name.as_str());
+        }
+    }
+}
+
+/// A subscriber entry's lock, held by someone other than its (dead) owner; released on drop.
+pub struct EntryLock<'a> {
+    segment: &'a Segment,
+    i: usize,
+}
+
+impl Drop for EntryLock<'_> {
+    fn drop(&mut self) {
+        let _ = lock::unlock(self.segment.file.as_fd(), lock::entry_byte(self.i));
+    }
+}
+
+/// Unlinks a shared-memory name when dropped (unless disarmed with `0 = None`).
+struct UnlinkOnDrop(Option<String>);
+
+impl Drop for UnlinkOnDrop {
+    fn drop(&mut self) {
+        if let Some(name) = self.0.take() {
+            let _ = shm_unlink(name.as_str());
+        }
+    }
+}
+
+fn word(raw: &[u8], off: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&raw[off..off + 8]);
+    u64::from_ne_bytes(b)
+}
+
+/// Decodes the identity block of a header read with `pread`.
+fn parse_geometry(raw: &[u8]) -> Result<Geometry, String> {
+    let f = |off: usize| word(raw, off);
+    let ti = offset_of!(Identity, type_info);
+    let mut name = [0u8; crate::layout::TYPE_NAME_BYTES];
+    let name_off = ti + offset_of!(TypeInfo, name);
+    name.copy_from_slice(&raw[name_off..name_off + crate::layout::TYPE_NAME_BYTES]);
+    let type_info = TypeInfo {
+        size: f(ti + offset_of!(TypeInfo, size)),
+        align: f(ti + offset_of!(TypeInfo, align)),
+        schema_version: f(ti + offset_of!(TypeInfo, schema_version)),
+        name_hash: f(ti + offset_of!(TypeInfo, name_hash)),
+        name_len: f(ti + offset_of!(TypeInfo, name_len)),
+        name,
+    };
+    let overflow_word = f(offset_of!(Identity, overflow));
+    let overflow = Overflow::from_word(overflow_word)
+        .ok_or_else(|| format!("unknown overflow policy {overflow_word}"))?;
+    Ok(Geometry {
+        header_size: f(offset_of!(Identity, header_size)),
+        total_size: f(offset_of!(Identity, total_size)),
+        slot_count: f(offset_of!(Identity, slot_count)),
+        slot_capacity: f(offset_of!(Identity, slot_capacity)),
+        slot_stride: f(offset_of!(Identity, slot_stride)),
+        payload_offset: f(offset_of!(Identity, payload_offset)),
+        alignment: f(offset_of!(Identity, alignment)),
+        max_subscribers: f(offset_of!(Identity, max_subscribers)),
+        table_offset: f(offset_of!(Identity, table_offset)),
+        overflow,
+        creation_id: f(offset_of!(Identity, creation_id)),
+        type_info,
+    })
+}
+
+/// Removes the segment file of `topic` outright (tests and `gc`); `Ok(false)` if absent.
+pub fn remove(prefix: &str, topic: &str) -> io::Result<bool> {
+    match shm_unlink(shm_name(prefix, topic).as_str()) {
+        Ok(()) => Ok(true),
+        Err(Errno::ENOENT) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}

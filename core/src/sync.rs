@@ -1,0 +1,47 @@
+//! The one place that decides which synchronization primitives the ring code uses.
+//!
+//! Normally these are `std`'s atomics and fences; under `RUSTFLAGS="--cfg loom"` they are
+//! loom's, so the loom models in `ringcast-loom-tests` check the very protocol code that
+//! ships (the shape follows tokio's `src/loom/` switch). Nothing else in `ringcast-core`
+//! names `std::sync::atomic` directly for the ring or the wake-up words.
+//!
+//! Payload bytes are the one thing that cannot be the same in both worlds: in a process
+//! they are plain bytes in a shared mapping, and loom cannot track raw bytes. The payload
+//! accessors in [`crate::memory`] therefore come in a std and a loom flavour; every stamp,
+//! cursor, fence and futex word goes through this module in both.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+/// A hint that we are in a busy-wait loop (`pause` on x86); under loom, a yield so the
+/// model checker can schedule the thread we are waiting for.
+#[inline]
+pub(crate) fn spin_hint() {
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
+/// Gives the CPU away between spin rounds.
+#[inline]
+pub(crate) fn yield_now() {
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
+/// A deliberately weakened ordering for the negative control (`--cfg ringcast_loom_mutant`):
+/// the loom models must fail when this is in effect. In every normal build it is `strong`.
+#[inline(always)]
+#[allow(unused_variables)]
+pub(crate) const fn mutant_or(strong: Ordering, weak: Ordering) -> Ordering {
+    #[cfg(ringcast_loom_mutant)]
+    return weak;
+    #[cfg(not(ringcast_loom_mutant))]
+    return strong;
+}

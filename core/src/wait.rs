@@ -1,0 +1,226 @@
+//! Sleeping and waking: the announce / re-check / sleep handshake on shared futex words.
+//!
+//! **Subscribers** sleep on `sub_wake.futex`. A subscriber reads the futex word, announces
+//! itself in `sub_wake.sleepers`, issues a SeqCst fence, re-checks its slot, and only then
+//! sleeps (expecting the word it read). The publisher, after each commit, issues a SeqCst
+//! fence and reads `sleepers`; only if it is non-zero does it bump the futex word and make
+//! the wake system call. With the two fences in the single total order S, either the
+//! subscriber's re-check sees the commit, or the publisher sees the announcement; in the
+//! second case the subscriber's read of the futex word cannot have seen the bump (C++20
+//! [atomics.order] p4-5), so its FUTEX_WAIT either fails with EAGAIN or is woken. No lost
+//! wake-up; and with no sleepers a publish costs a fence and one load, no system call.
+//!
+//! **The publisher** (`Block`, ring full) sleeps on `pub_wake.futex` with the same
+//! handshake against subscribers' releases (`pub_wake.waiting` is the announcement).
+//!
+//! The loom models in `ringcast-loom-tests` check both handshakes, and a mutant build
+//! (`--cfg ringcast_loom_mutant`) that drops the fences is expected to fail them.
+
+use std::time::{Duration, Instant};
+
+use crate::futex::{self, Wake};
+use crate::memory::SegmentMemory;
+use crate::sync::{fence, mutant_or, spin_hint, yield_now, Ordering};
+
+/// How a waiting subscriber (or a `Block` publisher facing a full ring) passes the time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitStrategy {
+    /// Spin forever: lowest latency, burns a core. Only for a core you reserved.
+    BusySpin,
+    /// Spin `spins` rounds (a `pause` each, with a yield every 64), then sleep on the
+    /// futex. `spins: 0` sleeps at once.
+    SpinThenPark {
+        /// Spin rounds before sleeping.
+        spins: u32,
+    },
+    /// Sleep on the futex at once (same as `SpinThenPark { spins: 0 }`).
+    Park,
+}
+
+impl Default for WaitStrategy {
+    /// Spin about 10-50 µs, then sleep.
+    fn default() -> Self {
+        WaitStrategy::SpinThenPark { spins: 4096 }
+    }
+}
+
+impl WaitStrategy {
+    fn spins(self) -> Option<u32> {
+        match self {
+            WaitStrategy::BusySpin => None,
+            WaitStrategy::SpinThenPark { spins } => Some(spins),
+            WaitStrategy::Park => Some(0),
+        }
+    }
+}
+
+/// Longest single futex sleep: sleepers wake at least this often to run their liveness
+/// check (is the publisher, or the subscriber we wait for, still alive?).
+pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
+
+/// Something a thread can wait for: the three questions [`wait_until`] asks.
+pub trait Waitable {
+    /// Is the thing we wait for there? (May make progress, e.g. claim a slot.)
+    fn ready(&mut self) -> bool;
+    /// Is the other side still alive? Called at most every [`LIVENESS_SLICE`] or so.
+    fn alive(&mut self) -> bool;
+    /// One announced futex sleep of at most `timeout` (see [`subscriber_sleep`]).
+    fn sleep(&mut self, timeout: Duration) -> Wake;
+}
+
+/// Spins, then sleeps, until `w.ready()`, the deadline passes, or `w.alive()` says no
+/// (checked before every sleep, so at least every [`LIVENESS_SLICE`], and every 4096 spin
+/// rounds while busy-spinning).
+pub fn wait_until<W: Waitable>(
+    strategy: WaitStrategy,
+    deadline: Option<Instant>,
+    w: &mut W,
+) -> Result<(), Stop> {
+    let mut spun: u32 = 0;
+    loop {
+        if w.ready() {
+            return Ok(());
+        }
+        match strategy.spins() {
+            Some(limit) if spun >= limit => break,
+            _ => {}
+        }
+        spun = spun.wrapping_add(1);
+        if spun % 64 == 0 {
+            yield_now();
+            // Busy-spinners still need deadlines and liveness, but not on every round.
+            if spun % 4096 == 0 {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(Stop::TimedOut);
+                }
+                if !w.alive() {
+                    return Err(Stop::Dead);
+                }
+            }
+        } else {
+            spin_hint();
+        }
+    }
+    loop {
+        if w.ready() {
+            return Ok(());
+        }
+        if !w.alive() {
+            return Err(Stop::Dead);
+        }
+        let slice = match deadline {
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return Err(Stop::TimedOut);
+                }
+                (d - now).min(LIVENESS_SLICE)
+            }
+            None => LIVENESS_SLICE,
+        };
+        if let Wake::Failed(_) = w.sleep(slice) {
+            // No futex (seccomp, exotic kernel): degrade to a short nap, stay correct.
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+}
+
+/// Why [`wait_until`] gave up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The deadline passed.
+    TimedOut,
+    /// The liveness check failed.
+    Dead,
+}
+
+/// Publisher, after a commit: wake subscribers if any announced sleep.
+#[inline]
+pub(crate) fn after_commit(mem: &SegmentMemory) {
+    // SeqCst: the publisher half of the subscriber sleep handshake (module docs): orders
+    // the commit's stamp store before the `sleepers` load in the single total order.
+    fence(mutant_or(Ordering::SeqCst, Ordering::Release));
+    // Relaxed: ordered by the fence above.
+    if mem.header().sub_wake.sleepers.load(Ordering::Relaxed) != 0 {
+        wake_all_subscribers(mem);
+    }
+}
+
+/// Bumps the subscribers' futex word and wakes them all.
+#[cold]
+pub(crate) fn wake_all_subscribers(mem: &SegmentMemory) {
+    let w = &mem.header().sub_wake;
+    // Relaxed: the handshake's ordering comes from the fences; the kernel compares the
+    // word under its own lock.
+    w.futex.fetch_add(1, Ordering::Relaxed);
+    futex::wake_all(&w.futex);
+}
+
+/// Subscriber, after releasing a `Block` slot: wake the publisher if it waits for room.
+#[inline]
+pub(crate) fn after_release(mem: &SegmentMemory) {
+    // SeqCst: the subscriber half of the publisher sleep handshake: orders the cursor
+    // store before the `waiting` load.
+    fence(mutant_or(Ordering::SeqCst, Ordering::Release));
+    let w = &mem.header().pub_wake;
+    // Relaxed: ordered by the fence above.
+    if w.waiting.load(Ordering::Relaxed) != 0 {
+        wake_publisher(mem);
+    }
+}
+
+#[cold]
+fn wake_publisher(mem: &SegmentMemory) {
+    let w = &mem.header().pub_wake;
+    // Relaxed: as in `wake_all_subscribers`.
+    w.futex.fetch_add(1, Ordering::Relaxed);
+    futex::wake_one(&w.futex);
+}
+
+/// One announced subscriber sleep of at most `timeout`: read the futex word, announce,
+/// fence, re-check with `ready`, sleep only if still not ready.
+pub fn subscriber_sleep(
+    mem: &SegmentMemory,
+    timeout: Option<Duration>,
+    ready: impl FnOnce() -> bool,
+) -> Wake {
+    let w = &mem.header().sub_wake;
+    // Relaxed: must be read before the announcement below (program order and the fence
+    // give the handshake; see the module docs).
+    let seen = w.futex.load(Ordering::Relaxed);
+    // Relaxed: ordered before the re-check by the fence.
+    w.sleepers.fetch_add(1, Ordering::Relaxed);
+    // SeqCst: the subscriber half of the handshake; pairs with the fence in `after_commit`.
+    fence(mutant_or(Ordering::SeqCst, Ordering::Relaxed));
+    let r = if ready() {
+        Wake::Changed
+    } else {
+        futex::wait(&w.futex, seen, timeout)
+    };
+    // Relaxed: a stale non-zero count only costs the publisher one spare wake call.
+    w.sleepers.fetch_sub(1, Ordering::Relaxed);
+    r
+}
+
+/// One announced publisher sleep of at most `timeout` (`Block`, ring full).
+pub fn publisher_sleep(
+    mem: &SegmentMemory,
+    timeout: Option<Duration>,
+    ready: impl FnOnce() -> bool,
+) -> Wake {
+    let w = &mem.header().pub_wake;
+    // Relaxed: as in `subscriber_sleep`.
+    let seen = w.futex.load(Ordering::Relaxed);
+    // Relaxed: ordered before the re-check by the fence.
+    w.waiting.store(1, Ordering::Relaxed);
+    // SeqCst: pairs with the fence in `after_release`.
+    fence(mutant_or(Ordering::SeqCst, Ordering::Relaxed));
+    let r = if ready() {
+        Wake::Changed
+    } else {
+        futex::wait(&w.futex, seen, timeout)
+    };
+    // Relaxed: a stale 1 only costs a subscriber one spare wake call.
+    w.waiting.store(0, Ordering::Relaxed);
+    r
+}

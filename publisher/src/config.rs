@@ -1,0 +1,84 @@
+//! Publisher configuration: a plain struct with chainable setters.
+
+use ringcast_core::geometry::SegmentConfig;
+use ringcast_core::segment::CreateOptions;
+use ringcast_core::{Overflow, TypeInfo, WaitStrategy};
+
+/// How to create a topic. `PublisherConfig::default()` is 256 slots of 1 KiB, `Overwrite`,
+/// mode 0600, up to 64 subscribers, under the prefix `ringcast`.
+///
+/// ```
+/// use ringcast_publisher::{Overflow, PublisherConfig};
+/// let cfg = PublisherConfig::default()
+///     .slots(1024)
+///     .slot_size(4096)
+///     .overflow(Overflow::Block)
+///     .mode(0o660);
+/// assert_eq!(cfg.segment().slots, 1024);
+/// ```
+#[derive(Clone, Debug)]
+pub struct PublisherConfig {
+    pub(crate) options: CreateOptions,
+    pub(crate) wait: WaitStrategy,
+}
+
+impl Default for PublisherConfig {
+    fn default() -> Self {
+        PublisherConfig {
+            options: CreateOptions::default(),
+            wait: WaitStrategy::default(),
+        }
+    }
+}
+
+impl PublisherConfig {
+    /// Slots in the ring (a power of two, 2 ..= 2^24).
+    pub fn slots(mut self, n: u64) -> Self {
+        self.options.config.slots = n;
+        self
+    }
+    /// Most payload bytes per message (1 ..= 1 GiB).
+    pub fn slot_size(mut self, bytes: u64) -> Self {
+        self.options.config.slot_size = bytes;
+        self
+    }
+    /// What happens when a subscriber falls a whole ring behind.
+    pub fn overflow(mut self, policy: Overflow) -> Self {
+        self.options.config.overflow = policy;
+        self
+    }
+    /// Payload alignment (a power of two, 16 ..= 4096).
+    pub fn alignment(mut self, bytes: u64) -> Self {
+        self.options.config.alignment = bytes;
+        self
+    }
+    /// Most subscribers at once (1 ..= 4096).
+    pub fn max_subscribers(mut self, n: u64) -> Self {
+        self.options.config.max_subscribers = n;
+        self
+    }
+    /// Permission bits of the segment (default 0o600: only this user may attach).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.options.mode = mode;
+        self
+    }
+    /// Segment name prefix (default `ringcast`): segments are `/dev/shm/<prefix>.<topic>`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.options.prefix = prefix.into();
+        self
+    }
+    /// How a `Block` publisher waits for room.
+    pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
+        self.wait = wait;
+        self
+    }
+    /// The message type this topic carries (typed publishers set this).
+    pub fn type_info(mut self, info: TypeInfo) -> Self {
+        self.options.config.type_info = info;
+        self
+    }
+    /// The segment geometry asked for.
+    pub fn segment(&self) -> &SegmentConfig {
+        &self.options.config
+    }
+}

@@ -1,0 +1,292 @@
+//! The [`Publisher`] handle and its [`Loan`].
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+use ringcast_core::futex::Wake;
+use ringcast_core::layout::ENTRY_ACTIVE;
+use ringcast_core::ring::Writer;
+use ringcast_core::segment::Segment;
+use ringcast_core::wait::{self, Stop, Waitable};
+use ringcast_core::{CreateError, Full, Overflow, WaitStrategy};
+
+use crate::PublisherConfig;
+
+/// Why a message could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The message is larger than a slot. Create the topic with a larger `slot_size`.
+    #[error("message of {len} bytes does not fit a {capacity}-byte slot")]
+    TooLarge {
+        /// The message length.
+        len: usize,
+        /// The slot capacity.
+        capacity: usize,
+    },
+    /// `Block` only: the ring is full relative to the slowest subscriber (try variants and
+    /// timeouts only).
+    #[error("the ring is full: the slowest subscriber has not released the oldest slot")]
+    Full,
+}
+
+/// The one publisher of a topic. Creating it creates the topic; dropping it closes the
+/// topic (subscribers drain what was published, then see `Disconnected`) and removes its
+/// name. `Send`, not `Sync`: one thread publishes at a time.
+pub struct Publisher {
+    writer: Writer,
+    segment: Segment,
+    wait: WaitStrategy,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl Publisher {
+    /// Creates `topic`. Fails with `AlreadyPublished` if a live publisher has it; a topic
+    /// whose publisher died is reclaimed.
+    pub fn create(topic: &str, config: PublisherConfig) -> Result<Publisher, CreateError> {
+        let segment = Segment::create(topic, &config.options)?;
+        Ok(Publisher {
+            writer: Writer::new(segment.memory().clone()),
+            segment,
+            wait: config.wait,
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// The topic name.
+    pub fn topic(&self) -> &str {
+        self.segment.topic()
+    }
+
+    /// Most payload bytes one message may have.
+    pub fn capacity(&self) -> usize {
+        self.segment.memory().geometry().slot_capacity as usize
+    }
+
+    /// The topic's overflow policy.
+    pub fn overflow(&self) -> Overflow {
+        self.segment.memory().geometry().overflow
+    }
+
+    /// Sequence number the next committed message will get (= messages published).
+    pub fn next_seq(&self) -> u64 {
+        self.writer.next_seq()
+    }
+
+    /// Loans the next slot, waiting for room under `Block` (spin, then futex; a dead
+    /// subscriber is evicted instead of waited for). Never waits under `Overwrite`.
+    pub fn loan(&mut self) -> Loan<'_> {
+        match self.wait_room(None) {
+            Ok(()) => self.loan_claimed(),
+            // No deadline and `alive` never reports death: only readiness ends the wait.
+            Err(_) => unreachable!("an unbounded loan wait only ends when there is room"),
+        }
+    }
+
+    /// Loans the next slot if there is room now.
+    pub fn try_loan(&mut self) -> Result<Loan<'_>, Full> {
+        self.writer.try_claim()?;
+        Ok(self.loan_claimed())
+    }
+
+    /// Loans the next slot, waiting at most `timeout` for room.
+    pub fn loan_timeout(&mut self, timeout: Duration) -> Result<Loan<'_>, Full> {
+        self.wait_room(Some(Instant::now() + timeout))
+            .map_err(|_| Full)?;
+        Ok(self.loan_claimed())
+    }
+
+    fn loan_claimed(&mut self) -> Loan<'_> {
+        let seq = self.writer.next_seq();
+        // SAFETY: we are the topic's only publisher (exclusive creation), `seq` was just
+        // claimed by `try_claim`, the publisher maps the ring writable, and the loan
+        // borrows `self` mutably, so no other reference to this payload exists.
+        let data: *mut [u8] = unsafe { self.writer.memory().payload_mut(seq) };
+        Loan {
+            // SAFETY: the mapping behind `data` is owned (through an `Arc`) by the writer,
+            // which the loan borrows for its whole life, so the slice outlives nothing.
+            data: unsafe { &mut *data },
+            writer: &mut self.writer,
+            seq,
+        }
+    }
+
+    fn wait_room(&mut self, deadline: Option<Instant>) -> Result<(), Stop> {
+        if self.writer.try_claim().is_ok() {
+            return Ok(());
+        }
+        let strategy = self.wait;
+        let mut w = RoomWait {
+            publisher: self,
+            last_reap: None,
+        };
+        wait::wait_until(strategy, deadline, &mut w)
+    }
+
+    /// Copies `bytes` into the next slot and commits it; waits for room under `Block`.
+    /// Returns the message's sequence number.
+    pub fn send(&mut self, bytes: &[u8]) -> Result<u64, SendError> {
+        self.check_len(bytes.len())?;
+        let mut loan = self.loan();
+        loan[..bytes.len()].copy_from_slice(bytes);
+        Ok(loan.commit(bytes.len()))
+    }
+
+    /// Like [`send`](Self::send) but fails with `Full` instead of waiting.
+    pub fn try_send(&mut self, bytes: &[u8]) -> Result<u64, SendError> {
+        self.check_len(bytes.len())?;
+        let mut loan = self.try_loan().map_err(|Full| SendError::Full)?;
+        loan[..bytes.len()].copy_from_slice(bytes);
+        Ok(loan.commit(bytes.len()))
+    }
+
+    fn check_len(&self, len: usize) -> Result<(), SendError> {
+        let capacity = self.capacity();
+        if len > capacity {
+            return Err(SendError::TooLarge { len, capacity });
+        }
+        Ok(())
+    }
+
+    /// Subscribers attached and alive now. Entries of dead subscribers are reclaimed on
+    /// the way (a syscall per entry in use: not for the hot path).
+    pub fn subscriber_count(&mut self) -> usize {
+        self.reap_dead_subscribers();
+        let mem = self.segment.memory();
+        (0..mem.geometry().max_subscribers as usize)
+            .filter(|&i| {
+                // Relaxed: a snapshot count for the caller; nothing is published through it.
+                mem.entry(i)
+                    .state
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    == ENTRY_ACTIVE
+            })
+            .count()
+    }
+
+    /// Waits until at least `n` subscribers are attached, or `timeout` passes (then
+    /// returns the count reached as the error).
+    pub fn wait_for_subscribers(&mut self, n: usize, timeout: Duration) -> Result<(), usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let have = self.subscriber_count();
+            if have >= n {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(have);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Frees the table entries of subscribers that died without detaching, so a `Block`
+    /// ring never stalls on the dead. Liveness comes from the kernel's OFD locks (see
+    /// `ringcast_core::lock`); taking the entry's lock ourselves while we free it keeps a
+    /// new subscriber from claiming it half-way.
+    fn reap_dead_subscribers(&mut self) {
+        let seg = &self.segment;
+        let mem = seg.memory();
+        for i in 0..mem.geometry().max_subscribers as usize {
+            let e = mem.entry(i);
+            // Relaxed: only a hint; the lock below decides.
+            if e.state.load(std::sync::atomic::Ordering::Relaxed) != ENTRY_ACTIVE {
+                continue;
+            }
+            if let Some(_held) = seg.lock_dead_entry(i) {
+                // Release: nothing to publish really, but a later claimer's Acquire sees a
+                // consistent FREE entry.
+                e.state.store(
+                    ringcast_core::layout::ENTRY_FREE,
+                    std::sync::atomic::Ordering::Release,
+                );
+                tracing::info!(topic = seg.topic(), entry = i, "evicted a dead subscriber");
+            }
+        }
+    }
+}
+
+/// The publisher waiting for room in a full `Block` ring.
+struct RoomWait<'a> {
+    publisher: &'a mut Publisher,
+    last_reap: Option<Instant>,
+}
+
+impl Waitable for RoomWait<'_> {
+    fn ready(&mut self) -> bool {
+        self.publisher.writer.try_claim().is_ok()
+    }
+    fn alive(&mut self) -> bool {
+        // Whom we wait for is a set of subscribers; dead ones are evicted, so from our
+        // side the wait never "dies". Reap at most every liveness slice.
+        let now = Instant::now();
+        if self
+            .last_reap
+            .is_none_or(|t| now.duration_since(t) >= wait::LIVENESS_SLICE)
+        {
+            self.publisher.reap_dead_subscribers();
+            self.last_reap = Some(now);
+        }
+        true
+    }
+    fn sleep(&mut self, timeout: Duration) -> Wake {
+        let mem = self.publisher.segment.memory().clone();
+        let writer = &mut self.publisher.writer;
+        wait::publisher_sleep(&mem, Some(timeout), || writer.has_room())
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.writer.close();
+        self.segment.unlink();
+        tracing::info!(
+            topic = self.segment.topic(),
+            published = self.writer.next_seq(),
+            "closed topic"
+        );
+    }
+}
+
+/// A slot loaned for writing in place. Write the payload through `Deref<Target = [u8]>`
+/// (the whole slot capacity is writable), then [`commit`](Loan::commit) the length.
+/// Dropping a loan without committing publishes nothing; the next loan gets the same slot.
+pub struct Loan<'a> {
+    data: &'a mut [u8],
+    writer: &'a mut Writer,
+    seq: u64,
+}
+
+impl Loan<'_> {
+    /// The sequence number this message will have.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Publishes the first `len` bytes of the slot and returns the sequence number.
+    ///
+    /// # Panics
+    /// If `len` is larger than the slot (`len > self.len()`), like an out-of-range index.
+    pub fn commit(self, len: usize) -> u64 {
+        assert!(
+            len <= self.data.len(),
+            "commit of {len} bytes into a {}-byte slot",
+            self.data.len()
+        );
+        self.writer.commit(len)
+    }
+}
+
+impl Deref for Loan<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.data
+    }
+}
+
+impl DerefMut for Loan<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.data
+    }
+}

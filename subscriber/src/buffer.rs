@@ -1,0 +1,45 @@
+//! The subscriber's own aligned copy buffer (`Overwrite` topics).
+
+use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
+use std::ptr::NonNull;
+
+/// A zeroed heap buffer of whole `u64` words with a chosen alignment (at least 16, as rkyv
+/// needs), allocated once at attach time: the receive path never allocates.
+pub(crate) struct AlignedBuf {
+    ptr: NonNull<u64>,
+    words: usize,
+    layout: Layout,
+}
+
+// SAFETY: the buffer is uniquely owned plain memory.
+unsafe impl Send for AlignedBuf {}
+
+impl AlignedBuf {
+    pub(crate) fn new(bytes: usize, align: usize) -> Self {
+        let words = bytes.div_ceil(8).max(1);
+        let layout = Layout::from_size_align(words * 8, align.max(16))
+            .expect("slot geometry was validated: size and alignment are sane");
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { alloc_zeroed(layout) } as *mut u64;
+        let ptr = NonNull::new(raw).unwrap_or_else(|| handle_alloc_error(layout));
+        AlignedBuf { ptr, words, layout }
+    }
+
+    pub(crate) fn words_mut(&mut self) -> &mut [u64] {
+        // SAFETY: `ptr` is an owned, initialized (zeroed) allocation of `words` u64s.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.words) }
+    }
+
+    pub(crate) fn bytes(&self, len: usize) -> &[u8] {
+        assert!(len <= self.words * 8);
+        // SAFETY: `len` bytes lie inside the owned, initialized allocation.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr() as *const u8, len) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with exactly this layout.
+        unsafe { dealloc(self.ptr.as_ptr() as *mut u8, self.layout) }
+    }
+}

@@ -1,0 +1,86 @@
+//! Receive errors: one enum per kind of call.
+
+/// Why [`try_recv`](crate::Subscriber::try_recv) returned no message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TryRecvError {
+    /// Nothing new yet.
+    #[error("no message yet")]
+    Empty,
+    /// `Overwrite`: the publisher lapped this subscriber, which lost exactly this many
+    /// messages and now resumes at the oldest one still intact.
+    #[error("lagged behind: {0} messages lost")]
+    Lagged(u64),
+    /// The publisher closed the topic or died, and everything it published was received.
+    #[error("the publisher is gone and everything it published was received")]
+    Disconnected,
+    /// `Block`: this subscriber was evicted (its slot was reused); attach again.
+    #[error("evicted from the topic; attach again")]
+    Evicted,
+    /// The publisher committed a message whose length exceeds the slot (a broken or
+    /// hostile publisher). The message is skipped.
+    #[error("corrupt message {seq}: length {len} exceeds the slot")]
+    Corrupt {
+        /// Its sequence.
+        seq: u64,
+        /// The length it claimed.
+        len: u64,
+    },
+}
+
+/// Why [`recv`](crate::Subscriber::recv) returned no message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecvError {
+    /// See [`TryRecvError::Lagged`].
+    #[error("lagged behind: {0} messages lost")]
+    Lagged(u64),
+    /// See [`TryRecvError::Disconnected`].
+    #[error("the publisher is gone and everything it published was received")]
+    Disconnected,
+    /// See [`TryRecvError::Evicted`].
+    #[error("evicted from the topic; attach again")]
+    Evicted,
+    /// See [`TryRecvError::Corrupt`].
+    #[error("corrupt message {seq}: length {len} exceeds the slot")]
+    Corrupt {
+        /// Its sequence.
+        seq: u64,
+        /// The length it claimed.
+        len: u64,
+    },
+}
+
+/// Why [`recv_timeout`](crate::Subscriber::recv_timeout) returned no message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecvTimeoutError {
+    /// Nothing arrived in time.
+    #[error("no message within the timeout")]
+    Timeout,
+    /// See [`TryRecvError::Lagged`].
+    #[error("lagged behind: {0} messages lost")]
+    Lagged(u64),
+    /// See [`TryRecvError::Disconnected`].
+    #[error("the publisher is gone and everything it published was received")]
+    Disconnected,
+    /// See [`TryRecvError::Evicted`].
+    #[error("evicted from the topic; attach again")]
+    Evicted,
+    /// See [`TryRecvError::Corrupt`].
+    #[error("corrupt message {seq}: length {len} exceeds the slot")]
+    Corrupt {
+        /// Its sequence.
+        seq: u64,
+        /// The length it claimed.
+        len: u64,
+    },
+}
+
+impl From<RecvError> for RecvTimeoutError {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Lagged(n) => RecvTimeoutError::Lagged(n),
+            RecvError::Disconnected => RecvTimeoutError::Disconnected,
+            RecvError::Evicted => RecvTimeoutError::Evicted,
+            RecvError::Corrupt { seq, len } => RecvTimeoutError::Corrupt { seq, len },
+        }
+    }
+}

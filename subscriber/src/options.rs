@@ -1,0 +1,63 @@
+//! Subscriber options: a plain struct with chainable setters.
+
+use std::time::Duration;
+
+use ringcast_core::{Start, TypeInfo, WaitStrategy};
+
+/// How to attach. Default: prefix `ringcast`, start at the latest message, spin briefly
+/// then sleep, any message type.
+///
+/// ```
+/// use ringcast_subscriber::{Start, SubscriberOptions, WaitStrategy};
+/// let opts = SubscriberOptions::default()
+///     .start(Start::Oldest)
+///     .wait_strategy(WaitStrategy::Park);
+/// ```
+#[derive(Clone, Debug)]
+pub struct SubscriberOptions {
+    pub(crate) prefix: String,
+    pub(crate) start: Start,
+    pub(crate) wait: WaitStrategy,
+    pub(crate) type_info: Option<TypeInfo>,
+    pub(crate) init_wait: Duration,
+}
+
+impl Default for SubscriberOptions {
+    fn default() -> Self {
+        SubscriberOptions {
+            prefix: ringcast_core::name::DEFAULT_PREFIX.to_owned(),
+            start: Start::Latest,
+            wait: WaitStrategy::default(),
+            type_info: None,
+            init_wait: Duration::from_millis(250),
+        }
+    }
+}
+
+impl SubscriberOptions {
+    /// Segment name prefix; must match the publisher's.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+    /// Start with the next message (`Latest`) or the oldest still in the ring (`Oldest`).
+    pub fn start(mut self, start: Start) -> Self {
+        self.start = start;
+        self
+    }
+    /// How blocking receives wait.
+    pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
+        self.wait = wait;
+        self
+    }
+    /// Require this message type (typed subscribers set it); `TypeMismatch` otherwise.
+    pub fn expect_type(mut self, info: TypeInfo) -> Self {
+        self.type_info = Some(info);
+        self
+    }
+    /// How long to wait for a segment that is still being initialized.
+    pub fn init_wait(mut self, d: Duration) -> Self {
+        self.init_wait = d;
+        self
+    }
+}

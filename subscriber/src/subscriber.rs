@@ -1,0 +1,313 @@
+//! The [`Subscriber`] handle and its [`Sample`].
+
+use std::ops::Deref;
+use std::time::{Duration, Instant};
+
+use ringcast_core::futex::Wake;
+use ringcast_core::ring::{Poll, Reader};
+use ringcast_core::segment::{Access, Segment};
+use ringcast_core::wait::{self, Stop, Waitable};
+use ringcast_core::{AttachError, Overflow, WaitStrategy};
+
+use crate::buffer::AlignedBuf;
+use crate::{RecvError, RecvTimeoutError, SubscriberOptions, TryRecvError};
+
+/// Consecutive empty `try_recv` calls between two checks that the publisher is alive (a
+/// system call). Blocking receives check at least every `wait::LIVENESS_SLICE`.
+const EMPTY_POLLS_PER_LIVENESS_CHECK: u32 = 1024;
+
+/// One subscriber of one topic. Receives every message in publish order, never the same
+/// one twice, never a torn one. `Send`, not `Sync`.
+pub struct Subscriber {
+    // Field order is drop order: the reader frees its table entry before the segment's
+    // descriptor (and with it the entry's lock) goes away.
+    reader: Reader,
+    segment: Segment,
+    buf: AlignedBuf,
+    wait: WaitStrategy,
+    overflow: Overflow,
+    empty_polls: u32,
+    publisher_gone: bool,
+}
+
+/// A received message that is ready to use.
+enum Got {
+    /// `Block`: in place in shared memory, held until the sample drops.
+    InPlace { seq: u64, len: usize },
+    /// `Overwrite`: verified copy in our buffer.
+    Copied { seq: u64, len: usize },
+}
+
+impl Subscriber {
+    /// Attaches to `topic`. Fails at once if it does not exist; see
+    /// [`attach_wait`](Self::attach_wait) to wait for it.
+    pub fn attach(topic: &str, opts: SubscriberOptions) -> Result<Subscriber, AttachError> {
+        let segment = Segment::open(
+            &opts.prefix,
+            topic,
+            Access::Subscribe,
+            opts.type_info.as_ref(),
+            opts.init_wait,
+        )?;
+        let g = *segment.memory().geometry();
+        let entry = segment
+            .claim_entry()
+            .map_err(|e| AttachError::Io {
+                topic: topic.to_owned(),
+                op: "fcntl(F_OFD_SETLK)",
+                source: e,
+            })?
+            .ok_or(AttachError::TableFull {
+                topic: topic.to_owned(),
+                max: g.max_subscribers,
+            })?;
+        let reader = Reader::attach(segment.memory().clone(), entry, opts.start);
+        tracing::debug!(topic, entry, start = reader.next_seq(), "attached");
+        Ok(Subscriber {
+            reader,
+            segment,
+            buf: AlignedBuf::new(g.slot_capacity as usize, g.alignment as usize),
+            wait: opts.wait,
+            overflow: g.overflow,
+            empty_polls: 0,
+            publisher_gone: false,
+        })
+    }
+
+    /// Attaches to `topic`, waiting up to `timeout` for a live publisher to create it.
+    /// A segment left by a dead publisher counts as "not there yet".
+    pub fn attach_wait(
+        topic: &str,
+        opts: SubscriberOptions,
+        timeout: Duration,
+    ) -> Result<Subscriber, AttachError> {
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_micros(100);
+        loop {
+            let err = match Subscriber::attach(topic, opts.clone()) {
+                Ok(sub) if sub.segment.publisher_alive() && !sub.reader.is_closed() => {
+                    return Ok(sub)
+                }
+                Ok(_) => AttachError::Closed {
+                    topic: topic.to_owned(),
+                },
+                Err(e @ (AttachError::NotFound { .. } | AttachError::NotReady { .. })) => e,
+                Err(e) => return Err(e),
+            };
+            if Instant::now() >= deadline {
+                return Err(err);
+            }
+            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
+
+    /// The topic name.
+    pub fn topic(&self) -> &str {
+        self.segment.topic()
+    }
+
+    /// The topic's overflow policy.
+    pub fn overflow(&self) -> Overflow {
+        self.overflow
+    }
+
+    /// Sequence number of the next message this subscriber will receive.
+    pub fn next_seq(&self) -> u64 {
+        self.reader.next_seq()
+    }
+
+    /// Messages lost to lapping since attach (`Overwrite`).
+    pub fn lost(&self) -> u64 {
+        self.reader.lost()
+    }
+
+    /// Whether the publisher is still alive (a system call: not for the hot path).
+    pub fn publisher_alive(&self) -> bool {
+        self.segment.publisher_alive() && !self.reader.is_closed()
+    }
+
+    /// Receives the next message if there is one, without waiting.
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<Sample<'_>, TryRecvError> {
+        let got = self.fetch()?;
+        Ok(self.sample(got))
+    }
+
+    /// Receives the next message, waiting as long as it takes (spin, then futex sleep).
+    /// Returns `Disconnected` once the publisher is gone and everything was received;
+    /// a crashed publisher is noticed within `wait::LIVENESS_SLICE` (50 ms).
+    pub fn recv(&mut self) -> Result<Sample<'_>, RecvError> {
+        match self.recv_until(None) {
+            Ok(got) => Ok(self.sample(got)),
+            Err(RecvTimeoutError::Lagged(n)) => Err(RecvError::Lagged(n)),
+            Err(RecvTimeoutError::Evicted) => Err(RecvError::Evicted),
+            Err(RecvTimeoutError::Corrupt { seq, len }) => Err(RecvError::Corrupt { seq, len }),
+            // Without a deadline the wait cannot time out.
+            Err(RecvTimeoutError::Disconnected | RecvTimeoutError::Timeout) => {
+                Err(RecvError::Disconnected)
+            }
+        }
+    }
+
+    /// Receives the next message, waiting at most `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Sample<'_>, RecvTimeoutError> {
+        let got = self.recv_until(Some(Instant::now() + timeout))?;
+        Ok(self.sample(got))
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Got, RecvTimeoutError> {
+        loop {
+            match self.fetch() {
+                Ok(got) => return Ok(got),
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Lagged(n)) => return Err(RecvTimeoutError::Lagged(n)),
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Evicted) => return Err(RecvTimeoutError::Evicted),
+                Err(TryRecvError::Corrupt { seq, len }) => {
+                    return Err(RecvTimeoutError::Corrupt { seq, len })
+                }
+            }
+            let strategy = self.wait;
+            match wait::wait_until(strategy, deadline, &mut NewsWait { sub: self }) {
+                Ok(()) => {}
+                Err(Stop::TimedOut) => return Err(RecvTimeoutError::Timeout),
+                // Drain: the next fetch returns what is left, then Disconnected.
+                Err(Stop::Dead) => self.publisher_gone = true,
+            }
+        }
+    }
+
+    /// One non-blocking step: the next message, consumed (copied) or held (in place).
+    #[inline]
+    fn fetch(&mut self) -> Result<Got, TryRecvError> {
+        match self.reader.poll() {
+            Poll::Ready { seq, len } => {
+                self.empty_polls = 0;
+                match self.overflow {
+                    Overflow::Block => Ok(Got::InPlace { seq, len }),
+                    Overflow::Overwrite => {
+                        match self.reader.read_copy(seq, len, self.buf.words_mut()) {
+                            Ok(len) => Ok(Got::Copied { seq, len }),
+                            Err(Poll::Lagged(n)) => Err(TryRecvError::Lagged(n)),
+                            Err(_) => Err(TryRecvError::Empty),
+                        }
+                    }
+                }
+            }
+            Poll::Empty => self.empty(),
+            Poll::Lagged(n) => Err(TryRecvError::Lagged(n)),
+            Poll::Closed => Err(TryRecvError::Disconnected),
+            Poll::Overrun => Err(TryRecvError::Evicted),
+            Poll::Corrupt { len } => {
+                let seq = self.reader.next_seq();
+                self.reader.release(seq);
+                Err(TryRecvError::Corrupt { seq, len })
+            }
+        }
+    }
+
+    #[cold]
+    fn empty(&mut self) -> Result<Got, TryRecvError> {
+        if self.publisher_gone {
+            return Err(TryRecvError::Disconnected);
+        }
+        self.empty_polls += 1;
+        if self.empty_polls >= EMPTY_POLLS_PER_LIVENESS_CHECK {
+            self.empty_polls = 0;
+            if !self.segment.publisher_alive() {
+                // Everything the dead publisher committed is in the ring: one more look
+                // decides between "drain" and "disconnected".
+                self.publisher_gone = true;
+                return self.fetch();
+            }
+        }
+        Err(TryRecvError::Empty)
+    }
+
+    fn sample(&mut self, got: Got) -> Sample<'_> {
+        match got {
+            Got::Copied { seq, len } => Sample {
+                data: self.buf.bytes(len),
+                seq,
+                hold: None,
+            },
+            Got::InPlace { seq, len } => {
+                // SAFETY: the topic is `Block`, `len` was checked against the capacity by
+                // `poll`, and our cursor stays at `seq` (unreleased) until the sample drops,
+                // so the publisher cannot write this slot while the slice lives.
+                let data: *const [u8] = unsafe { self.reader.memory().payload(seq, len) };
+                Sample {
+                    // SAFETY: the mapping is owned (through an `Arc`) by the reader, which the
+                    // sample borrows mutably for its whole life.
+                    data: unsafe { &*data },
+                    seq,
+                    hold: Some(&mut self.reader),
+                }
+            }
+        }
+    }
+}
+
+/// A subscriber waiting for news.
+struct NewsWait<'a> {
+    sub: &'a mut Subscriber,
+}
+
+impl Waitable for NewsWait<'_> {
+    fn ready(&mut self) -> bool {
+        self.sub.reader.has_news()
+    }
+    fn alive(&mut self) -> bool {
+        self.sub.segment.publisher_alive()
+    }
+    fn sleep(&mut self, timeout: Duration) -> Wake {
+        let reader = &self.sub.reader;
+        wait::subscriber_sleep(reader.memory(), Some(timeout), || reader.has_news())
+    }
+}
+
+/// A received message. Derefs to its payload bytes. Under `Block` the bytes are read in
+/// place in shared memory and the slot is released when the sample is dropped; under
+/// `Overwrite` they are the subscriber's own verified copy.
+pub struct Sample<'a> {
+    data: &'a [u8],
+    seq: u64,
+    hold: Option<&'a mut Reader>,
+}
+
+impl Sample<'_> {
+    /// The message's sequence number (0 for the topic's first message).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The payload.
+    pub fn bytes(&self) -> &[u8] {
+        self.data
+    }
+}
+
+impl Deref for Sample<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.data
+    }
+}
+
+impl std::fmt::Debug for Sample<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sample")
+            .field("seq", &self.seq)
+            .field("len", &self.data.len())
+            .finish()
+    }
+}
+
+impl Drop for Sample<'_> {
+    fn drop(&mut self) {
+        if let Some(reader) = self.hold.take() {
+            reader.release(self.seq);
+        }
+    }
+}
