@@ -12,6 +12,7 @@
 //! | [`futex`] | shared futex wait and wake |
 //! | [`segment`] | create / reclaim / open / validate in `/dev/shm` |
 //! | [`lock`] | liveness through OFD locks |
+//! | [`inspect`] | read-only snapshots and garbage collection for tools |
 //! | [`name`] | topic names |
 //! | [`error`] | typed errors |
 //!
@@ -30,6 +31,8 @@ pub mod stamp;
 mod sync;
 pub mod wait;
 
+#[cfg(not(loom))]
+pub mod inspect;
 #[cfg(not(loom))]
 pub mod lock;
 #[cfg(not(loom))]

@@ -1,0 +1,158 @@
+//! `ringcast list`, `inspect` and `gc`.
+
+use ringcast::core::inspect::{self, GcOutcome, TopicInfo};
+use ringcast::core::name;
+
+use crate::args::{Args, UsageError};
+use crate::Failure;
+
+type Outcome = Result<Result<(), Failure>, UsageError>;
+
+pub fn list(args: &mut Args, prefix: &str) -> Outcome {
+    std::mem::replace(args, Args::new(vec![])).finish()?;
+    Ok((|| {
+        let topics = name::list_topics(prefix)
+            .map_err(|e| Failure(format!("listing {}: {e}", name::SHM_DIR)))?;
+        for topic in topics {
+            match inspect::inspect(prefix, &topic) {
+                Ok(info) => println!(
+                    "{topic}\t{}\t{} subscribers\t{} published",
+                    state(&info),
+                    info.subscribers.len(),
+                    info.write_cursor
+                ),
+                Err(e) => println!("{topic}\tunreadable\t{e}"),
+            }
+        }
+        Ok(())
+    })())
+}
+
+fn state(info: &TopicInfo) -> &'static str {
+    match (info.publisher_alive, info.closed) {
+        (true, false) => "live",
+        (_, true) => "closed",
+        (false, false) => "dead",
+    }
+}
+
+pub fn inspect(args: &mut Args, prefix: &str) -> Outcome {
+    let json = args.flag("--json");
+    let topic = crate::args::topic(args)?;
+    std::mem::replace(args, Args::new(vec![])).finish()?;
+    Ok((|| {
+        let info = inspect::inspect(prefix, &topic)?;
+        if json {
+            println!("{}", to_json(&info));
+        } else {
+            print_text(&info);
+        }
+        Ok(())
+    })())
+}
+
+fn print_text(i: &TopicInfo) {
+    let g = &i.geometry;
+    println!("topic          {}", i.topic);
+    println!(
+        "publisher      {} (creator pid {})",
+        state(i),
+        i.creator_pid
+    );
+    println!("overflow       {:?}", g.overflow);
+    println!(
+        "slots          {} x {} bytes (stride {}, align {})",
+        g.slot_count, g.slot_capacity, g.slot_stride, g.alignment
+    );
+    println!(
+        "segment        {} bytes (header {})",
+        g.total_size, g.header_size
+    );
+    println!("message type   {}", g.type_info);
+    println!("write cursor   {}", i.write_cursor);
+    println!(
+        "subscribers    {} of {}",
+        i.subscribers.len(),
+        g.max_subscribers
+    );
+    for s in &i.subscribers {
+        println!(
+            "  entry {:>4}  pid {:>7}  {}  cursor {}  lag {}  lost {}",
+            s.entry,
+            s.pid,
+            if s.alive { "alive" } else { "dead " },
+            s.cursor,
+            s.lag,
+            s.lost
+        );
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn to_json(i: &TopicInfo) -> String {
+    let g = &i.geometry;
+    let subs: Vec<String> = i
+        .subscribers
+        .iter()
+        .map(|s| {
+            format!(
+                r#"{{"entry":{},"pid":{},"alive":{},"cursor":{},"lag":{},"lost":{}}}"#,
+                s.entry, s.pid, s.alive, s.cursor, s.lag, s.lost
+            )
+        })
+        .collect();
+    format!(
+        concat!(
+            r#"{{"topic":{},"publisher_alive":{},"closed":{},"creator_pid":{},"#,
+            r#""overflow":{},"slot_count":{},"slot_size":{},"slot_stride":{},"alignment":{},"#,
+            r#""total_size":{},"header_size":{},"max_subscribers":{},"message_type":{},"#,
+            r#""write_cursor":{},"subscribers":[{}]}}"#
+        ),
+        json_str(&i.topic),
+        i.publisher_alive,
+        i.closed,
+        i.creator_pid,
+        json_str(match g.overflow {
+            ringcast::Overflow::Overwrite => "overwrite",
+            ringcast::Overflow::Block => "block",
+        }),
+        g.slot_count,
+        g.slot_capacity,
+        g.slot_stride,
+        g.alignment,
+        g.total_size,
+        g.header_size,
+        g.max_subscribers,
+        json_str(&g.type_info.to_string()),
+        i.write_cursor,
+        subs.join(",")
+    )
+}
+
+pub fn gc(args: &mut Args, prefix: &str) -> Outcome {
+    std::mem::replace(args, Args::new(vec![])).finish()?;
+    Ok((|| {
+        for (topic, outcome) in inspect::gc(prefix)? {
+            match outcome {
+                GcOutcome::Removed => println!("removed {topic}"),
+                GcOutcome::Alive => {}
+                GcOutcome::Skipped(e) => eprintln!("ringcast: skipped {topic}: {e}"),
+            }
+        }
+        Ok(())
+    })())
+}
