@@ -1,0 +1,126 @@
+//! Shared helpers for the integration tests: unique names, child processes, payloads.
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The env var that tells a re-executed test binary which role to play.
+pub const ROLE: &str = "RINGCAST_TEST_ROLE";
+
+/// A private prefix per test process, so test binaries can run side by side.
+pub fn prefix(tag: &str) -> String {
+    format!("rc{tag}{}", std::process::id())
+}
+
+/// A unique topic name within this process.
+pub fn topic(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{tag}-{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Removes a topic's segment when dropped, whatever happened.
+pub struct Cleanup(pub String, pub String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = ringcast::core::inspect::remove(&self.0, &self.1);
+    }
+}
+
+/// Re-executes this test binary to run `#[ignore]`d test `entry` as a child process with
+/// `role` and the given environment.
+pub fn spawn(entry: &str, role: &str, env: &[(&str, String)]) -> Child {
+    Command::new(std::env::current_exe().expect("test binary path"))
+        .args([
+            "--exact",
+            entry,
+            "--nocapture",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env(ROLE, role)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child test process")
+}
+
+/// Waits for a child at most `limit`, killing it if it overruns. Returns its exit code
+/// (None if killed by a signal) and the `RESULT ...` line it printed, if any.
+pub fn finish(mut child: Child, limit: Duration) -> (Option<i32>, Option<String>) {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait().expect("wait for child") {
+            Some(_) => break,
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                break;
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    let out = child.wait_with_output().expect("collect child output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let result = text
+        .lines()
+        // The harness prints "test NAME ... " without a newline before our own output.
+        .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r.to_owned()));
+    (out.status.code(), result)
+}
+
+/// Reads `key=value` from a RESULT line.
+pub fn field(result: &str, key: &str) -> u64 {
+    result
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {result:?}"))
+}
+
+/// An env var of the child's, parsed.
+pub fn env<T: std::str::FromStr>(key: &str) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("child needs env {key}"))
+}
+
+/// The length of message `seq` for a slot of `cap` bytes: covers 0 and `cap` early, then
+/// spreads over the whole range.
+pub fn len_for(seq: u64, cap: usize) -> usize {
+    match seq {
+        0 => 0,
+        1 => cap,
+        _ => (seq.wrapping_mul(7919) % (cap as u64 + 1)) as usize,
+    }
+}
+
+/// Fills `out` with the self-checking payload of `seq`: the sequence number (as far as it
+/// fits) followed by a pattern derived from it.
+pub fn fill(seq: u64, out: &mut [u8]) {
+    let tag = seq.to_le_bytes();
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = if i < 8 {
+            tag[i]
+        } else {
+            (seq as u8).wrapping_mul(31) ^ (i as u8).wrapping_mul(7) ^ (i >> 8) as u8
+        };
+    }
+}
+
+/// Checks a payload against [`fill`] for `seq`; returns a description of the first
+/// mismatch.
+pub fn check(seq: u64, cap: usize, got: &[u8]) -> Result<(), String> {
+    let want_len = len_for(seq, cap);
+    if got.len() != want_len {
+        return Err(format!("seq {seq}: length {} != {want_len}", got.len()));
+    }
+    let mut want = vec![0u8; want_len];
+    fill(seq, &mut want);
+    match got.iter().zip(&want).position(|(a, b)| a != b) {
+        None => Ok(()),
+        Some(i) => Err(format!("seq {seq}: byte {i} is {} not {}", got[i], want[i])),
+    }
+}
