@@ -31,6 +31,16 @@ pub enum Wake {
 
 #[cfg(not(loom))]
 static WAKE_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+#[cfg(not(loom))]
+static WAIT_CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many wait system calls this process has made (a diagnostic and test hook).
+pub fn wait_calls() -> u64 {
+    #[cfg(not(loom))]
+    return WAIT_CALLS.load(Ordering::Relaxed);
+    #[cfg(loom)]
+    return 0;
+}
 
 /// How many wake system calls this process has made. A diagnostic and test hook: the
 /// publisher's fast path must leave it unchanged when nobody sleeps.
@@ -44,6 +54,7 @@ pub fn wake_calls() -> u64 {
 /// Sleeps while `*word == expected`, at most `timeout` (forever if `None`).
 #[cfg(not(loom))]
 pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
+    WAIT_CALLS.fetch_add(1, Ordering::Relaxed);
     let ts = timeout.map(|d| libc::timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: d.subsec_nanos() as libc::c_long,

@@ -47,6 +47,78 @@ pub fn spawn(entry: &str, role: &str, env: &[(&str, String)]) -> Child {
         .expect("spawn child test process")
 }
 
+/// A child whose stdout lines arrive on a channel as it prints them.
+pub struct Talking {
+    pub child: Child,
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+/// Like [`spawn`], but streams the child's stdout lines.
+pub fn spawn_talking(entry: &str, role: &str, env: &[(&str, String)]) -> Talking {
+    use std::io::BufRead;
+    let mut child = spawn(entry, role, env);
+    let out = child.stdout.take().expect("piped stdout");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            // The harness prints "test NAME ... " without a newline before our output.
+            let line = match line.split_once("RESULT ") {
+                Some((_, r)) => format!("RESULT {r}"),
+                None => line.rsplit(" ... ").next().unwrap_or(&line).to_owned(),
+            };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Talking { child, lines }
+}
+
+impl Talking {
+    /// Waits up to `limit` for a line starting with `what`; returns it.
+    pub fn expect(&self, what: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(what) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("child never printed {what:?}"),
+            }
+        }
+    }
+
+    /// SIGKILLs the child and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits up to `limit` for the child to exit; returns its code and RESULT line.
+    pub fn finish(mut self, limit: Duration) -> (Option<i32>, Option<String>) {
+        let deadline = Instant::now() + limit;
+        let code = loop {
+            match self.child.try_wait().expect("wait for child") {
+                Some(status) => break status.code(),
+                None if Instant::now() >= deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break None;
+                }
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        };
+        // The reader thread ends (and drops its sender) at the child's end of output.
+        let mut result = None;
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            if let Some(r) = l.strip_prefix("RESULT ") {
+                result = Some(r.to_owned());
+            }
+        }
+        (code, result)
+    }
+}
+
 /// Waits for a child at most `limit`, killing it if it overruns. Returns its exit code
 /// (None if killed by a signal) and the `RESULT ...` line it printed, if any.
 pub fn finish(mut child: Child, limit: Duration) -> (Option<i32>, Option<String>) {
