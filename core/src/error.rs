@@ -189,9 +189,9 @@ pub enum AttachError {
         /// The topic.
         topic: String,
         /// The type the subscriber asked for.
-        expected: TypeInfo,
+        expected: Box<TypeInfo>,
         /// The type in the segment.
-        found: TypeInfo,
+        found: Box<TypeInfo>,
     },
     /// Every subscriber entry is taken by a live subscriber.
     #[error("topic {topic:?} has all {max} subscriber entries in use")]

@@ -369,8 +369,8 @@ impl Segment {
             if *want != g.type_info {
                 return Err(AttachError::TypeMismatch {
                     topic: t(),
-                    expected: *want,
-                    found: g.type_info,
+                    expected: Box::new(*want),
+                    found: Box::new(g.type_info),
                 });
             }
         }

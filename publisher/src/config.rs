@@ -16,19 +16,10 @@ use ringcast_core::{Overflow, TypeInfo, WaitStrategy};
 ///     .mode(0o660);
 /// assert_eq!(cfg.segment().slots, 1024);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct PublisherConfig {
     pub(crate) options: CreateOptions,
     pub(crate) wait: WaitStrategy,
-}
-
-impl Default for PublisherConfig {
-    fn default() -> Self {
-        PublisherConfig {
-            options: CreateOptions::default(),
-            wait: WaitStrategy::default(),
-        }
-    }
 }
 
 impl PublisherConfig {

@@ -1,0 +1,124 @@
+//! `ringcast-bench`: the ringcast benchmark suite.
+//!
+//! Measures, between two processes pinned to different CPUs:
+//! * `pingpong`: one-way latency (round trip / 2) at several payload sizes,
+//!   into HDR histograms (p50, p99, p99.9, max);
+//! * `throughput`: messages and bytes per second from one producer to one
+//!   consumer, with a single-core `memcpy` row as the reference;
+//!
+//! for the physical floors (`floor`: a cache line bounced between two spinning
+//! cores; `futex-floor`: the same with a futex sleep and wake per message) and
+//! the kernel IPC baselines (`pipe`, `uds-stream`, `uds-dgram`, `tcp`,
+//! `mqueue`). It prints a progress line per measurement on stderr, a Markdown
+//! table on stdout, and optionally JSON rows (`--json`, the format fixed in
+//! DESIGN.md) and SVG charts (`--plots`).
+//!
+//! Layout: [`cli`] parses arguments; [`suite`] plans and runs measurements;
+//! [`harness`] pins CPUs and owns the child process (this binary re-executed
+//! with the hidden `__child` subcommand); [`transport`] holds one module per
+//! transport family behind the `Transport`/`Endpoint` traits; [`scenario`]
+//! holds the timed loops; [`report`] and [`plots`] turn results into output.
+//!
+//! Exit codes: 0 success (skipped rows included), 1 a runtime failure (no CPU
+//! to pin to, a report that could not be written), 2 bad usage.
+
+mod cli;
+mod error;
+mod harness;
+mod plots;
+mod report;
+mod scenario;
+mod suite;
+mod transport;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use crate::cli::{Command, Options, USAGE};
+use crate::error::Result;
+use crate::harness::Cpus;
+use crate::scenario::Timing;
+use crate::suite::{Config, FULL_PAYLOADS, QUICK_PAYLOADS};
+
+fn main() -> ExitCode {
+    match cli::parse(std::env::args_os().skip(1)) {
+        Ok(Command::Help) => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Child(args)) => match suite::child_main(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringcast-bench child: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(Command::Run(opts)) => match run(&opts) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringcast-bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(reason) => {
+            eprintln!("ringcast-bench: {reason}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(opts: &Options) -> Result<()> {
+    let cfg = Config {
+        payloads: if opts.quick {
+            QUICK_PAYLOADS
+        } else {
+            FULL_PAYLOADS
+        }
+        .to_vec(),
+        timing: if opts.quick {
+            Timing::QUICK
+        } else {
+            Timing::FULL
+        },
+        filter: opts.filter.clone(),
+    };
+    let plan = suite::plan(&cfg);
+    if plan.is_empty() {
+        eprintln!("ringcast-bench: no measurement matches the filter");
+    }
+    let cpus = Cpus::choose()?;
+    if !cpus.distinct() {
+        eprintln!(
+            "ringcast-bench: warning: only CPU {} is available; both processes share it",
+            cpus.parent
+        );
+    }
+    harness::pin_to(cpus.parent)?;
+    eprintln!(
+        "ringcast-bench: {} measurements, parent on CPU {}, child on CPU {}",
+        plan.len(),
+        cpus.parent,
+        cpus.child
+    );
+
+    let started = Instant::now();
+    let results = suite::run(&plan, &cfg.timing, cpus);
+    eprintln!(
+        "ringcast-bench: {} of {} measurements done in {:.1} s",
+        results.len(),
+        plan.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    print!("{}", report::markdown(&results));
+    if let Some(path) = &opts.json {
+        report::write_json(path, &results)?;
+        eprintln!("ringcast-bench: wrote {}", path.display());
+    }
+    if let Some(dir) = &opts.plots {
+        for path in plots::write_all(dir, &results)? {
+            eprintln!("ringcast-bench: wrote {}", path.display());
+        }
+    }
+    Ok(())
+}

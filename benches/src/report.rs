@@ -1,0 +1,350 @@
+//! Results: the JSON row of the design contract, the Markdown table, and the
+//! human formatting of numbers.
+//!
+//! The reference columns of the table are computed from transport names only,
+//! so any row (the ringcast ones included) gets them:
+//! * "vs floor": a latency row's p50 ÷ the `floor` p50 of the same scenario
+//!   (at the same payload if measured there, else the payload-independent
+//!   floor); a throughput row's bytes/s ÷ `memcpy` bytes/s at the same payload.
+//! * "vs best baseline": p50 ÷ the lowest baseline p50, or bytes/s ÷ the highest
+//!   baseline bytes/s, among [`BASELINES`] at the same scenario and payload.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{BenchError, Result};
+use crate::scenario::throughput::{Rate, MEMCPY};
+use crate::scenario::Scenario;
+use crate::transport::{BASELINES, FLOOR};
+
+/// One row of `--json`: exactly the fields of the design contract, in order;
+/// `None` (null) where a figure does not apply. Latencies are one-way, in ns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// `pingpong` or `throughput`.
+    pub scenario: String,
+    /// Transport name.
+    pub transport: String,
+    /// Message size in bytes.
+    pub payload_bytes: u64,
+    /// Receiving processes (1 for point-to-point rows).
+    pub subscribers: u32,
+    /// Median one-way latency.
+    pub p50_ns: Option<f64>,
+    /// 99th percentile one-way latency.
+    pub p99_ns: Option<f64>,
+    /// 99.9th percentile one-way latency.
+    pub p999_ns: Option<f64>,
+    /// Highest one-way latency seen.
+    pub max_ns: Option<f64>,
+    /// Messages per second.
+    pub msgs_per_s: Option<f64>,
+    /// Payload bytes per second.
+    pub bytes_per_s: Option<f64>,
+}
+
+/// A finished measurement: its row, plus what the plots need.
+#[derive(Clone, Debug)]
+pub struct Measured {
+    /// The JSON/table row.
+    pub row: Row,
+    /// One-way latency CDF points `(ns, fraction of samples at or below)`.
+    pub cdf: Option<Vec<(f64, f64)>>,
+    /// The transport moves the same bytes whatever the payload (the floors).
+    pub payload_independent: bool,
+}
+
+impl Measured {
+    /// A latency row from a histogram of round trips in ns (halved here).
+    pub fn latency(
+        scenario: Scenario,
+        transport: &str,
+        payload: usize,
+        rtt: &Histogram<u64>,
+    ) -> Self {
+        let one_way = |q: f64| rtt.value_at_quantile(q) as f64 / 2.0;
+        let mut cdf = vec![(rtt.min() as f64 / 2.0, 0.0)];
+        let grid = (1..100).map(|i| f64::from(i) / 100.0);
+        let tail = [0.995, 0.999, 0.9995, 0.9999, 0.99999];
+        cdf.extend(grid.chain(tail).map(|q| (one_way(q), q)));
+        cdf.push((rtt.max() as f64 / 2.0, 1.0));
+        let mut row = Row::empty(scenario, transport, payload);
+        row.p50_ns = Some(one_way(0.5));
+        row.p99_ns = Some(one_way(0.99));
+        row.p999_ns = Some(one_way(0.999));
+        row.max_ns = Some(rtt.max() as f64 / 2.0);
+        Self {
+            row,
+            cdf: Some(cdf),
+            payload_independent: false,
+        }
+    }
+
+    /// A throughput row.
+    pub fn throughput(scenario: Scenario, transport: &str, payload: usize, rate: &Rate) -> Self {
+        let mut row = Row::empty(scenario, transport, payload);
+        let per_s = rate.per_second();
+        row.msgs_per_s = Some(per_s);
+        row.bytes_per_s = Some(per_s * payload as f64);
+        Self {
+            row,
+            cdf: None,
+            payload_independent: false,
+        }
+    }
+}
+
+impl Row {
+    fn empty(scenario: Scenario, transport: &str, payload: usize) -> Self {
+        Self {
+            scenario: scenario.name().to_owned(),
+            transport: transport.to_owned(),
+            payload_bytes: payload as u64,
+            subscribers: 1,
+            p50_ns: None,
+            p99_ns: None,
+            p999_ns: None,
+            max_ns: None,
+            msgs_per_s: None,
+            bytes_per_s: None,
+        }
+    }
+}
+
+/// Writes the rows as a JSON array.
+pub fn write_json(path: &Path, results: &[Measured]) -> Result<()> {
+    let rows: Vec<&Row> = results.iter().map(|m| &m.row).collect();
+    let text = serde_json::to_string_pretty(&rows)
+        .map_err(|e| BenchError::Report(format!("serialize rows: {e}")))?;
+    std::fs::write(path, text + "\n")
+        .map_err(|e| BenchError::Report(format!("write {}: {e}", path.display())))
+}
+
+/// The figure a row is compared on, and whether lower is better.
+fn figure(row: &Row) -> Option<(f64, bool)> {
+    row.p50_ns
+        .map(|v| (v, true))
+        .or(row.bytes_per_s.map(|v| (v, false)))
+}
+
+/// "vs floor": the ratio of this row's figure to its floor's.
+fn vs_floor(row: &Row, rows: &[&Row]) -> Option<f64> {
+    let (value, latency) = figure(row)?;
+    let reference = if latency {
+        let floors = || {
+            rows.iter()
+                .filter(|r| r.scenario == row.scenario && r.transport == FLOOR)
+        };
+        floors()
+            .find(|r| r.payload_bytes == row.payload_bytes)
+            .or_else(|| floors().next())?
+            .p50_ns?
+    } else {
+        rows.iter()
+            .find(|r| {
+                r.scenario == row.scenario
+                    && r.transport == MEMCPY
+                    && r.payload_bytes == row.payload_bytes
+            })?
+            .bytes_per_s?
+    };
+    ratio(value, reference)
+}
+
+/// "vs best baseline": the ratio to the best baseline at the same payload.
+fn vs_best_baseline(row: &Row, rows: &[&Row]) -> Option<f64> {
+    let (value, latency) = figure(row)?;
+    let figures = rows
+        .iter()
+        .filter(|r| {
+            r.scenario == row.scenario
+                && r.payload_bytes == row.payload_bytes
+                && BASELINES.contains(&r.transport.as_str())
+        })
+        .filter_map(|r| figure(r).map(|(v, _)| v));
+    let best = if latency {
+        figures.fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.min(v))))
+    } else {
+        figures.fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.max(v))))
+    }?;
+    ratio(value, best)
+}
+
+fn ratio(value: f64, reference: f64) -> Option<f64> {
+    (reference > 0.0).then(|| value / reference)
+}
+
+/// The Markdown table of all rows, with a legend for the ratio columns.
+pub fn markdown(results: &[Measured]) -> String {
+    let rows: Vec<&Row> = results.iter().map(|m| &m.row).collect();
+    let mut out = String::from(
+        "| scenario | transport | payload | p50 | p99 | p99.9 | max | msgs/s | bytes/s | vs floor | vs best baseline |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for m in results {
+        let r = &m.row;
+        let payload = if m.payload_independent {
+            format!("{} (any)", fmt_bytes(r.payload_bytes as usize))
+        } else {
+            fmt_bytes(r.payload_bytes as usize)
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.scenario,
+            r.transport,
+            payload,
+            opt(r.p50_ns, fmt_ns),
+            opt(r.p99_ns, fmt_ns),
+            opt(r.p999_ns, fmt_ns),
+            opt(r.max_ns, fmt_ns),
+            opt(r.msgs_per_s, fmt_rate),
+            opt(r.bytes_per_s, fmt_bytes_per_s),
+            opt(vs_floor(r, &rows), fmt_ratio),
+            opt(vs_best_baseline(r, &rows), fmt_ratio),
+        );
+    }
+    out.push_str(
+        "\nLatency is one-way (round trip / 2) between two processes pinned to different CPUs. \
+         `floor` and `futex-floor` move one cache line whatever the payload (\"(any)\").\n\
+         vs floor: latency rows, p50 / floor p50 (lower is better); throughput rows, \
+         bytes/s / memcpy bytes/s at that payload (higher is better).\n\
+         vs best baseline: p50 / lowest baseline p50, or bytes/s / highest baseline bytes/s, \
+         at that payload; baselines: ",
+    );
+    out.push_str(&BASELINES.join(", "));
+    out.push_str(".\n");
+    out
+}
+
+/// The progress-line summary of a row.
+pub fn summary(row: &Row) -> String {
+    match (
+        row.p50_ns,
+        row.p99_ns,
+        row.max_ns,
+        row.msgs_per_s,
+        row.bytes_per_s,
+    ) {
+        (Some(p50), Some(p99), Some(max), _, _) => format!(
+            "p50 {}  p99 {}  max {}",
+            fmt_ns(p50),
+            fmt_ns(p99),
+            fmt_ns(max)
+        ),
+        (_, _, _, Some(m), Some(b)) => format!("{}  {}", fmt_rate(m), fmt_bytes_per_s(b)),
+        _ => "no figures".into(),
+    }
+}
+
+fn opt(v: Option<f64>, f: fn(f64) -> String) -> String {
+    v.map_or_else(|| "–".into(), f)
+}
+
+/// Nanoseconds with a unit that keeps three significant digits.
+pub fn fmt_ns(ns: f64) -> String {
+    match ns {
+        v if v < 100.0 => format!("{v:.1} ns"),
+        v if v < 1e3 => format!("{v:.0} ns"),
+        v if v < 1e6 => format!("{:.2} µs", v / 1e3),
+        v if v < 1e9 => format!("{:.2} ms", v / 1e6),
+        v => format!("{:.2} s", v / 1e9),
+    }
+}
+
+/// A payload size: `8 B`, `1 KiB`, `64 KiB`, `1 MiB`.
+pub fn fmt_bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} B"),
+    }
+}
+
+fn fmt_rate(per_s: f64) -> String {
+    match per_s {
+        v if v >= 1e6 => format!("{:.2} M/s", v / 1e6),
+        v if v >= 1e3 => format!("{:.1} k/s", v / 1e3),
+        v => format!("{v:.0} /s"),
+    }
+}
+
+fn fmt_bytes_per_s(b: f64) -> String {
+    const GIB: f64 = (1u64 << 30) as f64;
+    const MIB: f64 = (1u64 << 20) as f64;
+    match b {
+        v if v >= GIB => format!("{:.2} GiB/s", v / GIB),
+        v if v >= MIB => format!("{:.1} MiB/s", v / MIB),
+        v => format!("{:.1} KiB/s", v / 1024.0),
+    }
+}
+
+fn fmt_ratio(r: f64) -> String {
+    match r {
+        // Two significant digits below 1: 0.52×, 0.0031×.
+        r if r > 0.0 && r < 1.0 => {
+            let decimals = (1.0 - r.log10().floor()).clamp(2.0, 9.0) as usize;
+            format!("{r:.decimals$}×")
+        }
+        r if r < 10.0 => format!("{r:.2}×"),
+        r if r < 100.0 => format!("{r:.1}×"),
+        r => format!("{r:.0}×"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn latency_row(transport: &str, payload: u64, p50: f64) -> Row {
+        let mut r = Row::empty(Scenario::PingPong, transport, payload as usize);
+        r.p50_ns = Some(p50);
+        r
+    }
+
+    #[test]
+    fn ringcast_rows_get_ratios_to_floor_and_best_baseline() {
+        let rows = [
+            latency_row("floor", 8, 50.0),
+            latency_row("pipe", 64, 4000.0),
+            latency_row("uds-stream", 64, 2000.0),
+            latency_row("ringcast-spin", 64, 100.0),
+        ];
+        let refs: Vec<&Row> = rows.iter().collect();
+        // The floor is payload-independent: found at 8 B for a 64 B row.
+        assert_eq!(vs_floor(&rows[3], &refs), Some(2.0));
+        assert_eq!(vs_best_baseline(&rows[3], &refs), Some(0.05));
+        assert_eq!(vs_best_baseline(&rows[1], &refs), Some(2.0));
+    }
+
+    #[test]
+    fn throughput_ratios_compare_bytes_per_second() {
+        let mut memcpy = Row::empty(Scenario::Throughput, MEMCPY, 1024);
+        memcpy.bytes_per_s = Some(10e9);
+        let mut tcp = Row::empty(Scenario::Throughput, "tcp", 1024);
+        tcp.bytes_per_s = Some(1e9);
+        let refs = [&memcpy, &tcp];
+        assert_eq!(vs_floor(&tcp, &refs), Some(0.1));
+        assert_eq!(vs_best_baseline(&memcpy, &refs), Some(10.0));
+    }
+
+    #[test]
+    fn payload_sizes_format_with_binary_units() {
+        assert_eq!(fmt_bytes(8), "8 B");
+        assert_eq!(fmt_bytes(1024), "1 KiB");
+        assert_eq!(fmt_bytes(64 * 1024), "64 KiB");
+        assert_eq!(fmt_bytes(1 << 20), "1 MiB");
+        assert_eq!(fmt_bytes(1000), "1000 B");
+    }
+
+    #[test]
+    fn small_ratios_keep_two_significant_digits() {
+        assert_eq!(fmt_ratio(0.52), "0.52×");
+        assert_eq!(fmt_ratio(0.0031), "0.0031×");
+        assert_eq!(fmt_ratio(1.0), "1.00×");
+        assert_eq!(fmt_ratio(273.4), "273×");
+    }
+}
