@@ -64,6 +64,7 @@ impl Overflow {
             Overflow::Block => 1,
         }
     }
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) const fn from_word(w: u64) -> Option<Self> {
         match w {
             0 => Some(Overflow::Overwrite),

@@ -241,7 +241,7 @@ mod model {
                 ..Default::default()
             };
             let geometry = Geometry::compute(&cfg, 4096, 1).expect("valid model geometry");
-            let header = Box::new(Header::new(&geometry));
+            let header = Box::new(Header::new(&geometry, 0));
             header
                 .identity
                 .magic_version

@@ -59,11 +59,13 @@ fn validate(s: &str, kind: NameKind) -> Result<(), NameError> {
 }
 
 /// The POSIX shared-memory object name (`/prefix.topic`) of a validated topic.
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) fn shm_name(prefix: &str, topic: &str) -> String {
     format!("/{prefix}.{topic}")
 }
 
 /// The file behind a shared-memory object name.
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) fn shm_path(shm_name: &str) -> std::path::PathBuf {
     std::path::Path::new(SHM_DIR).join(shm_name.trim_start_matches('/'))
 }

@@ -187,6 +187,12 @@ impl Writer {
         // Release: every commit before the close is visible to a reader that sees CLOSED.
         // Pairs with the Acquire load in `Reader::poll_slow`.
         hdr.sub_wake.state.store(PUB_CLOSED, Ordering::Release);
+        // SeqCst: the close is a publish like any other for the sleep handshake. Without
+        // this fence a subscriber's Relaxed read of the futex word may already see the bump
+        // below while its re-check still sees OPEN; it then sleeps expecting the bumped
+        // value and misses the only wake. (Found by the loom model
+        // `close_racing_a_sleeping_subscriber_ends_in_closed_after_draining`.)
+        fence(mutant_or(Ordering::SeqCst, Ordering::Release));
         crate::wait::wake_all_subscribers(&self.mem);
     }
 }
@@ -271,10 +277,17 @@ impl Reader {
             // Relaxed: ordered by the fence above (see `Writer::refresh_limit`).
             let limit = hdr.publisher.gate_limit.load(Ordering::Relaxed);
             // The writer may overwrite anything below `limit + 1 - n` without rescanning.
-            next = next.max((limit + 1).saturating_sub(n));
+            next = next.max(limit.saturating_add(1).saturating_sub(n));
         }
         // Release: as for every cursor store, pairs with the writer's Acquire rescan.
         e.cursor.store(next, Ordering::Release);
+        if g.overflow == Overflow::Block {
+            // The writer may have gated on our tentative cursor and gone to sleep; moving
+            // the cursor forward is a release like any other and must wake it. (Found by
+            // the loom model `block_attach_and_detach_race_with_publishing`: without this,
+            // writer and newcomer each wait for the other.)
+            crate::wait::after_release(&mem);
+        }
         Reader {
             mem,
             entry,
@@ -387,10 +400,10 @@ impl Reader {
             target += 1;
         }
         // We saw a stamp above committed(next): `next` itself is gone whatever `w` says.
-        let target = target.max(self.next + 1);
+        let target = target.max(self.next.saturating_add(1));
         let skipped = target - self.next;
         self.next = target;
-        self.lost += skipped;
+        self.lost = self.lost.saturating_add(skipped);
         self.publish_position();
         Poll::Lagged(skipped)
     }
@@ -408,7 +421,7 @@ impl Reader {
         fence(mutant_or(Ordering::Acquire, Ordering::Relaxed));
         // Relaxed: ordered by the fence above.
         if self.mem.slot(seq).stamp.load(Ordering::Relaxed) == committed(seq) {
-            self.next = seq + 1;
+            self.next = seq.wrapping_add(1);
             // Overwrite readers publish their position only for `inspect`; a Relaxed store
             // to our own line per message is cheap.
             if self.next & 63 == 0 {
@@ -424,7 +437,7 @@ impl Reader {
     #[inline]
     pub fn release(&mut self, seq: u64) {
         debug_assert_eq!(seq, self.next);
-        self.next = seq + 1;
+        self.next = seq.wrapping_add(1);
         let e = self.mem.entry(self.entry);
         // Release: our reads of the slot happen before the writer's overwrite. Pairs with
         // the Acquire cursor load in `Writer::slowest_cursor`.

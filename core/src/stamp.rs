@@ -11,18 +11,20 @@
 //! A slot's stamp only grows, so for a reader waiting for `seq` a stamp below
 //! `committed(seq)` means "not yet", equal means "here it is", and above means "lapped":
 //! the publisher has started on `seq + k*slot_count` for some k >= 1. Sequences stay below
-//! 2^62, which at a billion messages a second is 146 years.
+//! 2^62, which at a billion messages a second is 146 years. The arithmetic wraps rather
+//! than panics: a hostile process can write any cursor into shared memory, and a
+//! subscriber must then see garbage it can reject, never an overflow panic.
 
 /// The stamp of a slot while the publisher writes `seq`.
 #[inline(always)]
 pub const fn busy(seq: u64) -> u64 {
-    seq * 2 + 1
+    seq.wrapping_mul(2).wrapping_add(1)
 }
 
 /// The stamp of a slot holding committed message `seq`.
 #[inline(always)]
 pub const fn committed(seq: u64) -> u64 {
-    seq * 2 + 2
+    seq.wrapping_mul(2).wrapping_add(2)
 }
 
 /// Whether a stamp marks a write in progress.

@@ -522,7 +522,7 @@ fn other_message_type_is_a_type_mismatch() {
     let e = assert_err!(
         attach_err(topic, sub_opts().expect_type(b)),
         AttachError::TypeMismatch { topic: t, expected, found }
-            if t == topic && *expected == b && *found == a
+            if t == topic && **expected == b && **found == a
     );
     let msg = e.to_string();
     assert!(msg.contains(" A ") && msg.contains(" B "), "{msg}");
@@ -530,7 +530,7 @@ fn other_message_type_is_a_type_mismatch() {
     let a2 = TypeInfo::new("A", 8, 8, 2);
     let e = assert_err!(
         attach_err(topic, sub_opts().expect_type(a2)),
-        AttachError::TypeMismatch { expected, found, .. } if *expected == a2 && *found == a
+        AttachError::TypeMismatch { expected, found, .. } if **expected == a2 && **found == a
     );
     let msg = e.to_string();
     assert!(
@@ -541,12 +541,12 @@ fn other_message_type_is_a_type_mismatch() {
     let a16 = TypeInfo::new("A", 16, 8, 1);
     assert_err!(
         attach_err(topic, sub_opts().expect_type(a16)),
-        AttachError::TypeMismatch { expected, found, .. } if *expected == a16 && *found == a
+        AttachError::TypeMismatch { expected, found, .. } if **expected == a16 && **found == a
     );
     assert_err!(
         attach_err(topic, sub_opts().expect_type(TypeInfo::RAW)),
         AttachError::TypeMismatch { expected, found, .. }
-            if *expected == TypeInfo::RAW && *found == a
+            if **expected == TypeInfo::RAW && **found == a
     );
 
     // A raw-bytes topic refuses a typed subscriber.
@@ -556,7 +556,7 @@ fn other_message_type_is_a_type_mismatch() {
     assert_err!(
         attach_err(raw_topic, sub_opts().expect_type(a)),
         AttachError::TypeMismatch { expected, found, .. }
-            if *expected == a && *found == TypeInfo::RAW
+            if **expected == a && **found == TypeInfo::RAW
     );
 
     // Controls: the right type, and no expectation at all, attach.
@@ -570,76 +570,110 @@ fn other_message_type_is_a_type_mismatch() {
 
 const PERM_PREFIX_VAR: &str = "RINGCAST_BAD_INPUT_PERM_PREFIX";
 const PERM_TOPIC_VAR: &str = "RINGCAST_BAD_INPUT_PERM_TOPIC";
+const PERM_OP_VAR: &str = "RINGCAST_BAD_INPUT_PERM_OP";
 /// `perm_child` exit codes.
 const CHILD_PERMISSION_DENIED: i32 = 42;
-const CHILD_ATTACHED: i32 = 43;
+const CHILD_OK: i32 = 43;
 const CHILD_OTHER_ERROR: i32 = 44;
+const CHILD_ALREADY_PUBLISHED: i32 = 45;
 
 /// Not a test on its own: `permission_denied` runs it in a child process that has dropped
 /// root, and reads the outcome from the exit code.
 #[test]
 #[ignore = "helper of permission_denied, run in a child process"]
 fn perm_child() {
-    let (Ok(prefix), Ok(topic)) = (
+    let (Ok(prefix), Ok(topic), Ok(op)) = (
         std::env::var(PERM_PREFIX_VAR),
         std::env::var(PERM_TOPIC_VAR),
+        std::env::var(PERM_OP_VAR),
     ) else {
         return;
     };
-    let opts = SubscriberOptions::default()
-        .prefix(prefix)
-        .init_wait(Duration::from_millis(20));
-    let code = match Subscriber::attach(&topic, opts) {
-        Ok(_) => CHILD_ATTACHED,
-        Err(AttachError::PermissionDenied { topic: t }) if t == topic => CHILD_PERMISSION_DENIED,
-        Err(e) => {
-            eprintln!("perm_child: {e:?}");
-            CHILD_OTHER_ERROR
+    let code = if op == "create" {
+        match Publisher::create(&topic, PublisherConfig::default().prefix(prefix)) {
+            Ok(_) => CHILD_OK,
+            Err(CreateError::PermissionDenied { topic: t }) if t == topic => {
+                CHILD_PERMISSION_DENIED
+            }
+            Err(CreateError::AlreadyPublished { topic: t }) if t == topic => {
+                CHILD_ALREADY_PUBLISHED
+            }
+            Err(e) => {
+                eprintln!("perm_child: {e:?}");
+                CHILD_OTHER_ERROR
+            }
+        }
+    } else {
+        let opts = SubscriberOptions::default()
+            .prefix(prefix)
+            .init_wait(Duration::from_millis(20));
+        match Subscriber::attach(&topic, opts) {
+            Ok(_) => CHILD_OK,
+            Err(AttachError::PermissionDenied { topic: t }) if t == topic => {
+                CHILD_PERMISSION_DENIED
+            }
+            Err(e) => {
+                eprintln!("perm_child: {e:?}");
+                CHILD_OTHER_ERROR
+            }
         }
     };
     std::process::exit(code);
 }
 
-/// Attaches to `topic` from a child process running as nobody (uid/gid 65534).
-fn attach_as_nobody(topic: &str) -> i32 {
+/// Runs `op` ("attach" or "create") on `topic` in a child process running as nobody
+/// (uid/gid 65534); returns the child's exit code.
+fn as_nobody(op: &str, topic: &str) -> i32 {
     use std::os::unix::process::CommandExt;
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "perm_child", "--nocapture", "--ignored"])
         .env(PERM_PREFIX_VAR, prefix())
         .env(PERM_TOPIC_VAR, topic)
+        .env(PERM_OP_VAR, op)
         .uid(65534)
         .gid(65534)
         .output()
         .expect("spawning the test binary as uid 65534");
-    let code = out.status.code();
     eprintln!(
-        "child for {topic}: {:?}\n{}{}",
+        "child {op} {topic}: {:?}\n{}{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    code.unwrap_or(-1)
+    out.status.code().unwrap_or(-1)
 }
 
 #[test]
 fn permission_denied() {
     if nix::unistd::Uid::effective().is_root() {
         // Root ignores file modes: ask a child that dropped to nobody.
-        for (topic, mode, want) in [
-            ("perm-600", 0o600, CHILD_PERMISSION_DENIED),
-            ("perm-000", 0o000, CHILD_PERMISSION_DENIED),
+        for (topic, mode, attach, create) in [
+            (
+                "perm-600",
+                0o600,
+                CHILD_PERMISSION_DENIED,
+                CHILD_PERMISSION_DENIED,
+            ),
+            (
+                "perm-000",
+                0o000,
+                CHILD_PERMISSION_DENIED,
+                CHILD_PERMISSION_DENIED,
+            ),
             // A subscriber needs write access (its table entry).
-            ("perm-644", 0o644, CHILD_PERMISSION_DENIED),
-            // Control: the child can attach when the mode lets it.
-            ("perm-666", 0o666, CHILD_ATTACHED),
+            (
+                "perm-644",
+                0o644,
+                CHILD_PERMISSION_DENIED,
+                CHILD_PERMISSION_DENIED,
+            ),
+            // Control: with access the child attaches, and meets the live publisher.
+            ("perm-666", 0o666, CHILD_OK, CHILD_ALREADY_PUBLISHED),
         ] {
             let _g = ShmGuard::new(topic);
             let _p = Publisher::create(topic, pub_cfg().mode(mode)).unwrap();
-            assert_eq!(
-                attach_as_nobody(topic),
-                want,
-                "topic {topic}, mode {mode:o}"
-            );
+            assert_eq!(as_nobody("attach", topic), attach, "attach {topic}");
+            assert_eq!(as_nobody("create", topic), create, "create {topic}");
         }
     } else {
         for (topic, mode) in [("perm-000", 0o000), ("perm-400", 0o400)] {

@@ -1,0 +1,89 @@
+//! loom models of the sleep/wake handshakes (no lost wake-up, in either direction) and of
+//! the publisher closing while a subscriber sleeps. A lost wake-up leaves a thread parked
+//! in the modelled futex forever, which loom reports as a deadlock.
+#![cfg(loom)]
+
+use std::sync::Arc;
+
+use loom::thread;
+use ringcast_core::memory::SegmentMemory;
+use ringcast_core::ring::{Poll, Reader, Start, Writer};
+
+use ringcast_core::wait;
+use ringcast_core::Overflow;
+use ringcast_loom_tests::model::*;
+
+/// A subscriber that decides to sleep is always woken by a later publish.
+#[test]
+fn a_sleeping_subscriber_is_always_woken_by_a_publish() {
+    loom::model(|| {
+        let mem = Arc::new(SegmentMemory::model(2, Overflow::Block, 1));
+        let mut r = Reader::attach(mem.clone(), 0, Start::Latest);
+        let mut w = Writer::new(mem.clone());
+        let wmem = mem.clone();
+        let publisher = thread::spawn(move || {
+            publish(&mut w, &wmem);
+            w
+        });
+        receive_until(&mut r, &mem, 1);
+        publisher.join().unwrap();
+    });
+}
+
+/// A publisher blocked on a full ring is always woken by a release; the subscriber sleeps
+/// too when the ring is empty.
+#[test]
+fn a_publisher_sleeping_on_a_full_ring_is_always_woken_by_a_release() {
+    loom::model(|| {
+        let mem = Arc::new(SegmentMemory::model(2, Overflow::Block, 1));
+        let mut r = Reader::attach(mem.clone(), 0, Start::Latest);
+        let mut w = Writer::new(mem.clone());
+        let wmem = mem.clone();
+        let publisher = thread::spawn(move || {
+            for _ in 0..3 {
+                loop {
+                    match try_publish(&mut w, &wmem) {
+                        Ok(_) => break,
+                        Err(_) => {
+                            wait::publisher_sleep(&wmem, None, || w.has_room());
+                        }
+                    }
+                }
+            }
+        });
+        receive_until(&mut r, &mem, 3);
+        publisher.join().unwrap();
+    });
+}
+
+/// The publisher closes while a subscriber sleeps: the subscriber drains what was
+/// published and ends in `Closed`, never in a hang.
+#[test]
+fn close_racing_a_sleeping_subscriber_ends_in_closed_after_draining() {
+    loom::model(|| {
+        let mem = Arc::new(SegmentMemory::model(2, Overflow::Overwrite, 1));
+        let mut r = Reader::attach(mem.clone(), 0, Start::Latest);
+        let mut w = Writer::new(mem.clone());
+        let wmem = mem.clone();
+        let publisher = thread::spawn(move || {
+            try_publish(&mut w, &wmem).unwrap();
+            w.close();
+        });
+        let mut received = 0;
+        loop {
+            match r.poll() {
+                Poll::Ready { .. } => {
+                    assert!(matches!(recv_copy(&mut r), Got::Message(0)));
+                    received += 1;
+                }
+                Poll::Closed => break,
+                Poll::Empty => {
+                    wait::subscriber_sleep(&mem, None, || r.has_news());
+                }
+                p => panic!("unexpected {p:?}"),
+            }
+        }
+        assert_eq!(received, 1, "closed before draining");
+        publisher.join().unwrap();
+    });
+}
