@@ -764,3 +764,47 @@ fn lying_length_is_corrupt_and_skipped() {
         assert_eq!(s.try_recv().unwrap_err(), TryRecvError::Empty);
     }
 }
+
+/// Writes `value` at byte `offset` of the segment file of `topic`.
+fn forge_word(topic: &str, offset: u64, value: u64) {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(shm_path(topic))
+        .unwrap();
+    f.write_all_at(&value.to_ne_bytes(), offset).unwrap();
+}
+
+/// A hostile process scribbles absurd cursors into the header: a subscriber attaching or
+/// receiving afterwards sees garbage it can survive (an error or an empty ring), never an
+/// arithmetic-overflow panic. (Both crashed debug builds before sequences read from shared
+/// memory got wrapping/saturating arithmetic.)
+#[test]
+fn absurd_cursors_in_the_header_never_panic_a_subscriber() {
+    use ringcast::core::layout::{Header, PublisherLine};
+    let cursor = (offset_of!(Header, publisher) + offset_of!(PublisherLine, write_cursor)) as u64;
+    let limit = (offset_of!(Header, publisher) + offset_of!(PublisherLine, gate_limit)) as u64;
+    for overflow in [Overflow::Overwrite, Overflow::Block] {
+        for (field, value) in [
+            (cursor, u64::MAX),
+            (cursor, 1 << 63),
+            (limit, u64::MAX),
+            (limit, 0),
+        ] {
+            let topic = format!("absurd-{overflow:?}-{field}-{value:x}");
+            let _g = ShmGuard::new(&topic);
+            let mut p = Publisher::create(&topic, pub_cfg().slots(4).slot_size(64).overflow(overflow))
+                .unwrap();
+            p.send(b"before").unwrap();
+            forge_word(&topic, field, value);
+            for start in [Start::Latest, Start::Oldest] {
+                let mut s = Subscriber::attach(&topic, sub_opts().start(start))
+                    .unwrap_or_else(|e| panic!("attach: {e:?}"));
+                for _ in 0..8 {
+                    // Any outcome but a panic is acceptable from a corrupted segment.
+                    let _ = s.try_recv().map(|m| m.len());
+                }
+            }
+        }
+    }
+}
