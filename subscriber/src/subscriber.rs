@@ -122,6 +122,12 @@ impl Subscriber {
         self.reader.lost()
     }
 
+    /// Whether a receive would return at once (a message, a lag report, or the end),
+    /// without consuming anything.
+    pub fn has_news(&self) -> bool {
+        self.reader.has_news() || self.publisher_gone
+    }
+
     /// Whether the publisher is still alive (a system call: not for the hot path).
     pub fn publisher_alive(&self) -> bool {
         self.segment.publisher_alive() && !self.reader.is_closed()
@@ -189,14 +195,14 @@ impl Subscriber {
                     Overflow::Overwrite => {
                         match self.reader.read_copy(seq, len, self.buf.words_mut()) {
                             Ok(len) => Ok(Got::Copied { seq, len }),
-                            Err(Poll::Lagged(n)) => Err(TryRecvError::Lagged(n)),
+                            Err(Poll::Lagged(n)) => Err(self.lagged(n)),
                             Err(_) => Err(TryRecvError::Empty),
                         }
                     }
                 }
             }
             Poll::Empty => self.empty(),
-            Poll::Lagged(n) => Err(TryRecvError::Lagged(n)),
+            Poll::Lagged(n) => Err(self.lagged(n)),
             Poll::Closed => Err(TryRecvError::Disconnected),
             Poll::Overrun => Err(TryRecvError::Evicted),
             Poll::Corrupt { len } => {
@@ -205,6 +211,17 @@ impl Subscriber {
                 Err(TryRecvError::Corrupt { seq, len })
             }
         }
+    }
+
+    #[cold]
+    fn lagged(&self, n: u64) -> TryRecvError {
+        tracing::debug!(
+            topic = self.topic(),
+            lost = n,
+            total_lost = self.reader.lost(),
+            "subscriber lagged"
+        );
+        TryRecvError::Lagged(n)
     }
 
     #[cold]
@@ -246,6 +263,18 @@ impl Subscriber {
                 }
             }
         }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        tracing::debug!(
+            topic = self.topic(),
+            entry = self.reader.entry_index(),
+            next = self.reader.next_seq(),
+            lost = self.reader.lost(),
+            "detached"
+        );
     }
 }
 
