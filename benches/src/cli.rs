@@ -10,13 +10,15 @@ pub const USAGE: &str = "\
 usage: ringcast-bench [--quick] [--json FILE] [--plots DIR] [--filter SUBSTR]
 
 Measures one-way latency (ping-pong between two processes pinned to different
-CPUs) and throughput of shared-memory and kernel IPC transports.
+CPUs) and throughput of ringcast, the physical floors and kernel IPC
+transports, and ringcast's fan-out to 1, 2, 4 and 8 subscriber processes.
 
   --quick          short phases and payloads 64 B and 64 KiB (a smoke run)
   --json FILE      write the rows as a JSON array to FILE
   --plots DIR      write SVG charts (latency CDF at 64 B, throughput by payload)
   --filter SUBSTR  run only measurements whose label scenario/transport/payload
-                   contains SUBSTR (e.g. pipe, pingpong/tcp, /65536)
+                   contains SUBSTR (e.g. pipe, pingpong/tcp, /65536,
+                   ringcast, fanout/ringcast-futex/64/8sub)
   -h, --help       print this help
 ";
 

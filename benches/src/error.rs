@@ -29,6 +29,10 @@ pub enum BenchError {
         /// The deadline, in seconds.
         secs: u64,
     },
+    /// A ringcast call failed (create a topic, attach, receive); carries the
+    /// library's own message, which names the topic and the cause.
+    #[error("ringcast: {0}")]
+    Ringcast(String),
     /// The peer closed its end, or broke the message protocol.
     #[error("protocol: {0}")]
     Protocol(String),

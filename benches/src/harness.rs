@@ -2,7 +2,8 @@
 //!
 //! Every two-process measurement re-executes this binary
 //! (`std::env::current_exe()`) with the hidden `__child` subcommand rather
-//! than forking, so the child starts from a clean, single-threaded image. The
+//! than forking, so the child starts from a clean, single-threaded image (a
+//! fan-out measurement starts one such child per subscriber). The
 //! child inherits exactly the descriptors of its end of the link: they are
 //! created close-on-exec and only the child's copies have the flag cleared,
 //! between fork and exec.
@@ -12,7 +13,10 @@
 //! Three nets keep a run from hanging: the child dies with the parent
 //! (`PR_SET_PDEATHSIG`), a watchdog thread kills a child that outlives its
 //! measurement's deadline, and every blocking transport call has its own
-//! timeout or sees end-of-file once the peer is gone.
+//! timeout or sees end-of-file (ringcast: `Disconnected`) once the peer is gone.
+//!
+//! A child talks back on its stdout: a ready line once its end is attached
+//! ([`report_ready`]), and for fan-out its measurements ([`report`]).
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -211,6 +215,34 @@ impl Child {
         Ok(())
     }
 
+    /// Reads what the child prints on stdout after its ready line, up to its
+    /// end-of-file (the child exits, or closes stdout), at most `timeout` in all.
+    pub fn read_report(&mut self, timeout: Duration) -> Result<String> {
+        let stdout = self
+            .stdout
+            .as_mut()
+            .ok_or_else(|| BenchError::Child("stdout not captured".into()))?;
+        let deadline = Instant::now() + timeout;
+        let mut text = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !poll_readable(stdout.as_raw_fd(), left)? {
+                return Err(BenchError::Timeout {
+                    what: "the child's report",
+                    secs: timeout.as_secs(),
+                });
+            }
+            match stdout.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => text.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(BenchError::sys("read child stdout", e)),
+            }
+        }
+        String::from_utf8(text).map_err(|_| BenchError::Child("report is not UTF-8".into()))
+    }
+
     /// Waits for a normal exit; a non-zero status becomes an error carrying
     /// the child's own message.
     pub fn finish(mut self, timeout: Duration) -> Result<()> {
@@ -324,4 +356,12 @@ pub fn report_ready() -> Result<()> {
     out.write_all(READY_LINE)
         .and_then(|()| out.flush())
         .map_err(|e| BenchError::sys("write ready line", e))
+}
+
+/// Child side: prints its report for the parent ([`Child::read_report`]).
+pub fn report(text: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| BenchError::sys("write report", e))
 }

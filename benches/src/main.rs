@@ -5,13 +5,17 @@
 //!   into HDR histograms (p50, p99, p99.9, max);
 //! * `throughput`: messages and bytes per second from one producer to one
 //!   consumer, with a single-core `memcpy` row as the reference;
+//! * `fanout`: one ringcast publisher to 1, 2, 4 and 8 subscriber processes:
+//!   one-way latency to each subscriber and delivered messages per second;
 //!
-//! for the physical floors (`floor`: a cache line bounced between two spinning
-//! cores; `futex-floor`: the same with a futex sleep and wake per message) and
-//! the kernel IPC baselines (`pipe`, `uds-stream`, `uds-dgram`, `tcp`,
-//! `mqueue`). It prints a progress line per measurement on stderr, a Markdown
-//! table on stdout, and optionally JSON rows (`--json`, the format fixed in
-//! DESIGN.md) and SVG charts (`--plots`).
+//! for ringcast (`ringcast-spin`, `ringcast-futex`, `ringcast-overwrite`, on
+//! the zero-copy loan path: see `transport::ringcast`), the physical floors
+//! (`floor`: a cache line bounced between two spinning cores; `futex-floor`:
+//! the same with a futex sleep and wake per message) and the kernel IPC
+//! baselines (`pipe`, `uds-stream`, `uds-dgram`, `tcp`, `mqueue`). It prints a
+//! progress line per measurement on stderr, a Markdown table on stdout, and
+//! optionally JSON rows (`--json`, the format fixed in DESIGN.md) and SVG
+//! charts (`--plots`).
 //!
 //! Layout: [`cli`] parses arguments; [`suite`] plans and runs measurements;
 //! [`harness`] pins CPUs and owns the child process (this binary re-executed
@@ -85,6 +89,12 @@ fn run(opts: &Options) -> Result<()> {
     let plan = suite::plan(&cfg);
     if plan.is_empty() {
         eprintln!("ringcast-bench: no measurement matches the filter");
+    }
+    // Segments of an earlier run that was killed (its publishers are dead).
+    match transport::ringcast::collect_garbage() {
+        Ok(0) => {}
+        Ok(n) => eprintln!("ringcast-bench: removed {n} stale ringcast segments of a killed run"),
+        Err(e) => eprintln!("ringcast-bench: warning: {e}"),
     }
     let cpus = Cpus::choose()?;
     if !cpus.distinct() {

@@ -3,11 +3,16 @@
 //!
 //! The reference columns of the table are computed from transport names only,
 //! so any row (the ringcast ones included) gets them:
-//! * "vs floor": a latency row's p50 ÷ the `floor` p50 of the same scenario
-//!   (at the same payload if measured there, else the payload-independent
-//!   floor); a throughput row's bytes/s ÷ `memcpy` bytes/s at the same payload.
+//! * "vs floor": a latency row's p50 ÷ its floor's p50 (at the same payload if
+//!   measured there, else the payload-independent floor); the floor is
+//!   `futex-floor` for `ringcast-futex`, whose receivers sleep (so the ratio is
+//!   the distance to a sleep and wake-up per message), and `floor` for every
+//!   other row; a throughput row's bytes/s ÷ `memcpy` bytes/s at the same payload.
 //! * "vs best baseline": p50 ÷ the lowest baseline p50, or bytes/s ÷ the highest
 //!   baseline bytes/s, among [`BASELINES`] at the same scenario and payload.
+//!
+//! Fan-out rows (latency to each subscriber) have no fan-out floor or baseline
+//! to compare with: they take the ping-pong references at the same payload.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -18,13 +23,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::{BenchError, Result};
 use crate::scenario::throughput::{Rate, MEMCPY};
 use crate::scenario::Scenario;
-use crate::transport::{BASELINES, FLOOR};
+use crate::transport::{BASELINES, FLOOR, FUTEX_FLOOR, RINGCAST, RINGCAST_FUTEX};
 
 /// One row of `--json`: exactly the fields of the design contract, in order;
 /// `None` (null) where a figure does not apply. Latencies are one-way, in ns.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Row {
-    /// `pingpong` or `throughput`.
+    /// `pingpong`, `throughput` or `fanout`.
     pub scenario: String,
     /// Transport name.
     pub transport: String,
@@ -55,6 +60,8 @@ pub struct Measured {
     pub cdf: Option<Vec<(f64, f64)>>,
     /// The transport moves the same bytes whatever the payload (the floors).
     pub payload_independent: bool,
+    /// A remark for the progress line on stderr (losses, per-subscriber figures).
+    pub note: Option<String>,
 }
 
 impl Measured {
@@ -65,34 +72,67 @@ impl Measured {
         payload: usize,
         rtt: &Histogram<u64>,
     ) -> Self {
-        let one_way = |q: f64| rtt.value_at_quantile(q) as f64 / 2.0;
-        let mut cdf = vec![(rtt.min() as f64 / 2.0, 0.0)];
+        Self::from_histogram(Row::empty(scenario, transport, payload), rtt, 2.0)
+    }
+
+    /// A fan-out row: one-way times of every subscriber in one histogram (ns,
+    /// not halved), and the messages per second delivered to all of them.
+    pub fn fanout(
+        transport: &str,
+        payload: usize,
+        subscribers: usize,
+        one_way: &Histogram<u64>,
+        delivered_per_s: f64,
+    ) -> Self {
+        let mut row = Row::empty(Scenario::Fanout, transport, payload);
+        row.subscribers = u32::try_from(subscribers).unwrap_or(u32::MAX);
+        row.msgs_per_s = Some(delivered_per_s);
+        row.bytes_per_s = Some(delivered_per_s * payload as f64);
+        Self::from_histogram(row, one_way, 1.0)
+    }
+
+    /// Fills the latency fields of `row` from `hist`, each value divided by `div`.
+    fn from_histogram(mut row: Row, hist: &Histogram<u64>, div: f64) -> Self {
+        let at = |q: f64| hist.value_at_quantile(q) as f64 / div;
+        let mut cdf = vec![(hist.min() as f64 / div, 0.0)];
         let grid = (1..100).map(|i| f64::from(i) / 100.0);
         let tail = [0.995, 0.999, 0.9995, 0.9999, 0.99999];
-        cdf.extend(grid.chain(tail).map(|q| (one_way(q), q)));
-        cdf.push((rtt.max() as f64 / 2.0, 1.0));
-        let mut row = Row::empty(scenario, transport, payload);
-        row.p50_ns = Some(one_way(0.5));
-        row.p99_ns = Some(one_way(0.99));
-        row.p999_ns = Some(one_way(0.999));
-        row.max_ns = Some(rtt.max() as f64 / 2.0);
+        cdf.extend(grid.chain(tail).map(|q| (at(q), q)));
+        cdf.push((hist.max() as f64 / div, 1.0));
+        row.p50_ns = Some(at(0.5));
+        row.p99_ns = Some(at(0.99));
+        row.p999_ns = Some(at(0.999));
+        row.max_ns = Some(hist.max() as f64 / div);
         Self {
             row,
             cdf: Some(cdf),
             payload_independent: false,
+            note: None,
         }
     }
 
-    /// A throughput row.
+    /// A throughput row. A consumer's losses (a lossy transport) are not in the
+    /// rate; they become the row's note.
     pub fn throughput(scenario: Scenario, transport: &str, payload: usize, rate: &Rate) -> Self {
         let mut row = Row::empty(scenario, transport, payload);
         let per_s = rate.per_second();
         row.msgs_per_s = Some(per_s);
         row.bytes_per_s = Some(per_s * payload as f64);
+        let note = (rate.lost > 0).then(|| {
+            let published = rate.lost + rate.messages;
+            format!(
+                "lost {} of {published} messages to lapping while the clock ran ({:.1}%); \
+                 only the {} received are counted",
+                rate.lost,
+                100.0 * rate.lost as f64 / published as f64,
+                rate.messages
+            )
+        });
         Self {
             row,
             cdf: None,
             payload_independent: false,
+            note,
         }
     }
 }
@@ -130,13 +170,35 @@ fn figure(row: &Row) -> Option<(f64, bool)> {
         .or(row.bytes_per_s.map(|v| (v, false)))
 }
 
+/// The scenario whose reference rows a row is compared with: its own, but
+/// ping-pong for fan-out (which has no floor or baseline rows of its own).
+fn reference_scenario(row: &Row) -> &str {
+    if row.scenario == Scenario::Fanout.name() {
+        Scenario::PingPong.name()
+    } else {
+        &row.scenario
+    }
+}
+
+/// The floor a latency row is compared with: `futex-floor` for the sleeping
+/// ringcast row, `floor` for every other.
+fn floor_of(row: &Row) -> &'static str {
+    if row.transport == RINGCAST_FUTEX {
+        FUTEX_FLOOR
+    } else {
+        FLOOR
+    }
+}
+
 /// "vs floor": the ratio of this row's figure to its floor's.
 fn vs_floor(row: &Row, rows: &[&Row]) -> Option<f64> {
     let (value, latency) = figure(row)?;
     let reference = if latency {
+        let scenario = reference_scenario(row);
+        let floor = floor_of(row);
         let floors = || {
             rows.iter()
-                .filter(|r| r.scenario == row.scenario && r.transport == FLOOR)
+                .filter(move |r| r.scenario == scenario && r.transport == floor)
         };
         floors()
             .find(|r| r.payload_bytes == row.payload_bytes)
@@ -157,10 +219,11 @@ fn vs_floor(row: &Row, rows: &[&Row]) -> Option<f64> {
 /// "vs best baseline": the ratio to the best baseline at the same payload.
 fn vs_best_baseline(row: &Row, rows: &[&Row]) -> Option<f64> {
     let (value, latency) = figure(row)?;
+    let scenario = reference_scenario(row);
     let figures = rows
         .iter()
         .filter(|r| {
-            r.scenario == row.scenario
+            r.scenario == scenario
                 && r.payload_bytes == row.payload_bytes
                 && BASELINES.contains(&r.transport.as_str())
         })
@@ -181,8 +244,8 @@ fn ratio(value: f64, reference: f64) -> Option<f64> {
 pub fn markdown(results: &[Measured]) -> String {
     let rows: Vec<&Row> = results.iter().map(|m| &m.row).collect();
     let mut out = String::from(
-        "| scenario | transport | payload | p50 | p99 | p99.9 | max | msgs/s | bytes/s | vs floor | vs best baseline |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| scenario | transport | payload | subs | p50 | p99 | p99.9 | max | msgs/s | bytes/s | vs floor | vs best baseline |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for m in results {
         let r = &m.row;
@@ -193,10 +256,11 @@ pub fn markdown(results: &[Measured]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.scenario,
             r.transport,
             payload,
+            r.subscribers,
             opt(r.p50_ns, fmt_ns),
             opt(r.p99_ns, fmt_ns),
             opt(r.p999_ns, fmt_ns),
@@ -210,13 +274,33 @@ pub fn markdown(results: &[Measured]) -> String {
     out.push_str(
         "\nLatency is one-way (round trip / 2) between two processes pinned to different CPUs. \
          `floor` and `futex-floor` move one cache line whatever the payload (\"(any)\").\n\
-         vs floor: latency rows, p50 / floor p50 (lower is better); throughput rows, \
+         vs floor: latency rows, p50 / floor p50 (futex-floor p50 for ringcast-futex, whose \
+         receivers sleep; lower is better); throughput rows, \
          bytes/s / memcpy bytes/s at that payload (higher is better).\n\
          vs best baseline: p50 / lowest baseline p50, or bytes/s / highest baseline bytes/s, \
          at that payload; baselines: ",
     );
     out.push_str(&BASELINES.join(", "));
     out.push_str(".\n");
+    if rows.iter().any(|r| r.transport.starts_with(RINGCAST)) {
+        out.push_str(
+            "\nringcast rows use the loan path: the payload is produced and consumed in place; \
+             the baselines necessarily copy it through the kernel. (A ringcast sender writes only \
+             the message's header into its loaned slot and commits the full payload length; a \
+             `Block` receiver reads that header in place. `ringcast-overwrite` receivers get a \
+             verified copy of the whole payload, and count only the messages they received, not \
+             those lost to lapping.)\n",
+        );
+    }
+    if rows.iter().any(|r| r.scenario == Scenario::Fanout.name()) {
+        out.push_str(
+            "\nfanout: one publisher, `subs` subscriber processes sharing one CPU; latency is \
+             one-way to each subscriber (CLOCK_MONOTONIC stamped in the message, one machine), \
+             over paced messages, all subscribers' samples together; msgs/s is delivered \
+             messages per second summed over subscribers, publishing back to back. Its ratios \
+             use the ping-pong references at that payload.\n",
+        );
+    }
     out
 }
 
@@ -229,6 +313,13 @@ pub fn summary(row: &Row) -> String {
         row.msgs_per_s,
         row.bytes_per_s,
     ) {
+        (Some(p50), Some(p99), Some(max), Some(m), _) => format!(
+            "p50 {}  p99 {}  max {}  {}",
+            fmt_ns(p50),
+            fmt_ns(p99),
+            fmt_ns(max),
+            fmt_rate(m)
+        ),
         (Some(p50), Some(p99), Some(max), _, _) => format!(
             "p50 {}  p99 {}  max {}",
             fmt_ns(p50),
@@ -264,7 +355,8 @@ pub fn fmt_bytes(n: usize) -> String {
     }
 }
 
-fn fmt_rate(per_s: f64) -> String {
+/// Messages per second: `12.3 M/s`, `456.7 k/s`, `89 /s`.
+pub fn fmt_rate(per_s: f64) -> String {
     match per_s {
         v if v >= 1e6 => format!("{:.2} M/s", v / 1e6),
         v if v >= 1e3 => format!("{:.1} k/s", v / 1e3),

@@ -1,15 +1,20 @@
 //! The suite: which measurements run, running each one, and the child's side.
 //!
-//! [`plan`] lists every (scenario, transport, payload) the transports support,
-//! filtered by `--filter`; [`run`] measures them in order, printing one
-//! progress line per measurement on stderr. A failing measurement is skipped
-//! with its reason; the others go on.
+//! [`plan`] lists every (scenario, transport, payload, subscribers) the
+//! transports support, filtered by `--filter`; [`run`] measures them in order,
+//! printing one progress line per measurement on stderr. A failing measurement
+//! is skipped with its reason; the others go on.
+//!
+//! A point-to-point measurement runs one child ([`measure_link`]); a fan-out
+//! measurement runs one child per subscriber, all on the child CPU, with the
+//! publisher alone on the parent CPU ([`measure_fanout`]).
 
 use std::time::{Duration, Instant};
 
 use crate::error::{BenchError, Result};
 use crate::harness::{self, Child, Cpus};
 use crate::report::{self, Measured};
+use crate::scenario::fanout;
 use crate::scenario::throughput::{self, MEMCPY};
 use crate::scenario::{Scenario, Timing};
 use crate::transport::{self, Link, LinkSpec, Transport};
@@ -19,6 +24,12 @@ pub const FULL_PAYLOADS: &[usize] = &[8, 64, 1024, 64 * 1024, 1024 * 1024];
 
 /// Payloads of `--quick` (64 B is the latency CDF's payload).
 pub const QUICK_PAYLOADS: &[usize] = &[64, 64 * 1024];
+
+/// Subscriber processes of the fan-out rows (full and quick runs alike).
+pub const FANOUT_SUBSCRIBERS: &[usize] = &[1, 2, 4, 8];
+
+/// Payload of the fan-out rows.
+pub const FANOUT_PAYLOAD: usize = 64;
 
 /// How long a child may take to start and attach.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,6 +69,8 @@ pub struct Measurement {
     pub target: Target,
     /// Message size in bytes.
     pub payload: usize,
+    /// Receiving processes (1 but in fan-out).
+    pub subscribers: usize,
 }
 
 impl Measurement {
@@ -69,14 +82,18 @@ impl Measurement {
         }
     }
 
-    /// `scenario/transport/payload`, what `--filter` matches.
+    /// `scenario/transport/payload` (fan-out: `.../<n>sub`), what `--filter` matches.
     pub fn label(&self) -> String {
-        format!(
+        let mut label = format!(
             "{}/{}/{}",
             self.scenario.name(),
             self.transport(),
             self.payload
-        )
+        );
+        if self.scenario == Scenario::Fanout {
+            label.push_str(&format!("/{}sub", self.subscribers));
+        }
+        label
     }
 
     /// Whether the transport moves the same bytes whatever the payload.
@@ -93,16 +110,20 @@ pub fn plan(cfg: &Config) -> Vec<Measurement> {
             if !t.supports(scenario) {
                 continue;
             }
-            let payloads = match t.fixed_payload() {
-                Some(n) => vec![n],
-                None => cfg.payloads.clone(),
+            let (payloads, subscribers) = match (scenario, t.fixed_payload()) {
+                (Scenario::Fanout, _) => (vec![FANOUT_PAYLOAD], FANOUT_SUBSCRIBERS),
+                (_, Some(n)) => (vec![n], &[1][..]),
+                (_, None) => (cfg.payloads.clone(), &[1][..]),
             };
             for payload in payloads {
-                out.push(Measurement {
-                    scenario,
-                    target: Target::Link(t),
-                    payload,
-                });
+                for &n in subscribers {
+                    out.push(Measurement {
+                        scenario,
+                        target: Target::Link(t),
+                        payload,
+                        subscribers: n,
+                    });
+                }
             }
         }
         if scenario == Scenario::Throughput {
@@ -111,6 +132,7 @@ pub fn plan(cfg: &Config) -> Vec<Measurement> {
                     scenario,
                     target: Target::Memcpy,
                     payload,
+                    subscribers: 1,
                 });
             }
         }
@@ -125,13 +147,17 @@ pub fn plan(cfg: &Config) -> Vec<Measurement> {
 pub fn run(plan: &[Measurement], timing: &Timing, cpus: Cpus) -> Vec<Measured> {
     let mut results = Vec::with_capacity(plan.len());
     for (i, m) in plan.iter().enumerate() {
+        let payload = match m.scenario {
+            Scenario::Fanout => format!("{} x{}", report::fmt_bytes(m.payload), m.subscribers),
+            _ => report::fmt_bytes(m.payload),
+        };
         eprint!(
-            "[{:>2}/{}] {:<10} {:<12} {:>7} ... ",
+            "[{:>2}/{}] {:<10} {:<18} {:>9} ... ",
             i + 1,
             plan.len(),
             m.scenario.name(),
             m.transport(),
-            report::fmt_bytes(m.payload)
+            payload
         );
         let started = Instant::now();
         match measure(m, timing, cpus) {
@@ -141,6 +167,9 @@ pub fn run(plan: &[Measurement], timing: &Timing, cpus: Cpus) -> Vec<Measured> {
                     report::summary(&r.row),
                     started.elapsed().as_secs_f64()
                 );
+                if let Some(note) = &r.note {
+                    eprintln!("        {note}");
+                }
                 results.push(r);
             }
             Err(e) => eprintln!("skipped: {e}"),
@@ -155,6 +184,7 @@ fn measure(m: &Measurement, timing: &Timing, cpus: Cpus) -> Result<Measured> {
             let rate = throughput::memcpy(m.payload, timing);
             Measured::throughput(m.scenario, MEMCPY, m.payload, &rate)
         }
+        Target::Link(t) if m.scenario == Scenario::Fanout => measure_fanout(t, m, timing, cpus)?,
         Target::Link(t) => measure_link(t, m, timing, cpus)?,
     };
     measured.payload_independent = m.payload_independent();
@@ -176,21 +206,14 @@ fn measure_link(
     let spec = LinkSpec {
         scenario: m.scenario,
         payload: m.payload,
+        subscribers: 1,
     };
     let Link {
         mut local,
         child_fds,
         child_args,
     } = t.open(&spec)?;
-    let mut args = vec![
-        m.scenario.name().to_owned(),
-        t.name().to_owned(),
-        m.payload.to_string(),
-        cpus.child.to_string(),
-        timing.warmup.as_millis().to_string(),
-        timing.measure.as_millis().to_string(),
-    ];
-    args.extend(child_args);
+    let args = child_command(m, t, cpus, timing, child_args);
     let deadline = timing.warmup + timing.measure + WATCHDOG_GRACE;
     let mut child = Child::spawn(&args, &child_fds, deadline)?;
     // Only the child holds its end from now on, so its exit is seen as EOF.
@@ -205,6 +228,9 @@ fn measure_link(
             Scenario::Throughput => local
                 .consume(m.payload)
                 .map(|r| Measured::throughput(m.scenario, t.name(), m.payload, &r)),
+            Scenario::Fanout => Err(BenchError::Unsupported(
+                "fan-out is not a two-process measurement".into(),
+            )),
         });
     // Close the parent's end before waiting: a child blocked on it gets EOF.
     drop(local);
@@ -214,16 +240,127 @@ fn measure_link(
     }
 }
 
-/// Entry point of the `__child` subcommand: `scenario transport payload cpu
-/// warmup_ms measure_ms [transport arguments...]`.
+/// The arguments of a child: `scenario transport payload subscribers cpu
+/// warmup_ms measure_ms [transport arguments...]` (see [`child_main`]).
+fn child_command(
+    m: &Measurement,
+    t: &dyn Transport,
+    cpus: Cpus,
+    timing: &Timing,
+    transport_args: Vec<String>,
+) -> Vec<String> {
+    let mut args = vec![
+        m.scenario.name().to_owned(),
+        t.name().to_owned(),
+        m.payload.to_string(),
+        m.subscribers.to_string(),
+        cpus.child.to_string(),
+        timing.warmup.as_millis().to_string(),
+        timing.measure.as_millis().to_string(),
+    ];
+    args.extend(transport_args);
+    args
+}
+
+/// Fan-out: the parent publishes, one child per subscriber receives. All
+/// children are pinned to the child CPU, so the publisher keeps a CPU of its
+/// own and the subscribers share the other one (they sleep between messages:
+/// see `ringcast::FUTEX`).
+fn measure_fanout(
+    t: &dyn Transport,
+    m: &Measurement,
+    timing: &Timing,
+    cpus: Cpus,
+) -> Result<Measured> {
+    let spec = LinkSpec {
+        scenario: m.scenario,
+        payload: m.payload,
+        subscribers: m.subscribers,
+    };
+    let Link {
+        mut local,
+        child_fds,
+        child_args,
+    } = t.open(&spec)?;
+    let args = child_command(m, t, cpus, timing, child_args);
+    let deadline = timing.warmup + timing.measure * 2 + WATCHDOG_GRACE;
+    let mut children = Vec::with_capacity(m.subscribers);
+    for _ in 0..m.subscribers {
+        children.push(Child::spawn(&args, &child_fds, deadline)?);
+    }
+    drop(child_fds);
+    for i in 0..children.len() {
+        if let Err(e) = children[i].wait_ready(READY_TIMEOUT) {
+            return Err(children.swap_remove(i).fail(e));
+        }
+    }
+    let published = local.fan_out(m.payload, timing);
+    // Closing the topic ends a subscriber still waiting, whatever happened.
+    drop(local);
+    if let Err(e) = published {
+        return Err(match children.into_iter().next() {
+            Some(child) => child.fail(e),
+            None => e,
+        });
+    }
+
+    let mut merged = None;
+    let mut rates = Vec::with_capacity(children.len());
+    let mut p50s = Vec::with_capacity(children.len());
+    let mut negative = 0;
+    for mut child in children {
+        let received = match child
+            .read_report(EXIT_TIMEOUT)
+            .and_then(|text| fanout::Received::parse(&text))
+        {
+            Ok(r) => r,
+            Err(e) => return Err(child.fail(e)),
+        };
+        child.finish(EXIT_TIMEOUT)?;
+        p50s.push(report::fmt_ns(
+            received.latency.value_at_quantile(0.5) as f64
+        ));
+        rates.push(received.bulk.per_second());
+        negative += received.negative;
+        match &mut merged {
+            None => merged = Some(received.latency),
+            Some(h) => h
+                .add(&received.latency)
+                .map_err(|e| BenchError::Protocol(format!("merge histograms: {e}")))?,
+        }
+    }
+    let merged = merged.ok_or_else(|| BenchError::Protocol("no subscriber".into()))?;
+    let total: f64 = rates.iter().sum();
+    let mut measured = Measured::fanout(t.name(), m.payload, m.subscribers, &merged, total);
+    let mut note = format!(
+        "per subscriber: p50 {}; bulk {}",
+        p50s.join(", "),
+        rates
+            .iter()
+            .map(|r| report::fmt_rate(*r))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if negative > 0 {
+        note.push_str(&format!(
+            "; {negative} samples read the receive time before the send time (not recorded)"
+        ));
+    }
+    measured.note = Some(note);
+    Ok(measured)
+}
+
+/// Entry point of the `__child` subcommand: `scenario transport payload
+/// subscribers cpu warmup_ms measure_ms [transport arguments...]`.
 pub fn child_main(args: &[String]) -> Result<()> {
     let bad = |what: &str| BenchError::Protocol(format!("child arguments: bad {what}"));
-    let [scenario, name, payload, cpu, warmup, measure, rest @ ..] = args else {
+    let [scenario, name, payload, subscribers, cpu, warmup, measure, rest @ ..] = args else {
         return Err(bad("count"));
     };
     let scenario = Scenario::parse(scenario).ok_or_else(|| bad("scenario"))?;
     let t = transport::by_name(name).ok_or_else(|| bad("transport"))?;
     let payload: usize = payload.parse().map_err(|_| bad("payload"))?;
+    let subscribers: usize = subscribers.parse().map_err(|_| bad("subscribers"))?;
     let cpu: usize = cpu.parse().map_err(|_| bad("cpu"))?;
     let ms = |s: &String| {
         s.parse()
@@ -236,10 +373,16 @@ pub fn child_main(args: &[String]) -> Result<()> {
     };
 
     harness::pin_to(cpu)?;
-    let mut end = t.attach(&LinkSpec { scenario, payload }, rest)?;
+    let spec = LinkSpec {
+        scenario,
+        payload,
+        subscribers,
+    };
+    let mut end = t.attach(&spec, rest)?;
     harness::report_ready()?;
     match scenario {
         Scenario::PingPong => end.pong(payload),
         Scenario::Throughput => end.produce(payload, &timing),
+        Scenario::Fanout => harness::report(&end.fan_in(payload)?.write()),
     }
 }

@@ -1,5 +1,6 @@
 //! Runs the real binary in `--quick` mode on one transport and checks the JSON
-//! rows against the contract of DESIGN.md, and the usage exit code.
+//! rows against the contract of DESIGN.md (for `pipe`, and for `ringcast-spin`
+//! with its loan-path note), and the usage exit code.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -114,6 +115,54 @@ fn quick_pipe_run_writes_contract_rows_and_plots() {
         let svg = std::fs::read_to_string(plots.0.join(chart)).expect("chart written");
         assert!(svg.contains("<svg") && svg.contains("pipe"), "{chart}");
     }
+}
+
+#[test]
+fn quick_ringcast_spin_run_writes_both_scenarios_and_the_loan_path_note() {
+    let json = Scratch::new("ringcast.json");
+    let out = Command::new(BIN)
+        .args(["--quick", "--filter", "ringcast-spin", "--json"])
+        .arg(&json.0)
+        .output()
+        .expect("run ringcast-bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {:?}, stderr:\n{stderr}",
+        out.status
+    );
+    if stderr.contains("needs two CPUs") {
+        // A one-CPU machine skips spinning rows by design: nothing to check.
+        return;
+    }
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("ringcast rows use the loan path"),
+        "table:\n{table}"
+    );
+    let text = std::fs::read_to_string(&json.0).expect("read the JSON file");
+    let rows: Vec<Value> = serde_json::from_str(&text).expect("JSON array of rows");
+    let mut seen = BTreeSet::new();
+    for row in &rows {
+        assert_eq!(
+            row.as_object().map(|o| o.len()),
+            Some(FIELDS.len()),
+            "{row}"
+        );
+        assert_eq!(row["transport"], "ringcast-spin");
+        assert_eq!(row["subscribers"], 1);
+        let figure = match row["scenario"].as_str() {
+            Some("pingpong") => "p50_ns",
+            Some("throughput") => "msgs_per_s",
+            other => panic!("unexpected scenario {other:?}"),
+        };
+        assert!(number(row, figure) > 0.0, "{row}");
+        seen.insert((
+            row["scenario"].to_string(),
+            row["payload_bytes"].to_string(),
+        ));
+    }
+    assert_eq!(seen.len(), 4, "rows:\n{text}\nstderr:\n{stderr}");
 }
 
 #[test]

@@ -793,8 +793,9 @@ fn absurd_cursors_in_the_header_never_panic_a_subscriber() {
         ] {
             let topic = format!("absurd-{overflow:?}-{field}-{value:x}");
             let _g = ShmGuard::new(&topic);
-            let mut p = Publisher::create(&topic, pub_cfg().slots(4).slot_size(64).overflow(overflow))
-                .unwrap();
+            let mut p =
+                Publisher::create(&topic, pub_cfg().slots(4).slot_size(64).overflow(overflow))
+                    .unwrap();
             p.send(b"before").unwrap();
             forge_word(&topic, field, value);
             for start in [Start::Latest, Start::Oldest] {

@@ -4,11 +4,15 @@
 //!   round trip is timed and the one-way latency is reported as half of it.
 //! * [`throughput`]: the child sends back to back, the parent counts what
 //!   arrives per second; plus the single-core `memcpy` reference.
+//! * [`fanout`]: the parent publishes to several subscriber processes, which
+//!   time each message one way against the shared monotonic clock and count
+//!   what they receive (ringcast only).
 //!
 //! The loops are generic over the [`Endpoint`](crate::transport::Endpoint) and
 //! are entered through its provided methods, so they are compiled once per
 //! transport with static calls in the timed path.
 
+pub mod fanout;
 pub mod pingpong;
 pub mod throughput;
 
@@ -21,17 +25,21 @@ pub enum Scenario {
     PingPong,
     /// Messages and bytes per second from one producer to one consumer.
     Throughput,
+    /// One publisher, several subscriber processes: one-way latency to each
+    /// subscriber and delivered messages per second in total.
+    Fanout,
 }
 
 impl Scenario {
     /// Every scenario, in the order the suite runs them.
-    pub const ALL: [Scenario; 2] = [Scenario::PingPong, Scenario::Throughput];
+    pub const ALL: [Scenario; 3] = [Scenario::PingPong, Scenario::Throughput, Scenario::Fanout];
 
     /// The row and command-line name.
     pub fn name(self) -> &'static str {
         match self {
             Scenario::PingPong => "pingpong",
             Scenario::Throughput => "throughput",
+            Scenario::Fanout => "fanout",
         }
     }
 

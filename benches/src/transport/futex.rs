@@ -20,7 +20,7 @@ pub struct FutexFloor;
 
 impl Transport for FutexFloor {
     fn name(&self) -> &'static str {
-        "futex-floor"
+        super::FUTEX_FLOOR
     }
 
     fn supports(&self, scenario: Scenario) -> bool {

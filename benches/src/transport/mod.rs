@@ -9,16 +9,22 @@
 //! there is nothing to unlink if either process dies: the memfd has no name,
 //! and message queues are unlinked right after `mq_open`.
 //!
+//! The ringcast rows ([`ringcast`]) are the exception: they open named topics
+//! in /dev/shm, under the private prefix [`ringcast::PREFIX`], which the
+//! library's publisher removes on every ordinary exit and the suite's start
+//! garbage-collects after a killed run.
+//!
 //! Every message starts with an 8-byte tag ([`Tag`]) that tells data from
 //! warm-up traffic and the end of a run, so every scenario stops in-band.
 //!
-//! Adding a transport (the ringcast rows) means one module implementing
-//! [`Transport`] and [`Endpoint`], and one line in [`all`].
+//! Adding a transport means one module implementing [`Transport`] and
+//! [`Endpoint`], and one line in [`all`].
 
 mod floor;
 mod futex;
 mod mqueue;
 mod pipe;
+pub mod ringcast;
 mod shm;
 mod socket;
 mod stream;
@@ -27,7 +33,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::error::{BenchError, Result};
-use crate::scenario::{pingpong, throughput, Scenario, Timing};
+use crate::scenario::{fanout, pingpong, throughput, Scenario, Timing};
 
 /// How long any blocking receive or send waits for the peer before it gives up.
 /// A measurement never legitimately waits this long for one message.
@@ -35,6 +41,15 @@ pub const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Name of the physical-limit transport: the reference of the "vs floor" column.
 pub const FLOOR: &str = "floor";
+
+/// Name of the sleeping floor: the "vs floor" reference of [`RINGCAST_FUTEX`].
+pub const FUTEX_FLOOR: &str = "futex-floor";
+
+/// What every ringcast row's transport name starts with.
+pub const RINGCAST: &str = "ringcast";
+
+/// Name of the ringcast row whose receivers sleep on the futex.
+pub const RINGCAST_FUTEX: &str = "ringcast-futex";
 
 /// The kernel IPC baselines: the reference set of the "vs best baseline" column.
 pub const BASELINES: &[&str] = &["pipe", "uds-stream", "uds-dgram", "tcp", "mqueue"];
@@ -48,6 +63,9 @@ const ALL: &[&dyn Transport] = &[
     &socket::UdsDgram,
     &socket::Tcp,
     &mqueue::Mqueue,
+    &ringcast::SPIN,
+    &ringcast::FUTEX,
+    &ringcast::OVERWRITE,
 ];
 
 /// Every transport of the suite, in the order rows are measured and printed.
@@ -67,6 +85,8 @@ pub struct LinkSpec {
     pub scenario: Scenario,
     /// Exact size of every message, in bytes (at least [`Tag::LEN`]).
     pub payload: usize,
+    /// Receiving processes: 1, except in [`Scenario::Fanout`].
+    pub subscribers: usize,
 }
 
 /// The parent's end of a freshly opened link, and what the child needs for its end.
@@ -85,10 +105,11 @@ pub trait Transport: Sync {
     /// The name used in rows, on the command line and in `--filter`.
     fn name(&self) -> &'static str;
 
-    /// Whether the scenario means anything for this transport.
+    /// Whether the scenario means anything for this transport. By default the
+    /// two point-to-point scenarios; fan-out needs a transport that can publish
+    /// one message to several processes.
     fn supports(&self, scenario: Scenario) -> bool {
-        let _ = scenario;
-        true
+        matches!(scenario, Scenario::PingPong | Scenario::Throughput)
     }
 
     /// `Some(n)` when the transport moves exactly `n` bytes whatever payload is
@@ -110,8 +131,14 @@ pub trait Transport: Sync {
 }
 
 /// One end of a link. `send` delivers exactly one whole message to the peer's
-/// `recv`; `recv` returns only once a whole message of `msg.len()` bytes is in
-/// `msg` (streams loop over partial reads).
+/// `recv`; `recv` returns only once a whole message of `msg.len()` bytes has
+/// arrived (streams loop over partial reads) and is in `msg`.
+///
+/// The one exception is a zero-copy transport ([`ringcast`]): its payload is
+/// produced and consumed in place in shared memory, so `send` writes only the
+/// message's header (the bytes the scenarios read: the tag, and in fan-out the
+/// send time) and publishes `msg.len()` bytes, and `recv` checks the length and
+/// fills in only the header of `msg`. The scenarios read nothing else.
 pub trait Endpoint {
     /// Sends one message.
     fn send(&mut self, msg: &[u8]) -> Result<()>;
@@ -142,6 +169,24 @@ pub trait Endpoint {
     fn consume(&mut self, payload: usize) -> Result<throughput::Rate> {
         throughput::consumer(self, payload)
     }
+
+    /// Fan-out publisher (parent): paced then back-to-back messages to every
+    /// subscriber process.
+    fn fan_out(&mut self, payload: usize, timing: &Timing) -> Result<()> {
+        fanout::publisher(self, payload, timing)
+    }
+
+    /// Fan-out subscriber (child): what one subscriber measured.
+    fn fan_in(&mut self, payload: usize) -> Result<fanout::Received> {
+        fanout::subscriber(self, payload)
+    }
+
+    /// Messages this end has lost so far without receiving them: 0 for every
+    /// transport but a lossy one (`ringcast-overwrite`, whose lapped subscriber
+    /// skips what was overwritten). Lost messages are never counted as received.
+    fn lost(&self) -> u64 {
+        0
+    }
 }
 
 /// The tag in the first 8 bytes (little-endian) of every message.
@@ -153,6 +198,9 @@ pub enum Tag {
     Warmup = 1,
     /// The last message of a run; the receiver stops.
     Stop = 2,
+    /// A measured message of fan-out's back-to-back phase (its paced phase
+    /// uses [`Tag::Data`]).
+    Bulk = 3,
 }
 
 impl Tag {
@@ -172,6 +220,7 @@ impl Tag {
             0 => Ok(Self::Data),
             1 => Ok(Self::Warmup),
             2 => Ok(Self::Stop),
+            3 => Ok(Self::Bulk),
             other => Err(BenchError::Protocol(format!("unknown message tag {other}"))),
         }
     }

@@ -38,7 +38,7 @@ impl Transport for Mqueue {
         // producer wants a queue to fill.
         let up_depth = match spec.scenario {
             Scenario::PingPong => 1,
-            Scenario::Throughput => THROUGHPUT_DEPTH,
+            Scenario::Throughput | Scenario::Fanout => THROUGHPUT_DEPTH,
         };
         let down = create_queue("parent->child", spec.payload, 1)?;
         let up = create_queue("child->parent", spec.payload, up_depth)?;

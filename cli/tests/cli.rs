@@ -1,0 +1,173 @@
+//! The `ringcast` command-line contract: `sub` started first and `pub --wait-subscribers`
+//! move a file's lines in order; exit codes 0 / 1 / 2 and never a panic (101); `list`,
+//! `inspect --json` and `gc` (which removes only segments whose publisher is dead).
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ringcast");
+
+fn prefix() -> String {
+    format!("rccli{}", std::process::id())
+}
+
+fn ringcast(args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args).env("RINGCAST_PREFIX", prefix());
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    ringcast(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ringcast")
+}
+
+/// Removes what a test left under our prefix.
+struct Cleanup(&'static str);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(format!("/dev/shm/{}.{}", prefix(), self.0));
+    }
+}
+
+#[test]
+fn sub_started_first_prints_the_published_file_in_order() {
+    let _c = Cleanup("lines");
+    let lines: Vec<String> = (0..2000)
+        .map(|i| format!("line {i} {}", "x".repeat(i % 50)))
+        .collect();
+    let text = lines.join("\n") + "\n";
+    let sub = ringcast(&["sub", "lines", "--count", "2000", "--timeout", "60"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn sub");
+    // Drain the subscriber's output while the publisher runs: a full pipe would stall the
+    // subscriber, and with it the Block publisher.
+    let sub = std::thread::spawn(move || sub.wait_with_output().unwrap());
+    let mut publisher = ringcast(&["pub", "lines", "--wait-subscribers", "1", "--slots", "8"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn pub");
+    publisher
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(publisher.wait().unwrap().success(), "pub failed");
+    let out = sub.join().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
+}
+
+#[test]
+fn sub_exits_zero_when_the_publisher_is_gone_after_printing_everything() {
+    let _c = Cleanup("gone");
+    let sub = ringcast(&["sub", "gone", "--timeout", "60"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut publisher = ringcast(&["pub", "gone", "--wait-subscribers", "1"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    publisher
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"one\ntwo\n")
+        .unwrap();
+    assert!(publisher.wait().unwrap().success());
+    let out = sub.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, b"one\ntwo\n");
+}
+
+#[test]
+fn exit_codes_follow_the_contract_and_nothing_panics() {
+    // 1: a runtime error, one line naming the topic and the cause.
+    let t = Instant::now();
+    let out = run(&["sub", "missing", "--timeout", "0.2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing") && err.lines().count() == 1, "{err}");
+    assert_eq!(run(&["inspect", "missing"]).status.code(), Some(1));
+    // 2: bad usage.
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["pub"],
+        &["sub", "t", "--count"],
+        &["sub", "t", "--count", "many"],
+        &["sub", "t", "--from", "middle"],
+        &["sub", "t", "--timeout", "-1"],
+        &["pub", "t", "--overflow", "sideways"],
+        &["pub", "t", "--mode", "999"],
+        &["sub", "../etc"],
+        &["sub", ""],
+        &["inspect", "t", "extra"],
+        &["list", "--bogus"],
+    ] {
+        let out = run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Odd but valid-looking input: a runtime error at worst, never 101.
+    for args in [
+        &["pub", "odd", "--slots", "3"][..],
+        &["pub", "odd", "--slot-size", "0"],
+        &["pub", "odd", "--slots", "99999999999999999999"],
+        &["sub", "odd", "--timeout", "0"],
+    ] {
+        let code = run(args).status.code();
+        assert!(
+            matches!(code, Some(1) | Some(2)),
+            "{args:?} exited {code:?}"
+        );
+    }
+}
+
+#[test]
+fn list_inspect_and_gc_see_liveness() {
+    let _c = Cleanup("tools");
+    let mut publisher = ringcast(&["pub", "tools", "--slots", "16"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let out = run(&["list"]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        if text.contains("tools\tlive") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(listed.contains("tools\tlive"), "{listed}");
+    let json = String::from_utf8(run(&["inspect", "tools", "--json"]).stdout).unwrap();
+    assert!(
+        json.contains(r#""publisher_alive":true"#) && json.contains(r#""slot_count":16"#),
+        "{json}"
+    );
+    // gc leaves a live topic alone.
+    assert_eq!(run(&["gc"]).status.code(), Some(0));
+    assert!(std::path::Path::new(&format!("/dev/shm/{}.tools", prefix())).exists());
+    // Kill the publisher: the topic is dead, inspect says so, gc removes it.
+    publisher.kill().unwrap();
+    publisher.wait().unwrap();
+    let json = String::from_utf8(run(&["inspect", "tools", "--json"]).stdout).unwrap();
+    assert!(json.contains(r#""publisher_alive":false"#), "{json}");
+    let out = run(&["gc"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed tools"));
+    assert!(!std::path::Path::new(&format!("/dev/shm/{}.tools", prefix())).exists());
+}
