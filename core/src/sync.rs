@@ -26,15 +26,6 @@ pub(crate) fn spin_hint() {
     loom::thread::yield_now();
 }
 
-/// Gives the CPU away between spin rounds.
-#[inline]
-pub(crate) fn yield_now() {
-    #[cfg(not(loom))]
-    std::thread::yield_now();
-    #[cfg(loom)]
-    loom::thread::yield_now();
-}
-
 /// A deliberately weakened ordering for the negative control (`--cfg ringcast_loom_mutant`):
 /// the loom models must fail when this is in effect. In every normal build it is `strong`.
 #[inline(always)]

@@ -20,15 +20,16 @@ use std::time::{Duration, Instant};
 
 use crate::futex::{self, Wake};
 use crate::memory::SegmentMemory;
-use crate::sync::{fence, mutant_or, spin_hint, yield_now, Ordering};
+use crate::sync::{fence, mutant_or, spin_hint, Ordering};
 
 /// How a waiting subscriber (or a `Block` publisher facing a full ring) passes the time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WaitStrategy {
-    /// Spin forever: lowest latency, burns a core. Only for a core you reserved.
+    /// Spin forever (`pause` only, never giving the CPU away): lowest latency, burns a
+    /// core. Only for a core you reserved.
     BusySpin,
-    /// Spin `spins` rounds (a `pause` each, with a yield every 64), then sleep on the
-    /// futex. `spins: 0` sleeps at once.
+    /// Spin `spins` rounds (a `pause` each), then sleep on the futex. `spins: 0` sleeps at
+    /// once.
     SpinThenPark {
         /// Spin rounds before sleeping.
         spins: u32,
@@ -62,60 +63,59 @@ pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
 pub trait Waitable {
     /// Is the thing we wait for there? (May make progress, e.g. claim a slot.)
     fn ready(&mut self) -> bool;
-    /// Is the other side still alive? Called at most every [`LIVENESS_SLICE`] or so.
+    /// Is the other side still alive? Called at most once per [`LIVENESS_SLICE`].
     fn alive(&mut self) -> bool;
     /// One announced futex sleep of at most `timeout` (see [`subscriber_sleep`]).
     fn sleep(&mut self, timeout: Duration) -> Wake;
 }
 
-/// Spins, then sleeps, until `w.ready()`, the deadline passes, or `w.alive()` says no
-/// (checked before every sleep, so at least every [`LIVENESS_SLICE`], and every 4096 spin
-/// rounds while busy-spinning).
+/// Spins, then sleeps, until `w.ready()`, the deadline passes, or `w.alive()` says no.
+///
+/// Spinning is pure `pause` (no `sched_yield`, no system call); every 4096 rounds it reads
+/// the clock (vDSO, not a system call) for the deadline. `w.alive()`, usually a system call,
+/// runs at most once per [`LIVENESS_SLICE`], so a dead peer is noticed within two slices
+/// (one since the last check, one sleep) and a live one costs nothing per message.
 pub fn wait_until<W: Waitable>(
     strategy: WaitStrategy,
     deadline: Option<Instant>,
     w: &mut W,
 ) -> Result<(), Stop> {
+    let mut last_alive = Instant::now();
+    // Runs the deadline and (rate-limited) liveness checks.
+    let mut checks = |w: &mut W| -> Result<Instant, Stop> {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Err(Stop::TimedOut);
+        }
+        if now.duration_since(last_alive) >= LIVENESS_SLICE {
+            if !w.alive() {
+                return Err(Stop::Dead);
+            }
+            last_alive = now;
+        }
+        Ok(now)
+    };
     let mut spun: u32 = 0;
     loop {
         if w.ready() {
             return Ok(());
         }
-        match strategy.spins() {
-            Some(limit) if spun >= limit => break,
-            _ => {}
+        if strategy.spins().is_some_and(|limit| spun >= limit) {
+            break;
         }
         spun = spun.wrapping_add(1);
-        if spun % 64 == 0 {
-            yield_now();
-            // Busy-spinners still need deadlines and liveness, but not on every round.
-            if spun % 4096 == 0 {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Err(Stop::TimedOut);
-                }
-                if !w.alive() {
-                    return Err(Stop::Dead);
-                }
-            }
-        } else {
-            spin_hint();
+        spin_hint();
+        if spun % 4096 == 0 {
+            checks(w)?;
         }
     }
     loop {
         if w.ready() {
             return Ok(());
         }
-        if !w.alive() {
-            return Err(Stop::Dead);
-        }
+        let now = checks(w)?;
         let slice = match deadline {
-            Some(d) => {
-                let now = Instant::now();
-                if now >= d {
-                    return Err(Stop::TimedOut);
-                }
-                (d - now).min(LIVENESS_SLICE)
-            }
+            Some(d) => (d - now).min(LIVENESS_SLICE),
             None => LIVENESS_SLICE,
         };
         if let Wake::Failed(_) = w.sleep(slice) {

@@ -12,9 +12,9 @@ use ringcast_core::{AttachError, Overflow, WaitStrategy};
 use crate::buffer::AlignedBuf;
 use crate::{RecvError, RecvTimeoutError, SubscriberOptions, TryRecvError};
 
-/// Consecutive empty `try_recv` calls between two checks that the publisher is alive (a
-/// system call). Blocking receives check at least every `wait::LIVENESS_SLICE`.
-const EMPTY_POLLS_PER_LIVENESS_CHECK: u32 = 1024;
+/// Consecutive empty `try_recv` calls between two looks at the clock; the publisher's
+/// liveness (a system call) is checked at most once per `wait::LIVENESS_SLICE`.
+const EMPTY_POLLS_PER_CLOCK_CHECK: u32 = 1024;
 
 /// One subscriber of one topic. Receives every message in publish order, never the same
 /// one twice, never a torn one. `Send`, not `Sync`.
@@ -27,6 +27,7 @@ pub struct Subscriber {
     wait: WaitStrategy,
     overflow: Overflow,
     empty_polls: u32,
+    last_liveness_check: Instant,
     publisher_gone: bool,
 }
 
@@ -70,6 +71,7 @@ impl Subscriber {
             wait: opts.wait,
             overflow: g.overflow,
             empty_polls: 0,
+            last_liveness_check: Instant::now(),
             publisher_gone: false,
         })
     }
@@ -142,7 +144,7 @@ impl Subscriber {
 
     /// Receives the next message, waiting as long as it takes (spin, then futex sleep).
     /// Returns `Disconnected` once the publisher is gone and everything was received;
-    /// a crashed publisher is noticed within `wait::LIVENESS_SLICE` (50 ms).
+    /// a crashed publisher is noticed within two `wait::LIVENESS_SLICE`s (100 ms).
     pub fn recv(&mut self) -> Result<Sample<'_>, RecvError> {
         match self.recv_until(None) {
             Ok(got) => Ok(self.sample(got)),
@@ -230,8 +232,13 @@ impl Subscriber {
             return Err(TryRecvError::Disconnected);
         }
         self.empty_polls += 1;
-        if self.empty_polls >= EMPTY_POLLS_PER_LIVENESS_CHECK {
+        if self.empty_polls >= EMPTY_POLLS_PER_CLOCK_CHECK {
             self.empty_polls = 0;
+            let now = Instant::now();
+            if now.duration_since(self.last_liveness_check) < wait::LIVENESS_SLICE {
+                return Err(TryRecvError::Empty);
+            }
+            self.last_liveness_check = now;
             if !self.segment.publisher_alive() {
                 // Everything the dead publisher committed is in the ring: one more look
                 // decides between "drain" and "disconnected".
