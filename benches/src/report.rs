@@ -284,12 +284,13 @@ pub fn markdown(results: &[Measured]) -> String {
     out.push_str(".\n");
     if rows.iter().any(|r| r.transport.starts_with(RINGCAST)) {
         out.push_str(
-            "\nringcast rows use the loan path: the payload is produced and consumed in place; \
-             the baselines necessarily copy it through the kernel. (A ringcast sender writes only \
-             the message's header into its loaned slot and commits the full payload length; a \
-             `Block` receiver reads that header in place. `ringcast-overwrite` receivers get a \
-             verified copy of the whole payload, and count only the messages they received, not \
-             those lost to lapping.)\n",
+            "\nringcast latency rows use the loan path: the payload is produced and consumed in \
+             place (a sender writes only the message's header into its loaned slot and commits \
+             the full payload length; a `Block` receiver reads that header in place), while the \
+             baselines necessarily copy it through the kernel. ringcast throughput rows write \
+             every payload byte into the slot and read every byte out, so their bytes/s are bytes \
+             moved. `ringcast-overwrite` receivers get a verified copy of the whole payload, and \
+             count only the messages they received, not those lost to lapping.\n",
         );
     }
     if rows.iter().any(|r| r.scenario == Scenario::Fanout.name()) {
