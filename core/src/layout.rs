@@ -123,6 +123,24 @@ impl TypeInfo {
         info
     }
 
+    /// The fingerprint of messages of type `T` stored as `A` (for rkyv, `A` is
+    /// `Archived<T>`): `T`'s name with `A`'s size and alignment. The typed publisher and
+    /// subscriber both build their fingerprints here, so they always agree.
+    ///
+    /// ```
+    /// # use ringcast_core::TypeInfo;
+    /// let info = TypeInfo::of_stored::<u64, [u8; 8]>(1);
+    /// assert_eq!((info.name(), info.size, info.align), ("u64", 8, 1));
+    /// ```
+    pub fn of_stored<T: ?Sized, A>(schema_version: u64) -> Self {
+        TypeInfo::new(
+            std::any::type_name::<T>(),
+            std::mem::size_of::<A>(),
+            std::mem::align_of::<A>(),
+            schema_version,
+        )
+    }
+
     /// Whether this is the fingerprint of a raw-bytes topic.
     pub fn is_raw(&self) -> bool {
         *self == TypeInfo::RAW

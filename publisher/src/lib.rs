@@ -12,10 +12,19 @@
 //! publisher.send(b"world")?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Typed messages: [`TypedPublisher`] archives values with rkyv straight into the slot
+//! (see the [`typed`] module).
 
 mod config;
 mod publisher;
+pub mod typed;
 
 pub use config::PublisherConfig;
 pub use publisher::{Loan, Publisher, SendError};
-pub use ringcast_core::{CreateError, Full, Overflow, WaitStrategy};
+pub use ringcast_core::{CreateError, Full, Overflow, TypeInfo, WaitStrategy};
+/// The rkyv this crate serializes with; derive your message types with it.
+pub use rkyv;
+pub use typed::{
+    type_info_of, SlotSerializer, SlotWriter, TypedPublisher, TypedSendError, DEFAULT_SCRATCH_BYTES,
+};

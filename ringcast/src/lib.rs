@@ -18,12 +18,44 @@
 //! assert_eq!(&*sample, b"EURUSD 1.0842");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Typed messages are archived with rkyv straight into the slot by a [`TypedPublisher`]
+//! and handed out as validated `&Archived<T>` by a [`TypedSubscriber`]:
+//!
+//! ```no_run
+//! use ringcast::{PublisherConfig, SubscriberOptions, TypedPublisher, TypedSubscriber};
+//!
+//! #[derive(ringcast::rkyv::Archive, ringcast::rkyv::Serialize)]
+//! #[rkyv(crate = ringcast::rkyv)]
+//! struct Quote {
+//!     symbol: u32,
+//!     bid: f64,
+//!     ask: f64,
+//! }
+//!
+//! // Process A
+//! let mut publisher = TypedPublisher::<Quote>::create("quotes", PublisherConfig::default())?;
+//! publisher.send(&Quote { symbol: 7, bid: 1.0841, ask: 1.0843 })?;
+//!
+//! // Process B
+//! let mut sub = TypedSubscriber::<Quote>::attach("quotes", SubscriberOptions::default())?;
+//! let quote = sub.recv()?;
+//! assert_eq!(quote.symbol, 7);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub use ringcast_core::{
     self as core, AttachError, ConfigError, CreateError, Full, NameError, Overflow, Start,
     TypeInfo, WaitStrategy,
 };
+pub use ringcast_publisher::{
+    type_info_of, SlotSerializer, TypedPublisher, TypedSendError, DEFAULT_SCRATCH_BYTES,
+};
 pub use ringcast_publisher::{Loan, Publisher, PublisherConfig, SendError};
 pub use ringcast_subscriber::{
     RecvError, RecvTimeoutError, Sample, Subscriber, SubscriberOptions, TryRecvError,
 };
+pub use ringcast_subscriber::{SlotValidator, TypedRecvError, TypedSample, TypedSubscriber};
+/// The rkyv that typed topics use: derive message types with it
+/// (`#[rkyv(crate = ringcast::rkyv)]` when you do not depend on rkyv yourself).
+pub use rkyv;

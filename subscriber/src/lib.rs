@@ -14,13 +14,21 @@
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Typed messages: [`TypedSubscriber`] hands out validated `&Archived<T>` (see the
+//! [`typed`] module).
 
 mod buffer;
 mod errors;
 mod options;
 mod subscriber;
+pub mod typed;
 
 pub use errors::{RecvError, RecvTimeoutError, TryRecvError};
 pub use options::SubscriberOptions;
+pub use ringcast_core::TypeInfo;
 pub use ringcast_core::{AttachError, Overflow, Start, WaitStrategy};
+/// The rkyv this crate validates with; derive your message types with it.
+pub use rkyv;
 pub use subscriber::{Sample, Subscriber};
+pub use typed::{type_info_of, SlotValidator, TypedRecvError, TypedSample, TypedSubscriber};

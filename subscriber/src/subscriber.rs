@@ -130,6 +130,11 @@ impl Subscriber {
         self.reader.has_news() || self.publisher_gone
     }
 
+    /// Payload alignment of the topic's slots (and of this subscriber's copy buffer).
+    pub(crate) fn payload_alignment(&self) -> usize {
+        self.segment.memory().geometry().alignment as usize
+    }
+
     /// Whether the publisher is still alive (a system call: not for the hot path).
     pub fn publisher_alive(&self) -> bool {
         self.segment.publisher_alive() && !self.reader.is_closed()
@@ -312,7 +317,7 @@ pub struct Sample<'a> {
     hold: Option<&'a mut Reader>,
 }
 
-impl Sample<'_> {
+impl<'a> Sample<'a> {
     /// The message's sequence number (0 for the topic's first message).
     pub fn seq(&self) -> u64 {
         self.seq
@@ -320,6 +325,13 @@ impl Sample<'_> {
 
     /// The payload.
     pub fn bytes(&self) -> &[u8] {
+        self.data
+    }
+
+    /// The payload with the sample's own lifetime, for guards that wrap a sample (the
+    /// typed one). Such a guard must hand out only borrows of itself, never `&'a`, because
+    /// under `Block` the bytes stay immutable only until the sample drops.
+    pub(crate) fn payload(&self) -> &'a [u8] {
         self.data
     }
 }
