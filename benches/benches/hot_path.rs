@@ -13,6 +13,9 @@
 //! * `publish_then_try_recv/block_in_place` and `.../overwrite_copy`: publish
 //!   one 64-byte message and receive it in the same thread: the in-place
 //!   `Block` sample (held, then released) against the `Overwrite` verified copy.
+//! * `typed_send_then_recv/{block,overwrite}`: a small typed struct (a market-data
+//!   tick) archived with rkyv straight into the slot, then received and validated with
+//!   bytecheck (in place under `Block`, on the copy under `Overwrite`).
 //!
 //! Segments live under the private prefix `rcbench`, named after this
 //! process, and are removed when each publisher drops. Measurement is kept
@@ -28,7 +31,19 @@ use std::time::Duration;
 use criterion::{criterion_main, Criterion};
 use ringcast::{
     Overflow, Publisher, PublisherConfig, Start, Subscriber, SubscriberOptions, TryRecvError,
+    TypedPublisher, TypedSubscriber,
 };
+
+/// The small typed message of the typed micro-benchmark: a market-data tick.
+#[derive(ringcast::rkyv::Archive, ringcast::rkyv::Serialize)]
+#[rkyv(crate = ringcast::rkyv)]
+struct Tick {
+    symbol: u32,
+    side: u8,
+    size: u32,
+    price: i64,
+    sent_ns: u64,
+}
 
 /// Segment prefix shared with the benchmark suite.
 const PREFIX: &str = "rcbench";
@@ -155,6 +170,57 @@ fn publish_then_try_recv(c: &mut Criterion) {
     group.finish();
 }
 
+fn typed_send_then_recv(c: &mut Criterion) {
+    let mut group = c.benchmark_group("typed_send_then_recv");
+    for (label, overflow) in [
+        ("block", Overflow::Block),
+        ("overwrite", Overflow::Overwrite),
+    ] {
+        let name = topic(&format!("typed-{label}"));
+        let config = PublisherConfig::default()
+            .prefix(PREFIX)
+            .slots(64)
+            .slot_size(PAYLOAD as u64)
+            .overflow(overflow);
+        let mut p = match TypedPublisher::<Tick>::create(&name, config) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("hot_path: skipping typed {label}: {e}");
+                continue;
+            }
+        };
+        let options = SubscriberOptions::default().prefix(PREFIX);
+        let mut sub = match TypedSubscriber::<Tick>::attach(&name, options) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("hot_path: skipping typed {label}: {e}");
+                continue;
+            }
+        };
+        let mut i = 0u64;
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                i += 1;
+                let tick = Tick {
+                    symbol: 7,
+                    side: 1,
+                    size: 100,
+                    price: 1_084_200 + i as i64,
+                    sent_ns: i,
+                };
+                if let Err(e) = p.send(&tick) {
+                    panic!("typed send failed: {e}");
+                }
+                match sub.try_recv() {
+                    Ok(t) => black_box(t.price.to_native()),
+                    Err(e) => panic!("the tick just published is not there: {e}"),
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
 /// The group lives in a private module: `criterion_group!` defines an
 /// undocumented `pub fn`, which `missing_docs` would flag at the crate root.
 mod group {
@@ -167,7 +233,7 @@ mod group {
         config = Criterion::default()
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_millis(1500));
-        targets = loan_commit, try_recv, publish_then_try_recv
+        targets = loan_commit, try_recv, publish_then_try_recv, typed_send_then_recv
     }
 }
 criterion_main!(group::hot_path);
