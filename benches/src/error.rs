@@ -33,6 +33,11 @@ pub enum BenchError {
     /// library's own message, which names the topic and the cause.
     #[error("ringcast: {0}")]
     Ringcast(String),
+    /// An iceoryx2 call failed (the optional `iceoryx2` row); carries what was
+    /// being done and the library's own message.
+    #[cfg(feature = "iceoryx2")]
+    #[error("iceoryx2: {0}")]
+    Iceoryx2(String),
     /// The peer closed its end, or broke the message protocol.
     #[error("protocol: {0}")]
     Protocol(String),

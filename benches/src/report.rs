@@ -290,7 +290,9 @@ pub fn markdown(results: &[Measured]) -> String {
              baselines necessarily copy it through the kernel. ringcast throughput rows write \
              every payload byte into the slot and read every byte out, so their bytes/s are bytes \
              moved. `ringcast-overwrite` receivers get a verified copy of the whole payload, and \
-             count only the messages they received, not those lost to lapping.\n",
+             count only the messages they received, not those lost to lapping. The optional \
+             `iceoryx2` row (feature `iceoryx2`) is measured the same way: header-only in \
+             ping-pong, every byte in throughput.\n",
         );
     }
     if rows.iter().any(|r| r.scenario == Scenario::Fanout.name()) {

@@ -137,7 +137,7 @@ fn quick_ringcast_spin_run_writes_both_scenarios_and_the_loan_path_note() {
     }
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
-        table.contains("ringcast rows use the loan path"),
+        table.contains("ringcast latency rows use the loan path"),
         "table:\n{table}"
     );
     let text = std::fs::read_to_string(&json.0).expect("read the JSON file");

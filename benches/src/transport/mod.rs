@@ -12,7 +12,9 @@
 //! The ringcast rows ([`ringcast`]) are the exception: they open named topics
 //! in /dev/shm, under the private prefix [`ringcast::PREFIX`], which the
 //! library's publisher removes on every ordinary exit and the suite's start
-//! garbage-collects after a killed run.
+//! garbage-collects after a killed run. So is the optional `iceoryx2` row
+//! (cargo feature `iceoryx2`, off by default, module `iox2`): its services live in
+//! iceoryx2's own shared memory, whose leftovers iceoryx2 cleans up itself.
 //!
 //! Every message starts with an 8-byte tag ([`Tag`]) that tells data from
 //! warm-up traffic and the end of a run, so every scenario stops in-band.
@@ -22,6 +24,8 @@
 
 mod floor;
 mod futex;
+#[cfg(feature = "iceoryx2")]
+mod iox2;
 mod mqueue;
 mod pipe;
 pub mod ringcast;
@@ -66,6 +70,8 @@ const ALL: &[&dyn Transport] = &[
     &ringcast::SPIN,
     &ringcast::FUTEX,
     &ringcast::OVERWRITE,
+    #[cfg(feature = "iceoryx2")]
+    &iox2::ICEORYX2,
 ];
 
 /// Every transport of the suite, in the order rows are measured and printed.
