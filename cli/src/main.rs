@@ -16,9 +16,11 @@ usage: ringcast <command> [options]
 
 commands:
   pub TOPIC [--slots N] [--slot-size B] [--overflow block|overwrite]
-            [--wait-subscribers N] [--mode OCTAL]
+            [--wait-subscribers N] [--mode OCTAL] [--stall-timeout-ms MS]
       publish each line of standard input as one message; exit at end of input
-      (default overflow: block, so every attached subscriber gets every line)
+      (default overflow: block, so every attached subscriber gets every line;
+      with --stall-timeout-ms a subscriber that stalls the publisher that long
+      is evicted instead of waited for)
   sub TOPIC [--count N] [--from latest|oldest] [--timeout SECS]
       wait for the topic, print each message as one line; exit 0 after N messages
       or when the publisher is gone, non-zero at the timeout

@@ -25,6 +25,7 @@ pub fn publish(args: &mut Args, prefix: &str) -> Outcome {
         }
     };
     let wait_subs: Option<usize> = args.parsed("--wait-subscribers")?;
+    let stall_ms: Option<u64> = args.parsed("--stall-timeout-ms")?;
     let mode = match args.value("--mode")? {
         None => 0o600,
         Some(m) => u32::from_str_radix(&m, 8)
@@ -42,6 +43,9 @@ pub fn publish(args: &mut Args, prefix: &str) -> Outcome {
     }
     if let Some(b) = slot_size {
         cfg = cfg.slot_size(b);
+    }
+    if let Some(ms) = stall_ms {
+        cfg = cfg.stall_timeout(Duration::from_millis(ms));
     }
     Ok(run_publisher(&topic, cfg, wait_subs))
 }

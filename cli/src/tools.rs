@@ -60,6 +60,12 @@ fn print_text(i: &TopicInfo) {
         i.creator_pid
     );
     println!("overflow       {:?}", g.overflow);
+    if g.evicts_stalled() {
+        println!(
+            "stall timeout  {:?} (stalled subscribers are evicted)",
+            std::time::Duration::from_nanos(g.stall_timeout_ns)
+        );
+    }
     println!(
         "slots          {} x {} bytes (stride {}, align {})",
         g.slot_count, g.slot_capacity, g.slot_stride, g.alignment
@@ -80,7 +86,11 @@ fn print_text(i: &TopicInfo) {
             "  entry {:>4}  pid {:>7}  {}  cursor {}  lag {}  lost {}",
             s.entry,
             s.pid,
-            if s.alive { "alive" } else { "dead " },
+            match (s.alive, s.evicted) {
+                (true, false) => "alive  ",
+                (true, true) => "evicted",
+                (false, _) => "dead   ",
+            },
             s.cursor,
             s.lag,
             s.lost
@@ -110,8 +120,8 @@ fn to_json(i: &TopicInfo) -> String {
         .iter()
         .map(|s| {
             format!(
-                r#"{{"entry":{},"pid":{},"alive":{},"cursor":{},"lag":{},"lost":{}}}"#,
-                s.entry, s.pid, s.alive, s.cursor, s.lag, s.lost
+                r#"{{"entry":{},"pid":{},"alive":{},"evicted":{},"cursor":{},"lag":{},"lost":{}}}"#,
+                s.entry, s.pid, s.alive, s.evicted, s.cursor, s.lag, s.lost
             )
         })
         .collect();
@@ -120,6 +130,7 @@ fn to_json(i: &TopicInfo) -> String {
             r#"{{"topic":{},"publisher_alive":{},"closed":{},"creator_pid":{},"#,
             r#""overflow":{},"slot_count":{},"slot_size":{},"slot_stride":{},"alignment":{},"#,
             r#""total_size":{},"header_size":{},"max_subscribers":{},"message_type":{},"#,
+            r#""stall_timeout_ns":{},"#,
             r#""write_cursor":{},"subscribers":[{}]}}"#
         ),
         json_str(&i.topic),
@@ -138,6 +149,7 @@ fn to_json(i: &TopicInfo) -> String {
         g.header_size,
         g.max_subscribers,
         json_str(&g.type_info.to_string()),
+        g.stall_timeout_ns,
         i.write_cursor,
         subs.join(",")
     )

@@ -52,6 +52,13 @@ pub enum ConfigError {
         /// Bytes per slot including its header.
         stride: u64,
     },
+    /// A stall timeout only makes sense under `Overflow::Block` (an `Overwrite` publisher
+    /// never waits for anyone).
+    #[error("a stall timeout needs Overflow::Block; an Overwrite publisher never waits")]
+    StallTimeoutWithoutBlock,
+    /// The stall timeout is outside 1 ms ..= 1 day.
+    #[error("stall timeout {0:?} is not in 1ms..=1day")]
+    StallTimeout(std::time::Duration),
     /// The mode asks for bits other than read/write permissions.
     #[error("mode {0:o} has bits other than rw for user/group/other")]
     Mode(u32),

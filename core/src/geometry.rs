@@ -1,6 +1,8 @@
 //! Segment geometry: computed from a configuration at creation, recomputed and compared at
 //! attach. Every size is checked arithmetic; nothing here trusts shared memory.
 
+use std::time::Duration;
+
 use crate::error::ConfigError;
 use crate::layout::{Overflow, TypeInfo, LINE, SLOT_HEADER_BYTES};
 
@@ -26,7 +28,14 @@ pub struct SegmentConfig {
     pub overflow: Overflow,
     /// What the messages are.
     pub type_info: TypeInfo,
+    /// `Block` only: how long a live subscriber may keep the publisher waiting before it is
+    /// evicted (1 ms ..= 1 day); `None` (the default) never evicts a live subscriber.
+    pub stall_timeout: Option<Duration>,
 }
+
+/// Shortest and longest stall timeout accepted.
+pub const STALL_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_secs(86_400);
 
 impl Default for SegmentConfig {
     fn default() -> Self {
@@ -37,6 +46,7 @@ impl Default for SegmentConfig {
             max_subscribers: 64,
             overflow: Overflow::Overwrite,
             type_info: TypeInfo::RAW,
+            stall_timeout: None,
         }
     }
 }
@@ -68,6 +78,8 @@ pub struct Geometry {
     pub creation_id: u64,
     /// Message type.
     pub type_info: TypeInfo,
+    /// Stall timeout in nanoseconds; 0 = live subscribers are never evicted.
+    pub stall_timeout_ns: u64,
 }
 
 fn round_up(x: u64, to: u64) -> Option<u64> {
@@ -90,6 +102,16 @@ impl Geometry {
         if !(1..=4096).contains(&cfg.max_subscribers) {
             return Err(ConfigError::MaxSubscribers(cfg.max_subscribers));
         }
+        let stall_timeout_ns = match cfg.stall_timeout {
+            None => 0,
+            Some(_) if cfg.overflow == Overflow::Overwrite => {
+                return Err(ConfigError::StallTimeoutWithoutBlock)
+            }
+            Some(d) if !STALL_TIMEOUT_RANGE.contains(&d) => {
+                return Err(ConfigError::StallTimeout(d))
+            }
+            Some(d) => d.as_nanos() as u64,
+        };
         let too_large = || ConfigError::TooLarge {
             slots: cfg.slots,
             stride: 0,
@@ -126,6 +148,7 @@ impl Geometry {
             overflow: cfg.overflow,
             creation_id,
             type_info: cfg.type_info,
+            stall_timeout_ns,
         })
     }
 
@@ -140,6 +163,8 @@ impl Geometry {
             max_subscribers: self.max_subscribers,
             overflow: self.overflow,
             type_info: self.type_info,
+            stall_timeout: (self.stall_timeout_ns != 0)
+                .then(|| Duration::from_nanos(self.stall_timeout_ns)),
         };
         let expect = Geometry::compute(&cfg, page, self.creation_id).map_err(|e| e.to_string())?;
         let fields = [
@@ -162,6 +187,13 @@ impl Geometry {
             ));
         }
         Ok(())
+    }
+
+    /// Whether the publisher may evict live subscribers that stall it (then in-place reads
+    /// are marked in the subscriber table; see [`crate::layout::EntryKind::Holding`]).
+    #[inline]
+    pub fn evicts_stalled(&self) -> bool {
+        self.stall_timeout_ns != 0
     }
 
     /// `slot_count - 1`: a sequence's slot index is `seq & mask`.

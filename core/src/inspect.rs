@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::error::AttachError;
 use crate::geometry::Geometry;
-use crate::layout::{ENTRY_ACTIVE, PUB_CLOSED};
+use crate::layout::{entry_kind, EntryKind, PUB_CLOSED};
 use crate::segment::{self, Access, Segment};
 use crate::sync::Ordering;
 
@@ -42,6 +42,8 @@ pub struct SubscriberInfo {
     pub lost: u64,
     /// Whether a live process holds the entry's lock.
     pub alive: bool,
+    /// Whether the publisher evicted it for stalling (it no longer gates the publisher).
+    pub evicted: bool,
 }
 
 /// Takes a snapshot of `topic` under `prefix` without attaching as a subscriber.
@@ -62,7 +64,8 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
         .filter_map(|i| {
             let e = mem.entry(i);
             let alive = seg.entry_alive(i);
-            if e.state.load(Ordering::Acquire) != ENTRY_ACTIVE && !alive {
+            let kind = entry_kind(e.state.load(Ordering::Acquire));
+            if kind == EntryKind::Free && !alive {
                 return None;
             }
             let cursor = e.cursor.load(Ordering::Relaxed);
@@ -73,6 +76,7 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
                 lag: write_cursor.saturating_sub(cursor),
                 lost: e.lost.load(Ordering::Relaxed),
                 alive,
+                evicted: kind == EntryKind::Evicted,
             })
         })
         .collect();

@@ -24,7 +24,7 @@ use crate::sync::{AtomicU32, AtomicU64};
 /// High half of the magic/version word: ASCII "RCST".
 pub const MAGIC: u32 = u32::from_be_bytes(*b"RCST");
 /// The layout version this build reads and writes. Bump on any change to this file.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// The magic/version word of a finished segment: magic in the high half, version in the low.
 pub const MAGIC_VERSION: u64 = ((MAGIC as u64) << 32) | LAYOUT_VERSION as u64;
 
@@ -38,8 +38,62 @@ pub const TYPE_NAME_BYTES: usize = 96;
 
 /// `SubscriberEntry::state`: the entry is unused.
 pub const ENTRY_FREE: u32 = 0;
-/// `SubscriberEntry::state`: a live subscriber owns the entry (and holds its OFD lock).
-pub const ENTRY_ACTIVE: u32 = 1;
+
+/// What a subscriber entry's `state` word says. An in-use word is `generation << 2 | kind`
+/// (see [`entry_word`]): carrying the low 30 bits of the attach generation makes the
+/// publisher's eviction CAS fail on an entry that changed owner since it looked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// Unused ([`ENTRY_FREE`]).
+    Free,
+    /// A live subscriber owns the entry (and holds its OFD lock) and gates a `Block`
+    /// publisher with its cursor.
+    Active,
+    /// Like `Active`, and the subscriber is reading the slot at its cursor in place (only
+    /// on topics with a stall timeout). The publisher never evicts a holding subscriber.
+    Holding,
+    /// The publisher evicted the subscriber for stalling: it no longer gates, and it must
+    /// not read in place again. The owner frees the entry when it detaches.
+    Evicted,
+}
+
+const KIND_ACTIVE: u32 = 1;
+const KIND_HOLDING: u32 = 2;
+const KIND_EVICTED: u32 = 3;
+
+/// The state word for an in-use entry of attach `generation` in `kind` (never
+/// [`EntryKind::Free`]).
+pub const fn entry_word(generation: u64, kind: EntryKind) -> u32 {
+    let k = match kind {
+        EntryKind::Free => panic!("a free entry's word is ENTRY_FREE"),
+        EntryKind::Active => KIND_ACTIVE,
+        EntryKind::Holding => KIND_HOLDING,
+        EntryKind::Evicted => KIND_EVICTED,
+    };
+    ((generation as u32) << 2) | k
+}
+
+/// `word` (an in-use state word) with its kind replaced by `kind`, same generation.
+pub const fn entry_with_kind(word: u32, kind: EntryKind) -> u32 {
+    (word & !3) | (entry_word(0, kind) & 3)
+}
+
+/// Decodes a state word.
+pub const fn entry_kind(word: u32) -> EntryKind {
+    match word & 3 {
+        KIND_ACTIVE => EntryKind::Active,
+        KIND_HOLDING => EntryKind::Holding,
+        KIND_EVICTED => EntryKind::Evicted,
+        // Kind bits 0 with generation bits set cannot be written by ringcast; a corrupt
+        // word is treated as free (it gates nothing, and claiming goes by OFD lock).
+        _ => EntryKind::Free,
+    }
+}
+
+/// Whether a `Block` publisher must respect the cursor of an entry in this state.
+pub const fn entry_gates(word: u32) -> bool {
+    matches!(entry_kind(word), EntryKind::Active | EntryKind::Holding)
+}
 
 /// `PublisherLine::state`: the publisher is publishing.
 pub const PUB_OPEN: u32 = 0;
@@ -223,6 +277,10 @@ pub struct Identity {
     pub creator_pid: u64,
     /// What the messages are.
     pub type_info: TypeInfo,
+    /// `Block` only: nanoseconds a live subscriber may keep the publisher waiting before it
+    /// is evicted; 0 = never (pure backpressure). Subscribers of a topic with a stall
+    /// timeout mark in-place reads in their entry so that eviction never hits a held slot.
+    pub stall_timeout_ns: u64,
 }
 
 /// The publisher's cursor line: written by the publisher on every commit.
@@ -272,11 +330,12 @@ pub struct Header {
 }
 
 /// One subscriber's entry in the table: written only by the subscriber that owns it
-/// (except `state`, which attach and eviction change).
+/// (except `state`, which the publisher's eviction and reaping change).
 #[repr(C, align(128))]
 pub struct SubscriberEntry {
-    /// [`ENTRY_FREE`] or [`ENTRY_ACTIVE`]. A subscriber sets ACTIVE (Release) after its
-    /// cursor, and only while it holds the entry's OFD lock.
+    /// [`ENTRY_FREE`] or an [`entry_word`]. A subscriber stores its `Active` word (Release)
+    /// after its cursor, and only while it holds the entry's OFD lock; the publisher moves
+    /// `Active` to `Evicted` by CAS (stall timeout) and frees entries of dead owners.
     pub state: AtomicU32,
     /// PID of the owner, for humans only.
     pub pid: AtomicU32,
@@ -309,7 +368,8 @@ const _: () = {
     assert!(offset_of!(Identity, magic_version) == 0);
     assert!(offset_of!(Identity, type_info) == 104);
     assert!(size_of::<TypeInfo>() == 136);
-    assert!(size_of::<Identity>() == 240);
+    assert!(offset_of!(Identity, stall_timeout_ns) == 240);
+    assert!(size_of::<Identity>() == 248);
     assert!(offset_of!(Header, publisher) == 256);
     assert!(offset_of!(Header, sub_wake) == 384);
     assert!(offset_of!(Header, pub_wake) == 512);
@@ -338,6 +398,7 @@ impl Header {
                 creation_id: g.creation_id,
                 creator_pid,
                 type_info: g.type_info,
+                stall_timeout_ns: g.stall_timeout_ns,
             },
             publisher: PublisherLine {
                 write_cursor: AtomicU64::new(0),

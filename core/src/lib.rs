@@ -9,6 +9,7 @@
 //! | [`stamp`] | slot stamps: which sequence a slot holds, busy or committed |
 //! | [`ring`] | the protocol: [`ring::Writer`] and [`ring::Reader`] |
 //! | [`wait`] | the announce / re-check / sleep handshake and wait strategies |
+//! | [`stall`] | the stall-timeout eviction policy of a `Block` publisher |
 //! | [`futex`] | shared futex wait and wake |
 //! | [`segment`] | create / reclaim / open / validate in `/dev/shm` |
 //! | [`lock`] | liveness through OFD locks |
@@ -27,6 +28,7 @@ pub mod layout;
 pub mod memory;
 pub mod name;
 pub mod ring;
+pub mod stall;
 pub mod stamp;
 mod sync;
 pub mod wait;

@@ -233,12 +233,21 @@ mod model {
     impl SegmentMemory {
         /// A fresh, zeroed model segment with `slots` slots of [`PAYLOAD_WORDS`] words.
         pub fn model(slots: u64, overflow: Overflow, max_subscribers: u64) -> Self {
-            let cfg = crate::geometry::SegmentConfig {
+            Self::model_with(crate::geometry::SegmentConfig {
                 slots,
-                slot_size: (PAYLOAD_WORDS * 8) as u64,
                 max_subscribers,
                 overflow,
                 ..Default::default()
+            })
+        }
+
+        /// A model segment for `cfg` (its slot size is replaced by [`PAYLOAD_WORDS`] words),
+        /// e.g. a `Block` topic with a stall timeout.
+        pub fn model_with(cfg: crate::geometry::SegmentConfig) -> Self {
+            let (slots, max_subscribers) = (cfg.slots, cfg.max_subscribers);
+            let cfg = crate::geometry::SegmentConfig {
+                slot_size: (PAYLOAD_WORDS * 8) as u64,
+                ..cfg
             };
             let geometry = Geometry::compute(&cfg, 4096, 1).expect("valid model geometry");
             let header = Box::new(Header::new(&geometry, 0));

@@ -24,10 +24,21 @@
 //! published `gate_limit`; the writer stores `gate_limit`, SeqCst fence, re-scans the table.
 //! Either the writer sees the reader's entry, or the reader sees the limit and starts past
 //! everything the writer may still overwrite without looking again.
+//!
+//! **Eviction under Block** (topics with a stall timeout only) is a race between two CASes
+//! on the reader's entry `state`: the reader turns `Active` into `Holding` before it reads
+//! a slot in place (and back on release); the writer turns `Active` into `Evicted` when it
+//! gives up on a stalled reader. Exactly one wins, so the writer never evicts a reader that
+//! is reading in place, and an evicted reader never starts an in-place read again. The
+//! state word carries the attach generation, so an eviction aimed at one owner cannot hit
+//! the next one.
 
 use std::sync::Arc;
 
-use crate::layout::{Overflow, ENTRY_ACTIVE, ENTRY_FREE, PUB_CLOSED};
+use crate::layout::{
+    entry_gates, entry_kind, entry_with_kind, entry_word, EntryKind, Overflow, ENTRY_FREE,
+    PUB_CLOSED,
+};
 use crate::memory::SegmentMemory;
 use crate::stamp::{busy, committed};
 use crate::sync::{fence, mutant_or, Ordering};
@@ -163,21 +174,63 @@ impl Writer {
         }
     }
 
-    /// The smallest cursor of any active entry, capped at `cap`.
+    /// The smallest cursor of any gating entry, capped at `cap`.
     fn slowest_cursor(&self, cap: u64) -> u64 {
         let g = self.mem.geometry();
         let mut min = cap;
         for i in 0..g.max_subscribers as usize {
             let e = self.mem.entry(i);
-            // Acquire: pairs with the Release store of ACTIVE in attach, so the cursor we
-            // load next is at least the attach's tentative one.
-            if e.state.load(Ordering::Acquire) == ENTRY_ACTIVE {
+            // Acquire: pairs with the Release store of the Active word in attach, so the
+            // cursor we load next is at least the attach's tentative one.
+            if entry_gates(e.state.load(Ordering::Acquire)) {
                 // Acquire: pairs with the Release cursor store in `Reader::release`: the
                 // reader's in-place reads of older slots happen before we overwrite them.
                 min = min.min(e.cursor.load(Ordering::Acquire));
             }
         }
         min
+    }
+
+    /// `Block`: calls `f(entry, state word, cursor)` for each gating entry that keeps the
+    /// next sequence from being claimed now (its cursor is a whole ring behind). Cold: the
+    /// publisher's stall watch runs it only while it waits for room.
+    pub fn for_each_blocker(&self, mut f: impl FnMut(usize, u32, u64)) {
+        let next = self.next;
+        for i in 0..self.mem.geometry().max_subscribers as usize {
+            let e = self.mem.entry(i);
+            // Acquire: as in `slowest_cursor`.
+            let word = e.state.load(Ordering::Acquire);
+            if !entry_gates(word) {
+                continue;
+            }
+            // Acquire: as in `slowest_cursor`.
+            let cursor = e.cursor.load(Ordering::Acquire);
+            if cursor.saturating_add(self.slots) <= next {
+                f(i, word, cursor);
+            }
+        }
+    }
+
+    /// `Block` with a stall timeout: evicts the subscriber of `entry` if its state is still
+    /// exactly `seen` and it is `Active`, not reading in place. Returns whether it was
+    /// evicted; the next claim no longer gates on it. (The state word does not carry the
+    /// cursor: a reader that released a message and went back to `Active` in the instant
+    /// between the caller's look and this CAS is evicted too. That costs it a re-attach,
+    /// never safety: it is not reading in place, and `hold` will refuse it.)
+    pub fn evict(&mut self, entry: usize, seen: u32) -> bool {
+        if !self.mem.geometry().evicts_stalled() || entry_kind(seen) != EntryKind::Active {
+            return false;
+        }
+        let evicted = entry_with_kind(seen, EntryKind::Evicted);
+        // Acquire on success: pairs with the Release store of the Active word in
+        // `Reader::release` (and attach): the reader's in-place reads happen before any
+        // overwrite we do after giving up on it. Relaxed on failure: we learn only that it
+        // is holding, released, left or was replaced, and do nothing.
+        self.mem
+            .entry(entry)
+            .state
+            .compare_exchange(seen, evicted, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Marks the topic closed and wakes every sleeper. Readers drain what was committed,
@@ -245,6 +298,12 @@ pub struct Reader {
     slots: u64,
     capacity: u64,
     overflow: Overflow,
+    /// Our entry's `Active` word (the attach generation is in it).
+    active_word: u32,
+    /// The topic has a stall timeout: in-place reads are marked `Holding`.
+    evictable: bool,
+    /// Whether our entry says `Holding` now.
+    holding: bool,
 }
 
 impl Reader {
@@ -265,10 +324,12 @@ impl Reader {
         e.cursor.store(tentative, Ordering::Relaxed);
         e.lost.store(0, Ordering::Relaxed);
         e.pid.store(std::process::id(), Ordering::Relaxed);
-        e.generation.fetch_add(1, Ordering::Relaxed);
-        // Release: a writer that sees ACTIVE sees the tentative cursor. Pairs with the
-        // Acquire state load in `Writer::slowest_cursor`.
-        e.state.store(ENTRY_ACTIVE, Ordering::Release);
+        // Relaxed: only we write it while we own the entry; published by the store below.
+        let generation = e.generation.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let active_word = entry_word(generation, EntryKind::Active);
+        // Release: a writer that sees the Active word sees the tentative cursor. Pairs with
+        // the Acquire state load in `Writer::slowest_cursor`.
+        e.state.store(active_word, Ordering::Release);
         // SeqCst: the attach half of the Dekker handshake with `Writer::refresh_limit`.
         fence(mutant_or(Ordering::SeqCst, Ordering::Relaxed));
         // Acquire: as above; a later cursor only moves the start forward.
@@ -296,6 +357,9 @@ impl Reader {
             slots: n,
             capacity: g.slot_capacity,
             overflow: g.overflow,
+            active_word,
+            evictable: g.overflow == Overflow::Block && g.evicts_stalled(),
+            holding: false,
         }
     }
 
@@ -432,6 +496,48 @@ impl Reader {
         Err(self.recover_lag())
     }
 
+    /// `Block`: claims message `seq` (from a `Ready` poll) for reading in place. Returns
+    /// `false` if the writer evicted this reader for stalling: it must not read in place
+    /// (the slot may be rewritten at any time) and should report `Evicted`. Free (no
+    /// atomic operation) on topics without a stall timeout.
+    #[inline]
+    pub fn hold(&mut self, seq: u64) -> bool {
+        debug_assert_eq!(seq, self.next);
+        if !self.evictable || self.holding {
+            return true;
+        }
+        // The negative control drops the claim and reads in place unmarked: the loom model
+        // `stall_eviction_never_hits_a_slot_read_in_place` must catch the overwrite.
+        if cfg!(ringcast_loom_mutant) {
+            return true;
+        }
+        let holding = entry_with_kind(self.active_word, EntryKind::Holding);
+        // Relaxed both ways: this CAS and the writer's eviction CAS are ordered by the
+        // entry's modification order, which is all the exclusion needs (one of them wins);
+        // the slot's contents are ordered by the Acquire stamp load in `poll`, and a lost
+        // race tells us only to stop.
+        match self.mem.entry(self.entry).state.compare_exchange(
+            self.active_word,
+            holding,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => {
+                self.holding = true;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether the writer evicted this reader (a stall timeout ran out while it was not
+    /// reading in place).
+    pub fn is_evicted(&self) -> bool {
+        // Relaxed: a status check; `hold` is what enforces the exclusion.
+        let word = self.mem.entry(self.entry).state.load(Ordering::Relaxed);
+        self.evictable && entry_kind(word) == EntryKind::Evicted
+    }
+
     /// Releases message `seq` (read in place after a `Ready` poll) and moves on. Under
     /// `Block` this lets the writer reuse the slot and wakes it if it sleeps.
     #[inline]
@@ -443,6 +549,13 @@ impl Reader {
         // the Acquire cursor load in `Writer::slowest_cursor`.
         e.cursor
             .store(self.next, mutant_or(Ordering::Release, Ordering::Relaxed));
+        if self.holding {
+            self.holding = false;
+            // Release: the slot reads are done before a writer that sees Active (and
+            // evicts us by CAS, with Acquire) overwrites anything. While we hold, only we
+            // write this word (the writer's CAS expects Active), so a plain store is exact.
+            e.state.store(self.active_word, Ordering::Release);
+        }
         if self.overflow == Overflow::Block {
             crate::wait::after_release(&self.mem);
         }

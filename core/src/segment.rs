@@ -527,6 +527,7 @@ fn parse_geometry(raw: &[u8]) -> Result<Geometry, String> {
         overflow,
         creation_id: f(offset_of!(Identity, creation_id)),
         type_info,
+        stall_timeout_ns: f(offset_of!(Identity, stall_timeout_ns)),
     })
 }
 

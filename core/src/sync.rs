@@ -11,10 +11,24 @@
 //! cursor, fence and futex word goes through this module in both.
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// A memory fence; `Relaxed` means no fence at all (`std` and loom both panic on a relaxed
+/// fence). Only the negative control asks for `Relaxed`, through [`mutant_or`], to drop a
+/// fence outright.
+#[inline(always)]
+pub(crate) fn fence(order: Ordering) {
+    if order == Ordering::Relaxed {
+        return;
+    }
+    #[cfg(not(loom))]
+    std::sync::atomic::fence(order);
+    #[cfg(loom)]
+    loom::sync::atomic::fence(order);
+}
 
 /// A hint that we are in a busy-wait loop (`pause` on x86); under loom, a yield so the
 /// model checker can schedule the thread we are waiting for.

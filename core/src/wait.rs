@@ -63,31 +63,38 @@ pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
 pub trait Waitable {
     /// Is the thing we wait for there? (May make progress, e.g. claim a slot.)
     fn ready(&mut self) -> bool;
-    /// Is the other side still alive? Called at most once per [`LIVENESS_SLICE`].
+    /// Is the other side still alive? Called at most once per [`slice`](Self::slice).
     fn alive(&mut self) -> bool;
     /// One announced futex sleep of at most `timeout` (see [`subscriber_sleep`]).
     fn sleep(&mut self, timeout: Duration) -> Wake;
+    /// How often `alive` runs and the longest single sleep: [`LIVENESS_SLICE`] unless the
+    /// waiter has a shorter policy to run (a `Block` publisher's stall timeout).
+    fn slice(&self) -> Duration {
+        LIVENESS_SLICE
+    }
 }
 
 /// Spins, then sleeps, until `w.ready()`, the deadline passes, or `w.alive()` says no.
 ///
 /// Spinning is pure `pause` (no `sched_yield`, no system call); every 4096 rounds it reads
 /// the clock (vDSO, not a system call) for the deadline. `w.alive()`, usually a system call,
-/// runs at most once per [`LIVENESS_SLICE`], so a dead peer is noticed within two slices
-/// (one since the last check, one sleep) and a live one costs nothing per message.
+/// runs at most once per [`Waitable::slice`] (normally [`LIVENESS_SLICE`]), so a dead peer
+/// is noticed within two slices (one since the last check, one sleep) and a live one costs
+/// nothing per message.
 pub fn wait_until<W: Waitable>(
     strategy: WaitStrategy,
     deadline: Option<Instant>,
     w: &mut W,
 ) -> Result<(), Stop> {
     let mut last_alive = Instant::now();
+    let slice = w.slice();
     // Runs the deadline and (rate-limited) liveness checks.
     let mut checks = |w: &mut W| -> Result<Instant, Stop> {
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
             return Err(Stop::TimedOut);
         }
-        if now.duration_since(last_alive) >= LIVENESS_SLICE {
+        if now.duration_since(last_alive) >= slice {
             if !w.alive() {
                 return Err(Stop::Dead);
             }
@@ -114,11 +121,11 @@ pub fn wait_until<W: Waitable>(
             return Ok(());
         }
         let now = checks(w)?;
-        let slice = match deadline {
-            Some(d) => (d - now).min(LIVENESS_SLICE),
-            None => LIVENESS_SLICE,
+        let nap = match deadline {
+            Some(d) => (d - now).min(slice),
+            None => slice,
         };
-        if let Wake::Failed(_) = w.sleep(slice) {
+        if let Wake::Failed(_) = w.sleep(nap) {
             // No futex (seccomp, exotic kernel): degrade to a short nap, stay correct.
             std::thread::sleep(Duration::from_micros(50));
         }

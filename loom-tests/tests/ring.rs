@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use loom::thread;
 use ringcast_core::memory::SegmentMemory;
-use ringcast_core::ring::{Reader, Start, Writer};
+use ringcast_core::ring::{Poll, Reader, Start, Writer};
 use ringcast_core::Overflow;
 use ringcast_loom_tests::model::*;
 
@@ -215,5 +215,77 @@ fn block_attach_and_detach_race_with_publishing() {
         publisher.join().unwrap();
         leaver.join().unwrap();
         joiner.join().unwrap();
+    });
+}
+
+/// Block with a stall timeout: the publisher gives up on its only subscriber as soon as
+/// the ring is full (the policy's clock is not the protocol; any moment is a possible
+/// timeout), racing the subscriber's in-place reads. Loom's cell tracking proves the
+/// publisher never writes a slot the subscriber is reading in place (the `Holding` CAS
+/// excludes the eviction CAS); the subscriber either receives every message in order or
+/// learns it was evicted and never reads in place after that; nobody deadlocks.
+#[test]
+fn stall_eviction_never_hits_a_slot_read_in_place() {
+    loom::model(|| {
+        let mem = Arc::new(SegmentMemory::model_with(ringcast_core::SegmentConfig {
+            slots: 2,
+            max_subscribers: 1,
+            overflow: Overflow::Block,
+            stall_timeout: Some(std::time::Duration::from_millis(1)),
+            ..Default::default()
+        }));
+        let mut r = Reader::attach(mem.clone(), 0, Start::Latest);
+        let mut w = Writer::new(mem.clone());
+        let wmem = mem.clone();
+        let publisher = thread::spawn(move || {
+            let mut evicted = false;
+            for _ in 0..MESSAGES {
+                loop {
+                    if try_publish(&mut w, &wmem).is_ok() {
+                        break;
+                    }
+                    // Full: evict the blocker if it is not reading in place, else sleep
+                    // until it releases (the shipped handshake).
+                    let mut blockers = Vec::new();
+                    w.for_each_blocker(|i, word, _| blockers.push((i, word)));
+                    for (i, word) in blockers {
+                        evicted |= w.evict(i, word);
+                    }
+                    if !w.has_room() {
+                        ringcast_core::wait::publisher_sleep(&wmem, None, || w.has_room());
+                    }
+                }
+            }
+            evicted
+        });
+        let mut next = 0;
+        let mut told_evicted = false;
+        while next < MESSAGES {
+            match r.poll() {
+                Poll::Ready { seq, .. } => {
+                    assert_eq!(seq, next, "out of order or duplicate");
+                    if !r.hold(seq) {
+                        told_evicted = true;
+                        break;
+                    }
+                    let mut got = [0u64; 2];
+                    mem.model_read_in_place(seq, &mut got);
+                    assert!(intact(seq, &got), "torn message {seq}: {got:?}");
+                    r.release(seq);
+                    next += 1;
+                }
+                Poll::Empty => {
+                    ringcast_core::wait::subscriber_sleep(&mem, None, || r.has_news());
+                }
+                Poll::Overrun => {
+                    told_evicted = true;
+                    break;
+                }
+                p => panic!("unexpected poll {p:?}"),
+            }
+        }
+        let evicted = publisher.join().unwrap();
+        assert_eq!(told_evicted, evicted, "eviction and its report disagree");
+        assert_eq!(r.is_evicted(), evicted);
     });
 }

@@ -1,5 +1,7 @@
 //! Publisher configuration: a plain struct with chainable setters.
 
+use std::time::Duration;
+
 use ringcast_core::geometry::SegmentConfig;
 use ringcast_core::segment::CreateOptions;
 use ringcast_core::{Overflow, TypeInfo, WaitStrategy};
@@ -61,6 +63,25 @@ impl PublisherConfig {
     /// How a `Block` publisher waits for room.
     pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
         self.wait = wait;
+        self
+    }
+    /// `Block` only: evict a live subscriber that keeps the publisher waiting for longer
+    /// than `timeout` (1 ms ..= 1 day), instead of waiting for it forever. The evicted
+    /// subscriber gets `Evicted` on its next receive and must attach again. A subscriber
+    /// reading a sample in place is never evicted while it holds it (its slot stays
+    /// pinned). Without this (the default), a live subscriber that stops reading stalls
+    /// the publisher: pure backpressure.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ringcast_publisher::{Overflow, PublisherConfig};
+    /// let cfg = PublisherConfig::default()
+    ///     .overflow(Overflow::Block)
+    ///     .stall_timeout(Duration::from_millis(200));
+    /// assert_eq!(cfg.segment().stall_timeout, Some(Duration::from_millis(200)));
+    /// ```
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.options.config.stall_timeout = Some(timeout);
         self
     }
     /// The message type this topic carries (typed publishers set this).

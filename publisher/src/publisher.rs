@@ -6,9 +6,10 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use ringcast_core::futex::Wake;
-use ringcast_core::layout::ENTRY_ACTIVE;
+use ringcast_core::layout::{entry_gates, entry_kind, EntryKind, ENTRY_FREE};
 use ringcast_core::ring::Writer;
 use ringcast_core::segment::Segment;
+use ringcast_core::stall::{StallWatch, Verdict};
 use ringcast_core::wait::{self, Stop, Waitable};
 use ringcast_core::{CreateError, Full, Overflow, WaitStrategy};
 
@@ -38,6 +39,8 @@ pub struct Publisher {
     writer: Writer,
     segment: Segment,
     wait: WaitStrategy,
+    /// `Block` with a stall timeout: who keeps us waiting, and for how long.
+    stall: Option<StallWatch>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -48,6 +51,7 @@ impl Publisher {
         let segment = Segment::create(topic, &config.options)?;
         Ok(Publisher {
             writer: Writer::new(segment.memory().clone()),
+            stall: StallWatch::new(segment.memory().geometry()),
             segment,
             wait: config.wait,
             _not_sync: PhantomData,
@@ -75,7 +79,8 @@ impl Publisher {
     }
 
     /// Loans the next slot, waiting for room under `Block` (spin, then futex; a dead
-    /// subscriber is evicted instead of waited for). Never waits under `Overwrite`.
+    /// subscriber is evicted instead of waited for, and so is a live one that stalls us
+    /// past the topic's stall timeout, if it has one). Never waits under `Overwrite`.
     pub fn loan(&mut self) -> Loan<'_> {
         match self.wait_room(None) {
             Ok(()) => self.loan_claimed(),
@@ -84,10 +89,45 @@ impl Publisher {
         }
     }
 
-    /// Loans the next slot if there is room now.
+    /// Loans the next slot if there is room now. (With a stall timeout, a full ring also
+    /// runs the stall watch, rate-limited, and may evict a stalled subscriber to make room.)
     pub fn try_loan(&mut self) -> Result<Loan<'_>, Full> {
-        self.writer.try_claim()?;
+        if self.writer.try_claim().is_err() {
+            if !self.check_stalls() {
+                return Err(Full);
+            }
+            self.writer.try_claim()?;
+        }
         Ok(self.loan_claimed())
+    }
+
+    /// Runs the stall watch (if the topic has one) on a full ring; returns whether a
+    /// subscriber was evicted.
+    #[cold]
+    fn check_stalls(&mut self) -> bool {
+        let Some(watch) = self.stall.as_mut() else {
+            return false;
+        };
+        let topic = self.segment.topic();
+        let timeout = watch.timeout();
+        watch.on_full(&mut self.writer, Instant::now(), |v| match v {
+            Verdict::Evicted { entry, cursor } => {
+                tracing::warn!(
+                    topic,
+                    entry,
+                    cursor,
+                    ?timeout,
+                    "evicted a stalled subscriber"
+                )
+            }
+            Verdict::PinnedInPlace { entry, cursor } => tracing::warn!(
+                topic,
+                entry,
+                cursor,
+                ?timeout,
+                "a subscriber holds a sample in place past the stall timeout; its slot stays pinned"
+            ),
+        })
     }
 
     /// Loans the next slot, waiting at most `timeout` for room.
@@ -157,10 +197,11 @@ impl Publisher {
         (0..mem.geometry().max_subscribers as usize)
             .filter(|&i| {
                 // Relaxed: a snapshot count for the caller; nothing is published through it.
-                mem.entry(i)
-                    .state
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    == ENTRY_ACTIVE
+                entry_gates(
+                    mem.entry(i)
+                        .state
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                )
             })
             .count()
     }
@@ -191,16 +232,15 @@ impl Publisher {
         for i in 0..mem.geometry().max_subscribers as usize {
             let e = mem.entry(i);
             // Relaxed: only a hint; the lock below decides.
-            if e.state.load(std::sync::atomic::Ordering::Relaxed) != ENTRY_ACTIVE {
+            let kind = entry_kind(e.state.load(std::sync::atomic::Ordering::Relaxed));
+            if kind == EntryKind::Free {
                 continue;
             }
             if let Some(_held) = seg.lock_dead_entry(i) {
                 // Release: nothing to publish really, but a later claimer's Acquire sees a
                 // consistent FREE entry.
-                e.state.store(
-                    ringcast_core::layout::ENTRY_FREE,
-                    std::sync::atomic::Ordering::Release,
-                );
+                e.state
+                    .store(ENTRY_FREE, std::sync::atomic::Ordering::Release);
                 tracing::info!(topic = seg.topic(), entry = i, "evicted a dead subscriber");
             }
         }
@@ -218,8 +258,9 @@ impl Waitable for RoomWait<'_> {
         self.publisher.writer.try_claim().is_ok()
     }
     fn alive(&mut self) -> bool {
-        // Whom we wait for is a set of subscribers; dead ones are evicted, so from our
-        // side the wait never "dies". Reap at most every liveness slice.
+        // Whom we wait for is a set of subscribers; dead ones are reclaimed (and stalled
+        // ones evicted, with a stall timeout), so from our side the wait never "dies".
+        // Reap at most every liveness slice.
         let now = Instant::now();
         if self
             .last_reap
@@ -228,7 +269,14 @@ impl Waitable for RoomWait<'_> {
             self.publisher.reap_dead_subscribers();
             self.last_reap = Some(now);
         }
+        self.publisher.check_stalls();
         true
+    }
+    fn slice(&self) -> Duration {
+        match &self.publisher.stall {
+            Some(watch) => watch.period(),
+            None => wait::LIVENESS_SLICE,
+        }
     }
     fn sleep(&mut self, timeout: Duration) -> Wake {
         let mem = self.publisher.segment.memory().clone();

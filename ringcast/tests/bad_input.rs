@@ -367,6 +367,19 @@ fn impossible_geometry_is_refused() {
         "unknown overflow policy",
     );
 
+    // Stall timeout: on an Overwrite topic, or out of range on a Block one.
+    let sto = offset_of!(Identity, stall_timeout_ns);
+    geometry(
+        "geo-stall-overwrite",
+        &patched(sto, 1_000_000),
+        "needs Overflow::Block",
+    );
+    let mut block = patched(ov, 1);
+    set_word(&mut block, sto, 1);
+    geometry("geo-stall-1ns", &block, "stall timeout 1ns");
+    set_word(&mut block, sto, u64::MAX);
+    geometry("geo-stall-max", &block, "stall timeout");
+
     // Everything else the geometry is derived from.
     let ca = offset_of!(Identity, slot_capacity);
     geometry("geo-cap0", &patched(ca, 0), "slot size 0");

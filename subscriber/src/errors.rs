@@ -13,8 +13,13 @@ pub enum TryRecvError {
     /// The publisher closed the topic or died, and everything it published was received.
     #[error("the publisher is gone and everything it published was received")]
     Disconnected,
-    /// `Block`: this subscriber was evicted (its slot was reused); attach again.
-    #[error("evicted from the topic; attach again")]
+    /// `Block` with a stall timeout: this subscriber kept the publisher waiting longer
+    /// than the topic's stall timeout and was evicted; messages since its position may
+    /// be gone. Drop it and attach again (a subscriber reading a sample in place is never
+    /// evicted while it holds the sample).
+    #[error(
+        "evicted from the topic for stalling the publisher past its stall timeout; attach again"
+    )]
     Evicted,
     /// The publisher committed a message whose length exceeds the slot (a broken or
     /// hostile publisher). The message is skipped.
@@ -37,7 +42,9 @@ pub enum RecvError {
     #[error("the publisher is gone and everything it published was received")]
     Disconnected,
     /// See [`TryRecvError::Evicted`].
-    #[error("evicted from the topic; attach again")]
+    #[error(
+        "evicted from the topic for stalling the publisher past its stall timeout; attach again"
+    )]
     Evicted,
     /// See [`TryRecvError::Corrupt`].
     #[error("corrupt message {seq}: length {len} exceeds the slot")]
@@ -62,7 +69,9 @@ pub enum RecvTimeoutError {
     #[error("the publisher is gone and everything it published was received")]
     Disconnected,
     /// See [`TryRecvError::Evicted`].
-    #[error("evicted from the topic; attach again")]
+    #[error(
+        "evicted from the topic for stalling the publisher past its stall timeout; attach again"
+    )]
     Evicted,
     /// See [`TryRecvError::Corrupt`].
     #[error("corrupt message {seq}: length {len} exceeds the slot")]

@@ -198,7 +198,10 @@ impl Subscriber {
             Poll::Ready { seq, len } => {
                 self.empty_polls = 0;
                 match self.overflow {
-                    Overflow::Block => Ok(Got::InPlace { seq, len }),
+                    // `hold` is free unless the topic has a stall timeout; then it marks
+                    // the in-place read so the publisher cannot evict us mid-read.
+                    Overflow::Block if self.reader.hold(seq) => Ok(Got::InPlace { seq, len }),
+                    Overflow::Block => Err(self.evicted()),
                     Overflow::Overwrite => {
                         match self.reader.read_copy(seq, len, self.buf.words_mut()) {
                             Ok(len) => Ok(Got::Copied { seq, len }),
@@ -211,13 +214,23 @@ impl Subscriber {
             Poll::Empty => self.empty(),
             Poll::Lagged(n) => Err(self.lagged(n)),
             Poll::Closed => Err(TryRecvError::Disconnected),
-            Poll::Overrun => Err(TryRecvError::Evicted),
+            Poll::Overrun => Err(self.evicted()),
             Poll::Corrupt { len } => {
                 let seq = self.reader.next_seq();
                 self.reader.release(seq);
                 Err(TryRecvError::Corrupt { seq, len })
             }
         }
+    }
+
+    #[cold]
+    fn evicted(&self) -> TryRecvError {
+        tracing::debug!(
+            topic = self.topic(),
+            next = self.reader.next_seq(),
+            "evicted by the publisher's stall timeout"
+        );
+        TryRecvError::Evicted
     }
 
     #[cold]
@@ -263,8 +276,10 @@ impl Subscriber {
             },
             Got::InPlace { seq, len } => {
                 // SAFETY: the topic is `Block`, `len` was checked against the capacity by
-                // `poll`, and our cursor stays at `seq` (unreleased) until the sample drops,
-                // so the publisher cannot write this slot while the slice lives.
+                // `poll`, our cursor stays at `seq` (unreleased) until the sample drops, and
+                // `hold` succeeded (our entry says Holding, which the publisher's eviction
+                // CAS cannot override), so the publisher cannot write this slot while the
+                // slice lives.
                 let data: *const [u8] = unsafe { self.reader.memory().payload(seq, len) };
                 Sample {
                     // SAFETY: the mapping is owned (through an `Arc`) by the reader, which the
