@@ -119,19 +119,8 @@ fn stalled_subscriber_child() {
     std::thread::sleep(Duration::from_secs(600));
 }
 
-struct Names {
-    prefix: String,
-    topic: String,
-    _cleanup: Cleanup,
-}
-
 fn names(tag: &str) -> Names {
-    let (prefix, topic) = (prefix("live"), topic(tag));
-    Names {
-        _cleanup: Cleanup(prefix.clone(), topic.clone()),
-        prefix,
-        topic,
-    }
+    Names::new("live", tag)
 }
 
 fn env_of(n: &Names, extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {

@@ -56,19 +56,8 @@ fn subscriber_child() {
     println!("RESULT received={next} evicted={}", evicted as u8);
 }
 
-struct Names {
-    prefix: String,
-    topic: String,
-    _cleanup: Cleanup,
-}
-
 fn names(tag: &str) -> Names {
-    let (prefix, topic) = (prefix("stall"), topic(tag));
-    Names {
-        _cleanup: Cleanup(prefix.clone(), topic.clone()),
-        prefix,
-        topic,
-    }
+    Names::new("stall", tag)
 }
 
 fn block_config(n: &Names, slots: u64, stall: Duration) -> PublisherConfig {

@@ -28,6 +28,25 @@ impl Drop for Cleanup {
     }
 }
 
+/// A private prefix and a unique topic for one test, removed when dropped.
+pub struct Names {
+    pub prefix: String,
+    pub topic: String,
+    _cleanup: Cleanup,
+}
+
+impl Names {
+    /// Names under the prefix for `suite`, with a topic made from `tag`.
+    pub fn new(suite: &str, tag: &str) -> Names {
+        let (prefix, topic) = (prefix(suite), topic(tag));
+        Names {
+            _cleanup: Cleanup(prefix.clone(), topic.clone()),
+            prefix,
+            topic,
+        }
+    }
+}
+
 /// Re-executes this test binary to run `#[ignore]`d test `entry` as a child process with
 /// `role` and the given environment.
 pub fn spawn(entry: &str, role: &str, env: &[(&str, String)]) -> Child {
