@@ -158,25 +158,6 @@ fn a_subscriber_holding_a_sample_in_place_is_never_evicted() {
 }
 
 #[test]
-fn without_a_stall_timeout_a_live_subscriber_is_waited_for() {
-    let n = names("nostall");
-    let mut p = Publisher::create(
-        &n.topic,
-        PublisherConfig::default()
-            .prefix(&n.prefix)
-            .slots(2)
-            .overflow(Overflow::Block),
-    )
-    .expect("create");
-    let mut s = Subscriber::attach(&n.topic, SubscriberOptions::default().prefix(&n.prefix))
-        .expect("attach");
-    p.send(b"a").expect("send");
-    p.send(b"b").expect("send");
-    assert!(p.loan_timeout(Duration::from_millis(150)).is_err());
-    assert_eq!(&*s.recv().expect("still attached"), b"a");
-}
-
-#[test]
 fn a_stopped_subscriber_process_is_evicted_and_learns_it_when_continued() {
     let n = names("sigstop");
     let env = vec![
