@@ -79,8 +79,9 @@ impl StallWatch {
     }
 
     /// How often the watch looks while the ring stays full (a quarter of the timeout, at
-    /// most [`LIVENESS_SLICE`]): a stalled subscriber is evicted within `timeout + period`
-    /// of the publisher first waiting on it.
+    /// most [`LIVENESS_SLICE`]): a stalled subscriber is evicted no sooner than `timeout`
+    /// and, scheduling aside, within `timeout + 2 * period` of the publisher first finding
+    /// the ring full because of it (one period for the first look, one between looks).
     pub fn period(&self) -> Duration {
         self.period
     }

@@ -156,6 +156,10 @@ impl Publisher {
         if self.writer.try_claim().is_ok() {
             return Ok(());
         }
+        // Start (or continue) the stall watch's clock now, not a slice into the wait.
+        if self.check_stalls() && self.writer.try_claim().is_ok() {
+            return Ok(());
+        }
         let strategy = self.wait;
         let mut w = RoomWait {
             publisher: self,
