@@ -127,6 +127,15 @@ fn exit_codes_follow_the_contract_and_nothing_panics() {
         &["pub", "odd", "--slot-size", "0"],
         &["pub", "odd", "--slots", "99999999999999999999"],
         &["sub", "odd", "--timeout", "0"],
+        &["pub", "odd", "--stall-timeout-ms", "0"],
+        &[
+            "pub",
+            "odd",
+            "--overflow",
+            "overwrite",
+            "--stall-timeout-ms",
+            "5",
+        ],
     ] {
         let code = run(args).status.code();
         assert!(
@@ -139,7 +148,7 @@ fn exit_codes_follow_the_contract_and_nothing_panics() {
 #[test]
 fn list_inspect_and_gc_see_liveness() {
     let _c = Cleanup("tools");
-    let mut publisher = ringcast(&["pub", "tools", "--slots", "16"])
+    let mut publisher = ringcast(&["pub", "tools", "--slots", "16", "--stall-timeout-ms", "250"])
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
@@ -155,7 +164,9 @@ fn list_inspect_and_gc_see_liveness() {
     assert!(listed.contains("tools\tlive"), "{listed}");
     let json = String::from_utf8(run(&["inspect", "tools", "--json"]).stdout).unwrap();
     assert!(
-        json.contains(r#""publisher_alive":true"#) && json.contains(r#""slot_count":16"#),
+        json.contains(r#""publisher_alive":true"#)
+            && json.contains(r#""slot_count":16"#)
+            && json.contains(r#""stall_timeout_ns":250000000"#),
         "{json}"
     );
     // gc leaves a live topic alone.
