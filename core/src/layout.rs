@@ -347,6 +347,12 @@ pub struct SubscriberEntry {
     pub lost: AtomicU64,
     /// Bumped each time the entry is claimed, so observers can tell owners apart.
     pub generation: AtomicU64,
+    /// 1 while the owner is counted in `SubscriberWakeLine::sleepers`, else 0. The owner
+    /// sets it just after incrementing the count and clears it just before decrementing,
+    /// so 1 always means "counted": whoever frees the entry of a dead owner that died
+    /// asleep takes its count back (and a death between the two steps can only leave one
+    /// spare count, never remove a live sleeper's).
+    pub asleep: AtomicU32,
 }
 
 /// The header of one slot in the ring.

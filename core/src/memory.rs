@@ -227,6 +227,7 @@ mod model {
             cursor: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             generation: AtomicU64::new(0),
+            asleep: AtomicU32::new(0),
         }
     }
 

@@ -59,6 +59,8 @@ pub struct Writer {
     limit: u64,
     /// Whether `next` is claimed (stamped busy) and not yet committed.
     claimed: bool,
+    /// A commit made the wake system call since [`take_woke`](Self::take_woke) last ran.
+    woke: bool,
     slots: u64,
     overflow: Overflow,
 }
@@ -76,6 +78,7 @@ impl Writer {
             next,
             limit,
             claimed: false,
+            woke: false,
             slots: g.slot_count,
             overflow: g.overflow,
         }
@@ -140,8 +143,18 @@ impl Writer {
         // Release: a reader that sees the cursor also sees the stamps of all sequences
         // below it. Pairs with Acquire loads in attach and lag recovery.
         hdr.publisher.write_cursor.store(s + 1, Ordering::Release);
-        crate::wait::after_commit(&self.mem);
+        if crate::wait::after_commit(&self.mem) {
+            self.woke = true;
+        }
         s
+    }
+
+    /// Whether a commit since the last call made a wake system call (someone was counted
+    /// asleep). The publisher uses it to look for subscribers that died asleep, whose
+    /// count would otherwise cost a wake call per message.
+    #[inline]
+    pub fn take_woke(&mut self) -> bool {
+        std::mem::take(&mut self.woke)
     }
 
     /// Whether the next sequence could be claimed now (a fresh rescan under `Block`).
@@ -320,6 +333,9 @@ impl Reader {
         };
         // Acquire: pairs with the Release cursor store in `Writer::commit`.
         let tentative = pick(hdr.publisher.write_cursor.load(Ordering::Acquire));
+        // A predecessor that died asleep left its sleeper count behind: take it back (we
+        // own the entry now, so nobody else touches its flag).
+        crate::wait::uncount_dead_sleeper(&mem, entry);
         // Relaxed: published by the Release store of ACTIVE just below.
         e.cursor.store(tentative, Ordering::Relaxed);
         e.lost.store(0, Ordering::Relaxed);

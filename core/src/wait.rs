@@ -141,16 +141,19 @@ pub enum Stop {
     Dead,
 }
 
-/// Publisher, after a commit: wake subscribers if any announced sleep.
+/// Publisher, after a commit: wake subscribers if any announced sleep. Returns whether
+/// it made the wake system call.
 #[inline]
-pub(crate) fn after_commit(mem: &SegmentMemory) {
+pub(crate) fn after_commit(mem: &SegmentMemory) -> bool {
     // SeqCst: the publisher half of the subscriber sleep handshake (module docs): orders
     // the commit's stamp store before the `sleepers` load in the single total order.
     fence(mutant_or(Ordering::SeqCst, Ordering::Release));
     // Relaxed: ordered by the fence above.
     if mem.header().sub_wake.sleepers.load(Ordering::Relaxed) != 0 {
         wake_all_subscribers(mem);
+        return true;
     }
+    false
 }
 
 /// Bumps the subscribers' futex word and wakes them all.
@@ -184,19 +187,27 @@ fn wake_publisher(mem: &SegmentMemory) {
     futex::wake_one(&w.futex);
 }
 
-/// One announced subscriber sleep of at most `timeout`: read the futex word, announce,
-/// fence, re-check with `ready`, sleep only if still not ready.
+/// One announced sleep of the subscriber owning table entry `entry`, of at most
+/// `timeout`: read the futex word, announce, fence, re-check with `ready`, sleep only if
+/// still not ready. The entry's `asleep` flag mirrors the announcement so that a
+/// subscriber killed in its sleep can be un-counted by whoever frees its entry
+/// ([`uncount_dead_sleeper`]).
 pub fn subscriber_sleep(
     mem: &SegmentMemory,
+    entry: usize,
     timeout: Option<Duration>,
     ready: impl FnOnce() -> bool,
 ) -> Wake {
     let w = &mem.header().sub_wake;
+    let asleep = &mem.entry(entry).asleep;
     // Relaxed: must be read before the announcement below (program order and the fence
     // give the handshake; see the module docs).
     let seen = w.futex.load(Ordering::Relaxed);
     // Relaxed: ordered before the re-check by the fence.
     w.sleepers.fetch_add(1, Ordering::Relaxed);
+    // Relaxed: read only by a reaper that took the entry's lock after we died; the lock
+    // (a system call on both sides) orders it.
+    asleep.store(1, Ordering::Relaxed);
     // SeqCst: the subscriber half of the handshake; pairs with the fence in `after_commit`.
     fence(mutant_or(Ordering::SeqCst, Ordering::Relaxed));
     let r = if ready() {
@@ -204,9 +215,29 @@ pub fn subscriber_sleep(
     } else {
         futex::wait(&w.futex, seen, timeout)
     };
+    // Relaxed: as for the store of 1 above; cleared before the count drops, so the flag
+    // never claims a count that is already gone.
+    asleep.store(0, Ordering::Relaxed);
     // Relaxed: a stale non-zero count only costs the publisher one spare wake call.
     w.sleepers.fetch_sub(1, Ordering::Relaxed);
     r
+}
+
+/// Takes back the sleeper count of table entry `entry`, whose owner died while counted.
+/// Call only while holding the entry's lock after its owner's death (nobody else writes
+/// the entry then). Returns whether there was a count to take back.
+pub fn uncount_dead_sleeper(mem: &SegmentMemory, entry: usize) -> bool {
+    let e = mem.entry(entry);
+    // Relaxed: the owner is dead and its last stores are ordered before our lock.
+    if e.asleep.swap(0, Ordering::Relaxed) == 0 {
+        return false;
+    }
+    // Relaxed: as in `subscriber_sleep`; the flag said this count is the dead owner's.
+    mem.header()
+        .sub_wake
+        .sleepers
+        .fetch_sub(1, Ordering::Relaxed);
+    true
 }
 
 /// One announced publisher sleep of at most `timeout` (`Block`, ring full).

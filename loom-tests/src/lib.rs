@@ -66,7 +66,9 @@ pub mod model {
                     next += 1;
                 }
                 Got::Empty => {
-                    ringcast_core::wait::subscriber_sleep(mem, None, || r.has_news());
+                    ringcast_core::wait::subscriber_sleep(mem, r.entry_index(), None, || {
+                        r.has_news()
+                    });
                 }
                 g => panic!("unexpected {g:?}"),
             }

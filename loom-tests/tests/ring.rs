@@ -275,7 +275,9 @@ fn stall_eviction_never_hits_a_slot_read_in_place() {
                     next += 1;
                 }
                 Poll::Empty => {
-                    ringcast_core::wait::subscriber_sleep(&mem, None, || r.has_news());
+                    ringcast_core::wait::subscriber_sleep(&mem, r.entry_index(), None, || {
+                        r.has_news()
+                    });
                 }
                 Poll::Overrun => {
                     told_evicted = true;

@@ -78,7 +78,7 @@ fn close_racing_a_sleeping_subscriber_ends_in_closed_after_draining() {
                 }
                 Poll::Closed => break,
                 Poll::Empty => {
-                    wait::subscriber_sleep(&mem, None, || r.has_news());
+                    wait::subscriber_sleep(&mem, r.entry_index(), None, || r.has_news());
                 }
                 p => panic!("unexpected {p:?}"),
             }

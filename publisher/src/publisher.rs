@@ -41,6 +41,8 @@ pub struct Publisher {
     wait: WaitStrategy,
     /// `Block` with a stall timeout: who keeps us waiting, and for how long.
     stall: Option<StallWatch>,
+    /// When we last looked for subscribers that died asleep (see `after_waking_commit`).
+    last_sleeper_sweep: Option<Instant>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -52,6 +54,7 @@ impl Publisher {
         Ok(Publisher {
             writer: Writer::new(segment.memory().clone()),
             stall: StallWatch::new(segment.memory().geometry()),
+            last_sleeper_sweep: None,
             segment,
             wait: config.wait,
             _not_sync: PhantomData,
@@ -89,9 +92,29 @@ impl Publisher {
         }
     }
 
+    /// After a commit that made a wake system call: at most once per liveness slice, free
+    /// the entries of dead subscribers, taking back the sleeper count of any that died
+    /// asleep, so a killed sleeper does not cost a wake call per message for ever. Runs
+    /// only while someone is counted asleep (we are making system calls anyway then).
+    #[cold]
+    fn after_waking_commit(&mut self) {
+        let now = Instant::now();
+        if self
+            .last_sleeper_sweep
+            .is_some_and(|t| now.duration_since(t) < wait::LIVENESS_SLICE)
+        {
+            return;
+        }
+        self.last_sleeper_sweep = Some(now);
+        self.reap_dead_subscribers();
+    }
+
     /// Loans the next slot if there is room now. (With a stall timeout, a full ring also
     /// runs the stall watch, rate-limited, and may evict a stalled subscriber to make room.)
     pub fn try_loan(&mut self) -> Result<Loan<'_>, Full> {
+        if self.writer.take_woke() {
+            self.after_waking_commit();
+        }
         if self.writer.try_claim().is_err() {
             if !self.check_stalls() {
                 return Err(Full);
@@ -153,6 +176,9 @@ impl Publisher {
     }
 
     fn wait_room(&mut self, deadline: Option<Instant>) -> Result<(), Stop> {
+        if self.writer.take_woke() {
+            self.after_waking_commit();
+        }
         if self.writer.try_claim().is_ok() {
             return Ok(());
         }
@@ -241,6 +267,9 @@ impl Publisher {
                 continue;
             }
             if let Some(_held) = seg.lock_dead_entry(i) {
+                if wait::uncount_dead_sleeper(mem, i) {
+                    tracing::info!(topic = seg.topic(), entry = i, "a subscriber died asleep");
+                }
                 // Release: nothing to publish really, but a later claimer's Acquire sees a
                 // consistent FREE entry.
                 e.state

@@ -319,7 +319,9 @@ impl Waitable for NewsWait<'_> {
     }
     fn sleep(&mut self, timeout: Duration) -> Wake {
         let reader = &self.sub.reader;
-        wait::subscriber_sleep(reader.memory(), Some(timeout), || reader.has_news())
+        wait::subscriber_sleep(reader.memory(), reader.entry_index(), Some(timeout), || {
+            reader.has_news()
+        })
     }
 }
 
