@@ -21,16 +21,7 @@ fn dead_sleeper_child_entry() {
     if std::env::var(ROLE).as_deref() != Ok("sleeper") {
         return;
     }
-    let (prefix, topic): (String, String) = (env("PREFIX"), env("TOPIC"));
-    let mut sub = Subscriber::attach_wait(
-        &topic,
-        SubscriberOptions::default()
-            .prefix(&prefix)
-            .wait_strategy(WaitStrategy::Park),
-        LONG,
-    )
-    .expect("attach");
-    println!("ATTACHED");
+    let mut sub = attach_parked_child(LONG);
     // Sleep in the futex between messages until killed.
     loop {
         match sub.recv() {

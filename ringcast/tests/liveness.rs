@@ -72,16 +72,7 @@ fn publisher_child() {
 
 /// Receives until Disconnected with the futex-only wait strategy, verifying every message.
 fn subscriber_child() {
-    let (prefix, topic): (String, String) = (env("PREFIX"), env("TOPIC"));
-    let mut sub = Subscriber::attach_wait(
-        &topic,
-        SubscriberOptions::default()
-            .prefix(&prefix)
-            .wait_strategy(WaitStrategy::Park),
-        LONG,
-    )
-    .expect("attach");
-    println!("ATTACHED");
+    let mut sub = attach_parked_child(LONG);
     let (mut next, mut lost) = (0u64, 0u64);
     loop {
         match sub.recv() {

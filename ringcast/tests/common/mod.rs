@@ -47,6 +47,22 @@ impl Names {
     }
 }
 
+/// In a child: attaches to the topic named by the PREFIX and TOPIC env vars (waiting up to
+/// `limit` for it) with the futex-only wait strategy, and says "ATTACHED".
+pub fn attach_parked_child(limit: Duration) -> ringcast::Subscriber {
+    let (prefix, topic): (String, String) = (env("PREFIX"), env("TOPIC"));
+    let sub = ringcast::Subscriber::attach_wait(
+        &topic,
+        ringcast::SubscriberOptions::default()
+            .prefix(&prefix)
+            .wait_strategy(ringcast::WaitStrategy::Park),
+        limit,
+    )
+    .expect("attach");
+    println!("ATTACHED");
+    sub
+}
+
 /// Re-executes this test binary to run `#[ignore]`d test `entry` as a child process with
 /// `role` and the given environment.
 pub fn spawn(entry: &str, role: &str, env: &[(&str, String)]) -> Child {
