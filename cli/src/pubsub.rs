@@ -99,7 +99,10 @@ pub fn subscribe(args: &mut Args, prefix: &str) -> Outcome {
     }
     let topic = crate::args::topic(args)?;
     std::mem::replace(args, Args::new(vec![])).finish()?;
-    let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t));
+    // A timeout too large to represent means no deadline (never an overflow panic).
+    let deadline = timeout
+        .and_then(|t| Duration::try_from_secs_f64(t).ok())
+        .and_then(|t| Instant::now().checked_add(t));
     let opts = SubscriberOptions::default().prefix(prefix).start(start);
     Ok(run_subscriber(&topic, opts, count, deadline))
 }

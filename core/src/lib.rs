@@ -10,6 +10,7 @@
 //! | [`ring`] | the protocol: [`ring::Writer`] and [`ring::Reader`] |
 //! | [`wait`] | the announce / re-check / sleep handshake and wait strategies |
 //! | [`stall`] | the stall-timeout eviction policy of a `Block` publisher |
+//! | [`clock`] | the per-handle liveness clock and saturating deadlines |
 //! | [`futex`] | shared futex wait and wake |
 //! | [`segment`] | create / reclaim / open / validate in `/dev/shm` |
 //! | [`lock`] | liveness through OFD locks |
@@ -21,6 +22,7 @@
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod clock;
 pub mod error;
 pub mod futex;
 pub mod geometry;

@@ -18,6 +18,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::clock::LivenessClock;
 use crate::futex::{self, Wake};
 use crate::memory::SegmentMemory;
 use crate::sync::{fence, mutant_or, spin_hint, Ordering};
@@ -55,52 +56,48 @@ impl WaitStrategy {
     }
 }
 
-/// Longest single futex sleep: sleepers wake at least this often to run their liveness
-/// check (is the publisher, or the subscriber we wait for, still alive?).
-pub const LIVENESS_SLICE: Duration = Duration::from_millis(50);
+pub use crate::clock::LIVENESS_SLICE;
 
 /// Something a thread can wait for: the three questions [`wait_until`] asks.
 pub trait Waitable {
     /// Is the thing we wait for there? (May make progress, e.g. claim a slot.)
     fn ready(&mut self) -> bool;
-    /// Is the other side still alive? Called at most once per [`slice`](Self::slice).
+    /// Is the other side still alive? Called at most once per period of the caller's
+    /// [`LivenessClock`].
     fn alive(&mut self) -> bool;
     /// One announced futex sleep of at most `timeout` (see [`subscriber_sleep`]).
     fn sleep(&mut self, timeout: Duration) -> Wake;
-    /// How often `alive` runs and the longest single sleep: [`LIVENESS_SLICE`] unless the
-    /// waiter has a shorter policy to run (a `Block` publisher's stall timeout).
-    fn slice(&self) -> Duration {
+    /// The longest single sleep: [`LIVENESS_SLICE`] unless the waiter runs a policy of its
+    /// own between sleeps, in `ready` (a `Block` publisher's stall watch).
+    fn nap(&self) -> Duration {
         LIVENESS_SLICE
     }
 }
 
 /// Spins, then sleeps, until `w.ready()`, the deadline passes, or `w.alive()` says no.
 ///
-/// Spinning is pure `pause` (no `sched_yield`, no system call); every 4096 rounds it reads
-/// the clock (vDSO, not a system call) for the deadline. `w.alive()`, usually a system call,
-/// runs at most once per [`Waitable::slice`] (normally [`LIVENESS_SLICE`]), so a dead peer
-/// is noticed within two slices (one since the last check, one sleep) and a live one costs
-/// nothing per message.
+/// Spinning is pure `pause` (no `sched_yield`, no system call); every 4096 rounds it looks
+/// at the clocks. `w.alive()`, usually a system call, runs only when the handle's
+/// `liveness` clock is due, so it runs at most once per period *across calls*: a loop of
+/// short waits checks as often as one long wait. No single sleep is longer than the
+/// period, so a dead peer is noticed within two periods of dying (one until the check is
+/// due, one sleep), and a live one costs nothing per message.
 pub fn wait_until<W: Waitable>(
     strategy: WaitStrategy,
     deadline: Option<Instant>,
+    liveness: &mut LivenessClock,
     w: &mut W,
 ) -> Result<(), Stop> {
-    let mut last_alive = Instant::now();
-    let slice = w.slice();
+    let slice = liveness.period().min(w.nap());
     // Runs the deadline and (rate-limited) liveness checks.
-    let mut checks = |w: &mut W| -> Result<Instant, Stop> {
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
+    let mut checks = |w: &mut W| -> Result<(), Stop> {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Stop::TimedOut);
         }
-        if now.duration_since(last_alive) >= slice {
-            if !w.alive() {
-                return Err(Stop::Dead);
-            }
-            last_alive = now;
+        if liveness.due() && !w.alive() {
+            return Err(Stop::Dead);
         }
-        Ok(now)
+        Ok(())
     };
     let mut spun: u32 = 0;
     loop {
@@ -120,9 +117,9 @@ pub fn wait_until<W: Waitable>(
         if w.ready() {
             return Ok(());
         }
-        let now = checks(w)?;
+        checks(w)?;
         let nap = match deadline {
-            Some(d) => (d - now).min(slice),
+            Some(d) => d.saturating_duration_since(Instant::now()).min(slice),
             None => slice,
         };
         if let Wake::Failed(_) = w.sleep(nap) {

@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
+use ringcast_core::clock::{deadline_after, LivenessClock};
 use ringcast_core::futex::Wake;
 use ringcast_core::layout::{entry_gates, entry_kind, EntryKind, ENTRY_FREE};
 use ringcast_core::ring::Writer;
@@ -41,8 +42,11 @@ pub struct Publisher {
     wait: WaitStrategy,
     /// `Block` with a stall timeout: who keeps us waiting, and for how long.
     stall: Option<StallWatch>,
-    /// When we last looked for subscribers that died asleep (see `after_waking_commit`).
-    last_sleeper_sweep: Option<Instant>,
+    /// Rate-limits the search for dead subscribers while the ring is full: the handle's
+    /// clock, so a `try_loan` loop or short `loan_timeout`s reap as a long wait does.
+    liveness: LivenessClock,
+    /// Rate-limits the search for subscribers that died asleep (see `after_waking_commit`).
+    sleeper_sweep: LivenessClock,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -54,7 +58,8 @@ impl Publisher {
         Ok(Publisher {
             writer: Writer::new(segment.memory().clone()),
             stall: StallWatch::new(segment.memory().geometry()),
-            last_sleeper_sweep: None,
+            liveness: LivenessClock::default(),
+            sleeper_sweep: LivenessClock::default(),
             segment,
             wait: config.wait,
             _not_sync: PhantomData,
@@ -98,30 +103,34 @@ impl Publisher {
     /// only while someone is counted asleep (we are making system calls anyway then).
     #[cold]
     fn after_waking_commit(&mut self) {
-        let now = Instant::now();
-        if self
-            .last_sleeper_sweep
-            .is_some_and(|t| now.duration_since(t) < wait::LIVENESS_SLICE)
-        {
-            return;
+        if self.sleeper_sweep.due() {
+            self.reap_dead_subscribers();
         }
-        self.last_sleeper_sweep = Some(now);
-        self.reap_dead_subscribers();
     }
 
-    /// Loans the next slot if there is room now. (With a stall timeout, a full ring also
-    /// runs the stall watch, rate-limited, and may evict a stalled subscriber to make room.)
+    /// Loans the next slot if there is room now. On a full ring it also frees the entries
+    /// of dead subscribers (at most once per liveness slice of this handle, so a `try_loan`
+    /// loop gets past a subscriber that died within the slice plus its own period), and,
+    /// with a stall timeout, runs the stall watch and may evict a stalled subscriber.
     pub fn try_loan(&mut self) -> Result<Loan<'_>, Full> {
         if self.writer.take_woke() {
             self.after_waking_commit();
         }
-        if self.writer.try_claim().is_err() {
-            if !self.check_stalls() {
-                return Err(Full);
-            }
-            self.writer.try_claim()?;
+        if self.writer.try_claim().is_err() && !self.make_room() {
+            return Err(Full);
         }
         Ok(self.loan_claimed())
+    }
+
+    /// The ring is full: reap dead subscribers if this handle's liveness clock is due, run
+    /// the stall watch, and try the claim again.
+    #[cold]
+    fn make_room(&mut self) -> bool {
+        if self.liveness.due() {
+            self.reap_dead_subscribers();
+        }
+        self.check_stalls();
+        self.writer.try_claim().is_ok()
     }
 
     /// Runs the stall watch (if the topic has one) on a full ring; returns whether a
@@ -153,10 +162,11 @@ impl Publisher {
         })
     }
 
-    /// Loans the next slot, waiting at most `timeout` for room.
+    /// Loans the next slot, waiting at most `timeout` for room (`Duration::MAX`: for ever).
+    /// Dead subscribers are reaped on this handle's clock, so a loop of timeouts shorter
+    /// than the liveness slice gets past them as a long wait does.
     pub fn loan_timeout(&mut self, timeout: Duration) -> Result<Loan<'_>, Full> {
-        self.wait_room(Some(Instant::now() + timeout))
-            .map_err(|_| Full)?;
+        self.wait_room(deadline_after(timeout)).map_err(|_| Full)?;
         Ok(self.loan_claimed())
     }
 
@@ -179,19 +189,21 @@ impl Publisher {
         if self.writer.take_woke() {
             self.after_waking_commit();
         }
-        if self.writer.try_claim().is_ok() {
-            return Ok(());
-        }
-        // Start (or continue) the stall watch's clock now, not a slice into the wait.
-        if self.check_stalls() && self.writer.try_claim().is_ok() {
+        // `make_room` starts (or continues) the stall watch's clock now, not a slice into
+        // the wait.
+        if self.writer.try_claim().is_ok() || self.make_room() {
             return Ok(());
         }
         let strategy = self.wait;
-        let mut w = RoomWait {
-            publisher: self,
-            last_reap: None,
-        };
-        wait::wait_until(strategy, deadline, &mut w)
+        let mut liveness = self.liveness.clone();
+        let r = wait::wait_until(
+            strategy,
+            deadline,
+            &mut liveness,
+            &mut RoomWait { publisher: self },
+        );
+        self.liveness = liveness;
+        r
     }
 
     /// Copies `bytes` into the next slot and commits it; waits for room under `Block`.
@@ -237,15 +249,15 @@ impl Publisher {
     }
 
     /// Waits until at least `n` subscribers are attached, or `timeout` passes (then
-    /// returns the count reached as the error).
+    /// returns the count reached as the error). `Duration::MAX` waits for ever.
     pub fn wait_for_subscribers(&mut self, n: usize, timeout: Duration) -> Result<(), usize> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         loop {
             let have = self.subscriber_count();
             if have >= n {
                 return Ok(());
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(have);
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -283,29 +295,23 @@ impl Publisher {
 /// The publisher waiting for room in a full `Block` ring.
 struct RoomWait<'a> {
     publisher: &'a mut Publisher,
-    last_reap: Option<Instant>,
 }
 
 impl Waitable for RoomWait<'_> {
     fn ready(&mut self) -> bool {
-        self.publisher.writer.try_claim().is_ok()
+        let p = &mut *self.publisher;
+        // The stall watch rate-limits itself (once per watch period).
+        p.writer.try_claim().is_ok()
+            || (p.stall.is_some() && p.check_stalls() && p.writer.try_claim().is_ok())
     }
     fn alive(&mut self) -> bool {
         // Whom we wait for is a set of subscribers; dead ones are reclaimed (and stalled
         // ones evicted, with a stall timeout), so from our side the wait never "dies".
-        // Reap at most every liveness slice.
-        let now = Instant::now();
-        if self
-            .last_reap
-            .is_none_or(|t| now.duration_since(t) >= wait::LIVENESS_SLICE)
-        {
-            self.publisher.reap_dead_subscribers();
-            self.last_reap = Some(now);
-        }
-        self.publisher.check_stalls();
+        // `wait_until` calls this once per slice of the handle's liveness clock.
+        self.publisher.reap_dead_subscribers();
         true
     }
-    fn slice(&self) -> Duration {
+    fn nap(&self) -> Duration {
         match &self.publisher.stall {
             Some(watch) => watch.period(),
             None => wait::LIVENESS_SLICE,

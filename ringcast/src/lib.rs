@@ -44,6 +44,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub use ringcast_core::clock::LIVENESS_SLICE;
 pub use ringcast_core::{
     self as core, AttachError, ConfigError, CreateError, Full, NameError, Overflow, Start,
     TypeInfo, WaitStrategy,

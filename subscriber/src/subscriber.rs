@@ -3,6 +3,7 @@
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
+use ringcast_core::clock::{deadline_after, LivenessClock};
 use ringcast_core::futex::Wake;
 use ringcast_core::ring::{Poll, Reader};
 use ringcast_core::segment::{Access, Segment};
@@ -11,10 +12,6 @@ use ringcast_core::{AttachError, Overflow, WaitStrategy};
 
 use crate::buffer::AlignedBuf;
 use crate::{RecvError, RecvTimeoutError, SubscriberOptions, TryRecvError};
-
-/// Consecutive empty `try_recv` calls between two looks at the clock; the publisher's
-/// liveness (a system call) is checked at most once per `wait::LIVENESS_SLICE`.
-const EMPTY_POLLS_PER_CLOCK_CHECK: u32 = 1024;
 
 /// One subscriber of one topic. Receives every message in publish order, never the same
 /// one twice, never a torn one. `Send`, not `Sync`.
@@ -26,8 +23,11 @@ pub struct Subscriber {
     buf: AlignedBuf,
     wait: WaitStrategy,
     overflow: Overflow,
-    empty_polls: u32,
-    last_liveness_check: Instant,
+    /// Rate-limits the publisher liveness check (a system call) to once per
+    /// [`LIVENESS_SLICE`](ringcast_core::clock::LIVENESS_SLICE) across all calls of this
+    /// handle: blocking, timeout loops of any length and `try_recv` pollers alike.
+    liveness: LivenessClock,
+    /// The liveness check found the publisher dead: drain, then `Disconnected`.
     publisher_gone: bool,
 }
 
@@ -70,20 +70,20 @@ impl Subscriber {
             buf: AlignedBuf::new(g.slot_capacity as usize, g.alignment as usize),
             wait: opts.wait,
             overflow: g.overflow,
-            empty_polls: 0,
-            last_liveness_check: Instant::now(),
+            liveness: LivenessClock::default(),
             publisher_gone: false,
         })
     }
 
-    /// Attaches to `topic`, waiting up to `timeout` for a live publisher to create it.
-    /// A segment left by a dead publisher counts as "not there yet".
+    /// Attaches to `topic`, waiting up to `timeout` for a live publisher to create it
+    /// (`Duration::MAX`: for ever). A segment left by a dead publisher counts as "not
+    /// there yet".
     pub fn attach_wait(
         topic: &str,
         opts: SubscriberOptions,
         timeout: Duration,
     ) -> Result<Subscriber, AttachError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut pause = Duration::from_micros(100);
         loop {
             let err = match Subscriber::attach(topic, opts.clone()) {
@@ -96,10 +96,11 @@ impl Subscriber {
                 Err(e @ (AttachError::NotFound { .. } | AttachError::NotReady { .. })) => e,
                 Err(e) => return Err(e),
             };
-            if Instant::now() >= deadline {
+            let left = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
                 return Err(err);
             }
-            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+            std::thread::sleep(pause.min(left));
             pause = (pause * 2).min(Duration::from_millis(10));
         }
     }
@@ -140,7 +141,9 @@ impl Subscriber {
         self.segment.publisher_alive() && !self.reader.is_closed()
     }
 
-    /// Receives the next message if there is one, without waiting.
+    /// Receives the next message if there is one, without waiting. A poller learns that
+    /// the publisher crashed within one liveness slice (50 ms) plus its own polling period
+    /// (the check is a system call, run at most once per slice of this handle's clock).
     #[inline]
     pub fn try_recv(&mut self) -> Result<Sample<'_>, TryRecvError> {
         let got = self.fetch()?;
@@ -163,9 +166,11 @@ impl Subscriber {
         }
     }
 
-    /// Receives the next message, waiting at most `timeout`.
+    /// Receives the next message, waiting at most `timeout` (`Duration::MAX`: for ever).
+    /// A loop of short timeouts learns of a crashed publisher as fast as one long `recv`:
+    /// the liveness clock belongs to the handle, not to the call.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Sample<'_>, RecvTimeoutError> {
-        let got = self.recv_until(Some(Instant::now() + timeout))?;
+        let got = self.recv_until(deadline_after(timeout))?;
         Ok(self.sample(got))
     }
 
@@ -181,8 +186,11 @@ impl Subscriber {
                     return Err(RecvTimeoutError::Corrupt { seq, len })
                 }
             }
-            let strategy = self.wait;
-            match wait::wait_until(strategy, deadline, &mut NewsWait { sub: self }) {
+            let mut news = NewsWait {
+                reader: &self.reader,
+                segment: &self.segment,
+            };
+            match wait::wait_until(self.wait, deadline, &mut self.liveness, &mut news) {
                 Ok(()) => {}
                 Err(Stop::TimedOut) => return Err(RecvTimeoutError::Timeout),
                 // Drain: the next fetch returns what is left, then Disconnected.
@@ -196,7 +204,6 @@ impl Subscriber {
     fn fetch(&mut self) -> Result<Got, TryRecvError> {
         match self.reader.poll() {
             Poll::Ready { seq, len } => {
-                self.empty_polls = 0;
                 match self.overflow {
                     // `hold` is free unless the topic has a stall timeout; then it marks
                     // the in-place read so the publisher cannot evict us mid-read.
@@ -249,20 +256,11 @@ impl Subscriber {
         if self.publisher_gone {
             return Err(TryRecvError::Disconnected);
         }
-        self.empty_polls += 1;
-        if self.empty_polls >= EMPTY_POLLS_PER_CLOCK_CHECK {
-            self.empty_polls = 0;
-            let now = Instant::now();
-            if now.duration_since(self.last_liveness_check) < wait::LIVENESS_SLICE {
-                return Err(TryRecvError::Empty);
-            }
-            self.last_liveness_check = now;
-            if !self.segment.publisher_alive() {
-                // Everything the dead publisher committed is in the ring: one more look
-                // decides between "drain" and "disconnected".
-                self.publisher_gone = true;
-                return self.fetch();
-            }
+        if self.liveness.due() && !self.segment.publisher_alive() {
+            // Everything the dead publisher committed is in the ring: one more look
+            // decides between "drain" and "disconnected".
+            self.publisher_gone = true;
+            return self.fetch();
         }
         Err(TryRecvError::Empty)
     }
@@ -307,18 +305,19 @@ impl Drop for Subscriber {
 
 /// A subscriber waiting for news.
 struct NewsWait<'a> {
-    sub: &'a mut Subscriber,
+    reader: &'a Reader,
+    segment: &'a Segment,
 }
 
 impl Waitable for NewsWait<'_> {
     fn ready(&mut self) -> bool {
-        self.sub.reader.has_news()
+        self.reader.has_news()
     }
     fn alive(&mut self) -> bool {
-        self.sub.segment.publisher_alive()
+        self.segment.publisher_alive()
     }
     fn sleep(&mut self, timeout: Duration) -> Wake {
-        let reader = &self.sub.reader;
+        let reader = self.reader;
         wait::subscriber_sleep(reader.memory(), reader.entry_index(), Some(timeout), || {
             reader.has_news()
         })
