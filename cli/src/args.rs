@@ -74,7 +74,7 @@ impl Args {
 /// Takes the TOPIC positional and checks the name (a bad name is bad usage).
 pub fn topic(args: &mut Args) -> Result<String, UsageError> {
     let topic = args.positional("TOPIC")?;
-    ringcast::core::name::validate_topic(&topic)
+    ringcast::name::validate_topic(&topic)
         .map_err(|e| UsageError(format!("invalid topic name {topic:?}: {e}")))?;
     Ok(topic)
 }

@@ -51,7 +51,7 @@ fn run(argv: Vec<String>) -> Result<Result<(), Failure>, UsageError> {
     let prefix = args
         .value("--prefix")?
         .or_else(|| std::env::var("RINGCAST_PREFIX").ok())
-        .unwrap_or_else(|| ringcast::core::name::DEFAULT_PREFIX.to_owned());
+        .unwrap_or_else(|| ringcast::name::DEFAULT_PREFIX.to_owned());
     let command = args.positional("command")?;
     match command.as_str() {
         "pub" => pubsub::publish(&mut args, &prefix),

@@ -1,7 +1,7 @@
 //! `ringcast list`, `inspect` and `gc`.
 
-use ringcast::core::inspect::{self, GcOutcome, TopicInfo};
-use ringcast::core::name;
+use ringcast::inspect::{self, GcOutcome, TopicInfo};
+use ringcast::name;
 
 use crate::args::{Args, UsageError};
 use crate::Failure;
@@ -161,8 +161,9 @@ pub fn gc(args: &mut Args, prefix: &str) -> Outcome {
         for (topic, outcome) in inspect::gc(prefix)? {
             match outcome {
                 GcOutcome::Removed => println!("removed {topic}"),
-                GcOutcome::Alive => {}
                 GcOutcome::Skipped(e) => eprintln!("ringcast: skipped {topic}: {e}"),
+                // Alive, or re-created while gc looked: nothing to do.
+                _ => {}
             }
         }
         Ok(())

@@ -31,6 +31,7 @@ pub enum NameError {
 
 /// Why a publisher configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// `slots` must be a power of two between 2 and 2^24.
     #[error("slot count {0} is not a power of two in 2..=16777216")]
@@ -66,6 +67,7 @@ pub enum ConfigError {
 
 /// Why creating a topic failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CreateError {
     /// The topic name is not valid.
     #[error("invalid topic name {topic:?}: {source}")]
@@ -125,6 +127,7 @@ pub enum CreateError {
 
 /// Why attaching to a topic failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AttachError {
     /// The topic name is not valid.
     #[error("invalid topic name {topic:?}: {source}")]
@@ -147,6 +150,16 @@ pub enum AttachError {
     PermissionDenied {
         /// The topic.
         topic: String,
+    },
+    /// The topic's name is taken by something that is not a regular file (a FIFO, socket,
+    /// directory, device or symbolic link): not a segment, and never followed or opened for
+    /// reading. Remove it by hand if it is in the way.
+    #[error("topic {topic:?}: the name in /dev/shm is a {kind}, not a segment")]
+    NotRegularFile {
+        /// The topic.
+        topic: String,
+        /// What the name is.
+        kind: &'static str,
     },
     /// The file does not start with ringcast's magic number: it is not a ringcast segment.
     #[error("topic {topic:?}: the shared-memory object is not a ringcast segment")]

@@ -5,8 +5,8 @@ use std::time::Duration;
 use crate::error::AttachError;
 use crate::geometry::Geometry;
 use crate::layout::{entry_kind, EntryKind, PUB_CLOSED};
-use crate::segment::{self, Access, Segment};
-use crate::sync::Ordering;
+use crate::segment::{self, Access, OpenFail, Removal, Segment};
+use crate::sync::{load_acquire_ro, Ordering};
 
 /// A snapshot of one topic.
 #[derive(Clone, Debug)]
@@ -58,13 +58,14 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
     let mem = seg.memory();
     let g = *mem.geometry();
     let hdr = mem.header();
-    // Acquire/Relaxed below: a snapshot for humans; each value is individually coherent.
-    let write_cursor = hdr.publisher.write_cursor.load(Ordering::Acquire);
+    // Acquire (read-only mapping, so through `load_acquire_ro`) or Relaxed below: a
+    // snapshot for humans; each value is individually coherent.
+    let write_cursor = load_acquire_ro(&hdr.publisher.write_cursor);
     let subscribers = (0..g.max_subscribers as usize)
         .filter_map(|i| {
             let e = mem.entry(i);
             let alive = seg.entry_alive(i);
-            let kind = entry_kind(e.state.load(Ordering::Acquire));
+            let kind = entry_kind(load_acquire_ro(&e.state));
             if kind == EntryKind::Free && !alive {
                 return None;
             }
@@ -84,7 +85,7 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
         topic: topic.to_owned(),
         geometry: g,
         publisher_alive: seg.publisher_alive(),
-        closed: hdr.sub_wake.state.load(Ordering::Acquire) == PUB_CLOSED,
+        closed: load_acquire_ro(&hdr.sub_wake.state) == PUB_CLOSED,
         creator_pid: hdr.identity.creator_pid,
         write_cursor,
         subscribers,
@@ -93,34 +94,75 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
 
 /// What `gc` did with one topic.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum GcOutcome {
     /// Its publisher was dead; the segment was removed.
     Removed,
     /// Its publisher is alive; left alone.
     Alive,
+    /// The name was removed or given to a new segment while gc looked; left alone.
+    Changed,
     /// It could not be opened as a ringcast segment; left alone.
     Skipped(AttachError),
 }
 
-/// Removes the segments under `prefix` whose publisher is dead (and only those). Returns
-/// what happened to each topic found.
+/// Removes the segments under `prefix` whose publisher is dead (and only those), and any
+/// creation temporaries an older ringcast left behind (`<prefix>..new.*`, whose creator
+/// is dead by the same lock test). Returns what happened to each name found.
+///
+/// A live topic is never removed, even one a new publisher is reclaiming at that moment:
+/// gc decides and unlinks under the segment's remover lock, which a reclaimer also takes
+/// (see [`crate::segment`]).
 pub fn gc(prefix: &str) -> std::io::Result<Vec<(String, GcOutcome)>> {
     let mut out = Vec::new();
     for topic in crate::name::list_topics(prefix)? {
-        let outcome = match Segment::open(prefix, &topic, Access::Inspect, None, Duration::ZERO) {
-            Ok(seg) if seg.publisher_alive() => GcOutcome::Alive,
-            Ok(seg) => {
-                // Unlink only if the name still means this dead segment (a new publisher
-                // may have reclaimed the topic since we opened it).
-                seg.unlink();
-                tracing::info!(topic, "gc removed the segment of a dead publisher");
-                GcOutcome::Removed
-            }
-            Err(e) => GcOutcome::Skipped(e),
-        };
+        let name = crate::name::shm_name(prefix, &topic);
+        let outcome = collect(&topic, &name);
+        if matches!(outcome, GcOutcome::Removed) {
+            tracing::info!(topic, "gc removed the segment of a dead publisher");
+        }
         out.push((topic, outcome));
     }
+    for temp in crate::name::list_legacy_temporaries(prefix)? {
+        let outcome = collect(&temp, &format!("/{temp}"));
+        out.push((temp, outcome));
+    }
     Ok(out)
+}
+
+/// gc's decision for one name.
+fn collect(topic: &str, name: &str) -> GcOutcome {
+    let t = || topic.to_owned();
+    let file = match segment::open_existing(name, true) {
+        Ok(f) => f,
+        Err(OpenFail::Missing) => return GcOutcome::Changed,
+        Err(OpenFail::Denied) => {
+            return GcOutcome::Skipped(AttachError::PermissionDenied { topic: t() })
+        }
+        Err(OpenFail::NotRegular(kind)) => {
+            return GcOutcome::Skipped(AttachError::NotRegularFile { topic: t(), kind })
+        }
+        Err(OpenFail::Io(source)) => {
+            return GcOutcome::Skipped(AttachError::Io {
+                topic: t(),
+                op: "open",
+                source,
+            })
+        }
+    };
+    if !segment::has_magic(&file) {
+        return GcOutcome::Skipped(AttachError::NotASegment { topic: t() });
+    }
+    match segment::remove_if_dead(&file, name) {
+        Ok(Removal::Removed) => GcOutcome::Removed,
+        Ok(Removal::Alive) => GcOutcome::Alive,
+        Ok(Removal::Moved) => GcOutcome::Changed,
+        Err(source) => GcOutcome::Skipped(AttachError::Io {
+            topic: t(),
+            op: "remove",
+            source,
+        }),
+    }
 }
 
 /// Removes the segment of `topic` whatever its state (tests and explicit cleanup).

@@ -8,6 +8,8 @@
 //! | [`geometry`] | sizes computed at creation and re-validated at attach |
 //! | [`stamp`] | slot stamps: which sequence a slot holds, busy or committed |
 //! | [`ring`] | the protocol: [`ring::Writer`] and [`ring::Reader`] |
+//! | `entry` (private) | the subscriber-entry lifecycle: claim, attach, hold, release, evict, reap, detach |
+//! | [`endpoint`] | the owned, safe ends of a topic: the only way to a `Writer` or `Reader` |
 //! | [`wait`] | the announce / re-check / sleep handshake and wait strategies |
 //! | [`stall`] | the stall-timeout eviction policy of a `Block` publisher |
 //! | [`clock`] | the per-handle liveness clock and saturating deadlines |
@@ -23,6 +25,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod clock;
+mod entry;
 pub mod error;
 pub mod futex;
 pub mod geometry;
@@ -36,11 +39,15 @@ mod sync;
 pub mod wait;
 
 #[cfg(not(loom))]
+pub mod endpoint;
+#[cfg(not(loom))]
 pub mod inspect;
 #[cfg(not(loom))]
 pub mod lock;
 #[cfg(not(loom))]
 pub mod segment;
+
+pub use entry::Reaped;
 
 pub use error::{AttachError, ConfigError, CreateError, NameError};
 pub use geometry::{Geometry, SegmentConfig};

@@ -56,3 +56,42 @@ pub fn is_locked(fd: BorrowedFd<'_>, byte: i64) -> std::io::Result<bool> {
     fcntl(fd.as_raw_fd(), FcntlArg::F_OFD_GETLK(&mut fl))?;
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
+
+/// The byte whose lock a process holds while it decides whether to unlink a topic name it
+/// did not create (a reclaiming publisher, `gc`): far past the subscriber entries' bytes.
+pub const REMOVER_BYTE: i64 = 1 << 40;
+
+/// How long [`RemoverLock::take`] waits for another remover. Removers hold the lock for a
+/// few system calls; only a hostile process could hold it longer.
+const REMOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The remover lock of one segment file, released on drop (see `segment`'s module docs).
+pub struct RemoverLock<'a> {
+    fd: BorrowedFd<'a>,
+}
+
+impl<'a> RemoverLock<'a> {
+    /// Takes the remover lock of the file behind `fd` (open for writing), waiting a
+    /// bounded time for another remover; `WouldBlock` if it stays taken.
+    pub fn take(fd: BorrowedFd<'a>) -> std::io::Result<Self> {
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_micros(50);
+        while !try_lock(fd, REMOVER_BYTE)? {
+            if started.elapsed() >= REMOVER_WAIT {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "another process has held the segment's remover lock for 2 s",
+                ));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(5));
+        }
+        Ok(RemoverLock { fd })
+    }
+}
+
+impl Drop for RemoverLock<'_> {
+    fn drop(&mut self) {
+        let _ = unlock(self.fd, REMOVER_BYTE);
+    }
+}

@@ -69,17 +69,19 @@ impl SegmentMemory {
         &self.geometry
     }
 
-    /// The control header.
+    /// The control header. Crate-private: a `&Header` hands out atomics that safe code
+    /// must not be able to store into (a subscriber's view is partly read-only, and the
+    /// protocol's invariants live in these words).
     #[inline]
-    pub fn header(&self) -> &Header {
+    pub(crate) fn header(&self) -> &Header {
         // SAFETY: `header` points to a live, initialized `Header` for the life of `self`
         // (constructor contract); every field other processes write is atomic.
         unsafe { &*self.header }
     }
 
-    /// Subscriber table entry `i`.
+    /// Subscriber table entry `i` (crate-private, as [`header`](Self::header)).
     #[inline]
-    pub fn entry(&self, i: usize) -> &SubscriberEntry {
+    pub(crate) fn entry(&self, i: usize) -> &SubscriberEntry {
         assert!((i as u64) < self.geometry.max_subscribers);
         // SAFETY: i < max_subscribers, and the table holds that many entries inside the
         // mapping (validated geometry); all fields are atomics.
@@ -95,9 +97,10 @@ impl SegmentMemory {
         unsafe { self.ring.add((idx * self.geometry.slot_stride) as usize) }
     }
 
-    /// The header of the slot that holds `seq`.
+    /// The header of the slot that holds `seq` (crate-private, as [`header`](Self::header);
+    /// read-only memory in a subscriber).
     #[inline]
-    pub fn slot(&self, seq: u64) -> &SlotHeader {
+    pub(crate) fn slot(&self, seq: u64) -> &SlotHeader {
         #[cfg(not(loom))]
         {
             // SAFETY: each slot starts with a `SlotHeader` at a 128-aligned offset inside
@@ -120,7 +123,7 @@ impl SegmentMemory {
     #[cfg(not(loom))]
     #[inline]
     #[allow(clippy::mut_from_ref)]
-    pub unsafe fn payload_mut(&self, seq: u64) -> &mut [u8] {
+    pub(crate) unsafe fn payload_mut(&self, seq: u64) -> &mut [u8] {
         // SAFETY: payload_offset + capacity <= stride (validated geometry); exclusivity and
         // writability are the caller's obligations above.
         unsafe {
@@ -170,16 +173,82 @@ impl SegmentMemory {
                     .add(self.geometry.payload_offset as usize)
             } as *mut u64;
             for (i, d) in dst[..words].iter_mut().enumerate() {
-                // SAFETY: `src.add(i)` is in bounds and aligned (above); the memory is only
-                // ever accessed atomically or by the publisher's plain writes in another
-                // process, which this load may race by design (the stamp re-check discards
-                // any copy that did). Relaxed: ordered by the Acquire fence in
-                // `Reader::read_copy` before its stamp re-check.
-                *d = unsafe { AtomicU64::from_ptr(src.add(i)) }.load(Ordering::Relaxed);
+                // SAFETY: `src.add(i)` is in bounds and 8-aligned (above) and lives as long
+                // as `self`. The ring may be mapped read-only here: a shared reference to an
+                // atomic there is sound as long as we only make `Relaxed` loads of register
+                // width (std's "atomic accesses to read-only memory"), which is all we do.
+                // The publisher writes these words with atomic stores in its own copying
+                // paths; a race with it is by design (the stamp re-check discards the copy).
+                let word = unsafe { &*(src.add(i) as *const AtomicU64) };
+                // Relaxed: ordered by the Acquire fence in `Reader::read_copy` before its
+                // stamp re-check.
+                *d = word.load(Ordering::Relaxed);
             }
         }
         #[cfg(loom)]
         self.model.copy_out(seq & self.geometry.mask(), words, dst);
+    }
+
+    /// Stores `bytes` at byte `offset` of the payload of `seq` with word-wise atomic
+    /// (`Relaxed`) stores, the words the readers' [`copy_out`](Self::copy_out) loads: the
+    /// partial words at either edge are merged with what the slot holds. Under `Overwrite`
+    /// a reader may be copying this slot right now; with atomic stores on both sides that
+    /// is a race the stamp re-check detects, never a data race in Rust's memory model.
+    ///
+    /// # Safety
+    /// The caller is the topic's writer, has claimed `seq` (nobody else stores into this
+    /// payload), mapped the ring writable, and holds no reference to this payload.
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn store_payload(&self, seq: u64, offset: usize, bytes: &[u8]) {
+        let cap = self.geometry.slot_capacity as usize;
+        assert!(offset <= cap && bytes.len() <= cap - offset);
+        if bytes.is_empty() {
+            return;
+        }
+        // SAFETY: payload_offset + capacity <= stride (validated geometry), rounded up to
+        // whole words still inside the stride (both are multiples of 8), so every word we
+        // touch lies in this slot; the payload is 16-aligned.
+        let base = unsafe {
+            self.slot_base(seq)
+                .add(self.geometry.payload_offset as usize)
+        } as *mut u64;
+        let (first, last) = (offset / 8, (offset + bytes.len() - 1) / 8);
+        for w in first..=last {
+            // SAFETY: word `w` is inside the slot (above) and aligned; writable and ours
+            // alone to store into (caller's obligations); readers only load it atomically.
+            let word = unsafe { AtomicU64::from_ptr(base.add(w)) };
+            let (lo, hi) = (w * 8, w * 8 + 8);
+            let (from, to) = (offset.max(lo), (offset + bytes.len()).min(hi));
+            let value = if from == lo && to == hi {
+                u64::from_ne_bytes(bytes[lo - offset..hi - offset].try_into().unwrap())
+            } else {
+                // An edge word: keep the bytes outside the range (only we store here, so
+                // the load sees our own last store). Relaxed: as the store below.
+                let mut b = word.load(Ordering::Relaxed).to_ne_bytes();
+                b[from - lo..to - lo].copy_from_slice(&bytes[from - offset..to - offset]);
+                u64::from_ne_bytes(b)
+            };
+            // Relaxed: published by the commit's Release stamp store; a reader that races
+            // it discards its copy after its own fence and stamp re-check.
+            word.store(value, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(loom)]
+impl SegmentMemory {
+    /// Loom flavour of the publisher's atomic copy-in: exclusive access to the slot (loom
+    /// checks it against in-place readers), then `Relaxed` word stores of whole words.
+    ///
+    /// # Safety
+    /// As for the std flavour: the caller is the writer and has claimed `seq`.
+    pub(crate) unsafe fn store_payload(&self, seq: u64, offset: usize, bytes: &[u8]) {
+        assert!(offset % 8 == 0 && bytes.len() % 8 == 0, "model payloads are whole words");
+        let words: Vec<u64> = bytes
+            .chunks(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().unwrap()))
+            .collect();
+        self.model_write_at(seq, offset / 8, &words);
     }
 }
 
@@ -285,9 +354,14 @@ mod model {
         /// against in-place readers), then Relaxed word stores (published by the commit's
         /// Release stamp store, or raced by `Overwrite` readers who re-check the stamp).
         pub fn model_write(&self, seq: u64, words: &[u64]) {
+            self.model_write_at(seq, 0, words)
+        }
+
+        pub(crate) fn model_write_at(&self, seq: u64, first: usize, words: &[u64]) {
             let slot = &self.model.slots[(seq & self.geometry.mask()) as usize];
             slot.cell.with_mut(|_| {
-                for (w, v) in slot.words.iter().zip(words) {
+                for (w, v) in slot.words[first..].iter().zip(words) {
+                    // Relaxed: published by the commit's Release stamp store.
                     w.store(*v, Ordering::Relaxed);
                 }
             });

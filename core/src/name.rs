@@ -78,11 +78,24 @@ pub fn list_topics(prefix: &str) -> std::io::Result<Vec<String>> {
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
         .filter_map(|f| f.strip_prefix(&lead).map(str::to_owned))
-        // Creation temporaries end in ".creating"; they are not topics yet.
-        .filter(|t| validate_topic(t).is_ok() && !t.contains(".creating-"))
+        .filter(|t| validate_topic(t).is_ok())
         .collect();
     topics.sort();
     Ok(topics)
+}
+
+/// File names (in [`SHM_DIR`]) of creation temporaries that ringcast builds before
+/// `O_TMPFILE` creation left under `prefix` (`<prefix>..new.<pid>.<random>`). Today's
+/// creation never names a file before it is complete; `gc` removes these leftovers.
+pub fn list_legacy_temporaries(prefix: &str) -> std::io::Result<Vec<String>> {
+    let lead = format!("{prefix}..new.");
+    let mut names: Vec<String> = std::fs::read_dir(SHM_DIR)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|f| f.starts_with(&lead) && !f.contains('/'))
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 #[cfg(test)]

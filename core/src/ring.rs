@@ -20,35 +20,30 @@
 //! compare. Readers read in place; releasing stores `cursor = seq + 1` with Release.
 //!
 //! **Attach under Block** is a Dekker handshake between the attaching reader and the
-//! writer's rescan: the reader stores a tentative cursor, SeqCst fence, reads the writer's
-//! published `gate_limit`; the writer stores `gate_limit`, SeqCst fence, re-scans the table.
-//! Either the writer sees the reader's entry, or the reader sees the limit and starts past
-//! everything the writer may still overwrite without looking again.
+//! writer's rescan, and **eviction under Block** (topics with a stall timeout only) a race
+//! between two CASes on the reader's entry `state`; both live with the rest of the entry
+//! lifecycle in [`crate::entry`]. `docs/design.md` walks through the whole protocol.
 //!
-//! **Eviction under Block** (topics with a stall timeout only) is a race between two CASes
-//! on the reader's entry `state`: the reader turns `Active` into `Holding` before it reads
-//! a slot in place (and back on release); the writer turns `Active` into `Evicted` when it
-//! gives up on a stalled reader. Exactly one wins, so the writer never evicts a reader that
-//! is reading in place, and an evicted reader never starts an in-place read again. The
-//! state word carries the attach generation, so an eviction aimed at one owner cannot hit
-//! the next one.
+//! Reader-side loads of the slot ring go through [`load_ro`]: a subscriber maps the ring
+//! read-only, where Rust promises only `Relaxed` loads.
 
 use std::sync::Arc;
 
-use crate::layout::{
-    entry_gates, entry_kind, entry_with_kind, entry_word, EntryKind, Overflow, ENTRY_FREE,
-    PUB_CLOSED,
-};
+use crate::entry::{self, OwnEntry};
+use crate::futex::Wake;
+use crate::layout::{Overflow, PUB_CLOSED};
 use crate::memory::SegmentMemory;
 use crate::stamp::{busy, committed};
-use crate::sync::{fence, mutant_or, Ordering};
+use crate::sync::{fence, load_acquire_ro, load_ro, mutant_or, Ordering};
 
 /// The ring is full relative to the slowest live `Block` subscriber.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Full;
 
-/// The publisher's side of the ring. There is exactly one per topic; it is `Send` but not
-/// `Sync` (every method takes `&mut self`).
+/// The publisher's side of the ring. There is exactly one per topic, built only by the
+/// code that created the topic (so safe code cannot make a second one). Its mutating
+/// methods take `&mut self`; it is `Sync` in the auto-trait sense, which is harmless
+/// because a `&Writer` can only read and close.
 pub struct Writer {
     mem: Arc<SegmentMemory>,
     /// Sequence of the next message to commit; mirrors `write_cursor` in shared memory,
@@ -67,7 +62,11 @@ pub struct Writer {
 
 impl Writer {
     /// The writer of a segment this process created (or reclaimed) and owns.
-    pub fn new(mem: Arc<SegmentMemory>) -> Self {
+    ///
+    /// # Safety
+    /// `mem` is a segment whose publisher lock this process holds (it created it), mapped
+    /// writable, and no other `Writer` for it exists or will exist while this one lives.
+    pub(crate) unsafe fn new(mem: Arc<SegmentMemory>) -> Self {
         let g = *mem.geometry();
         let hdr = mem.header();
         // Relaxed: only this writer ever stores these; a fresh segment has them at 0 / N-1.
@@ -88,6 +87,37 @@ impl Writer {
     #[inline]
     pub fn memory(&self) -> &Arc<SegmentMemory> {
         &self.mem
+    }
+
+    /// The payload of the claimed slot, for the publisher to fill in place.
+    ///
+    /// # Panics
+    /// If nothing is claimed.
+    #[cfg(not(loom))]
+    #[inline]
+    pub fn claimed_payload(&mut self) -> &mut [u8] {
+        assert!(self.claimed, "no claimed slot");
+        // SAFETY: we are the topic's only writer (constructor contract), `next` is claimed
+        // (stamped busy, so no `Block` reader holds it and `Overwrite` readers discard what
+        // they copy from it), the ring is mapped writable for us, and the slice borrows
+        // `self` mutably, so no other reference to this payload exists while it lives.
+        unsafe { self.mem.payload_mut(self.next) }
+    }
+
+    /// Stores `bytes` at byte `offset` of the claimed slot with word-wise atomic stores (the
+    /// library's own copying path under `Overwrite`, where a reader may be copying the same
+    /// slot with atomic loads at that moment: a race the stamp re-check detects, never a
+    /// data race).
+    ///
+    /// # Panics
+    /// If nothing is claimed or the range passes the slot's end.
+    #[inline]
+    pub fn store_claimed(&mut self, offset: usize, bytes: &[u8]) {
+        assert!(self.claimed, "no claimed slot");
+        // SAFETY: we are the only writer (constructor contract) and `next` is claimed; the
+        // ring is mapped writable for us; `&mut self` excludes a live `claimed_payload`
+        // slice. The range is checked inside.
+        unsafe { self.mem.store_payload(self.next, offset, bytes) }
     }
 
     /// Sequence of the next message to commit (= messages committed so far).
@@ -189,39 +219,14 @@ impl Writer {
 
     /// The smallest cursor of any gating entry, capped at `cap`.
     fn slowest_cursor(&self, cap: u64) -> u64 {
-        let g = self.mem.geometry();
-        let mut min = cap;
-        for i in 0..g.max_subscribers as usize {
-            let e = self.mem.entry(i);
-            // Acquire: pairs with the Release store of the Active word in attach, so the
-            // cursor we load next is at least the attach's tentative one.
-            if entry_gates(e.state.load(Ordering::Acquire)) {
-                // Acquire: pairs with the Release cursor store in `Reader::release`: the
-                // reader's in-place reads of older slots happen before we overwrite them.
-                min = min.min(e.cursor.load(Ordering::Acquire));
-            }
-        }
-        min
+        entry::slowest_cursor(&self.mem, cap)
     }
 
     /// `Block`: calls `f(entry, state word, cursor)` for each gating entry that keeps the
     /// next sequence from being claimed now (its cursor is a whole ring behind). Cold: the
     /// publisher's stall watch runs it only while it waits for room.
-    pub fn for_each_blocker(&self, mut f: impl FnMut(usize, u32, u64)) {
-        let next = self.next;
-        for i in 0..self.mem.geometry().max_subscribers as usize {
-            let e = self.mem.entry(i);
-            // Acquire: as in `slowest_cursor`.
-            let word = e.state.load(Ordering::Acquire);
-            if !entry_gates(word) {
-                continue;
-            }
-            // Acquire: as in `slowest_cursor`.
-            let cursor = e.cursor.load(Ordering::Acquire);
-            if cursor.saturating_add(self.slots) <= next {
-                f(i, word, cursor);
-            }
-        }
+    pub fn for_each_blocker(&self, f: impl FnMut(usize, u32, u64)) {
+        entry::for_each_blocker(&self.mem, self.next, f)
     }
 
     /// `Block` with a stall timeout: evicts the subscriber of `entry` if its state is still
@@ -231,19 +236,14 @@ impl Writer {
     /// between the caller's look and this CAS is evicted too. That costs it a re-attach,
     /// never safety: it is not reading in place, and `hold` will refuse it.)
     pub fn evict(&mut self, entry: usize, seen: u32) -> bool {
-        if !self.mem.geometry().evicts_stalled() || entry_kind(seen) != EntryKind::Active {
-            return false;
-        }
-        let evicted = entry_with_kind(seen, EntryKind::Evicted);
-        // Acquire on success: pairs with the Release store of the Active word in
-        // `Reader::release` (and attach): the reader's in-place reads happen before any
-        // overwrite we do after giving up on it. Relaxed on failure: we learn only that it
-        // is holding, released, left or was replaced, and do nothing.
-        self.mem
-            .entry(entry)
-            .state
-            .compare_exchange(seen, evicted, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        entry::evict(&self.mem, entry, seen)
+    }
+
+    /// `Block`: one announced sleep until a subscriber releases a slot (or `timeout`
+    /// passes, or a spurious wake). The caller loops and re-checks.
+    pub fn sleep_for_room(&mut self, timeout: Option<std::time::Duration>) -> Wake {
+        let mem = self.mem.clone();
+        crate::wait::publisher_sleep(&mem, timeout, || self.has_room())
     }
 
     /// Marks the topic closed and wakes every sleeper. Readers drain what was committed,
@@ -303,7 +303,6 @@ pub enum Poll {
 /// A subscriber's side of the ring: its own cursor and its entry in the table.
 pub struct Reader {
     mem: Arc<SegmentMemory>,
-    entry: usize,
     /// Next sequence to read.
     next: u64,
     /// Messages lost to lapping so far.
@@ -311,72 +310,38 @@ pub struct Reader {
     slots: u64,
     capacity: u64,
     overflow: Overflow,
-    /// Our entry's `Active` word (the attach generation is in it).
-    active_word: u32,
-    /// The topic has a stall timeout: in-place reads are marked `Holding`.
-    evictable: bool,
-    /// Whether our entry says `Holding` now.
-    holding: bool,
+    /// Our table entry (`None` only while dropping).
+    own: Option<OwnEntry>,
 }
 
 impl Reader {
-    /// Starts reading through table entry `entry`, which the caller has exclusively
-    /// claimed (an OFD lock in a process; a CAS under loom).
-    pub fn attach(mem: Arc<SegmentMemory>, entry: usize, start: Start) -> Self {
+    /// Starts reading through table entry `entry`.
+    ///
+    /// # Safety
+    /// The caller has exclusively claimed `entry` (holds its OFD lock in a process; its
+    /// model lock under loom) and keeps it claimed for the reader's whole life; `mem` is a
+    /// validated segment.
+    pub(crate) unsafe fn attach(mem: Arc<SegmentMemory>, entry: usize, start: Start) -> Self {
         let g = *mem.geometry();
         let n = g.slot_count;
-        let hdr = mem.header();
-        let e = mem.entry(entry);
-        let pick = |w: u64| match start {
+        let (own, next) = OwnEntry::attach(&mem, entry, |w| match start {
             Start::Latest => w,
             Start::Oldest => w.saturating_sub(n),
-        };
-        // Acquire: pairs with the Release cursor store in `Writer::commit`.
-        let tentative = pick(hdr.publisher.write_cursor.load(Ordering::Acquire));
-        // A predecessor that died asleep left its sleeper count behind: take it back (we
-        // own the entry now, so nobody else touches its flag).
-        crate::wait::uncount_dead_sleeper(&mem, entry);
-        // Relaxed: published by the Release store of ACTIVE just below.
-        e.cursor.store(tentative, Ordering::Relaxed);
-        e.lost.store(0, Ordering::Relaxed);
-        e.pid.store(std::process::id(), Ordering::Relaxed);
-        // Relaxed: only we write it while we own the entry; published by the store below.
-        let generation = e.generation.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-        let active_word = entry_word(generation, EntryKind::Active);
-        // Release: a writer that sees the Active word sees the tentative cursor. Pairs with
-        // the Acquire state load in `Writer::slowest_cursor`.
-        e.state.store(active_word, Ordering::Release);
-        // SeqCst: the attach half of the Dekker handshake with `Writer::refresh_limit`.
-        fence(mutant_or(Ordering::SeqCst, Ordering::Relaxed));
-        // Acquire: as above; a later cursor only moves the start forward.
-        let mut next = pick(hdr.publisher.write_cursor.load(Ordering::Acquire)).max(tentative);
-        if g.overflow == Overflow::Block {
-            // Relaxed: ordered by the fence above (see `Writer::refresh_limit`).
-            let limit = hdr.publisher.gate_limit.load(Ordering::Relaxed);
-            // The writer may overwrite anything below `limit + 1 - n` without rescanning.
-            next = next.max(limit.saturating_add(1).saturating_sub(n));
-        }
-        // Release: as for every cursor store, pairs with the writer's Acquire rescan.
-        e.cursor.store(next, Ordering::Release);
-        if g.overflow == Overflow::Block {
-            // The writer may have gated on our tentative cursor and gone to sleep; moving
-            // the cursor forward is a release like any other and must wake it. (Found by
-            // the loom model `block_attach_and_detach_race_with_publishing`: without this,
-            // writer and newcomer each wait for the other.)
-            crate::wait::after_release(&mem);
-        }
+        });
         Reader {
             mem,
-            entry,
             next,
             lost: 0,
             slots: n,
             capacity: g.slot_capacity,
             overflow: g.overflow,
-            active_word,
-            evictable: g.overflow == Overflow::Block && g.evicts_stalled(),
-            holding: false,
+            own: Some(own),
         }
+    }
+
+    #[inline]
+    fn own(&self) -> &OwnEntry {
+        self.own.as_ref().expect("the entry is ours until drop")
     }
 
     /// The segment memory.
@@ -388,7 +353,7 @@ impl Reader {
     /// The table entry this reader owns.
     #[inline]
     pub fn entry_index(&self) -> usize {
-        self.entry
+        self.own().index
     }
 
     /// Next sequence this reader will deliver.
@@ -409,8 +374,8 @@ impl Reader {
     #[inline]
     pub fn has_news(&self) -> bool {
         let s = self.next;
-        // Acquire: as in `poll`.
-        self.mem.slot(s).stamp.load(Ordering::Acquire) >= committed(s) || self.is_closed()
+        // Acquire (read-only mapping): as in `poll`.
+        load_acquire_ro(&self.mem.slot(s).stamp) >= committed(s) || self.is_closed()
     }
 
     /// Looks at the slot of the next sequence without consuming it.
@@ -418,11 +383,10 @@ impl Reader {
     pub fn poll(&mut self) -> Poll {
         let s = self.next;
         let slot = self.mem.slot(s);
-        // Acquire: pairs with the Release stamp store in `Writer::commit`: the payload
-        // and length of `s` are visible once we see committed(s).
-        let stamp = slot
-            .stamp
-            .load(mutant_or(Ordering::Acquire, Ordering::Relaxed));
+        // Acquire (read-only mapping): pairs with the Release stamp store in
+        // `Writer::commit`: the payload and length of `s` are visible once we see
+        // committed(s).
+        let stamp = load_ro(&slot.stamp, mutant_or(Ordering::Acquire, Ordering::Relaxed));
         if stamp == committed(s) {
             return self.ready(s);
         }
@@ -454,8 +418,8 @@ impl Reader {
         // Acquire: pairs with the Release store in `Writer::close`: after seeing CLOSED,
         // every commit is visible, so one more look at the stamp is final.
         if self.mem.header().sub_wake.state.load(Ordering::Acquire) == PUB_CLOSED {
-            // Acquire: as in `poll`.
-            let stamp = self.mem.slot(s).stamp.load(Ordering::Acquire);
+            // Acquire (read-only mapping): as in `poll`.
+            let stamp = load_acquire_ro(&self.mem.slot(s).stamp);
             if stamp == committed(s) {
                 return self.ready(s);
             }
@@ -475,8 +439,8 @@ impl Reader {
         let w = hdr.publisher.write_cursor.load(Ordering::Acquire);
         let mut target = w.saturating_sub(self.slots);
         // Slot `target` is where the writer's next message `w` goes; if that write has
-        // begun, `target` is gone. Acquire: as in `poll`.
-        if target < w && self.mem.slot(target).stamp.load(Ordering::Acquire) != committed(target) {
+        // begun, `target` is gone. Acquire (read-only mapping): as in `poll`.
+        if target < w && load_acquire_ro(&self.mem.slot(target).stamp) != committed(target) {
             target += 1;
         }
         // We saw a stamp above committed(next): `next` itself is gone whatever `w` says.
@@ -519,39 +483,14 @@ impl Reader {
     #[inline]
     pub fn hold(&mut self, seq: u64) -> bool {
         debug_assert_eq!(seq, self.next);
-        if !self.evictable || self.holding {
-            return true;
-        }
-        // The negative control drops the claim and reads in place unmarked: the loom model
-        // `stall_eviction_never_hits_a_slot_read_in_place` must catch the overwrite.
-        if cfg!(ringcast_loom_mutant) {
-            return true;
-        }
-        let holding = entry_with_kind(self.active_word, EntryKind::Holding);
-        // Relaxed both ways: this CAS and the writer's eviction CAS are ordered by the
-        // entry's modification order, which is all the exclusion needs (one of them wins);
-        // the slot's contents are ordered by the Acquire stamp load in `poll`, and a lost
-        // race tells us only to stop.
-        match self.mem.entry(self.entry).state.compare_exchange(
-            self.active_word,
-            holding,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => {
-                self.holding = true;
-                true
-            }
-            Err(_) => false,
-        }
+        let mem = &self.mem;
+        self.own.as_mut().is_some_and(|own| own.hold(mem))
     }
 
     /// Whether the writer evicted this reader (a stall timeout ran out while it was not
     /// reading in place).
     pub fn is_evicted(&self) -> bool {
-        // Relaxed: a status check; `hold` is what enforces the exclusion.
-        let word = self.mem.entry(self.entry).state.load(Ordering::Relaxed);
-        self.evictable && entry_kind(word) == EntryKind::Evicted
+        self.own().is_evicted(&self.mem)
     }
 
     /// Releases message `seq` (read in place after a `Ready` poll) and moves on. Under
@@ -560,17 +499,9 @@ impl Reader {
     pub fn release(&mut self, seq: u64) {
         debug_assert_eq!(seq, self.next);
         self.next = seq.wrapping_add(1);
-        let e = self.mem.entry(self.entry);
-        // Release: our reads of the slot happen before the writer's overwrite. Pairs with
-        // the Acquire cursor load in `Writer::slowest_cursor`.
-        e.cursor
-            .store(self.next, mutant_or(Ordering::Release, Ordering::Relaxed));
-        if self.holding {
-            self.holding = false;
-            // Release: the slot reads are done before a writer that sees Active (and
-            // evicts us by CAS, with Acquire) overwrites anything. While we hold, only we
-            // write this word (the writer's CAS expects Active), so a plain store is exact.
-            e.state.store(self.active_word, Ordering::Release);
+        let (mem, next) = (&self.mem, self.next);
+        if let Some(own) = self.own.as_mut() {
+            own.release(mem, next);
         }
         if self.overflow == Overflow::Block {
             crate::wait::after_release(&self.mem);
@@ -578,12 +509,15 @@ impl Reader {
     }
 
     fn publish_position(&self) {
-        let e = self.mem.entry(self.entry);
-        // Relaxed: informational (inspect); under Block cursors move only in `release`.
-        if self.overflow == Overflow::Overwrite {
-            e.cursor.store(self.next, Ordering::Relaxed);
-        }
-        e.lost.store(self.lost, Ordering::Relaxed);
+        self.own().publish_position(&self.mem, self.next, self.lost);
+    }
+
+    /// One announced sleep until there is news (a message, a lap, the close) or `timeout`
+    /// passes (or a spurious wake). The caller loops and re-checks.
+    pub fn sleep(&self, timeout: Option<std::time::Duration>) -> Wake {
+        crate::wait::subscriber_sleep(&self.mem, self.entry_index(), timeout, || {
+            self.has_news()
+        })
     }
 
     /// Leaves the table: the writer stops gating on this entry.
@@ -601,11 +535,8 @@ impl Reader {
 impl Drop for Reader {
     fn drop(&mut self) {
         self.publish_position();
-        let e = self.mem.entry(self.entry);
-        // Release: everything we read happens before the writer reuses the slots we held.
-        e.state.store(ENTRY_FREE, Ordering::Release);
-        if self.overflow == Overflow::Block {
-            crate::wait::after_release(&self.mem);
+        if let Some(own) = self.own.take() {
+            own.detach(&self.mem);
         }
     }
 }

@@ -1,15 +1,22 @@
 //! Creating, reclaiming, opening and validating segments in `/dev/shm`.
 //!
-//! **Create** builds the whole segment under a private temporary name (mode 0600 unless
-//! asked otherwise, memory reserved with `posix_fallocate` so a full /dev/shm fails here and
-//! not later with SIGBUS), takes the publisher lock, writes the magic/version word last, and
-//! only then gives it the topic's name with `link(2)`, which fails if the name exists. So
-//! nobody ever sees a half-made segment under a topic name, and creation is exclusive. If
-//! the name exists and its publisher lock is free, the old publisher is dead: we take its
-//! lock (so no second reclaimer races us), check the name still means that file, unlink
-//! it, and link ours.
+//! **Create** builds the whole segment as an *unnamed* file (`O_TMPFILE` in the shm
+//! directory, mode 0600 unless asked otherwise, memory reserved with `posix_fallocate` so a
+//! full /dev/shm fails here and not later with SIGBUS), takes the publisher lock, writes the
+//! magic/version word last, and only then gives it the topic's name with `linkat(2)`, which
+//! fails if the name exists. So nobody ever sees a half-made segment under a topic name,
+//! creation is exclusive, and a creator that dies at any instant leaves nothing behind: the
+//! kernel frees an unnamed file with its last descriptor.
 //!
-//! **Open** reads the fixed header with `pread` (never through a mapping, so a short or
+//! **Removing a name that may not be ours** (reclaiming a dead publisher's topic, `gc`) is
+//! done only under the file's *remover lock* (an OFD lock on [`lock::REMOVER_BYTE`]), after
+//! checking, under that lock, that its publisher lock is free and that the name still means
+//! this file. Every party that unlinks a name it did not create follows that rule, so the
+//! check and the unlink cannot be split by a reclaimer giving the name to a new, live file.
+//!
+//! **Open** refuses anything that is not a regular file (`O_NOFOLLOW | O_NONBLOCK`, then
+//! `fstat`: a FIFO, socket, directory or symlink named like a segment never hangs or
+//! confuses us), reads the fixed header with `pread` (never through a mapping, so a short or
 //! hostile file cannot fault us), validates magic, version, every geometry field and the
 //! file size, checks the message type, and only then maps: the header read-write, the ring
 //! read-only for subscribers.
@@ -17,7 +24,7 @@
 use std::fs::File;
 use std::io;
 use std::mem::offset_of;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +32,7 @@ use std::time::{Duration, Instant};
 use memmap2::MmapOptions;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::mman::{shm_open, shm_unlink};
+use nix::sys::mman::shm_unlink;
 use nix::sys::stat::Mode;
 
 use crate::error::{AttachError, CreateError};
@@ -33,7 +40,7 @@ use crate::geometry::{Geometry, SegmentConfig, HEADER_BYTES};
 use crate::layout::{Header, Identity, Overflow, TypeInfo, MAGIC, MAGIC_VERSION};
 use crate::lock;
 use crate::memory::SegmentMemory;
-use crate::name::{shm_name, shm_path, validate_prefix, validate_topic};
+use crate::name::{shm_name, shm_path, validate_prefix, validate_topic, SHM_DIR};
 use crate::sync::Ordering;
 
 /// How an open segment is used.
@@ -67,8 +74,9 @@ impl Default for CreateOptions {
 }
 
 /// A segment this process has open: its mapping, its file (which carries our locks) and
-/// its name.
-pub struct Segment {
+/// its name. Crate-private in all but name: users reach segments through
+/// [`crate::endpoint`] and [`crate::inspect`].
+pub(crate) struct Segment {
     memory: Arc<SegmentMemory>,
     file: File,
     topic: String,
@@ -99,14 +107,146 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
-fn open_shm(name: &str, flags: OFlag, mode: u32) -> nix::Result<File> {
-    let fd: OwnedFd = shm_open(name, flags, Mode::from_bits_truncate(mode))?;
-    Ok(File::from(fd))
+/// Why an existing segment file could not be opened.
+#[derive(Debug)]
+pub(crate) enum OpenFail {
+    /// Nothing has the name.
+    Missing,
+    /// No permission.
+    Denied,
+    /// The name is taken by something that is not a regular file.
+    NotRegular(&'static str),
+    /// Any other error.
+    Io(io::Error),
+}
+
+/// Opens the existing file behind shared-memory object `name` without following a
+/// symlink and without blocking (a FIFO would block a plain open for ever), and makes
+/// sure it is a regular file.
+pub(crate) fn open_existing(name: &str, write: bool) -> Result<File, OpenFail> {
+    let mut flags = OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    flags |= if write { OFlag::O_RDWR } else { OFlag::O_RDONLY };
+    let fd = match nix::fcntl::open(&shm_path(name), flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Err(OpenFail::Missing),
+        Err(Errno::EACCES | Errno::EPERM) => return Err(OpenFail::Denied),
+        Err(Errno::ELOOP) => return Err(OpenFail::NotRegular("symbolic link")),
+        Err(Errno::EISDIR) => return Err(OpenFail::NotRegular("directory")),
+        Err(Errno::ENXIO | Errno::ENODEV) => return Err(OpenFail::NotRegular("socket or device")),
+        Err(e) => return Err(OpenFail::Io(e.into())),
+    };
+    // SAFETY: `open` just returned this descriptor, and nothing else owns it.
+    let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let kind = file.metadata().map_err(OpenFail::Io)?.file_type();
+    if !kind.is_file() {
+        return Err(OpenFail::NotRegular(file_kind(&kind)));
+    }
+    Ok(file)
+}
+
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "directory"
+    } else if kind.is_fifo() {
+        "FIFO"
+    } else if kind.is_socket() {
+        "socket"
+    } else if kind.is_symlink() {
+        "symbolic link"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
+}
+
+/// A new, unnamed file in the shm directory (`O_TMPFILE`): if we die before it is linked
+/// under a name, the kernel frees it with our descriptors.
+fn create_unnamed(mode: u32) -> nix::Result<File> {
+    let fd = nix::fcntl::open(
+        SHM_DIR,
+        OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(mode),
+    )?;
+    // SAFETY: `open` just returned this descriptor, and nothing else owns it.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Gives the unnamed `file` the shared-memory name `name`; fails with EEXIST if the name
+/// exists. Through `/proc/self/fd` (no privilege needed), or `AT_EMPTY_PATH` where /proc
+/// is not mounted (needs CAP_DAC_READ_SEARCH).
+fn link_unnamed(file: &File, name: &str) -> nix::Result<()> {
+    let dest = shm_path(name);
+    let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    match nix::unistd::linkat(
+        None,
+        std::path::Path::new(&proc_path),
+        None,
+        dest.as_path(),
+        nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+    ) {
+        Err(Errno::ENOENT) if std::fs::metadata("/proc/self/fd").is_err() => {
+            nix::unistd::linkat(
+                Some(file.as_raw_fd()),
+                std::path::Path::new(""),
+                None,
+                dest.as_path(),
+                nix::fcntl::AtFlags::AT_EMPTY_PATH,
+            )
+        }
+        r => r,
+    }
+}
+
+/// What [`remove_if_dead`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Removal {
+    /// The publisher was dead and the name meant this file: it is unlinked.
+    Removed,
+    /// A live process holds the publisher lock: left alone.
+    Alive,
+    /// The name no longer means this file (removed or replaced meanwhile): left alone.
+    Moved,
+}
+
+/// Unlinks `name` if it still means `file` and `file`'s publisher is dead, deciding and
+/// unlinking under `file`'s remover lock (see the module docs). `file` must be open for
+/// writing (write locks need it).
+pub(crate) fn remove_if_dead(file: &File, name: &str) -> io::Result<Removal> {
+    let _remover = lock::RemoverLock::take(file.as_fd())?;
+    if lock::is_locked(file.as_fd(), lock::PUBLISHER_BYTE)? {
+        return Ok(Removal::Alive);
+    }
+    if !names_file(name, file) {
+        return Ok(Removal::Moved);
+    }
+    match shm_unlink(name) {
+        Ok(()) => Ok(Removal::Removed),
+        Err(Errno::ENOENT) => Ok(Removal::Moved),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `file` starts with ringcast's magic number (any layout version), read with
+/// `pread`.
+pub(crate) fn has_magic(file: &File) -> bool {
+    let mut magic = [0u8; 8];
+    matches!(file.read_at(&mut magic, 0), Ok(8))
+        && (u64::from_ne_bytes(magic) >> 32) as u32 == MAGIC
+}
+
+/// Whether shared-memory object `name` is (still) the file `file` (same device and inode).
+fn names_file(name: &str, file: &File) -> bool {
+    match (std::fs::symlink_metadata(shm_path(name)), file.metadata()) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
 }
 
 impl Segment {
     /// Creates the segment of `topic`, or reclaims it if its publisher is dead.
-    pub fn create(topic: &str, opts: &CreateOptions) -> Result<Segment, CreateError> {
+    pub(crate) fn create(topic: &str, opts: &CreateOptions) -> Result<Segment, CreateError> {
         let t = || topic.to_owned();
         validate_topic(topic).map_err(|source| CreateError::Name { topic: t(), source })?;
         validate_prefix(&opts.prefix).map_err(|source| CreateError::Name {
@@ -136,20 +276,8 @@ impl Segment {
             }
         };
 
-        // 1. Build it under a private name.
-        let temp = format!(
-            "/{}..new.{}.{:016x}",
-            opts.prefix,
-            std::process::id(),
-            random_u64()
-        );
-        let file = open_shm(
-            &temp,
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR | OFlag::O_CLOEXEC,
-            opts.mode,
-        )
-        .map_err(io_err("shm_open"))?;
-        let temp_guard = UnlinkOnDrop(Some(temp.clone()));
+        // 1. Build it as an unnamed file: nothing to clean up if we die before step 2.
+        let file = create_unnamed(opts.mode).map_err(io_err("open(O_TMPFILE) in /dev/shm"))?;
         // The umask may have narrowed the mode; set exactly what was asked.
         nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(opts.mode))
             .map_err(io_err("fchmod"))?;
@@ -204,28 +332,15 @@ impl Segment {
 
         // 2. Give it the topic's name, reclaiming a dead predecessor.
         let name = shm_name(&opts.prefix, topic);
-        let mut graveyard = Vec::new();
         let mut tries = 0;
         loop {
             tries += 1;
-            match nix::unistd::linkat(
-                None,
-                &shm_path(&temp),
-                None,
-                &shm_path(&name),
-                nix::fcntl::AtFlags::empty(),
-            ) {
+            match link_unnamed(&file, &name) {
                 Ok(()) => break,
-                Err(Errno::EEXIST) if tries < 16 => {
-                    if let Some(old) = Self::reclaim_dead(topic, &name)? {
-                        graveyard.push(old);
-                    }
-                }
-                Err(e) => return Err(io_err("link")(e)),
+                Err(Errno::EEXIST) if tries < 16 => Self::reclaim_dead(topic, &name)?,
+                Err(e) => return Err(io_err("linkat")(e)),
             }
         }
-        drop(temp_guard);
-        drop(graveyard);
         tracing::info!(topic, slots = g.slot_count, slot_size = g.slot_capacity, overflow = ?g.overflow, "created topic");
         Ok(Segment {
             memory,
@@ -235,22 +350,10 @@ impl Segment {
         })
     }
 
-    /// The name exists: if its publisher is dead, take its lock, unlink it and return the
-    /// old file (whose lock we keep until our own segment has the name).
-    fn reclaim_dead(topic: &str, name: &str) -> Result<Option<File>, CreateError> {
+    /// The name exists: if it is a ringcast segment whose publisher is dead, unlink it
+    /// (under its remover lock, see the module docs) so that our link can take the name.
+    fn reclaim_dead(topic: &str, name: &str) -> Result<(), CreateError> {
         let t = || topic.to_owned();
-        let old = match open_shm(name, OFlag::O_RDWR | OFlag::O_CLOEXEC, 0) {
-            Ok(f) => f,
-            Err(Errno::ENOENT) => return Ok(None), // gone meanwhile: retry the link
-            Err(Errno::EACCES) => return Err(CreateError::PermissionDenied { topic: t() }),
-            Err(e) => {
-                return Err(CreateError::Io {
-                    topic: t(),
-                    op: "shm_open",
-                    source: e.into(),
-                })
-            }
-        };
         let io = |op| {
             move |e| CreateError::Io {
                 topic: t(),
@@ -258,33 +361,34 @@ impl Segment {
                 source: e,
             }
         };
-        let mut magic = [0u8; 8];
-        let n = old.read_at(&mut magic, 0).map_err(io("pread"))?;
-        if n < 8 || (u64::from_ne_bytes(magic) >> 32) as u32 != MAGIC {
+        let old = match open_existing(name, true) {
+            Ok(f) => f,
+            Err(OpenFail::Missing) => return Ok(()), // gone meanwhile: retry the link
+            Err(OpenFail::Denied) => return Err(CreateError::PermissionDenied { topic: t() }),
+            Err(OpenFail::NotRegular(_)) => return Err(CreateError::NotASegment { topic: t() }),
+            Err(OpenFail::Io(e)) => return Err(io("open")(e)),
+        };
+        if !has_magic(&old) {
             return Err(CreateError::NotASegment { topic: t() });
         }
-        if !lock::try_lock(old.as_fd(), lock::PUBLISHER_BYTE).map_err(io("fcntl"))? {
-            return Err(CreateError::AlreadyPublished { topic: t() });
-        }
-        let still_there = std::fs::metadata(shm_path(name)).map(|m| m.ino()).ok()
-            == old.metadata().map(|m| m.ino()).ok();
-        if still_there {
-            match shm_unlink(name) {
-                Ok(()) | Err(Errno::ENOENT) => {}
-                Err(Errno::EACCES | Errno::EPERM) => {
-                    return Err(CreateError::PermissionDenied { topic: t() })
-                }
-                Err(e) => return Err(io("shm_unlink")(e.into())),
+        match remove_if_dead(&old, name) {
+            Ok(Removal::Alive) => Err(CreateError::AlreadyPublished { topic: t() }),
+            Ok(Removal::Removed) => {
+                tracing::info!(topic, "reclaimed the segment of a dead publisher");
+                Ok(())
             }
-            tracing::info!(topic, "reclaimed the segment of a dead publisher");
+            Ok(Removal::Moved) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                Err(CreateError::PermissionDenied { topic: t() })
+            }
+            Err(e) => Err(io("remove the dead segment")(e)),
         }
-        Ok(Some(old))
     }
 
     /// Opens the segment of `topic` under `prefix`, validating it; `expected` is the message
     /// type the caller wants (`None` accepts any). A segment still being initialized is
     /// waited for up to `init_wait`.
-    pub fn open(
+    pub(crate) fn open(
         prefix: &str,
         topic: &str,
         access: Access,
@@ -298,17 +402,14 @@ impl Segment {
             source,
         })?;
         let name = shm_name(prefix, topic);
-        let flags = match access {
-            Access::Subscribe => OFlag::O_RDWR,
-            Access::Inspect => OFlag::O_RDONLY,
-        } | OFlag::O_CLOEXEC;
-        let file = open_shm(&name, flags, 0).map_err(|e| match e {
-            Errno::ENOENT => AttachError::NotFound { topic: t() },
-            Errno::EACCES | Errno::EPERM => AttachError::PermissionDenied { topic: t() },
-            e => AttachError::Io {
+        let file = open_existing(&name, access == Access::Subscribe).map_err(|e| match e {
+            OpenFail::Missing => AttachError::NotFound { topic: t() },
+            OpenFail::Denied => AttachError::PermissionDenied { topic: t() },
+            OpenFail::NotRegular(kind) => AttachError::NotRegularFile { topic: t(), kind },
+            OpenFail::Io(source) => AttachError::Io {
                 topic: t(),
-                op: "shm_open",
-                source: e.into(),
+                op: "open",
+                source,
             },
         })?;
         let io = |op| {
@@ -413,7 +514,7 @@ impl Segment {
     }
 
     /// The mapped memory.
-    pub fn memory(&self) -> &Arc<SegmentMemory> {
+    pub(crate) fn memory(&self) -> &Arc<SegmentMemory> {
         &self.memory
     }
 
@@ -435,17 +536,19 @@ impl Segment {
         lock::is_locked(self.file.as_fd(), lock::entry_byte(i)).unwrap_or(true)
     }
 
-    /// If the owner of table entry `i` is dead, takes the entry's lock and returns a guard
-    /// that releases it on drop; `None` if a live process holds it (or the check failed).
-    pub fn lock_dead_entry(&self, i: usize) -> Option<EntryLock<'_>> {
-        match lock::try_lock(self.file.as_fd(), lock::entry_byte(i)) {
-            Ok(true) => Some(EntryLock { segment: self, i }),
-            _ => None,
-        }
+    /// Takes table entry `i`'s lock if no live owner holds it (a failed check counts as
+    /// "held": we never treat an entry as dead without the kernel saying so).
+    pub(crate) fn try_lock_entry(&self, i: usize) -> bool {
+        lock::try_lock(self.file.as_fd(), lock::entry_byte(i)).unwrap_or(false)
+    }
+
+    /// Releases entry `i`'s lock taken with [`try_lock_entry`](Self::try_lock_entry).
+    pub(crate) fn unlock_entry(&self, i: usize) {
+        let _ = lock::unlock(self.file.as_fd(), lock::entry_byte(i));
     }
 
     /// Claims a free subscriber table entry by taking its lock; `None` if all are taken.
-    pub fn claim_entry(&self) -> io::Result<Option<usize>> {
+    pub(crate) fn claim_entry(&self) -> io::Result<Option<usize>> {
         for i in 0..self.memory.geometry().max_subscribers as usize {
             if lock::try_lock(self.file.as_fd(), lock::entry_byte(i))? {
                 return Ok(Some(i));
@@ -456,38 +559,16 @@ impl Segment {
 
     /// Removes the topic's name if it still names this segment. Attached subscribers keep
     /// their mappings; new ones can no longer find it.
-    pub fn unlink(&self) {
-        let ours = std::fs::metadata(shm_path(&self.shm_name))
-            .map(|m| m.ino())
-            .ok()
-            == self.file.metadata().map(|m| m.ino()).ok();
-        if ours {
+    ///
+    /// Only the publisher calls this on its own topic: it holds the publisher lock, so no
+    /// reclaimer or `gc` can replace the name between the check and the unlink.
+    pub(crate) fn unlink(&self) {
+        if names_file(&self.shm_name, &self.file) {
             let _ = shm_unlink(self.shm_name.as_str());
         }
     }
-}
 
-/// A subscriber entry's lock, held by someone other than its (dead) owner; released on drop.
-pub struct EntryLock<'a> {
-    segment: &'a Segment,
-    i: usize,
-}
 
-impl Drop for EntryLock<'_> {
-    fn drop(&mut self) {
-        let _ = lock::unlock(self.segment.file.as_fd(), lock::entry_byte(self.i));
-    }
-}
-
-/// Unlinks a shared-memory name when dropped (unless disarmed with `0 = None`).
-struct UnlinkOnDrop(Option<String>);
-
-impl Drop for UnlinkOnDrop {
-    fn drop(&mut self) {
-        if let Some(name) = self.0.take() {
-            let _ = shm_unlink(name.as_str());
-        }
-    }
 }
 
 fn word(raw: &[u8], off: usize) -> u64 {

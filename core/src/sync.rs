@@ -50,3 +50,47 @@ pub(crate) const fn mutant_or(strong: Ordering, weak: Ordering) -> Ordering {
     #[cfg(not(ringcast_loom_mutant))]
     return strong;
 }
+
+/// An atomic that can be loaded with `Relaxed` (both widths the segment uses).
+pub(crate) trait RelaxedLoad {
+    /// The loaded value.
+    type Value;
+    /// A `Relaxed` load.
+    fn load_relaxed(&self) -> Self::Value;
+}
+
+impl RelaxedLoad for AtomicU64 {
+    type Value = u64;
+    #[inline(always)]
+    fn load_relaxed(&self) -> u64 {
+        self.load(Ordering::Relaxed)
+    }
+}
+
+impl RelaxedLoad for AtomicU32 {
+    type Value = u32;
+    #[inline(always)]
+    fn load_relaxed(&self) -> u32 {
+        self.load(Ordering::Relaxed)
+    }
+}
+
+/// An acquire load of a word that may live in memory this process mapped **read-only**
+/// (a subscriber's view of the slot ring, `inspect`'s view of everything). Rust promises
+/// only that `Relaxed` loads of at most register width work on read-only memory (an
+/// `Acquire` load may be compiled as a read-modify-write on some targets); a `Relaxed` load
+/// followed by an `Acquire` fence gives the same ordering (the fence synchronizes with the
+/// `Release` store the load read from) and costs nothing more on x86. `order` is `Acquire`,
+/// or `Relaxed` (no fence) for the negative control through [`mutant_or`].
+#[inline(always)]
+pub(crate) fn load_ro<A: RelaxedLoad>(atomic: &A, order: Ordering) -> A::Value {
+    let v = atomic.load_relaxed();
+    fence(order);
+    v
+}
+
+/// [`load_ro`] with `Acquire`.
+#[inline(always)]
+pub(crate) fn load_acquire_ro<A: RelaxedLoad>(atomic: &A) -> A::Value {
+    load_ro(atomic, Ordering::Acquire)
+}

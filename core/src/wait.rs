@@ -188,8 +188,8 @@ fn wake_publisher(mem: &SegmentMemory) {
 /// `timeout`: read the futex word, announce, fence, re-check with `ready`, sleep only if
 /// still not ready. The entry's `asleep` flag mirrors the announcement so that a
 /// subscriber killed in its sleep can be un-counted by whoever frees its entry
-/// ([`uncount_dead_sleeper`]).
-pub fn subscriber_sleep(
+/// (`entry::uncount_dead_sleeper`).
+pub(crate) fn subscriber_sleep(
     mem: &SegmentMemory,
     entry: usize,
     timeout: Option<Duration>,
@@ -220,25 +220,8 @@ pub fn subscriber_sleep(
     r
 }
 
-/// Takes back the sleeper count of table entry `entry`, whose owner died while counted.
-/// Call only while holding the entry's lock after its owner's death (nobody else writes
-/// the entry then). Returns whether there was a count to take back.
-pub fn uncount_dead_sleeper(mem: &SegmentMemory, entry: usize) -> bool {
-    let e = mem.entry(entry);
-    // Relaxed: the owner is dead and its last stores are ordered before our lock.
-    if e.asleep.swap(0, Ordering::Relaxed) == 0 {
-        return false;
-    }
-    // Relaxed: as in `subscriber_sleep`; the flag said this count is the dead owner's.
-    mem.header()
-        .sub_wake
-        .sleepers
-        .fetch_sub(1, Ordering::Relaxed);
-    true
-}
-
 /// One announced publisher sleep of at most `timeout` (`Block`, ring full).
-pub fn publisher_sleep(
+pub(crate) fn publisher_sleep(
     mem: &SegmentMemory,
     timeout: Option<Duration>,
     ready: impl FnOnce() -> bool,

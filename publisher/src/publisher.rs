@@ -6,10 +6,9 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use ringcast_core::clock::{deadline_after, LivenessClock};
+use ringcast_core::endpoint::PublisherEnd;
 use ringcast_core::futex::Wake;
-use ringcast_core::layout::{entry_gates, entry_kind, EntryKind, ENTRY_FREE};
 use ringcast_core::ring::Writer;
-use ringcast_core::segment::Segment;
 use ringcast_core::stall::{StallWatch, Verdict};
 use ringcast_core::wait::{self, Stop, Waitable};
 use ringcast_core::{CreateError, Full, Overflow, WaitStrategy};
@@ -37,8 +36,7 @@ pub enum SendError {
 /// topic (subscribers drain what was published, then see `Disconnected`) and removes its
 /// name. `Send`, not `Sync`: one thread publishes at a time.
 pub struct Publisher {
-    writer: Writer,
-    segment: Segment,
+    end: PublisherEnd,
     wait: WaitStrategy,
     /// `Block` with a stall timeout: who keeps us waiting, and for how long.
     stall: Option<StallWatch>,
@@ -54,13 +52,12 @@ impl Publisher {
     /// Creates `topic`. Fails with `AlreadyPublished` if a live publisher has it; a topic
     /// whose publisher died is reclaimed.
     pub fn create(topic: &str, config: PublisherConfig) -> Result<Publisher, CreateError> {
-        let segment = Segment::create(topic, &config.options)?;
+        let end = PublisherEnd::create(topic, &config.options)?;
         Ok(Publisher {
-            writer: Writer::new(segment.memory().clone()),
-            stall: StallWatch::new(segment.memory().geometry()),
+            stall: StallWatch::new(end.geometry()),
             liveness: LivenessClock::default(),
             sleeper_sweep: LivenessClock::default(),
-            segment,
+            end,
             wait: config.wait,
             _not_sync: PhantomData,
         })
@@ -68,22 +65,22 @@ impl Publisher {
 
     /// The topic name.
     pub fn topic(&self) -> &str {
-        self.segment.topic()
+        self.end.topic()
     }
 
     /// Most payload bytes one message may have.
     pub fn capacity(&self) -> usize {
-        self.segment.memory().geometry().slot_capacity as usize
+        self.end.geometry().slot_capacity as usize
     }
 
     /// The topic's overflow policy.
     pub fn overflow(&self) -> Overflow {
-        self.segment.memory().geometry().overflow
+        self.end.geometry().overflow
     }
 
     /// Sequence number the next committed message will get (= messages published).
     pub fn next_seq(&self) -> u64 {
-        self.writer.next_seq()
+        self.end.writer_ref().next_seq()
     }
 
     /// Loans the next slot, waiting for room under `Block` (spin, then futex; a dead
@@ -113,10 +110,10 @@ impl Publisher {
     /// loop gets past a subscriber that died within the slice plus its own period), and,
     /// with a stall timeout, runs the stall watch and may evict a stalled subscriber.
     pub fn try_loan(&mut self) -> Result<Loan<'_>, Full> {
-        if self.writer.take_woke() {
+        if self.end.writer().take_woke() {
             self.after_waking_commit();
         }
-        if self.writer.try_claim().is_err() && !self.make_room() {
+        if self.end.writer().try_claim().is_err() && !self.make_room() {
             return Err(Full);
         }
         Ok(self.loan_claimed())
@@ -130,7 +127,7 @@ impl Publisher {
             self.reap_dead_subscribers();
         }
         self.check_stalls();
-        self.writer.try_claim().is_ok()
+        self.end.writer().try_claim().is_ok()
     }
 
     /// Runs the stall watch (if the topic has one) on a full ring; returns whether a
@@ -140,9 +137,10 @@ impl Publisher {
         let Some(watch) = self.stall.as_mut() else {
             return false;
         };
-        let topic = self.segment.topic();
+        let topic = self.end.topic().to_owned();
+        let topic = topic.as_str();
         let timeout = watch.timeout();
-        watch.on_full(&mut self.writer, Instant::now(), |v| match v {
+        watch.on_full(self.end.writer(), Instant::now(), |v| match v {
             Verdict::Evicted { entry, cursor } => {
                 tracing::warn!(
                     topic,
@@ -171,27 +169,24 @@ impl Publisher {
     }
 
     fn loan_claimed(&mut self) -> Loan<'_> {
-        let seq = self.writer.next_seq();
-        // SAFETY: we are the topic's only publisher (exclusive creation), `seq` was just
-        // claimed by `try_claim`, the publisher maps the ring writable, and the loan
-        // borrows `self` mutably, so no other reference to this payload exists.
-        let data: *mut [u8] = unsafe { self.writer.memory().payload_mut(seq) };
+        let block = self.overflow() == Overflow::Block;
+        let writer = self.end.writer();
+        let data: *mut [u8] = writer.claimed_payload();
         Loan {
-            // SAFETY: the mapping behind `data` is owned (through an `Arc`) by the writer,
-            // which the loan borrows for its whole life, so the slice outlives nothing.
-            data: unsafe { &mut *data },
-            writer: &mut self.writer,
-            seq,
+            seq: writer.next_seq(),
+            data,
+            writer,
+            block,
         }
     }
 
     fn wait_room(&mut self, deadline: Option<Instant>) -> Result<(), Stop> {
-        if self.writer.take_woke() {
+        if self.end.writer().take_woke() {
             self.after_waking_commit();
         }
         // `make_room` starts (or continues) the stall watch's clock now, not a slice into
         // the wait.
-        if self.writer.try_claim().is_ok() || self.make_room() {
+        if self.end.writer().try_claim().is_ok() || self.make_room() {
             return Ok(());
         }
         let strategy = self.wait;
@@ -211,7 +206,7 @@ impl Publisher {
     pub fn send(&mut self, bytes: &[u8]) -> Result<u64, SendError> {
         self.check_len(bytes.len())?;
         let mut loan = self.loan();
-        loan[..bytes.len()].copy_from_slice(bytes);
+        loan.write_at(0, bytes);
         Ok(loan.commit(bytes.len()))
     }
 
@@ -219,7 +214,7 @@ impl Publisher {
     pub fn try_send(&mut self, bytes: &[u8]) -> Result<u64, SendError> {
         self.check_len(bytes.len())?;
         let mut loan = self.try_loan().map_err(|Full| SendError::Full)?;
-        loan[..bytes.len()].copy_from_slice(bytes);
+        loan.write_at(0, bytes);
         Ok(loan.commit(bytes.len()))
     }
 
@@ -234,18 +229,7 @@ impl Publisher {
     /// Subscribers attached and alive now. Entries of dead subscribers are reclaimed on
     /// the way (a syscall per entry in use: not for the hot path).
     pub fn subscriber_count(&mut self) -> usize {
-        self.reap_dead_subscribers();
-        let mem = self.segment.memory();
-        (0..mem.geometry().max_subscribers as usize)
-            .filter(|&i| {
-                // Relaxed: a snapshot count for the caller; nothing is published through it.
-                entry_gates(
-                    mem.entry(i)
-                        .state
-                        .load(std::sync::atomic::Ordering::Relaxed),
-                )
-            })
-            .count()
+        self.end.subscriber_count()
     }
 
     /// Waits until at least `n` subscribers are attached, or `timeout` passes (then
@@ -265,29 +249,17 @@ impl Publisher {
     }
 
     /// Frees the table entries of subscribers that died without detaching, so a `Block`
-    /// ring never stalls on the dead. Liveness comes from the kernel's OFD locks (see
-    /// `ringcast_core::lock`); taking the entry's lock ourselves while we free it keeps a
-    /// new subscriber from claiming it half-way.
+    /// ring never stalls on the dead (liveness by the kernel's OFD locks, see
+    /// `ringcast_core::lock`).
     fn reap_dead_subscribers(&mut self) {
-        let seg = &self.segment;
-        let mem = seg.memory();
-        for i in 0..mem.geometry().max_subscribers as usize {
-            let e = mem.entry(i);
-            // Relaxed: only a hint; the lock below decides.
-            let kind = entry_kind(e.state.load(std::sync::atomic::Ordering::Relaxed));
-            if kind == EntryKind::Free {
-                continue;
-            }
-            if let Some(_held) = seg.lock_dead_entry(i) {
-                if wait::uncount_dead_sleeper(mem, i) {
-                    tracing::info!(topic = seg.topic(), entry = i, "a subscriber died asleep");
-                }
-                // Release: nothing to publish really, but a later claimer's Acquire sees a
-                // consistent FREE entry.
-                e.state
-                    .store(ENTRY_FREE, std::sync::atomic::Ordering::Release);
-                tracing::info!(topic = seg.topic(), entry = i, "evicted a dead subscriber");
-            }
+        let reaped = self.end.reap_dead_subscribers();
+        if reaped.freed > 0 {
+            tracing::info!(
+                topic = self.end.topic(),
+                freed = reaped.freed,
+                died_asleep = reaped.asleep,
+                "freed the entries of dead subscribers"
+            );
         }
     }
 }
@@ -301,8 +273,8 @@ impl Waitable for RoomWait<'_> {
     fn ready(&mut self) -> bool {
         let p = &mut *self.publisher;
         // The stall watch rate-limits itself (once per watch period).
-        p.writer.try_claim().is_ok()
-            || (p.stall.is_some() && p.check_stalls() && p.writer.try_claim().is_ok())
+        p.end.writer().try_claim().is_ok()
+            || (p.stall.is_some() && p.check_stalls() && p.end.writer().try_claim().is_ok())
     }
     fn alive(&mut self) -> bool {
         // Whom we wait for is a set of subscribers; dead ones are reclaimed (and stalled
@@ -318,37 +290,58 @@ impl Waitable for RoomWait<'_> {
         }
     }
     fn sleep(&mut self, timeout: Duration) -> Wake {
-        let mem = self.publisher.segment.memory().clone();
-        let writer = &mut self.publisher.writer;
-        wait::publisher_sleep(&mem, Some(timeout), || writer.has_room())
+        self.publisher.end.writer().sleep_for_room(Some(timeout))
     }
 }
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        self.writer.close();
-        self.segment.unlink();
+        // Dropping the end closes the topic and removes its name.
         tracing::info!(
-            topic = self.segment.topic(),
-            published = self.writer.next_seq(),
+            topic = self.end.topic(),
+            published = self.end.writer_ref().next_seq(),
             "closed topic"
         );
     }
 }
 
-/// A slot loaned for writing in place. Write the payload through `Deref<Target = [u8]>`
-/// (the whole slot capacity is writable), then [`commit`](Loan::commit) the length.
-/// Dropping a loan without committing publishes nothing; the next loan gets the same slot.
+/// A slot loaned for writing in place. Write the payload through `DerefMut<Target =
+/// [u8]>` (the whole slot capacity is writable) or [`write_at`](Loan::write_at), then
+/// [`commit`](Loan::commit) the length. Dropping a loan without committing publishes
+/// nothing; the next loan gets the same slot.
+///
+/// Under `Overflow::Overwrite` a subscriber may be copying this very slot while you write
+/// it (it was lapped; it re-checks the slot's stamp and discards that copy). `write_at`
+/// (and `send`) store with atomic words, so that race is harmless in every case. Plain
+/// writes through `DerefMut` race the subscriber's atomic loads: across processes that is
+/// what the hardware does anyway and the copy is discarded, but with a subscriber in the
+/// *same* process it is formally a data race in Rust's memory model. Use `write_at` there.
 pub struct Loan<'a> {
-    data: &'a mut [u8],
+    /// The claimed slot's payload (raw: `write_at` stores through the writer meanwhile).
+    data: *mut [u8],
     writer: &'a mut Writer,
     seq: u64,
+    block: bool,
 }
 
 impl Loan<'_> {
     /// The sequence number this message will have.
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Copies `bytes` into the slot at byte `offset`: a plain copy under `Block` (nobody
+    /// else can look at a claimed slot), word-wise atomic stores under `Overwrite` (see the
+    /// type's docs).
+    ///
+    /// # Panics
+    /// If the range passes the end of the slot.
+    pub fn write_at(&mut self, offset: usize, bytes: &[u8]) {
+        if self.block {
+            self[offset..offset + bytes.len()].copy_from_slice(bytes);
+        } else {
+            self.writer.store_claimed(offset, bytes);
+        }
     }
 
     /// Publishes the first `len` bytes of the slot and returns the sequence number.
@@ -368,12 +361,17 @@ impl Loan<'_> {
 impl Deref for Loan<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        self.data
+        // SAFETY: `data` is the claimed slot's payload, inside a mapping the writer keeps
+        // alive (through an `Arc`) for the loan's whole life; the loan borrows the writer
+        // mutably, so nothing else forms a reference to the slot meanwhile, and `write_at`
+        // needs `&mut self`, so it cannot run while this borrow lives.
+        unsafe { &*self.data }
     }
 }
 
 impl DerefMut for Loan<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
-        self.data
+        // SAFETY: as in `deref`, and `&mut self` makes this the only reference.
+        unsafe { &mut *self.data }
     }
 }

@@ -267,7 +267,7 @@ where
 /// other serialization failures; users never build one.
 pub struct SlotWriter<'a> {
     /// The whole loaned payload area.
-    slot: &'a mut [u8],
+    slot: &'a mut dyn SlotSink,
     /// Bytes written so far; `pos <= slot.len()`.
     pos: usize,
     /// Set when a write did not fit.
@@ -278,7 +278,7 @@ impl std::fmt::Debug for SlotWriter<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlotWriter")
             .field("pos", &self.pos)
-            .field("capacity", &self.slot.len())
+            .field("capacity", &self.slot.capacity())
             .finish()
     }
 }
@@ -293,20 +293,40 @@ impl Positional for SlotWriter<'_> {
 impl<E: Source> Writer<E> for SlotWriter<'_> {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
-        let end = self.pos.saturating_add(bytes.len());
-        match self.slot.get_mut(self.pos..end) {
-            Some(dst) => {
-                dst.copy_from_slice(bytes);
-                self.pos += bytes.len();
-                Ok(())
-            }
-            None => {
-                *self.overflowed = true;
-                Err(E::new(SlotOverflow {
-                    capacity: self.slot.len(),
-                }))
-            }
+        let capacity = self.slot.capacity();
+        if bytes.len() > capacity - self.pos {
+            *self.overflowed = true;
+            return Err(E::new(SlotOverflow { capacity }));
         }
+        self.slot.put(self.pos, bytes);
+        self.pos += bytes.len();
+        Ok(())
+    }
+}
+
+/// Where a [`SlotWriter`] puts bytes: a loaned slot (through [`Loan::write_at`], so an
+/// `Overwrite` slot is written with atomic stores), or a plain buffer in tests.
+trait SlotSink {
+    fn capacity(&self) -> usize;
+    /// Copies `bytes` to `at`; the caller checked `at + bytes.len() <= capacity`.
+    fn put(&mut self, at: usize, bytes: &[u8]);
+}
+
+impl SlotSink for Loan<'_> {
+    fn capacity(&self) -> usize {
+        self.len()
+    }
+    fn put(&mut self, at: usize, bytes: &[u8]) {
+        self.write_at(at, bytes)
+    }
+}
+
+impl SlotSink for &mut [u8] {
+    fn capacity(&self) -> usize {
+        self.len()
+    }
+    fn put(&mut self, at: usize, bytes: &[u8]) {
+        self[at..at + bytes.len()].copy_from_slice(bytes)
     }
 }
 
@@ -337,8 +357,9 @@ mod tests {
 
     fn serialize_into(slot: &mut [u8], scratch: &mut [MaybeUninit<u8>], value: &Sample) -> bool {
         let mut overflowed = false;
+        let mut slot = slot;
         let writer = SlotWriter {
-            slot,
+            slot: &mut slot,
             pos: 0,
             overflowed: &mut overflowed,
         };

@@ -108,7 +108,7 @@ fn parent() -> Result<(), String> {
         result_of(quick, deadline),
         result_of(holding, deadline),
     ];
-    let _ = ringcast::core::inspect::remove(&prefix, TOPIC);
+    let _ = ringcast::inspect::remove(&prefix, TOPIC);
     let [p, q, h] = results;
     let (p, q, h) = (
         p.map_err(|e| format!("publisher: {e}"))?,

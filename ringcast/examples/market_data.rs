@@ -94,7 +94,7 @@ fn parent() -> Result<(), String> {
         result_of(slow, deadline),
     ];
     // The publisher unlinks the topic when it ends; this covers the case where it died.
-    let _ = ringcast::core::inspect::remove(&prefix, TOPIC);
+    let _ = ringcast::inspect::remove(&prefix, TOPIC);
     let [p, f, s] = results;
     let (p, f, s) = (
         p.map_err(|e| format!("publisher: {e}"))?,

@@ -43,12 +43,40 @@
 //! assert_eq!(quote.symbol, 7);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # What is public
+//!
+//! This crate's API is the contract. The protocol's internals (the ring's writer and
+//! reader, the segment memory, the sleep handshake) are not reachable from safe code
+//! through it, so nothing a user writes without `unsafe` can break the ring's invariants:
+//!
+//! ```compile_fail
+//! // The core crate is not re-exported.
+//! use ringcast::core::ring::Writer;
+//! ```
+//!
+//! Read-only views of topics for tools are: [`inspect`] (snapshots, `gc`) and [`name`]
+//! (topic-name rules).
 
 pub use ringcast_core::clock::LIVENESS_SLICE;
 pub use ringcast_core::{
-    self as core, AttachError, ConfigError, CreateError, Full, NameError, Overflow, Start,
-    TypeInfo, WaitStrategy,
+    AttachError, ConfigError, CreateError, Full, NameError, Overflow, Start, TypeInfo,
+    WaitStrategy,
 };
+
+/// Read-only snapshots of topics (`ringcast inspect`, `list`) and garbage collection of
+/// dead ones (`ringcast gc`).
+pub mod inspect {
+    pub use ringcast_core::inspect::{gc, inspect, remove, GcOutcome, SubscriberInfo, TopicInfo};
+    pub use ringcast_core::Geometry;
+}
+
+/// Topic names: the rules, the default prefix, and listing the topics under a prefix.
+pub mod name {
+    pub use ringcast_core::name::{
+        list_topics, validate_prefix, validate_topic, DEFAULT_PREFIX, MAX_TOPIC_LEN, SHM_DIR,
+    };
+}
 pub use ringcast_publisher::{
     type_info_of, SlotSerializer, TypedPublisher, TypedSendError, DEFAULT_SCRATCH_BYTES,
 };

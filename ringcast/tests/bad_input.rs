@@ -13,8 +13,8 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ringcast::core::geometry::HEADER_BYTES;
-use ringcast::core::layout::{Identity, LAYOUT_VERSION, MAGIC};
+use ringcast_core::geometry::HEADER_BYTES;
+use ringcast_core::layout::{Identity, LAYOUT_VERSION, MAGIC};
 use ringcast::*;
 
 /// The prefix every segment of this test binary lives under.
@@ -794,7 +794,7 @@ fn forge_word(topic: &str, offset: u64, value: u64) {
 /// memory got wrapping/saturating arithmetic.)
 #[test]
 fn absurd_cursors_in_the_header_never_panic_a_subscriber() {
-    use ringcast::core::layout::{Header, PublisherLine};
+    use ringcast_core::layout::{Header, PublisherLine};
     let cursor = (offset_of!(Header, publisher) + offset_of!(PublisherLine, write_cursor)) as u64;
     let limit = (offset_of!(Header, publisher) + offset_of!(PublisherLine, gate_limit)) as u64;
     for overflow in [Overflow::Overwrite, Overflow::Block] {

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ringcast::core::futex;
+use ringcast_core::futex;
 use ringcast::*;
 
 const CHILD: &str = "dead_sleeper_child_entry";

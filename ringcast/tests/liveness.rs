@@ -89,7 +89,7 @@ fn subscriber_child() {
             Err(e) => panic!("recv: {e}"),
         }
     }
-    let waits = ringcast::core::futex::wait_calls();
+    let waits = ringcast_core::futex::wait_calls();
     println!("RESULT received={} lost={lost} waits={waits}", next - lost);
 }
 

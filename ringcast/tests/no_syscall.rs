@@ -39,7 +39,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-use ringcast::core::futex;
+use ringcast_core::futex;
 use ringcast::*;
 
 #[test]

@@ -111,7 +111,7 @@ fn a_subscriber_that_stops_reading_is_evicted_after_the_timeout_and_told_so() {
         "evicted after {:?}, before the stall timeout {stall:?}",
         started.elapsed()
     );
-    let info = ringcast::core::inspect::inspect(&n.prefix, &n.topic).expect("inspect");
+    let info = ringcast::inspect::inspect(&n.prefix, &n.topic).expect("inspect");
     let evicted: Vec<bool> = info.subscribers.iter().map(|s| s.evicted).collect();
     assert_eq!(evicted, [true, false], "{info:?}");
     assert_eq!(info.geometry.stall_timeout_ns, stall.as_nanos() as u64);
@@ -153,7 +153,7 @@ fn a_subscriber_holding_a_sample_in_place_is_never_evicted() {
         assert_eq!(m.seq(), seq);
         check(seq, 64, &m).expect("intact");
     }
-    let info = ringcast::core::inspect::inspect(&n.prefix, &n.topic).expect("inspect");
+    let info = ringcast::inspect::inspect(&n.prefix, &n.topic).expect("inspect");
     assert!(!info.subscribers[0].evicted);
 }
 

@@ -4,9 +4,9 @@ use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use ringcast_core::clock::{deadline_after, LivenessClock};
+use ringcast_core::endpoint::SubscriberEnd;
 use ringcast_core::futex::Wake;
 use ringcast_core::ring::{Poll, Reader};
-use ringcast_core::segment::{Access, Segment};
 use ringcast_core::wait::{self, Stop, Waitable};
 use ringcast_core::{AttachError, Overflow, WaitStrategy};
 
@@ -16,10 +16,7 @@ use crate::{RecvError, RecvTimeoutError, SubscriberOptions, TryRecvError};
 /// One subscriber of one topic. Receives every message in publish order, never the same
 /// one twice, never a torn one. `Send`, not `Sync`.
 pub struct Subscriber {
-    // Field order is drop order: the reader frees its table entry before the segment's
-    // descriptor (and with it the entry's lock) goes away.
-    reader: Reader,
-    segment: Segment,
+    end: SubscriberEnd,
     buf: AlignedBuf,
     wait: WaitStrategy,
     overflow: Overflow,
@@ -43,30 +40,22 @@ impl Subscriber {
     /// Attaches to `topic`. Fails at once if it does not exist; see
     /// [`attach_wait`](Self::attach_wait) to wait for it.
     pub fn attach(topic: &str, opts: SubscriberOptions) -> Result<Subscriber, AttachError> {
-        let segment = Segment::open(
+        let end = SubscriberEnd::attach(
             &opts.prefix,
             topic,
-            Access::Subscribe,
             opts.type_info.as_ref(),
             opts.init_wait,
+            opts.start,
         )?;
-        let g = *segment.memory().geometry();
-        let entry = segment
-            .claim_entry()
-            .map_err(|e| AttachError::Io {
-                topic: topic.to_owned(),
-                op: "fcntl(F_OFD_SETLK)",
-                source: e,
-            })?
-            .ok_or(AttachError::TableFull {
-                topic: topic.to_owned(),
-                max: g.max_subscribers,
-            })?;
-        let reader = Reader::attach(segment.memory().clone(), entry, opts.start);
-        tracing::debug!(topic, entry, start = reader.next_seq(), "attached");
+        let g = *end.geometry();
+        tracing::debug!(
+            topic,
+            entry = end.reader_ref().entry_index(),
+            start = end.reader_ref().next_seq(),
+            "attached"
+        );
         Ok(Subscriber {
-            reader,
-            segment,
+            end,
             buf: AlignedBuf::new(g.slot_capacity as usize, g.alignment as usize),
             wait: opts.wait,
             overflow: g.overflow,
@@ -87,7 +76,7 @@ impl Subscriber {
         let mut pause = Duration::from_micros(100);
         loop {
             let err = match Subscriber::attach(topic, opts.clone()) {
-                Ok(sub) if sub.segment.publisher_alive() && !sub.reader.is_closed() => {
+                Ok(sub) if sub.publisher_alive() => {
                     return Ok(sub)
                 }
                 Ok(_) => AttachError::Closed {
@@ -107,7 +96,7 @@ impl Subscriber {
 
     /// The topic name.
     pub fn topic(&self) -> &str {
-        self.segment.topic()
+        self.end.topic()
     }
 
     /// The topic's overflow policy.
@@ -117,28 +106,28 @@ impl Subscriber {
 
     /// Sequence number of the next message this subscriber will receive.
     pub fn next_seq(&self) -> u64 {
-        self.reader.next_seq()
+        self.end.reader_ref().next_seq()
     }
 
     /// Messages lost to lapping since attach (`Overwrite`).
     pub fn lost(&self) -> u64 {
-        self.reader.lost()
+        self.end.reader_ref().lost()
     }
 
     /// Whether a receive would return at once (a message, a lag report, or the end),
     /// without consuming anything.
     pub fn has_news(&self) -> bool {
-        self.reader.has_news() || self.publisher_gone
+        self.end.reader_ref().has_news() || self.publisher_gone
     }
 
     /// Payload alignment of the topic's slots (and of this subscriber's copy buffer).
     pub(crate) fn payload_alignment(&self) -> usize {
-        self.segment.memory().geometry().alignment as usize
+        self.end.geometry().alignment as usize
     }
 
     /// Whether the publisher is still alive (a system call: not for the hot path).
     pub fn publisher_alive(&self) -> bool {
-        self.segment.publisher_alive() && !self.reader.is_closed()
+        self.end.publisher_alive() && !self.end.reader_ref().is_closed()
     }
 
     /// Receives the next message if there is one, without waiting. A poller learns that
@@ -186,10 +175,7 @@ impl Subscriber {
                     return Err(RecvTimeoutError::Corrupt { seq, len })
                 }
             }
-            let mut news = NewsWait {
-                reader: &self.reader,
-                segment: &self.segment,
-            };
+            let mut news = NewsWait { end: &self.end };
             match wait::wait_until(self.wait, deadline, &mut self.liveness, &mut news) {
                 Ok(()) => {}
                 Err(Stop::TimedOut) => return Err(RecvTimeoutError::Timeout),
@@ -202,15 +188,15 @@ impl Subscriber {
     /// One non-blocking step: the next message, consumed (copied) or held (in place).
     #[inline]
     fn fetch(&mut self) -> Result<Got, TryRecvError> {
-        match self.reader.poll() {
+        match self.end.reader().poll() {
             Poll::Ready { seq, len } => {
                 match self.overflow {
                     // `hold` is free unless the topic has a stall timeout; then it marks
                     // the in-place read so the publisher cannot evict us mid-read.
-                    Overflow::Block if self.reader.hold(seq) => Ok(Got::InPlace { seq, len }),
+                    Overflow::Block if self.end.reader().hold(seq) => Ok(Got::InPlace { seq, len }),
                     Overflow::Block => Err(self.evicted()),
                     Overflow::Overwrite => {
-                        match self.reader.read_copy(seq, len, self.buf.words_mut()) {
+                        match self.end.reader().read_copy(seq, len, self.buf.words_mut()) {
                             Ok(len) => Ok(Got::Copied { seq, len }),
                             Err(Poll::Lagged(n)) => Err(self.lagged(n)),
                             Err(_) => Err(TryRecvError::Empty),
@@ -223,8 +209,8 @@ impl Subscriber {
             Poll::Closed => Err(TryRecvError::Disconnected),
             Poll::Overrun => Err(self.evicted()),
             Poll::Corrupt { len } => {
-                let seq = self.reader.next_seq();
-                self.reader.release(seq);
+                let seq = self.end.reader_ref().next_seq();
+                self.end.reader().release(seq);
                 Err(TryRecvError::Corrupt { seq, len })
             }
         }
@@ -234,7 +220,7 @@ impl Subscriber {
     fn evicted(&self) -> TryRecvError {
         tracing::debug!(
             topic = self.topic(),
-            next = self.reader.next_seq(),
+            next = self.end.reader_ref().next_seq(),
             "evicted by the publisher's stall timeout"
         );
         TryRecvError::Evicted
@@ -245,7 +231,7 @@ impl Subscriber {
         tracing::debug!(
             topic = self.topic(),
             lost = n,
-            total_lost = self.reader.lost(),
+            total_lost = self.end.reader_ref().lost(),
             "subscriber lagged"
         );
         TryRecvError::Lagged(n)
@@ -256,7 +242,7 @@ impl Subscriber {
         if self.publisher_gone {
             return Err(TryRecvError::Disconnected);
         }
-        if self.liveness.due() && !self.segment.publisher_alive() {
+        if self.liveness.due() && !self.end.publisher_alive() {
             // Everything the dead publisher committed is in the ring: one more look
             // decides between "drain" and "disconnected".
             self.publisher_gone = true;
@@ -278,13 +264,13 @@ impl Subscriber {
                 // `hold` succeeded (our entry says Holding, which the publisher's eviction
                 // CAS cannot override), so the publisher cannot write this slot while the
                 // slice lives.
-                let data: *const [u8] = unsafe { self.reader.memory().payload(seq, len) };
+                let data: *const [u8] = unsafe { self.end.memory().payload(seq, len) };
                 Sample {
-                    // SAFETY: the mapping is owned (through an `Arc`) by the reader, which the
-                    // sample borrows mutably for its whole life.
+                    // SAFETY: the mapping is owned (through an `Arc`) by the end, which the
+                    // sample borrows mutably (through its reader) for its whole life.
                     data: unsafe { &*data },
                     seq,
-                    hold: Some(&mut self.reader),
+                    hold: Some(self.end.reader()),
                 }
             }
         }
@@ -295,9 +281,9 @@ impl Drop for Subscriber {
     fn drop(&mut self) {
         tracing::debug!(
             topic = self.topic(),
-            entry = self.reader.entry_index(),
-            next = self.reader.next_seq(),
-            lost = self.reader.lost(),
+            entry = self.end.reader_ref().entry_index(),
+            next = self.end.reader_ref().next_seq(),
+            lost = self.end.reader_ref().lost(),
             "detached"
         );
     }
@@ -305,22 +291,18 @@ impl Drop for Subscriber {
 
 /// A subscriber waiting for news.
 struct NewsWait<'a> {
-    reader: &'a Reader,
-    segment: &'a Segment,
+    end: &'a SubscriberEnd,
 }
 
 impl Waitable for NewsWait<'_> {
     fn ready(&mut self) -> bool {
-        self.reader.has_news()
+        self.end.reader_ref().has_news()
     }
     fn alive(&mut self) -> bool {
-        self.segment.publisher_alive()
+        self.end.publisher_alive()
     }
     fn sleep(&mut self, timeout: Duration) -> Wake {
-        let reader = self.reader;
-        wait::subscriber_sleep(reader.memory(), reader.entry_index(), Some(timeout), || {
-            reader.has_news()
-        })
+        self.end.reader_ref().sleep(Some(timeout))
     }
 }
 

@@ -119,11 +119,11 @@ pub const OVERWRITE: Ringcast = Ringcast {
 /// dead (a killed run); live ones (a concurrent run) are left alone. Returns
 /// how many were removed.
 pub fn collect_garbage() -> Result<usize> {
-    let outcomes = ringcast::core::inspect::gc(PREFIX)
+    let outcomes = ringcast::inspect::gc(PREFIX)
         .map_err(|e| BenchError::sys(format!("garbage-collect /dev/shm/{PREFIX}.*"), e))?;
     Ok(outcomes
         .iter()
-        .filter(|(_, o)| matches!(o, ringcast::core::inspect::GcOutcome::Removed))
+        .filter(|(_, o)| matches!(o, ringcast::inspect::GcOutcome::Removed))
         .count())
 }
 

@@ -24,7 +24,7 @@ pub struct Cleanup(pub String, pub String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let _ = ringcast::core::inspect::remove(&self.0, &self.1);
+        let _ = ringcast::inspect::remove(&self.0, &self.1);
     }
 }
 

@@ -1,0 +1,163 @@
+//! The two ends of a topic as owned, safe handles: [`PublisherEnd`] (the segment this
+//! process created, its publisher lock and name, and the ring's [`Writer`]) and
+//! [`SubscriberEnd`] (an attached segment, the claimed table entry and its lock, and a
+//! [`Reader`]).
+//!
+//! These are the only ways to get a `Writer` or a `Reader` outside this crate, so the
+//! preconditions of the ring's constructors (one writer per topic, one owner per table
+//! entry) hold by construction: safe code cannot make a second writer, free a live
+//! subscriber's entry, or store into a read-only mapping.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::entry::{self, EntryLocks, Reaped};
+use crate::error::{AttachError, CreateError};
+use crate::geometry::Geometry;
+use crate::layout::TypeInfo;
+use crate::memory::SegmentMemory;
+use crate::ring::{Reader, Start, Writer};
+use crate::segment::{Access, CreateOptions, Segment};
+
+/// The publishing end of a topic. Dropping it closes the topic (subscribers drain what was
+/// published, then see the end) and removes its name.
+pub struct PublisherEnd {
+    writer: Writer,
+    segment: Segment,
+}
+
+impl PublisherEnd {
+    /// Creates `topic` (see [`Segment::create`]): fails with `AlreadyPublished` if a live
+    /// publisher has it; a topic whose publisher died is reclaimed.
+    pub fn create(topic: &str, opts: &CreateOptions) -> Result<PublisherEnd, CreateError> {
+        let segment = Segment::create(topic, opts)?;
+        // SAFETY: `Segment::create` made this segment, mapped it writable and holds its
+        // publisher lock; this is the only writer ever built for it (the segment is moved
+        // into the end, and no other path builds a writer from a created segment).
+        let writer = unsafe { Writer::new(segment.memory().clone()) };
+        Ok(PublisherEnd { writer, segment })
+    }
+
+    /// The ring's writer.
+    #[inline]
+    pub fn writer(&mut self) -> &mut Writer {
+        &mut self.writer
+    }
+
+    /// The ring's writer, shared (read-only questions).
+    #[inline]
+    pub fn writer_ref(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// The topic name.
+    pub fn topic(&self) -> &str {
+        self.segment.topic()
+    }
+
+    /// The topic's geometry.
+    pub fn geometry(&self) -> &Geometry {
+        self.segment.memory().geometry()
+    }
+
+    /// Frees the table entries of subscribers that died without detaching (a system call
+    /// per entry in use: not for the hot path).
+    pub fn reap_dead_subscribers(&self) -> Reaped {
+        entry::reap_dead(self.segment.memory(), &self.segment)
+    }
+
+    /// Subscribers attached and alive now (reaps the dead first).
+    pub fn subscriber_count(&self) -> usize {
+        self.reap_dead_subscribers();
+        entry::count_attached(self.segment.memory())
+    }
+}
+
+impl Drop for PublisherEnd {
+    fn drop(&mut self) {
+        self.writer.close();
+        self.segment.unlink();
+    }
+}
+
+/// The subscribing end of a topic: an attached segment and its claimed table entry.
+/// Dropping it detaches (a `Block` publisher stops waiting for it).
+pub struct SubscriberEnd {
+    // Field order is drop order: the reader frees its table entry before the segment's
+    // descriptor (and with it the entry's lock) goes away.
+    reader: Reader,
+    segment: Segment,
+}
+
+impl SubscriberEnd {
+    /// Opens and validates `topic` under `prefix` (waiting up to `init_wait` for a segment
+    /// still being initialized), checks its message type against `expected` (`None`
+    /// accepts any), claims a free table entry and attaches at `start`.
+    pub fn attach(
+        prefix: &str,
+        topic: &str,
+        expected: Option<&TypeInfo>,
+        init_wait: Duration,
+        start: Start,
+    ) -> Result<SubscriberEnd, AttachError> {
+        let segment = Segment::open(prefix, topic, Access::Subscribe, expected, init_wait)?;
+        let max = segment.memory().geometry().max_subscribers;
+        let index = segment
+            .claim_entry()
+            .map_err(|e| AttachError::Io {
+                topic: topic.to_owned(),
+                op: "fcntl(F_OFD_SETLK)",
+                source: e,
+            })?
+            .ok_or(AttachError::TableFull {
+                topic: topic.to_owned(),
+                max,
+            })?;
+        // SAFETY: `claim_entry` took entry `index`'s OFD lock through this segment's open
+        // file description, which the end keeps until after the reader is dropped (field
+        // order); the segment was validated by `open`.
+        let reader = unsafe { Reader::attach(segment.memory().clone(), index, start) };
+        Ok(SubscriberEnd { reader, segment })
+    }
+
+    /// The ring's reader.
+    #[inline]
+    pub fn reader(&mut self) -> &mut Reader {
+        &mut self.reader
+    }
+
+    /// The ring's reader, shared.
+    #[inline]
+    pub fn reader_ref(&self) -> &Reader {
+        &self.reader
+    }
+
+    /// The topic name.
+    pub fn topic(&self) -> &str {
+        self.segment.topic()
+    }
+
+    /// The topic's geometry.
+    pub fn geometry(&self) -> &Geometry {
+        self.segment.memory().geometry()
+    }
+
+    /// The segment's memory (for payload reads through the reader's rules).
+    pub fn memory(&self) -> &Arc<SegmentMemory> {
+        self.segment.memory()
+    }
+
+    /// Whether a live process holds the publisher lock (a system call).
+    pub fn publisher_alive(&self) -> bool {
+        self.segment.publisher_alive()
+    }
+}
+
+impl EntryLocks for Segment {
+    fn try_lock_dead(&self, i: usize) -> bool {
+        self.try_lock_entry(i)
+    }
+    fn unlock(&self, i: usize) {
+        self.unlock_entry(i)
+    }
+}
