@@ -49,6 +49,67 @@ pub mod segment;
 
 pub use entry::Reaped;
 
+/// The loom models' door into the crate (`--cfg loom` builds only): the constructors the
+/// endpoints use in a real process, with their obligations, and the model's stand-ins for
+/// the kernel's locks. Not part of any API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod model {
+    use std::sync::Arc;
+
+    use crate::entry::{self, Reaped};
+    use crate::memory::SegmentMemory;
+    use crate::ring::{Reader, Start, Writer};
+
+    /// The writer of a model segment.
+    ///
+    /// # Safety
+    /// At most one writer per model segment exists at a time.
+    pub unsafe fn writer(mem: Arc<SegmentMemory>) -> Writer {
+        // SAFETY: passed on to the caller; a model segment is writable.
+        unsafe { Writer::new(mem) }
+    }
+
+    /// A reader through entry `entry`.
+    ///
+    /// # Safety
+    /// The caller holds the entry's model lock ([`SegmentMemory::model_lock`]) for the
+    /// reader's whole life (or until it "dies" with [`die`]).
+    pub unsafe fn reader(mem: Arc<SegmentMemory>, entry: usize, start: Start) -> Reader {
+        // SAFETY: passed on to the caller.
+        unsafe { Reader::attach(mem, entry, start) }
+    }
+
+    /// The writer's reaper, with the model locks standing in for OFD locks.
+    pub fn reap(mem: &SegmentMemory) -> Reaped {
+        entry::reap_dead(mem, mem)
+    }
+
+    /// A subscriber "killed" where it stands: it never detaches, and the kernel drops its
+    /// entry lock. Whatever it announced (a sleep, a cursor) stays behind in its entry.
+    pub fn die(reader: Reader) {
+        let (mem, index) = (reader.memory().clone(), reader.entry_index());
+        std::mem::forget(reader);
+        mem.model_unlock(index);
+    }
+
+    /// A subscriber killed while it sleeps: it announces the sleep (the shipped first half
+    /// of `wait::subscriber_sleep`), then dies before it wakes.
+    pub fn die_asleep(reader: Reader) {
+        crate::wait::announce_sleep(reader.memory(), reader.entry_index());
+        die(reader)
+    }
+
+    /// Subscribers counted asleep now.
+    pub fn sleepers(mem: &SegmentMemory) -> u32 {
+        // Relaxed: read after the model's threads joined.
+        mem.header()
+            .sub_wake
+            .sleepers
+            .load(crate::sync::Ordering::Relaxed)
+    }
+}
+
 pub use error::{AttachError, ConfigError, CreateError, NameError};
 pub use geometry::{Geometry, SegmentConfig};
 pub use layout::{Overflow, TypeInfo};

@@ -243,7 +243,10 @@ impl SegmentMemory {
     /// # Safety
     /// As for the std flavour: the caller is the writer and has claimed `seq`.
     pub(crate) unsafe fn store_payload(&self, seq: u64, offset: usize, bytes: &[u8]) {
-        assert!(offset % 8 == 0 && bytes.len() % 8 == 0, "model payloads are whole words");
+        assert!(
+            offset % 8 == 0 && bytes.len() % 8 == 0,
+            "model payloads are whole words"
+        );
         let words: Vec<u64> = bytes
             .chunks(8)
             .map(|c| u64::from_ne_bytes(c.try_into().unwrap()))
@@ -262,6 +265,7 @@ mod model {
     use crate::layout::*;
     use crate::sync::{AtomicU32, AtomicU64, Ordering};
     use loom::cell::UnsafeCell;
+    use loom::sync::atomic::AtomicBool;
 
     /// Payload words per modelled slot.
     pub const PAYLOAD_WORDS: usize = 2;
@@ -277,6 +281,8 @@ mod model {
         _header: Box<Header>,
         _table: Box<[SubscriberEntry]>,
         pub(super) slots: Box<[Slot]>,
+        /// Stand-ins for the entries' OFD locks: `true` while someone owns entry `i`.
+        pub(super) locks: Box<[AtomicBool]>,
     }
 
     impl Backing {
@@ -346,6 +352,9 @@ mod model {
                     _header: header,
                     _table: table,
                     slots: slot_vec,
+                    locks: (0..max_subscribers)
+                        .map(|_| AtomicBool::new(false))
+                        .collect(),
                 },
             }
         }
@@ -367,6 +376,21 @@ mod model {
             });
         }
 
+        /// Takes model lock `i` (a claim of entry `i`) if it is free.
+        pub fn model_lock(&self, i: usize) -> bool {
+            // Acquire on success: pairs with the Release in `model_unlock`, as the kernel's
+            // lock orders a dead owner's last stores before the next holder.
+            self.model.locks[i]
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        }
+
+        /// Releases model lock `i` (a detach, or the kernel dropping a dead owner's lock).
+        pub fn model_unlock(&self, i: usize) {
+            // Release: see `model_lock`.
+            self.model.locks[i].store(false, Ordering::Release);
+        }
+
         /// Model of a `Block` subscriber reading `seq` in place while it holds the sample:
         /// shared access, which loom proves never overlaps a publisher write.
         pub fn model_read_in_place(&self, seq: u64, dst: &mut [u64]) {
@@ -377,6 +401,15 @@ mod model {
                     *d = w.load(Ordering::Relaxed);
                 }
             });
+        }
+    }
+
+    impl crate::entry::EntryLocks for SegmentMemory {
+        fn try_lock_dead(&self, i: usize) -> bool {
+            self.model_lock(i)
+        }
+        fn unlock(&self, i: usize) {
+            self.model_unlock(i)
         }
     }
 }

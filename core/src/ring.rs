@@ -515,9 +515,7 @@ impl Reader {
     /// One announced sleep until there is news (a message, a lap, the close) or `timeout`
     /// passes (or a spurious wake). The caller loops and re-checks.
     pub fn sleep(&self, timeout: Option<std::time::Duration>) -> Wake {
-        crate::wait::subscriber_sleep(&self.mem, self.entry_index(), timeout, || {
-            self.has_news()
-        })
+        crate::wait::subscriber_sleep(&self.mem, self.entry_index(), timeout, || self.has_news())
     }
 
     /// Leaves the table: the writer stops gating on this entry.

@@ -125,7 +125,11 @@ pub(crate) enum OpenFail {
 /// sure it is a regular file.
 pub(crate) fn open_existing(name: &str, write: bool) -> Result<File, OpenFail> {
     let mut flags = OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-    flags |= if write { OFlag::O_RDWR } else { OFlag::O_RDONLY };
+    flags |= if write {
+        OFlag::O_RDWR
+    } else {
+        OFlag::O_RDONLY
+    };
     let fd = match nix::fcntl::open(&shm_path(name), flags, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Err(OpenFail::Missing),
@@ -186,15 +190,13 @@ fn link_unnamed(file: &File, name: &str) -> nix::Result<()> {
         dest.as_path(),
         nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
     ) {
-        Err(Errno::ENOENT) if std::fs::metadata("/proc/self/fd").is_err() => {
-            nix::unistd::linkat(
-                Some(file.as_raw_fd()),
-                std::path::Path::new(""),
-                None,
-                dest.as_path(),
-                nix::fcntl::AtFlags::AT_EMPTY_PATH,
-            )
-        }
+        Err(Errno::ENOENT) if std::fs::metadata("/proc/self/fd").is_err() => nix::unistd::linkat(
+            Some(file.as_raw_fd()),
+            std::path::Path::new(""),
+            None,
+            dest.as_path(),
+            nix::fcntl::AtFlags::AT_EMPTY_PATH,
+        ),
         r => r,
     }
 }
@@ -567,8 +569,6 @@ impl Segment {
             let _ = shm_unlink(self.shm_name.as_str());
         }
     }
-
-
 }
 
 fn word(raw: &[u8], off: usize) -> u64 {

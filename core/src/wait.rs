@@ -197,14 +197,7 @@ pub(crate) fn subscriber_sleep(
 ) -> Wake {
     let w = &mem.header().sub_wake;
     let asleep = &mem.entry(entry).asleep;
-    // Relaxed: must be read before the announcement below (program order and the fence
-    // give the handshake; see the module docs).
-    let seen = w.futex.load(Ordering::Relaxed);
-    // Relaxed: ordered before the re-check by the fence.
-    w.sleepers.fetch_add(1, Ordering::Relaxed);
-    // Relaxed: read only by a reaper that took the entry's lock after we died; the lock
-    // (a system call on both sides) orders it.
-    asleep.store(1, Ordering::Relaxed);
+    let seen = announce_sleep(mem, entry);
     // SeqCst: the subscriber half of the handshake; pairs with the fence in `after_commit`.
     fence(mutant_or(Ordering::SeqCst, Ordering::Relaxed));
     let r = if ready() {
@@ -212,12 +205,28 @@ pub(crate) fn subscriber_sleep(
     } else {
         futex::wait(&w.futex, seen, timeout)
     };
-    // Relaxed: as for the store of 1 above; cleared before the count drops, so the flag
+    // Relaxed: as for the store of 1 in `announce_sleep`; cleared before the count drops, so the flag
     // never claims a count that is already gone.
     asleep.store(0, Ordering::Relaxed);
     // Relaxed: a stale non-zero count only costs the publisher one spare wake call.
     w.sleepers.fetch_sub(1, Ordering::Relaxed);
     r
+}
+
+/// The first half of [`subscriber_sleep`]: reads the futex word (returned: what the sleep
+/// will expect), counts us in `sleepers`, then sets our entry's `asleep` flag (in that
+/// order: the flag never claims a count that is not there).
+pub(crate) fn announce_sleep(mem: &SegmentMemory, entry: usize) -> u32 {
+    let w = &mem.header().sub_wake;
+    // Relaxed: must be read before the announcement below (program order and the fence
+    // give the handshake; see the module docs).
+    let seen = w.futex.load(Ordering::Relaxed);
+    // Relaxed: ordered before the re-check by the caller's fence.
+    w.sleepers.fetch_add(1, Ordering::Relaxed);
+    // Relaxed: read only by whoever frees the entry after we died, under the entry's lock,
+    // which orders it (a system call on both sides; a model lock under loom).
+    mem.entry(entry).asleep.store(1, Ordering::Relaxed);
+    seen
 }
 
 /// One announced publisher sleep of at most `timeout` (`Block`, ring full).

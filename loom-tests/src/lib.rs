@@ -13,8 +13,10 @@
 /// The shared model vocabulary (loom builds only).
 #[cfg(loom)]
 pub mod model {
+    use std::sync::Arc;
+
     use ringcast_core::memory::SegmentMemory;
-    use ringcast_core::ring::{Full, Poll, Reader, Writer};
+    use ringcast_core::ring::{Full, Poll, Reader, Start, Writer};
 
     /// Runs a model with the preemption bound capped at `cap` (or lower, if the
     /// `LOOM_MAX_PREEMPTIONS` environment asks for less). For the three-thread models whose
@@ -23,6 +25,21 @@ pub mod model {
         let mut b = loom::model::Builder::new();
         b.preemption_bound = Some(b.preemption_bound.map_or(cap, |p| p.min(cap)));
         b.check(f);
+    }
+
+    /// Claims entry `entry` (its model lock) and attaches a reader through it, as a
+    /// subscriber process does with its OFD lock.
+    pub fn attach(mem: &Arc<SegmentMemory>, entry: usize, start: Start) -> Reader {
+        assert!(mem.model_lock(entry), "entry {entry} is taken");
+        // SAFETY: we just took the entry's model lock; the reader keeps it until it is
+        // dropped (the model never reuses it while the reader lives) or `die`s.
+        unsafe { ringcast_core::model::reader(mem.clone(), entry, start) }
+    }
+
+    /// The one writer of a model segment.
+    pub fn writer(mem: &Arc<SegmentMemory>) -> Writer {
+        // SAFETY: each model builds exactly one writer per segment.
+        unsafe { ringcast_core::model::writer(mem.clone()) }
     }
 
     /// Payload of message `seq`: two words that must agree, so a torn copy is visible.
@@ -49,7 +66,7 @@ pub mod model {
             match try_publish(w, mem) {
                 Ok(seq) => return seq,
                 Err(Full) => {
-                    ringcast_core::wait::publisher_sleep(mem, None, || w.has_room());
+                    w.sleep_for_room(None);
                 }
             }
         }
@@ -66,9 +83,7 @@ pub mod model {
                     next += 1;
                 }
                 Got::Empty => {
-                    ringcast_core::wait::subscriber_sleep(mem, r.entry_index(), None, || {
-                        r.has_news()
-                    });
+                    r.sleep(None);
                 }
                 g => panic!("unexpected {g:?}"),
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use loom::thread;
 use ringcast_core::memory::SegmentMemory;
-use ringcast_core::ring::{Poll, Reader, Start, Writer};
+use ringcast_core::ring::{Poll, Reader, Start};
 use ringcast_core::Overflow;
 use ringcast_loom_tests::model::*;
 
@@ -25,10 +25,8 @@ fn segment(overflow: Overflow) -> Arc<SegmentMemory> {
 fn overwrite_publish_receive_in_order_intact_and_exactly_counted() {
     loom::model(|| {
         let mem = segment(Overflow::Overwrite);
-        let readers: Vec<Reader> = (0..2)
-            .map(|i| Reader::attach(mem.clone(), i, Start::Latest))
-            .collect();
-        let mut w = Writer::new(mem.clone());
+        let readers: Vec<Reader> = (0..2).map(|i| attach(&mem, i, Start::Latest)).collect();
+        let mut w = writer(&mem);
         let wmem = mem.clone();
         let publisher = thread::spawn(move || {
             for _ in 0..MESSAGES {
@@ -95,8 +93,8 @@ fn overwrite_publish_receive_in_order_intact_and_exactly_counted() {
 fn overwrite_lapped_reader_resumes_at_oldest_intact_with_exact_count() {
     loom::model(|| {
         let mem = segment(Overflow::Overwrite);
-        let mut r = Reader::attach(mem.clone(), 0, Start::Latest);
-        let mut w = Writer::new(mem.clone());
+        let mut r = attach(&mem, 0, Start::Latest);
+        let mut w = writer(&mem);
         let wmem = mem.clone();
         let publisher = thread::spawn(move || {
             for _ in 0..4 {
@@ -147,8 +145,8 @@ fn overwrite_lapped_reader_resumes_at_oldest_intact_with_exact_count() {
 fn block_in_place_reader_gets_everything_and_its_held_slot_is_never_written() {
     loom::model(|| {
         let mem = segment(Overflow::Block);
-        let mut r = Reader::attach(mem.clone(), 0, Start::Latest);
-        let mut w = Writer::new(mem.clone());
+        let mut r = attach(&mem, 0, Start::Latest);
+        let mut w = writer(&mem);
         let wmem = mem.clone();
         let publisher = thread::spawn(move || {
             for _ in 0..MESSAGES {
@@ -166,10 +164,8 @@ fn block_in_place_reader_gets_everything_and_its_held_slot_is_never_written() {
 fn block_in_place_readers_get_everything_and_held_slots_are_never_written() {
     check_with_bound(1, || {
         let mem = segment(Overflow::Block);
-        let readers: Vec<Reader> = (0..2)
-            .map(|i| Reader::attach(mem.clone(), i, Start::Latest))
-            .collect();
-        let mut w = Writer::new(mem.clone());
+        let readers: Vec<Reader> = (0..2).map(|i| attach(&mem, i, Start::Latest)).collect();
+        let mut w = writer(&mem);
         let wmem = mem.clone();
         let publisher = thread::spawn(move || {
             for _ in 0..MESSAGES {
@@ -198,8 +194,8 @@ fn block_in_place_readers_get_everything_and_held_slots_are_never_written() {
 fn block_attach_and_detach_race_with_publishing() {
     loom::model(|| {
         let mem = segment(Overflow::Block);
-        let leaving = Reader::attach(mem.clone(), 0, Start::Latest);
-        let mut w = Writer::new(mem.clone());
+        let leaving = attach(&mem, 0, Start::Latest);
+        let mut w = writer(&mem);
         let wmem = mem.clone();
         let publisher = thread::spawn(move || {
             for _ in 0..MESSAGES {
@@ -209,7 +205,7 @@ fn block_attach_and_detach_race_with_publishing() {
         let leaver = thread::spawn(move || leaving.detach());
         let amem = mem.clone();
         let joiner = thread::spawn(move || {
-            let mut r = Reader::attach(amem.clone(), 1, Start::Oldest);
+            let mut r = attach(&amem, 1, Start::Oldest);
             receive_until(&mut r, &amem, MESSAGES);
         });
         publisher.join().unwrap();
@@ -234,8 +230,8 @@ fn stall_eviction_never_hits_a_slot_read_in_place() {
             stall_timeout: Some(std::time::Duration::from_millis(1)),
             ..Default::default()
         }));
-        let mut r = Reader::attach(mem.clone(), 0, Start::Latest);
-        let mut w = Writer::new(mem.clone());
+        let mut r = attach(&mem, 0, Start::Latest);
+        let mut w = writer(&mem);
         let wmem = mem.clone();
         let publisher = thread::spawn(move || {
             let mut evicted = false;
@@ -252,7 +248,7 @@ fn stall_eviction_never_hits_a_slot_read_in_place() {
                         evicted |= w.evict(i, word);
                     }
                     if !w.has_room() {
-                        ringcast_core::wait::publisher_sleep(&wmem, None, || w.has_room());
+                        w.sleep_for_room(None);
                     }
                 }
             }
@@ -275,9 +271,7 @@ fn stall_eviction_never_hits_a_slot_read_in_place() {
                     next += 1;
                 }
                 Poll::Empty => {
-                    ringcast_core::wait::subscriber_sleep(&mem, r.entry_index(), None, || {
-                        r.has_news()
-                    });
+                    r.sleep(None);
                 }
                 Poll::Overrun => {
                     told_evicted = true;

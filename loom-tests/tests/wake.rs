@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use loom::thread;
 use ringcast_core::memory::SegmentMemory;
-use ringcast_core::ring::{Poll, Reader, Start, Writer};
+use ringcast_core::ring::{Poll, Start};
 
-use ringcast_core::wait;
 use ringcast_core::Overflow;
 use ringcast_loom_tests::model::*;
 
@@ -18,8 +17,8 @@ use ringcast_loom_tests::model::*;
 fn a_sleeping_subscriber_is_always_woken_by_a_publish() {
     loom::model(|| {
         let mem = Arc::new(SegmentMemory::model(2, Overflow::Block, 1));
-        let mut r = Reader::attach(mem.clone(), 0, Start::Latest);
-        let mut w = Writer::new(mem.clone());
+        let mut r = attach(&mem, 0, Start::Latest);
+        let mut w = writer(&mem);
         let wmem = mem.clone();
         let publisher = thread::spawn(move || {
             publish(&mut w, &wmem);
@@ -36,8 +35,8 @@ fn a_sleeping_subscriber_is_always_woken_by_a_publish() {
 fn a_publisher_sleeping_on_a_full_ring_is_always_woken_by_a_release() {
     loom::model(|| {
         let mem = Arc::new(SegmentMemory::model(2, Overflow::Block, 1));
-        let mut r = Reader::attach(mem.clone(), 0, Start::Latest);
-        let mut w = Writer::new(mem.clone());
+        let mut r = attach(&mem, 0, Start::Latest);
+        let mut w = writer(&mem);
         let wmem = mem.clone();
         let publisher = thread::spawn(move || {
             for _ in 0..3 {
@@ -45,7 +44,7 @@ fn a_publisher_sleeping_on_a_full_ring_is_always_woken_by_a_release() {
                     match try_publish(&mut w, &wmem) {
                         Ok(_) => break,
                         Err(_) => {
-                            wait::publisher_sleep(&wmem, None, || w.has_room());
+                            w.sleep_for_room(None);
                         }
                     }
                 }
@@ -62,8 +61,8 @@ fn a_publisher_sleeping_on_a_full_ring_is_always_woken_by_a_release() {
 fn close_racing_a_sleeping_subscriber_ends_in_closed_after_draining() {
     loom::model(|| {
         let mem = Arc::new(SegmentMemory::model(2, Overflow::Overwrite, 1));
-        let mut r = Reader::attach(mem.clone(), 0, Start::Latest);
-        let mut w = Writer::new(mem.clone());
+        let mut r = attach(&mem, 0, Start::Latest);
+        let mut w = writer(&mem);
         let wmem = mem.clone();
         let publisher = thread::spawn(move || {
             try_publish(&mut w, &wmem).unwrap();
@@ -78,7 +77,7 @@ fn close_racing_a_sleeping_subscriber_ends_in_closed_after_draining() {
                 }
                 Poll::Closed => break,
                 Poll::Empty => {
-                    wait::subscriber_sleep(&mem, r.entry_index(), None, || r.has_news());
+                    r.sleep(None);
                 }
                 p => panic!("unexpected {p:?}"),
             }

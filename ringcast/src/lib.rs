@@ -60,8 +60,7 @@
 
 pub use ringcast_core::clock::LIVENESS_SLICE;
 pub use ringcast_core::{
-    AttachError, ConfigError, CreateError, Full, NameError, Overflow, Start, TypeInfo,
-    WaitStrategy,
+    AttachError, ConfigError, CreateError, Full, NameError, Overflow, Start, TypeInfo, WaitStrategy,
 };
 
 /// Read-only snapshots of topics (`ringcast inspect`, `list`) and garbage collection of

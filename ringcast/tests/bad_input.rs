@@ -13,9 +13,9 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use ringcast::*;
 use ringcast_core::geometry::HEADER_BYTES;
 use ringcast_core::layout::{Identity, LAYOUT_VERSION, MAGIC};
-use ringcast::*;
 
 /// The prefix every segment of this test binary lives under.
 fn prefix() -> String {

@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ringcast_core::futex;
 use ringcast::*;
+use ringcast_core::futex;
 
 const CHILD: &str = "dead_sleeper_child_entry";
 const LONG: Duration = Duration::from_secs(30);

@@ -39,8 +39,8 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-use ringcast_core::futex;
 use ringcast::*;
+use ringcast_core::futex;
 
 #[test]
 fn publishing_without_sleepers_makes_no_futex_call_and_a_sleeper_is_woken() {

@@ -76,9 +76,7 @@ impl Subscriber {
         let mut pause = Duration::from_micros(100);
         loop {
             let err = match Subscriber::attach(topic, opts.clone()) {
-                Ok(sub) if sub.publisher_alive() => {
-                    return Ok(sub)
-                }
+                Ok(sub) if sub.publisher_alive() => return Ok(sub),
                 Ok(_) => AttachError::Closed {
                     topic: topic.to_owned(),
                 },
