@@ -182,3 +182,46 @@ fn list_inspect_and_gc_see_liveness() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("removed tools"));
     assert!(!std::path::Path::new(&format!("/dev/shm/{}.tools", prefix())).exists());
 }
+
+#[test]
+fn a_fifo_named_like_a_segment_never_hangs_list_inspect_or_gc() {
+    let _c = Cleanup("fifo");
+    let path = format!("/dev/shm/{}.fifo", prefix());
+    let c_path = std::ffi::CString::new(path.clone()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    for (args, code) in [
+        (&["list"][..], 0),
+        (&["inspect", "fifo"][..], 1),
+        (&["inspect", "fifo", "--json"][..], 1),
+        (&["gc"][..], 0),
+    ] {
+        let started = Instant::now();
+        let mut child = ringcast(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if started.elapsed() > Duration::from_secs(5) {
+                let _ = child.kill();
+                panic!("ringcast {args:?} hangs on a FIFO");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(status.code(), Some(code), "ringcast {args:?}: {out:?}");
+        if code == 1 {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("FIFO") && err.contains("fifo"), "{err}");
+        }
+    }
+    assert!(
+        std::fs::symlink_metadata(&path).is_ok(),
+        "gc removed the FIFO"
+    );
+}

@@ -17,7 +17,7 @@ use crate::geometry::Geometry;
 use crate::layout::TypeInfo;
 use crate::memory::SegmentMemory;
 use crate::ring::{Reader, Start, Writer};
-use crate::segment::{Access, CreateOptions, Segment};
+use crate::segment::{Access, AttachLimits, CreateOptions, Segment};
 
 /// The publishing end of a topic. Dropping it closes the topic (subscribers drain what was
 /// published, then see the end) and removes its name.
@@ -92,15 +92,24 @@ pub struct SubscriberEnd {
 impl SubscriberEnd {
     /// Opens and validates `topic` under `prefix` (waiting up to `init_wait` for a segment
     /// still being initialized), checks its message type against `expected` (`None`
-    /// accepts any), claims a free table entry and attaches at `start`.
+    /// accepts any) and its size against `limits`, claims a free table entry and attaches
+    /// at `start`.
     pub fn attach(
         prefix: &str,
         topic: &str,
         expected: Option<&TypeInfo>,
         init_wait: Duration,
+        limits: &AttachLimits,
         start: Start,
     ) -> Result<SubscriberEnd, AttachError> {
-        let segment = Segment::open(prefix, topic, Access::Subscribe, expected, init_wait)?;
+        let segment = Segment::open(
+            prefix,
+            topic,
+            Access::Subscribe,
+            expected,
+            init_wait,
+            limits,
+        )?;
         let max = segment.memory().geometry().max_subscribers;
         let index = segment
             .claim_entry()

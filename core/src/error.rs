@@ -213,6 +213,29 @@ pub enum AttachError {
         /// The type in the segment.
         found: Box<TypeInfo>,
     },
+    /// The topic is larger than this subscriber accepts (`SubscriberOptions::max_slot_size`
+    /// or `max_segment_size`). Raise the limit if the topic is trusted.
+    #[error("topic {topic:?}: {what} of {size} bytes is over this subscriber's limit of {limit}")]
+    OverLimit {
+        /// The topic.
+        topic: String,
+        /// `"slot size"` or `"segment size"`.
+        what: &'static str,
+        /// What the segment claims.
+        size: u64,
+        /// The subscriber's limit.
+        limit: u64,
+    },
+    /// Memory for the subscriber's own copy buffer (one slot, `Overwrite` topics) could not
+    /// be allocated (RLIMIT_AS, or memory exhausted). Lower the topic's slot size or raise
+    /// the limit.
+    #[error("topic {topic:?}: cannot allocate the {bytes}-byte copy buffer")]
+    OutOfMemory {
+        /// The topic.
+        topic: String,
+        /// Bytes asked for.
+        bytes: u64,
+    },
     /// Every subscriber entry is taken by a live subscriber.
     #[error("topic {topic:?} has all {max} subscriber entries in use")]
     TableFull {

@@ -11,6 +11,8 @@ use crate::layout::{Overflow, TypeInfo, LINE, SLOT_HEADER_BYTES};
 pub const HEADER_BYTES: u64 = 640;
 /// Largest segment we agree to create or map.
 pub const MAX_TOTAL_BYTES: u64 = 1 << 40;
+/// The largest slot payload a topic may have (1 GiB).
+pub const MAX_SLOT_BYTES: u64 = 1 << 30;
 
 /// What a publisher asks for. Defaults: 256 slots of 1 KiB, `Overwrite`, 64 subscribers,
 /// 16-byte payload alignment, raw bytes.
@@ -93,7 +95,7 @@ impl Geometry {
         if !(2..=1 << 24).contains(&cfg.slots) || !cfg.slots.is_power_of_two() {
             return Err(ConfigError::SlotCount(cfg.slots));
         }
-        if !(1..=1 << 30).contains(&cfg.slot_size) {
+        if !(1..=MAX_SLOT_BYTES).contains(&cfg.slot_size) {
             return Err(ConfigError::SlotSize(cfg.slot_size));
         }
         if !(16..=4096).contains(&cfg.alignment) || !cfg.alignment.is_power_of_two() {

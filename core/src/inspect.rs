@@ -54,6 +54,7 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
         Access::Inspect,
         None,
         Duration::from_millis(250),
+        &segment::AttachLimits::default(),
     )?;
     let mem = seg.memory();
     let g = *mem.geometry();

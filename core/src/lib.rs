@@ -21,6 +21,35 @@
 //! | [`error`] | typed errors |
 //!
 //! Users normally depend on the `ringcast` facade crate instead of this one.
+//!
+//! # Sealed internals
+//!
+//! Nothing reachable from safe code can break the protocol's invariants: the ring's
+//! [`ring::Writer`] and [`ring::Reader`] are built only by the owned ends in [`endpoint`]
+//! (which establish one writer per topic and one owner per table entry), and the shared
+//! words themselves (header, table, slot stamps) and the sleep handshake are
+//! crate-private. `docs/design.md` in the repository describes the whole protocol.
+//!
+//! ```compile_fail,E0624
+//! // A second writer for a topic cannot be made from safe code.
+//! fn second_writer(mem: std::sync::Arc<ringcast_core::memory::SegmentMemory>) {
+//!     let _ = unsafe { ringcast_core::ring::Writer::new(mem) };
+//! }
+//! ```
+//!
+//! ```compile_fail,E0624
+//! // Nor can a subscriber's table entry be freed behind its back.
+//! fn free_entry(mem: &ringcast_core::memory::SegmentMemory) {
+//!     mem.entry(0).state.store(0, std::sync::atomic::Ordering::Relaxed);
+//! }
+//! ```
+//!
+//! ```compile_fail,E0603
+//! // Nor the sleep handshake run on someone else's entry.
+//! fn sleep_as(mem: &ringcast_core::memory::SegmentMemory) {
+//!     ringcast_core::wait::subscriber_sleep(mem, 3, None, || false);
+//! }
+//! ```
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 

@@ -36,6 +36,10 @@ use crate::memory::SegmentMemory;
 use crate::stamp::{busy, committed};
 use crate::sync::{fence, load_acquire_ro, load_ro, mutant_or, Ordering};
 
+/// Most rounds of [`Writer::refresh_limit`]'s rescan: an honest attach makes at most one
+/// more round necessary per attaching subscriber.
+const RESCANS: u32 = 64;
+
 /// The ring is full relative to the slowest live `Block` subscriber.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Full;
@@ -195,13 +199,19 @@ impl Writer {
 
     /// Rescans the subscriber table for the slowest active cursor and republishes
     /// `gate_limit`. Returns whether `next` may now be written.
+    ///
+    /// The rescan repeats while subscribers attach behind the minimum it found; it gives
+    /// up (reporting no room, which is always safe: nothing is written) after
+    /// [`RESCANS`] rounds, so a process scribbling cursors in the table cannot keep even a
+    /// `try_claim` spinning here for ever. Keeping the old `limit` is sound: it was
+    /// confirmed by an earlier rescan and everything up to it is already written.
     #[cold]
     fn refresh_limit(&mut self) -> bool {
         let s = self.next;
         let hdr = self.mem.header();
-        loop {
+        for _ in 0..RESCANS {
             let min = self.slowest_cursor(s);
-            let limit = min + self.slots - 1;
+            let limit = min.saturating_add(self.slots - 1);
             // Relaxed: ordered before the rescan by the SeqCst fence below; the attaching
             // reader reads it after its own SeqCst fence.
             hdr.publisher.gate_limit.store(limit, Ordering::Relaxed);
@@ -215,6 +225,7 @@ impl Writer {
             }
             // A subscriber attached behind `min` while we scanned: include it.
         }
+        false
     }
 
     /// The smallest cursor of any gating entry, capped at `cap`.

@@ -52,6 +52,26 @@ pub enum Access {
     Inspect,
 }
 
+/// The most a subscriber accepts from a segment's header before mapping anything: a
+/// hostile header over a sparse file can claim up to the format's limits (1 GiB slots, a
+/// 1 TiB segment). The defaults are those limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttachLimits {
+    /// Largest slot payload accepted, in bytes.
+    pub max_slot_bytes: u64,
+    /// Largest whole segment accepted, in bytes.
+    pub max_segment_bytes: u64,
+}
+
+impl Default for AttachLimits {
+    fn default() -> Self {
+        AttachLimits {
+            max_slot_bytes: crate::geometry::MAX_SLOT_BYTES,
+            max_segment_bytes: crate::geometry::MAX_TOTAL_BYTES,
+        }
+    }
+}
+
 /// Where and how to create a topic.
 #[derive(Clone, Debug)]
 pub struct CreateOptions {
@@ -396,6 +416,7 @@ impl Segment {
         access: Access,
         expected: Option<&TypeInfo>,
         init_wait: Duration,
+        limits: &AttachLimits,
     ) -> Result<Segment, AttachError> {
         let t = || topic.to_owned();
         validate_topic(topic).map_err(|source| AttachError::Name { topic: t(), source })?;
@@ -468,6 +489,19 @@ impl Segment {
         }
         g.validate(file_size, page_size())
             .map_err(|what| AttachError::Geometry { topic: t(), what })?;
+        for (what, size, limit) in [
+            ("slot size", g.slot_capacity, limits.max_slot_bytes),
+            ("segment size", g.total_size, limits.max_segment_bytes),
+        ] {
+            if size > limit {
+                return Err(AttachError::OverLimit {
+                    topic: t(),
+                    what,
+                    size,
+                    limit,
+                });
+            }
+        }
         if let Some(want) = expected {
             if *want != g.type_info {
                 return Err(AttachError::TypeMismatch {

@@ -1,10 +1,12 @@
 //! The subscriber's own aligned copy buffer (`Overwrite` topics).
 
-use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
+use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
 
 /// A zeroed heap buffer of whole `u64` words with a chosen alignment (at least 16, as rkyv
-/// needs), allocated once at attach time: the receive path never allocates.
+/// needs), allocated once at attach time: the receive path never allocates. Allocation is
+/// fallible: a slot too large for the process's memory is an error at attach, never an
+/// abort.
 pub(crate) struct AlignedBuf {
     ptr: NonNull<u64>,
     words: usize,
@@ -15,14 +17,14 @@ pub(crate) struct AlignedBuf {
 unsafe impl Send for AlignedBuf {}
 
 impl AlignedBuf {
-    pub(crate) fn new(bytes: usize, align: usize) -> Self {
+    /// A buffer of at least `bytes` (at least one word), or `None` if it cannot be had.
+    pub(crate) fn new(bytes: usize, align: usize) -> Option<Self> {
         let words = bytes.div_ceil(8).max(1);
-        let layout = Layout::from_size_align(words * 8, align.max(16))
-            .expect("slot geometry was validated: size and alignment are sane");
+        let layout = Layout::from_size_align(words.checked_mul(8)?, align.max(16)).ok()?;
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc_zeroed(layout) } as *mut u64;
-        let ptr = NonNull::new(raw).unwrap_or_else(|| handle_alloc_error(layout));
-        AlignedBuf { ptr, words, layout }
+        let ptr = NonNull::new(raw)?;
+        Some(AlignedBuf { ptr, words, layout })
     }
 
     pub(crate) fn words_mut(&mut self) -> &mut [u64] {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use ringcast_core::segment::AttachLimits;
 use ringcast_core::{Start, TypeInfo, WaitStrategy};
 
 /// How to attach. Default: prefix `ringcast`, start at the latest message, spin briefly
@@ -20,6 +21,7 @@ pub struct SubscriberOptions {
     pub(crate) wait: WaitStrategy,
     pub(crate) type_info: Option<TypeInfo>,
     pub(crate) init_wait: Duration,
+    pub(crate) limits: AttachLimits,
 }
 
 impl Default for SubscriberOptions {
@@ -30,6 +32,7 @@ impl Default for SubscriberOptions {
             wait: WaitStrategy::default(),
             type_info: None,
             init_wait: Duration::from_millis(250),
+            limits: AttachLimits::default(),
         }
     }
 }
@@ -58,6 +61,19 @@ impl SubscriberOptions {
     /// How long to wait for a segment that is still being initialized.
     pub fn init_wait(mut self, d: Duration) -> Self {
         self.init_wait = d;
+        self
+    }
+    /// Refuse topics whose slots hold more than `bytes` (`AttachError::OverLimit`), before
+    /// mapping anything or allocating the copy buffer (default: the format's 1 GiB).
+    /// A hostile header over a sparse file costs nothing to write and can claim the most.
+    pub fn max_slot_size(mut self, bytes: u64) -> Self {
+        self.limits.max_slot_bytes = bytes;
+        self
+    }
+    /// Refuse topics whose whole segment is larger than `bytes` (`AttachError::OverLimit`),
+    /// before mapping anything (default: the format's 1 TiB).
+    pub fn max_segment_size(mut self, bytes: u64) -> Self {
+        self.limits.max_segment_bytes = bytes;
         self
     }
 }

@@ -45,9 +45,21 @@ impl Subscriber {
             topic,
             opts.type_info.as_ref(),
             opts.init_wait,
+            &opts.limits,
             opts.start,
         )?;
         let g = *end.geometry();
+        // Only `Overwrite` copies messages out; `Block` reads them in place.
+        let copy_bytes = match g.overflow {
+            Overflow::Overwrite => g.slot_capacity as usize,
+            Overflow::Block => 0,
+        };
+        let buf = AlignedBuf::new(copy_bytes, g.alignment as usize).ok_or_else(|| {
+            AttachError::OutOfMemory {
+                topic: topic.to_owned(),
+                bytes: copy_bytes as u64,
+            }
+        })?;
         tracing::debug!(
             topic,
             entry = end.reader_ref().entry_index(),
@@ -56,7 +68,7 @@ impl Subscriber {
         );
         Ok(Subscriber {
             end,
-            buf: AlignedBuf::new(g.slot_capacity as usize, g.alignment as usize),
+            buf,
             wait: opts.wait,
             overflow: g.overflow,
             liveness: LivenessClock::default(),
