@@ -14,7 +14,7 @@
 //! the same with a futex sleep and wake per message) and the kernel IPC
 //! baselines (`pipe`, `uds-stream`, `uds-dgram`, `tcp`, `mqueue`). It prints a
 //! progress line per measurement on stderr, a Markdown table on stdout, and
-//! optionally JSON rows (`--json`, the format fixed in DESIGN.md) and SVG
+//! optionally JSON rows (`--json`, the row format the README's benchmark contract fixes) and SVG
 //! charts (`--plots`).
 //!
 //! Layout: [`cli`] parses arguments; [`suite`] plans and runs measurements;

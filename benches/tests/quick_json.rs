@@ -1,5 +1,5 @@
 //! Runs the real binary in `--quick` mode on one transport and checks the JSON
-//! rows against the contract of DESIGN.md (for `pipe`, and for `ringcast-spin`
+//! rows against the benchmark contract (README) (for `pipe`, and for `ringcast-spin`
 //! with its loan-path note), and the usage exit code.
 
 use std::collections::BTreeSet;

@@ -95,7 +95,8 @@ impl OwnEntry {
             // The writer may overwrite anything below `limit + 1 - n` without rescanning.
             next = next.max(limit.saturating_add(1).saturating_sub(n));
         }
-        // Release: as for every cursor store, pairs with the writer's Acquire rescan.
+        // Release: as for every cursor store, pairs with the Acquire cursor load in
+        // `slowest_cursor`.
         e.cursor.store(next, Ordering::Release);
         if g.overflow == Overflow::Block {
             // The writer may have gated on our tentative cursor and gone to sleep; moving

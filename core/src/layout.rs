@@ -249,7 +249,9 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
 #[repr(C)]
 pub struct Identity {
     /// [`MAGIC_VERSION`] once the segment is complete; 0 while it is being initialized.
-    /// Written last, with Release (pairs with the Acquire load in attach).
+    /// Written last. No atomic load pairs with it: attachers read the header with
+    /// `pread`, and the segment gets its name (`linkat`) only after this store, so whoever
+    /// can open it reads a complete header (the system calls order it).
     pub magic_version: AtomicU64,
     /// Bytes from the start of the segment to slot 0; a multiple of the page size.
     pub header_size: u64,
@@ -341,7 +343,8 @@ pub struct SubscriberEntry {
     pub pid: AtomicU32,
     /// The next sequence this subscriber has not yet released. Under `Block` the
     /// publisher never writes sequence `s` while `s >= cursor + slot_count`. Written only
-    /// by the owner, with Release (pairs with the publisher's Acquire rescan).
+    /// by the owner, with Release (pairs with the Acquire cursor load in the publisher's
+    /// rescan, `entry::slowest_cursor`).
     pub cursor: AtomicU64,
     /// Messages this subscriber has lost to lapping (`Overwrite`), for `inspect`.
     pub lost: AtomicU64,

@@ -175,7 +175,7 @@ impl Writer {
         self.claimed = false;
         let hdr = self.mem.header();
         // Release: a reader that sees the cursor also sees the stamps of all sequences
-        // below it. Pairs with Acquire loads in attach and lag recovery.
+        // below it. Pairs with the Acquire loads in `OwnEntry::attach` and `Reader::recover_lag`.
         hdr.publisher.write_cursor.store(s + 1, Ordering::Release);
         if crate::wait::after_commit(&self.mem) {
             self.woke = true;
@@ -215,7 +215,7 @@ impl Writer {
             // Relaxed: ordered before the rescan by the SeqCst fence below; the attaching
             // reader reads it after its own SeqCst fence.
             hdr.publisher.gate_limit.store(limit, Ordering::Relaxed);
-            // SeqCst: the Dekker handshake with `Reader::attach` (see the module docs):
+            // SeqCst: the Dekker handshake with `OwnEntry::attach` (see `crate::entry`):
             // either the rescan below sees the attaching entry, or the attacher sees
             // `gate_limit`.
             fence(mutant_or(Ordering::SeqCst, Ordering::Relaxed));

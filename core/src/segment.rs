@@ -345,7 +345,10 @@ impl Segment {
         // SAFETY: base/ring point into `map`, which the memory keeps; the geometry is ours;
         // the header is initialized and the table and slots are zero (valid "free"/"empty").
         let memory = Arc::new(unsafe { SegmentMemory::from_maps(g, base, ring, vec![map]) });
-        // Release: everything above is visible to whoever sees the magic (attach's Acquire).
+        // Release: no atomic load pairs with it (attachers `pread` the header, and only
+        // after `linkat` below has named the file: the system calls order it). Release
+        // keeps "complete once set" true for anything that ever loads it from a mapping,
+        // at no cost (a plain store on x86).
         memory
             .header()
             .identity

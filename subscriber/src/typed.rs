@@ -11,7 +11,7 @@
 //! low-level validator (`rkyv::api::low::access`), which allocates nothing; it does not
 //! support shared pointers (`Rc`, `Arc`), which the typed publisher cannot send either.
 //!
-//! Where the bytes live is the raw [`Subscriber`]'s business, as DESIGN.md fixes it: under
+//! Where the bytes live is the raw [`Subscriber`]'s business, as `docs/design.md` describes it: under
 //! `Overwrite` a message is copied out of the slot with atomic loads into this subscriber's
 //! own aligned buffer and the slot's stamp re-checked *before* validation, so the archive
 //! that was validated cannot change afterwards. Under `Block` the message is validated and
