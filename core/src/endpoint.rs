@@ -51,11 +51,13 @@ impl PublisherEnd {
     }
 
     /// The topic name.
+    #[inline]
     pub fn topic(&self) -> &str {
         self.segment.topic()
     }
 
     /// The topic's geometry.
+    #[inline]
     pub fn geometry(&self) -> &Geometry {
         self.segment.memory().geometry()
     }
@@ -142,16 +144,19 @@ impl SubscriberEnd {
     }
 
     /// The topic name.
+    #[inline]
     pub fn topic(&self) -> &str {
         self.segment.topic()
     }
 
     /// The topic's geometry.
+    #[inline]
     pub fn geometry(&self) -> &Geometry {
         self.segment.memory().geometry()
     }
 
     /// The segment's memory (for payload reads through the reader's rules).
+    #[inline]
     pub fn memory(&self) -> &Arc<SegmentMemory> {
         self.segment.memory()
     }

@@ -180,8 +180,8 @@ impl OwnEntry {
     }
 
     /// Leaves the table: the writer stops gating on this entry. (The caller then drops the
-    /// entry's lock.)
-    pub(crate) fn detach(self, mem: &SegmentMemory) {
+    /// entry's lock, and never uses this entry again.)
+    pub(crate) fn detach(&self, mem: &SegmentMemory) {
         // Release: everything we read happens before the writer reuses the slots we held.
         mem.entry(self.index)
             .state

@@ -107,6 +107,15 @@ pub enum CreateError {
         /// Bytes the segment needs.
         bytes: u64,
     },
+    /// Memory the publisher needs beside the segment (a typed `Overwrite` publisher's
+    /// one-slot staging buffer) could not be allocated. Use a smaller slot size.
+    #[error("topic {topic:?}: cannot allocate {bytes} bytes of publisher memory")]
+    OutOfMemory {
+        /// The topic.
+        topic: String,
+        /// Bytes asked for.
+        bytes: u64,
+    },
     /// The process may not create (or reclaim) the segment.
     #[error("permission denied creating topic {topic:?} in /dev/shm")]
     PermissionDenied {

@@ -199,6 +199,7 @@ impl SegmentMemory {
     /// The caller is the topic's writer, has claimed `seq` (nobody else stores into this
     /// payload), mapped the ring writable, and holds no reference to this payload.
     #[cfg(not(loom))]
+    #[inline]
     pub(crate) unsafe fn store_payload(&self, seq: u64, offset: usize, bytes: &[u8]) {
         let cap = self.geometry.slot_capacity as usize;
         assert!(offset <= cap && bytes.len() <= cap - offset);

@@ -130,6 +130,12 @@ impl Writer {
         self.next
     }
 
+    /// The topic's overflow policy.
+    #[inline]
+    pub fn overflow(&self) -> Overflow {
+        self.overflow
+    }
+
     /// Claims the slot of the next sequence for writing and returns that sequence. Under
     /// `Block` this fails with [`Full`] while the slowest active subscriber still holds the
     /// slot; under `Overwrite` it always succeeds. Claiming twice without a commit returns
@@ -321,8 +327,8 @@ pub struct Reader {
     slots: u64,
     capacity: u64,
     overflow: Overflow,
-    /// Our table entry (`None` only while dropping).
-    own: Option<OwnEntry>,
+    /// Our table entry, held for the reader's whole life.
+    own: OwnEntry,
 }
 
 impl Reader {
@@ -346,13 +352,8 @@ impl Reader {
             slots: n,
             capacity: g.slot_capacity,
             overflow: g.overflow,
-            own: Some(own),
+            own,
         }
-    }
-
-    #[inline]
-    fn own(&self) -> &OwnEntry {
-        self.own.as_ref().expect("the entry is ours until drop")
     }
 
     /// The segment memory.
@@ -364,7 +365,7 @@ impl Reader {
     /// The table entry this reader owns.
     #[inline]
     pub fn entry_index(&self) -> usize {
-        self.own().index
+        self.own.index
     }
 
     /// Next sequence this reader will deliver.
@@ -494,14 +495,13 @@ impl Reader {
     #[inline]
     pub fn hold(&mut self, seq: u64) -> bool {
         debug_assert_eq!(seq, self.next);
-        let mem = &self.mem;
-        self.own.as_mut().is_some_and(|own| own.hold(mem))
+        self.own.hold(&self.mem)
     }
 
     /// Whether the writer evicted this reader (a stall timeout ran out while it was not
     /// reading in place).
     pub fn is_evicted(&self) -> bool {
-        self.own().is_evicted(&self.mem)
+        self.own.is_evicted(&self.mem)
     }
 
     /// Releases message `seq` (read in place after a `Ready` poll) and moves on. Under
@@ -510,17 +510,14 @@ impl Reader {
     pub fn release(&mut self, seq: u64) {
         debug_assert_eq!(seq, self.next);
         self.next = seq.wrapping_add(1);
-        let (mem, next) = (&self.mem, self.next);
-        if let Some(own) = self.own.as_mut() {
-            own.release(mem, next);
-        }
+        self.own.release(&self.mem, self.next);
         if self.overflow == Overflow::Block {
             crate::wait::after_release(&self.mem);
         }
     }
 
     fn publish_position(&self) {
-        self.own().publish_position(&self.mem, self.next, self.lost);
+        self.own.publish_position(&self.mem, self.next, self.lost);
     }
 
     /// One announced sleep until there is news (a message, a lap, the close) or `timeout`
@@ -544,8 +541,6 @@ impl Reader {
 impl Drop for Reader {
     fn drop(&mut self) {
         self.publish_position();
-        if let Some(own) = self.own.take() {
-            own.detach(&self.mem);
-        }
+        self.own.detach(&self.mem);
     }
 }

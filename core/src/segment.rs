@@ -553,6 +553,7 @@ impl Segment {
     }
 
     /// The mapped memory.
+    #[inline]
     pub(crate) fn memory(&self) -> &Arc<SegmentMemory> {
         &self.memory
     }

@@ -120,14 +120,12 @@ impl Publisher {
     }
 
     /// The ring is full: reap dead subscribers if this handle's liveness clock is due, run
-    /// the stall watch, and try the claim again.
+    /// the stall watch, and try the claim again if either freed an entry.
     #[cold]
     fn make_room(&mut self) -> bool {
-        if self.liveness.due() {
-            self.reap_dead_subscribers();
-        }
-        self.check_stalls();
-        self.end.writer().try_claim().is_ok()
+        let mut freed = self.liveness.due() && self.reap_dead_subscribers() > 0;
+        freed |= self.check_stalls();
+        freed && self.end.writer().try_claim().is_ok()
     }
 
     /// Runs the stall watch (if the topic has one) on a full ring; returns whether a
@@ -168,15 +166,14 @@ impl Publisher {
         Ok(self.loan_claimed())
     }
 
+    #[inline]
     fn loan_claimed(&mut self) -> Loan<'_> {
-        let block = self.overflow() == Overflow::Block;
         let writer = self.end.writer();
         let data: *mut [u8] = writer.claimed_payload();
         Loan {
             seq: writer.next_seq(),
             data,
             writer,
-            block,
         }
     }
 
@@ -251,7 +248,8 @@ impl Publisher {
     /// Frees the table entries of subscribers that died without detaching, so a `Block`
     /// ring never stalls on the dead (liveness by the kernel's OFD locks, see
     /// `ringcast_core::lock`).
-    fn reap_dead_subscribers(&mut self) {
+    /// Returns how many entries were freed.
+    fn reap_dead_subscribers(&mut self) -> usize {
         let reaped = self.end.reap_dead_subscribers();
         if reaped.freed > 0 {
             tracing::info!(
@@ -261,6 +259,7 @@ impl Publisher {
                 "freed the entries of dead subscribers"
             );
         }
+        reaped.freed
     }
 }
 
@@ -319,9 +318,8 @@ impl Drop for Publisher {
 pub struct Loan<'a> {
     /// The claimed slot's payload (raw: `write_at` stores through the writer meanwhile).
     data: *mut [u8],
-    writer: &'a mut Writer,
+    pub(crate) writer: &'a mut Writer,
     seq: u64,
-    block: bool,
 }
 
 impl Loan<'_> {
@@ -336,8 +334,10 @@ impl Loan<'_> {
     ///
     /// # Panics
     /// If the range passes the end of the slot.
+    #[inline]
     pub fn write_at(&mut self, offset: usize, bytes: &[u8]) {
-        if self.block {
+        // `Block`: plain copies are race-free (nobody looks at a claimed slot).
+        if self.writer.overflow() == Overflow::Block {
             self[offset..offset + bytes.len()].copy_from_slice(bytes);
         } else {
             self.writer.store_claimed(offset, bytes);

@@ -44,10 +44,12 @@ use crate::{Loan, Publisher, PublisherConfig};
 /// [`TypedSendError::Serialize`].
 pub const DEFAULT_SCRATCH_BYTES: usize = 4096;
 
-/// The rkyv serializer a [`TypedPublisher`] runs: it writes into a loaned slot through a
-/// [`SlotWriter`] and takes scratch memory from a [`SubAllocator`]. A type `T` can be sent
-/// when `T: for<'a> Serialize<SlotSerializer<'a>>`, which every `#[derive(Archive,
-/// Serialize)]` type without shared pointers (`Rc`, `Arc`) satisfies.
+/// The rkyv serializer a [`TypedPublisher`] runs: it writes through a [`SlotWriter`]
+/// (into the loaned slot under `Block`; into the publisher's staging buffer under
+/// `Overwrite`, copied into the slot with atomic words after) and takes scratch memory from
+/// a [`SubAllocator`]. A type `T` can be sent when `T: for<'a> Serialize<SlotSerializer<'a>>`,
+/// which every `#[derive(Archive, Serialize)]` type without shared pointers (`Rc`, `Arc`)
+/// satisfies.
 pub type SlotSerializer<'a> = LowSerializer<SlotWriter<'a>, SubAllocator<'a>, rancor::Error>;
 
 /// The fingerprint of `T` as a message type: its name, the size and alignment of its
@@ -116,6 +118,12 @@ pub struct TypedPublisher<T> {
     /// rkyv's scratch space, allocated once; a fresh [`SubAllocator`] hands it out per
     /// message, so nothing survives from one message to the next.
     scratch: Box<[MaybeUninit<u8>]>,
+    /// `Overwrite` only: one slot's worth of private memory the message is archived into
+    /// before it is copied into the slot with atomic word stores (a lapped subscriber may
+    /// be copying the slot meanwhile; plain stores racing its atomic loads would be a data
+    /// race in Rust's memory model). Empty under `Block`, where rkyv writes the slot
+    /// directly.
+    staging: Box<[u8]>,
     schema_version: u64,
     _type: PhantomData<fn(&T)>,
 }
@@ -153,9 +161,23 @@ where
         let config = config
             .alignment(alignment)
             .type_info(type_info_of::<T>(schema_version));
+        let raw = Publisher::create(topic, config)?;
+        let staging_bytes = match raw.overflow() {
+            Overflow::Overwrite => raw.capacity(),
+            Overflow::Block => 0,
+        };
+        let mut staging = Vec::new();
+        staging
+            .try_reserve_exact(staging_bytes)
+            .map_err(|_| CreateError::OutOfMemory {
+                topic: topic.to_owned(),
+                bytes: staging_bytes as u64,
+            })?;
+        staging.resize(staging_bytes, 0);
         Ok(TypedPublisher {
-            raw: Publisher::create(topic, config)?,
+            raw,
             scratch: Box::new_uninit_slice(DEFAULT_SCRATCH_BYTES),
+            staging: staging.into_boxed_slice(),
             schema_version,
             _type: PhantomData,
         })
@@ -177,16 +199,17 @@ where
 
     /// Archives `value` into the next slot and publishes it; waits for room under `Block`.
     /// Returns the message's sequence number.
+    #[inline]
     pub fn send(&mut self, value: &T) -> Result<u64, TypedSendError> {
         let loan = self.raw.loan();
-        write_message(loan, &mut self.scratch, value)
+        write_message(loan, &mut self.scratch, &mut self.staging, value)
     }
 
     /// Like [`send`](Self::send), but fails with [`TypedSendError::Full`] instead of
     /// waiting.
     pub fn try_send(&mut self, value: &T) -> Result<u64, TypedSendError> {
         let loan = self.raw.try_loan().map_err(|Full| TypedSendError::Full)?;
-        write_message(loan, &mut self.scratch, value)
+        write_message(loan, &mut self.scratch, &mut self.staging, value)
     }
 
     /// Like [`send`](Self::send), waiting at most `timeout` for room.
@@ -195,7 +218,7 @@ where
             .raw
             .loan_timeout(timeout)
             .map_err(|Full| TypedSendError::Full)?;
-        write_message(loan, &mut self.scratch, value)
+        write_message(loan, &mut self.scratch, &mut self.staging, value)
     }
 }
 
@@ -237,16 +260,22 @@ impl<T> TypedPublisher<T> {
     }
 }
 
-/// Serializes `value` into `loan` and commits exactly the serialized bytes; on any error
-/// the loan is dropped uncommitted, so nothing is published.
+/// Serializes `value` into `loan` (under `Overwrite`: into `staging`, then copies it in
+/// with atomic word stores) and commits exactly the serialized bytes; on any error the
+/// loan is dropped uncommitted, so nothing is published.
+#[inline]
 fn write_message<T>(
     mut loan: Loan<'_>,
     scratch: &mut [MaybeUninit<u8>],
+    staging: &mut [u8],
     value: &T,
 ) -> Result<u64, TypedSendError>
 where
     T: for<'a> Serialize<SlotSerializer<'a>>,
 {
+    if loan.writer.overflow() != Overflow::Block {
+        return write_message_staged(loan, scratch, staging, value);
+    }
     let capacity = loan.len();
     let mut overflowed = false;
     let writer = SlotWriter {
@@ -262,12 +291,43 @@ where
     }
 }
 
-/// rkyv's [`Writer`] over a loaned slot: a bounds-checked cursor that writes straight into
-/// shared memory. It exists so that [`TypedSendError::TooLarge`] can be told apart from
-/// other serialization failures; users never build one.
+/// `Overwrite`: archives `value` into `staging` (plain stores into private memory), then
+/// copies it into the loaned slot with atomic word stores, and commits. Out of line, so
+/// that the `Block` path stays as small as it was.
+#[inline(never)]
+fn write_message_staged<T>(
+    loan: Loan<'_>,
+    scratch: &mut [MaybeUninit<u8>],
+    staging: &mut [u8],
+    value: &T,
+) -> Result<u64, TypedSendError>
+where
+    T: for<'a> Serialize<SlotSerializer<'a>>,
+{
+    let capacity = loan.len();
+    let mut overflowed = false;
+    let writer = SlotWriter {
+        slot: &mut staging[..capacity],
+        pos: 0,
+        overflowed: &mut overflowed,
+    };
+    let written = to_bytes_in_with_alloc(value, writer, SubAllocator::new(scratch));
+    match written.map(|writer| writer.pos) {
+        Ok(len) => {
+            loan.writer.store_claimed(0, &staging[..len]);
+            Ok(loan.commit(len))
+        }
+        Err(_) if overflowed => Err(TypedSendError::TooLarge { capacity }),
+        Err(e) => Err(TypedSendError::Serialize(e)),
+    }
+}
+
+/// rkyv's [`Writer`] over a loaned slot (or the `Overwrite` staging buffer): a
+/// bounds-checked cursor. It exists so that [`TypedSendError::TooLarge`] can be told apart
+/// from other serialization failures; users never build one.
 pub struct SlotWriter<'a> {
     /// The whole loaned payload area.
-    slot: &'a mut dyn SlotSink,
+    slot: &'a mut [u8],
     /// Bytes written so far; `pos <= slot.len()`.
     pos: usize,
     /// Set when a write did not fit.
@@ -278,7 +338,7 @@ impl std::fmt::Debug for SlotWriter<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlotWriter")
             .field("pos", &self.pos)
-            .field("capacity", &self.slot.capacity())
+            .field("capacity", &self.slot.len())
             .finish()
     }
 }
@@ -293,40 +353,20 @@ impl Positional for SlotWriter<'_> {
 impl<E: Source> Writer<E> for SlotWriter<'_> {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), E> {
-        let capacity = self.slot.capacity();
-        if bytes.len() > capacity - self.pos {
-            *self.overflowed = true;
-            return Err(E::new(SlotOverflow { capacity }));
+        let end = self.pos.saturating_add(bytes.len());
+        match self.slot.get_mut(self.pos..end) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.pos = end;
+                Ok(())
+            }
+            None => {
+                *self.overflowed = true;
+                Err(E::new(SlotOverflow {
+                    capacity: self.slot.len(),
+                }))
+            }
         }
-        self.slot.put(self.pos, bytes);
-        self.pos += bytes.len();
-        Ok(())
-    }
-}
-
-/// Where a [`SlotWriter`] puts bytes: a loaned slot (through [`Loan::write_at`], so an
-/// `Overwrite` slot is written with atomic stores), or a plain buffer in tests.
-trait SlotSink {
-    fn capacity(&self) -> usize;
-    /// Copies `bytes` to `at`; the caller checked `at + bytes.len() <= capacity`.
-    fn put(&mut self, at: usize, bytes: &[u8]);
-}
-
-impl SlotSink for Loan<'_> {
-    fn capacity(&self) -> usize {
-        self.len()
-    }
-    fn put(&mut self, at: usize, bytes: &[u8]) {
-        self.write_at(at, bytes)
-    }
-}
-
-impl SlotSink for &mut [u8] {
-    fn capacity(&self) -> usize {
-        self.len()
-    }
-    fn put(&mut self, at: usize, bytes: &[u8]) {
-        self[at..at + bytes.len()].copy_from_slice(bytes)
     }
 }
 
@@ -357,9 +397,8 @@ mod tests {
 
     fn serialize_into(slot: &mut [u8], scratch: &mut [MaybeUninit<u8>], value: &Sample) -> bool {
         let mut overflowed = false;
-        let mut slot = slot;
         let writer = SlotWriter {
-            slot: &mut slot,
+            slot,
             pos: 0,
             overflowed: &mut overflowed,
         };
