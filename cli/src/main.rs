@@ -1,37 +1,22 @@
-//! `ringcast`: the command-line tool. `list`, `inspect`, `pub`, `sub`, `gc`.
+//! `ringcast`: the command-line tool for ringcast topics.
 //!
 //! Exit codes: 0 success, 1 a runtime error (one line naming the topic and the cause),
-//! 2 bad usage. The segment prefix comes from `--prefix` or `RINGCAST_PREFIX`.
+//! 2 bad usage (clap's message, pointing at `--help`). Never a panic (101). The segment
+//! prefix comes from `--prefix` or `RINGCAST_PREFIX`.
 
-mod args;
+mod cli;
+mod meta;
 mod pubsub;
+mod rate;
+mod record;
+mod signal;
 mod tools;
 
 use std::process::ExitCode;
 
-use args::{Args, UsageError};
+use clap::Parser;
 
-const USAGE: &str = "\
-usage: ringcast <command> [options]
-
-commands:
-  pub TOPIC [--slots N] [--slot-size B] [--overflow block|overwrite]
-            [--wait-subscribers N] [--mode OCTAL] [--stall-timeout-ms MS]
-      publish each line of standard input as one message; exit at end of input
-      (default overflow: block, so every attached subscriber gets every line;
-      with --stall-timeout-ms a subscriber that stalls the publisher that long
-      is evicted instead of waited for)
-  sub TOPIC [--count N] [--from latest|oldest] [--timeout SECS]
-      wait for the topic, print each message as one line; exit 0 after N messages
-      or when the publisher is gone, non-zero at the timeout
-  list                      topics under the prefix, with publisher state
-  inspect TOPIC [--json]    geometry, liveness, cursors and each subscriber's lag
-  gc                        remove segments whose publisher is dead
-
-common options:
-  --prefix P                segment prefix (default: $RINGCAST_PREFIX or 'ringcast')
-  -h, --help                this text
-";
+use cli::{Cli, Command};
 
 /// A runtime failure: printed as one line, exit code 1.
 pub struct Failure(String);
@@ -42,44 +27,35 @@ impl<E: std::fmt::Display> From<E> for Failure {
     }
 }
 
-fn run(argv: Vec<String>) -> Result<Result<(), Failure>, UsageError> {
-    let mut args = Args::new(argv);
-    if args.flag("-h") || args.flag("--help") {
-        print!("{USAGE}");
-        return Ok(Ok(()));
-    }
-    let prefix = args
-        .value("--prefix")?
-        .or_else(|| std::env::var("RINGCAST_PREFIX").ok())
-        .unwrap_or_else(|| ringcast::name::DEFAULT_PREFIX.to_owned());
-    let command = args.positional("command")?;
-    match command.as_str() {
-        "pub" => pubsub::publish(&mut args, &prefix),
-        "sub" => pubsub::subscribe(&mut args, &prefix),
-        "list" => tools::list(&mut args, &prefix),
-        "inspect" => tools::inspect(&mut args, &prefix),
-        "gc" => tools::gc(&mut args, &prefix),
-        other => Err(UsageError(format!("unknown command {other:?}"))),
+fn run(cli: Cli) -> Result<(), Failure> {
+    let prefix = cli.prefix;
+    match cli.command {
+        Command::Pub(a) => pubsub::publish(&prefix, a),
+        Command::Sub(a) => pubsub::subscribe(&prefix, a),
+        Command::List => tools::list(&prefix),
+        Command::Inspect(a) => tools::inspect(&prefix, a),
+        Command::Gc => tools::gc(&prefix),
+        Command::Record(a) => record::record(&prefix, a),
+        Command::Play(a) => record::play(&prefix, a),
+        Command::Hz(a) => rate::hz(&prefix, a),
+        Command::Top(a) => rate::top(&prefix, a),
+        Command::Completions { shell } => {
+            cli::completions(shell);
+            Ok(())
+        }
     }
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    // Usage errors exit 2 and `--help` / `--version` exit 0, both through clap.
+    let cli = Cli::parse();
     // Contract: never a panic exit (101). A panic here is a bug; report it as a runtime
     // error rather than break callers' exit-code handling.
-    let outcome = std::panic::catch_unwind(|| run(argv));
-    match outcome {
-        Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
-        Ok(Ok(Err(Failure(msg)))) => {
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(Failure(msg))) => {
             eprintln!("ringcast: {msg}");
             ExitCode::from(1)
-        }
-        Ok(Err(UsageError(msg))) => {
-            eprintln!("ringcast: {msg}\n\n{USAGE}");
-            ExitCode::from(2)
         }
         Err(_) => {
             eprintln!("ringcast: internal error (a bug: please report it)");

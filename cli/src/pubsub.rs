@@ -4,50 +4,27 @@ use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use ringcast::{
-    Overflow, Publisher, PublisherConfig, RecvTimeoutError, Start, Subscriber, SubscriberOptions,
+    Publisher, PublisherConfig, RecvTimeoutError, Start, Subscriber, SubscriberOptions,
 };
 
-use crate::args::{Args, UsageError};
+use crate::cli::{Format, FromArg, PubArgs, SubArgs};
 use crate::Failure;
 
-type Outcome = Result<Result<(), Failure>, UsageError>;
-
-pub fn publish(args: &mut Args, prefix: &str) -> Outcome {
-    let slots: Option<u64> = args.parsed("--slots")?;
-    let slot_size: Option<u64> = args.parsed("--slot-size")?;
-    let overflow = match args.value("--overflow")?.as_deref() {
-        None | Some("block") => Overflow::Block,
-        Some("overwrite") => Overflow::Overwrite,
-        Some(o) => {
-            return Err(UsageError(format!(
-                "--overflow: {o:?} is not block|overwrite"
-            )))
-        }
-    };
-    let wait_subs: Option<usize> = args.parsed("--wait-subscribers")?;
-    let stall_ms: Option<u64> = args.parsed("--stall-timeout-ms")?;
-    let mode = match args.value("--mode")? {
-        None => 0o600,
-        Some(m) => u32::from_str_radix(&m, 8)
-            .map_err(|_| UsageError(format!("--mode: {m:?} is not octal")))?,
-    };
-    let topic = crate::args::topic(args)?;
-    std::mem::replace(args, Args::new(vec![])).finish()?;
-
+pub fn publish(prefix: &str, a: PubArgs) -> Result<(), Failure> {
     let mut cfg = PublisherConfig::default()
         .prefix(prefix)
-        .overflow(overflow)
-        .mode(mode);
-    if let Some(n) = slots {
+        .overflow(a.overflow.into())
+        .mode(a.mode);
+    if let Some(n) = a.slots {
         cfg = cfg.slots(n);
     }
-    if let Some(b) = slot_size {
+    if let Some(b) = a.slot_size {
         cfg = cfg.slot_size(b);
     }
-    if let Some(ms) = stall_ms {
+    if let Some(ms) = a.stall_timeout_ms {
         cfg = cfg.stall_timeout(Duration::from_millis(ms));
     }
-    Ok(run_publisher(&topic, cfg, wait_subs))
+    run_publisher(&a.topic, cfg, a.wait_subscribers)
 }
 
 fn run_publisher(
@@ -84,27 +61,15 @@ fn run_publisher(
     }
 }
 
-pub fn subscribe(args: &mut Args, prefix: &str) -> Outcome {
-    let count: Option<u64> = args.parsed("--count")?;
-    let start = match args.value("--from")?.as_deref() {
-        None | Some("latest") => Start::Latest,
-        Some("oldest") => Start::Oldest,
-        Some(o) => return Err(UsageError(format!("--from: {o:?} is not latest|oldest"))),
+pub fn subscribe(prefix: &str, a: SubArgs) -> Result<(), Failure> {
+    let start = match a.from {
+        FromArg::Latest => Start::Latest,
+        FromArg::Oldest => Start::Oldest,
     };
-    let timeout: Option<f64> = args.parsed("--timeout")?;
-    if timeout.is_some_and(|t| !(t >= 0.0 && t.is_finite())) {
-        return Err(UsageError(
-            "--timeout must be a non-negative number of seconds".into(),
-        ));
-    }
-    let topic = crate::args::topic(args)?;
-    std::mem::replace(args, Args::new(vec![])).finish()?;
     // A timeout too large to represent means no deadline (never an overflow panic).
-    let deadline = timeout
-        .and_then(|t| Duration::try_from_secs_f64(t).ok())
-        .and_then(|t| Instant::now().checked_add(t));
+    let deadline = a.timeout.and_then(|t| Instant::now().checked_add(t));
     let opts = SubscriberOptions::default().prefix(prefix).start(start);
-    Ok(run_subscriber(&topic, opts, count, deadline))
+    run_subscriber(&a.topic, opts, a.count, deadline, a.format)
 }
 
 fn run_subscriber(
@@ -112,6 +77,7 @@ fn run_subscriber(
     opts: SubscriberOptions,
     count: Option<u64>,
     deadline: Option<Instant>,
+    format: Format,
 ) -> Result<(), Failure> {
     let remaining = |d: Option<Instant>| match d {
         Some(d) => d.saturating_duration_since(Instant::now()),
@@ -129,7 +95,7 @@ fn run_subscriber(
         let got = sub.recv_timeout(remaining(deadline));
         match got {
             Ok(sample) => {
-                if write_line(&mut out, &sample)? {
+                if write_message(&mut out, sample.seq(), &sample, format)? {
                     return Ok(());
                 }
                 printed += 1;
@@ -156,14 +122,41 @@ fn run_subscriber(
     Ok(())
 }
 
-/// Writes one message and a newline. `Ok(true)` if the reader went away (broken pipe),
-/// which ends `sub` quietly, as `head` users expect.
-fn write_line(out: &mut impl Write, bytes: &[u8]) -> Result<bool, Failure> {
-    match out.write_all(bytes).and_then(|()| out.write_all(b"\n")) {
+/// Writes one message in `format` (a line of its bytes by default). `Ok(true)` if the
+/// reader went away (broken pipe), which ends `sub` quietly, as `head` users expect.
+fn write_message(
+    out: &mut impl Write,
+    seq: u64,
+    bytes: &[u8],
+    format: Format,
+) -> Result<bool, Failure> {
+    let written = if format.raw {
+        out.write_all(bytes)
+    } else if format.hex {
+        write_hex(out, bytes).and_then(|()| out.write_all(b"\n"))
+    } else if format.json {
+        write!(
+            out,
+            "{{\"seq\":{seq},\"len\":{},\"data_hex\":\"",
+            bytes.len()
+        )
+        .and_then(|()| write_hex(out, bytes))
+        .and_then(|()| out.write_all(b"\"}\n"))
+    } else {
+        out.write_all(bytes).and_then(|()| out.write_all(b"\n"))
+    };
+    match written {
         Ok(()) => Ok(false),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
         Err(e) => Err(Failure(format!("writing standard output: {e}"))),
     }
+}
+
+fn write_hex(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    for b in bytes {
+        write!(out, "{b:02x}")?;
+    }
+    Ok(())
 }
 
 fn flush(out: &mut impl Write) -> Result<bool, Failure> {

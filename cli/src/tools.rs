@@ -3,14 +3,11 @@
 use ringcast::inspect::{self, GcOutcome, TopicInfo};
 use ringcast::name;
 
-use crate::args::{Args, UsageError};
+use crate::cli::InspectArgs;
 use crate::Failure;
 
-type Outcome = Result<Result<(), Failure>, UsageError>;
-
-pub fn list(args: &mut Args, prefix: &str) -> Outcome {
-    std::mem::replace(args, Args::new(vec![])).finish()?;
-    Ok((|| {
+pub fn list(prefix: &str) -> Result<(), Failure> {
+    (|| {
         let topics = name::list_topics(prefix)
             .map_err(|e| Failure(format!("listing {}: {e}", name::SHM_DIR)))?;
         for topic in topics {
@@ -25,10 +22,10 @@ pub fn list(args: &mut Args, prefix: &str) -> Outcome {
             }
         }
         Ok(())
-    })())
+    })()
 }
 
-fn state(info: &TopicInfo) -> &'static str {
+pub fn state(info: &TopicInfo) -> &'static str {
     match (info.publisher_alive, info.closed) {
         (true, false) => "live",
         (_, true) => "closed",
@@ -36,11 +33,9 @@ fn state(info: &TopicInfo) -> &'static str {
     }
 }
 
-pub fn inspect(args: &mut Args, prefix: &str) -> Outcome {
-    let json = args.flag("--json");
-    let topic = crate::args::topic(args)?;
-    std::mem::replace(args, Args::new(vec![])).finish()?;
-    Ok((|| {
+pub fn inspect(prefix: &str, a: InspectArgs) -> Result<(), Failure> {
+    let (json, topic) = (a.json, a.topic);
+    (|| {
         let info = inspect::inspect(prefix, &topic)?;
         if json {
             println!("{}", to_json(&info));
@@ -48,7 +43,7 @@ pub fn inspect(args: &mut Args, prefix: &str) -> Outcome {
             print_text(&info);
         }
         Ok(())
-    })())
+    })()
 }
 
 fn print_text(i: &TopicInfo) {
@@ -155,9 +150,8 @@ fn to_json(i: &TopicInfo) -> String {
     )
 }
 
-pub fn gc(args: &mut Args, prefix: &str) -> Outcome {
-    std::mem::replace(args, Args::new(vec![])).finish()?;
-    Ok((|| {
+pub fn gc(prefix: &str) -> Result<(), Failure> {
+    (|| {
         for (topic, outcome) in inspect::gc(prefix)? {
             match outcome {
                 GcOutcome::Removed => println!("removed {topic}"),
@@ -167,5 +161,5 @@ pub fn gc(args: &mut Args, prefix: &str) -> Outcome {
             }
         }
         Ok(())
-    })())
+    })()
 }

@@ -25,6 +25,10 @@ pub struct TopicInfo {
     pub write_cursor: u64,
     /// Subscribers in the table.
     pub subscribers: Vec<SubscriberInfo>,
+    /// Mean payload length of the most recent messages still in the ring (up to 64 of
+    /// them; `None` before the first): with the write cursor's rate, a bandwidth estimate
+    /// that needs no subscriber (`ringcast top`).
+    pub recent_mean_len: Option<f64>,
 }
 
 /// One subscriber table entry in use.
@@ -82,7 +86,9 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
             })
         })
         .collect();
+    let recent_mean_len = recent_mean_len(mem, write_cursor);
     Ok(TopicInfo {
+        recent_mean_len,
         topic: topic.to_owned(),
         geometry: g,
         publisher_alive: seg.publisher_alive(),
@@ -91,6 +97,25 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
         write_cursor,
         subscribers,
     })
+}
+
+/// Mean committed length of up to 64 of the newest slots below `write_cursor`; slots
+/// being rewritten meanwhile are skipped (their stamp no longer says the sequence).
+fn recent_mean_len(mem: &crate::memory::SegmentMemory, write_cursor: u64) -> Option<f64> {
+    let g = mem.geometry();
+    let newest = write_cursor.min(g.slot_count).min(64);
+    let (mut sum, mut n) = (0u64, 0u64);
+    for seq in (write_cursor - newest)..write_cursor {
+        let slot = mem.slot(seq);
+        // Acquire (read-only mapping): pairs with the Release stamp store of the commit,
+        // so the length read next is the committed one.
+        if load_acquire_ro(&slot.stamp) == crate::stamp::committed(seq) {
+            // Relaxed: ordered by the stamp load above; bounded like any reader's.
+            sum += slot.len.load(Ordering::Relaxed).min(g.slot_capacity);
+            n += 1;
+        }
+    }
+    (n > 0).then(|| sum as f64 / n as f64)
 }
 
 /// What `gc` did with one topic.

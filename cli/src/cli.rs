@@ -1,0 +1,295 @@
+//! The command line, declared with clap: every subcommand has `--help`, `ringcast
+//! --version` works, and a bad argument is a short message pointing at `--help` (exit 2).
+
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+/// Zero-copy shared-memory publish/subscribe: inspect, publish, subscribe, record and
+/// replay ringcast topics.
+#[derive(Parser, Debug)]
+#[command(name = "ringcast", version, propagate_version = true)]
+pub struct Cli {
+    /// Segment name prefix: segments are /dev/shm/<prefix>.<topic>.
+    #[arg(long, global = true, env = "RINGCAST_PREFIX", default_value = ringcast::name::DEFAULT_PREFIX, value_parser = prefix_name)]
+    pub prefix: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Publish each line of standard input as one message; exit at end of input.
+    ///
+    /// Default overflow: block, so every attached subscriber gets every line. With
+    /// --stall-timeout-ms a subscriber that stalls the publisher that long is evicted
+    /// instead of waited for.
+    Pub(PubArgs),
+    /// Wait for the topic and print each message (one line each, or --hex/--raw/--json).
+    ///
+    /// Exits 0 after --count messages or once the publisher is gone and everything was
+    /// printed, 1 at the timeout. Losses are reported on standard error.
+    #[command(visible_alias = "echo")]
+    Sub(SubArgs),
+    /// List the topics under the prefix, with their publisher state.
+    List,
+    /// Show a topic's geometry, liveness, cursors and each subscriber's lag.
+    Inspect(InspectArgs),
+    /// Remove segments whose publisher is dead (never a live one).
+    Gc,
+    /// Record topics into an MCAP file, one channel per topic.
+    ///
+    /// Waits for topics that do not exist yet; stops at --count, --duration, SIGINT or
+    /// SIGTERM (the file is finished and valid), or when every publisher is gone.
+    Record(RecordArgs),
+    /// Re-create the topics of an MCAP recording and republish it with its timing.
+    Play(PlayArgs),
+    /// Print a topic's message rate, bandwidth and inter-arrival statistics.
+    Hz(HzArgs),
+    /// A live table of every topic: liveness, rate, bandwidth, subscribers, lag, losses.
+    ///
+    /// On a terminal it refreshes in place and `q` quits; into a pipe it prints snapshots.
+    Top(TopArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Overflow policy on the command line.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverflowArg {
+    /// Backpressure: the publisher waits for the slowest subscriber.
+    Block,
+    /// The publisher never waits; slow subscribers lose the oldest messages.
+    Overwrite,
+}
+
+impl From<OverflowArg> for ringcast::Overflow {
+    fn from(o: OverflowArg) -> Self {
+        match o {
+            OverflowArg::Block => ringcast::Overflow::Block,
+            OverflowArg::Overwrite => ringcast::Overflow::Overwrite,
+        }
+    }
+}
+
+/// `ringcast pub`.
+#[derive(Args, Debug)]
+pub struct PubArgs {
+    /// The topic.
+    #[arg(value_parser = topic_name)]
+    pub topic: String,
+    /// Slots in the ring (a power of two).
+    #[arg(long)]
+    pub slots: Option<u64>,
+    /// Most bytes per message.
+    #[arg(long)]
+    pub slot_size: Option<u64>,
+    /// What happens when a subscriber falls a ring behind.
+    #[arg(long, value_enum, default_value = "block")]
+    pub overflow: OverflowArg,
+    /// Publish only after N subscribers have attached.
+    #[arg(long, value_name = "N")]
+    pub wait_subscribers: Option<usize>,
+    /// Permission bits of the segment, in octal.
+    #[arg(long, value_parser = octal_mode, default_value = "600")]
+    pub mode: u32,
+    /// Evict a subscriber that stalls the (block) publisher this long.
+    #[arg(long, value_name = "MS")]
+    pub stall_timeout_ms: Option<u64>,
+}
+
+/// How `sub` prints a message.
+#[derive(Args, Debug, Clone, Copy, Default)]
+#[group(multiple = false)]
+pub struct Format {
+    /// Print each payload as hexadecimal, one message per line.
+    #[arg(long)]
+    pub hex: bool,
+    /// Write the payloads' bytes as they are, with no separator.
+    #[arg(long)]
+    pub raw: bool,
+    /// Print one JSON object per message: {"seq":..,"len":..,"data_hex":".."}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ringcast sub` / `echo`.
+#[derive(Args, Debug)]
+pub struct SubArgs {
+    /// The topic.
+    #[arg(value_parser = topic_name)]
+    pub topic: String,
+    /// Exit after N messages.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Start with the next message (latest) or the oldest still in the ring.
+    #[arg(long, value_enum, default_value = "latest")]
+    pub from: FromArg,
+    /// Give up (exit 1) after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub format: Format,
+}
+
+/// Where `sub` starts.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FromArg {
+    /// The next message published.
+    Latest,
+    /// The oldest message still in the ring.
+    Oldest,
+}
+
+/// `ringcast inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The topic.
+    #[arg(value_parser = topic_name)]
+    pub topic: String,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Chunk compression of a recording.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompressionArg {
+    /// Zstandard.
+    Zstd,
+    /// LZ4.
+    Lz4,
+    /// Uncompressed chunks.
+    None,
+}
+
+/// `ringcast record`.
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    /// The topics to record.
+    #[arg(required = true, value_parser = topic_name)]
+    pub topics: Vec<String>,
+    /// The MCAP file to write.
+    #[arg(short, long, value_name = "FILE.mcap")]
+    pub output: std::path::PathBuf,
+    /// Stop after N messages (all topics together).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub duration: Option<Duration>,
+    /// Chunk compression.
+    #[arg(long, value_enum, default_value = "zstd")]
+    pub compression: CompressionArg,
+    /// Start at the oldest message still in each ring instead of the next one.
+    #[arg(long)]
+    pub from_oldest: bool,
+}
+
+/// `ringcast play`.
+#[derive(Args, Debug)]
+pub struct PlayArgs {
+    /// The MCAP file recorded by `ringcast record`.
+    pub file: std::path::PathBuf,
+    /// Speed factor of the recorded timing (2: twice as fast; 0: as fast as possible).
+    #[arg(long, default_value_t = 1.0, value_parser = rate_factor)]
+    pub rate: f64,
+    /// Play only this topic (repeatable).
+    #[arg(long = "topic", value_name = "T", value_parser = topic_name)]
+    pub topics: Vec<String>,
+    /// Play the file again and again until interrupted.
+    #[arg(long = "loop")]
+    pub repeat: bool,
+    /// Start only after N subscribers have attached to every topic.
+    #[arg(long, value_name = "N")]
+    pub wait_subscribers: Option<usize>,
+    /// Play the complete part of a truncated file instead of refusing it.
+    #[arg(long)]
+    pub allow_truncated: bool,
+}
+
+/// `ringcast hz`.
+#[derive(Args, Debug)]
+pub struct HzArgs {
+    /// The topic.
+    #[arg(value_parser = topic_name)]
+    pub topic: String,
+    /// Statistics over the last N messages.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(2..))]
+    pub window: u64,
+    /// Stop after this many seconds (default: until the publisher is gone or SIGINT).
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    pub duration: Option<Duration>,
+}
+
+/// `ringcast top`.
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// Seconds between refreshes.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = seconds)]
+    pub interval: Duration,
+    /// Exit after N refreshes (default: until `q`, SIGINT or SIGTERM).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+fn topic_name(s: &str) -> Result<String, String> {
+    ringcast::name::validate_topic(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+fn prefix_name(s: &str) -> Result<String, String> {
+    ringcast::name::validate_prefix(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+fn octal_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8).map_err(|_| format!("{s:?} is not an octal mode like 600"))
+}
+
+/// Non-negative seconds; a value too large to represent means "for ever".
+fn seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(v >= 0.0) {
+        return Err(format!("{s:?}: seconds must be zero or more"));
+    }
+    Ok(Duration::try_from_secs_f64(v).unwrap_or(Duration::MAX))
+}
+
+fn rate_factor(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if !(v >= 0.0 && v.is_finite()) {
+        return Err(format!(
+            "{s:?}: the rate must be a finite number, zero or more"
+        ));
+    }
+    Ok(v)
+}
+
+/// Writes the completion script for `shell` to standard output.
+pub fn completions(shell: clap_complete::Shell) {
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "ringcast",
+        &mut std::io::stdout(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
