@@ -1,26 +1,56 @@
-//! Command-line parsing (hand-rolled: four options do not need a parser crate).
+//! Command-line parsing, declared with clap (`--help`, `--version`, short usage errors).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use clap::{Parser, Subcommand};
+
 use crate::harness::CHILD_COMMAND;
 
-/// The usage text, printed for `--help` and, with exit code 2, for bad arguments.
-pub const USAGE: &str = "\
-usage: ringcast-bench [--quick] [--json FILE] [--plots DIR] [--filter SUBSTR]
+/// Measures one-way latency (ping-pong between two processes pinned to different CPUs)
+/// and throughput of ringcast, the physical floors and kernel IPC transports, and
+/// ringcast's fan-out to 1, 2, 4 and 8 subscriber processes.
+#[derive(Parser, Debug)]
+#[command(
+    name = "ringcast-bench",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// Short phases and payloads 64 B and 64 KiB (a smoke run).
+    #[arg(long)]
+    quick: bool,
+    /// Write the rows as a JSON array to FILE.
+    #[arg(long, value_name = "FILE", value_parser = non_empty)]
+    json: Option<String>,
+    /// Write SVG charts (latency CDF at 64 B, throughput by payload) into DIR.
+    #[arg(long, value_name = "DIR", value_parser = non_empty)]
+    plots: Option<String>,
+    /// Run only measurements whose label scenario/transport/payload contains SUBSTR (e.g.
+    /// pipe, pingpong/tcp, /65536, ringcast, fanout/ringcast-futex/64/8sub).
+    #[arg(long, value_name = "SUBSTR", value_parser = non_empty)]
+    filter: Option<String>,
+    #[command(subcommand)]
+    child: Option<Hidden>,
+}
 
-Measures one-way latency (ping-pong between two processes pinned to different
-CPUs) and throughput of ringcast, the physical floors and kernel IPC
-transports, and ringcast's fan-out to 1, 2, 4 and 8 subscriber processes.
+/// The re-executed measuring processes' entry point.
+#[derive(Subcommand, Debug)]
+enum Hidden {
+    #[command(name = CHILD_COMMAND, hide = true)]
+    Child {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
 
-  --quick          short phases and payloads 64 B and 64 KiB (a smoke run)
-  --json FILE      write the rows as a JSON array to FILE
-  --plots DIR      write SVG charts (latency CDF at 64 B, throughput by payload)
-  --filter SUBSTR  run only measurements whose label scenario/transport/payload
-                   contains SUBSTR (e.g. pipe, pingpong/tcp, /65536,
-                   ringcast, fanout/ringcast-futex/64/8sub)
-  -h, --help       print this help
-";
+fn non_empty(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("needs a non-empty value".into())
+    } else {
+        Ok(s.to_owned())
+    }
+}
 
 /// Options of a benchmark run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,60 +70,39 @@ pub struct Options {
 pub enum Command {
     /// Run the suite.
     Run(Options),
-    /// Print the usage and exit 0.
-    Help,
     /// The hidden child subcommand, with its arguments.
     Child(Vec<String>),
 }
 
-/// Parses the arguments after the program name. `Err` carries a one-line reason.
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
-    let mut args = args.into_iter().map(|a| {
-        a.into_string()
-            .map_err(|a| format!("argument is not UTF-8: {}", a.to_string_lossy()))
-    });
-    let mut opts = Options::default();
-    let mut first = true;
-    while let Some(arg) = args.next() {
-        let arg = arg?;
-        if first && arg == CHILD_COMMAND {
-            return args.collect::<Result<_, _>>().map(Command::Child);
-        }
-        first = false;
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
-            _ => (arg, None),
-        };
-        let mut value = |opt: &str| -> Result<String, String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args.next().ok_or_else(|| format!("{opt} needs a value"))?,
-            }
-            .and_then(|v| {
-                if v.is_empty() {
-                    Err(format!("{opt} needs a non-empty value"))
-                } else {
-                    Ok(v)
-                }
-            })
-        };
-        match name.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--quick" if inline.is_none() => opts.quick = true,
-            "--json" => opts.json = Some(value("--json")?.into()),
-            "--plots" => opts.plots = Some(value("--plots")?.into()),
-            "--filter" => opts.filter = Some(value("--filter")?),
-            other => return Err(format!("unexpected argument {other:?}")),
-        }
-    }
-    Ok(Command::Run(opts))
+/// Parses the arguments after the program name. `Err` is clap's error, which prints the
+/// message (and exits 2 for bad usage, 0 for `--help` / `--version`).
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, clap::Error> {
+    let argv = std::iter::once(OsString::from("ringcast-bench")).chain(args);
+    let cli = Cli::try_parse_from(argv)?;
+    Ok(match cli.child {
+        Some(Hidden::Child { args }) => Command::Child(args),
+        None => Command::Run(Options {
+            quick: cli.quick,
+            json: cli.json.map(PathBuf::from),
+            plots: cli.plots.map(PathBuf::from),
+            filter: cli.filter,
+        }),
+    })
+}
+
+/// The help text.
+#[cfg(test)]
+fn usage() -> String {
+    <Cli as clap::CommandFactory>::command()
+        .render_help()
+        .to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn run(args: &[&str]) -> Result<Command, String> {
+    fn run(args: &[&str]) -> Result<Command, clap::Error> {
         parse(args.iter().map(OsString::from))
     }
 
@@ -108,14 +117,14 @@ mod tests {
         let separate = run(&[
             "--quick", "--json", "out.json", "--plots", "plots", "--filter", "pipe",
         ]);
-        assert_eq!(separate, Ok(Command::Run(expected.clone())));
+        assert_eq!(separate.unwrap(), Command::Run(expected.clone()));
         let inline = run(&[
             "--json=out.json",
             "--quick",
             "--plots=plots",
             "--filter=pipe",
         ]);
-        assert_eq!(inline, Ok(Command::Run(expected)));
+        assert_eq!(inline.unwrap(), Command::Run(expected));
     }
 
     #[test]
@@ -127,10 +136,19 @@ mod tests {
     }
 
     #[test]
+    fn help_names_every_option() {
+        let help = usage();
+        for opt in ["--quick", "--json", "--plots", "--filter", "--version"] {
+            assert!(help.contains(opt), "{opt} missing from {help}");
+        }
+        assert!(!help.contains(CHILD_COMMAND));
+    }
+
+    #[test]
     fn child_subcommand_only_in_first_position() {
         assert_eq!(
-            run(&["__child", "a", "b"]),
-            Ok(Command::Child(vec!["a".into(), "b".into()]))
+            run(&["__child", "a", "--b"]).unwrap(),
+            Command::Child(vec!["a".into(), "--b".into()])
         );
         assert!(run(&["--quick", "__child"]).is_err());
     }

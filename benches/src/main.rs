@@ -38,36 +38,33 @@ mod transport;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use crate::cli::{Command, Options, USAGE};
+use crate::cli::{Command, Options};
 use crate::error::Result;
 use crate::harness::Cpus;
 use crate::scenario::Timing;
 use crate::suite::{Config, FULL_PAYLOADS, QUICK_PAYLOADS};
 
 fn main() -> ExitCode {
-    match cli::parse(std::env::args_os().skip(1)) {
-        Ok(Command::Help) => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Ok(Command::Child(args)) => match suite::child_main(&args) {
+    let command = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(c) => c,
+        // clap prints the help, the version or a short usage error (exit 0 or 2).
+        Err(e) => e.exit(),
+    };
+    match command {
+        Command::Child(args) => match suite::child_main(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ringcast-bench child: {e}");
                 ExitCode::FAILURE
             }
         },
-        Ok(Command::Run(opts)) => match run(&opts) {
+        Command::Run(opts) => match run(&opts) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ringcast-bench: {e}");
                 ExitCode::FAILURE
             }
         },
-        Err(reason) => {
-            eprintln!("ringcast-bench: {reason}\n\n{USAGE}");
-            ExitCode::from(2)
-        }
     }
 }
 

@@ -172,5 +172,9 @@ fn bad_arguments_exit_2_with_usage() {
         .output()
         .expect("run ringcast-bench");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: ringcast-bench"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Usage: ringcast-bench") && err.contains("--help"),
+        "{err}"
+    );
 }

@@ -439,10 +439,12 @@ pub fn play(prefix: &str, a: PlayArgs) -> Result<(), Failure> {
                         loan.commit(m.data.len());
                         break;
                     }
-                    Ok(_) => return Err(Failure(format!(
+                    Ok(_) => {
+                        return Err(Failure(format!(
                         "topic {topic:?}: a recorded message of {} bytes does not fit the topic",
                         m.data.len()
-                    ))),
+                    )))
+                    }
                     Err(ringcast::Full) => {}
                 }
             }
