@@ -258,7 +258,8 @@ fn seconds(s: &str) -> Result<Duration, String> {
     let v: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !(v >= 0.0) {
+    // NaN is refused too.
+    if v.is_nan() || v < 0.0 {
         return Err(format!("{s:?}: seconds must be zero or more"));
     }
     Ok(Duration::try_from_secs_f64(v).unwrap_or(Duration::MAX))

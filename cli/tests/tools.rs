@@ -226,7 +226,7 @@ fn record_stopped_by_sigint_leaves_a_valid_file_with_what_it_received() {
                     loan.commit(bytes.len());
                     i += 1;
                 }
-                if i % 64 == 0 {
+                if i.is_multiple_of(64) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }

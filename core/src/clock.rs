@@ -9,8 +9,10 @@
 //! so each learns of a dead peer within the same bound (see [`LIVENESS_SLICE`]).
 //!
 //! The clock reads `CLOCK_MONOTONIC_COARSE` (a vDSO read of the kernel's tick counter,
-//! about 4 ns here, against about 25 ns for `Instant::now()`), so an empty `try_recv` can
-//! afford to look at it on every call. Its resolution is one kernel tick (1 to 10 ms),
+//! about 4 ns here, against about 25 ns for `Instant::now()`), so an empty `try_recv`
+//! looks at it on every call. (Reading it only every so many calls would be cheaper, but
+//! no count of calls says how much time passed: a poller that spins, then backs off to one
+//! call a second, would go minutes without a check.) Its resolution is one kernel tick (1 to 10 ms),
 //! which only widens the slice by that much.
 
 use std::time::{Duration, Instant};
@@ -53,28 +55,14 @@ pub struct LivenessClock {
     /// Coarse-clock nanoseconds of the last check (or of creation).
     last_ns: u64,
     period_ns: u64,
-    /// [`due_polled`](Self::due_polled): calls left before the next clock read, the
-    /// current stride between reads, and the coarse time of the last read.
-    skip: u32,
-    stride: u32,
-    last_read_ns: u64,
 }
-
-/// Longest stride between clock reads of a polling loop.
-const MAX_STRIDE: u32 = 256;
-/// A polling loop whose clock reads come closer than this reads less often.
-const READ_GAP_NS: u64 = 1_000_000;
 
 impl LivenessClock {
     /// A clock that is due once every `period` (at least 1 ms), first one period from now.
     pub fn new(period: Duration) -> Self {
-        let now = coarse_now_ns();
         LivenessClock {
-            last_ns: now,
+            last_ns: coarse_now_ns(),
             period_ns: period.as_nanos().clamp(1_000_000, u64::MAX as u128) as u64,
-            skip: 0,
-            stride: 1,
-            last_read_ns: now,
         }
     }
 
@@ -88,41 +76,6 @@ impl LivenessClock {
     #[inline]
     pub fn due(&mut self) -> bool {
         let now = coarse_now_ns();
-        if now.saturating_sub(self.last_ns) >= self.period_ns {
-            self.last_ns = now;
-            return true;
-        }
-        false
-    }
-}
-
-impl LivenessClock {
-    /// [`due`](Self::due) for a polling loop that calls at an unknown rate (an empty
-    /// `try_recv`): reads the clock only every `stride` calls, doubling the stride (up to
-    /// 256) while reads come less than 1 ms apart and halving it when they do not. A
-    /// flat-out poller then pays a counter decrement per call and a clock read every few
-    /// microseconds; a slow one (10 Hz) reads the clock on every call. Either way the
-    /// check runs within one period plus a few milliseconds plus the caller's own period
-    /// of being due.
-    #[inline]
-    pub fn due_polled(&mut self) -> bool {
-        if self.skip > 0 {
-            self.skip -= 1;
-            return false;
-        }
-        self.read_and_restride()
-    }
-
-    #[cold]
-    fn read_and_restride(&mut self) -> bool {
-        let now = coarse_now_ns();
-        self.stride = if now.saturating_sub(self.last_read_ns) < READ_GAP_NS {
-            (self.stride * 2).min(MAX_STRIDE)
-        } else {
-            (self.stride / 2).max(1)
-        };
-        self.last_read_ns = now;
-        self.skip = self.stride - 1;
         if now.saturating_sub(self.last_ns) >= self.period_ns {
             self.last_ns = now;
             return true;
@@ -162,29 +115,6 @@ mod tests {
         std::thread::sleep(Duration::from_millis(35));
         assert!(c.due(), "not due after more than a period");
         assert!(!c.due(), "due twice in one period");
-    }
-
-    #[test]
-    fn a_fast_poller_reads_the_clock_rarely_and_a_slow_one_every_call() {
-        let mut c = LivenessClock::new(Duration::from_millis(20));
-        for _ in 0..10_000 {
-            c.due_polled();
-        }
-        assert_eq!(c.stride, MAX_STRIDE, "back-to-back calls widen the stride");
-        // A slow poller: every call more than a read gap apart narrows it back to 1.
-        for _ in 0..12 {
-            std::thread::sleep(Duration::from_millis(5));
-            for _ in 0..c.skip {
-                c.due_polled();
-            }
-            c.due_polled();
-        }
-        assert_eq!(c.stride, 1);
-        std::thread::sleep(Duration::from_millis(25));
-        assert!(
-            c.due_polled(),
-            "a slow poller is due on its first call after a period"
-        );
     }
 
     #[test]

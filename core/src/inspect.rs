@@ -150,10 +150,46 @@ pub fn gc(prefix: &str) -> std::io::Result<Vec<(String, GcOutcome)>> {
         out.push((topic, outcome));
     }
     for temp in crate::name::list_legacy_temporaries(prefix)? {
-        let outcome = collect(&temp, &format!("/{temp}"));
+        let outcome = collect_temporary(&temp, &format!("/{temp}"));
         out.push((temp, outcome));
     }
     Ok(out)
+}
+
+/// How old an unlocked legacy temporary without a magic word must be before gc takes
+/// its creator for dead: older builds took the publisher lock only after reserving the
+/// memory, so a young one may belong to a creator that is still working.
+const LEGACY_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// gc's decision for a creation temporary of an older build: like [`collect`], but one
+/// that died before its magic word was written (the usual case: killed while reserving
+/// memory) is removed too once it is unlocked and old enough.
+fn collect_temporary(temp: &str, name: &str) -> GcOutcome {
+    let Ok(file) = segment::open_existing(name, true) else {
+        return collect(temp, name);
+    };
+    if segment::has_magic(&file) {
+        return collect(temp, name);
+    }
+    let old = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age >= LEGACY_TEMP_AGE);
+    if !old {
+        return GcOutcome::Alive;
+    }
+    match segment::remove_if_dead(&file, name) {
+        Ok(Removal::Removed) => GcOutcome::Removed,
+        Ok(Removal::Alive) => GcOutcome::Alive,
+        Ok(Removal::Moved) => GcOutcome::Changed,
+        Err(source) => GcOutcome::Skipped(AttachError::Io {
+            topic: temp.to_owned(),
+            op: "remove",
+            source,
+        }),
+    }
 }
 
 /// gc's decision for one name.

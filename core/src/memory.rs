@@ -114,25 +114,21 @@ impl SegmentMemory {
         }
     }
 
-    /// The payload bytes of the slot that holds `seq`, for the publisher to fill.
-    ///
-    /// # Safety
-    /// The caller is the topic's publisher, has claimed `seq` through
-    /// [`crate::ring::Writer::try_claim`] (so no reader may form a reference to these bytes),
-    /// mapped the ring writable, and holds no other reference to this payload.
+    /// A raw pointer to the whole payload of the slot of `seq`, derived from the mapping's
+    /// base pointer with no reference in between, so that it stays valid alongside the
+    /// atomic stores of [`store_payload`](Self::store_payload) (which derive from the same
+    /// base). Computing it is safe; dereferencing it is for the topic's writer, on a slot it
+    /// has claimed, with no other reference to the payload alive.
     #[cfg(not(loom))]
     #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn payload_mut(&self, seq: u64) -> &mut [u8] {
-        // SAFETY: payload_offset + capacity <= stride (validated geometry); exclusivity and
-        // writability are the caller's obligations above.
-        unsafe {
-            std::slice::from_raw_parts_mut(
-                self.slot_base(seq)
-                    .add(self.geometry.payload_offset as usize),
-                self.geometry.slot_capacity as usize,
-            )
-        }
+    pub(crate) fn payload_ptr(&self, seq: u64) -> *mut [u8] {
+        // SAFETY: payload_offset + capacity <= stride (validated geometry), so the offset
+        // stays inside the slot of the ring mapping.
+        let start = unsafe {
+            self.slot_base(seq)
+                .add(self.geometry.payload_offset as usize)
+        };
+        std::ptr::slice_from_raw_parts_mut(start, self.geometry.slot_capacity as usize)
     }
 
     /// The first `len` committed payload bytes of `seq`, read in place.
@@ -145,7 +141,7 @@ impl SegmentMemory {
     #[inline]
     pub unsafe fn payload(&self, seq: u64, len: usize) -> &[u8] {
         debug_assert!(len as u64 <= self.geometry.slot_capacity);
-        // SAFETY: in bounds as for `payload_mut`; immutability for the slice's life is the
+        // SAFETY: in bounds as for `payload_ptr`; immutability for the slice's life is the
         // caller's obligation.
         unsafe {
             std::slice::from_raw_parts(

@@ -36,8 +36,8 @@ use crate::memory::SegmentMemory;
 use crate::stamp::{busy, committed};
 use crate::sync::{fence, load_acquire_ro, load_ro, mutant_or, Ordering};
 
-/// Most rounds of [`Writer::refresh_limit`]'s rescan: an honest attach makes at most one
-/// more round necessary per attaching subscriber.
+/// Rounds of [`Writer::refresh_limit`]'s rescan beyond one per table entry (an honest
+/// attach makes at most one more round necessary).
 const RESCANS: u32 = 64;
 
 /// The ring is full relative to the slowest live `Block` subscriber.
@@ -93,19 +93,19 @@ impl Writer {
         &self.mem
     }
 
-    /// The payload of the claimed slot, for the publisher to fill in place.
+    /// A raw pointer to the claimed slot's payload (the loan's view of it): valid for
+    /// reads and writes until the next commit or claim, and alongside
+    /// [`store_claimed`](Self::store_claimed), which stores through the same base pointer.
+    /// Dereferencing it is the caller's business (no other reference to the payload may
+    /// live meanwhile).
     ///
     /// # Panics
     /// If nothing is claimed.
     #[cfg(not(loom))]
     #[inline]
-    pub fn claimed_payload(&mut self) -> &mut [u8] {
+    pub fn claimed_payload_ptr(&mut self) -> *mut [u8] {
         assert!(self.claimed, "no claimed slot");
-        // SAFETY: we are the topic's only writer (constructor contract), `next` is claimed
-        // (stamped busy, so no `Block` reader holds it and `Overwrite` readers discard what
-        // they copy from it), the ring is mapped writable for us, and the slice borrows
-        // `self` mutably, so no other reference to this payload exists while it lives.
-        unsafe { self.mem.payload_mut(self.next) }
+        self.mem.payload_ptr(self.next)
     }
 
     /// Stores `bytes` at byte `offset` of the claimed slot with word-wise atomic stores (the
@@ -200,7 +200,10 @@ impl Writer {
     /// Whether the next sequence could be claimed now (a fresh rescan under `Block`).
     /// Used as the re-check of the publisher's sleep handshake.
     pub fn has_room(&mut self) -> bool {
-        self.claimed || self.overflow == Overflow::Overwrite || self.refresh_limit()
+        self.claimed
+            || self.overflow == Overflow::Overwrite
+            || self.next <= self.limit
+            || self.refresh_limit()
     }
 
     /// Rescans the subscriber table for the slowest active cursor and republishes
@@ -208,14 +211,17 @@ impl Writer {
     ///
     /// The rescan repeats while subscribers attach behind the minimum it found; it gives
     /// up (reporting no room, which is always safe: nothing is written) after
-    /// [`RESCANS`] rounds, so a process scribbling cursors in the table cannot keep even a
-    /// `try_claim` spinning here for ever. Keeping the old `limit` is sound: it was
-    /// confirmed by an earlier rescan and everything up to it is already written.
+    /// [`RESCANS`] rounds plus one per table entry, so a process scribbling cursors in the
+    /// table cannot keep even a `try_claim` spinning here for ever. On giving up, `limit`
+    /// drops below `next`, so nothing more is written before a rescan confirms a limit:
+    /// an attacher may have read one of the unconfirmed, lower `gate_limit`s published
+    /// meanwhile and started behind the old limit.
     #[cold]
     fn refresh_limit(&mut self) -> bool {
         let s = self.next;
         let hdr = self.mem.header();
-        for _ in 0..RESCANS {
+        let rounds = RESCANS + self.mem.geometry().max_subscribers as u32;
+        for _ in 0..rounds {
             let min = self.slowest_cursor(s);
             let limit = min.saturating_add(self.slots - 1);
             // Relaxed: ordered before the rescan by the SeqCst fence below; the attaching
@@ -231,6 +237,7 @@ impl Writer {
             }
             // A subscriber attached behind `min` while we scanned: include it.
         }
+        self.limit = self.limit.min(s.saturating_sub(1));
         false
     }
 

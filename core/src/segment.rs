@@ -235,19 +235,27 @@ pub(crate) enum Removal {
 /// Unlinks `name` if it still means `file` and `file`'s publisher is dead, deciding and
 /// unlinking under `file`'s remover lock (see the module docs). `file` must be open for
 /// writing (write locks need it).
+///
+/// Under the remover lock it also *takes* the dead publisher's lock (rather than only
+/// testing it) and holds it until after the unlink: ringcast builds from before the remover
+/// lock serialize their reclaims on that byte, so they cannot replace the name in the gap
+/// either.
 pub(crate) fn remove_if_dead(file: &File, name: &str) -> io::Result<Removal> {
     let _remover = lock::RemoverLock::take(file.as_fd())?;
-    if lock::is_locked(file.as_fd(), lock::PUBLISHER_BYTE)? {
+    if !lock::try_lock(file.as_fd(), lock::PUBLISHER_BYTE)? {
         return Ok(Removal::Alive);
     }
-    if !names_file(name, file) {
-        return Ok(Removal::Moved);
-    }
-    match shm_unlink(name) {
-        Ok(()) => Ok(Removal::Removed),
-        Err(Errno::ENOENT) => Ok(Removal::Moved),
-        Err(e) => Err(e.into()),
-    }
+    let removal = if !names_file(name, file) {
+        Ok(Removal::Moved)
+    } else {
+        match shm_unlink(name) {
+            Ok(()) => Ok(Removal::Removed),
+            Err(Errno::ENOENT) => Ok(Removal::Moved),
+            Err(e) => Err(e.into()),
+        }
+    };
+    let _ = lock::unlock(file.as_fd(), lock::PUBLISHER_BYTE);
+    removal
 }
 
 /// Whether `file` starts with ringcast's magic number (any layout version), read with

@@ -109,7 +109,7 @@ pub fn wait_until<W: Waitable>(
         }
         spun = spun.wrapping_add(1);
         spin_hint();
-        if spun % 4096 == 0 {
+        if spun.is_multiple_of(4096) {
             checks(w)?;
         }
     }

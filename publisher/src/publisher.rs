@@ -169,7 +169,7 @@ impl Publisher {
     #[inline]
     fn loan_claimed(&mut self) -> Loan<'_> {
         let writer = self.end.writer();
-        let data: *mut [u8] = writer.claimed_payload();
+        let data = writer.claimed_payload_ptr();
         Loan {
             seq: writer.next_seq(),
             data,
@@ -316,7 +316,8 @@ impl Drop for Publisher {
 /// what the hardware does anyway and the copy is discarded, but with a subscriber in the
 /// *same* process it is formally a data race in Rust's memory model. Use `write_at` there.
 pub struct Loan<'a> {
-    /// The claimed slot's payload (raw: `write_at` stores through the writer meanwhile).
+    /// The claimed slot's payload, a raw pointer derived from the mapping with no `&mut`
+    /// in between, so `write_at`'s atomic stores (same base) leave it valid.
     data: *mut [u8],
     pub(crate) writer: &'a mut Writer,
     seq: u64,
@@ -362,16 +363,19 @@ impl Deref for Loan<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         // SAFETY: `data` is the claimed slot's payload, inside a mapping the writer keeps
-        // alive (through an `Arc`) for the loan's whole life; the loan borrows the writer
-        // mutably, so nothing else forms a reference to the slot meanwhile, and `write_at`
-        // needs `&mut self`, so it cannot run while this borrow lives.
+        // alive (through an `Arc`) for the loan's whole life, and valid for reads and
+        // writes (`claimed_payload_ptr`); the loan borrows the writer mutably, so no other
+        // `Loan` or payload reference exists, and `write_at` needs `&mut self`, so it cannot
+        // run while this borrow lives. (Under `Overwrite` a lapped subscriber may be
+        // copying the slot with atomic loads meanwhile: see the type's docs.)
         unsafe { &*self.data }
     }
 }
 
 impl DerefMut for Loan<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `deref`, and `&mut self` makes this the only reference.
+        // SAFETY: as in `deref`, and `&mut self` makes this the only reference this
+        // process forms (the `Overwrite` caveat in the type's docs applies to the writes).
         unsafe { &mut *self.data }
     }
 }

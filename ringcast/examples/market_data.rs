@@ -57,7 +57,11 @@ struct Tick {
 fn expected(seq: u64) -> (u32, i64, u32, Side) {
     let symbol = (seq % SYMBOLS) as u32;
     let price = 100_000_000 + symbol as i64 * 10_000 + (seq % 1000) as i64;
-    let side = if seq % 2 == 0 { Side::Bid } else { Side::Ask };
+    let side = if seq.is_multiple_of(2) {
+        Side::Bid
+    } else {
+        Side::Ask
+    };
     (symbol, price, 1 + (seq % 997) as u32, side)
 }
 

@@ -146,7 +146,7 @@ fn run(overflow: Overflow) {
             loan.commit(8);
             published += 1;
         }
-        if published % 64 == 0 {
+        if published.is_multiple_of(64) {
             let _ = timed("try_loan", || p.try_loan().map(|l| l.commit(0)));
             let _ = timed("subscriber_count", || p.subscriber_count());
         }

@@ -87,7 +87,7 @@ fn plain(i: u64) -> Plain {
         x: i as f64 * 0.5,
         y: -(i as f32),
         flags: (i * 7) as u16,
-        ok: i % 2 == 0,
+        ok: i.is_multiple_of(2),
         wide: (i as u128) << 100 | 0xdead_beef,
         letter: char::from_u32(0x3b1 + (i % 20) as u32).unwrap_or('?'),
     }
@@ -122,7 +122,7 @@ fn nested(i: u64) -> Nested {
         },
         pose: pose(i),
         covariance: std::array::from_fn(|k| (k as u64 * i) as f64),
-        parent: (i % 3 != 0).then(|| Box::new(pose(i + 1))),
+        parent: (!i.is_multiple_of(3)).then(|| Box::new(pose(i + 1))),
     }
 }
 
@@ -593,7 +593,7 @@ fn frame_subscriber_child() {
             Ok(frame) => {
                 fill(frame.seq(), &mut want);
                 // In place: the slice points into the shared ring, aligned for rkyv.
-                let in_place = frame.as_ptr() as usize % 16 == 0;
+                let in_place = (frame.as_ptr() as usize).is_multiple_of(16);
                 if frame.len() != FRAME || *frame != want[..] || !in_place {
                     eprintln!("frame {} is wrong", frame.seq());
                     std::process::exit(1);

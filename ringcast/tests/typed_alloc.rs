@@ -87,7 +87,11 @@ fn tick(i: u64) -> Tick {
         symbol: (i % 64) as u32,
         price: 1_000_000 + i as i64,
         size: (i % 500) as u32,
-        side: if i % 2 == 0 { Side::Bid } else { Side::Ask },
+        side: if i.is_multiple_of(2) {
+            Side::Bid
+        } else {
+            Side::Ask
+        },
         exchange_ns: i * 3,
         publish_ns: i * 5,
         levels: [i as u32; 4],
@@ -112,7 +116,7 @@ fn run(overflow: Overflow) {
     let mut checksum = 0u64;
     let mut round = |i: u64| {
         publisher.send(&tick(i)).expect("send");
-        let got = if i % 2 == 0 {
+        let got = if i.is_multiple_of(2) {
             sub.try_recv().expect("try_recv")
         } else {
             sub.recv().expect("recv")

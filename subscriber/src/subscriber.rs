@@ -252,7 +252,7 @@ impl Subscriber {
         if self.publisher_gone {
             return Err(TryRecvError::Disconnected);
         }
-        if self.liveness.due_polled() && !self.end.publisher_alive() {
+        if self.liveness.due() && !self.end.publisher_alive() {
             // Everything the dead publisher committed is in the ring: one more look
             // decides between "drain" and "disconnected".
             self.publisher_gone = true;

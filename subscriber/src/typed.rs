@@ -316,7 +316,7 @@ where
             let pos = root_position::<Archived<T>>(bytes.len());
             let root = bytes.as_ptr().wrapping_add(pos);
             if bytes.len() < size_of::<Archived<T>>()
-                || (root as usize) % align_of::<Archived<T>>() != 0
+                || !(root as usize).is_multiple_of(align_of::<Archived<T>>())
             {
                 return Err(invalid(rancor::Error::new(RootOutOfPlace {
                     len: bytes.len(),
