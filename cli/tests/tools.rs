@@ -175,16 +175,32 @@ fn record_then_play_round_trips_two_topics_byte_exact_in_order() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // One thread per topic: the replay interleaves the topics as they were received, so a
+    // single reader taking them in lockstep could hold one `Block` ring full while the
+    // player waits on it.
     let opts = p.sub_opts();
-    let mut raw_sub = Subscriber::attach_wait("raw", opts.clone(), LONG).expect("raw replayed");
+    let raw_reader = {
+        let opts = opts.clone();
+        std::thread::spawn(move || {
+            let mut sub = Subscriber::attach_wait("raw", opts, LONG).expect("raw replayed");
+            for i in 0..N {
+                let m = sub.recv_timeout(LONG).expect("raw message");
+                assert_eq!(&*m, &payload(i)[..], "replayed raw message {i}");
+            }
+        })
+    };
     let mut typed_sub = TypedSubscriber::<u64>::attach_wait("typed", opts, LONG)
         .expect("typed replayed, type checked");
     for i in 0..N {
-        let m = raw_sub.recv().expect("raw message");
-        assert_eq!(&*m, &payload(i)[..], "replayed raw message {i}");
-        drop(m);
-        assert_eq!(typed_sub.recv().expect("typed message").to_native(), i * 3);
+        assert_eq!(
+            typed_sub
+                .recv_timeout(LONG)
+                .expect("typed message")
+                .to_native(),
+            i * 3
+        );
     }
+    raw_reader.join().expect("raw reader");
     let out = finish(player, LONG);
     assert_eq!(
         out.status.code(),
@@ -541,4 +557,52 @@ fn sub_prints_binary_payloads_as_hex_raw_or_json() {
     publisher.send(&[1, 2, 10]).unwrap();
     publisher.send(&[0]).unwrap();
     assert_eq!(finish(sub, LONG).stdout, vec![1, 2, 10, 0]);
+}
+
+#[test]
+fn play_loop_repeats_the_recording_until_interrupted() {
+    let p = Prefix::new("loop");
+    let file = temp_file("loop.mcap");
+    let mut publisher = p.publisher("again");
+    let recorder = p
+        .cmd(&[
+            "record",
+            "again",
+            "-o",
+            file.to_str().unwrap(),
+            "--count",
+            "5",
+        ])
+        .spawn()
+        .unwrap();
+    wait_until("the recorder to attach", || {
+        publisher.subscriber_count() >= 1
+    });
+    for i in 0..5 {
+        publisher.send(&payload(i)).unwrap();
+    }
+    assert_eq!(finish(recorder, LONG).status.code(), Some(0));
+    drop(publisher);
+    let player = p
+        .cmd(&[
+            "play",
+            file.to_str().unwrap(),
+            "--rate",
+            "0",
+            "--loop",
+            "--wait-subscribers",
+            "1",
+        ])
+        .spawn()
+        .unwrap();
+    let mut sub = Subscriber::attach_wait("again", p.sub_opts(), LONG).expect("replayed topic");
+    // Three passes of the five messages, in order, each pass the same.
+    for n in 0..15u64 {
+        let m = sub.recv_timeout(LONG).expect("a replayed message");
+        assert_eq!(&*m, &payload(n % 5)[..], "message {n}");
+    }
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(player.id() as i32, libc::SIGINT) };
+    assert_eq!(finish(player, LONG).status.code(), Some(0));
+    let _ = std::fs::remove_file(&file);
 }
