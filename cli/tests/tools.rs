@@ -93,6 +93,30 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Records `n` messages of [`payload`] published on a fresh `Block` topic into `file`, with
+/// `extra` arguments to `record`; the publisher is gone when this returns.
+fn record_payloads(p: &Prefix, topic: &str, file: &std::path::Path, n: u64, extra: &[&str]) {
+    let mut publisher = p.publisher(topic);
+    let count = n.to_string();
+    let mut args = vec![
+        "record",
+        topic,
+        "-o",
+        file.to_str().unwrap(),
+        "--count",
+        &count,
+    ];
+    args.extend_from_slice(extra);
+    let recorder = p.cmd(&args).spawn().unwrap();
+    wait_until("the recorder to attach", || {
+        publisher.subscriber_count() >= 1
+    });
+    for i in 0..n {
+        publisher.send(&payload(i)).unwrap();
+    }
+    assert_eq!(finish(recorder, LONG).status.code(), Some(0));
+}
+
 const N: u64 = 10_000;
 
 #[test]
@@ -289,28 +313,7 @@ fn record_stopped_by_sigint_leaves_a_valid_file_with_what_it_received() {
 fn play_refuses_truncated_foreign_and_empty_files_clearly() {
     let p = Prefix::new("bad");
     let good = temp_file("good.mcap");
-    let mut publisher = p.publisher("x");
-    let recorder = p
-        .cmd(&[
-            "record",
-            "x",
-            "-o",
-            good.to_str().unwrap(),
-            "--count",
-            "500",
-            "--compression",
-            "none",
-        ])
-        .spawn()
-        .unwrap();
-    wait_until("the recorder to attach", || {
-        publisher.subscriber_count() >= 1
-    });
-    for i in 0..500 {
-        publisher.send(&payload(i)).unwrap();
-    }
-    assert_eq!(finish(recorder, LONG).status.code(), Some(0));
-    drop(publisher);
+    record_payloads(&p, "x", &good, 500, &["--compression", "none"]);
     let bytes = std::fs::read(&good).unwrap();
     let cases = [
         ("truncated", bytes[..bytes.len() / 2].to_vec(), "truncated"),
@@ -563,26 +566,7 @@ fn sub_prints_binary_payloads_as_hex_raw_or_json() {
 fn play_loop_repeats_the_recording_until_interrupted() {
     let p = Prefix::new("loop");
     let file = temp_file("loop.mcap");
-    let mut publisher = p.publisher("again");
-    let recorder = p
-        .cmd(&[
-            "record",
-            "again",
-            "-o",
-            file.to_str().unwrap(),
-            "--count",
-            "5",
-        ])
-        .spawn()
-        .unwrap();
-    wait_until("the recorder to attach", || {
-        publisher.subscriber_count() >= 1
-    });
-    for i in 0..5 {
-        publisher.send(&payload(i)).unwrap();
-    }
-    assert_eq!(finish(recorder, LONG).status.code(), Some(0));
-    drop(publisher);
+    record_payloads(&p, "again", &file, 5, &[]);
     let player = p
         .cmd(&[
             "play",
