@@ -341,7 +341,7 @@ impl Segment {
         let base = map.as_mut_ptr();
         // SAFETY: the mapping is total_size >= header_size > size_of::<Header>() bytes,
         // page-aligned (so aligned for Header), freshly zeroed, and not yet visible to any
-        // other process (private name, and we hold the only descriptor).
+        // other process (the file has no name yet, and we hold its only descriptor).
         unsafe {
             std::ptr::write(
                 base as *mut Header,
