@@ -55,6 +55,7 @@ pub fn wake_calls() -> u64 {
 /// Sleeps while `*word == expected`, at most `timeout` (forever if `None`).
 #[cfg(not(loom))]
 pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
+    // Relaxed: a diagnostic counter; nothing is published through it.
     WAIT_CALLS.fetch_add(1, Ordering::Relaxed);
     let ts = timeout.map(|d| libc::timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
@@ -90,6 +91,7 @@ pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake 
 
 #[cfg(not(loom))]
 fn wake(word: &AtomicU32, n: i32) -> usize {
+    // Relaxed: a diagnostic counter; nothing is published through it.
     WAKE_CALLS.fetch_add(1, Ordering::Relaxed);
     // SAFETY: `word` is a live aligned u32; FUTEX_WAKE does not access memory through the
     // pointer beyond using it as a key.
@@ -163,6 +165,7 @@ pub fn wait_any(words: &[WaitWord<'_>], timeout: Option<Duration>) -> WakeAny {
     if words.len() > MAX_WAIT_WORDS {
         return WakeAny::Failed(libc::EINVAL);
     }
+    // Relaxed: as in `wait`.
     WAIT_CALLS.fetch_add(1, Ordering::Relaxed);
     let mut waiters = [const {
         FutexWaitv {

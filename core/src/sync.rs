@@ -63,6 +63,8 @@ impl RelaxedLoad for AtomicU64 {
     type Value = u64;
     #[inline(always)]
     fn load_relaxed(&self) -> u64 {
+        // Relaxed: the only kind of load Rust allows on read-only memory; `load_ro` adds
+        // the fence.
         self.load(Ordering::Relaxed)
     }
 }
@@ -71,6 +73,7 @@ impl RelaxedLoad for AtomicU32 {
     type Value = u32;
     #[inline(always)]
     fn load_relaxed(&self) -> u32 {
+        // Relaxed: as for `AtomicU64`.
         self.load(Ordering::Relaxed)
     }
 }

@@ -40,11 +40,10 @@ pub struct Publisher {
     wait: WaitStrategy,
     /// `Block` with a stall timeout: who keeps us waiting, and for how long.
     stall: Option<StallWatch>,
-    /// Rate-limits the search for dead subscribers while the ring is full: the handle's
-    /// clock, so a `try_loan` loop or short `loan_timeout`s reap as a long wait does.
+    /// Rate-limits the search for dead subscribers (a system call per entry in use), both
+    /// on a full ring and after commits that had to wake someone: the handle's clock, so a
+    /// `try_loan` loop or short `loan_timeout`s reap as a long wait does.
     liveness: LivenessClock,
-    /// Rate-limits the search for subscribers that died asleep (see `after_waking_commit`).
-    sleeper_sweep: LivenessClock,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -56,7 +55,6 @@ impl Publisher {
         Ok(Publisher {
             stall: StallWatch::new(end.geometry()),
             liveness: LivenessClock::default(),
-            sleeper_sweep: LivenessClock::default(),
             end,
             wait: config.wait,
             _not_sync: PhantomData,
@@ -100,7 +98,7 @@ impl Publisher {
     /// only while someone is counted asleep (we are making system calls anyway then).
     #[cold]
     fn after_waking_commit(&mut self) {
-        if self.sleeper_sweep.due() {
+        if self.liveness.due() {
             self.reap_dead_subscribers();
         }
     }
