@@ -11,6 +11,7 @@
 //! | `entry` (private) | the subscriber-entry lifecycle: claim, attach, hold, release, evict, reap, detach |
 //! | [`endpoint`] | the owned, safe ends of a topic: the only way to a `Writer` or `Reader` |
 //! | [`wait`] | the announce / re-check / sleep handshake and wait strategies |
+//! | [`waitset`] | waiting on many topics at once: the wait set, its sleep, its notifier |
 //! | [`stall`] | the stall-timeout eviction policy of a `Block` publisher |
 //! | [`clock`] | the per-handle liveness clock and saturating deadlines |
 //! | [`futex`] | shared futex wait and wake |
@@ -66,6 +67,7 @@ pub mod stall;
 pub mod stamp;
 mod sync;
 pub mod wait;
+pub mod waitset;
 
 #[cfg(not(loom))]
 pub mod endpoint;

@@ -270,6 +270,11 @@ impl Writer {
         crate::wait::publisher_sleep(&mem, timeout, || self.has_room())
     }
 
+    /// What a wait set sleeps on for this writer: the topic's publisher futex (`Block`).
+    pub fn sleep_target(&self) -> crate::waitset::SleepTarget {
+        crate::waitset::SleepTarget::publisher(self.mem.clone())
+    }
+
     /// Marks the topic closed and wakes every sleeper. Readers drain what was committed,
     /// then see [`Poll::Closed`]. Idempotent.
     pub fn close(&self) {
@@ -531,6 +536,22 @@ impl Reader {
     /// passes (or a spurious wake). The caller loops and re-checks.
     pub fn sleep(&self, timeout: Option<std::time::Duration>) -> Wake {
         crate::wait::subscriber_sleep(&self.mem, self.entry_index(), timeout, || self.has_news())
+    }
+
+    /// What a wait set sleeps on for this reader: the topic's subscriber futex, announced
+    /// in this reader's table entry. The target must not be slept on after this reader is
+    /// gone ([`SleepList::sleep`](crate::waitset::SleepList::sleep) is `unsafe` for that).
+    pub fn sleep_target(&self) -> crate::waitset::SleepTarget {
+        crate::waitset::SleepTarget::subscriber(self.mem.clone(), self.own.index)
+    }
+
+    /// Whether a message (or a lap) waits in the next slot; unlike
+    /// [`has_news`](Self::has_news), not counting the close.
+    #[inline]
+    pub fn has_message(&self) -> bool {
+        let s = self.next;
+        // Acquire (read-only mapping): as in `poll`.
+        load_acquire_ro(&self.mem.slot(s).stamp) >= committed(s)
     }
 
     /// Leaves the table: the writer stops gating on this entry.

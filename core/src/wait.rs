@@ -196,7 +196,6 @@ pub(crate) fn subscriber_sleep(
     ready: impl FnOnce() -> bool,
 ) -> Wake {
     let w = &mem.header().sub_wake;
-    let asleep = &mem.entry(entry).asleep;
     let seen = announce_sleep(mem, entry);
     // SeqCst: the subscriber half of the handshake; pairs with the fence in `after_commit`.
     fence(mutant_or(Ordering::SeqCst, Ordering::Relaxed));
@@ -205,11 +204,7 @@ pub(crate) fn subscriber_sleep(
     } else {
         futex::wait(&w.futex, seen, timeout)
     };
-    // Relaxed: as for the store of 1 in `announce_sleep`; cleared before the count drops, so the flag
-    // never claims a count that is already gone.
-    asleep.store(0, Ordering::Relaxed);
-    // Relaxed: a stale non-zero count only costs the publisher one spare wake call.
-    w.sleepers.fetch_sub(1, Ordering::Relaxed);
+    withdraw_sleep(mem, entry);
     r
 }
 
@@ -229,25 +224,49 @@ pub(crate) fn announce_sleep(mem: &SegmentMemory, entry: usize) -> u32 {
     seen
 }
 
+/// The second half of [`subscriber_sleep`]: takes back what [`announce_sleep`] counted,
+/// flag first (so the flag never claims a count that is already gone).
+pub(crate) fn withdraw_sleep(mem: &SegmentMemory, entry: usize) {
+    // Relaxed: as for the store of 1 in `announce_sleep`.
+    mem.entry(entry).asleep.store(0, Ordering::Relaxed);
+    // Relaxed: a stale non-zero count only costs the publisher one spare wake call.
+    mem.header()
+        .sub_wake
+        .sleepers
+        .fetch_sub(1, Ordering::Relaxed);
+}
+
 /// One announced publisher sleep of at most `timeout` (`Block`, ring full).
 pub(crate) fn publisher_sleep(
     mem: &SegmentMemory,
     timeout: Option<Duration>,
     ready: impl FnOnce() -> bool,
 ) -> Wake {
-    let w = &mem.header().pub_wake;
-    // Relaxed: as in `subscriber_sleep`.
-    let seen = w.futex.load(Ordering::Relaxed);
-    // Relaxed: ordered before the re-check by the fence.
-    w.waiting.store(1, Ordering::Relaxed);
+    let seen = announce_publisher_sleep(mem);
     // SeqCst: pairs with the fence in `after_release`.
     fence(mutant_or(Ordering::SeqCst, Ordering::Relaxed));
     let r = if ready() {
         Wake::Changed
     } else {
-        futex::wait(&w.futex, seen, timeout)
+        futex::wait(&mem.header().pub_wake.futex, seen, timeout)
     };
-    // Relaxed: a stale 1 only costs a subscriber one spare wake call.
-    w.waiting.store(0, Ordering::Relaxed);
+    withdraw_publisher_sleep(mem);
     r
+}
+
+/// The first half of [`publisher_sleep`]: reads the futex word (returned: what the sleep
+/// will expect), then raises `waiting`.
+pub(crate) fn announce_publisher_sleep(mem: &SegmentMemory) -> u32 {
+    let w = &mem.header().pub_wake;
+    // Relaxed: as in `announce_sleep`.
+    let seen = w.futex.load(Ordering::Relaxed);
+    // Relaxed: ordered before the re-check by the caller's fence.
+    w.waiting.store(1, Ordering::Relaxed);
+    seen
+}
+
+/// The second half of [`publisher_sleep`].
+pub(crate) fn withdraw_publisher_sleep(mem: &SegmentMemory) {
+    // Relaxed: a stale 1 only costs a subscriber one spare wake call.
+    mem.header().pub_wake.waiting.store(0, Ordering::Relaxed);
 }

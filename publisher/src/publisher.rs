@@ -11,6 +11,7 @@ use ringcast_core::futex::Wake;
 use ringcast_core::ring::Writer;
 use ringcast_core::stall::{StallWatch, Verdict};
 use ringcast_core::wait::{self, Stop, Waitable};
+use ringcast_core::waitset::{Member, Refusal, SleepTarget};
 use ringcast_core::{CreateError, Full, Overflow, WaitStrategy};
 
 use crate::PublisherConfig;
@@ -288,6 +289,25 @@ impl Waitable for RoomWait<'_> {
     }
     fn sleep(&mut self, timeout: Duration) -> Wake {
         self.publisher.end.writer().sleep_for_room(Some(timeout))
+    }
+}
+
+// SAFETY: the target is this publisher's own writer's (its mapping), which lives as long
+// as the publisher.
+unsafe impl Member for Publisher {
+    fn sleep_target(&self) -> SleepTarget {
+        self.end.writer_ref().sleep_target()
+    }
+    /// Whether a loan would get a slot now. (It claims the slot: the next loan takes it.)
+    #[inline]
+    fn is_ready(&mut self) -> bool {
+        RoomWait { publisher: self }.ready()
+    }
+    fn check_liveness(&mut self) {
+        self.reap_dead_subscribers();
+    }
+    fn refusal(&mut self) -> Option<Refusal> {
+        (self.overflow() == Overflow::Overwrite).then_some(Refusal::NeverWaits)
     }
 }
 

@@ -26,6 +26,7 @@ use std::marker::PhantomData;
 use std::mem::{align_of, MaybeUninit};
 use std::time::Duration;
 
+use ringcast_core::waitset::{Member, Refusal, SleepTarget};
 use ringcast_core::{CreateError, Full, Overflow, TypeInfo};
 use rkyv::api::low::{to_bytes_in_with_alloc, LowSerializer};
 use rkyv::rancor::{self, Source};
@@ -383,6 +384,23 @@ impl std::fmt::Display for SlotOverflow {
 }
 
 impl std::error::Error for SlotOverflow {}
+
+// SAFETY: delegates to the raw publisher this one owns for its whole life.
+unsafe impl<T: 'static> Member for TypedPublisher<T> {
+    fn sleep_target(&self) -> SleepTarget {
+        self.raw.sleep_target()
+    }
+    #[inline]
+    fn is_ready(&mut self) -> bool {
+        self.raw.is_ready()
+    }
+    fn check_liveness(&mut self) {
+        self.raw.check_liveness()
+    }
+    fn refusal(&mut self) -> Option<Refusal> {
+        self.raw.refusal()
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -44,6 +44,51 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # One loop, many topics
+//!
+//! A [`WaitSet`] owns subscribers of any topics (raw and typed) and `Block` publishers,
+//! and sleeps until one of them is ready, a deadline passes, or a [`Notifier`] rings:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use ringcast::{Subscriber, SubscriberOptions, TryRecvError, TypedSubscriber, WaitSet};
+//!
+//! let mut set = WaitSet::new();
+//! let imu = set.add(Subscriber::attach("imu", SubscriberOptions::default())?)?;
+//! let odom = set.add(TypedSubscriber::<u64>::attach("odom", SubscriberOptions::default())?)?;
+//! let stop = set.notifier(); // give it to whoever may stop the loop
+//! loop {
+//!     let woke = set.wait_timeout(Duration::from_millis(100))?;
+//!     if woke.notified() {
+//!         break;
+//!     }
+//!     if let Some(imu) = set.ready_mut(imu) {
+//!         while let Ok(sample) = imu.try_recv() {
+//!             println!("imu #{}: {} bytes", sample.seq(), sample.len());
+//!         }
+//!     }
+//!     if let Some(odom) = set.ready_mut(odom) {
+//!         match odom.try_recv() {
+//!             Ok(pose) => println!("odom ticks {}", *pose),
+//!             Err(ringcast::TypedRecvError::Recv(TryRecvError::Disconnected)) => break,
+//!             Err(_) => {}
+//!         }
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The set owns its members, so nothing borrows across the loop and the same handle cannot
+//! be added twice:
+//!
+//! ```compile_fail,E0382
+//! # use ringcast::{Subscriber, SubscriberOptions, WaitSet};
+//! let mut set = WaitSet::new();
+//! let sub = Subscriber::attach("imu", SubscriberOptions::default()).unwrap();
+//! let a = set.add(sub);
+//! let b = set.add(sub); // moved into the set above
+//! ```
+//!
 //! # What is public
 //!
 //! This crate's API is the contract. The protocol's internals (the ring's writer and
@@ -59,6 +104,9 @@
 //! (topic-name rules).
 
 pub use ringcast_core::clock::LIVENESS_SLICE;
+pub use ringcast_core::waitset::{
+    AddError, Key, Member, Notifier, Refusal, WaitError, WaitSet, Wakeup, MAX_MEMBERS, POLL_NAP,
+};
 pub use ringcast_core::{
     AttachError, ConfigError, CreateError, Full, NameError, Overflow, Start, TypeInfo, WaitStrategy,
 };

@@ -8,6 +8,7 @@ use ringcast_core::endpoint::SubscriberEnd;
 use ringcast_core::futex::Wake;
 use ringcast_core::ring::{Poll, Reader};
 use ringcast_core::wait::{self, Stop, Waitable};
+use ringcast_core::waitset::{Member, Refusal, SleepTarget};
 use ringcast_core::{AttachError, Overflow, WaitStrategy};
 
 use crate::buffer::AlignedBuf;
@@ -365,5 +366,27 @@ impl Drop for Sample<'_> {
         if let Some(reader) = self.hold.take() {
             reader.release(self.seq);
         }
+    }
+}
+
+// SAFETY: the target is this subscriber's own reader's (its table entry and mapping), and
+// the reader lives as long as the subscriber.
+unsafe impl Member for Subscriber {
+    fn sleep_target(&self) -> SleepTarget {
+        self.end.reader_ref().sleep_target()
+    }
+    #[inline]
+    fn is_ready(&mut self) -> bool {
+        let reader = self.end.reader_ref();
+        reader.has_news() || self.publisher_gone
+    }
+    fn check_liveness(&mut self) {
+        if !self.publisher_gone && !self.end.publisher_alive() {
+            self.publisher_gone = true;
+        }
+    }
+    fn refusal(&mut self) -> Option<Refusal> {
+        let reader = self.end.reader_ref();
+        (reader.is_closed() && !reader.has_message()).then_some(Refusal::Closed)
     }
 }

@@ -29,6 +29,7 @@ use std::mem::{align_of, size_of};
 use std::ops::Deref;
 use std::time::Duration;
 
+use ringcast_core::waitset::{Member, Refusal, SleepTarget};
 use ringcast_core::{AttachError, Overflow, TypeInfo};
 use rkyv::api::low::{access, LowDeserializer, LowValidator};
 use rkyv::api::{access_pos_unchecked, root_position};
@@ -397,3 +398,20 @@ impl std::fmt::Display for RootOutOfPlace {
 }
 
 impl std::error::Error for RootOutOfPlace {}
+
+// SAFETY: delegates to the raw subscriber this one owns for its whole life.
+unsafe impl<T: 'static> Member for TypedSubscriber<T> {
+    fn sleep_target(&self) -> SleepTarget {
+        self.raw.sleep_target()
+    }
+    #[inline]
+    fn is_ready(&mut self) -> bool {
+        self.raw.is_ready()
+    }
+    fn check_liveness(&mut self) {
+        self.raw.check_liveness()
+    }
+    fn refusal(&mut self) -> Option<Refusal> {
+        self.raw.refusal()
+    }
+}
