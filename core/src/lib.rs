@@ -12,6 +12,7 @@
 //! | [`endpoint`] | the owned, safe ends of a topic: the only way to a `Writer` or `Reader` |
 //! | [`wait`] | the announce / re-check / sleep handshake and wait strategies |
 //! | [`waitset`] | waiting on many topics at once: the wait set, its sleep, its notifier |
+//! | [`reactor`] | the async reactor thread: wakes tasks' `Waker`s through the wait set's sleep |
 //! | [`stall`] | the stall-timeout eviction policy of a `Block` publisher |
 //! | [`clock`] | the per-handle liveness clock and saturating deadlines |
 //! | [`futex`] | shared futex wait and wake |
@@ -62,6 +63,8 @@ pub mod geometry;
 pub mod layout;
 pub mod memory;
 pub mod name;
+#[cfg(not(loom))]
+pub mod reactor;
 pub mod ring;
 pub mod stall;
 pub mod stamp;

@@ -292,6 +292,24 @@ impl Writer {
     }
 }
 
+/// Whether a reader whose next sequence is `next` has news: the slot holds (or has moved
+/// past) `next`, or the topic is closed. The re-check of every subscriber sleep.
+#[inline]
+pub(crate) fn news_at(mem: &SegmentMemory, next: u64) -> bool {
+    // Acquire (read-only mapping): as in `Reader::poll`.
+    load_acquire_ro(&mem.slot(next).stamp) >= committed(next)
+        // Acquire: see `Reader::poll_slow`.
+        || mem.header().sub_wake.state.load(Ordering::Acquire) == PUB_CLOSED
+}
+
+/// `Block`: whether the writer could claim `next` after a rescan (the slowest gating
+/// cursor is less than a ring behind). A read-only look for a waiter that is not the
+/// writer (the async reactor); the writer's own claim decides.
+pub(crate) fn room_at(mem: &SegmentMemory, next: u64) -> bool {
+    let slots = mem.geometry().slot_count;
+    next < entry::slowest_cursor(mem, next).saturating_add(slots)
+}
+
 /// Where a new subscriber starts reading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Start {
@@ -397,9 +415,7 @@ impl Reader {
     /// consume anything; used as the re-check before sleeping.
     #[inline]
     pub fn has_news(&self) -> bool {
-        let s = self.next;
-        // Acquire (read-only mapping): as in `poll`.
-        load_acquire_ro(&self.mem.slot(s).stamp) >= committed(s) || self.is_closed()
+        news_at(&self.mem, self.next)
     }
 
     /// Looks at the slot of the next sequence without consuming it.

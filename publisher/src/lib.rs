@@ -17,6 +17,7 @@
 //! (see the [`typed`] module).
 
 mod config;
+pub mod future;
 mod publisher;
 pub mod typed;
 

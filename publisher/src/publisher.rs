@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use ringcast_core::clock::{deadline_after, LivenessClock};
 use ringcast_core::endpoint::PublisherEnd;
 use ringcast_core::futex::Wake;
+use ringcast_core::reactor::Registration;
 use ringcast_core::ring::Writer;
 use ringcast_core::stall::{StallWatch, Verdict};
 use ringcast_core::wait::{self, Stop, Waitable};
@@ -37,6 +38,9 @@ pub enum SendError {
 /// topic (subscribers drain what was published, then see `Disconnected`) and removes its
 /// name. `Send`, not `Sync`: one thread publishes at a time.
 pub struct Publisher {
+    /// The async reactor's registration (after the first wait in `loan_async`). Declared
+    /// first: it is dropped before the end, whose writer it names.
+    pub(crate) reactor: Option<Registration>,
     end: PublisherEnd,
     wait: WaitStrategy,
     /// `Block` with a stall timeout: who keeps us waiting, and for how long.
@@ -54,6 +58,7 @@ impl Publisher {
     pub fn create(topic: &str, config: PublisherConfig) -> Result<Publisher, CreateError> {
         let end = PublisherEnd::create(topic, &config.options)?;
         Ok(Publisher {
+            reactor: None,
             stall: StallWatch::new(end.geometry()),
             liveness: LivenessClock::default(),
             end,
@@ -165,8 +170,27 @@ impl Publisher {
         Ok(self.loan_claimed())
     }
 
+    /// Claims the next slot if there is room now (reaping and stall checks as for
+    /// `try_loan`); the next loan takes it.
+    pub(crate) fn claim_now(&mut self) -> bool {
+        if self.end.writer().take_woke() {
+            self.after_waking_commit();
+        }
+        self.end.writer().try_claim().is_ok() || self.make_room()
+    }
+
+    /// The reactor registration of this publisher, made on first use.
+    pub(crate) fn registration(&mut self) -> &Registration {
+        let end = &self.end;
+        self.reactor.get_or_insert_with(|| {
+            // SAFETY: the registration lives in this publisher's `reactor` field, which is
+            // dropped before `end` (field order), whose writer it names.
+            unsafe { Registration::for_writer(end.writer_ref()) }
+        })
+    }
+
     #[inline]
-    fn loan_claimed(&mut self) -> Loan<'_> {
+    pub(crate) fn loan_claimed(&mut self) -> Loan<'_> {
         let writer = self.end.writer();
         let data = writer.claimed_payload_ptr();
         Loan {
@@ -214,7 +238,7 @@ impl Publisher {
         Ok(loan.commit(bytes.len()))
     }
 
-    fn check_len(&self, len: usize) -> Result<(), SendError> {
+    pub(crate) fn check_len(&self, len: usize) -> Result<(), SendError> {
         let capacity = self.capacity();
         if len > capacity {
             return Err(SendError::TooLarge { len, capacity });

@@ -115,7 +115,7 @@ pub enum TypedSendError {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct TypedPublisher<T> {
-    raw: Publisher,
+    pub(crate) raw: Publisher,
     /// rkyv's scratch space, allocated once; a fresh [`SubAllocator`] hands it out per
     /// message, so nothing survives from one message to the next.
     scratch: Box<[MaybeUninit<u8>]>,

@@ -135,7 +135,7 @@ fn one_waiter_on_8_topics_fed_by_8_processes_in_bursts_gets_every_message_once_i
                     ("COUNT", COUNT.to_string()),
                     (
                         "SEED",
-                        (0x2545_f491_4f6c_dd1d_u64 ^ (i as u64 + 1) * 0x9e37).to_string(),
+                        (0x2545_f491_4f6c_dd1d_u64 ^ ((i as u64 + 1) * 0x9e37)).to_string(),
                     ),
                 ],
             )

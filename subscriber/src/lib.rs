@@ -20,11 +20,13 @@
 
 mod buffer;
 mod errors;
+pub mod future;
 mod options;
 mod subscriber;
 pub mod typed;
 
 pub use errors::{RecvError, RecvTimeoutError, TryRecvError};
+pub use future::{OwnedSample, SampleStream};
 pub use options::SubscriberOptions;
 pub use ringcast_core::TypeInfo;
 pub use ringcast_core::{AttachError, Overflow, Start, WaitStrategy};

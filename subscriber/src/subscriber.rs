@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use ringcast_core::clock::{deadline_after, LivenessClock};
 use ringcast_core::endpoint::SubscriberEnd;
 use ringcast_core::futex::Wake;
+use ringcast_core::reactor::Registration;
 use ringcast_core::ring::{Poll, Reader};
 use ringcast_core::wait::{self, Stop, Waitable};
 use ringcast_core::waitset::{Member, Refusal, SleepTarget};
@@ -17,6 +18,9 @@ use crate::{RecvError, RecvTimeoutError, SubscriberOptions, TryRecvError};
 /// One subscriber of one topic. Receives every message in publish order, never the same
 /// one twice, never a torn one. `Send`, not `Sync`.
 pub struct Subscriber {
+    /// The async reactor's registration (after the first `recv_async`). Declared first:
+    /// it is dropped before the end, whose reader owns the entry the reactor sleeps in.
+    pub(crate) reactor: Option<Registration>,
     end: SubscriberEnd,
     buf: AlignedBuf,
     wait: WaitStrategy,
@@ -30,7 +34,7 @@ pub struct Subscriber {
 }
 
 /// A received message that is ready to use.
-enum Got {
+pub(crate) enum Got {
     /// `Block`: in place in shared memory, held until the sample drops.
     InPlace { seq: u64, len: usize },
     /// `Overwrite`: verified copy in our buffer.
@@ -68,6 +72,7 @@ impl Subscriber {
             "attached"
         );
         Ok(Subscriber {
+            reactor: None,
             end,
             buf,
             wait: opts.wait,
@@ -129,6 +134,16 @@ impl Subscriber {
     /// without consuming anything.
     pub fn has_news(&self) -> bool {
         self.end.reader_ref().has_news() || self.publisher_gone
+    }
+
+    /// The reactor registration of this subscriber, made on first use.
+    pub(crate) fn registration(&mut self) -> &Registration {
+        let end = &self.end;
+        self.reactor.get_or_insert_with(|| {
+            // SAFETY: the registration lives in this subscriber's `reactor` field, which is
+            // dropped before `end` (field order), whose reader it names.
+            unsafe { Registration::for_reader(end.reader_ref()) }
+        })
     }
 
     /// Payload alignment of the topic's slots (and of this subscriber's copy buffer).
@@ -198,7 +213,7 @@ impl Subscriber {
 
     /// One non-blocking step: the next message, consumed (copied) or held (in place).
     #[inline]
-    fn fetch(&mut self) -> Result<Got, TryRecvError> {
+    pub(crate) fn fetch(&mut self) -> Result<Got, TryRecvError> {
         match self.end.reader().poll() {
             Poll::Ready { seq, len } => {
                 match self.overflow {
@@ -262,7 +277,7 @@ impl Subscriber {
         Err(TryRecvError::Empty)
     }
 
-    fn sample(&mut self, got: Got) -> Sample<'_> {
+    pub(crate) fn sample(&mut self, got: Got) -> Sample<'_> {
         match got {
             Got::Copied { seq, len } => Sample {
                 data: self.buf.bytes(len),

@@ -115,9 +115,9 @@ pub enum TypedRecvError<E> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct TypedSubscriber<T> {
-    raw: Subscriber,
+    pub(crate) raw: Subscriber,
     /// Whether messages are checked with bytecheck (true unless `skip_validation`).
-    validate: bool,
+    pub(crate) validate: bool,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -304,7 +304,7 @@ where
 {
     /// Validates (or, trusted, only bounds-checks) the archive in `sample`.
     #[inline]
-    fn check<E>(sample: Sample<'a>, validate: bool) -> Result<Self, TypedRecvError<E>> {
+    pub(crate) fn check<E>(sample: Sample<'a>, validate: bool) -> Result<Self, TypedRecvError<E>> {
         let bytes = sample.payload();
         let invalid = |source| TypedRecvError::Invalid {
             seq: sample.seq(),

@@ -61,6 +61,32 @@ impl SleepTarget {
         }
     }
 
+    /// Another handle on the same target.
+    pub(crate) fn duplicate(&self) -> SleepTarget {
+        let side = match &self.side {
+            Side::Subscriber { mem, entry } => Side::Subscriber {
+                mem: mem.clone(),
+                entry: *entry,
+            },
+            Side::Publisher { mem } => Side::Publisher { mem: mem.clone() },
+            Side::Bell(bell) => Side::Bell(bell.clone()),
+        };
+        SleepTarget { side }
+    }
+
+    /// The topic's memory (none for a bell).
+    pub(crate) fn memory(&self) -> Option<&Arc<SegmentMemory>> {
+        match &self.side {
+            Side::Subscriber { mem, .. } | Side::Publisher { mem } => Some(mem),
+            Side::Bell(_) => None,
+        }
+    }
+
+    /// Whether this target is a publisher's.
+    pub(crate) fn is_publisher(&self) -> bool {
+        matches!(self.side, Side::Publisher { .. })
+    }
+
     /// The futex word this target's wakers ring.
     fn word(&self) -> &AtomicU32 {
         match &self.side {
@@ -195,6 +221,13 @@ impl SleepList {
         let first = !self.targets.iter().any(|t| t.shares_word_with(&target));
         self.targets.push(target);
         self.first.push(first);
+    }
+
+    /// Removes every target (and the bell), keeping the allocation.
+    pub fn clear(&mut self) {
+        self.targets.clear();
+        self.first.clear();
+        self.bell = None;
     }
 
     /// Removes target `i`, moving the last one into its place (as `Vec::swap_remove`).

@@ -1,0 +1,100 @@
+//! Async loans: [`Publisher::loan_async`] and [`TypedPublisher::send_async`] wait for room
+//! in a full `Block` ring on the process's reactor (`ringcast_core::reactor`), without
+//! blocking the thread. Runtime-agnostic (std `Waker`s only).
+//!
+//! **Cancel safety.** Dropping a pending future publishes nothing and loses nothing; a
+//! slot it may have claimed is the one the next loan gets.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use rkyv::Serialize;
+
+use crate::{Loan, Publisher, SlotSerializer, TypedPublisher, TypedSendError};
+
+/// Resolves once the next slot is claimed.
+struct Room<'a> {
+    publisher: &'a mut Publisher,
+    armed: bool,
+}
+
+impl Future for Room<'_> {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.publisher.claim_now() {
+            self.disarm();
+            return Poll::Ready(());
+        }
+        let next = self.publisher.next_seq();
+        self.publisher.registration().arm(next, cx.waker());
+        self.armed = true;
+        Poll::Pending
+    }
+}
+
+impl Room<'_> {
+    fn disarm(&mut self) {
+        if std::mem::take(&mut self.armed) {
+            if let Some(r) = &self.publisher.reactor {
+                r.disarm();
+            }
+        }
+    }
+}
+
+impl Drop for Room<'_> {
+    fn drop(&mut self) {
+        self.disarm();
+    }
+}
+
+impl Publisher {
+    /// Loans the next slot, waiting for room under `Block` without blocking the thread
+    /// (dead subscribers are reaped, and stalled ones evicted with a stall timeout, as for
+    /// [`loan`](Self::loan)). Under `Overwrite` it is ready at once. Cancel-safe.
+    ///
+    /// ```no_run
+    /// # async fn node() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ringcast_publisher::{Publisher, PublisherConfig};
+    /// let mut p = Publisher::create("frames", PublisherConfig::default())?;
+    /// let mut loan = p.loan_async().await;
+    /// loan.write_at(0, b"frame");
+    /// loan.commit(5);
+    /// # Ok(()) }
+    /// ```
+    pub async fn loan_async(&mut self) -> Loan<'_> {
+        Room {
+            publisher: self,
+            armed: false,
+        }
+        .await;
+        self.loan_claimed()
+    }
+
+    /// Copies `bytes` into the next slot and commits it, waiting for room without blocking
+    /// the thread. Cancel-safe.
+    pub async fn send_async(&mut self, bytes: &[u8]) -> Result<u64, crate::SendError> {
+        self.check_len(bytes.len())?;
+        let mut loan = self.loan_async().await;
+        loan.write_at(0, bytes);
+        Ok(loan.commit(bytes.len()))
+    }
+}
+
+impl<T> TypedPublisher<T>
+where
+    T: for<'a> Serialize<SlotSerializer<'a>>,
+{
+    /// Archives `value` into the next slot and commits it, waiting for room without
+    /// blocking the thread. Cancel-safe.
+    pub async fn send_async(&mut self, value: &T) -> Result<u64, TypedSendError> {
+        Room {
+            publisher: &mut self.raw,
+            armed: false,
+        }
+        .await;
+        // The slot is claimed: the send below does not wait.
+        self.try_send(value)
+    }
+}

@@ -1,0 +1,170 @@
+//! Async receive: [`Subscriber::recv_async`], [`TypedSubscriber::recv_async`] and the
+//! [`SampleStream`] of owned samples, on the process's reactor
+//! (`ringcast_core::reactor`): runtime-agnostic (std `Waker`s only), no thread and no
+//! timer per subscriber.
+//!
+//! **Cancel safety.** A message is consumed only in the poll that returns it, so dropping
+//! a pending `recv_async` future (a `select!` that took another branch, a timeout) loses
+//! nothing: the next receive gets the message the dropped one would have.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use rkyv::bytecheck::CheckBytes;
+use rkyv::{Archive, Archived};
+
+use crate::subscriber::Got;
+use crate::typed::{SlotValidator, TypedSample};
+use crate::{RecvError, Sample, Subscriber, TryRecvError, TypedRecvError, TypedSubscriber};
+
+/// What a waiting receive makes of a non-blocking one's error: `None` for "wait".
+fn waiting_error(e: TryRecvError) -> Option<RecvError> {
+    {
+        match e {
+            TryRecvError::Empty => None,
+            TryRecvError::Lagged(n) => Some(RecvError::Lagged(n)),
+            TryRecvError::Disconnected => Some(RecvError::Disconnected),
+            TryRecvError::Evicted => Some(RecvError::Evicted),
+            TryRecvError::Corrupt { seq, len } => Some(RecvError::Corrupt { seq, len }),
+        }
+    }
+}
+
+/// Resolves with the next fetched message (or the error a `recv` would give).
+struct Fetch<'a> {
+    sub: &'a mut Subscriber,
+    armed: bool,
+}
+
+impl Fetch<'_> {
+    fn poll_fetch(&mut self, cx: &mut Context<'_>) -> Poll<Result<Got, RecvError>> {
+        let r = match self.sub.fetch() {
+            Ok(got) => Ok(got),
+            Err(e) => match waiting_error(e) {
+                Some(e) => Err(e),
+                None => {
+                    let next = self.sub.next_seq();
+                    self.sub.registration().arm(next, cx.waker());
+                    self.armed = true;
+                    return Poll::Pending;
+                }
+            },
+        };
+        self.disarm();
+        Poll::Ready(r)
+    }
+
+    fn disarm(&mut self) {
+        if std::mem::take(&mut self.armed) {
+            if let Some(r) = &self.sub.reactor {
+                r.disarm();
+            }
+        }
+    }
+}
+
+impl Future for Fetch<'_> {
+    type Output = Result<Got, RecvError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.poll_fetch(cx)
+    }
+}
+
+impl Drop for Fetch<'_> {
+    fn drop(&mut self) {
+        self.disarm();
+    }
+}
+
+impl Subscriber {
+    /// Receives the next message without blocking the thread: the future resolves when a
+    /// message (or the end, or a lag report) is there. Cancel-safe (see the [module
+    /// docs](crate::future)). A crashed publisher is noticed within the liveness bound,
+    /// as for [`recv`](Self::recv).
+    ///
+    /// ```no_run
+    /// # async fn node() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ringcast_subscriber::{Subscriber, SubscriberOptions};
+    /// let mut sub = Subscriber::attach("imu", SubscriberOptions::default())?;
+    /// while let Ok(sample) = sub.recv_async().await {
+    ///     println!("#{}: {} bytes", sample.seq(), sample.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn recv_async(&mut self) -> Result<Sample<'_>, RecvError> {
+        let got = Fetch {
+            sub: self,
+            armed: false,
+        }
+        .await?;
+        Ok(self.sample(got))
+    }
+
+    /// The messages as a [`Stream`] of owned copies ([`OwnedSample`]); it ends when the
+    /// publisher is gone and everything was received. Lag reports and evictions are
+    /// items (`Err`). For zero copy, use [`recv_async`](Self::recv_async).
+    pub fn stream(&mut self) -> SampleStream<'_> {
+        SampleStream {
+            fetch: Fetch {
+                sub: self,
+                armed: false,
+            },
+            done: false,
+        }
+    }
+}
+
+impl<T> TypedSubscriber<T>
+where
+    T: Archive,
+    Archived<T>: for<'a> CheckBytes<SlotValidator<'a>>,
+{
+    /// Receives and validates the next message without blocking the thread. Cancel-safe.
+    pub async fn recv_async(&mut self) -> Result<TypedSample<'_, T>, TypedRecvError<RecvError>> {
+        let validate = self.validate;
+        let sample = self.raw.recv_async().await?;
+        TypedSample::check(sample, validate)
+    }
+}
+
+/// A message copied out of the ring, for [`SampleStream`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedSample {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its payload.
+    pub data: Vec<u8>,
+}
+
+/// The [`Stream`] of [`Subscriber::stream`].
+pub struct SampleStream<'a> {
+    fetch: Fetch<'a>,
+    done: bool,
+}
+
+impl Stream for SampleStream<'_> {
+    type Item = Result<OwnedSample, RecvError>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.fetch.poll_fetch(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(got)) => {
+                let sample = self.fetch.sub.sample(got);
+                let owned = OwnedSample {
+                    seq: sample.seq(),
+                    data: sample.to_vec(),
+                };
+                Poll::Ready(Some(Ok(owned)))
+            }
+            Poll::Ready(Err(RecvError::Disconnected)) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+        }
+    }
+}
