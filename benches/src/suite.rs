@@ -90,7 +90,8 @@ impl Measurement {
             self.transport(),
             self.payload
         );
-        if self.scenario == Scenario::Fanout {
+        let set = matches!(self.target, Target::Link(t) if t.set_sizes().len() > 1);
+        if self.scenario == Scenario::Fanout || set {
             label.push_str(&format!("/{}sub", self.subscribers));
         }
         label
@@ -112,8 +113,8 @@ pub fn plan(cfg: &Config) -> Vec<Measurement> {
             }
             let (payloads, subscribers) = match (scenario, t.fixed_payload()) {
                 (Scenario::Fanout, _) => (vec![FANOUT_PAYLOAD], FANOUT_SUBSCRIBERS),
-                (_, Some(n)) => (vec![n], &[1][..]),
-                (_, None) => (cfg.payloads.clone(), &[1][..]),
+                (_, Some(n)) => (vec![n], t.set_sizes()),
+                (_, None) => (cfg.payloads.clone(), t.set_sizes()),
             };
             for payload in payloads {
                 for &n in subscribers {
@@ -206,7 +207,7 @@ fn measure_link(
     let spec = LinkSpec {
         scenario: m.scenario,
         payload: m.payload,
-        subscribers: 1,
+        subscribers: m.subscribers,
     };
     let Link {
         mut local,
@@ -222,9 +223,11 @@ fn measure_link(
     let outcome = child
         .wait_ready(READY_TIMEOUT)
         .and_then(|()| match m.scenario {
-            Scenario::PingPong => local
-                .ping(m.payload, timing)
-                .map(|h| Measured::latency(m.scenario, t.name(), m.payload, &h)),
+            Scenario::PingPong => local.ping(m.payload, timing).map(|h| {
+                let mut measured = Measured::latency(m.scenario, t.name(), m.payload, &h);
+                measured.row.subscribers = m.subscribers as u32;
+                measured
+            }),
             Scenario::Throughput => local
                 .consume(m.payload)
                 .map(|r| Measured::throughput(m.scenario, t.name(), m.payload, &r)),

@@ -405,3 +405,28 @@ fn typed_members_and_removal_in_the_middle_keep_the_others_working() {
     assert!(set.wait_timeout(Duration::from_secs(5)).unwrap().ready() == 1);
     assert_eq!(*set.ready_mut(keys[2]).unwrap().try_recv().unwrap(), 99);
 }
+
+/// A set of idle topics (live publishers that never publish) is never ready: the wait
+/// sleeps until its deadline, across a liveness check.
+#[test]
+fn idle_topics_never_make_the_set_ready() {
+    let prefix = prefix("idle");
+    let names: Vec<String> = (0..8).map(|_| topic("idle")).collect();
+    let _cleanup: Vec<Cleanup> = names
+        .iter()
+        .map(|t| Cleanup(prefix.clone(), t.clone()))
+        .collect();
+    let _pubs: Vec<Publisher> = names
+        .iter()
+        .map(|t| Publisher::create(t, config(&prefix)).unwrap())
+        .collect();
+    let mut set = WaitSet::new().strategy(WaitStrategy::Park);
+    for t in &names {
+        let opts = options(&prefix).start(Start::Oldest);
+        set.add(Subscriber::attach(t, opts).unwrap()).unwrap();
+    }
+    let started = Instant::now();
+    let woke = set.wait_timeout(Duration::from_millis(120)).unwrap();
+    assert!(woke.timed_out(), "{woke:?}");
+    assert!(started.elapsed() >= Duration::from_millis(100));
+}

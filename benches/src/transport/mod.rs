@@ -29,6 +29,7 @@ mod iox2;
 mod mqueue;
 mod pipe;
 pub mod ringcast;
+mod ringcast_waiting;
 mod shm;
 mod socket;
 mod stream;
@@ -70,6 +71,8 @@ const ALL: &[&dyn Transport] = &[
     &ringcast::SPIN,
     &ringcast::FUTEX,
     &ringcast::OVERWRITE,
+    &ringcast_waiting::WAITSET,
+    &ringcast_waiting::ASYNC,
     #[cfg(feature = "iceoryx2")]
     &iox2::ICEORYX2,
 ];
@@ -122,6 +125,12 @@ pub trait Transport: Sync {
     /// asked for (the floors): it is then measured once, with payload `n`.
     fn fixed_payload(&self) -> Option<usize> {
         None
+    }
+
+    /// The sizes of the receiver's wait set this transport is measured with (one row
+    /// each, its `subscribers` column); `[1]` for a transport without one.
+    fn set_sizes(&self) -> &'static [usize] {
+        &[1]
     }
 
     /// Whether a waiting side busy-spins, and so needs a CPU of its own.

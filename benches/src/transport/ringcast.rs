@@ -128,7 +128,7 @@ pub fn collect_garbage() -> Result<usize> {
 }
 
 /// A topic base name unique to this process and link: `<pid>-<counter>`.
-fn unique_base() -> String {
+pub(super) fn unique_base() -> String {
     /// Links opened by this process so far.
     static LINKS: AtomicU32 = AtomicU32::new(0);
     // Relaxed: only uniqueness matters, which the atomic increment gives alone.
@@ -136,12 +136,12 @@ fn unique_base() -> String {
     format!("{}-{n}", std::process::id())
 }
 
-fn topic(base: &str, direction: &str) -> String {
+pub(super) fn topic(base: &str, direction: &str) -> String {
     format!("{base}.{direction}")
 }
 
 /// Slots for a payload: about [`RING_BYTES`] of ring, a power of two.
-fn slots_for(payload: usize) -> u64 {
+pub(super) fn slots_for(payload: usize) -> u64 {
     let fit = RING_BYTES / (payload as u64).max(1);
     // The largest power of two not above `fit` (fit >= 1 since payloads are <= 1 GiB).
     let pow2 = 1u64 << (63 - fit.max(1).leading_zeros());
