@@ -17,19 +17,9 @@ mod common;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use common::sensors::{publisher, TOPICS};
 use common::{field, result_of, spawn_role};
-use ringcast::{
-    Key, Overflow, Publisher, PublisherConfig, Subscriber, SubscriberOptions, TryRecvError, WaitSet,
-};
-
-/// (topic, rate in Hz, payload bytes)
-const TOPICS: [(&str, u64, usize); 4] = [
-    ("camera", 30, 64 * 1024),
-    ("lidar", 100, 16 * 1024),
-    ("imu", 1000, 48),
-    ("odometry", 50, 96),
-];
-const PUBLISH_FOR: Duration = Duration::from_secs(2);
+use ringcast::{Key, Subscriber, SubscriberOptions, TryRecvError, WaitSet};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -116,33 +106,4 @@ fn node(prefix: &str) -> Result<Vec<u64>, String> {
         }
     }
     Ok(next.to_vec())
-}
-
-/// One sensor: publishes at its rate for PUBLISH_FOR once the node attached, then closes.
-fn publisher(prefix: &str, topic: &str) -> Result<(), String> {
-    let &(_, hz, bytes) = TOPICS
-        .iter()
-        .find(|(t, _, _)| *t == topic)
-        .ok_or_else(|| format!("unknown topic {topic}"))?;
-    let config = PublisherConfig::default()
-        .prefix(prefix)
-        .slots(16)
-        .slot_size(bytes as u64)
-        .overflow(Overflow::Block);
-    let mut p = Publisher::create(topic, config).map_err(|e| e.to_string())?;
-    p.wait_for_subscribers(1, Duration::from_secs(10))
-        .map_err(|_| "the node never attached".to_string())?;
-    let period = Duration::from_nanos(1_000_000_000 / hz);
-    let start = Instant::now();
-    let mut seq = 0u64;
-    while start.elapsed() < PUBLISH_FOR {
-        let mut loan = p.loan();
-        loan[..8].copy_from_slice(&seq.to_le_bytes());
-        loan.commit(bytes);
-        seq += 1;
-        let due = start + period * seq as u32;
-        std::thread::sleep(due.saturating_duration_since(Instant::now()));
-    }
-    println!("RESULT sent={seq}");
-    Ok(())
 }

@@ -2,6 +2,8 @@
 //! re-executing the example binary in another role.
 #![allow(dead_code)]
 
+pub mod sensors;
+
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
