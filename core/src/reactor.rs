@@ -220,13 +220,6 @@ impl Registration {
             e.waker = None;
         }
     }
-
-    /// Whether an arm is pending.
-    pub fn is_armed(&self) -> bool {
-        lock(&reactor().registry).entries[self.id]
-            .as_ref()
-            .is_some_and(|e| e.armed_at.is_some())
-    }
 }
 
 impl std::fmt::Debug for Registration {

@@ -87,21 +87,28 @@ fn wait_on_both(
     }
 }
 
+/// A publisher thread per topic, each publishing one message.
+fn one_publish_on_each(
+    mems: &[Arc<SegmentMemory>; 2],
+) -> Vec<thread::JoinHandle<ringcast_core::ring::Writer>> {
+    mems.iter()
+        .map(|mem| {
+            let mem = mem.clone();
+            let mut w = writer(&mem);
+            thread::spawn(move || {
+                publish(&mut w, &mem);
+                w
+            })
+        })
+        .collect()
+}
+
 /// A publish on either topic always wakes a waiter that decided to sleep on both.
 #[test]
 fn a_waiter_on_two_topics_never_misses_a_publish_on_either() {
     check_with_bound(2, || {
         let (mems, mut readers) = two_topics(Overflow::Block);
-        let publishers: Vec<_> = (0..2)
-            .map(|i| {
-                let mem = mems[i].clone();
-                let mut w = writer(&mem);
-                thread::spawn(move || {
-                    publish(&mut w, &mem);
-                    w
-                })
-            })
-            .collect();
+        let publishers = one_publish_on_each(&mems);
         wait_on_both(&mut readers, &mems, [Some(1), Some(1)], true);
         for p in publishers {
             p.join().unwrap();
@@ -166,16 +173,7 @@ fn negative_control_a_sleep_without_its_recheck_loses_a_wake_up() {
 fn mutant_sleep_without_recheck() {
     check_with_bound(2, || {
         let (mems, mut readers) = two_topics(Overflow::Block);
-        let publishers: Vec<_> = (0..2)
-            .map(|i| {
-                let mem = mems[i].clone();
-                let mut w = writer(&mem);
-                thread::spawn(move || {
-                    publish(&mut w, &mem);
-                    w
-                })
-            })
-            .collect();
+        let publishers = one_publish_on_each(&mems);
         wait_on_both(&mut readers, &mems, [Some(1), Some(1)], false);
         for p in publishers {
             p.join().unwrap();
