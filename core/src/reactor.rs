@@ -25,7 +25,7 @@ use crate::clock::LIVENESS_SLICE;
 use crate::futex::WakeAny;
 use crate::memory::SegmentMemory;
 use crate::ring::{news_at, room_at, Reader, Writer};
-use crate::waitset::{Bell, SleepList, SleepTarget, POLL_NAP};
+use crate::waitset::{polling_forced, Bell, SleepList, SleepTarget, POLL_NAP};
 
 /// The process's reactor.
 struct Shared {
@@ -91,8 +91,22 @@ pub fn started() -> bool {
     REACTOR.get().is_some()
 }
 
+/// Whether the reactor sleeps on futex words (false: it polls, see [`POLL_NAP`]); a test
+/// and diagnostic hook, meaningful once the reactor has made its first pass.
+pub fn is_polling() -> bool {
+    POLLING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+// Relaxed: a diagnostic flag; nothing is published through it.
+static POLLING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The reactor thread.
 fn run(shared: &Shared) {
+    // Without futex_waitv (forced, or refused once by the kernel) every pass re-checks
+    // and naps for `POLL_NAP`, as a polling wait set does.
+    let mut polling = polling_forced();
+    // Relaxed: see `POLLING`.
+    POLLING.store(polling, std::sync::atomic::Ordering::Relaxed);
     let mut list = SleepList::new();
     let mut snapshot: Vec<usize> = Vec::new();
     let mut wake: Vec<Waker> = Vec::new();
@@ -118,13 +132,24 @@ fn run(shared: &Shared) {
                 .any(|i| reg.entries[*i].as_ref().is_some_and(Entry::ready))
                 || shared.bell.count() != handled
         };
-        // SAFETY: every snapshotted entry is marked `in_use`, and a registration's drop
-        // (which precedes its reader's or writer's) waits until this pass clears the mark
-        // below, so each target's owner outlives the sleep.
-        let r = unsafe { list.sleep(Some(LIVENESS_SLICE), recheck) };
-        if let WakeAny::Unsupported | WakeAny::Failed(_) = r {
-            // No futex_waitv here: poll.
-            std::thread::sleep(POLL_NAP);
+        if polling {
+            if !recheck() {
+                std::thread::sleep(POLL_NAP);
+            }
+        } else {
+            // SAFETY: every snapshotted entry is marked `in_use`, and a registration's
+            // drop (which precedes its reader's or writer's) waits until this pass clears
+            // the mark below, so each target's owner outlives the sleep.
+            let r = unsafe { list.sleep(Some(LIVENESS_SLICE), recheck) };
+            if let WakeAny::Unsupported | WakeAny::Failed(_) = r {
+                tracing::warn!(
+                    result = ?r,
+                    "futex_waitv is not available: the ringcast reactor polls every {POLL_NAP:?}"
+                );
+                polling = true;
+                // Relaxed: see `POLLING`.
+                POLLING.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         list.clear();
         let now = Instant::now();

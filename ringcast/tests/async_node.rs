@@ -1,16 +1,43 @@
 //! Async receive and loan on the process's reactor, under tokio's multi-thread and
 //! current-thread runtimes: 100 tasks on 100 topics, cancelling a pending receive loses
-//! nothing, a `Block` publisher's `loan_async`, the owned-sample stream, and one reactor
-//! thread for all of it.
+//! nothing, a `Block` publisher's `loan_async`, the owned-sample stream, one reactor
+//! thread for all of it, a task whose publisher process is SIGKILLed, and the reactor's
+//! polling fallback.
 
 mod common;
 
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use futures_core::Stream;
 use ringcast::*;
+use ringcast_core::{futex, reactor};
+
+const CHILD: &str = "async_child_entry";
+
+/// Entry point of the child processes (runs only when re-executed with a role).
+#[test]
+#[ignore = "entry point for child processes spawned by the other tests"]
+fn async_child_entry() {
+    match std::env::var(ROLE).as_deref() {
+        Ok("steady") => steady_publisher_child(),
+        Ok("polling") => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let got = tasks_on_topics(rt, "poll", 10);
+            println!(
+                "RESULT received={got} polling={} waits={}",
+                u64::from(reactor::is_polling()),
+                futex::wait_calls()
+            );
+        }
+        _ => {}
+    }
+}
 
 fn config(prefix: &str) -> PublisherConfig {
     PublisherConfig::default()
@@ -20,14 +47,13 @@ fn config(prefix: &str) -> PublisherConfig {
         .overflow(Overflow::Block)
 }
 
-/// 100 topics, one task per topic, a publisher thread writing 40 messages to each in a
-/// shuffled order with pauses (so tasks wait on the reactor often). Every task gets its
-/// topic's messages once and in order, then `Disconnected`.
-fn hundred_tasks(rt: tokio::runtime::Runtime, tag: &str) {
-    const TOPICS: usize = 100;
+/// `topics` topics, one task per topic, a publisher thread writing 40 messages to each in
+/// a shuffled order with pauses (so tasks wait on the reactor often). Every task gets its
+/// topic's messages once and in order, then `Disconnected`. Returns the messages received.
+fn tasks_on_topics(rt: tokio::runtime::Runtime, tag: &str, topics: usize) -> u64 {
     const PER: u64 = 40;
     let prefix = prefix(tag);
-    let names: Vec<String> = (0..TOPICS).map(|_| topic(tag)).collect();
+    let names: Vec<String> = (0..topics).map(|_| topic(tag)).collect();
     let _cleanup: Vec<Cleanup> = names
         .iter()
         .map(|t| Cleanup(prefix.clone(), t.clone()))
@@ -44,11 +70,11 @@ fn hundred_tasks(rt: tokio::runtime::Runtime, tag: &str) {
         let mut pubs = pubs;
         let mut rng = 0x853c_49e6_748f_ea9bu64;
         for round in 0..PER {
-            for _ in 0..TOPICS {
+            for _ in 0..topics {
                 rng ^= rng << 13;
                 rng ^= rng >> 7;
                 rng ^= rng << 17;
-                let i = (rng % TOPICS as u64) as usize;
+                let i = (rng % topics as u64) as usize;
                 let seq = pubs[i].next_seq();
                 if seq <= round {
                     pubs[i].send(&seq.to_le_bytes()).unwrap();
@@ -93,7 +119,8 @@ fn hundred_tasks(rt: tokio::runtime::Runtime, tag: &str) {
         total
     });
     publisher.join().unwrap();
-    assert_eq!(got, TOPICS as u64 * PER);
+    assert_eq!(got, topics as u64 * PER);
+    got
 }
 
 #[test]
@@ -103,7 +130,7 @@ fn a_hundred_tasks_on_a_hundred_topics_on_two_tokio_workers() {
         .enable_all()
         .build()
         .unwrap();
-    hundred_tasks(rt, "mt");
+    tasks_on_topics(rt, "mt", 100);
 }
 
 #[test]
@@ -112,7 +139,7 @@ fn a_hundred_tasks_on_a_hundred_topics_on_a_current_thread_runtime() {
         .enable_all()
         .build()
         .unwrap();
-    hundred_tasks(rt, "ct");
+    tasks_on_topics(rt, "ct", 100);
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -274,4 +301,76 @@ fn the_process_has_exactly_one_reactor_thread() {
         .filter(|comm| comm.trim() == "ringcast-reacto" || comm.trim() == "ringcast-reactor")
         .count();
     assert_eq!(reactors, 1);
+}
+
+/// A task awaiting a topic whose publisher process is SIGKILLed gets `Disconnected` within
+/// the liveness bound (the reactor wakes a waiting task once per liveness slice, so the
+/// handle's own check runs), after every message the publisher wrote.
+#[test]
+fn a_task_whose_publisher_process_is_killed_gets_disconnected_within_the_bound() {
+    let n = Names::new("akill", "k");
+    let publisher = spawn_talking(
+        CHILD,
+        "steady",
+        &[
+            ("PREFIX", n.prefix.clone()),
+            ("TOPIC", n.topic.clone()),
+            ("COUNT", "100000".to_owned()),
+        ],
+    );
+    let opts = SubscriberOptions::default().prefix(&n.prefix);
+    let mut sub = Subscriber::attach_wait(&n.topic, opts, Duration::from_secs(30)).unwrap();
+    publisher.expect("READY", Duration::from_secs(30));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (next, noticed) = rt.block_on(async move {
+        let mut next = 0u64;
+        let mut killed_at = None;
+        let mut publisher = Some(publisher);
+        loop {
+            let r = tokio::time::timeout(Duration::from_secs(10), sub.recv_async())
+                .await
+                .expect("recv_async stuck");
+            match r {
+                Ok(s) => {
+                    assert_eq!(s.seq(), next);
+                    next += 1;
+                    if next == 20 {
+                        // Kill it while this task is parked between two 5 ms messages.
+                        publisher.take().unwrap().kill();
+                        killed_at = Some(Instant::now());
+                    }
+                }
+                Err(RecvError::Disconnected) => {
+                    return (next, killed_at.expect("killed").elapsed());
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
+    assert!(next >= 20, "{next}");
+    let bound = 2 * LIVENESS_SLICE + Duration::from_millis(900);
+    assert!(
+        noticed <= bound,
+        "Disconnected after {noticed:?} (bound {bound:?})"
+    );
+}
+
+/// With `RINGCAST_NO_FUTEX_WAITV=1` the reactor polls (no futex wait in the whole process)
+/// and still delivers every message of ten topics to ten tasks.
+#[test]
+fn without_futex_waitv_the_reactor_polls_and_still_misses_nothing() {
+    let child = spawn(
+        CHILD,
+        "polling",
+        &[("RINGCAST_NO_FUTEX_WAITV", "1".to_owned())],
+    );
+    let (code, result) = finish(child, Duration::from_secs(60));
+    assert_eq!(code, Some(0));
+    let result = result.expect("RESULT");
+    assert_eq!(field(&result, "received"), 400);
+    assert_eq!(field(&result, "polling"), 1, "the reactor did not poll");
+    assert_eq!(field(&result, "waits"), 0, "a futex wait in polling mode");
 }

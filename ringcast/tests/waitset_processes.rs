@@ -19,7 +19,7 @@ const LONG: Duration = Duration::from_secs(30);
 fn waitset_processes_child_entry() {
     match std::env::var(ROLE).as_deref() {
         Ok("bursts") => burst_publisher(),
-        Ok("steady") => steady_publisher(),
+        Ok("steady") => steady_publisher_child(),
         _ => {}
     }
 }
@@ -54,18 +54,6 @@ fn burst_publisher() {
         std::thread::sleep(Duration::from_micros((rng >> 8) % 1500));
     }
     println!("RESULT sent={seq} wakes={}", futex::wake_calls());
-}
-
-/// Publishes one message every 5 ms until killed (or until COUNT, then closes).
-fn steady_publisher() {
-    let (prefix, topic, count): (String, String, u64) = (env("PREFIX"), env("TOPIC"), env("COUNT"));
-    let mut p = Publisher::create(&topic, config(&prefix)).expect("create");
-    p.wait_for_subscribers(1, LONG).expect("subscriber");
-    println!("READY");
-    for seq in 0..count {
-        p.send(&seq.to_le_bytes()).expect("send");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Attaches to every topic (waiting for its publisher) and puts the subscribers in a

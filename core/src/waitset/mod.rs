@@ -256,7 +256,8 @@ fn next_set_id() -> u32 {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-fn polling_forced() -> bool {
+/// Whether the environment forces polling (`RINGCAST_NO_FUTEX_WAITV=1`).
+pub(crate) fn polling_forced() -> bool {
     static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *FORCED.get_or_init(|| std::env::var_os("RINGCAST_NO_FUTEX_WAITV").is_some_and(|v| v == "1"))
 }

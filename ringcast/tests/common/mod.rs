@@ -63,6 +63,26 @@ pub fn attach_parked_child(limit: Duration) -> ringcast::Subscriber {
     sub
 }
 
+/// In a child: creates the `Block` topic named by PREFIX and TOPIC (16 slots of 64 B),
+/// waits for one subscriber, says "READY", then publishes its sequence number every 5 ms,
+/// COUNT times, and closes (unless it is killed first).
+pub fn steady_publisher_child() {
+    let (prefix, topic, count): (String, String, u64) = (env("PREFIX"), env("TOPIC"), env("COUNT"));
+    let config = ringcast::PublisherConfig::default()
+        .prefix(&prefix)
+        .slots(16)
+        .slot_size(64)
+        .overflow(ringcast::Overflow::Block);
+    let mut p = ringcast::Publisher::create(&topic, config).expect("create");
+    p.wait_for_subscribers(1, Duration::from_secs(30))
+        .expect("subscriber");
+    println!("READY");
+    for seq in 0..count {
+        p.send(&seq.to_le_bytes()).expect("send");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Re-executes this test binary to run `#[ignore]`d test `entry` as a child process with
 /// `role` and the given environment.
 pub fn spawn(entry: &str, role: &str, env: &[(&str, String)]) -> Child {
