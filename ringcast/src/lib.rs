@@ -105,7 +105,8 @@
 
 pub use ringcast_core::clock::LIVENESS_SLICE;
 pub use ringcast_core::waitset::{
-    AddError, Key, Member, Notifier, Refusal, WaitError, WaitSet, Wakeup, MAX_MEMBERS, POLL_NAP,
+    AddError, Key, Member, Notifier, Refusal, SleepTarget, WaitError, WaitSet, Wakeup, MAX_MEMBERS,
+    POLL_NAP,
 };
 pub use ringcast_core::{
     AttachError, ConfigError, CreateError, Full, NameError, Overflow, Start, TypeInfo, WaitStrategy,

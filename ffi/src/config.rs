@@ -1,0 +1,238 @@
+//! The config and options structs: plain C structs with a leading `struct_size` so they
+//! can grow, filled with defaults by their `_init` functions.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use ringcast::{Overflow, PublisherConfig, Start, SubscriberOptions, WaitStrategy};
+
+use crate::error::{guard, str_arg, Failure};
+use crate::status::ringcast_status::{self, *};
+
+/// `overflow`: the publisher waits for the slowest subscriber (no message lost).
+pub const RINGCAST_OVERFLOW_BLOCK: u32 = 0;
+/// `overflow`: the publisher never waits; a subscriber a whole ring behind loses messages
+/// (counted in `ringcast_sample.lost`).
+pub const RINGCAST_OVERFLOW_OVERWRITE: u32 = 1;
+
+/// `wait`: spin briefly, then sleep on a futex (the default).
+pub const RINGCAST_WAIT_SPIN_THEN_PARK: u32 = 0;
+/// `wait`: sleep on a futex at once (least CPU).
+pub const RINGCAST_WAIT_PARK: u32 = 1;
+/// `wait`: spin, never sleep (lowest latency; a core per waiter).
+pub const RINGCAST_WAIT_BUSY_SPIN: u32 = 2;
+
+/// `start`: receive messages published after attaching.
+pub const RINGCAST_START_LATEST: u32 = 0;
+/// `start`: receive from the oldest message still in the ring.
+pub const RINGCAST_START_OLDEST: u32 = 1;
+
+/// How to create a topic. Fill it with `ringcast_publisher_config_init`, then set fields.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ringcast_publisher_config {
+    /// `sizeof(ringcast_publisher_config)`, set by `_init`: the struct's version.
+    pub struct_size: u32,
+    /// `RINGCAST_OVERFLOW_BLOCK` or `RINGCAST_OVERFLOW_OVERWRITE` (default).
+    pub overflow: u32,
+    /// Slots in the ring: a power of two, 2 ..= 2^24 (default 256).
+    pub slots: u64,
+    /// Most payload bytes per message, 1 ..= 1 GiB (default 1024).
+    pub slot_size: u64,
+    /// Most subscribers at once, 1 ..= 4096 (default 64).
+    pub max_subscribers: u64,
+    /// `Block` only: evict a live subscriber that stalls the publisher longer than this
+    /// (1 ms ..= 1 day); 0 (default) never evicts a live one.
+    pub stall_timeout_ns: u64,
+    /// Permission bits of the segment (default 0600).
+    pub mode: u32,
+    /// How a `Block` publisher waits for room: `RINGCAST_WAIT_*`.
+    pub wait: u32,
+    /// Segment name prefix (NULL: the default, "ringcast"); copied during the call.
+    pub prefix: *const c_char,
+}
+
+/// How to attach. Fill it with `ringcast_subscriber_options_init`, then set fields.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ringcast_subscriber_options {
+    /// `sizeof(ringcast_subscriber_options)`, set by `_init`: the struct's version.
+    pub struct_size: u32,
+    /// `RINGCAST_START_LATEST` (default) or `RINGCAST_START_OLDEST`.
+    pub start: u32,
+    /// How receives wait: `RINGCAST_WAIT_*`.
+    pub wait: u32,
+    /// Unused; 0.
+    pub reserved: u32,
+    /// Refuse topics whose slots hold more than this many bytes (0: the format's 1 GiB).
+    pub max_slot_size: u64,
+    /// Segment name prefix (NULL: the default, "ringcast"); copied during the call.
+    pub prefix: *const c_char,
+}
+
+/// Fills `cfg` with the defaults (and its `struct_size`).
+///
+/// # Safety
+/// `cfg` is NULL or points to writable memory for one `ringcast_publisher_config`.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_publisher_config_init(
+    cfg: *mut ringcast_publisher_config,
+) -> ringcast_status {
+    guard(|| {
+        if cfg.is_null() {
+            return Err(Failure::null("cfg"));
+        }
+        let d = PublisherConfig::default();
+        let seg = d.segment();
+        let value = ringcast_publisher_config {
+            struct_size: size_of::<ringcast_publisher_config>() as u32,
+            overflow: match seg.overflow {
+                Overflow::Block => RINGCAST_OVERFLOW_BLOCK,
+                _ => RINGCAST_OVERFLOW_OVERWRITE,
+            },
+            slots: seg.slots,
+            slot_size: seg.slot_size,
+            max_subscribers: seg.max_subscribers,
+            stall_timeout_ns: 0,
+            mode: 0o600,
+            wait: RINGCAST_WAIT_SPIN_THEN_PARK,
+            prefix: std::ptr::null(),
+        };
+        // SAFETY: non-NULL and writable for one struct, by the caller's contract; `write`
+        // does not read the (possibly uninitialised) old value.
+        unsafe { cfg.write(value) };
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// Fills `opts` with the defaults (and its `struct_size`).
+///
+/// # Safety
+/// `opts` is NULL or points to writable memory for one `ringcast_subscriber_options`.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_subscriber_options_init(
+    opts: *mut ringcast_subscriber_options,
+) -> ringcast_status {
+    guard(|| {
+        if opts.is_null() {
+            return Err(Failure::null("opts"));
+        }
+        let value = ringcast_subscriber_options {
+            struct_size: size_of::<ringcast_subscriber_options>() as u32,
+            start: RINGCAST_START_LATEST,
+            wait: RINGCAST_WAIT_SPIN_THEN_PARK,
+            reserved: 0,
+            max_slot_size: 0,
+            prefix: std::ptr::null(),
+        };
+        // SAFETY: as in `ringcast_publisher_config_init`.
+        unsafe { opts.write(value) };
+        Ok(RINGCAST_OK)
+    })
+}
+
+fn version_check(got: u32, want: usize, what: &str) -> Result<(), Failure> {
+    if got as usize != want {
+        return Err(Failure::new(
+            RINGCAST_ERR_VERSION,
+            format!(
+                "{what}.struct_size is {got}, this library's is {want}: fill the struct with \
+                 its _init function and build against this library's header"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn wait_arg(wait: u32) -> Result<WaitStrategy, Failure> {
+    match wait {
+        RINGCAST_WAIT_SPIN_THEN_PARK => Ok(WaitStrategy::default()),
+        RINGCAST_WAIT_PARK => Ok(WaitStrategy::Park),
+        RINGCAST_WAIT_BUSY_SPIN => Ok(WaitStrategy::BusySpin),
+        other => Err(Failure::new(
+            RINGCAST_ERR_INVALID_ARGUMENT,
+            format!("wait is {other}: use one of RINGCAST_WAIT_*"),
+        )),
+    }
+}
+
+/// The Rust config of a C one (NULL: the defaults).
+///
+/// # Safety
+/// `cfg` is NULL or points to a readable `ringcast_publisher_config` whose `prefix` is
+/// NULL or a NUL-terminated string.
+pub(crate) unsafe fn publisher_config(
+    cfg: *const ringcast_publisher_config,
+) -> Result<PublisherConfig, Failure> {
+    let mut out = PublisherConfig::default();
+    if cfg.is_null() {
+        return Ok(out);
+    }
+    // SAFETY: readable for its first field, which every version has.
+    let size = unsafe { (*cfg).struct_size };
+    version_check(size, size_of::<ringcast_publisher_config>(), "cfg")?;
+    // SAFETY: readable for the whole struct: its size says it is this version's.
+    let c = unsafe { *cfg };
+    out = out
+        .overflow(match c.overflow {
+            RINGCAST_OVERFLOW_BLOCK => Overflow::Block,
+            RINGCAST_OVERFLOW_OVERWRITE => Overflow::Overwrite,
+            other => {
+                return Err(Failure::new(
+                    RINGCAST_ERR_INVALID_ARGUMENT,
+                    format!("cfg.overflow is {other}: use RINGCAST_OVERFLOW_BLOCK or _OVERWRITE"),
+                ))
+            }
+        })
+        .slots(c.slots)
+        .slot_size(c.slot_size)
+        .max_subscribers(c.max_subscribers)
+        .mode(c.mode)
+        .wait_strategy(wait_arg(c.wait)?);
+    if c.stall_timeout_ns != 0 {
+        out = out.stall_timeout(Duration::from_nanos(c.stall_timeout_ns));
+    }
+    if !c.prefix.is_null() {
+        // SAFETY: a NUL-terminated string, by the caller's contract.
+        out = out.prefix(unsafe { str_arg(c.prefix, "cfg.prefix") }?);
+    }
+    Ok(out)
+}
+
+/// The Rust options of C ones (NULL: the defaults).
+///
+/// # Safety
+/// As for [`publisher_config`], for a `ringcast_subscriber_options`.
+pub(crate) unsafe fn subscriber_options(
+    opts: *const ringcast_subscriber_options,
+) -> Result<SubscriberOptions, Failure> {
+    let mut out = SubscriberOptions::default();
+    if opts.is_null() {
+        return Ok(out);
+    }
+    // SAFETY: readable for its first field, which every version has.
+    let size = unsafe { (*opts).struct_size };
+    version_check(size, size_of::<ringcast_subscriber_options>(), "opts")?;
+    // SAFETY: readable for the whole struct: its size says it is this version's.
+    let o = unsafe { *opts };
+    out = out
+        .start(match o.start {
+            RINGCAST_START_LATEST => Start::Latest,
+            RINGCAST_START_OLDEST => Start::Oldest,
+            other => {
+                return Err(Failure::new(
+                    RINGCAST_ERR_INVALID_ARGUMENT,
+                    format!("opts.start is {other}: use RINGCAST_START_LATEST or _OLDEST"),
+                ))
+            }
+        })
+        .wait_strategy(wait_arg(o.wait)?);
+    if o.max_slot_size != 0 {
+        out = out.max_slot_size(o.max_slot_size);
+    }
+    if !o.prefix.is_null() {
+        // SAFETY: a NUL-terminated string, by the caller's contract.
+        out = out.prefix(unsafe { str_arg(o.prefix, "opts.prefix") }?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,181 @@
+//! Errors across the boundary: the thread's last error message, the guard every entry
+//! point runs in (no panic reaches C), and the mapping of Rust errors to statuses.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use ringcast::{AttachError, CreateError, RecvTimeoutError, SendError};
+
+use crate::status::ringcast_status::{self, *};
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// A failed call: its status and what to tell the person reading `ringcast_last_error`.
+pub(crate) struct Failure {
+    pub status: ringcast_status,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(status: ringcast_status, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn null(what: &str) -> Failure {
+        Failure::new(RINGCAST_ERR_NULL, format!("{what} is NULL"))
+    }
+}
+
+/// What an entry point's body returns: a status to return as is (OK or an outcome), or
+/// a failure to record.
+pub(crate) type Outcome = Result<ringcast_status, Failure>;
+
+fn set_last_error(message: &str) {
+    // Interior NULs cannot be shown; cut there.
+    let message = message.split('\0').next().unwrap_or_default();
+    let c = CString::new(message).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+/// Runs an entry point's body: records a failure's message, and turns a panic into
+/// `RINGCAST_ERR_PANIC` instead of letting it unwind into C.
+pub(crate) fn guard(body: impl FnOnce() -> Outcome) -> ringcast_status {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(status)) => status,
+        Ok(Err(f)) => {
+            set_last_error(&f.message);
+            f.status
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            set_last_error(&format!("internal error in ringcast: {what}"));
+            RINGCAST_ERR_PANIC
+        }
+    }
+}
+
+/// A NUL-terminated string argument as UTF-8.
+///
+/// # Safety
+/// `s` is NULL or points to a NUL-terminated string.
+pub(crate) unsafe fn str_arg<'a>(s: *const c_char, what: &str) -> Result<&'a str, Failure> {
+    if s.is_null() {
+        return Err(Failure::null(what));
+    }
+    // SAFETY: non-NULL and NUL-terminated, by the caller's contract.
+    let c = unsafe { CStr::from_ptr(s) };
+    c.to_str().map_err(|_| {
+        Failure::new(
+            RINGCAST_ERR_INVALID_ARGUMENT,
+            format!("{what} is not valid UTF-8"),
+        )
+    })
+}
+
+/// A C timeout in nanoseconds: `< 0` for ever (`None`), else the duration.
+pub(crate) fn timeout_arg(ns: i64) -> Option<std::time::Duration> {
+    u64::try_from(ns).ok().map(std::time::Duration::from_nanos)
+}
+
+impl From<CreateError> for Failure {
+    fn from(e: CreateError) -> Failure {
+        let status = match &e {
+            CreateError::Name { .. } => RINGCAST_ERR_NAME,
+            CreateError::Config { .. } => RINGCAST_ERR_CONFIG,
+            CreateError::AlreadyPublished { .. } => RINGCAST_ERR_EXISTS,
+            CreateError::NotASegment { .. } => RINGCAST_ERR_NOT_A_SEGMENT,
+            CreateError::NoSpace { .. } | CreateError::OutOfMemory { .. } => RINGCAST_ERR_RESOURCE,
+            CreateError::PermissionDenied { .. } => RINGCAST_ERR_PERMISSION,
+            _ => RINGCAST_ERR_IO,
+        };
+        Failure::new(status, e.to_string())
+    }
+}
+
+impl From<AttachError> for Failure {
+    fn from(e: AttachError) -> Failure {
+        let status = match &e {
+            AttachError::Name { .. } => RINGCAST_ERR_NAME,
+            AttachError::NotFound { .. } => RINGCAST_ERR_NOT_FOUND,
+            AttachError::PermissionDenied { .. } => RINGCAST_ERR_PERMISSION,
+            AttachError::NotRegularFile { .. }
+            | AttachError::NotASegment { .. }
+            | AttachError::Version { .. }
+            | AttachError::TooSmall { .. }
+            | AttachError::Geometry { .. } => RINGCAST_ERR_NOT_A_SEGMENT,
+            AttachError::NotReady { .. } => RINGCAST_ERR_NOT_READY,
+            AttachError::TypeMismatch { .. } => RINGCAST_ERR_TYPE_MISMATCH,
+            AttachError::OverLimit { .. }
+            | AttachError::OutOfMemory { .. }
+            | AttachError::TableFull { .. } => RINGCAST_ERR_RESOURCE,
+            AttachError::Closed { .. } => RINGCAST_ERR_CLOSED,
+            _ => RINGCAST_ERR_IO,
+        };
+        Failure::new(status, e.to_string())
+    }
+}
+
+impl From<SendError> for Failure {
+    fn from(e: SendError) -> Failure {
+        let status = match e {
+            SendError::TooLarge { .. } => RINGCAST_ERR_TOO_LARGE,
+            SendError::Full => RINGCAST_FULL,
+        };
+        Failure::new(status, e.to_string())
+    }
+}
+
+impl From<RecvTimeoutError> for Failure {
+    fn from(e: RecvTimeoutError) -> Failure {
+        let status = match e {
+            RecvTimeoutError::Timeout => RINGCAST_TIMEOUT,
+            RecvTimeoutError::Disconnected => RINGCAST_DISCONNECTED,
+            RecvTimeoutError::Evicted => RINGCAST_EVICTED,
+            RecvTimeoutError::Corrupt { .. } => RINGCAST_CORRUPT,
+            // Folded into the next sample's `lost` by the caller; never reaches here.
+            RecvTimeoutError::Lagged(_) => RINGCAST_ERR_PANIC,
+        };
+        Failure::new(status, e.to_string())
+    }
+}
+
+/// The calling thread's last error message: what the most recent failed call on this
+/// thread went wrong with, and what to do. Empty if no call failed yet. The string stays
+/// valid until the next failing call on this thread; copy it to keep it.
+#[no_mangle]
+pub extern "C" fn ringcast_last_error() -> *const c_char {
+    // The thread-local string lives as long as the thread; it is replaced (not mutated in
+    // place) only by a later failing call on this same thread.
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// A static description of a status (any `int32_t`; unknown values get "unknown status").
+#[no_mangle]
+pub extern "C" fn ringcast_status_str(status: i32) -> *const c_char {
+    ringcast_status::ALL
+        .iter()
+        .find(|s| **s as i32 == status)
+        .map_or(c"unknown status", |s| s.describe())
+        .as_ptr()
+}
+
+/// This library's version ("MAJOR.MINOR.PATCH"), static.
+#[no_mangle]
+pub extern "C" fn ringcast_version() -> *const c_char {
+    const VERSION: &CStr =
+        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => panic!("the version has a NUL"),
+        };
+    VERSION.as_ptr()
+}

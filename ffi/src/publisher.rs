@@ -1,0 +1,353 @@
+//! `ringcast_publisher`: create, send, loan / commit / abort, wait for subscribers.
+
+use std::ffi::c_char;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use ringcast::{Full, Loan, Publisher};
+
+use crate::config::{publisher_config, ringcast_publisher_config};
+use crate::error::{guard, str_arg, timeout_arg, Failure};
+use crate::status::ringcast_status::{self, *};
+
+/// A topic's one publisher (opaque). Used by one thread at a time.
+pub struct ringcast_publisher {
+    /// The outstanding loan, if any. It borrows `*publisher` (a heap allocation that never
+    /// moves) and is declared first, so it is dropped (aborted) before the publisher.
+    loan: Option<Loan<'static>>,
+    publisher: NonNull<Publisher>,
+    /// The slot size (kept here: reading it from the publisher while a loan borrows it
+    /// would alias the loan's borrow).
+    capacity: usize,
+}
+
+impl Drop for ringcast_publisher {
+    fn drop(&mut self) {
+        self.loan = None;
+        // SAFETY: `publisher` came from `Box::into_raw` in `ringcast_publisher_create` and
+        // is freed only here; the loan that borrowed it was dropped above.
+        drop(unsafe { Box::from_raw(self.publisher.as_ptr()) });
+    }
+}
+
+impl ringcast_publisher {
+    /// The publisher, when no loan borrows it.
+    fn publisher(&mut self) -> Result<&mut Publisher, Failure> {
+        if self.loan.is_some() {
+            return Err(Failure::new(
+                RINGCAST_ERR_LOAN_OUTSTANDING,
+                "a loan is outstanding: commit or abort it first",
+            ));
+        }
+        // SAFETY: the allocation lives as long as `self`, and no loan borrows it (checked
+        // above); `&mut self` makes this the only reference.
+        Ok(unsafe { self.publisher.as_mut() })
+    }
+
+    /// The outstanding loan, if `loan` describes it.
+    fn outstanding(&mut self, loan: &ringcast_loan) -> Result<&mut Loan<'static>, Failure> {
+        match &mut self.loan {
+            Some(l) if l.seq() == loan.seq && l.as_ptr() == loan.data.cast_const() => Ok(l),
+            Some(_) => Err(Failure::new(
+                RINGCAST_ERR_NOT_HELD,
+                "this loan is not the one outstanding on this publisher",
+            )),
+            None => Err(Failure::new(
+                RINGCAST_ERR_NOT_HELD,
+                "no loan is outstanding on this publisher (committed or aborted already?)",
+            )),
+        }
+    }
+}
+
+/// A loaned slot: write up to `capacity` bytes at `data`, then commit (or abort) it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ringcast_loan {
+    /// The slot's payload, writable for `capacity` bytes until commit or abort.
+    pub data: *mut u8,
+    /// The slot size.
+    pub capacity: usize,
+    /// The sequence number the message will have.
+    pub seq: u64,
+}
+
+/// # Safety
+/// `p` is NULL or a live handle from `ringcast_publisher_create`, used by this thread only.
+unsafe fn handle<'a>(p: *mut ringcast_publisher) -> Result<&'a mut ringcast_publisher, Failure> {
+    // SAFETY: NULL or a live handle, by the caller's contract.
+    unsafe { p.as_mut() }.ok_or_else(|| Failure::null("publisher"))
+}
+
+/// Creates `topic` with `cfg` (NULL: the defaults) and stores its publisher in `*out`.
+/// Failures: `RINGCAST_ERR_NAME`, `_CONFIG`, `_EXISTS`, `_NOT_A_SEGMENT`, `_PERMISSION`,
+/// `_RESOURCE`, `_VERSION`, `_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `topic` is NULL or NUL-terminated; `cfg` is NULL or a readable config (see its
+/// `_init`); `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_publisher_create(
+    topic: *const c_char,
+    cfg: *const ringcast_publisher_config,
+    out: *mut *mut ringcast_publisher,
+) -> ringcast_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        // SAFETY: non-NULL and writable, by the caller's contract.
+        unsafe { out.write(std::ptr::null_mut()) };
+        // SAFETY: by the caller's contract.
+        let topic = unsafe { str_arg(topic, "topic") }?;
+        // SAFETY: by the caller's contract.
+        let config = unsafe { publisher_config(cfg) }?;
+        let publisher = Publisher::create(topic, config)?;
+        let handle = Box::new(ringcast_publisher {
+            loan: None,
+            capacity: publisher.capacity(),
+            publisher: NonNull::from(Box::leak(Box::new(publisher))),
+        });
+        // SAFETY: as above.
+        unsafe { out.write(Box::into_raw(handle)) };
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// Copies `len` bytes at `data` into the next slot and publishes them; under `Block`,
+/// waits for room. `*seq_out` (if not NULL) gets the message's sequence number.
+/// `RINGCAST_ERR_TOO_LARGE` if `len` exceeds the slot size.
+///
+/// # Safety
+/// `p` is a live handle (or NULL); `data` is readable for `len` bytes (NULL only with
+/// `len == 0`); `seq_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_publisher_send(
+    p: *mut ringcast_publisher,
+    data: *const u8,
+    len: usize,
+    seq_out: *mut u64,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let publisher = unsafe { handle(p) }?.publisher()?;
+        let bytes: &[u8] = match (data.is_null(), len) {
+            (true, 0) => &[],
+            (true, _) => return Err(Failure::null("data (with a non-zero len)")),
+            // SAFETY: readable for `len` bytes, by the caller's contract.
+            (false, _) => unsafe { std::slice::from_raw_parts(data, len) },
+        };
+        let seq = publisher.send(bytes)?;
+        // SAFETY: NULL or writable, by the caller's contract.
+        if let Some(out) = unsafe { seq_out.as_mut() } {
+            *out = seq;
+        }
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// Loans the next slot for an in-place write. `timeout_ns < 0` waits for room for ever
+/// (`Block`), `0` does not wait (`RINGCAST_FULL`), `> 0` waits at most that long
+/// (`RINGCAST_TIMEOUT`). `Overwrite` never waits. One loan at a time per publisher
+/// (`RINGCAST_ERR_LOAN_OUTSTANDING`).
+///
+/// # Safety
+/// `p` is a live handle (or NULL); `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_publisher_loan(
+    p: *mut ringcast_publisher,
+    timeout_ns: i64,
+    out: *mut ringcast_loan,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let h = unsafe { handle(p) }?;
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        let publisher: *mut Publisher = h.publisher()?;
+        // SAFETY: the allocation outlives the loan, which `h` keeps and drops first (see
+        // the field order); while the loan lives, `publisher()` refuses to hand out
+        // another reference, so the loan's borrow is the only one.
+        let publisher: &'static mut Publisher = unsafe { &mut *publisher };
+        let mut loan = match timeout_arg(timeout_ns) {
+            None => publisher.loan(),
+            Some(Duration::ZERO) => publisher.try_loan().map_err(|Full| {
+                Failure::new(
+                    RINGCAST_FULL,
+                    "the ring is full (the slowest subscriber holds the oldest slot)",
+                )
+            })?,
+            Some(t) => publisher.loan_timeout(t).map_err(|Full| {
+                Failure::new(
+                    RINGCAST_TIMEOUT,
+                    format!("no room in the ring within {t:?}"),
+                )
+            })?,
+        };
+        let value = ringcast_loan {
+            data: loan.as_mut_ptr(),
+            capacity: loan.len(),
+            seq: loan.seq(),
+        };
+        h.loan = Some(loan);
+        // SAFETY: non-NULL (checked) and writable, by the caller's contract.
+        unsafe { out.write(value) };
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// Publishes the first `len` bytes of the outstanding loan `*loan` (then clears `*loan`).
+/// `RINGCAST_ERR_TOO_LARGE` if `len > loan->capacity` (the loan stays outstanding);
+/// `RINGCAST_ERR_NOT_HELD` if `*loan` is not the outstanding loan (e.g. committed twice).
+///
+/// # Safety
+/// `p` is a live handle (or NULL); `loan` is NULL or a readable and writable loan;
+/// `seq_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_loan_commit(
+    p: *mut ringcast_publisher,
+    loan: *mut ringcast_loan,
+    len: usize,
+    seq_out: *mut u64,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let h = unsafe { handle(p) }?;
+        // SAFETY: NULL or readable and writable, by the caller's contract.
+        let loan = unsafe { loan.as_mut() }.ok_or_else(|| Failure::null("loan"))?;
+        let capacity = h.outstanding(loan)?.len();
+        if len > capacity {
+            return Err(Failure::new(
+                RINGCAST_ERR_TOO_LARGE,
+                format!("commit of {len} bytes into a {capacity}-byte slot"),
+            ));
+        }
+        let seq = h.loan.take().expect("checked outstanding").commit(len);
+        *loan = cleared();
+        // SAFETY: NULL or writable, by the caller's contract.
+        if let Some(out) = unsafe { seq_out.as_mut() } {
+            *out = seq;
+        }
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// Abandons the outstanding loan `*loan` (nothing is published; the next loan reuses the
+/// slot) and clears `*loan`. `RINGCAST_ERR_NOT_HELD` if it is not the outstanding one.
+///
+/// # Safety
+/// As for [`ringcast_loan_commit`].
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_loan_abort(
+    p: *mut ringcast_publisher,
+    loan: *mut ringcast_loan,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let h = unsafe { handle(p) }?;
+        // SAFETY: NULL or readable and writable, by the caller's contract.
+        let loan = unsafe { loan.as_mut() }.ok_or_else(|| Failure::null("loan"))?;
+        h.outstanding(loan)?;
+        h.loan = None;
+        *loan = cleared();
+        Ok(RINGCAST_OK)
+    })
+}
+
+fn cleared() -> ringcast_loan {
+    ringcast_loan {
+        data: std::ptr::null_mut(),
+        capacity: 0,
+        seq: 0,
+    }
+}
+
+/// `*out` = the slot size (the largest message) of the publisher's topic.
+///
+/// # Safety
+/// `p` is a live handle (or NULL); `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_publisher_slot_size(
+    p: *mut ringcast_publisher,
+    out: *mut usize,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let h = unsafe { handle(p) }?;
+        // SAFETY: NULL or writable, by the caller's contract.
+        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
+        *out = h.capacity;
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// `*out` = subscribers attached and alive now.
+///
+/// # Safety
+/// `p` is a live handle (or NULL); `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_publisher_subscriber_count(
+    p: *mut ringcast_publisher,
+    out: *mut usize,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let publisher = unsafe { handle(p) }?.publisher()?;
+        // SAFETY: NULL or writable, by the caller's contract.
+        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
+        *out = publisher.subscriber_count();
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// Waits until at least `n` subscribers are attached: `timeout_ns < 0` for ever, else at
+/// most that long (`RINGCAST_TIMEOUT`).
+///
+/// # Safety
+/// `p` is a live handle (or NULL).
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_publisher_wait_subscribers(
+    p: *mut ringcast_publisher,
+    n: usize,
+    timeout_ns: i64,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let publisher = unsafe { handle(p) }?.publisher()?;
+        let timeout = timeout_arg(timeout_ns).unwrap_or(Duration::MAX);
+        publisher.wait_for_subscribers(n, timeout).map_err(|have| {
+            Failure::new(
+                RINGCAST_TIMEOUT,
+                format!("{have} of {n} subscribers within {timeout:?}"),
+            )
+        })?;
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// Closes the topic (subscribers drain it, then see `RINGCAST_DISCONNECTED`) and frees the
+/// handle. NULL is a no-op. An outstanding loan is aborted first, and the call returns
+/// `RINGCAST_ERR_LOAN_OUTSTANDING` to say so; the handle is freed whatever it returns.
+///
+/// # Safety
+/// `p` is NULL or a live handle, not used again after this call.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_publisher_destroy(p: *mut ringcast_publisher) -> ringcast_status {
+    guard(|| {
+        if p.is_null() {
+            return Ok(RINGCAST_OK);
+        }
+        // SAFETY: a live handle from `Box::into_raw`, given back for good.
+        let h = unsafe { Box::from_raw(p) };
+        let had_loan = h.loan.is_some();
+        drop(h);
+        if had_loan {
+            return Err(Failure::new(
+                RINGCAST_ERR_LOAN_OUTSTANDING,
+                "the publisher was destroyed with a loan outstanding (the loan was aborted)",
+            ));
+        }
+        Ok(RINGCAST_OK)
+    })
+}

@@ -1,0 +1,140 @@
+//! The status every entry point returns.
+
+/// What a call did. `RINGCAST_OK` (0) is success; positive values are outcomes the caller
+/// acts on (nothing arrived, the topic ended); negative values are errors, described by
+/// `ringcast_last_error()` on the calling thread.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ringcast_status {
+    /// Success.
+    RINGCAST_OK = 0,
+    /// Nothing happened within the timeout (a timeout of 0: nothing is ready now).
+    RINGCAST_TIMEOUT = 1,
+    /// The publisher is gone and every message it published was received.
+    RINGCAST_DISCONNECTED = 2,
+    /// This subscriber stalled a `Block` publisher past the topic's stall timeout and was
+    /// evicted; destroy it and attach again.
+    RINGCAST_EVICTED = 3,
+    /// `Block`: the ring is full (a loan or send that does not wait).
+    RINGCAST_FULL = 4,
+    /// A message was skipped because its publisher wrote a length past the slot (a broken
+    /// or hostile publisher); receive again for the next one.
+    RINGCAST_CORRUPT = 5,
+    /// A wait set's notifier rang (members may be ready too: see the ready count).
+    RINGCAST_NOTIFIED = 6,
+    /// A required pointer argument is NULL.
+    RINGCAST_ERR_NULL = -1,
+    /// An argument is invalid: not UTF-8, an unknown enum value, an out-of-range number.
+    RINGCAST_ERR_INVALID_ARGUMENT = -2,
+    /// A config or options struct's `struct_size` is not one this library knows: build
+    /// against the header of this library, and fill the struct with its `_init` function.
+    RINGCAST_ERR_VERSION = -3,
+    /// The topic name (or prefix) is not valid.
+    RINGCAST_ERR_NAME = -4,
+    /// The topic configuration is not valid (slots, slot size, stall timeout...).
+    RINGCAST_ERR_CONFIG = -5,
+    /// The message is larger than a slot.
+    RINGCAST_ERR_TOO_LARGE = -6,
+    /// A live publisher already owns the topic.
+    RINGCAST_ERR_EXISTS = -7,
+    /// No such topic (within the wait, if one was given).
+    RINGCAST_ERR_NOT_FOUND = -8,
+    /// The process may not create or open the segment.
+    RINGCAST_ERR_PERMISSION = -9,
+    /// The name is taken by something that is not a (compatible, well-formed) ringcast
+    /// segment: another kind of file, another layout version, corrupt geometry.
+    RINGCAST_ERR_NOT_A_SEGMENT = -10,
+    /// The topic carries another message type than the one expected.
+    RINGCAST_ERR_TYPE_MISMATCH = -11,
+    /// A resource ran out: /dev/shm space, memory, the topic's subscriber table, a limit.
+    RINGCAST_ERR_RESOURCE = -12,
+    /// The topic is closed (its publisher is gone).
+    RINGCAST_ERR_CLOSED = -13,
+    /// The publisher has a loan outstanding: commit or abort it first.
+    RINGCAST_ERR_LOAN_OUTSTANDING = -14,
+    /// The subscriber holds a sample: release it first.
+    RINGCAST_ERR_SAMPLE_OUTSTANDING = -15,
+    /// The loan or sample passed is not the one outstanding (e.g. released twice).
+    RINGCAST_ERR_NOT_HELD = -16,
+    /// The subscriber is in another wait set, or not in this one.
+    RINGCAST_ERR_WAITSET = -17,
+    /// The topic is still being initialised by its publisher; attach again (or with a wait).
+    RINGCAST_ERR_NOT_READY = -18,
+    /// Another system error.
+    RINGCAST_ERR_IO = -19,
+    /// A bug inside ringcast (a Rust panic, caught at the boundary). Please report it.
+    RINGCAST_ERR_PANIC = -20,
+}
+
+impl ringcast_status {
+    /// Every status, for `ringcast_status_str` and the tests.
+    pub const ALL: [ringcast_status; 27] = [
+        Self::RINGCAST_OK,
+        Self::RINGCAST_TIMEOUT,
+        Self::RINGCAST_DISCONNECTED,
+        Self::RINGCAST_EVICTED,
+        Self::RINGCAST_FULL,
+        Self::RINGCAST_CORRUPT,
+        Self::RINGCAST_NOTIFIED,
+        Self::RINGCAST_ERR_NULL,
+        Self::RINGCAST_ERR_INVALID_ARGUMENT,
+        Self::RINGCAST_ERR_VERSION,
+        Self::RINGCAST_ERR_NAME,
+        Self::RINGCAST_ERR_CONFIG,
+        Self::RINGCAST_ERR_TOO_LARGE,
+        Self::RINGCAST_ERR_EXISTS,
+        Self::RINGCAST_ERR_NOT_FOUND,
+        Self::RINGCAST_ERR_PERMISSION,
+        Self::RINGCAST_ERR_NOT_A_SEGMENT,
+        Self::RINGCAST_ERR_TYPE_MISMATCH,
+        Self::RINGCAST_ERR_RESOURCE,
+        Self::RINGCAST_ERR_CLOSED,
+        Self::RINGCAST_ERR_LOAN_OUTSTANDING,
+        Self::RINGCAST_ERR_SAMPLE_OUTSTANDING,
+        Self::RINGCAST_ERR_NOT_HELD,
+        Self::RINGCAST_ERR_WAITSET,
+        Self::RINGCAST_ERR_NOT_READY,
+        Self::RINGCAST_ERR_IO,
+        Self::RINGCAST_ERR_PANIC,
+    ];
+
+    /// A short description (static, NUL-terminated).
+    pub(crate) fn describe(self) -> &'static std::ffi::CStr {
+        use ringcast_status::*;
+        match self {
+            RINGCAST_OK => c"ok",
+            RINGCAST_TIMEOUT => c"timed out: nothing happened within the timeout",
+            RINGCAST_DISCONNECTED => {
+                c"disconnected: the publisher is gone and everything it published was received"
+            }
+            RINGCAST_EVICTED => {
+                c"evicted for stalling the publisher past its stall timeout; attach again"
+            }
+            RINGCAST_FULL => c"the ring is full: the slowest subscriber holds the oldest slot",
+            RINGCAST_CORRUPT => c"a corrupt message was skipped; receive again",
+            RINGCAST_NOTIFIED => c"the wait set's notifier rang",
+            RINGCAST_ERR_NULL => c"a required pointer argument is NULL",
+            RINGCAST_ERR_INVALID_ARGUMENT => c"invalid argument",
+            RINGCAST_ERR_VERSION => {
+                c"unknown struct_size: fill config and options structs with their _init function"
+            }
+            RINGCAST_ERR_NAME => c"invalid topic name or prefix",
+            RINGCAST_ERR_CONFIG => c"invalid topic configuration",
+            RINGCAST_ERR_TOO_LARGE => c"the message is larger than a slot",
+            RINGCAST_ERR_EXISTS => c"the topic already has a live publisher",
+            RINGCAST_ERR_NOT_FOUND => c"no such topic",
+            RINGCAST_ERR_PERMISSION => c"permission denied",
+            RINGCAST_ERR_NOT_A_SEGMENT => c"not a compatible ringcast segment",
+            RINGCAST_ERR_TYPE_MISMATCH => c"the topic carries another message type",
+            RINGCAST_ERR_RESOURCE => c"out of a resource (shm space, memory, subscriber table)",
+            RINGCAST_ERR_CLOSED => c"the topic is closed",
+            RINGCAST_ERR_LOAN_OUTSTANDING => c"a loan is outstanding: commit or abort it first",
+            RINGCAST_ERR_SAMPLE_OUTSTANDING => c"a sample is held: release it first",
+            RINGCAST_ERR_NOT_HELD => c"that loan or sample is not the one outstanding",
+            RINGCAST_ERR_WAITSET => c"the subscriber is in another wait set, or not in this one",
+            RINGCAST_ERR_NOT_READY => c"the topic is still being initialised; try again",
+            RINGCAST_ERR_IO => c"system error",
+            RINGCAST_ERR_PANIC => c"internal error in ringcast (a caught panic); please report it",
+        }
+    }
+}

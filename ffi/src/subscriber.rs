@@ -1,0 +1,342 @@
+//! `ringcast_subscriber`: attach, receive (in place under `Block`), release.
+
+use std::ffi::c_char;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use ringcast::{Key, Member, RecvTimeoutError, Sample, SleepTarget, Subscriber, TryRecvError};
+
+use crate::config::{ringcast_subscriber_options, subscriber_options};
+use crate::error::{guard, str_arg, timeout_arg, Failure};
+use crate::status::ringcast_status::{self, *};
+use crate::waitset::ringcast_waitset;
+
+/// A subscriber of one topic (opaque). Used by one thread at a time.
+pub struct ringcast_subscriber {
+    pub(crate) place: Place,
+}
+
+/// Where the subscriber's state lives: in the handle, or in the wait set it was added to
+/// (which owns its members, as a Rust `WaitSet` does).
+pub(crate) enum Place {
+    Own(Reading),
+    /// Only while `ringcast_waitset_add` moves the state into the set.
+    Moving,
+    InSet {
+        set: NonNull<ringcast_waitset>,
+        key: Key<Reading>,
+    },
+}
+
+/// A subscriber and the sample it holds, if any.
+pub(crate) struct Reading {
+    /// The held sample. It borrows `*sub` (a heap allocation that never moves) and is
+    /// declared first, so it is dropped (released) before the subscriber.
+    held: Option<Sample<'static>>,
+    sub: NonNull<Subscriber>,
+}
+
+// SAFETY: `Subscriber` is `Send`; the held sample borrows only that subscriber, and both
+// move together.
+unsafe impl Send for Reading {}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.held = None;
+        // SAFETY: `sub` came from `Box::leak` in `Reading::new` and is freed only here;
+        // the sample that borrowed it was dropped above.
+        drop(unsafe { Box::from_raw(self.sub.as_ptr()) });
+    }
+}
+
+/// A received message: `len` bytes at `data`, valid until `ringcast_sample_release` (under
+/// `Block` they are the slot itself, in shared memory; under `Overwrite`, the subscriber's
+/// own verified copy).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ringcast_sample {
+    /// The payload (read-only).
+    pub data: *const u8,
+    /// Its length.
+    pub len: usize,
+    /// The message's sequence number (0 for the topic's first).
+    pub seq: u64,
+    /// `Overwrite`: messages lost (overwritten unread) just before this one; 0 under `Block`.
+    pub lost: u64,
+}
+
+impl Reading {
+    fn new(sub: Subscriber) -> Reading {
+        Reading {
+            held: None,
+            sub: NonNull::from(Box::leak(Box::new(sub))),
+        }
+    }
+
+    /// The subscriber, when no sample borrows it.
+    fn subscriber(&mut self) -> Result<&mut Subscriber, Failure> {
+        if self.held.is_some() {
+            return Err(Failure::new(
+                RINGCAST_ERR_SAMPLE_OUTSTANDING,
+                "a sample is held: release it first",
+            ));
+        }
+        // SAFETY: the allocation lives as long as `self`, no sample borrows it (checked),
+        // and `&mut self` makes this the only reference.
+        Ok(unsafe { self.sub.as_mut() })
+    }
+
+    pub(crate) fn holds_sample(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Receives the next message and holds it; lag reports are folded into its `lost`.
+    fn recv(&mut self, timeout: Option<Duration>) -> Result<ringcast_sample, Failure> {
+        let sub: *mut Subscriber = self.subscriber()?;
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut lost = 0u64;
+        loop {
+            // SAFETY: no sample borrows the subscriber (checked above, and a lag report
+            // borrows nothing); a sample taken here is kept in `held`, which the accessors
+            // check before handing out another reference, and is dropped before the
+            // subscriber (field order).
+            let sub: &'static mut Subscriber = unsafe { &mut *sub };
+            let r = match (timeout, deadline) {
+                (Some(Duration::ZERO), _) => sub.try_recv().map_err(|e| match e {
+                    TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    TryRecvError::Lagged(n) => RecvTimeoutError::Lagged(n),
+                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                    TryRecvError::Evicted => RecvTimeoutError::Evicted,
+                    TryRecvError::Corrupt { seq, len } => RecvTimeoutError::Corrupt { seq, len },
+                }),
+                (Some(_), Some(d)) => sub.recv_timeout(d.saturating_duration_since(Instant::now())),
+                _ => sub.recv().map_err(RecvTimeoutError::from),
+            };
+            match r {
+                Ok(sample) => {
+                    let out = ringcast_sample {
+                        data: sample.as_ptr(),
+                        len: sample.len(),
+                        seq: sample.seq(),
+                        lost,
+                    };
+                    self.held = Some(sample);
+                    return Ok(out);
+                }
+                Err(RecvTimeoutError::Lagged(n)) => lost += n,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn release(&mut self, sample: &ringcast_sample) -> Result<(), Failure> {
+        match &self.held {
+            Some(h) if h.seq() == sample.seq && h.as_ptr() == sample.data => {
+                self.held = None;
+                Ok(())
+            }
+            Some(_) => Err(Failure::new(
+                RINGCAST_ERR_NOT_HELD,
+                "this sample is not the one this subscriber holds",
+            )),
+            None => Err(Failure::new(
+                RINGCAST_ERR_NOT_HELD,
+                "this subscriber holds no sample (released twice?)",
+            )),
+        }
+    }
+}
+
+// SAFETY: the target is the subscriber's own (its reader's table entry and mapping), and
+// the subscriber lives as long as the `Reading`. While a sample borrows the subscriber,
+// the set's calls below do not touch it.
+unsafe impl Member for Reading {
+    fn sleep_target(&self) -> SleepTarget {
+        // Only called when the member joins a set, which refuses a reading holding a
+        // sample; the shared borrow does not overlap a sample's.
+        debug_assert!(self.held.is_none());
+        // SAFETY: no sample borrows the subscriber (see above); a shared read.
+        unsafe { self.sub.as_ref() }.sleep_target()
+    }
+    fn is_ready(&mut self) -> bool {
+        // A reading that holds a sample is not ready: it must release first.
+        self.subscriber().is_ok_and(|s| s.is_ready())
+    }
+    fn check_liveness(&mut self) {
+        if let Ok(s) = self.subscriber() {
+            s.check_liveness();
+        }
+    }
+    fn refusal(&mut self) -> Option<ringcast::Refusal> {
+        self.subscriber().ok().and_then(|s| s.refusal())
+    }
+}
+
+impl ringcast_subscriber {
+    /// The subscriber's state, wherever it lives.
+    pub(crate) fn reading(&mut self) -> &mut Reading {
+        match &mut self.place {
+            Place::Own(r) => r,
+            Place::InSet { set, key } => {
+                // SAFETY: a set keeps a pointer to each member handle and, when destroyed,
+                // moves every member back into its handle first; so a handle `InSet` names
+                // a live set. The set and its members are used by one thread (the
+                // documented contract), so no other reference to the set is in use.
+                let set = unsafe { set.as_mut() };
+                set.member(*key)
+            }
+            Place::Moving => unreachable!("a subscriber handle is never left moving"),
+        }
+    }
+}
+
+/// # Safety
+/// `s` is NULL or a live handle, used by this thread only.
+pub(crate) unsafe fn handle<'a>(
+    s: *mut ringcast_subscriber,
+) -> Result<&'a mut ringcast_subscriber, Failure> {
+    // SAFETY: NULL or a live handle, by the caller's contract.
+    unsafe { s.as_mut() }.ok_or_else(|| Failure::null("subscriber"))
+}
+
+/// Attaches to `topic` with `opts` (NULL: the defaults) and stores the subscriber in
+/// `*out`. `wait_ns`: 0 fails at once if the topic is not there (`RINGCAST_ERR_NOT_FOUND`),
+/// `> 0` waits that long for a live publisher to create it, `< 0` waits for ever.
+///
+/// # Safety
+/// `topic` is NULL or NUL-terminated; `opts` is NULL or readable options (see their
+/// `_init`); `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_subscriber_attach(
+    topic: *const c_char,
+    opts: *const ringcast_subscriber_options,
+    wait_ns: i64,
+    out: *mut *mut ringcast_subscriber,
+) -> ringcast_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        // SAFETY: non-NULL and writable, by the caller's contract.
+        unsafe { out.write(std::ptr::null_mut()) };
+        // SAFETY: by the caller's contract.
+        let topic = unsafe { str_arg(topic, "topic") }?;
+        // SAFETY: by the caller's contract.
+        let opts = unsafe { subscriber_options(opts) }?;
+        let sub = match timeout_arg(wait_ns) {
+            Some(Duration::ZERO) => Subscriber::attach(topic, opts)?,
+            wait => Subscriber::attach_wait(topic, opts, wait.unwrap_or(Duration::MAX))?,
+        };
+        let handle = Box::new(ringcast_subscriber {
+            place: Place::Own(Reading::new(sub)),
+        });
+        // SAFETY: as above.
+        unsafe { out.write(Box::into_raw(handle)) };
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// Receives the next message into `*out` and holds it until `ringcast_sample_release`.
+/// `timeout_ns < 0` waits for ever, `0` does not wait, `> 0` waits at most that long.
+/// Returns `RINGCAST_OK`, `RINGCAST_TIMEOUT`, `RINGCAST_DISCONNECTED` (the publisher is gone
+/// and everything was received), `RINGCAST_EVICTED`, `RINGCAST_CORRUPT` (a message was
+/// skipped), or `RINGCAST_ERR_SAMPLE_OUTSTANDING` (one sample at a time).
+///
+/// # Safety
+/// `s` is a live handle (or NULL); `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_subscriber_recv(
+    s: *mut ringcast_subscriber,
+    timeout_ns: i64,
+    out: *mut ringcast_sample,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let reading = unsafe { handle(s) }?.reading();
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        let sample = reading.recv(timeout_arg(timeout_ns))?;
+        // SAFETY: non-NULL (checked) and writable, by the caller's contract.
+        unsafe { out.write(sample) };
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// Releases the held sample `*sample` (under `Block`, frees its slot for the publisher)
+/// and clears `*sample`. `RINGCAST_ERR_NOT_HELD` if it is not the held one (e.g. released
+/// twice).
+///
+/// # Safety
+/// `s` is a live handle (or NULL); `sample` is NULL or readable and writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_sample_release(
+    s: *mut ringcast_subscriber,
+    sample: *mut ringcast_sample,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let reading = unsafe { handle(s) }?.reading();
+        // SAFETY: NULL or readable and writable, by the caller's contract.
+        let sample = unsafe { sample.as_mut() }.ok_or_else(|| Failure::null("sample"))?;
+        reading.release(sample)?;
+        *sample = ringcast_sample {
+            data: std::ptr::null(),
+            len: 0,
+            seq: 0,
+            lost: 0,
+        };
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// `*out` = messages this subscriber has lost in all (`Overwrite` laps).
+///
+/// # Safety
+/// `s` is a live handle (or NULL); `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_subscriber_lost(
+    s: *mut ringcast_subscriber,
+    out: *mut u64,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let sub = unsafe { handle(s) }?.reading().subscriber()?;
+        // SAFETY: NULL or writable, by the caller's contract.
+        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
+        *out = sub.lost();
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// Detaches and frees the handle (removing it from its wait set, if any). NULL is a
+/// no-op. A held sample is released first, and the call returns
+/// `RINGCAST_ERR_SAMPLE_OUTSTANDING` to say so; the handle is freed whatever it returns.
+///
+/// # Safety
+/// `s` is NULL or a live handle, not used again after this call.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_subscriber_destroy(
+    s: *mut ringcast_subscriber,
+) -> ringcast_status {
+    guard(|| {
+        if s.is_null() {
+            return Ok(RINGCAST_OK);
+        }
+        // SAFETY: a live handle from `Box::into_raw`, given back for good.
+        let mut h = unsafe { Box::from_raw(s) };
+        if let Place::InSet { mut set, .. } = h.place {
+            // SAFETY: a handle `InSet` names a live set (see `reading`).
+            unsafe { set.as_mut() }.take_back(&mut h);
+        }
+        let had_sample = h.reading().holds_sample();
+        drop(h);
+        if had_sample {
+            return Err(Failure::new(
+                RINGCAST_ERR_SAMPLE_OUTSTANDING,
+                "the subscriber was destroyed holding a sample (it was released)",
+            ));
+        }
+        Ok(RINGCAST_OK)
+    })
+}

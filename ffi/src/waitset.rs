@@ -1,0 +1,326 @@
+//! `ringcast_waitset`: one thread waits on many subscribers at once (futex_waitv), and a
+//! thread-safe notifier wakes it.
+
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use ringcast::{Notifier, WaitError, WaitSet, MAX_MEMBERS};
+
+use crate::error::{guard, timeout_arg, Failure};
+use crate::status::ringcast_status::{self, *};
+use crate::subscriber::{handle, ringcast_subscriber, Place, Reading};
+
+/// A set of subscribers one thread waits on (opaque). The set owns its members' state
+/// while they are in it; their handles stay valid and are used as before (receive,
+/// release), by the set's thread.
+pub struct ringcast_waitset {
+    set: WaitSet,
+    /// The handles of the members, so destroying the set can give each its state back.
+    members: Vec<NonNull<ringcast_subscriber>>,
+}
+
+/// Wakes a wait set's waiter from any thread (opaque; thread-safe).
+pub struct ringcast_notifier {
+    notifier: Notifier,
+}
+
+impl ringcast_waitset {
+    /// A member's state.
+    pub(crate) fn member(&mut self, key: ringcast::Key<Reading>) -> &mut Reading {
+        self.set
+            .get_mut(key)
+            .expect("a handle in a set has a key of that set")
+    }
+
+    /// Moves `h`'s state out of this set back into `h`.
+    pub(crate) fn take_back(&mut self, h: &mut ringcast_subscriber) {
+        let Place::InSet { key, .. } = h.place else {
+            return;
+        };
+        let reading = self
+            .set
+            .remove(key)
+            .expect("a handle in a set has a key of that set");
+        h.place = Place::Own(reading);
+        let ptr: *const ringcast_subscriber = h;
+        self.members.retain(|m| !std::ptr::eq(m.as_ptr(), ptr));
+    }
+}
+
+impl Drop for ringcast_waitset {
+    fn drop(&mut self) {
+        for m in std::mem::take(&mut self.members) {
+            // SAFETY: a member handle is live while it is in the set (destroying a
+            // subscriber takes it out first), and used by this thread.
+            let h = unsafe { &mut *m.as_ptr() };
+            if let Place::InSet { key, .. } = h.place {
+                if let Some(reading) = self.set.remove(key) {
+                    h.place = Place::Own(reading);
+                }
+            }
+        }
+    }
+}
+
+/// # Safety
+/// `ws` is NULL or a live handle, used by this thread only.
+unsafe fn set_handle<'a>(ws: *mut ringcast_waitset) -> Result<&'a mut ringcast_waitset, Failure> {
+    // SAFETY: NULL or a live handle, by the caller's contract.
+    unsafe { ws.as_mut() }.ok_or_else(|| Failure::null("waitset"))
+}
+
+/// Creates an empty wait set of at most `capacity` members (0: the most, 65536).
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_waitset_create(
+    capacity: usize,
+    out: *mut *mut ringcast_waitset,
+) -> ringcast_status {
+    guard(|| {
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        let capacity = if capacity == 0 { MAX_MEMBERS } else { capacity };
+        let ws = Box::new(ringcast_waitset {
+            set: WaitSet::with_capacity(capacity),
+            members: Vec::new(),
+        });
+        // SAFETY: non-NULL and writable, by the caller's contract.
+        unsafe { out.write(Box::into_raw(ws)) };
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// Adds subscriber `s` to the set. Refused: `RINGCAST_ERR_WAITSET` (already in a set),
+/// `RINGCAST_ERR_SAMPLE_OUTSTANDING` (release first), `RINGCAST_ERR_CLOSED` (its topic is
+/// closed and drained), `RINGCAST_ERR_RESOURCE` (the set is full).
+///
+/// # Safety
+/// `ws` and `s` are live handles (or NULL), used by this thread.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_waitset_add(
+    ws: *mut ringcast_waitset,
+    s: *mut ringcast_subscriber,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let set = unsafe { set_handle(ws) }?;
+        // SAFETY: by the caller's contract.
+        let h = unsafe { handle(s) }?;
+        let reading = match &h.place {
+            Place::Own(r) if r.holds_sample() => {
+                return Err(Failure::new(
+                    RINGCAST_ERR_SAMPLE_OUTSTANDING,
+                    "release the held sample before adding the subscriber to a wait set",
+                ))
+            }
+            Place::Own(_) => match std::mem::replace(&mut h.place, Place::Moving) {
+                Place::Own(r) => r,
+                _ => unreachable!("matched above"),
+            },
+            _ => {
+                return Err(Failure::new(
+                    RINGCAST_ERR_WAITSET,
+                    "the subscriber is already in a wait set",
+                ))
+            }
+        };
+        match set.set.add(reading) {
+            Ok(key) => {
+                // The pointers C gave us (checked non-NULL above), not ones derived from
+                // the references of this call, which end with it.
+                let (ws, s) = (NonNull::new(ws), NonNull::new(s));
+                let (Some(ws), Some(s)) = (ws, s) else {
+                    unreachable!("checked non-NULL")
+                };
+                h.place = Place::InSet { set: ws, key };
+                set.members.push(s);
+                Ok(RINGCAST_OK)
+            }
+            Err(e) => {
+                let status = match e.refusal {
+                    ringcast::Refusal::Full { .. } => RINGCAST_ERR_RESOURCE,
+                    _ => RINGCAST_ERR_CLOSED,
+                };
+                let message = e.to_string();
+                h.place = Place::Own(e.into_member());
+                Err(Failure::new(status, message))
+            }
+        }
+    })
+}
+
+/// Takes subscriber `s` out of the set (`RINGCAST_ERR_WAITSET` if it is not in it).
+///
+/// # Safety
+/// As for [`ringcast_waitset_add`].
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_waitset_remove(
+    ws: *mut ringcast_waitset,
+    s: *mut ringcast_subscriber,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let set = unsafe { set_handle(ws) }?;
+        // SAFETY: by the caller's contract.
+        let h = unsafe { handle(s) }?;
+        match h.place {
+            Place::InSet { set: owner, .. } if std::ptr::eq(owner.as_ptr(), &*set) => {
+                set.take_back(h);
+                Ok(RINGCAST_OK)
+            }
+            _ => Err(Failure::new(
+                RINGCAST_ERR_WAITSET,
+                "the subscriber is not in this wait set",
+            )),
+        }
+    })
+}
+
+/// Waits until a member can be received from without waiting (a message, its topic's end,
+/// an eviction), the notifier rings, or `timeout_ns` passes (`< 0`: no timeout). Writes up
+/// to `ready_cap` ready members to `ready` and their number to `*ready_len` (members ready
+/// past `ready_cap` are reported by the next wait). Returns `RINGCAST_OK`,
+/// `RINGCAST_NOTIFIED`, or `RINGCAST_TIMEOUT`. Every member must have released its sample
+/// (`RINGCAST_ERR_SAMPLE_OUTSTANDING`); an empty set without a notifier cannot wait for
+/// ever (`RINGCAST_ERR_WAITSET`).
+///
+/// # Safety
+/// `ws` is a live handle (or NULL); `ready` is NULL or writable for `ready_cap` pointers;
+/// `ready_len` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_waitset_wait(
+    ws: *mut ringcast_waitset,
+    timeout_ns: i64,
+    ready: *mut *mut ringcast_subscriber,
+    ready_cap: usize,
+    ready_len: *mut usize,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let ws = unsafe { set_handle(ws) }?;
+        if ready.is_null() && ready_cap > 0 {
+            return Err(Failure::null("ready (with a non-zero ready_cap)"));
+        }
+        // SAFETY: NULL or writable, by the caller's contract.
+        let ready_len = unsafe { ready_len.as_mut() }.ok_or_else(|| Failure::null("ready_len"))?;
+        *ready_len = 0;
+        let keys: Vec<_> = ws
+            .members
+            .iter()
+            .map(|m| {
+                // SAFETY: a member handle is live while in the set (see `Drop`).
+                match unsafe { &(*m.as_ptr()).place } {
+                    Place::InSet { key, .. } => *key,
+                    _ => unreachable!("a member handle is in its set"),
+                }
+            })
+            .collect();
+        if keys
+            .iter()
+            .any(|k| ws.set.get_mut(*k).is_some_and(|r| r.holds_sample()))
+        {
+            return Err(Failure::new(
+                RINGCAST_ERR_SAMPLE_OUTSTANDING,
+                "a member holds a sample: release it before waiting",
+            ));
+        }
+        let wake = match timeout_arg(timeout_ns) {
+            None => ws.set.wait(),
+            Some(t) => ws.set.wait_timeout(t),
+        }
+        .map_err(|e: WaitError| Failure::new(RINGCAST_ERR_WAITSET, e.to_string()))?;
+        let mut n = 0;
+        for (m, k) in ws.members.iter().zip(&keys) {
+            if n == ready_cap {
+                break;
+            }
+            if ws.set.is_ready(*k) {
+                // SAFETY: `n < ready_cap` and `ready` is writable for `ready_cap` pointers.
+                unsafe { ready.add(n).write(m.as_ptr()) };
+                n += 1;
+            }
+        }
+        *ready_len = n;
+        Ok(if wake.notified() {
+            RINGCAST_NOTIFIED
+        } else if wake.timed_out() {
+            RINGCAST_TIMEOUT
+        } else {
+            RINGCAST_OK
+        })
+    })
+}
+
+/// Creates a notifier for the set: `ringcast_notifier_notify` from any thread wakes the
+/// set's waiter with `RINGCAST_NOTIFIED`. Destroy it with `ringcast_notifier_destroy` (it
+/// may outlive the set; ringing it then does nothing).
+///
+/// # Safety
+/// `ws` is a live handle (or NULL); `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_waitset_notifier(
+    ws: *mut ringcast_waitset,
+    out: *mut *mut ringcast_notifier,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let ws = unsafe { set_handle(ws) }?;
+        if out.is_null() {
+            return Err(Failure::null("out"));
+        }
+        let n = Box::new(ringcast_notifier {
+            notifier: ws.set.notifier(),
+        });
+        // SAFETY: non-NULL and writable, by the caller's contract.
+        unsafe { out.write(Box::into_raw(n)) };
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// Wakes the set's waiter (or its next wait). Any thread; no system call if it is awake.
+///
+/// # Safety
+/// `n` is NULL or a live notifier.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_notifier_notify(n: *const ringcast_notifier) -> ringcast_status {
+    guard(|| {
+        // SAFETY: NULL or live, by the caller's contract; `Notifier` is `Sync`.
+        let n = unsafe { n.as_ref() }.ok_or_else(|| Failure::null("notifier"))?;
+        n.notifier.notify();
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// Frees a notifier. NULL is a no-op.
+///
+/// # Safety
+/// `n` is NULL or a live notifier, not used again (by any thread) after this call.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_notifier_destroy(n: *mut ringcast_notifier) -> ringcast_status {
+    guard(|| {
+        if !n.is_null() {
+            // SAFETY: from `Box::into_raw`, given back for good.
+            drop(unsafe { Box::from_raw(n) });
+        }
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// Frees the set; its members' handles stay valid (with their state back in them). NULL
+/// is a no-op.
+///
+/// # Safety
+/// `ws` is NULL or a live handle, not used again after this call.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_waitset_destroy(ws: *mut ringcast_waitset) -> ringcast_status {
+    guard(|| {
+        if !ws.is_null() {
+            // SAFETY: from `Box::into_raw`, given back for good.
+            drop(unsafe { Box::from_raw(ws) });
+        }
+        Ok(RINGCAST_OK)
+    })
+}
