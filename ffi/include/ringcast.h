@@ -168,7 +168,7 @@ typedef struct ringcast_subscriber_options {
 // A loaned slot: write up to `capacity` bytes at `data`, then commit (or abort) it.
 typedef struct ringcast_loan {
   // The slot's payload, writable for `capacity` bytes until commit or abort.
-  uint8_t *data;
+  void *data;
   // The slot size.
   size_t capacity;
   // The sequence number the message will have.
@@ -180,7 +180,7 @@ typedef struct ringcast_loan {
 // own verified copy).
 typedef struct ringcast_sample {
   // The payload (read-only).
-  const uint8_t *data;
+  const void *data;
   // Its length.
   size_t len;
   // The message's sequence number (0 for the topic's first).
@@ -238,7 +238,7 @@ ringcast_status ringcast_publisher_create(const char *topic,
 // `p` is a live handle (or NULL); `data` is readable for `len` bytes (NULL only with
 // `len == 0`); `seq_out` is NULL or writable.
 ringcast_status ringcast_publisher_send(struct ringcast_publisher *p,
-                                        const uint8_t *data,
+                                        const void *data,
                                         size_t len,
                                         uint64_t *seq_out);
 

@@ -1,6 +1,6 @@
 //! `ringcast_publisher`: create, send, loan / commit / abort, wait for subscribers.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -47,7 +47,7 @@ impl ringcast_publisher {
     /// The outstanding loan, if `loan` describes it.
     fn outstanding(&mut self, loan: &ringcast_loan) -> Result<&mut Loan<'static>, Failure> {
         match &mut self.loan {
-            Some(l) if l.seq() == loan.seq && l.as_ptr() == loan.data.cast_const() => Ok(l),
+            Some(l) if l.seq() == loan.seq && l.as_ptr() == loan.data.cast_const().cast() => Ok(l),
             Some(_) => Err(Failure::new(
                 RINGCAST_ERR_NOT_HELD,
                 "this loan is not the one outstanding on this publisher",
@@ -65,7 +65,7 @@ impl ringcast_publisher {
 #[derive(Clone, Copy, Debug)]
 pub struct ringcast_loan {
     /// The slot's payload, writable for `capacity` bytes until commit or abort.
-    pub data: *mut u8,
+    pub data: *mut c_void,
     /// The slot size.
     pub capacity: usize,
     /// The sequence number the message will have.
@@ -124,7 +124,7 @@ pub unsafe extern "C" fn ringcast_publisher_create(
 #[no_mangle]
 pub unsafe extern "C" fn ringcast_publisher_send(
     p: *mut ringcast_publisher,
-    data: *const u8,
+    data: *const c_void,
     len: usize,
     seq_out: *mut u64,
 ) -> ringcast_status {
@@ -135,7 +135,7 @@ pub unsafe extern "C" fn ringcast_publisher_send(
             (true, 0) => &[],
             (true, _) => return Err(Failure::null("data (with a non-zero len)")),
             // SAFETY: readable for `len` bytes, by the caller's contract.
-            (false, _) => unsafe { std::slice::from_raw_parts(data, len) },
+            (false, _) => unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) },
         };
         let seq = publisher.send(bytes)?;
         // SAFETY: NULL or writable, by the caller's contract.
@@ -186,7 +186,7 @@ pub unsafe extern "C" fn ringcast_publisher_loan(
             })?,
         };
         let value = ringcast_loan {
-            data: loan.as_mut_ptr(),
+            data: loan.as_mut_ptr().cast(),
             capacity: loan.len(),
             seq: loan.seq(),
         };

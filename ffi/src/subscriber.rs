@@ -1,6 +1,6 @@
 //! `ringcast_subscriber`: attach, receive (in place under `Block`), release.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
@@ -56,7 +56,7 @@ impl Drop for Reading {
 #[derive(Clone, Copy, Debug)]
 pub struct ringcast_sample {
     /// The payload (read-only).
-    pub data: *const u8,
+    pub data: *const c_void,
     /// Its length.
     pub len: usize,
     /// The message's sequence number (0 for the topic's first).
@@ -115,7 +115,7 @@ impl Reading {
             match r {
                 Ok(sample) => {
                     let out = ringcast_sample {
-                        data: sample.as_ptr(),
+                        data: sample.as_ptr().cast(),
                         len: sample.len(),
                         seq: sample.seq(),
                         lost,
@@ -131,7 +131,7 @@ impl Reading {
 
     fn release(&mut self, sample: &ringcast_sample) -> Result<(), Failure> {
         match &self.held {
-            Some(h) if h.seq() == sample.seq && h.as_ptr() == sample.data => {
+            Some(h) if h.seq() == sample.seq && h.as_ptr() == sample.data.cast() => {
                 self.held = None;
                 Ok(())
             }

@@ -2,7 +2,6 @@
 //! thread-safe notifier wakes it.
 
 use std::ptr::NonNull;
-use std::time::Duration;
 
 use ringcast::{Notifier, WaitError, WaitSet, MAX_MEMBERS};
 

@@ -1,0 +1,358 @@
+// ringcast.hpp: a header-only C++17 RAII wrapper over ringcast.h.
+//
+// Errors (negative statuses) throw ringcast::Error, which carries the status and the
+// message of ringcast_last_error(). Outcomes a loop acts on are values, not exceptions:
+// a receive returns a Sample that is empty on a timeout or at the end of the topic
+// (Sample::status() says which), a loan that does not get a slot in time is empty.
+// Handles are move-only; a Sample releases its slot and a Loan is aborted when they go
+// out of scope (commit() publishes it). A Sample or Loan must not outlive its
+// Subscriber or Publisher. As in C, a handle is used by one thread at a time.
+#ifndef RINGCAST_HPP
+#define RINGCAST_HPP
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "ringcast.h"
+
+namespace ringcast {
+
+/// A failed call: the status and what ringcast_last_error() said.
+class Error : public std::runtime_error {
+ public:
+  Error(ringcast_status status, const std::string& what)
+      : std::runtime_error(what), status_(status) {}
+  ringcast_status status() const noexcept { return status_; }
+
+ private:
+  ringcast_status status_;
+};
+
+namespace detail {
+/// Throws on an error status; returns outcomes (>= 0) to the caller.
+inline ringcast_status check(ringcast_status s) {
+  if (s < 0) {
+    std::string what = ringcast_last_error();
+    if (what.empty()) what = ringcast_status_str(s);
+    throw Error(s, what);
+  }
+  return s;
+}
+/// A timeout in nanoseconds for the C API (negative: for ever).
+inline int64_t ns(std::chrono::nanoseconds t) { return static_cast<int64_t>(t.count()); }
+}  // namespace detail
+
+/// Wait for ever.
+inline constexpr std::chrono::nanoseconds forever{-1};
+
+/// Topic configuration: defaults from the library, chainable setters.
+class PublisherConfig {
+ public:
+  PublisherConfig() { detail::check(ringcast_publisher_config_init(&c_)); }
+  PublisherConfig& slots(uint64_t n) { c_.slots = n; return *this; }
+  PublisherConfig& slot_size(uint64_t bytes) { c_.slot_size = bytes; return *this; }
+  PublisherConfig& block() { c_.overflow = RINGCAST_OVERFLOW_BLOCK; return *this; }
+  PublisherConfig& overwrite() { c_.overflow = RINGCAST_OVERFLOW_OVERWRITE; return *this; }
+  PublisherConfig& max_subscribers(uint64_t n) { c_.max_subscribers = n; return *this; }
+  PublisherConfig& stall_timeout(std::chrono::nanoseconds t) {
+    c_.stall_timeout_ns = static_cast<uint64_t>(t.count());
+    return *this;
+  }
+  PublisherConfig& wait(uint32_t strategy) { c_.wait = strategy; return *this; }
+  PublisherConfig& prefix(std::string p) { prefix_ = std::move(p); return *this; }
+  /// The C struct (valid while this object lives and is not changed).
+  const ringcast_publisher_config* get() {
+    c_.prefix = prefix_.empty() ? nullptr : prefix_.c_str();
+    return &c_;
+  }
+
+ private:
+  ringcast_publisher_config c_{};
+  std::string prefix_;
+};
+
+/// How to attach: defaults from the library, chainable setters.
+class SubscriberOptions {
+ public:
+  SubscriberOptions() { detail::check(ringcast_subscriber_options_init(&c_)); }
+  SubscriberOptions& oldest() { c_.start = RINGCAST_START_OLDEST; return *this; }
+  SubscriberOptions& latest() { c_.start = RINGCAST_START_LATEST; return *this; }
+  SubscriberOptions& wait(uint32_t strategy) { c_.wait = strategy; return *this; }
+  SubscriberOptions& max_slot_size(uint64_t bytes) { c_.max_slot_size = bytes; return *this; }
+  SubscriberOptions& prefix(std::string p) { prefix_ = std::move(p); return *this; }
+  const ringcast_subscriber_options* get() {
+    c_.prefix = prefix_.empty() ? nullptr : prefix_.c_str();
+    return &c_;
+  }
+
+ private:
+  ringcast_subscriber_options c_{};
+  std::string prefix_;
+};
+
+/// A loaned slot: write into data() (up to capacity() bytes), then commit(len).
+/// Aborted (nothing published) if it goes out of scope uncommitted.
+class Loan {
+ public:
+  Loan() = default;
+  Loan(Loan&& o) noexcept : p_(std::exchange(o.p_, nullptr)), l_(o.l_) {}
+  Loan& operator=(Loan&& o) noexcept {
+    if (this != &o) { abort(); p_ = std::exchange(o.p_, nullptr); l_ = o.l_; }
+    return *this;
+  }
+  Loan(const Loan&) = delete;
+  Loan& operator=(const Loan&) = delete;
+  ~Loan() { abort(); }
+
+  /// False if no slot was loaned (the ring stayed full within the timeout).
+  explicit operator bool() const noexcept { return p_ != nullptr; }
+  std::byte* data() const noexcept { return static_cast<std::byte*>(l_.data); }
+  std::size_t capacity() const noexcept { return l_.capacity; }
+  uint64_t seq() const noexcept { return l_.seq; }
+  /// Publishes the first len bytes; returns the sequence number.
+  uint64_t commit(std::size_t len) {
+    uint64_t seq = 0;
+    detail::check(ringcast_loan_commit(p_, &l_, len, &seq));
+    p_ = nullptr;
+    return seq;
+  }
+  /// Abandons the loan (also done by the destructor).
+  void abort() noexcept {
+    if (p_ != nullptr) ringcast_loan_abort(std::exchange(p_, nullptr), &l_);
+  }
+
+ private:
+  friend class Publisher;
+  Loan(ringcast_publisher* p, ringcast_loan l) : p_(p), l_(l) {}
+  ringcast_publisher* p_ = nullptr;
+  ringcast_loan l_{};
+};
+
+/// A topic's one publisher. Destroying it closes the topic.
+class Publisher {
+ public:
+  static Publisher create(const std::string& topic, PublisherConfig cfg = {}) {
+    ringcast_publisher* p = nullptr;
+    detail::check(ringcast_publisher_create(topic.c_str(), cfg.get(), &p));
+    return Publisher(p);
+  }
+  Publisher(Publisher&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+  Publisher& operator=(Publisher&& o) noexcept {
+    if (this != &o) { reset(); p_ = std::exchange(o.p_, nullptr); }
+    return *this;
+  }
+  Publisher(const Publisher&) = delete;
+  Publisher& operator=(const Publisher&) = delete;
+  ~Publisher() { reset(); }
+
+  /// Copies and publishes (waits for room under Block); returns the sequence number.
+  uint64_t send(const void* data, std::size_t len) {
+    uint64_t seq = 0;
+    detail::check(ringcast_publisher_send(p_, data, len, &seq));
+    return seq;
+  }
+  uint64_t send(std::string_view bytes) { return send(bytes.data(), bytes.size()); }
+  /// Loans the next slot; empty if none within the timeout (0: do not wait).
+  Loan loan(std::chrono::nanoseconds timeout = forever) {
+    ringcast_loan l{};
+    ringcast_status s = detail::check(ringcast_publisher_loan(p_, detail::ns(timeout), &l));
+    if (s != RINGCAST_OK) return Loan();
+    return Loan(p_, l);
+  }
+  std::size_t slot_size() const {
+    std::size_t n = 0;
+    detail::check(ringcast_publisher_slot_size(p_, &n));
+    return n;
+  }
+  std::size_t subscriber_count() {
+    std::size_t n = 0;
+    detail::check(ringcast_publisher_subscriber_count(p_, &n));
+    return n;
+  }
+  /// Whether n subscribers attached within the timeout.
+  bool wait_subscribers(std::size_t n, std::chrono::nanoseconds timeout = forever) {
+    return detail::check(ringcast_publisher_wait_subscribers(p_, n, detail::ns(timeout))) ==
+           RINGCAST_OK;
+  }
+  ringcast_publisher* handle() const noexcept { return p_; }
+
+ private:
+  explicit Publisher(ringcast_publisher* p) : p_(p) {}
+  void reset() noexcept {
+    if (p_ != nullptr) ringcast_publisher_destroy(std::exchange(p_, nullptr));
+  }
+  ringcast_publisher* p_ = nullptr;
+};
+
+/// A received message, or why there is none (status()). Releases its slot when it goes
+/// out of scope.
+class Sample {
+ public:
+  Sample() = default;
+  Sample(Sample&& o) noexcept
+      : s_(std::exchange(o.s_, nullptr)), c_(o.c_), status_(o.status_) {}
+  Sample& operator=(Sample&& o) noexcept {
+    if (this != &o) {
+      release();
+      s_ = std::exchange(o.s_, nullptr);
+      c_ = o.c_;
+      status_ = o.status_;
+    }
+    return *this;
+  }
+  Sample(const Sample&) = delete;
+  Sample& operator=(const Sample&) = delete;
+  ~Sample() { release(); }
+
+  /// True if this holds a message.
+  explicit operator bool() const noexcept { return s_ != nullptr; }
+  /// RINGCAST_OK with a message; else RINGCAST_TIMEOUT, _DISCONNECTED, _EVICTED, _CORRUPT.
+  ringcast_status status() const noexcept { return status_; }
+  const std::byte* data() const noexcept { return static_cast<const std::byte*>(c_.data); }
+  std::size_t size() const noexcept { return c_.len; }
+  std::string_view view() const noexcept {
+    return std::string_view(static_cast<const char*>(c_.data), c_.len);
+  }
+  uint64_t seq() const noexcept { return c_.seq; }
+  /// Messages lost just before this one (Overwrite).
+  uint64_t lost() const noexcept { return c_.lost; }
+  /// Releases the slot now (also done by the destructor).
+  void release() noexcept {
+    if (s_ != nullptr) ringcast_sample_release(std::exchange(s_, nullptr), &c_);
+  }
+
+ private:
+  friend class Subscriber;
+  Sample(ringcast_subscriber* s, ringcast_sample c) : s_(s), c_(c), status_(RINGCAST_OK) {}
+  explicit Sample(ringcast_status why) : status_(why) {}
+  ringcast_subscriber* s_ = nullptr;
+  ringcast_sample c_{};
+  ringcast_status status_ = RINGCAST_TIMEOUT;
+};
+
+/// A subscriber of one topic.
+class Subscriber {
+ public:
+  /// Attaches, waiting up to `wait` for the topic (0: not at all; forever).
+  static Subscriber attach(const std::string& topic, SubscriberOptions opts = {},
+                           std::chrono::nanoseconds wait = std::chrono::nanoseconds(0)) {
+    ringcast_subscriber* s = nullptr;
+    detail::check(ringcast_subscriber_attach(topic.c_str(), opts.get(), detail::ns(wait), &s));
+    return Subscriber(s);
+  }
+  Subscriber(Subscriber&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  Subscriber& operator=(Subscriber&& o) noexcept {
+    if (this != &o) { reset(); s_ = std::exchange(o.s_, nullptr); }
+    return *this;
+  }
+  Subscriber(const Subscriber&) = delete;
+  Subscriber& operator=(const Subscriber&) = delete;
+  ~Subscriber() { reset(); }
+
+  /// The next message (empty on a timeout or at the end; see Sample::status()).
+  Sample recv(std::chrono::nanoseconds timeout = forever) {
+    ringcast_sample c{};
+    ringcast_status s = detail::check(ringcast_subscriber_recv(s_, detail::ns(timeout), &c));
+    if (s != RINGCAST_OK) return Sample(s);
+    return Sample(s_, c);
+  }
+  /// A message if one is ready now.
+  Sample try_recv() { return recv(std::chrono::nanoseconds(0)); }
+  uint64_t lost() const {
+    uint64_t n = 0;
+    detail::check(ringcast_subscriber_lost(s_, &n));
+    return n;
+  }
+  ringcast_subscriber* handle() const noexcept { return s_; }
+
+ private:
+  explicit Subscriber(ringcast_subscriber* s) : s_(s) {}
+  void reset() noexcept {
+    if (s_ != nullptr) ringcast_subscriber_destroy(std::exchange(s_, nullptr));
+  }
+  ringcast_subscriber* s_ = nullptr;
+};
+
+/// Wakes a WaitSet's waiter from any thread.
+class Notifier {
+ public:
+  Notifier(Notifier&& o) noexcept : n_(std::exchange(o.n_, nullptr)) {}
+  Notifier& operator=(Notifier&& o) noexcept {
+    if (this != &o) { reset(); n_ = std::exchange(o.n_, nullptr); }
+    return *this;
+  }
+  Notifier(const Notifier&) = delete;
+  Notifier& operator=(const Notifier&) = delete;
+  ~Notifier() { reset(); }
+  void notify() const { detail::check(ringcast_notifier_notify(n_)); }
+
+ private:
+  friend class WaitSet;
+  explicit Notifier(ringcast_notifier* n) : n_(n) {}
+  void reset() noexcept {
+    if (n_ != nullptr) ringcast_notifier_destroy(std::exchange(n_, nullptr));
+  }
+  ringcast_notifier* n_ = nullptr;
+};
+
+/// One thread waits on many subscribers. Subscribers added stay usable as before; they
+/// must outlive their membership (destroying a subscriber removes it).
+class WaitSet {
+ public:
+  explicit WaitSet(std::size_t capacity = 0) {
+    detail::check(ringcast_waitset_create(capacity, &w_));
+  }
+  WaitSet(WaitSet&& o) noexcept
+      : w_(std::exchange(o.w_, nullptr)), members_(std::move(o.members_)),
+        ready_(std::move(o.ready_)) {}
+  WaitSet& operator=(WaitSet&&) = delete;
+  WaitSet(const WaitSet&) = delete;
+  WaitSet& operator=(const WaitSet&) = delete;
+  ~WaitSet() {
+    if (w_ != nullptr) ringcast_waitset_destroy(w_);
+  }
+
+  void add(Subscriber& s) {
+    detail::check(ringcast_waitset_add(w_, s.handle()));
+    members_++;
+  }
+  void remove(Subscriber& s) {
+    detail::check(ringcast_waitset_remove(w_, s.handle()));
+    members_--;
+  }
+  Notifier notifier() {
+    ringcast_notifier* n = nullptr;
+    detail::check(ringcast_waitset_notifier(w_, &n));
+    return Notifier(n);
+  }
+  /// Waits; returns RINGCAST_OK (members ready), RINGCAST_NOTIFIED or RINGCAST_TIMEOUT.
+  ringcast_status wait(std::chrono::nanoseconds timeout = forever) {
+    ready_.assign(members_ > 0 ? members_ : 1, nullptr);
+    std::size_t n = 0;
+    ringcast_status s = detail::check(
+        ringcast_waitset_wait(w_, detail::ns(timeout), ready_.data(), ready_.size(), &n));
+    ready_.resize(n);
+    return s;
+  }
+  /// Whether the last wait found `s` ready.
+  bool is_ready(const Subscriber& s) const {
+    for (auto* r : ready_)
+      if (r == s.handle()) return true;
+    return false;
+  }
+
+ private:
+  ringcast_waitset* w_ = nullptr;
+  std::size_t members_ = 0;
+  std::vector<ringcast_subscriber*> ready_;
+};
+
+}  // namespace ringcast
+
+#endif  // RINGCAST_HPP

@@ -1,0 +1,235 @@
+/* Every entry point with bad arguments: a status code, never a crash. Built with
+ * -fsanitize=address,undefined where the compiler has them.
+ *   api_checks PREFIX TOPIC   (TOPIC is created and destroyed here)
+ * Prints "RESULT checks=N failed=F". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringcast.h"
+
+static int checks, failed;
+
+#define EXPECT(call, want)                                                          \
+  do {                                                                              \
+    ringcast_status got_ = (call);                                                  \
+    checks++;                                                                       \
+    if (got_ != (want)) {                                                           \
+      failed++;                                                                     \
+      fprintf(stderr, "line %d: %s gave %d (%s), want %d; last error: %s\n",        \
+              __LINE__, #call, (int)got_, ringcast_status_str(got_), (int)(want),   \
+              ringcast_last_error());                                               \
+    }                                                                               \
+  } while (0)
+
+#define EXPECT_TRUE(cond)                                          \
+  do {                                                             \
+    checks++;                                                      \
+    if (!(cond)) {                                                 \
+      failed++;                                                    \
+      fprintf(stderr, "line %d: %s is false\n", __LINE__, #cond); \
+    }                                                              \
+  } while (0)
+
+int main(int argc, char **argv) {
+  if (argc != 3) return 2;
+  const char *prefix = argv[1], *topic = argv[2];
+  ringcast_publisher_config cfg;
+  ringcast_subscriber_options opts;
+  ringcast_publisher *p = NULL;
+  ringcast_subscriber *s = NULL, *s2 = NULL;
+  ringcast_waitset *ws = NULL;
+  ringcast_notifier *n = NULL;
+  ringcast_loan loan;
+  ringcast_sample sample;
+  uint64_t seq = 0, lost = 0;
+  size_t count = 0;
+  unsigned char big[5000];
+  memset(big, 7, sizeof big);
+
+  /* Strings. */
+  EXPECT_TRUE(strcmp(ringcast_status_str(RINGCAST_OK), "ok") == 0);
+  EXPECT_TRUE(strcmp(ringcast_status_str(12345), "unknown status") == 0);
+  EXPECT_TRUE(strlen(ringcast_version()) > 0);
+
+  /* Config structs: NULL, and wrong versions. */
+  EXPECT(ringcast_publisher_config_init(NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_subscriber_options_init(NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_publisher_config_init(&cfg), RINGCAST_OK);
+  EXPECT(ringcast_subscriber_options_init(&opts), RINGCAST_OK);
+  cfg.prefix = prefix;
+  opts.prefix = prefix;
+  cfg.struct_size = 8;
+  EXPECT(ringcast_publisher_create(topic, &cfg, &p), RINGCAST_ERR_VERSION);
+  EXPECT_TRUE(p == NULL && strstr(ringcast_last_error(), "struct_size") != NULL);
+  cfg.struct_size = sizeof cfg + 8;
+  EXPECT(ringcast_publisher_create(topic, &cfg, &p), RINGCAST_ERR_VERSION);
+  cfg.struct_size = sizeof cfg;
+  opts.struct_size = 0;
+  EXPECT(ringcast_subscriber_attach(topic, &opts, 0, &s), RINGCAST_ERR_VERSION);
+  opts.struct_size = sizeof opts;
+  cfg.overflow = 7;
+  EXPECT(ringcast_publisher_create(topic, &cfg, &p), RINGCAST_ERR_INVALID_ARGUMENT);
+  cfg.overflow = RINGCAST_OVERFLOW_BLOCK;
+  cfg.wait = 9;
+  EXPECT(ringcast_publisher_create(topic, &cfg, &p), RINGCAST_ERR_INVALID_ARGUMENT);
+  cfg.wait = RINGCAST_WAIT_PARK;
+  opts.start = 3;
+  EXPECT(ringcast_subscriber_attach(topic, &opts, 0, &s), RINGCAST_ERR_INVALID_ARGUMENT);
+  opts.start = RINGCAST_START_OLDEST;
+  cfg.slots = 3;
+  EXPECT(ringcast_publisher_create(topic, &cfg, &p), RINGCAST_ERR_CONFIG);
+  cfg.slots = 4;
+  cfg.slot_size = 0;
+  EXPECT(ringcast_publisher_create(topic, &cfg, &p), RINGCAST_ERR_CONFIG);
+  cfg.slot_size = 4096;
+  cfg.stall_timeout_ns = 1; /* below 1 ms */
+  EXPECT(ringcast_publisher_create(topic, &cfg, &p), RINGCAST_ERR_CONFIG);
+  cfg.stall_timeout_ns = 0;
+
+  /* Create: NULLs, bad names, bad UTF-8, then for real, then a second publisher. */
+  EXPECT(ringcast_publisher_create(NULL, &cfg, &p), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_publisher_create(topic, &cfg, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_publisher_create("", &cfg, &p), RINGCAST_ERR_NAME);
+  EXPECT(ringcast_publisher_create("a/b", &cfg, &p), RINGCAST_ERR_NAME);
+  EXPECT(ringcast_publisher_create("bad\xff", &cfg, &p), RINGCAST_ERR_INVALID_ARGUMENT);
+  cfg.prefix = "bad prefix/";
+  EXPECT(ringcast_publisher_create(topic, &cfg, &p), RINGCAST_ERR_NAME);
+  cfg.prefix = prefix;
+  EXPECT(ringcast_publisher_create(topic, &cfg, &p), RINGCAST_OK);
+  ringcast_publisher *p2 = NULL;
+  EXPECT(ringcast_publisher_create(topic, &cfg, &p2), RINGCAST_ERR_EXISTS);
+  EXPECT_TRUE(p2 == NULL);
+
+  /* Attach: NULLs, missing topic (no wait, short wait), then for real. */
+  EXPECT(ringcast_subscriber_attach(NULL, &opts, 0, &s), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_subscriber_attach(topic, &opts, 0, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_subscriber_attach("no-such-topic", &opts, 0, &s), RINGCAST_ERR_NOT_FOUND);
+  EXPECT(ringcast_subscriber_attach("no-such-topic", &opts, 20000000, &s), RINGCAST_ERR_NOT_FOUND);
+  EXPECT(ringcast_subscriber_attach(topic, &opts, 0, &s), RINGCAST_OK);
+  EXPECT(ringcast_subscriber_attach(topic, &opts, 0, &s2), RINGCAST_OK);
+
+  /* Send: NULLs, oversize, zero length. */
+  EXPECT(ringcast_publisher_send(NULL, big, 1, &seq), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_publisher_send(p, NULL, 1, &seq), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_publisher_send(p, big, 4097, &seq), RINGCAST_ERR_TOO_LARGE);
+  EXPECT(ringcast_publisher_send(p, NULL, 0, &seq), RINGCAST_OK);
+  EXPECT_TRUE(seq == 0);
+  EXPECT(ringcast_publisher_send(p, big, 4096, NULL), RINGCAST_OK);
+
+  /* Loans: NULLs, one at a time, oversize commit, commit twice, abort, destroy with one. */
+  EXPECT(ringcast_publisher_loan(NULL, 0, &loan), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_publisher_loan(p, 0, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_publisher_loan(p, 0, &loan), RINGCAST_OK);
+  EXPECT_TRUE(loan.capacity == 4096 && loan.seq == 2 && loan.data != NULL);
+  ringcast_loan other;
+  EXPECT(ringcast_publisher_loan(p, 0, &other), RINGCAST_ERR_LOAN_OUTSTANDING);
+  EXPECT(ringcast_publisher_send(p, big, 1, &seq), RINGCAST_ERR_LOAN_OUTSTANDING);
+  EXPECT(ringcast_publisher_subscriber_count(p, &count), RINGCAST_ERR_LOAN_OUTSTANDING);
+  EXPECT(ringcast_loan_commit(p, NULL, 1, &seq), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_loan_commit(NULL, &loan, 1, &seq), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_loan_commit(p, &loan, 4097, &seq), RINGCAST_ERR_TOO_LARGE);
+  ringcast_loan forged = loan;
+  forged.seq += 1;
+  EXPECT(ringcast_loan_commit(p, &forged, 1, &seq), RINGCAST_ERR_NOT_HELD);
+  memcpy(loan.data, "abc", 3);
+  ringcast_loan copy = loan;
+  EXPECT(ringcast_loan_commit(p, &loan, 3, &seq), RINGCAST_OK);
+  EXPECT_TRUE(seq == 2 && loan.data == NULL);
+  EXPECT(ringcast_loan_commit(p, &copy, 3, &seq), RINGCAST_ERR_NOT_HELD);
+  EXPECT(ringcast_loan_abort(p, &copy), RINGCAST_ERR_NOT_HELD);
+  EXPECT(ringcast_publisher_loan(p, 1000000, &loan), RINGCAST_OK);
+  EXPECT(ringcast_loan_abort(p, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_loan_abort(p, &loan), RINGCAST_OK);
+  EXPECT(ringcast_publisher_subscriber_count(p, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_publisher_subscriber_count(p, &count), RINGCAST_OK);
+  EXPECT_TRUE(count == 2);
+  EXPECT(ringcast_publisher_slot_size(p, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_publisher_wait_subscribers(p, 3, 1000000), RINGCAST_TIMEOUT);
+  EXPECT(ringcast_publisher_wait_subscribers(NULL, 1, 0), RINGCAST_ERR_NULL);
+
+  /* Receive: NULLs, one sample at a time, release twice, a forged sample. */
+  EXPECT(ringcast_subscriber_recv(NULL, 0, &sample), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_subscriber_recv(s, 0, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_subscriber_recv(s, 0, &sample), RINGCAST_OK);
+  EXPECT_TRUE(sample.seq == 0 && sample.len == 0 && sample.lost == 0);
+  ringcast_sample held;
+  EXPECT(ringcast_subscriber_recv(s, 0, &held), RINGCAST_ERR_SAMPLE_OUTSTANDING);
+  EXPECT(ringcast_subscriber_lost(s, &lost), RINGCAST_ERR_SAMPLE_OUTSTANDING);
+  ringcast_sample fake = sample;
+  fake.seq = 99;
+  EXPECT(ringcast_sample_release(s, &fake), RINGCAST_ERR_NOT_HELD);
+  EXPECT(ringcast_sample_release(s, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_sample_release(NULL, &sample), RINGCAST_ERR_NULL);
+  ringcast_sample again = sample;
+  EXPECT(ringcast_sample_release(s, &sample), RINGCAST_OK);
+  EXPECT(ringcast_sample_release(s, &again), RINGCAST_ERR_NOT_HELD);
+  EXPECT(ringcast_subscriber_recv(s, -1, &sample), RINGCAST_OK);
+  EXPECT_TRUE(sample.seq == 1 && sample.len == 4096 && ((const unsigned char *)sample.data)[4095] == 7);
+  EXPECT(ringcast_sample_release(s, &sample), RINGCAST_OK);
+  EXPECT(ringcast_subscriber_recv(s, 1000000, &sample), RINGCAST_OK);
+  EXPECT_TRUE(sample.seq == 2 && sample.len == 3 && memcmp(sample.data, "abc", 3) == 0);
+  EXPECT(ringcast_sample_release(s, &sample), RINGCAST_OK);
+  EXPECT(ringcast_subscriber_recv(s, 0, &sample), RINGCAST_TIMEOUT);
+  EXPECT(ringcast_subscriber_recv(s, 2000000, &sample), RINGCAST_TIMEOUT);
+  EXPECT(ringcast_subscriber_lost(s, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_subscriber_lost(s, &lost), RINGCAST_OK);
+  EXPECT_TRUE(lost == 0);
+
+  /* Wait sets: NULLs, add twice, a sample held, empty, notifier, remove, destroy order. */
+  EXPECT(ringcast_waitset_create(0, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_waitset_create(1, &ws), RINGCAST_OK);
+  size_t nready = 0;
+  ringcast_subscriber *ready[2];
+  EXPECT(ringcast_waitset_wait(ws, -1, ready, 2, &nready), RINGCAST_ERR_WAITSET);
+  EXPECT(ringcast_waitset_add(NULL, s), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_waitset_add(ws, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_waitset_add(ws, s), RINGCAST_OK);
+  EXPECT(ringcast_waitset_add(ws, s), RINGCAST_ERR_WAITSET);
+  EXPECT(ringcast_waitset_add(ws, s2), RINGCAST_ERR_RESOURCE);
+  EXPECT(ringcast_waitset_remove(ws, s2), RINGCAST_ERR_WAITSET);
+  EXPECT(ringcast_waitset_wait(ws, 1000000, ready, 2, &nready), RINGCAST_TIMEOUT);
+  EXPECT_TRUE(nready == 0);
+  EXPECT(ringcast_waitset_wait(ws, 0, NULL, 2, &nready), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_waitset_wait(ws, 0, ready, 2, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_publisher_send(p, big, 5, &seq), RINGCAST_OK);
+  EXPECT(ringcast_waitset_wait(ws, -1, ready, 2, &nready), RINGCAST_OK);
+  EXPECT_TRUE(nready == 1 && ready[0] == s);
+  EXPECT(ringcast_subscriber_recv(s, 0, &sample), RINGCAST_OK); /* through the set */
+  EXPECT_TRUE(sample.seq == 3 && sample.len == 5);
+  EXPECT(ringcast_waitset_wait(ws, 0, ready, 2, &nready), RINGCAST_ERR_SAMPLE_OUTSTANDING);
+  EXPECT(ringcast_sample_release(s, &sample), RINGCAST_OK);
+  EXPECT(ringcast_waitset_notifier(ws, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_waitset_notifier(ws, &n), RINGCAST_OK);
+  EXPECT(ringcast_notifier_notify(NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_notifier_notify(n), RINGCAST_OK);
+  EXPECT(ringcast_waitset_wait(ws, -1, ready, 2, &nready), RINGCAST_NOTIFIED);
+  EXPECT_TRUE(nready == 0);
+  EXPECT(ringcast_waitset_remove(ws, s), RINGCAST_OK);
+  EXPECT(ringcast_waitset_remove(ws, s), RINGCAST_ERR_WAITSET);
+  EXPECT(ringcast_waitset_add(ws, s), RINGCAST_OK);
+  EXPECT(ringcast_waitset_destroy(ws), RINGCAST_OK); /* s gets its state back */
+  EXPECT(ringcast_subscriber_recv(s, 0, &sample), RINGCAST_TIMEOUT);
+  EXPECT(ringcast_notifier_notify(n), RINGCAST_OK); /* outlives its set */
+  EXPECT(ringcast_notifier_destroy(n), RINGCAST_OK);
+  EXPECT(ringcast_waitset_create(0, &ws), RINGCAST_OK);
+  EXPECT(ringcast_waitset_add(ws, s2), RINGCAST_OK);
+  EXPECT(ringcast_subscriber_destroy(s2), RINGCAST_OK); /* leaves the set */
+  EXPECT(ringcast_waitset_wait(ws, 0, ready, 2, &nready), RINGCAST_TIMEOUT);
+  EXPECT(ringcast_waitset_destroy(ws), RINGCAST_OK);
+  EXPECT(ringcast_waitset_destroy(NULL), RINGCAST_OK);
+
+  /* Destroy with a loan outstanding and with a sample held: statuses, no leak. */
+  EXPECT(ringcast_publisher_send(p, big, 2, &seq), RINGCAST_OK);
+  EXPECT(ringcast_subscriber_recv(s, -1, &sample), RINGCAST_OK);
+  EXPECT(ringcast_publisher_loan(p, -1, &loan), RINGCAST_OK);
+  EXPECT(ringcast_publisher_destroy(p), RINGCAST_ERR_LOAN_OUTSTANDING);
+  EXPECT(ringcast_subscriber_destroy(s), RINGCAST_ERR_SAMPLE_OUTSTANDING);
+  EXPECT(ringcast_publisher_destroy(NULL), RINGCAST_OK);
+  EXPECT(ringcast_subscriber_destroy(NULL), RINGCAST_OK);
+
+  /* The topic is gone with its publisher. */
+  EXPECT(ringcast_subscriber_attach(topic, &opts, 0, &s), RINGCAST_ERR_NOT_FOUND);
+  printf("RESULT checks=%d failed=%d\n", checks, failed);
+  return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,473 @@
+//! The C ABI from real C and C++ programs, built with the system compiler against the
+//! library this test links: the header compiles as C99 and C++17 with -Werror; every
+//! entry point with bad arguments (under ASan/UBSan where the compiler has them);
+//! round trips C -> Rust and Rust -> C++ under both policies, 0 B to the slot size; exact
+//! lag counts; a C subscriber SIGKILLed holding a `Block` sample; the two examples.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ringcast::{
+    Overflow, Publisher, PublisherConfig, RecvTimeoutError, Start, Subscriber, SubscriberOptions,
+};
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// The directory holding `libringcast_ffi.so` (built by cargo with this test).
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let deps = exe.parent().expect("deps dir");
+    let found = [deps.parent().expect("profile dir"), deps]
+        .into_iter()
+        .find(|d| d.join("libringcast_ffi.so").exists())
+        .expect("libringcast_ffi.so next to the test binary")
+        .to_path_buf();
+    found
+}
+
+fn ffi_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs a compiler; panics with its output if it fails.
+fn compile(compiler: &str, args: &[&str]) {
+    let out = Command::new(compiler)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    assert!(
+        out.status.success(),
+        "{compiler} {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether the C compiler can build and run a program with ASan and UBSan.
+fn sanitizers_work(dir: &Path) -> bool {
+    let src = dir.join("probe.c");
+    let exe = dir.join("probe");
+    std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
+    let built = Command::new("cc")
+        .args(["-fsanitize=address,undefined", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .is_ok_and(|s| s.success());
+    built && Command::new(&exe).status().is_ok_and(|s| s.success())
+}
+
+/// The programs, built once per test process.
+struct Programs {
+    dir: PathBuf,
+    sanitized: bool,
+}
+
+impl Programs {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+fn programs() -> &'static Programs {
+    static BUILT: OnceLock<Programs> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c_abi");
+        std::fs::create_dir_all(&dir).unwrap();
+        let lib = lib_dir();
+        let include = ffi_dir().join("include");
+        let (inc, tests, examples) = (
+            format!("-I{}", include.display()),
+            format!("-I{}", ffi_dir().join("tests/c").display()),
+            format!("-I{}", ffi_dir().join("examples").display()),
+        );
+        let link = [
+            format!("-L{}", lib.display()),
+            "-lringcast_ffi".to_owned(),
+            format!("-Wl,-rpath,{}", lib.display()),
+        ];
+        let sanitized = sanitizers_work(&dir);
+        let build = |compiler: &str, std: &str, src: &str, out: &str, extra: &[&str]| {
+            let src = ffi_dir().join(src);
+            let out = dir.join(out);
+            let mut args = vec![
+                std, "-O1", "-g", "-Wall", "-Wextra", "-Werror", &inc, &tests, &examples,
+            ];
+            args.extend_from_slice(extra);
+            let (src, out) = (src.display().to_string(), out.display().to_string());
+            args.extend(["-o", &out, &src]);
+            args.extend(link.iter().map(String::as_str));
+            compile(compiler, &args);
+        };
+        let asan: &[&str] = if sanitized {
+            &[
+                "-fsanitize=address,undefined",
+                "-fno-omit-frame-pointer",
+                "-fno-sanitize-recover=all",
+            ]
+        } else {
+            &[]
+        };
+        build("cc", "-std=c99", "tests/c/api_checks.c", "api_checks", asan);
+        build("cc", "-std=c99", "tests/c/peer_pub.c", "peer_pub", &[]);
+        build(
+            "cc",
+            "-std=c99",
+            "tests/c/holder.c",
+            "holder",
+            &["-D_POSIX_C_SOURCE=200809L"],
+        );
+        build("c++", "-std=c++17", "tests/c/peer_sub.cpp", "peer_sub", &[]);
+        build(
+            "c++",
+            "-std=c++17",
+            "examples/md_publisher.cpp",
+            "md_publisher",
+            &[],
+        );
+        build(
+            "cc",
+            "-std=c99",
+            "examples/c_subscriber.c",
+            "c_subscriber",
+            &[],
+        );
+        Programs { dir, sanitized }
+    })
+}
+
+fn prefix(tag: &str) -> String {
+    format!("rcffi{tag}{}", std::process::id())
+}
+
+/// Removes a topic's segment when dropped.
+struct Cleanup(String, String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = ringcast::inspect::remove(&self.0, &self.1);
+    }
+}
+
+/// Waits up to `limit` for `child` to exit (killing it after); its code and stdout.
+fn finish(mut child: Child, limit: Duration) -> (Option<i32>, String) {
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut o, &mut out);
+    }
+    (status.code(), out)
+}
+
+/// `key=value` from a "RESULT ..." line.
+fn field(out: &str, key: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("RESULT"))
+        .unwrap_or_else(|| panic!("no RESULT line in {out:?}"));
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+        .parse()
+        .unwrap()
+}
+
+/// Reads `child`'s stdout until a line starting with `what`; returns the reader.
+fn expect_line(child: &mut Child, what: &str) -> BufReader<std::process::ChildStdout> {
+    let mut reader = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "the child ended before printing {what:?}");
+        if line.starts_with(what) {
+            return reader;
+        }
+    }
+}
+
+/// The payload pattern of tests/c/pattern.h.
+fn pattern_len(seq: u64, slot: usize) -> usize {
+    (seq % (slot as u64 + 1)) as usize
+}
+
+fn pattern(seq: u64, slot: usize) -> Vec<u8> {
+    (0..pattern_len(seq, slot))
+        .map(|i| (seq.wrapping_mul(31).wrapping_add(i as u64) & 0xff) as u8)
+        .collect()
+}
+
+#[test]
+fn the_header_compiles_as_c99_and_as_cpp17_with_warnings_as_errors() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c_abi_header");
+    std::fs::create_dir_all(&dir).unwrap();
+    let inc = format!("-I{}", ffi_dir().join("include").display());
+    let c = dir.join("h.c");
+    std::fs::write(
+        &c,
+        "#include \"ringcast.h\"\nint main(void) { return RINGCAST_OK; }\n",
+    )
+    .unwrap();
+    let cpp = dir.join("h.cpp");
+    std::fs::write(
+        &cpp,
+        "#include \"ringcast.hpp\"\n#include \"ringcast.h\"\nint main() { return RINGCAST_OK; }\n",
+    )
+    .unwrap();
+    for std in ["-std=c99", "-std=c11"] {
+        compile(
+            "cc",
+            &[
+                std,
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+                &inc,
+                "-fsyntax-only",
+                &c.display().to_string(),
+            ],
+        );
+    }
+    compile(
+        "c++",
+        &[
+            "-std=c++17",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            &inc,
+            "-fsyntax-only",
+            &cpp.display().to_string(),
+        ],
+    );
+}
+
+#[test]
+fn every_entry_point_with_bad_arguments_gives_a_status_never_a_crash() {
+    let p = programs();
+    let prefix = prefix("api");
+    let topic = "api-checks".to_owned();
+    let _cleanup = Cleanup(prefix.clone(), topic.clone());
+    let child = Command::new(p.path("api_checks"))
+        .args([&prefix, &topic])
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out) = finish(child, LONG);
+    assert_eq!(code, Some(0), "api_checks failed:\n{out}");
+    assert_eq!(field(&out, "failed"), 0);
+    assert!(field(&out, "checks") >= 100, "{out}");
+    eprintln!(
+        "api_checks: sanitizers {}",
+        if p.sanitized { "on" } else { "unavailable" }
+    );
+}
+
+/// A Rust subscriber of a topic a C process publishes; returns (received, lost).
+fn rust_reads_c(policy: &str, slots: &str, slot: usize, count: u64) -> (u64, u64) {
+    let prefix = prefix(&format!("c2r{policy}"));
+    let topic = format!("c2r-{policy}");
+    let _cleanup = Cleanup(prefix.clone(), topic.clone());
+    let child = Command::new(programs().path("peer_pub"))
+        .args([
+            &prefix,
+            &topic,
+            policy,
+            slots,
+            &slot.to_string(),
+            &count.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let opts = SubscriberOptions::default()
+        .prefix(&prefix)
+        .start(Start::Oldest);
+    let mut sub = Subscriber::attach_wait(&topic, opts, LONG).expect("attach to the C topic");
+    let (mut received, mut lost, mut next) = (0u64, 0u64, 0u64);
+    loop {
+        match sub.recv_timeout(LONG) {
+            Ok(s) => {
+                assert_eq!(s.seq(), next, "out of order");
+                assert_eq!(&*s, &pattern(s.seq(), slot)[..], "payload of {}", s.seq());
+                next += 1;
+                received += 1;
+            }
+            Err(RecvTimeoutError::Lagged(n)) => {
+                lost += n;
+                next += n;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let (code, out) = finish(child, LONG);
+    assert_eq!(code, Some(0), "peer_pub failed: {out}");
+    assert_eq!(field(&out, "sent"), count);
+    (received, lost)
+}
+
+#[test]
+fn a_c_publisher_to_a_rust_subscriber_under_both_policies_0_bytes_to_the_slot_size() {
+    let (received, lost) = rust_reads_c("block", "8", 300, 3000);
+    assert_eq!((received, lost), (3000, 0), "Block loses nothing");
+    let (received, lost) = rust_reads_c("overwrite", "64", 300, 3000);
+    assert_eq!(
+        received + lost,
+        3000,
+        "Overwrite: every message received or counted lost"
+    );
+}
+
+/// A C++ subscriber of a topic this process publishes; returns its RESULT line's
+/// (received, lost, bad).
+fn cpp_reads_rust(
+    overflow: Overflow,
+    slots: u64,
+    slot: usize,
+    count: u64,
+    go: bool,
+) -> (u64, u64, u64) {
+    let tag = if overflow == Overflow::Block {
+        "b"
+    } else {
+        "o"
+    };
+    let prefix = prefix(&format!("r2c{tag}{}", u8::from(go)));
+    let topic = "r2c".to_owned();
+    let _cleanup = Cleanup(prefix.clone(), topic.clone());
+    let config = PublisherConfig::default()
+        .prefix(&prefix)
+        .slots(slots)
+        .slot_size(slot as u64)
+        .overflow(overflow);
+    let mut p = Publisher::create(&topic, config).unwrap();
+    let mut args = vec![prefix.clone(), topic.clone(), slot.to_string()];
+    if go {
+        args.push("go".into());
+    }
+    let mut child = Command::new(programs().path("peer_sub"))
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = expect_line(&mut child, "ATTACHED");
+    p.wait_for_subscribers(1, LONG).unwrap();
+    for seq in 0..count {
+        assert_eq!(p.send(&pattern(seq, slot)).unwrap(), seq);
+    }
+    drop(p);
+    if go {
+        child.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    }
+    let mut out = String::new();
+    for line in reader.lines() {
+        out.push_str(&line.unwrap());
+        out.push('\n');
+    }
+    let (code, _) = finish(child, LONG);
+    assert_eq!(code, Some(0), "peer_sub failed: {out}");
+    (
+        field(&out, "received"),
+        field(&out, "lost"),
+        field(&out, "bad"),
+    )
+}
+
+#[test]
+fn a_rust_publisher_to_a_cpp_subscriber_under_both_policies_0_bytes_to_the_slot_size() {
+    assert_eq!(
+        cpp_reads_rust(Overflow::Block, 8, 300, 3000, false),
+        (3000, 0, 0)
+    );
+    let (received, lost, bad) = cpp_reads_rust(Overflow::Overwrite, 64, 300, 3000, false);
+    assert_eq!((received + lost, bad), (3000, 0));
+}
+
+#[test]
+fn a_lapped_cpp_subscriber_reports_the_exact_loss() {
+    // 100 messages into 8 slots before the subscriber reads a single one.
+    let (received, lost, bad) = cpp_reads_rust(Overflow::Overwrite, 8, 64, 100, true);
+    assert_eq!(bad, 0, "order or payload or loss total wrong");
+    assert!((1..=8).contains(&received), "received {received}");
+    assert_eq!(lost, 100 - received, "lost is exact");
+}
+
+#[test]
+fn a_c_subscriber_killed_holding_a_block_sample_does_not_stop_the_publisher() {
+    let prefix = prefix("hold");
+    let topic = "hold".to_owned();
+    let _cleanup = Cleanup(prefix.clone(), topic.clone());
+    let config = PublisherConfig::default()
+        .prefix(&prefix)
+        .slots(4)
+        .slot_size(64)
+        .overflow(Overflow::Block);
+    let mut p = Publisher::create(&topic, config).unwrap();
+    let mut child = Command::new(programs().path("holder"))
+        .args([&prefix, &topic])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    p.wait_for_subscribers(1, LONG).unwrap();
+    p.send(b"pinned").unwrap();
+    let _reader = expect_line(&mut child, "HELD seq=0");
+    // The ring fills behind the held slot: the publisher must wait.
+    for _ in 0..3 {
+        p.send(b"x").unwrap();
+    }
+    assert!(p.try_loan().is_err(), "the held sample pins the ring");
+    let killed = Instant::now();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for i in 0..20u64 {
+        let mut loan = p.loan_timeout(Duration::from_secs(10)).unwrap_or_else(|_| {
+            panic!("message {i}: the publisher is stuck behind a dead subscriber")
+        });
+        loan.write_at(0, b"after");
+        loan.commit(5);
+    }
+    eprintln!("publisher went on {:?} after the kill", killed.elapsed());
+    assert_eq!(p.subscriber_count(), 0);
+}
+
+#[test]
+fn the_cpp_market_data_publisher_feeds_the_c_subscriber_example() {
+    let p = programs();
+    let prefix = prefix("md");
+    let topic = "quotes".to_owned();
+    let _cleanup = Cleanup(prefix.clone(), topic.clone());
+    let publisher = Command::new(p.path("md_publisher"))
+        .args([&topic, "20000", &prefix])
+        .spawn()
+        .unwrap();
+    let subscriber = Command::new(p.path("c_subscriber"))
+        .args([&topic, &prefix])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out) = finish(subscriber, LONG);
+    assert_eq!(code, Some(0), "c_subscriber failed: {out}");
+    assert_eq!(field(&out, "received"), 20000);
+    assert_eq!(field(&out, "lost"), 0);
+    assert_eq!(field(&out, "out_of_order"), 0);
+    let (code, _) = finish(publisher, LONG);
+    assert_eq!(code, Some(0));
+}
