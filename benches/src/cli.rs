@@ -30,6 +30,10 @@ struct Cli {
     /// pipe, pingpong/tcp, /65536, ringcast, fanout/ringcast-futex/64/8sub).
     #[arg(long, value_name = "SUBSTR", value_parser = non_empty)]
     filter: Option<String>,
+    /// Interleaved rounds per comparison group (default 8, or 2 with --quick): each round
+    /// measures every transport at one payload once, and ratios are per-round medians.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    rounds: Option<u32>,
     #[command(subcommand)]
     child: Option<Hidden>,
 }
@@ -63,6 +67,8 @@ pub struct Options {
     pub plots: Option<PathBuf>,
     /// `--filter SUBSTR`.
     pub filter: Option<String>,
+    /// `--rounds N`.
+    pub rounds: Option<u32>,
 }
 
 /// What the command line asks for.
@@ -86,6 +92,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, clap::
             json: cli.json.map(PathBuf::from),
             plots: cli.plots.map(PathBuf::from),
             filter: cli.filter,
+            rounds: cli.rounds,
         }),
     })
 }
@@ -113,9 +120,11 @@ mod tests {
             json: Some("out.json".into()),
             plots: Some("plots".into()),
             filter: Some("pipe".into()),
+            rounds: Some(3),
         };
         let separate = run(&[
-            "--quick", "--json", "out.json", "--plots", "plots", "--filter", "pipe",
+            "--quick", "--json", "out.json", "--plots", "plots", "--filter", "pipe", "--rounds",
+            "3",
         ]);
         assert_eq!(separate.unwrap(), Command::Run(expected.clone()));
         let inline = run(&[
@@ -123,6 +132,7 @@ mod tests {
             "--quick",
             "--plots=plots",
             "--filter=pipe",
+            "--rounds=3",
         ]);
         assert_eq!(inline.unwrap(), Command::Run(expected));
     }
@@ -133,12 +143,20 @@ mod tests {
         assert!(run(&["--frobnicate"]).is_err());
         assert!(run(&["--quick=yes"]).is_err());
         assert!(run(&["--filter", ""]).is_err());
+        assert!(run(&["--rounds", "0"]).is_err());
     }
 
     #[test]
     fn help_names_every_option() {
         let help = usage();
-        for opt in ["--quick", "--json", "--plots", "--filter", "--version"] {
+        for opt in [
+            "--quick",
+            "--json",
+            "--plots",
+            "--filter",
+            "--rounds",
+            "--version",
+        ] {
             assert!(help.contains(opt), "{opt} missing from {help}");
         }
         assert!(!help.contains(CHILD_COMMAND));

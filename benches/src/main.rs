@@ -17,7 +17,11 @@
 //! optionally JSON rows (`--json`, the row format the README's benchmark contract fixes) and SVG
 //! charts (`--plots`).
 //!
-//! Layout: [`cli`] parses arguments; [`suite`] plans and runs measurements;
+//! Ratios are interleaved: [`rounds`] alternates every transport compared at one payload in
+//! short rounds and reports the median of the per-round ratios, with their spread.
+//!
+//! Layout: [`cli`] parses arguments; [`suite`] plans measurements and runs one;
+//! [`rounds`] runs the plan in interleaved rounds;
 //! [`harness`] pins CPUs and owns the child process (this binary re-executed
 //! with the hidden `__child` subcommand); [`transport`] holds one module per
 //! transport family behind the `Transport`/`Endpoint` traits; [`scenario`]
@@ -31,6 +35,7 @@ mod error;
 mod harness;
 mod plots;
 mod report;
+mod rounds;
 mod scenario;
 mod suite;
 mod transport;
@@ -108,8 +113,17 @@ fn run(opts: &Options) -> Result<()> {
         cpus.child
     );
 
+    let rounds = opts.rounds.map_or(
+        if opts.quick {
+            rounds::QUICK_ROUNDS
+        } else {
+            rounds::FULL_ROUNDS
+        },
+        |n| n as usize,
+    );
+    eprintln!("ringcast-bench: {rounds} interleaved rounds per payload group");
     let started = Instant::now();
-    let results = suite::run(&plan, &cfg.timing, cpus);
+    let (results, ratios) = rounds::run(&plan, &cfg.timing, cpus, rounds);
     eprintln!(
         "ringcast-bench: {} of {} measurements done in {:.1} s",
         results.len(),
@@ -118,6 +132,7 @@ fn run(opts: &Options) -> Result<()> {
     );
 
     print!("{}", report::markdown(&results));
+    print!("{}", rounds::markdown(&ratios));
     if let Some(path) = &opts.json {
         report::write_json(path, &results)?;
         eprintln!("ringcast-bench: wrote {}", path.display());

@@ -1,21 +1,23 @@
 //! The suite: which measurements run, running each one, and the child's side.
 //!
 //! [`plan`] lists every (scenario, transport, payload, subscribers) the
-//! transports support, filtered by `--filter`; [`run`] measures them in order,
-//! printing one progress line per measurement on stderr. A failing measurement
-//! is skipped with its reason; the others go on.
+//! transports support, filtered by `--filter`; [`measure`] and [`measure_raw`] run
+//! one (the interleaved rounds of [`crate::rounds`] call them). A failing
+//! measurement is skipped with its reason; the others go on.
 //!
 //! A point-to-point measurement runs one child ([`measure_link`]); a fan-out
 //! measurement runs one child per subscriber, all on the child CPU, with the
 //! publisher alone on the parent CPU ([`measure_fanout`]).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
 
 use crate::error::{BenchError, Result};
 use crate::harness::{self, Child, Cpus};
 use crate::report::{self, Measured};
 use crate::scenario::fanout;
-use crate::scenario::throughput::{self, MEMCPY};
+use crate::scenario::throughput::{self, Rate, MEMCPY};
 use crate::scenario::{Scenario, Timing};
 use crate::transport::{self, Link, LinkSpec, Transport};
 
@@ -144,61 +146,51 @@ pub fn plan(cfg: &Config) -> Vec<Measurement> {
     out
 }
 
-/// Runs every measurement of `plan`, reporting progress on stderr.
-pub fn run(plan: &[Measurement], timing: &Timing, cpus: Cpus) -> Vec<Measured> {
-    let mut results = Vec::with_capacity(plan.len());
-    for (i, m) in plan.iter().enumerate() {
-        let payload = match m.scenario {
-            Scenario::Fanout => format!("{} x{}", report::fmt_bytes(m.payload), m.subscribers),
-            _ => report::fmt_bytes(m.payload),
-        };
-        eprint!(
-            "[{:>2}/{}] {:<10} {:<18} {:>9} ... ",
-            i + 1,
-            plan.len(),
-            m.scenario.name(),
-            m.transport(),
-            payload
-        );
-        let started = Instant::now();
-        match measure(m, timing, cpus) {
-            Ok(r) => {
-                eprintln!(
-                    "{} ({:.1} s)",
-                    report::summary(&r.row),
-                    started.elapsed().as_secs_f64()
-                );
-                if let Some(note) = &r.note {
-                    eprintln!("        {note}");
-                }
-                results.push(r);
-            }
-            Err(e) => eprintln!("skipped: {e}"),
-        }
-    }
-    results
-}
-
-fn measure(m: &Measurement, timing: &Timing, cpus: Cpus) -> Result<Measured> {
+/// One measurement, start to end: a row (fan-out included).
+pub fn measure(m: &Measurement, timing: &Timing, cpus: Cpus) -> Result<Measured> {
     let mut measured = match m.target {
-        Target::Memcpy => {
-            let rate = throughput::memcpy(m.payload, timing);
-            Measured::throughput(m.scenario, MEMCPY, m.payload, &rate)
-        }
         Target::Link(t) if m.scenario == Scenario::Fanout => measure_fanout(t, m, timing, cpus)?,
-        Target::Link(t) => measure_link(t, m, timing, cpus)?,
+        _ => measure_raw(m, timing, cpus)?.into_measured(m),
     };
     measured.payload_independent = m.payload_independent();
     Ok(measured)
 }
 
+/// What a point-to-point measurement gives before it becomes a row: round trips or a
+/// rate, which interleaved rounds ([`crate::rounds`]) merge.
+pub enum Raw {
+    /// Round-trip times in ns (ping-pong).
+    Latency(Histogram<u64>),
+    /// Messages over time (throughput).
+    Throughput(Rate),
+}
+
+impl Raw {
+    /// The row of measurement `m`.
+    pub fn into_measured(self, m: &Measurement) -> Measured {
+        let mut measured = match self {
+            Raw::Latency(h) => {
+                let mut measured = Measured::latency(m.scenario, m.transport(), m.payload, &h);
+                measured.row.subscribers = m.subscribers as u32;
+                measured
+            }
+            Raw::Throughput(r) => Measured::throughput(m.scenario, m.transport(), m.payload, &r),
+        };
+        measured.payload_independent = m.payload_independent();
+        measured
+    }
+}
+
+/// One point-to-point measurement (ping-pong or throughput, or the memcpy reference).
+pub fn measure_raw(m: &Measurement, timing: &Timing, cpus: Cpus) -> Result<Raw> {
+    match m.target {
+        Target::Memcpy => Ok(Raw::Throughput(throughput::memcpy(m.payload, timing))),
+        Target::Link(t) => measure_link(t, m, timing, cpus),
+    }
+}
+
 /// Opens the link, starts the child on the other CPU, runs the parent's role.
-fn measure_link(
-    t: &dyn Transport,
-    m: &Measurement,
-    timing: &Timing,
-    cpus: Cpus,
-) -> Result<Measured> {
+fn measure_link(t: &dyn Transport, m: &Measurement, timing: &Timing, cpus: Cpus) -> Result<Raw> {
     if t.spins() && !cpus.distinct() {
         return Err(BenchError::Unsupported(
             "a spinning transport needs two CPUs; only one is allowed".into(),
@@ -223,14 +215,8 @@ fn measure_link(
     let outcome = child
         .wait_ready(READY_TIMEOUT)
         .and_then(|()| match m.scenario {
-            Scenario::PingPong => local.ping(m.payload, timing).map(|h| {
-                let mut measured = Measured::latency(m.scenario, t.name(), m.payload, &h);
-                measured.row.subscribers = m.subscribers as u32;
-                measured
-            }),
-            Scenario::Throughput => local
-                .consume(m.payload)
-                .map(|r| Measured::throughput(m.scenario, t.name(), m.payload, &r)),
+            Scenario::PingPong => local.ping(m.payload, timing).map(Raw::Latency),
+            Scenario::Throughput => local.consume(m.payload).map(Raw::Throughput),
             Scenario::Fanout => Err(BenchError::Unsupported(
                 "fan-out is not a two-process measurement".into(),
             )),

@@ -4,7 +4,8 @@
  *
  * Every function returns a ringcast_status (0 = RINGCAST_OK, > 0 an outcome such as a
  * timeout, < 0 an error described by ringcast_last_error() on the calling thread), except
- * the three that return a static string. NULL for a required pointer is an error, never a
+ * the three that return a string (ringcast_status_str and ringcast_version: static;
+ * ringcast_last_error: the thread's, valid until its next error). NULL for a required pointer is an error, never a
  * crash. A handle is used by one thread at a time; a wait set and its members by one.
  */
 
@@ -61,6 +62,9 @@ enum ringcast_status
   RINGCAST_CORRUPT = 5,
   // A wait set's notifier rang (members may be ready too: see the ready count).
   RINGCAST_NOTIFIED = 6,
+  // The handle was destroyed, and the loan it had outstanding aborted (or the sample it
+  // held released): nothing is left to free.
+  RINGCAST_ABANDONED = 7,
   // A required pointer argument is NULL.
   RINGCAST_ERR_NULL = -1,
   // An argument is invalid: not UTF-8, an unknown enum value, an out-of-range number.
@@ -190,7 +194,7 @@ typedef struct ringcast_sample {
 } ringcast_sample;
 
 // Every status, for `ringcast_status_str` and the tests.
-#define ringcast_status_ALL { RINGCAST_OK, RINGCAST_TIMEOUT, RINGCAST_DISCONNECTED, RINGCAST_EVICTED, RINGCAST_FULL, RINGCAST_CORRUPT, RINGCAST_NOTIFIED, RINGCAST_ERR_NULL, RINGCAST_ERR_INVALID_ARGUMENT, RINGCAST_ERR_VERSION, RINGCAST_ERR_NAME, RINGCAST_ERR_CONFIG, RINGCAST_ERR_TOO_LARGE, RINGCAST_ERR_EXISTS, RINGCAST_ERR_NOT_FOUND, RINGCAST_ERR_PERMISSION, RINGCAST_ERR_NOT_A_SEGMENT, RINGCAST_ERR_TYPE_MISMATCH, RINGCAST_ERR_RESOURCE, RINGCAST_ERR_CLOSED, RINGCAST_ERR_LOAN_OUTSTANDING, RINGCAST_ERR_SAMPLE_OUTSTANDING, RINGCAST_ERR_NOT_HELD, RINGCAST_ERR_WAITSET, RINGCAST_ERR_NOT_READY, RINGCAST_ERR_IO, RINGCAST_ERR_PANIC, }
+#define ringcast_status_ALL { RINGCAST_OK, RINGCAST_TIMEOUT, RINGCAST_DISCONNECTED, RINGCAST_EVICTED, RINGCAST_FULL, RINGCAST_CORRUPT, RINGCAST_NOTIFIED, RINGCAST_ABANDONED, RINGCAST_ERR_NULL, RINGCAST_ERR_INVALID_ARGUMENT, RINGCAST_ERR_VERSION, RINGCAST_ERR_NAME, RINGCAST_ERR_CONFIG, RINGCAST_ERR_TOO_LARGE, RINGCAST_ERR_EXISTS, RINGCAST_ERR_NOT_FOUND, RINGCAST_ERR_PERMISSION, RINGCAST_ERR_NOT_A_SEGMENT, RINGCAST_ERR_TYPE_MISMATCH, RINGCAST_ERR_RESOURCE, RINGCAST_ERR_CLOSED, RINGCAST_ERR_LOAN_OUTSTANDING, RINGCAST_ERR_SAMPLE_OUTSTANDING, RINGCAST_ERR_NOT_HELD, RINGCAST_ERR_WAITSET, RINGCAST_ERR_NOT_READY, RINGCAST_ERR_IO, RINGCAST_ERR_PANIC, }
 
 #ifdef __cplusplus
 extern "C" {
@@ -208,9 +212,10 @@ ringcast_status ringcast_publisher_config_init(struct ringcast_publisher_config 
 // `opts` is NULL or points to writable memory for one `ringcast_subscriber_options`.
 ringcast_status ringcast_subscriber_options_init(struct ringcast_subscriber_options *opts);
 
-// The calling thread's last error message: what the most recent failed call on this
-// thread went wrong with, and what to do. Empty if no call failed yet. The string stays
-// valid until the next failing call on this thread; copy it to keep it.
+// The calling thread's last error message: what the most recent call on this thread
+// that returned an error (a negative status) went wrong with, and what to do. Empty if
+// none did. Outcomes (positive statuses) leave it alone. The string stays valid until
+// the next error on this thread; copy it to keep it.
 const char *ringcast_last_error(void);
 
 // A static description of a status (any `int32_t`; unknown values get "unknown status").
@@ -244,8 +249,11 @@ ringcast_status ringcast_publisher_send(struct ringcast_publisher *p,
 
 // Loans the next slot for an in-place write. `timeout_ns < 0` waits for room for ever
 // (`Block`), `0` does not wait (`RINGCAST_FULL`), `> 0` waits at most that long
-// (`RINGCAST_TIMEOUT`). `Overwrite` never waits. One loan at a time per publisher
-// (`RINGCAST_ERR_LOAN_OUTSTANDING`).
+// (`RINGCAST_TIMEOUT`); `*out` is cleared unless a loan is given. `Overwrite` never
+// waits. One loan at a time per publisher (`RINGCAST_ERR_LOAN_OUTSTANDING`). Under
+// `Overwrite`, a subscriber that was lapped may copy the slot while you write it (it
+// discards that copy); with such a subscriber in the *same* process, prefer
+// `ringcast_publisher_send`, which stores with atomic words.
 //
 // # Safety
 // `p` is a live handle (or NULL); `out` is NULL or writable.
@@ -278,14 +286,14 @@ ringcast_status ringcast_loan_abort(struct ringcast_publisher *p, struct ringcas
 // `p` is a live handle (or NULL); `out` is NULL or writable.
 ringcast_status ringcast_publisher_slot_size(struct ringcast_publisher *p, size_t *out);
 
-// `*out` = subscribers attached and alive now.
+// `*out` = subscribers attached and alive now (refused while a loan is outstanding).
 //
 // # Safety
 // `p` is a live handle (or NULL); `out` is NULL or writable.
 ringcast_status ringcast_publisher_subscriber_count(struct ringcast_publisher *p, size_t *out);
 
 // Waits until at least `n` subscribers are attached: `timeout_ns < 0` for ever, else at
-// most that long (`RINGCAST_TIMEOUT`).
+// most that long (`RINGCAST_TIMEOUT`). Refused while a loan is outstanding.
 //
 // # Safety
 // `p` is a live handle (or NULL).
@@ -295,15 +303,16 @@ ringcast_status ringcast_publisher_wait_subscribers(struct ringcast_publisher *p
 
 // Closes the topic (subscribers drain it, then see `RINGCAST_DISCONNECTED`) and frees the
 // handle. NULL is a no-op. An outstanding loan is aborted first, and the call returns
-// `RINGCAST_ERR_LOAN_OUTSTANDING` to say so; the handle is freed whatever it returns.
+// `RINGCAST_ABANDONED` to say so. The handle is freed whatever the call returns.
 //
 // # Safety
 // `p` is NULL or a live handle, not used again after this call.
 ringcast_status ringcast_publisher_destroy(struct ringcast_publisher *p);
 
 // Attaches to `topic` with `opts` (NULL: the defaults) and stores the subscriber in
-// `*out`. `wait_ns`: 0 fails at once if the topic is not there (`RINGCAST_ERR_NOT_FOUND`),
-// `> 0` waits that long for a live publisher to create it, `< 0` waits for ever.
+// `*out`. `wait_ns`: how long to wait for a live publisher to create the topic (`0`: not
+// at all, `< 0`: for ever); then `RINGCAST_ERR_NOT_FOUND`, or `RINGCAST_ERR_CLOSED` if
+// only a dead publisher's segment is there.
 //
 // # Safety
 // `topic` is NULL or NUL-terminated; `opts` is NULL or readable options (see their
@@ -334,15 +343,16 @@ ringcast_status ringcast_subscriber_recv(struct ringcast_subscriber *s,
 ringcast_status ringcast_sample_release(struct ringcast_subscriber *s,
                                         struct ringcast_sample *sample);
 
-// `*out` = messages this subscriber has lost in all (`Overwrite` laps).
+// `*out` = messages this subscriber has lost in all (`Overwrite` laps): the sum of the
+// `lost` of every sample received so far, plus any loss the next sample will report.
 //
 // # Safety
 // `s` is a live handle (or NULL); `out` is NULL or writable.
 ringcast_status ringcast_subscriber_lost(struct ringcast_subscriber *s, uint64_t *out);
 
 // Detaches and frees the handle (removing it from its wait set, if any). NULL is a
-// no-op. A held sample is released first, and the call returns
-// `RINGCAST_ERR_SAMPLE_OUTSTANDING` to say so; the handle is freed whatever it returns.
+// no-op. A held sample is released first, and the call returns `RINGCAST_ABANDONED` to
+// say so. The handle is freed whatever the call returns.
 //
 // # Safety
 // `s` is NULL or a live handle, not used again after this call.
@@ -370,8 +380,9 @@ ringcast_status ringcast_waitset_remove(struct ringcast_waitset *ws, struct ring
 
 // Waits until a member can be received from without waiting (a message, its topic's end,
 // an eviction), the notifier rings, or `timeout_ns` passes (`< 0`: no timeout). Writes up
-// to `ready_cap` ready members to `ready` and their number to `*ready_len` (members ready
-// past `ready_cap` are reported by the next wait). Returns `RINGCAST_OK`,
+// to `ready_cap` ready members to `ready` and their number to `*ready_len`; when more are
+// ready, the next wait starts reporting after the last one reported (round robin), so
+// none is starved. Returns `RINGCAST_OK`,
 // `RINGCAST_NOTIFIED`, or `RINGCAST_TIMEOUT`. Every member must have released its sample
 // (`RINGCAST_ERR_SAMPLE_OUTSTANDING`); an empty set without a notifier cannot wait for
 // ever (`RINGCAST_ERR_WAITSET`).

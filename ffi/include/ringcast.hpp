@@ -101,9 +101,13 @@ class SubscriberOptions {
 class Loan {
  public:
   Loan() = default;
-  Loan(Loan&& o) noexcept : p_(std::exchange(o.p_, nullptr)), l_(o.l_) {}
+  Loan(Loan&& o) noexcept : p_(std::exchange(o.p_, nullptr)), l_(std::exchange(o.l_, {})) {}
   Loan& operator=(Loan&& o) noexcept {
-    if (this != &o) { abort(); p_ = std::exchange(o.p_, nullptr); l_ = o.l_; }
+    if (this != &o) {
+      abort();
+      p_ = std::exchange(o.p_, nullptr);
+      l_ = std::exchange(o.l_, {});
+    }
     return *this;
   }
   Loan(const Loan&) = delete;
@@ -158,7 +162,8 @@ class Publisher {
     return seq;
   }
   uint64_t send(std::string_view bytes) { return send(bytes.data(), bytes.size()); }
-  /// Loans the next slot; empty if none within the timeout (0: do not wait).
+  /// Loans the next slot; empty if none within the timeout (0: do not wait). One loan at
+  /// a time: commit or abort the previous one first.
   Loan loan(std::chrono::nanoseconds timeout = forever) {
     ringcast_loan l{};
     ringcast_status s = detail::check(ringcast_publisher_loan(p_, detail::ns(timeout), &l));
@@ -196,13 +201,15 @@ class Sample {
  public:
   Sample() = default;
   Sample(Sample&& o) noexcept
-      : s_(std::exchange(o.s_, nullptr)), c_(o.c_), status_(o.status_) {}
+      : s_(std::exchange(o.s_, nullptr)),
+        c_(std::exchange(o.c_, {})),
+        status_(std::exchange(o.status_, RINGCAST_TIMEOUT)) {}
   Sample& operator=(Sample&& o) noexcept {
     if (this != &o) {
       release();
       s_ = std::exchange(o.s_, nullptr);
-      c_ = o.c_;
-      status_ = o.status_;
+      c_ = std::exchange(o.c_, {});
+      status_ = std::exchange(o.status_, RINGCAST_TIMEOUT);
     }
     return *this;
   }
@@ -255,7 +262,10 @@ class Subscriber {
   Subscriber& operator=(const Subscriber&) = delete;
   ~Subscriber() { reset(); }
 
-  /// The next message (empty on a timeout or at the end; see Sample::status()).
+  /// The next message (empty on a timeout or at the end; see Sample::status()). A
+  /// subscriber holds one sample at a time: release() the previous one (or let it go out
+  /// of scope) first, so `s.release(); s = sub.recv();`, not `s = sub.recv();` alone,
+  /// which throws RINGCAST_ERR_SAMPLE_OUTSTANDING.
   Sample recv(std::chrono::nanoseconds timeout = forever) {
     ringcast_sample c{};
     ringcast_status s = detail::check(ringcast_subscriber_recv(s_, detail::ns(timeout), &c));
@@ -264,6 +274,7 @@ class Subscriber {
   }
   /// A message if one is ready now.
   Sample try_recv() { return recv(std::chrono::nanoseconds(0)); }
+  /// Messages lost in all (Overwrite laps).
   uint64_t lost() const {
     uint64_t n = 0;
     detail::check(ringcast_subscriber_lost(s_, &n));
@@ -301,8 +312,9 @@ class Notifier {
   ringcast_notifier* n_ = nullptr;
 };
 
-/// One thread waits on many subscribers. Subscribers added stay usable as before; they
-/// must outlive their membership (destroying a subscriber removes it).
+/// One thread waits on many subscribers. Subscribers added stay usable as before
+/// (receive from the ready ones after wait()); destroying a subscriber removes it. Every
+/// member must have released its sample before wait().
 class WaitSet {
  public:
   explicit WaitSet(std::size_t capacity = 0) {

@@ -30,6 +30,15 @@ impl Failure {
     pub fn null(what: &str) -> Failure {
         Failure::new(RINGCAST_ERR_NULL, format!("{what} is NULL"))
     }
+
+    /// A positive outcome (a timeout, the end of a topic): no message, no allocation, and
+    /// the thread's last error is left as it was.
+    pub fn outcome(status: ringcast_status) -> Failure {
+        Failure {
+            status,
+            message: String::new(),
+        }
+    }
 }
 
 /// What an entry point's body returns: a status to return as is (OK or an outcome), or
@@ -40,16 +49,21 @@ fn set_last_error(message: &str) {
     // Interior NULs cannot be shown; cut there.
     let message = message.split('\0').next().unwrap_or_default();
     let c = CString::new(message).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+    // `try_with`: during thread exit (a C++ thread_local destructor calling us) the
+    // thread-local may be gone; the message is then dropped, never a panic.
+    let _ = LAST_ERROR.try_with(|e| *e.borrow_mut() = c);
 }
 
-/// Runs an entry point's body: records a failure's message, and turns a panic into
-/// `RINGCAST_ERR_PANIC` instead of letting it unwind into C.
+/// Runs an entry point's body: records an error's message (positive outcomes leave the
+/// last error alone), and turns a panic into `RINGCAST_ERR_PANIC` instead of letting it
+/// unwind into C.
 pub(crate) fn guard(body: impl FnOnce() -> Outcome) -> ringcast_status {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(status)) => status,
         Ok(Err(f)) => {
-            set_last_error(&f.message);
+            if (f.status as i32) < 0 {
+                set_last_error(&f.message);
+            }
             f.status
         }
         Err(panic) => {
@@ -127,36 +141,38 @@ impl From<AttachError> for Failure {
 
 impl From<SendError> for Failure {
     fn from(e: SendError) -> Failure {
-        let status = match e {
-            SendError::TooLarge { .. } => RINGCAST_ERR_TOO_LARGE,
-            SendError::Full => RINGCAST_FULL,
-        };
-        Failure::new(status, e.to_string())
+        match e {
+            SendError::TooLarge { .. } => Failure::new(RINGCAST_ERR_TOO_LARGE, e.to_string()),
+            SendError::Full => Failure::outcome(RINGCAST_FULL),
+        }
     }
 }
 
 impl From<RecvTimeoutError> for Failure {
     fn from(e: RecvTimeoutError) -> Failure {
-        let status = match e {
+        Failure::outcome(match e {
             RecvTimeoutError::Timeout => RINGCAST_TIMEOUT,
             RecvTimeoutError::Disconnected => RINGCAST_DISCONNECTED,
             RecvTimeoutError::Evicted => RINGCAST_EVICTED,
             RecvTimeoutError::Corrupt { .. } => RINGCAST_CORRUPT,
             // Folded into the next sample's `lost` by the caller; never reaches here.
             RecvTimeoutError::Lagged(_) => RINGCAST_ERR_PANIC,
-        };
-        Failure::new(status, e.to_string())
+        })
     }
 }
 
-/// The calling thread's last error message: what the most recent failed call on this
-/// thread went wrong with, and what to do. Empty if no call failed yet. The string stays
-/// valid until the next failing call on this thread; copy it to keep it.
+/// The calling thread's last error message: what the most recent call on this thread
+/// that returned an error (a negative status) went wrong with, and what to do. Empty if
+/// none did. Outcomes (positive statuses) leave it alone. The string stays valid until
+/// the next error on this thread; copy it to keep it.
 #[no_mangle]
 pub extern "C" fn ringcast_last_error() -> *const c_char {
     // The thread-local string lives as long as the thread; it is replaced (not mutated in
-    // place) only by a later failing call on this same thread.
-    LAST_ERROR.with(|e| e.borrow().as_ptr())
+    // place) only by a later error on this same thread. During thread exit it may be gone:
+    // then the empty static string.
+    LAST_ERROR
+        .try_with(|e| e.borrow().as_ptr())
+        .unwrap_or(c"".as_ptr())
 }
 
 /// A static description of a status (any `int32_t`; unknown values get "unknown status").

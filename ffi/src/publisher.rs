@@ -15,6 +15,8 @@ pub struct ringcast_publisher {
     /// The outstanding loan, if any. It borrows `*publisher` (a heap allocation that never
     /// moves) and is declared first, so it is dropped (aborted) before the publisher.
     loan: Option<Loan<'static>>,
+    /// The outstanding loan's slot, as handed to C (compared, never dereferenced here).
+    loan_data: *mut c_void,
     publisher: NonNull<Publisher>,
     /// The slot size (kept here: reading it from the publisher while a loan borrows it
     /// would alias the loan's borrow).
@@ -47,7 +49,7 @@ impl ringcast_publisher {
     /// The outstanding loan, if `loan` describes it.
     fn outstanding(&mut self, loan: &ringcast_loan) -> Result<&mut Loan<'static>, Failure> {
         match &mut self.loan {
-            Some(l) if l.seq() == loan.seq && l.as_ptr() == loan.data.cast_const().cast() => Ok(l),
+            Some(l) if l.seq() == loan.seq && self.loan_data == loan.data => Ok(l),
             Some(_) => Err(Failure::new(
                 RINGCAST_ERR_NOT_HELD,
                 "this loan is not the one outstanding on this publisher",
@@ -105,6 +107,7 @@ pub unsafe extern "C" fn ringcast_publisher_create(
         let publisher = Publisher::create(topic, config)?;
         let handle = Box::new(ringcast_publisher {
             loan: None,
+            loan_data: std::ptr::null_mut(),
             capacity: publisher.capacity(),
             publisher: NonNull::from(Box::leak(Box::new(publisher))),
         });
@@ -130,7 +133,16 @@ pub unsafe extern "C" fn ringcast_publisher_send(
 ) -> ringcast_status {
     guard(|| {
         // SAFETY: by the caller's contract.
-        let publisher = unsafe { handle(p) }?.publisher()?;
+        let h = unsafe { handle(p) }?;
+        // Before forming the slice: the caller's buffer may be exactly a slot long.
+        if len > h.capacity {
+            let capacity = h.capacity;
+            return Err(Failure::new(
+                RINGCAST_ERR_TOO_LARGE,
+                format!("message of {len} bytes does not fit a {capacity}-byte slot"),
+            ));
+        }
+        let publisher = h.publisher()?;
         let bytes: &[u8] = match (data.is_null(), len) {
             (true, 0) => &[],
             (true, _) => return Err(Failure::null("data (with a non-zero len)")),
@@ -148,8 +160,11 @@ pub unsafe extern "C" fn ringcast_publisher_send(
 
 /// Loans the next slot for an in-place write. `timeout_ns < 0` waits for room for ever
 /// (`Block`), `0` does not wait (`RINGCAST_FULL`), `> 0` waits at most that long
-/// (`RINGCAST_TIMEOUT`). `Overwrite` never waits. One loan at a time per publisher
-/// (`RINGCAST_ERR_LOAN_OUTSTANDING`).
+/// (`RINGCAST_TIMEOUT`); `*out` is cleared unless a loan is given. `Overwrite` never
+/// waits. One loan at a time per publisher (`RINGCAST_ERR_LOAN_OUTSTANDING`). Under
+/// `Overwrite`, a subscriber that was lapped may copy the slot while you write it (it
+/// discards that copy); with such a subscriber in the *same* process, prefer
+/// `ringcast_publisher_send`, which stores with atomic words.
 ///
 /// # Safety
 /// `p` is a live handle (or NULL); `out` is NULL or writable.
@@ -166,30 +181,28 @@ pub unsafe extern "C" fn ringcast_publisher_loan(
             return Err(Failure::null("out"));
         }
         let publisher: *mut Publisher = h.publisher()?;
+        // SAFETY: non-NULL (checked) and writable; not the outstanding loan's struct (there
+        // is none, checked above), so clearing it loses nothing.
+        unsafe { out.write(cleared()) };
         // SAFETY: the allocation outlives the loan, which `h` keeps and drops first (see
         // the field order); while the loan lives, `publisher()` refuses to hand out
         // another reference, so the loan's borrow is the only one.
         let publisher: &'static mut Publisher = unsafe { &mut *publisher };
         let mut loan = match timeout_arg(timeout_ns) {
             None => publisher.loan(),
-            Some(Duration::ZERO) => publisher.try_loan().map_err(|Full| {
-                Failure::new(
-                    RINGCAST_FULL,
-                    "the ring is full (the slowest subscriber holds the oldest slot)",
-                )
-            })?,
-            Some(t) => publisher.loan_timeout(t).map_err(|Full| {
-                Failure::new(
-                    RINGCAST_TIMEOUT,
-                    format!("no room in the ring within {t:?}"),
-                )
-            })?,
+            Some(Duration::ZERO) => publisher
+                .try_loan()
+                .map_err(|Full| Failure::outcome(RINGCAST_FULL))?,
+            Some(t) => publisher
+                .loan_timeout(t)
+                .map_err(|Full| Failure::outcome(RINGCAST_TIMEOUT))?,
         };
         let value = ringcast_loan {
             data: loan.as_mut_ptr().cast(),
-            capacity: loan.len(),
+            capacity: h.capacity,
             seq: loan.seq(),
         };
+        h.loan_data = value.data;
         h.loan = Some(loan);
         // SAFETY: non-NULL (checked) and writable, by the caller's contract.
         unsafe { out.write(value) };
@@ -216,7 +229,8 @@ pub unsafe extern "C" fn ringcast_loan_commit(
         let h = unsafe { handle(p) }?;
         // SAFETY: NULL or readable and writable, by the caller's contract.
         let loan = unsafe { loan.as_mut() }.ok_or_else(|| Failure::null("loan"))?;
-        let capacity = h.outstanding(loan)?.len();
+        h.outstanding(loan)?;
+        let capacity = h.capacity;
         if len > capacity {
             return Err(Failure::new(
                 RINGCAST_ERR_TOO_LARGE,
@@ -282,7 +296,7 @@ pub unsafe extern "C" fn ringcast_publisher_slot_size(
     })
 }
 
-/// `*out` = subscribers attached and alive now.
+/// `*out` = subscribers attached and alive now (refused while a loan is outstanding).
 ///
 /// # Safety
 /// `p` is a live handle (or NULL); `out` is NULL or writable.
@@ -302,7 +316,7 @@ pub unsafe extern "C" fn ringcast_publisher_subscriber_count(
 }
 
 /// Waits until at least `n` subscribers are attached: `timeout_ns < 0` for ever, else at
-/// most that long (`RINGCAST_TIMEOUT`).
+/// most that long (`RINGCAST_TIMEOUT`). Refused while a loan is outstanding.
 ///
 /// # Safety
 /// `p` is a live handle (or NULL).
@@ -316,19 +330,16 @@ pub unsafe extern "C" fn ringcast_publisher_wait_subscribers(
         // SAFETY: by the caller's contract.
         let publisher = unsafe { handle(p) }?.publisher()?;
         let timeout = timeout_arg(timeout_ns).unwrap_or(Duration::MAX);
-        publisher.wait_for_subscribers(n, timeout).map_err(|have| {
-            Failure::new(
-                RINGCAST_TIMEOUT,
-                format!("{have} of {n} subscribers within {timeout:?}"),
-            )
-        })?;
+        publisher
+            .wait_for_subscribers(n, timeout)
+            .map_err(|_| Failure::outcome(RINGCAST_TIMEOUT))?;
         Ok(RINGCAST_OK)
     })
 }
 
 /// Closes the topic (subscribers drain it, then see `RINGCAST_DISCONNECTED`) and frees the
 /// handle. NULL is a no-op. An outstanding loan is aborted first, and the call returns
-/// `RINGCAST_ERR_LOAN_OUTSTANDING` to say so; the handle is freed whatever it returns.
+/// `RINGCAST_ABANDONED` to say so. The handle is freed whatever the call returns.
 ///
 /// # Safety
 /// `p` is NULL or a live handle, not used again after this call.
@@ -342,12 +353,10 @@ pub unsafe extern "C" fn ringcast_publisher_destroy(p: *mut ringcast_publisher) 
         let h = unsafe { Box::from_raw(p) };
         let had_loan = h.loan.is_some();
         drop(h);
-        if had_loan {
-            return Err(Failure::new(
-                RINGCAST_ERR_LOAN_OUTSTANDING,
-                "the publisher was destroyed with a loan outstanding (the loan was aborted)",
-            ));
-        }
-        Ok(RINGCAST_OK)
+        Ok(if had_loan {
+            RINGCAST_ABANDONED
+        } else {
+            RINGCAST_OK
+        })
     })
 }

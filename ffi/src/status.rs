@@ -22,6 +22,9 @@ pub enum ringcast_status {
     RINGCAST_CORRUPT = 5,
     /// A wait set's notifier rang (members may be ready too: see the ready count).
     RINGCAST_NOTIFIED = 6,
+    /// The handle was destroyed, and the loan it had outstanding aborted (or the sample it
+    /// held released): nothing is left to free.
+    RINGCAST_ABANDONED = 7,
     /// A required pointer argument is NULL.
     RINGCAST_ERR_NULL = -1,
     /// An argument is invalid: not UTF-8, an unknown enum value, an out-of-range number.
@@ -68,7 +71,7 @@ pub enum ringcast_status {
 
 impl ringcast_status {
     /// Every status, for `ringcast_status_str` and the tests.
-    pub const ALL: [ringcast_status; 27] = [
+    pub const ALL: [ringcast_status; 28] = [
         Self::RINGCAST_OK,
         Self::RINGCAST_TIMEOUT,
         Self::RINGCAST_DISCONNECTED,
@@ -76,6 +79,7 @@ impl ringcast_status {
         Self::RINGCAST_FULL,
         Self::RINGCAST_CORRUPT,
         Self::RINGCAST_NOTIFIED,
+        Self::RINGCAST_ABANDONED,
         Self::RINGCAST_ERR_NULL,
         Self::RINGCAST_ERR_INVALID_ARGUMENT,
         Self::RINGCAST_ERR_VERSION,
@@ -113,6 +117,9 @@ impl ringcast_status {
             RINGCAST_FULL => c"the ring is full: the slowest subscriber holds the oldest slot",
             RINGCAST_CORRUPT => c"a corrupt message was skipped; receive again",
             RINGCAST_NOTIFIED => c"the wait set's notifier rang",
+            RINGCAST_ABANDONED => {
+                c"destroyed; the outstanding loan was aborted or the held sample released"
+            }
             RINGCAST_ERR_NULL => c"a required pointer argument is NULL",
             RINGCAST_ERR_INVALID_ARGUMENT => c"invalid argument",
             RINGCAST_ERR_VERSION => {

@@ -34,6 +34,11 @@ pub(crate) struct Reading {
     /// declared first, so it is dropped (released) before the subscriber.
     held: Option<Sample<'static>>,
     sub: NonNull<Subscriber>,
+    /// Lag reported but not yet given to C in a sample's `lost` (a receive that lags and
+    /// then times out, or ends, keeps it for the next sample).
+    pending_lost: u64,
+    /// Every message lost to lapping since attach.
+    lost_total: u64,
 }
 
 // SAFETY: `Subscriber` is `Send`; the held sample borrows only that subscriber, and both
@@ -70,6 +75,8 @@ impl Reading {
         Reading {
             held: None,
             sub: NonNull::from(Box::leak(Box::new(sub))),
+            pending_lost: 0,
+            lost_total: 0,
         }
     }
 
@@ -94,7 +101,6 @@ impl Reading {
     fn recv(&mut self, timeout: Option<Duration>) -> Result<ringcast_sample, Failure> {
         let sub: *mut Subscriber = self.subscriber()?;
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        let mut lost = 0u64;
         loop {
             // SAFETY: no sample borrows the subscriber (checked above, and a lag report
             // borrows nothing); a sample taken here is kept in `held`, which the accessors
@@ -118,12 +124,15 @@ impl Reading {
                         data: sample.as_ptr().cast(),
                         len: sample.len(),
                         seq: sample.seq(),
-                        lost,
+                        lost: std::mem::take(&mut self.pending_lost),
                     };
                     self.held = Some(sample);
                     return Ok(out);
                 }
-                Err(RecvTimeoutError::Lagged(n)) => lost += n,
+                Err(RecvTimeoutError::Lagged(n)) => {
+                    self.pending_lost += n;
+                    self.lost_total += n;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -200,8 +209,9 @@ pub(crate) unsafe fn handle<'a>(
 }
 
 /// Attaches to `topic` with `opts` (NULL: the defaults) and stores the subscriber in
-/// `*out`. `wait_ns`: 0 fails at once if the topic is not there (`RINGCAST_ERR_NOT_FOUND`),
-/// `> 0` waits that long for a live publisher to create it, `< 0` waits for ever.
+/// `*out`. `wait_ns`: how long to wait for a live publisher to create the topic (`0`: not
+/// at all, `< 0`: for ever); then `RINGCAST_ERR_NOT_FOUND`, or `RINGCAST_ERR_CLOSED` if
+/// only a dead publisher's segment is there.
 ///
 /// # Safety
 /// `topic` is NULL or NUL-terminated; `opts` is NULL or readable options (see their
@@ -223,10 +233,8 @@ pub unsafe extern "C" fn ringcast_subscriber_attach(
         let topic = unsafe { str_arg(topic, "topic") }?;
         // SAFETY: by the caller's contract.
         let opts = unsafe { subscriber_options(opts) }?;
-        let sub = match timeout_arg(wait_ns) {
-            Some(Duration::ZERO) => Subscriber::attach(topic, opts)?,
-            wait => Subscriber::attach_wait(topic, opts, wait.unwrap_or(Duration::MAX))?,
-        };
+        let wait = timeout_arg(wait_ns).unwrap_or(Duration::MAX);
+        let sub = Subscriber::attach_wait(topic, opts, wait)?;
         let handle = Box::new(ringcast_subscriber {
             place: Place::Own(Reading::new(sub)),
         });
@@ -290,7 +298,8 @@ pub unsafe extern "C" fn ringcast_sample_release(
     })
 }
 
-/// `*out` = messages this subscriber has lost in all (`Overwrite` laps).
+/// `*out` = messages this subscriber has lost in all (`Overwrite` laps): the sum of the
+/// `lost` of every sample received so far, plus any loss the next sample will report.
 ///
 /// # Safety
 /// `s` is a live handle (or NULL); `out` is NULL or writable.
@@ -301,17 +310,17 @@ pub unsafe extern "C" fn ringcast_subscriber_lost(
 ) -> ringcast_status {
     guard(|| {
         // SAFETY: by the caller's contract.
-        let sub = unsafe { handle(s) }?.reading().subscriber()?;
+        let reading = unsafe { handle(s) }?.reading();
         // SAFETY: NULL or writable, by the caller's contract.
         let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
-        *out = sub.lost();
+        *out = reading.lost_total;
         Ok(RINGCAST_OK)
     })
 }
 
 /// Detaches and frees the handle (removing it from its wait set, if any). NULL is a
-/// no-op. A held sample is released first, and the call returns
-/// `RINGCAST_ERR_SAMPLE_OUTSTANDING` to say so; the handle is freed whatever it returns.
+/// no-op. A held sample is released first, and the call returns `RINGCAST_ABANDONED` to
+/// say so. The handle is freed whatever the call returns.
 ///
 /// # Safety
 /// `s` is NULL or a live handle, not used again after this call.
@@ -331,12 +340,10 @@ pub unsafe extern "C" fn ringcast_subscriber_destroy(
         }
         let had_sample = h.reading().holds_sample();
         drop(h);
-        if had_sample {
-            return Err(Failure::new(
-                RINGCAST_ERR_SAMPLE_OUTSTANDING,
-                "the subscriber was destroyed holding a sample (it was released)",
-            ));
-        }
-        Ok(RINGCAST_OK)
+        Ok(if had_sample {
+            RINGCAST_ABANDONED
+        } else {
+            RINGCAST_OK
+        })
     })
 }

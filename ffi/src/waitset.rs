@@ -3,7 +3,7 @@
 
 use std::ptr::NonNull;
 
-use ringcast::{Notifier, WaitError, WaitSet, MAX_MEMBERS};
+use ringcast::{Key, Notifier, WaitError, WaitSet, MAX_MEMBERS};
 
 use crate::error::{guard, timeout_arg, Failure};
 use crate::status::ringcast_status::{self, *};
@@ -14,8 +14,12 @@ use crate::subscriber::{handle, ringcast_subscriber, Place, Reading};
 /// release), by the set's thread.
 pub struct ringcast_waitset {
     set: WaitSet,
-    /// The handles of the members, so destroying the set can give each its state back.
-    members: Vec<NonNull<ringcast_subscriber>>,
+    /// The handles of the members and their keys, so destroying the set can give each its
+    /// state back.
+    members: Vec<(NonNull<ringcast_subscriber>, Key<Reading>)>,
+    /// Where the next wait starts reporting ready members, so that members ready past a
+    /// short `ready` array are reported by the next wait (round robin).
+    cursor: usize,
 }
 
 /// Wakes a wait set's waiter from any thread (opaque; thread-safe).
@@ -25,7 +29,7 @@ pub struct ringcast_notifier {
 
 impl ringcast_waitset {
     /// A member's state.
-    pub(crate) fn member(&mut self, key: ringcast::Key<Reading>) -> &mut Reading {
+    pub(crate) fn member(&mut self, key: Key<Reading>) -> &mut Reading {
         self.set
             .get_mut(key)
             .expect("a handle in a set has a key of that set")
@@ -42,20 +46,18 @@ impl ringcast_waitset {
             .expect("a handle in a set has a key of that set");
         h.place = Place::Own(reading);
         let ptr: *const ringcast_subscriber = h;
-        self.members.retain(|m| !std::ptr::eq(m.as_ptr(), ptr));
+        self.members.retain(|(m, _)| !std::ptr::eq(m.as_ptr(), ptr));
     }
 }
 
 impl Drop for ringcast_waitset {
     fn drop(&mut self) {
-        for m in std::mem::take(&mut self.members) {
+        for (m, key) in std::mem::take(&mut self.members) {
             // SAFETY: a member handle is live while it is in the set (destroying a
             // subscriber takes it out first), and used by this thread.
             let h = unsafe { &mut *m.as_ptr() };
-            if let Place::InSet { key, .. } = h.place {
-                if let Some(reading) = self.set.remove(key) {
-                    h.place = Place::Own(reading);
-                }
+            if let Some(reading) = self.set.remove(key) {
+                h.place = Place::Own(reading);
             }
         }
     }
@@ -85,6 +87,7 @@ pub unsafe extern "C" fn ringcast_waitset_create(
         let ws = Box::new(ringcast_waitset {
             set: WaitSet::with_capacity(capacity),
             members: Vec::new(),
+            cursor: 0,
         });
         // SAFETY: non-NULL and writable, by the caller's contract.
         unsafe { out.write(Box::into_raw(ws)) };
@@ -135,7 +138,7 @@ pub unsafe extern "C" fn ringcast_waitset_add(
                     unreachable!("checked non-NULL")
                 };
                 h.place = Place::InSet { set: ws, key };
-                set.members.push(s);
+                set.members.push((s, key));
                 Ok(RINGCAST_OK)
             }
             Err(e) => {
@@ -180,8 +183,9 @@ pub unsafe extern "C" fn ringcast_waitset_remove(
 
 /// Waits until a member can be received from without waiting (a message, its topic's end,
 /// an eviction), the notifier rings, or `timeout_ns` passes (`< 0`: no timeout). Writes up
-/// to `ready_cap` ready members to `ready` and their number to `*ready_len` (members ready
-/// past `ready_cap` are reported by the next wait). Returns `RINGCAST_OK`,
+/// to `ready_cap` ready members to `ready` and their number to `*ready_len`; when more are
+/// ready, the next wait starts reporting after the last one reported (round robin), so
+/// none is starved. Returns `RINGCAST_OK`,
 /// `RINGCAST_NOTIFIED`, or `RINGCAST_TIMEOUT`. Every member must have released its sample
 /// (`RINGCAST_ERR_SAMPLE_OUTSTANDING`); an empty set without a notifier cannot wait for
 /// ever (`RINGCAST_ERR_WAITSET`).
@@ -206,20 +210,10 @@ pub unsafe extern "C" fn ringcast_waitset_wait(
         // SAFETY: NULL or writable, by the caller's contract.
         let ready_len = unsafe { ready_len.as_mut() }.ok_or_else(|| Failure::null("ready_len"))?;
         *ready_len = 0;
-        let keys: Vec<_> = ws
-            .members
+        let (set, members) = (&mut ws.set, &ws.members);
+        if members
             .iter()
-            .map(|m| {
-                // SAFETY: a member handle is live while in the set (see `Drop`).
-                match unsafe { &(*m.as_ptr()).place } {
-                    Place::InSet { key, .. } => *key,
-                    _ => unreachable!("a member handle is in its set"),
-                }
-            })
-            .collect();
-        if keys
-            .iter()
-            .any(|k| ws.set.get_mut(*k).is_some_and(|r| r.holds_sample()))
+            .any(|(_, k)| set.get_mut(*k).is_some_and(|r| r.holds_sample()))
         {
             return Err(Failure::new(
                 RINGCAST_ERR_SAMPLE_OUTSTANDING,
@@ -232,13 +226,18 @@ pub unsafe extern "C" fn ringcast_waitset_wait(
         }
         .map_err(|e: WaitError| Failure::new(RINGCAST_ERR_WAITSET, e.to_string()))?;
         let mut n = 0;
-        for (m, k) in ws.members.iter().zip(&keys) {
+        let len = ws.members.len();
+        for j in 0..len {
             if n == ready_cap {
+                // Start after the last one reported next time.
+                ws.cursor = (ws.cursor + j) % len;
                 break;
             }
-            if ws.set.is_ready(*k) {
+            let at = (ws.cursor + j) % len;
+            let (member, key) = ws.members[at];
+            if ws.set.is_ready(key) {
                 // SAFETY: `n < ready_cap` and `ready` is writable for `ready_cap` pointers.
-                unsafe { ready.add(n).write(m.as_ptr()) };
+                unsafe { ready.add(n).write(member.as_ptr()) };
                 n += 1;
             }
         }
@@ -265,11 +264,13 @@ pub unsafe extern "C" fn ringcast_waitset_notifier(
     out: *mut *mut ringcast_notifier,
 ) -> ringcast_status {
     guard(|| {
-        // SAFETY: by the caller's contract.
-        let ws = unsafe { set_handle(ws) }?;
         if out.is_null() {
             return Err(Failure::null("out"));
         }
+        // SAFETY: non-NULL and writable, by the caller's contract.
+        unsafe { out.write(std::ptr::null_mut()) };
+        // SAFETY: by the caller's contract.
+        let ws = unsafe { set_handle(ws) }?;
         let n = Box::new(ringcast_notifier {
             notifier: ws.set.notifier(),
         });

@@ -16,11 +16,13 @@ use ringcast::{
 
 const LONG: Duration = Duration::from_secs(30);
 
-/// The directory holding `libringcast_ffi.so` (built by cargo with this test).
+/// The directory holding `libringcast_ffi.so` built with this test: `deps/`, where cargo
+/// puts the library it builds for the tests (the copy one level up is only refreshed by
+/// `cargo build`, and may be stale).
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let deps = exe.parent().expect("deps dir");
-    let found = [deps.parent().expect("profile dir"), deps]
+    let found = [deps, deps.parent().expect("profile dir")]
         .into_iter()
         .find(|d| d.join("libringcast_ffi.so").exists())
         .expect("libringcast_ffi.so next to the test binary")
@@ -69,6 +71,14 @@ struct Programs {
 impl Programs {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// A command running program `name` against the library it was linked with: cargo's
+    /// LD_LIBRARY_PATH (which outranks the program's RUNPATH) may name a stale copy.
+    fn command(&self, name: &str) -> Command {
+        let mut c = Command::new(self.path(name));
+        c.env_remove("LD_LIBRARY_PATH");
+        c
     }
 }
 
@@ -121,6 +131,13 @@ fn programs() -> &'static Programs {
             &["-D_POSIX_C_SOURCE=200809L"],
         );
         build("c++", "-std=c++17", "tests/c/peer_sub.cpp", "peer_sub", &[]);
+        build(
+            "c++",
+            "-std=c++17",
+            "tests/c/waitset.cpp",
+            "waitset",
+            &["-pthread"],
+        );
         build(
             "c++",
             "-std=c++17",
@@ -263,7 +280,8 @@ fn every_entry_point_with_bad_arguments_gives_a_status_never_a_crash() {
     let prefix = prefix("api");
     let topic = "api-checks".to_owned();
     let _cleanup = Cleanup(prefix.clone(), topic.clone());
-    let child = Command::new(p.path("api_checks"))
+    let child = p
+        .command("api_checks")
         .args([&prefix, &topic])
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         .stdout(Stdio::piped())
@@ -284,7 +302,8 @@ fn rust_reads_c(policy: &str, slots: &str, slot: usize, count: u64) -> (u64, u64
     let prefix = prefix(&format!("c2r{policy}"));
     let topic = format!("c2r-{policy}");
     let _cleanup = Cleanup(prefix.clone(), topic.clone());
-    let child = Command::new(programs().path("peer_pub"))
+    let child = programs()
+        .command("peer_pub")
         .args([
             &prefix,
             &topic,
@@ -362,7 +381,8 @@ fn cpp_reads_rust(
     if go {
         args.push("go".into());
     }
-    let mut child = Command::new(programs().path("peer_sub"))
+    let mut child = programs()
+        .command("peer_sub")
         .args(&args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -399,6 +419,7 @@ fn a_rust_publisher_to_a_cpp_subscriber_under_both_policies_0_bytes_to_the_slot_
     );
     let (received, lost, bad) = cpp_reads_rust(Overflow::Overwrite, 64, 300, 3000, false);
     assert_eq!((received + lost, bad), (3000, 0));
+    assert!(received > 0, "nothing received");
 }
 
 #[test]
@@ -421,7 +442,8 @@ fn a_c_subscriber_killed_holding_a_block_sample_does_not_stop_the_publisher() {
         .slot_size(64)
         .overflow(Overflow::Block);
     let mut p = Publisher::create(&topic, config).unwrap();
-    let mut child = Command::new(programs().path("holder"))
+    let mut child = programs()
+        .command("holder")
         .args([&prefix, &topic])
         .stdout(Stdio::piped())
         .spawn()
@@ -449,16 +471,68 @@ fn a_c_subscriber_killed_holding_a_block_sample_does_not_stop_the_publisher() {
 }
 
 #[test]
+fn a_cpp_wait_set_on_two_topics_gets_everything_and_its_notifier_rings() {
+    const COUNT: u64 = 2000;
+    let prefix = prefix("ws");
+    let names = ["ws-a".to_owned(), "ws-b".to_owned()];
+    let _cleanup: Vec<Cleanup> = names
+        .iter()
+        .map(|t| Cleanup(prefix.clone(), t.clone()))
+        .collect();
+    let config = PublisherConfig::default()
+        .prefix(&prefix)
+        .slots(16)
+        .slot_size(64)
+        .overflow(Overflow::Block);
+    let mut pubs: Vec<Publisher> = names
+        .iter()
+        .map(|t| Publisher::create(t, config.clone()).unwrap())
+        .collect();
+    let mut child = programs()
+        .command("waitset")
+        .args([&prefix, &names[0], &names[1]])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = expect_line(&mut child, "ATTACHED");
+    for p in pubs.iter_mut() {
+        p.wait_for_subscribers(1, LONG).unwrap();
+    }
+    for seq in 0..COUNT {
+        // Bursts and pauses, so the waiter sleeps in the set often.
+        let p = &mut pubs[(seq % 2) as usize];
+        p.send(&seq.to_le_bytes()).unwrap();
+        if seq % 50 == 0 {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+    drop(pubs);
+    let out: String = reader.lines().map(|l| l.unwrap() + "\n").collect();
+    let (code, _) = finish(child, LONG);
+    assert_eq!(code, Some(0), "waitset failed: {out}");
+    assert_eq!(
+        (field(&out, "a"), field(&out, "b"), field(&out, "bad")),
+        (COUNT / 2, COUNT / 2, 0)
+    );
+    assert!(
+        field(&out, "notified") >= 1,
+        "the notifier never woke the set"
+    );
+}
+
+#[test]
 fn the_cpp_market_data_publisher_feeds_the_c_subscriber_example() {
     let p = programs();
     let prefix = prefix("md");
     let topic = "quotes".to_owned();
     let _cleanup = Cleanup(prefix.clone(), topic.clone());
-    let publisher = Command::new(p.path("md_publisher"))
+    let publisher = p
+        .command("md_publisher")
         .args([&topic, "20000", &prefix])
         .spawn()
         .unwrap();
-    let subscriber = Command::new(p.path("c_subscriber"))
+    let subscriber = p
+        .command("c_subscriber")
         .args([&topic, &prefix])
         .stdout(Stdio::piped())
         .spawn()

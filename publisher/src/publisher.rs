@@ -371,6 +371,14 @@ impl Loan<'_> {
         self.seq
     }
 
+    /// The slot's payload as a raw pointer, valid for writes of `len()` bytes until the
+    /// loan is committed or dropped, made without forming a reference (for a foreign
+    /// language that writes the slot itself, such as the C ABI). Under `Overwrite` the
+    /// type's caveat on plain writes applies.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.data.cast()
+    }
+
     /// Copies `bytes` into the slot at byte `offset`: a plain copy under `Block` (nobody
     /// else can look at a claimed slot), word-wise atomic stores under `Overwrite` (see the
     /// type's docs).

@@ -430,3 +430,20 @@ fn idle_topics_never_make_the_set_ready() {
     assert!(woke.timed_out(), "{woke:?}");
     assert!(started.elapsed() >= Duration::from_millis(100));
 }
+
+/// An empty set waits out its timeout (nothing to sleep on) and keeps futex_waitv for the
+/// members added afterwards (an empty word list is not "futex_waitv is missing").
+#[test]
+fn an_empty_set_waits_out_its_timeout_and_still_sleeps_on_futex_words_afterwards() {
+    let mut set = WaitSet::new().strategy(WaitStrategy::Park);
+    let polling_before = set.is_polling();
+    let started = Instant::now();
+    let w = set.wait_timeout(Duration::from_millis(20)).unwrap();
+    assert!(w.timed_out());
+    assert!(started.elapsed() >= Duration::from_millis(20));
+    assert_eq!(
+        set.is_polling(),
+        polling_before,
+        "an empty wait switched the set to polling"
+    );
+}

@@ -464,6 +464,12 @@ impl WaitSet {
 
     /// One sleep of at most `nap` on every member (or one poll nap).
     fn sleep(&mut self, nap: Duration) {
+        if self.list.is_empty() && self.bell.is_none() {
+            // Nothing to sleep on (an empty set waiting out its deadline); futex_waitv
+            // refuses an empty list, which must not read as "futex_waitv is missing".
+            std::thread::sleep(nap);
+            return;
+        }
         if self.polling {
             std::thread::sleep(nap.min(POLL_NAP));
             return;

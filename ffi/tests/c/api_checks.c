@@ -145,6 +145,12 @@ int main(int argc, char **argv) {
   EXPECT(ringcast_publisher_subscriber_count(p, &count), RINGCAST_OK);
   EXPECT_TRUE(count == 2);
   EXPECT(ringcast_publisher_slot_size(p, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_publisher_slot_size(NULL, &count), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_publisher_slot_size(p, &count), RINGCAST_OK);
+  EXPECT_TRUE(count == 4096);
+  EXPECT(ringcast_publisher_subscriber_count(NULL, &count), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_loan_abort(NULL, &loan), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_loan_commit(p, &loan, 0, NULL), RINGCAST_ERR_NOT_HELD); /* none outstanding */
   EXPECT(ringcast_publisher_wait_subscribers(p, 3, 1000000), RINGCAST_TIMEOUT);
   EXPECT(ringcast_publisher_wait_subscribers(NULL, 1, 0), RINGCAST_ERR_NULL);
 
@@ -155,7 +161,7 @@ int main(int argc, char **argv) {
   EXPECT_TRUE(sample.seq == 0 && sample.len == 0 && sample.lost == 0);
   ringcast_sample held;
   EXPECT(ringcast_subscriber_recv(s, 0, &held), RINGCAST_ERR_SAMPLE_OUTSTANDING);
-  EXPECT(ringcast_subscriber_lost(s, &lost), RINGCAST_ERR_SAMPLE_OUTSTANDING);
+  EXPECT(ringcast_subscriber_lost(s, &lost), RINGCAST_OK); /* allowed while a sample is held */
   ringcast_sample fake = sample;
   fake.seq = 99;
   EXPECT(ringcast_sample_release(s, &fake), RINGCAST_ERR_NOT_HELD);
@@ -173,11 +179,24 @@ int main(int argc, char **argv) {
   EXPECT(ringcast_subscriber_recv(s, 0, &sample), RINGCAST_TIMEOUT);
   EXPECT(ringcast_subscriber_recv(s, 2000000, &sample), RINGCAST_TIMEOUT);
   EXPECT(ringcast_subscriber_lost(s, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_subscriber_lost(NULL, &lost), RINGCAST_ERR_NULL);
+  /* An outcome leaves the thread's last error as it was. */
+  EXPECT(ringcast_subscriber_lost(NULL, &lost), RINGCAST_ERR_NULL);
+  char before[256];
+  snprintf(before, sizeof before, "%s", ringcast_last_error());
+  EXPECT(ringcast_subscriber_recv(s, 0, &sample), RINGCAST_TIMEOUT);
+  EXPECT_TRUE(strcmp(before, ringcast_last_error()) == 0 && strlen(before) > 0);
   EXPECT(ringcast_subscriber_lost(s, &lost), RINGCAST_OK);
   EXPECT_TRUE(lost == 0);
 
   /* Wait sets: NULLs, add twice, a sample held, empty, notifier, remove, destroy order. */
   EXPECT(ringcast_waitset_create(0, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_waitset_remove(NULL, s), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_waitset_wait(NULL, 0, NULL, 0, &count), RINGCAST_ERR_NULL);
+  n = (ringcast_notifier *)&count; /* garbage the call must clear */
+  EXPECT(ringcast_waitset_notifier(NULL, &n), RINGCAST_ERR_NULL);
+  EXPECT_TRUE(n == NULL);
+  EXPECT(ringcast_notifier_destroy(NULL), RINGCAST_OK);
   EXPECT(ringcast_waitset_create(1, &ws), RINGCAST_OK);
   size_t nready = 0;
   ringcast_subscriber *ready[2];
@@ -192,7 +211,13 @@ int main(int argc, char **argv) {
   EXPECT_TRUE(nready == 0);
   EXPECT(ringcast_waitset_wait(ws, 0, NULL, 2, &nready), RINGCAST_ERR_NULL);
   EXPECT(ringcast_waitset_wait(ws, 0, ready, 2, NULL), RINGCAST_ERR_NULL);
+  EXPECT(ringcast_waitset_remove(ws, NULL), RINGCAST_ERR_NULL);
   EXPECT(ringcast_publisher_send(p, big, 5, &seq), RINGCAST_OK);
+  /* s2 has read nothing: the 4-slot Block ring is full. */
+  EXPECT(ringcast_publisher_loan(p, 0, &loan), RINGCAST_FULL);
+  EXPECT_TRUE(loan.data == NULL && loan.capacity == 0);
+  EXPECT(ringcast_publisher_loan(p, 1000000, &loan), RINGCAST_TIMEOUT);
+  EXPECT(ringcast_publisher_send(p, big, 4097, &seq), RINGCAST_ERR_TOO_LARGE);
   EXPECT(ringcast_waitset_wait(ws, -1, ready, 2, &nready), RINGCAST_OK);
   EXPECT_TRUE(nready == 1 && ready[0] == s);
   EXPECT(ringcast_subscriber_recv(s, 0, &sample), RINGCAST_OK); /* through the set */
@@ -212,19 +237,41 @@ int main(int argc, char **argv) {
   EXPECT(ringcast_subscriber_recv(s, 0, &sample), RINGCAST_TIMEOUT);
   EXPECT(ringcast_notifier_notify(n), RINGCAST_OK); /* outlives its set */
   EXPECT(ringcast_notifier_destroy(n), RINGCAST_OK);
+  /* A timed wait on an empty set; then two ready members through a one-entry array:
+   * round robin, so the second wait reports the other one. */
   EXPECT(ringcast_waitset_create(0, &ws), RINGCAST_OK);
-  EXPECT(ringcast_waitset_add(ws, s2), RINGCAST_OK);
-  EXPECT(ringcast_subscriber_destroy(s2), RINGCAST_OK); /* leaves the set */
-  EXPECT(ringcast_waitset_wait(ws, 0, ready, 2, &nready), RINGCAST_TIMEOUT);
+  EXPECT(ringcast_waitset_wait(ws, 2000000, ready, 2, &nready), RINGCAST_TIMEOUT);
+  EXPECT(ringcast_waitset_add(ws, s2), RINGCAST_OK); /* s2: seq 0..3 unread */
+  EXPECT(ringcast_waitset_add(ws, s), RINGCAST_OK);
+  EXPECT(ringcast_subscriber_recv(s2, 0, &sample), RINGCAST_OK);
+  EXPECT_TRUE(sample.seq == 0);
+  EXPECT(ringcast_sample_release(s2, &sample), RINGCAST_OK);
+  EXPECT(ringcast_publisher_send(p, big, 1, &seq), RINGCAST_OK); /* seq 4: s is ready too */
+  EXPECT(ringcast_waitset_wait(ws, -1, ready, 1, &nready), RINGCAST_OK);
+  EXPECT_TRUE(nready == 1);
+  ringcast_subscriber *first = ready[0];
+  EXPECT(ringcast_waitset_wait(ws, -1, ready, 1, &nready), RINGCAST_OK);
+  EXPECT_TRUE(nready == 1 && ready[0] != first);
+  EXPECT(ringcast_waitset_wait(ws, -1, NULL, 0, &nready), RINGCAST_OK);
+  EXPECT_TRUE(nready == 0);
+  /* A member destroyed holding a sample: released, and it leaves the set. */
+  EXPECT(ringcast_subscriber_recv(s2, 0, &sample), RINGCAST_OK);
+  EXPECT(ringcast_subscriber_destroy(s2), RINGCAST_ABANDONED);
+  EXPECT(ringcast_waitset_wait(ws, 0, ready, 2, &nready), RINGCAST_OK);
+  EXPECT_TRUE(nready == 1 && ready[0] == s);
+  /* The set destroyed while a member holds a sample: released through the handle. */
+  EXPECT(ringcast_subscriber_recv(s, 0, &sample), RINGCAST_OK);
+  EXPECT_TRUE(sample.seq == 4);
   EXPECT(ringcast_waitset_destroy(ws), RINGCAST_OK);
+  EXPECT(ringcast_sample_release(s, &sample), RINGCAST_OK);
   EXPECT(ringcast_waitset_destroy(NULL), RINGCAST_OK);
 
-  /* Destroy with a loan outstanding and with a sample held: statuses, no leak. */
+  /* Destroy with a loan outstanding and with a sample held: said so, nothing leaks. */
   EXPECT(ringcast_publisher_send(p, big, 2, &seq), RINGCAST_OK);
   EXPECT(ringcast_subscriber_recv(s, -1, &sample), RINGCAST_OK);
   EXPECT(ringcast_publisher_loan(p, -1, &loan), RINGCAST_OK);
-  EXPECT(ringcast_publisher_destroy(p), RINGCAST_ERR_LOAN_OUTSTANDING);
-  EXPECT(ringcast_subscriber_destroy(s), RINGCAST_ERR_SAMPLE_OUTSTANDING);
+  EXPECT(ringcast_publisher_destroy(p), RINGCAST_ABANDONED);
+  EXPECT(ringcast_subscriber_destroy(s), RINGCAST_ABANDONED);
   EXPECT(ringcast_publisher_destroy(NULL), RINGCAST_OK);
   EXPECT(ringcast_subscriber_destroy(NULL), RINGCAST_OK);
 

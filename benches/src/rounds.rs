@@ -1,0 +1,369 @@
+//! Interleaved measurement: the suite's ratios come from short rounds that alternate
+//! every transport compared at one payload, so a machine that changes speed mid-run (these
+//! shared guests switch between a fast and a slow mode) moves a transport and its
+//! references together.
+//!
+//! The ping-pong and throughput measurements are grouped by (scenario, payload); the
+//! payload-independent floors join every ping-pong group. Each group runs `rounds` rounds;
+//! a round measures every member once, for `measure / rounds` after a short warm-up, in an
+//! order rotated by one each round. A row's figures come from all its rounds merged (the
+//! histograms added, the rates summed); its ratios are the **median of the per-round
+//! ratios** (each round's p50 over the reference's p50 in that same round, or bytes/s over
+//! bytes/s), with the smallest and largest per-round ratio as the spread. A latency ratio
+//! below 1.0 against a floor is physically impossible (the floor is one cache line, or one
+//! futex sleep and wake, between the same two CPUs) and is flagged as a bad run.
+//!
+//! Fan-out rows are measured one after another, as before (one publisher and up to eight
+//! subscriber processes at once do not interleave with anything).
+
+use std::time::{Duration, Instant};
+
+use crate::harness::Cpus;
+use crate::report::{self, Measured};
+use crate::scenario::throughput::{Rate, MEMCPY};
+use crate::scenario::{Scenario, Timing};
+use crate::suite::{self, Measurement, Raw};
+use crate::transport::{BASELINES, FLOOR, FUTEX_FLOOR, RINGCAST, RINGCAST_FUTEX};
+
+/// Rounds of a full run.
+pub const FULL_ROUNDS: usize = 8;
+
+/// Rounds of `--quick`.
+pub const QUICK_ROUNDS: usize = 2;
+
+/// Longest warm-up of one member in one round (it faults pages in and wakes the CPUs; the
+/// full warm-up is for a single long measurement).
+const ROUND_WARMUP: Duration = Duration::from_millis(100);
+
+/// Rows whose receivers sleep on a futex, compared with the sleeping floor.
+const SLEEPING: &[&str] = &[RINGCAST_FUTEX, "ringcast-waitset", "ringcast-async"];
+
+/// Rows that are also compared with `ringcast-futex` (the single-topic sleep they extend).
+const VS_FUTEX_ROW: &[&str] = &["ringcast-waitset", "ringcast-async"];
+
+/// What a ratio compares with.
+const BEST_BASELINE: &str = "best baseline";
+
+/// One interleaved ratio: a row against one reference, over the rounds both ran in.
+#[derive(Clone, Debug)]
+pub struct Ratio {
+    /// The row's label (`scenario/transport/payload[/Nsub]`).
+    pub label: String,
+    /// What it is compared with: a transport name or "best baseline".
+    pub reference: &'static str,
+    /// Lower is better (latency) or higher is better (throughput).
+    pub latency: bool,
+    /// Median of the per-round ratios.
+    pub median: f64,
+    /// Smallest per-round ratio.
+    pub min: f64,
+    /// Largest per-round ratio.
+    pub max: f64,
+    /// Rounds in which both were measured.
+    pub rounds: usize,
+}
+
+impl Ratio {
+    /// A latency ratio below 1.0 against a floor: the run cannot be trusted.
+    pub fn below_floor(&self) -> bool {
+        self.latency
+            && (self.reference == FLOOR || self.reference == FUTEX_FLOOR)
+            && self.median < 1.0
+    }
+}
+
+/// One comparison group: measurements (indices into the plan) at one scenario and payload.
+struct Group {
+    scenario: Scenario,
+    payload: usize,
+    members: Vec<usize>,
+}
+
+/// The groups of `plan`'s point-to-point measurements, in plan order.
+fn groups(plan: &[Measurement]) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::new();
+    let independent =
+        |m: &Measurement| matches!(m.target, suite::Target::Link(t) if t.fixed_payload().is_some());
+    for (i, m) in plan.iter().enumerate() {
+        if m.scenario == Scenario::Fanout || independent(m) {
+            continue;
+        }
+        match out
+            .iter_mut()
+            .find(|g| g.scenario == m.scenario && g.payload == m.payload)
+        {
+            Some(g) => g.members.push(i),
+            None => out.push(Group {
+                scenario: m.scenario,
+                payload: m.payload,
+                members: vec![i],
+            }),
+        }
+    }
+    // The floors join every group of their scenario (first, so the table reads from the
+    // reference down), or make a group of their own if they are all the filter kept.
+    for (i, m) in plan.iter().enumerate().filter(|(_, m)| independent(m)) {
+        let mut joined = false;
+        for g in out.iter_mut().filter(|g| g.scenario == m.scenario) {
+            g.members.insert(0, i);
+            joined = true;
+        }
+        if !joined {
+            out.push(Group {
+                scenario: m.scenario,
+                payload: m.payload,
+                members: vec![i],
+            });
+        }
+    }
+    out
+}
+
+/// A measurement's rounds merged.
+enum Merged {
+    Latency(hdrhistogram::Histogram<u64>),
+    Throughput(Rate),
+}
+
+impl Merged {
+    fn add(slot: &mut Option<Merged>, raw: Raw) {
+        match (slot.as_mut(), raw) {
+            (None, Raw::Latency(h)) => *slot = Some(Merged::Latency(h)),
+            (None, Raw::Throughput(r)) => *slot = Some(Merged::Throughput(r)),
+            (Some(Merged::Latency(m)), Raw::Latency(h)) => {
+                // Same bounds and precision every round: adding cannot fail.
+                let _ = m.add(&h);
+            }
+            (Some(Merged::Throughput(m)), Raw::Throughput(r)) => {
+                m.messages += r.messages;
+                m.elapsed += r.elapsed;
+                m.lost += r.lost;
+            }
+            _ => {}
+        }
+    }
+
+    fn into_raw(self) -> Raw {
+        match self {
+            Merged::Latency(h) => Raw::Latency(h),
+            Merged::Throughput(r) => Raw::Throughput(r),
+        }
+    }
+}
+
+/// The figure a round is compared on: one-way p50 in ns, or bytes per second.
+fn figure(raw: &Raw, payload: usize) -> f64 {
+    match raw {
+        Raw::Latency(h) => h.value_at_quantile(0.5) as f64 / 2.0,
+        Raw::Throughput(r) => r.per_second() * payload as f64,
+    }
+}
+
+/// The references measurement `m` is compared with.
+fn references(m: &Measurement) -> Vec<&'static str> {
+    let t = m.transport();
+    let mut out = Vec::new();
+    match m.scenario {
+        Scenario::PingPong => {
+            if t != FLOOR && t != FUTEX_FLOOR {
+                out.push(if SLEEPING.contains(&t) {
+                    FUTEX_FLOOR
+                } else {
+                    FLOOR
+                });
+            }
+            if VS_FUTEX_ROW.contains(&t) {
+                out.push(RINGCAST_FUTEX);
+            }
+        }
+        Scenario::Throughput if t != MEMCPY => out.push(MEMCPY),
+        _ => {}
+    }
+    if t.starts_with(RINGCAST) || t == "iceoryx2" {
+        out.push(BEST_BASELINE);
+    }
+    out
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Runs `plan` (interleaved where it can be) and returns its rows, in plan order, and the
+/// interleaved ratios.
+pub fn run(
+    plan: &[Measurement],
+    timing: &Timing,
+    cpus: Cpus,
+    rounds: usize,
+) -> (Vec<Measured>, Vec<Ratio>) {
+    let rounds = rounds.max(1);
+    let round = Timing {
+        warmup: timing.warmup.min(ROUND_WARMUP),
+        measure: timing.measure / rounds as u32,
+    };
+    let mut merged: Vec<Option<Merged>> = plan.iter().map(|_| None).collect();
+    let mut failures: Vec<Option<String>> = vec![None; plan.len()];
+    let mut ratios = Vec::new();
+    let groups = groups(plan);
+    for (gi, g) in groups.iter().enumerate() {
+        // figures[round][member] for this group.
+        let mut figures: Vec<Vec<Option<f64>>> = Vec::with_capacity(rounds);
+        for r in 0..rounds {
+            let started = Instant::now();
+            let mut this_round = vec![None; g.members.len()];
+            let mut line = Vec::new();
+            for k in 0..g.members.len() {
+                let pos = (k + r) % g.members.len();
+                let i = g.members[pos];
+                let m = &plan[i];
+                match suite::measure_raw(m, &round, cpus) {
+                    Ok(raw) => {
+                        let f = figure(&raw, g.payload);
+                        this_round[pos] = Some(f);
+                        line.push(format!("{} {}", m.transport(), fmt_figure(g.scenario, f)));
+                        Merged::add(&mut merged[i], raw);
+                    }
+                    Err(e) => {
+                        line.push(format!("{} skipped", m.transport()));
+                        failures[i] = Some(e.to_string());
+                    }
+                }
+            }
+            eprintln!(
+                "[group {}/{} round {}/{}] {} {}: {} ({:.1} s)",
+                gi + 1,
+                groups.len(),
+                r + 1,
+                rounds,
+                g.scenario.name(),
+                report::fmt_bytes(g.payload),
+                line.join(", "),
+                started.elapsed().as_secs_f64()
+            );
+            figures.push(this_round);
+        }
+        ratios.extend(group_ratios(plan, g, &figures));
+    }
+
+    let mut results = Vec::with_capacity(plan.len());
+    for (i, m) in plan.iter().enumerate() {
+        if m.scenario == Scenario::Fanout {
+            eprint!("[fanout] {} x{} ... ", m.transport(), m.subscribers);
+            match suite::measure(m, timing, cpus) {
+                Ok(r) => {
+                    eprintln!("{}", report::summary(&r.row));
+                    results.push(r);
+                }
+                Err(e) => eprintln!("skipped: {e}"),
+            }
+            continue;
+        }
+        match merged[i].take() {
+            Some(mg) => results.push(mg.into_raw().into_measured(m)),
+            None => eprintln!(
+                "{}: skipped: {}",
+                m.label(),
+                failures[i].as_deref().unwrap_or("not measured")
+            ),
+        }
+    }
+    for r in ratios.iter().filter(|r| r.below_floor()) {
+        eprintln!(
+            "ringcast-bench: BAD RUN: {} is {:.2}x {} (below a physical floor): do not quote it",
+            r.label, r.median, r.reference
+        );
+    }
+    (results, ratios)
+}
+
+/// The per-round ratios of every member of `g` against each of its references.
+fn group_ratios(plan: &[Measurement], g: &Group, figures: &[Vec<Option<f64>>]) -> Vec<Ratio> {
+    let latency = g.scenario == Scenario::PingPong;
+    let pos_of = |name: &str| g.members.iter().position(|&i| plan[i].transport() == name);
+    let baselines: Vec<usize> = (0..g.members.len())
+        .filter(|&p| BASELINES.contains(&plan[g.members[p]].transport()))
+        .collect();
+    let mut out = Vec::new();
+    for (p, &i) in g.members.iter().enumerate() {
+        let m = &plan[i];
+        for reference in references(m) {
+            let per_round: Vec<f64> = figures
+                .iter()
+                .filter_map(|round| {
+                    let own = round[p]?;
+                    let other = if reference == BEST_BASELINE {
+                        let best = baselines.iter().filter_map(|&b| round[b]);
+                        if latency {
+                            best.reduce(f64::min)?
+                        } else {
+                            best.reduce(f64::max)?
+                        }
+                    } else {
+                        round[pos_of(reference)?]?
+                    };
+                    (other > 0.0).then(|| own / other)
+                })
+                .collect();
+            if per_round.is_empty() {
+                continue;
+            }
+            let mut sorted = per_round.clone();
+            let med = median(&mut sorted);
+            out.push(Ratio {
+                label: m.label(),
+                reference,
+                latency,
+                median: med,
+                min: sorted[0],
+                max: sorted[sorted.len() - 1],
+                rounds: per_round.len(),
+            });
+        }
+    }
+    out
+}
+
+fn fmt_figure(scenario: Scenario, f: f64) -> String {
+    if scenario == Scenario::PingPong {
+        report::fmt_ns(f)
+    } else {
+        format!("{}/s", report::fmt_bytes(f as usize))
+    }
+}
+
+/// The Markdown table of the interleaved ratios.
+pub fn markdown(ratios: &[Ratio]) -> String {
+    use std::fmt::Write as _;
+    if ratios.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\n### Interleaved ratios\n\n\
+         | row | vs | median | min | max | rounds |\n|---|---|---:|---:|---:|---:|\n",
+    );
+    for r in ratios {
+        let flag = if r.below_floor() { " **bad run**" } else { "" };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.2}x{} | {:.2}x | {:.2}x | {} |",
+            r.label, r.reference, r.median, flag, r.min, r.max, r.rounds
+        );
+    }
+    out.push_str(
+        "\nEach ratio is the median over rounds of (this row's figure / the reference's figure \
+         in the same round); min and max are the extreme rounds. Latency rows compare p50 \
+         (lower is better), throughput rows bytes/s (higher is better). References: `floor` \
+         (a cache line bounced between the two CPUs), `futex-floor` (one futex sleep and wake \
+         per message, for rows whose receivers sleep), `ringcast-futex` (for the wait-set and \
+         async rows), `memcpy` (throughput), and the best kernel baseline of that round. A \
+         latency ratio below 1.0 against a floor marks a bad run.\n",
+    );
+    out
+}
