@@ -367,7 +367,8 @@ pub fn fmt_rate(per_s: f64) -> String {
     }
 }
 
-fn fmt_bytes_per_s(b: f64) -> String {
+/// Bytes per second in GiB/s, MiB/s or B/s.
+pub fn fmt_bytes_per_s(b: f64) -> String {
     const GIB: f64 = (1u64 << 30) as f64;
     const MIB: f64 = (1u64 << 20) as f64;
     match b {

@@ -10,8 +10,8 @@
 //! histograms added, the rates summed); its ratios are the **median of the per-round
 //! ratios** (each round's p50 over the reference's p50 in that same round, or bytes/s over
 //! bytes/s), with the smallest and largest per-round ratio as the spread. A latency ratio
-//! below 1.0 against a floor is physically impossible (the floor is one cache line, or one
-//! futex sleep and wake, between the same two CPUs) and is flagged as a bad run.
+//! below 1.0 against `floor` is physically impossible (it is one cache line bounced
+//! between the same two CPUs) and is flagged as a bad run.
 //!
 //! Fan-out rows are measured one after another, as before (one publisher and up to eight
 //! subscriber processes at once do not interleave with anything).
@@ -35,11 +35,20 @@ pub const QUICK_ROUNDS: usize = 2;
 /// full warm-up is for a single long measurement).
 const ROUND_WARMUP: Duration = Duration::from_millis(100);
 
-/// Rows whose receivers sleep on a futex, compared with the sleeping floor.
-const SLEEPING: &[&str] = &[RINGCAST_FUTEX, "ringcast-waitset", "ringcast-async"];
+/// Rows whose receivers sleep on a futex, also compared with the sleeping floor.
+const SLEEPING: &[&str] = &[
+    RINGCAST_FUTEX,
+    "ringcast-waitset",
+    "ringcast-waitset-paced",
+    "ringcast-async",
+];
 
 /// Rows that are also compared with `ringcast-futex` (the single-topic sleep they extend).
-const VS_FUTEX_ROW: &[&str] = &["ringcast-waitset", "ringcast-async"];
+const VS_FUTEX_ROW: &[&str] = &[
+    "ringcast-waitset",
+    "ringcast-waitset-paced",
+    "ringcast-async",
+];
 
 /// What a ratio compares with.
 const BEST_BASELINE: &str = "best baseline";
@@ -64,11 +73,11 @@ pub struct Ratio {
 }
 
 impl Ratio {
-    /// A latency ratio below 1.0 against a floor: the run cannot be trusted.
+    /// A latency ratio below 1.0 against the cache-line floor: physically impossible, so
+    /// the run cannot be trusted. (The futex floor is no such bound: a receiver that does
+    /// not fall asleep in time beats it.)
     pub fn below_floor(&self) -> bool {
-        self.latency
-            && (self.reference == FLOOR || self.reference == FUTEX_FLOOR)
-            && self.median < 1.0
+        self.latency && self.reference == FLOOR && self.median < 1.0
     }
 }
 
@@ -166,11 +175,10 @@ fn references(m: &Measurement) -> Vec<&'static str> {
     match m.scenario {
         Scenario::PingPong => {
             if t != FLOOR && t != FUTEX_FLOOR {
-                out.push(if SLEEPING.contains(&t) {
-                    FUTEX_FLOOR
-                } else {
-                    FLOOR
-                });
+                out.push(FLOOR);
+            }
+            if SLEEPING.contains(&t) {
+                out.push(FUTEX_FLOOR);
             }
             if VS_FUTEX_ROW.contains(&t) {
                 out.push(RINGCAST_FUTEX);
@@ -227,11 +235,11 @@ pub fn run(
                     Ok(raw) => {
                         let f = figure(&raw, g.payload);
                         this_round[pos] = Some(f);
-                        line.push(format!("{} {}", m.transport(), fmt_figure(g.scenario, f)));
+                        line.push(format!("{} {}", short(m), fmt_figure(g.scenario, f)));
                         Merged::add(&mut merged[i], raw);
                     }
                     Err(e) => {
-                        line.push(format!("{} skipped", m.transport()));
+                        line.push(format!("{} skipped", short(m)));
                         failures[i] = Some(e.to_string());
                     }
                 }
@@ -330,11 +338,36 @@ fn group_ratios(plan: &[Measurement], g: &Group, figures: &[Vec<Option<f64>>]) -
     out
 }
 
+/// A member's name in a progress line: its transport, with its set size when the
+/// transport is measured at several.
+fn short(m: &Measurement) -> String {
+    match m.target {
+        suite::Target::Link(t) if t.set_sizes().len() > 1 => {
+            format!("{}/{}", t.name(), m.subscribers)
+        }
+        _ => m.transport().to_owned(),
+    }
+}
+
+/// Three significant digits, whatever the size (0.0035x, 1.66x, 475x).
+fn fmt_ratio(r: f64) -> String {
+    if r >= 100.0 {
+        format!("{r:.0}x")
+    } else if r >= 10.0 {
+        format!("{r:.1}x")
+    } else if r >= 1.0 {
+        format!("{r:.2}x")
+    } else {
+        let digits = (2 - r.log10().floor() as i32).clamp(2, 9) as usize;
+        format!("{r:.digits$}x")
+    }
+}
+
 fn fmt_figure(scenario: Scenario, f: f64) -> String {
     if scenario == Scenario::PingPong {
         report::fmt_ns(f)
     } else {
-        format!("{}/s", report::fmt_bytes(f as usize))
+        report::fmt_bytes_per_s(f)
     }
 }
 
@@ -352,18 +385,117 @@ pub fn markdown(ratios: &[Ratio]) -> String {
         let flag = if r.below_floor() { " **bad run**" } else { "" };
         let _ = writeln!(
             out,
-            "| {} | {} | {:.2}x{} | {:.2}x | {:.2}x | {} |",
-            r.label, r.reference, r.median, flag, r.min, r.max, r.rounds
+            "| {} | {} | {}{} | {} | {} | {} |",
+            r.label,
+            r.reference,
+            fmt_ratio(r.median),
+            flag,
+            fmt_ratio(r.min),
+            fmt_ratio(r.max),
+            r.rounds
         );
     }
     out.push_str(
         "\nEach ratio is the median over rounds of (this row's figure / the reference's figure \
          in the same round); min and max are the extreme rounds. Latency rows compare p50 \
          (lower is better), throughput rows bytes/s (higher is better). References: `floor` \
-         (a cache line bounced between the two CPUs), `futex-floor` (one futex sleep and wake \
-         per message, for rows whose receivers sleep), `ringcast-futex` (for the wait-set and \
-         async rows), `memcpy` (throughput), and the best kernel baseline of that round. A \
-         latency ratio below 1.0 against a floor marks a bad run.\n",
+         (a cache line bounced between the two CPUs: no transport can beat it, so a ratio \
+         below 1.0 marks a bad run), `futex-floor` (one futex sleep and wake per message, for \
+         rows whose receivers may sleep: a receiver that does not fall asleep in time beats \
+         it), `ringcast-futex` (for the wait-set and async rows), `memcpy` (throughput), and \
+         the best kernel baseline of that round.\n",
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::{Config, Target};
+    use crate::transport;
+
+    fn member(name: &str, payload: usize) -> Measurement {
+        Measurement {
+            scenario: Scenario::PingPong,
+            target: Target::Link(transport::by_name(name).expect("a transport")),
+            payload,
+            subscribers: 1,
+        }
+    }
+
+    #[test]
+    fn every_ping_pong_group_has_the_floors_and_one_payload() {
+        let cfg = Config {
+            payloads: vec![64, 1024],
+            timing: Timing::QUICK,
+            filter: Some("pingpong/".into()),
+        };
+        let plan = suite::plan(&cfg);
+        let groups = groups(&plan);
+        assert_eq!(groups.len(), 2);
+        for g in &groups {
+            let names: Vec<_> = g.members.iter().map(|&i| plan[i].transport()).collect();
+            assert!(
+                names.contains(&FLOOR) && names.contains(&FUTEX_FLOOR),
+                "{names:?}"
+            );
+            assert!(g
+                .members
+                .iter()
+                .all(|&i| plan[i].payload == g.payload || plan[i].payload_independent()));
+        }
+    }
+
+    #[test]
+    fn ratios_are_medians_of_per_round_ratios_and_a_floor_beaten_is_flagged() {
+        let plan = vec![
+            member(FLOOR, 64),
+            member("ringcast-spin", 64),
+            member("pipe", 64),
+        ];
+        let g = Group {
+            scenario: Scenario::PingPong,
+            payload: 64,
+            members: vec![0, 1, 2],
+        };
+        // The machine halves its speed in round 2: the figures double, the ratios hold.
+        let rounds = vec![
+            vec![Some(100.0), Some(150.0), Some(1000.0)],
+            vec![Some(200.0), Some(260.0), Some(1600.0)],
+            vec![Some(100.0), Some(140.0), None],
+        ];
+        let ratios = group_ratios(&plan, &g, &rounds);
+        let spin_floor = ratios
+            .iter()
+            .find(|r| r.label == "pingpong/ringcast-spin/64" && r.reference == FLOOR)
+            .unwrap();
+        assert_eq!(spin_floor.rounds, 3);
+        assert!((spin_floor.median - 1.4).abs() < 1e-9, "{spin_floor:?}");
+        assert!((spin_floor.min - 1.3).abs() < 1e-9 && (spin_floor.max - 1.5).abs() < 1e-9);
+        assert!(!spin_floor.below_floor());
+        let spin_best = ratios
+            .iter()
+            .find(|r| r.label == "pingpong/ringcast-spin/64" && r.reference == BEST_BASELINE)
+            .unwrap();
+        assert_eq!(
+            spin_best.rounds, 2,
+            "a round without a baseline has no ratio"
+        );
+        assert!((spin_best.median - (0.15 + 260.0 / 1600.0) / 2.0).abs() < 1e-9);
+
+        let beaten = vec![vec![Some(100.0), Some(90.0), Some(1000.0)]];
+        let ratios = group_ratios(&plan, &g, &beaten);
+        assert!(ratios
+            .iter()
+            .any(|r| r.reference == FLOOR && r.below_floor()));
+    }
+
+    #[test]
+    fn ratios_print_with_three_significant_digits() {
+        assert_eq!(fmt_ratio(475.2), "475x");
+        assert_eq!(fmt_ratio(12.34), "12.3x");
+        assert_eq!(fmt_ratio(1.666), "1.67x");
+        assert_eq!(fmt_ratio(0.8951), "0.895x");
+        assert_eq!(fmt_ratio(0.004537), "0.00454x");
+    }
 }

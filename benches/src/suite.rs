@@ -100,7 +100,7 @@ impl Measurement {
     }
 
     /// Whether the transport moves the same bytes whatever the payload.
-    fn payload_independent(&self) -> bool {
+    pub fn payload_independent(&self) -> bool {
         matches!(self.target, Target::Link(t) if t.fixed_payload().is_some())
     }
 }

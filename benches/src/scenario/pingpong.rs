@@ -4,7 +4,8 @@
 //! iteration (each timestamp ends one round trip and starts the next), so the
 //! ~20 ns of a vDSO clock read and a histogram record are inside every sample,
 //! equally for every transport. Round trips go into an HDR histogram with 3
-//! significant digits; [`crate::report`] halves them.
+//! significant digits; [`crate::report`] halves them. A paced endpoint
+//! ([`Endpoint::pace`]) pauses between round trips, outside the timed interval.
 
 use std::time::Instant;
 
@@ -44,18 +45,24 @@ pub fn initiator<E: Endpoint + ?Sized>(
     }
 
     Tag::Data.write(&mut msg);
+    let pace = end.pace();
     let mut prev = Instant::now();
     let stop_at = prev + timing.measure;
     loop {
         end.send(&msg)?;
         end.recv(&mut reply)?;
-        let now = Instant::now();
+        let mut now = Instant::now();
         hist.saturating_record(nanos(now - prev));
-        prev = now;
         expect_echo(&reply, Tag::Data)?;
         if now >= stop_at || hist.len() >= MAX_SAMPLES {
             break;
         }
+        if let Some(p) = pace {
+            // Outside the timed interval: the clock restarts after the pause.
+            std::thread::sleep(p);
+            now = Instant::now();
+        }
+        prev = now;
     }
 
     Tag::Stop.write(&mut msg);

@@ -72,6 +72,7 @@ const ALL: &[&dyn Transport] = &[
     &ringcast::FUTEX,
     &ringcast::OVERWRITE,
     &ringcast_waiting::WAITSET,
+    &ringcast_waiting::WAITSET_PACED,
     &ringcast_waiting::ASYNC,
     #[cfg(feature = "iceoryx2")]
     &iox2::ICEORYX2,
@@ -157,6 +158,13 @@ pub trait Transport: Sync {
 pub trait Endpoint {
     /// Sends one message.
     fn send(&mut self, msg: &[u8]) -> Result<()>;
+
+    /// Ping-pong only: a pause the initiator takes between round trips, outside the
+    /// timed interval, so that the responder is surely asleep when the next ping comes
+    /// (`None`, the default: back to back).
+    fn pace(&self) -> Option<std::time::Duration> {
+        None
+    }
 
     /// Receives one message of exactly `msg.len()` bytes.
     fn recv(&mut self, msg: &mut [u8]) -> Result<()>;

@@ -4,10 +4,13 @@
 //! | row | the receiver waits by | `subscribers` column |
 //! |---|---|---|
 //! | `ringcast-waitset` | a [`WaitSet`] (`Park`) holding the live topic and `n - 1` idle topics of its own | set size `n`: 1, 8, 64 |
+//! | `ringcast-waitset-paced` | the same, with a 200 µs pause between round trips (outside the timed interval), so every message wakes a sleeping receiver | set size `n`: 1, 64 |
 //! | `ringcast-async` | `recv_async` on a tokio current-thread runtime, woken by the process's reactor | 1 |
 //!
 //! Both ends of the ping-pong receive this way. Sends are the same loan path as the
 //! other ringcast rows (only the scenario's header is written).
+
+use std::time::Duration;
 
 use ringcast::{
     Key, Overflow, Publisher, PublisherConfig, RecvError, Start, Subscriber, SubscriberOptions,
@@ -31,6 +34,7 @@ pub struct Waiting {
     name: &'static str,
     mode: Mode,
     sizes: &'static [usize],
+    pace: Option<Duration>,
 }
 
 /// `ringcast-waitset`.
@@ -38,6 +42,18 @@ pub const WAITSET: Waiting = Waiting {
     name: "ringcast-waitset",
     mode: Mode::WaitSet,
     sizes: &[1, 8, 64],
+    pace: None,
+};
+
+/// `ringcast-waitset-paced`: back-to-back round trips let a large set's waiter see the
+/// reply while it is still announcing itself on every topic (it never sleeps); a pause
+/// long enough for the responder to fall asleep makes every message a wake-up through
+/// the whole set.
+pub const WAITSET_PACED: Waiting = Waiting {
+    name: "ringcast-waitset-paced",
+    mode: Mode::WaitSet,
+    sizes: &[1, 64],
+    pace: Some(Duration::from_micros(200)),
 };
 
 /// `ringcast-async`.
@@ -45,6 +61,7 @@ pub const ASYNC: Waiting = Waiting {
     name: "ringcast-async",
     mode: Mode::Async,
     sizes: &[1],
+    pace: None,
 };
 
 fn ringcast_err(what: &str, e: impl std::fmt::Display) -> BenchError {
@@ -89,6 +106,7 @@ impl Waiting {
             .collect::<Result<Vec<_>>>()?;
         let mut end = WaitingEnd {
             mode: self.mode,
+            pace: self.pace,
             tx,
             peer_ready: false,
             _idle: idle,
@@ -154,6 +172,7 @@ enum Rx {
 
 struct WaitingEnd {
     mode: Mode,
+    pace: Option<Duration>,
     tx: Publisher,
     peer_ready: bool,
     /// The idle topics' publishers (kept alive, never publishing).
@@ -210,6 +229,10 @@ fn failed(e: impl std::fmt::Display) -> BenchError {
 }
 
 impl Endpoint for WaitingEnd {
+    fn pace(&self) -> Option<Duration> {
+        self.pace
+    }
+
     fn send(&mut self, msg: &[u8]) -> Result<()> {
         if !self.peer_ready {
             self.tx
