@@ -5,7 +5,7 @@
 //! so any row (the ringcast ones included) gets them:
 //! * "vs floor": a latency row's p50 ÷ its floor's p50 (at the same payload if
 //!   measured there, else the payload-independent floor); the floor is
-//!   `futex-floor` for `ringcast-futex`, whose receivers sleep (so the ratio is
+//!   `futex-floor` for the ringcast rows whose receivers sleep (futex, waitset, async: so the ratio is
 //!   the distance to a sleep and wake-up per message), and `floor` for every
 //!   other row; a throughput row's bytes/s ÷ `memcpy` bytes/s at the same payload.
 //! * "vs best baseline": p50 ÷ the lowest baseline p50, or bytes/s ÷ the highest
@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{BenchError, Result};
 use crate::scenario::throughput::{Rate, MEMCPY};
 use crate::scenario::Scenario;
-use crate::transport::{BASELINES, FLOOR, FUTEX_FLOOR, RINGCAST, RINGCAST_FUTEX};
+use crate::transport::{BASELINES, FLOOR, FUTEX_FLOOR, RINGCAST, SLEEPING};
 
 /// One row of `--json`: exactly the fields of the design contract, in order;
 /// `None` (null) where a figure does not apply. Latencies are one-way, in ns.
@@ -180,10 +180,10 @@ fn reference_scenario(row: &Row) -> &str {
     }
 }
 
-/// The floor a latency row is compared with: `futex-floor` for the sleeping
-/// ringcast row, `floor` for every other.
+/// The floor a latency row is compared with: `futex-floor` for the rows whose
+/// receivers sleep, `floor` for every other.
 fn floor_of(row: &Row) -> &'static str {
-    if row.transport == RINGCAST_FUTEX {
+    if SLEEPING.contains(&row.transport.as_str()) {
         FUTEX_FLOOR
     } else {
         FLOOR
@@ -274,8 +274,8 @@ pub fn markdown(results: &[Measured]) -> String {
     out.push_str(
         "\nLatency is one-way (round trip / 2) between two processes pinned to different CPUs. \
          `floor` and `futex-floor` move one cache line whatever the payload (\"(any)\").\n\
-         vs floor: latency rows, p50 / floor p50 (futex-floor p50 for ringcast-futex, whose \
-         receivers sleep; lower is better); throughput rows, \
+         vs floor: latency rows, p50 / floor p50 (futex-floor p50 for the ringcast rows whose \
+         receivers sleep: futex, waitset, async; lower is better); throughput rows, \
          bytes/s / memcpy bytes/s at that payload (higher is better).\n\
          vs best baseline: p50 / lowest baseline p50, or bytes/s / highest baseline bytes/s, \
          at that payload; baselines: ",

@@ -23,7 +23,7 @@ use crate::report::{self, Measured};
 use crate::scenario::throughput::{Rate, MEMCPY};
 use crate::scenario::{Scenario, Timing};
 use crate::suite::{self, Measurement, Raw};
-use crate::transport::{BASELINES, FLOOR, FUTEX_FLOOR, RINGCAST, RINGCAST_FUTEX};
+use crate::transport::{BASELINES, FLOOR, FUTEX_FLOOR, RINGCAST, RINGCAST_FUTEX, SLEEPING};
 
 /// Rounds of a full run.
 pub const FULL_ROUNDS: usize = 8;
@@ -34,14 +34,6 @@ pub const QUICK_ROUNDS: usize = 2;
 /// Longest warm-up of one member in one round (it faults pages in and wakes the CPUs; the
 /// full warm-up is for a single long measurement).
 const ROUND_WARMUP: Duration = Duration::from_millis(100);
-
-/// Rows whose receivers sleep on a futex, also compared with the sleeping floor.
-const SLEEPING: &[&str] = &[
-    RINGCAST_FUTEX,
-    "ringcast-waitset",
-    "ringcast-waitset-paced",
-    "ringcast-async",
-];
 
 /// Rows that are also compared with `ringcast-futex` (the single-topic sleep they extend).
 const VS_FUTEX_ROW: &[&str] = &[

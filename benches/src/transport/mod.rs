@@ -56,6 +56,14 @@ pub const RINGCAST: &str = "ringcast";
 /// Name of the ringcast row whose receivers sleep on the futex.
 pub const RINGCAST_FUTEX: &str = "ringcast-futex";
 
+/// The rows whose receivers sleep on a futex (so may be compared with `futex-floor`).
+pub const SLEEPING: &[&str] = &[
+    RINGCAST_FUTEX,
+    "ringcast-waitset",
+    "ringcast-waitset-paced",
+    "ringcast-async",
+];
+
 /// The kernel IPC baselines: the reference set of the "vs best baseline" column.
 pub const BASELINES: &[&str] = &["pipe", "uds-stream", "uds-dgram", "tcp", "mqueue"];
 
