@@ -21,6 +21,7 @@
 //! values, which sample or loan is outstanding) is.
 #![allow(non_camel_case_types)]
 
+mod boxed;
 mod config;
 mod error;
 mod publisher;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ringcast::{Full, Loan, Publisher};
 
+use crate::boxed;
 use crate::config::{publisher_config, ringcast_publisher_config};
 use crate::error::{guard, str_arg, timeout_arg, Failure};
 use crate::status::ringcast_status::{self, *};
@@ -95,24 +96,21 @@ pub unsafe extern "C" fn ringcast_publisher_create(
     out: *mut *mut ringcast_publisher,
 ) -> ringcast_status {
     guard(|| {
-        if out.is_null() {
-            return Err(Failure::null("out"));
-        }
-        // SAFETY: non-NULL and writable, by the caller's contract.
-        unsafe { out.write(std::ptr::null_mut()) };
+        // SAFETY: by the caller's contract.
+        unsafe { boxed::clear(out) }?;
         // SAFETY: by the caller's contract.
         let topic = unsafe { str_arg(topic, "topic") }?;
         // SAFETY: by the caller's contract.
         let config = unsafe { publisher_config(cfg) }?;
         let publisher = Publisher::create(topic, config)?;
-        let handle = Box::new(ringcast_publisher {
+        let value = ringcast_publisher {
             loan: None,
             loan_data: std::ptr::null_mut(),
             capacity: publisher.capacity(),
             publisher: NonNull::from(Box::leak(Box::new(publisher))),
-        });
-        // SAFETY: as above.
-        unsafe { out.write(Box::into_raw(handle)) };
+        };
+        // SAFETY: `out` was checked by `clear`.
+        unsafe { boxed::give(out, value) };
         Ok(RINGCAST_OK)
     })
 }
@@ -346,11 +344,10 @@ pub unsafe extern "C" fn ringcast_publisher_wait_subscribers(
 #[no_mangle]
 pub unsafe extern "C" fn ringcast_publisher_destroy(p: *mut ringcast_publisher) -> ringcast_status {
     guard(|| {
-        if p.is_null() {
+        // SAFETY: NULL or a live handle, not used again, by the caller's contract.
+        let Some(h) = (unsafe { boxed::take(p) }) else {
             return Ok(RINGCAST_OK);
-        }
-        // SAFETY: a live handle from `Box::into_raw`, given back for good.
-        let h = unsafe { Box::from_raw(p) };
+        };
         let had_loan = h.loan.is_some();
         drop(h);
         Ok(if had_loan {

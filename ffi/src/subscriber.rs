@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use ringcast::{Key, Member, RecvTimeoutError, Sample, SleepTarget, Subscriber, TryRecvError};
 
+use crate::boxed;
 use crate::config::{ringcast_subscriber_options, subscriber_options};
 use crate::error::{guard, str_arg, timeout_arg, Failure};
 use crate::status::ringcast_status::{self, *};
@@ -224,22 +225,19 @@ pub unsafe extern "C" fn ringcast_subscriber_attach(
     out: *mut *mut ringcast_subscriber,
 ) -> ringcast_status {
     guard(|| {
-        if out.is_null() {
-            return Err(Failure::null("out"));
-        }
-        // SAFETY: non-NULL and writable, by the caller's contract.
-        unsafe { out.write(std::ptr::null_mut()) };
+        // SAFETY: by the caller's contract.
+        unsafe { boxed::clear(out) }?;
         // SAFETY: by the caller's contract.
         let topic = unsafe { str_arg(topic, "topic") }?;
         // SAFETY: by the caller's contract.
         let opts = unsafe { subscriber_options(opts) }?;
         let wait = timeout_arg(wait_ns).unwrap_or(Duration::MAX);
         let sub = Subscriber::attach_wait(topic, opts, wait)?;
-        let handle = Box::new(ringcast_subscriber {
+        let value = ringcast_subscriber {
             place: Place::Own(Reading::new(sub)),
-        });
-        // SAFETY: as above.
-        unsafe { out.write(Box::into_raw(handle)) };
+        };
+        // SAFETY: `out` was checked by `clear`.
+        unsafe { boxed::give(out, value) };
         Ok(RINGCAST_OK)
     })
 }
@@ -329,11 +327,10 @@ pub unsafe extern "C" fn ringcast_subscriber_destroy(
     s: *mut ringcast_subscriber,
 ) -> ringcast_status {
     guard(|| {
-        if s.is_null() {
+        // SAFETY: NULL or a live handle, not used again, by the caller's contract.
+        let Some(mut h) = (unsafe { boxed::take(s) }) else {
             return Ok(RINGCAST_OK);
-        }
-        // SAFETY: a live handle from `Box::into_raw`, given back for good.
-        let mut h = unsafe { Box::from_raw(s) };
+        };
         if let Place::InSet { mut set, .. } = h.place {
             // SAFETY: a handle `InSet` names a live set (see `reading`).
             unsafe { set.as_mut() }.take_back(&mut h);

@@ -5,6 +5,7 @@ use std::ptr::NonNull;
 
 use ringcast::{Key, Notifier, WaitError, WaitSet, MAX_MEMBERS};
 
+use crate::boxed;
 use crate::error::{guard, timeout_arg, Failure};
 use crate::status::ringcast_status::{self, *};
 use crate::subscriber::{handle, ringcast_subscriber, Place, Reading};
@@ -80,17 +81,16 @@ pub unsafe extern "C" fn ringcast_waitset_create(
     out: *mut *mut ringcast_waitset,
 ) -> ringcast_status {
     guard(|| {
-        if out.is_null() {
-            return Err(Failure::null("out"));
-        }
+        // SAFETY: by the caller's contract.
+        unsafe { boxed::clear(out) }?;
         let capacity = if capacity == 0 { MAX_MEMBERS } else { capacity };
-        let ws = Box::new(ringcast_waitset {
+        let ws = ringcast_waitset {
             set: WaitSet::with_capacity(capacity),
             members: Vec::new(),
             cursor: 0,
-        });
-        // SAFETY: non-NULL and writable, by the caller's contract.
-        unsafe { out.write(Box::into_raw(ws)) };
+        };
+        // SAFETY: `out` was checked by `clear`.
+        unsafe { boxed::give(out, ws) };
         Ok(RINGCAST_OK)
     })
 }
@@ -264,18 +264,15 @@ pub unsafe extern "C" fn ringcast_waitset_notifier(
     out: *mut *mut ringcast_notifier,
 ) -> ringcast_status {
     guard(|| {
-        if out.is_null() {
-            return Err(Failure::null("out"));
-        }
-        // SAFETY: non-NULL and writable, by the caller's contract.
-        unsafe { out.write(std::ptr::null_mut()) };
+        // SAFETY: by the caller's contract.
+        unsafe { boxed::clear(out) }?;
         // SAFETY: by the caller's contract.
         let ws = unsafe { set_handle(ws) }?;
-        let n = Box::new(ringcast_notifier {
+        let n = ringcast_notifier {
             notifier: ws.set.notifier(),
-        });
-        // SAFETY: non-NULL and writable, by the caller's contract.
-        unsafe { out.write(Box::into_raw(n)) };
+        };
+        // SAFETY: `out` was checked by `clear`.
+        unsafe { boxed::give(out, n) };
         Ok(RINGCAST_OK)
     })
 }
@@ -301,10 +298,8 @@ pub unsafe extern "C" fn ringcast_notifier_notify(n: *const ringcast_notifier) -
 #[no_mangle]
 pub unsafe extern "C" fn ringcast_notifier_destroy(n: *mut ringcast_notifier) -> ringcast_status {
     guard(|| {
-        if !n.is_null() {
-            // SAFETY: from `Box::into_raw`, given back for good.
-            drop(unsafe { Box::from_raw(n) });
-        }
+        // SAFETY: NULL or a live notifier, not used again, by the caller's contract.
+        drop(unsafe { boxed::take(n) });
         Ok(RINGCAST_OK)
     })
 }
@@ -317,10 +312,8 @@ pub unsafe extern "C" fn ringcast_notifier_destroy(n: *mut ringcast_notifier) ->
 #[no_mangle]
 pub unsafe extern "C" fn ringcast_waitset_destroy(ws: *mut ringcast_waitset) -> ringcast_status {
     guard(|| {
-        if !ws.is_null() {
-            // SAFETY: from `Box::into_raw`, given back for good.
-            drop(unsafe { Box::from_raw(ws) });
-        }
+        // SAFETY: NULL or a live handle, not used again, by the caller's contract.
+        drop(unsafe { boxed::take(ws) });
         Ok(RINGCAST_OK)
     })
 }
