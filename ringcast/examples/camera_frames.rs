@@ -37,10 +37,16 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.first().map(String::as_str) {
         None => parent(),
-        Some("publisher") if args.len() == 2 => publisher(&args[1]),
+        Some("publisher") if args.len() == 2 => publisher(&args[1], 2),
+        // Another process (e.g. python/examples/camera_subscriber.py) brings the
+        // subscribers.
+        Some("publisher") if args.len() == 3 => match args[2].parse() {
+            Ok(n) => publisher(&args[1], n),
+            Err(_) => Err(format!("not a subscriber count: {}", args[2])),
+        },
         Some("subscriber") if args.len() == 3 => subscriber(&args[1], args[2] == "holding"),
         _ => {
-            Err("usage: camera_frames [publisher PREFIX | subscriber PREFIX quick|holding]".into())
+            Err("usage: camera_frames [publisher PREFIX [SUBSCRIBERS] | subscriber PREFIX quick|holding]".into())
         }
     };
     match outcome {
@@ -142,7 +148,7 @@ fn parent() -> Result<(), String> {
     Ok(())
 }
 
-fn publisher(prefix: &str) -> Result<(), String> {
+fn publisher(prefix: &str, subscribers: usize) -> Result<(), String> {
     let config = PublisherConfig::default()
         .prefix(prefix)
         .slots(4)
@@ -150,8 +156,8 @@ fn publisher(prefix: &str) -> Result<(), String> {
         .overflow(Overflow::Block);
     let mut camera = Publisher::create(TOPIC, config).map_err(|e| e.to_string())?;
     camera
-        .wait_for_subscribers(2, Duration::from_secs(10))
-        .map_err(|n| format!("only {n} of 2 subscribers attached"))?;
+        .wait_for_subscribers(subscribers, Duration::from_secs(10))
+        .map_err(|n| format!("only {n} of {subscribers} subscribers attached"))?;
     let start = Instant::now();
     let period = Duration::from_nanos(1_000_000_000 / FPS);
     for n in 0..FRAMES {

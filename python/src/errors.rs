@@ -1,0 +1,218 @@
+//! The exceptions: `ringcast.Error` and one subclass per thing a caller acts on.
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+
+use ringcast::{AttachError, CreateError, RecvTimeoutError, TryRecvError};
+
+create_exception!(
+    ringcast,
+    Error,
+    PyException,
+    "Base of every ringcast error."
+);
+create_exception!(
+    ringcast,
+    Lagged,
+    Error,
+    "Overwrite: the publisher lapped this subscriber; `.lost` messages are gone and the next receive resumes at the oldest one still intact."
+);
+create_exception!(
+    ringcast,
+    Disconnected,
+    Error,
+    "The publisher is gone and everything it published was received."
+);
+create_exception!(
+    ringcast,
+    Timeout,
+    Error,
+    "Nothing arrived within the timeout."
+);
+create_exception!(
+    ringcast,
+    Evicted,
+    Error,
+    "This subscriber stalled a Block publisher past the topic's stall timeout and was evicted; attach again."
+);
+create_exception!(
+    ringcast,
+    Corrupt,
+    Error,
+    "A message whose length exceeds the slot was skipped (a broken publisher); receive again."
+);
+create_exception!(
+    ringcast,
+    NotFound,
+    Error,
+    "No such topic (within the wait, if one was given)."
+);
+create_exception!(
+    ringcast,
+    AlreadyExists,
+    Error,
+    "The topic already has a live publisher."
+);
+create_exception!(
+    ringcast,
+    InvalidName,
+    Error,
+    "The topic name or prefix is not valid."
+);
+create_exception!(
+    ringcast,
+    InvalidConfig,
+    Error,
+    "The topic configuration is not valid."
+);
+create_exception!(
+    ringcast,
+    PermissionDenied,
+    Error,
+    "The process may not create or open the topic's segment."
+);
+create_exception!(
+    ringcast,
+    NotASegment,
+    Error,
+    "The name is taken by something that is not a compatible ringcast segment."
+);
+create_exception!(
+    ringcast,
+    TypeMismatch,
+    Error,
+    "The topic carries another message type."
+);
+create_exception!(
+    ringcast,
+    ResourceExhausted,
+    Error,
+    "Out of shared memory, memory, subscriber table entries, or over a limit."
+);
+create_exception!(
+    ringcast,
+    Closed,
+    Error,
+    "The topic is closed (its publisher is gone)."
+);
+create_exception!(
+    ringcast,
+    TooLarge,
+    Error,
+    "The message is larger than a slot."
+);
+create_exception!(
+    ringcast,
+    Full,
+    Error,
+    "Block: the ring is full (a send or loan that does not wait)."
+);
+create_exception!(
+    ringcast,
+    Busy,
+    Error,
+    "The handle is in use: a loan or sample is outstanding (or still viewed), or another thread is using it."
+);
+
+/// Adds the exceptions to the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    for (name, ty) in [
+        ("Error", py.get_type::<Error>()),
+        ("Lagged", py.get_type::<Lagged>()),
+        ("Disconnected", py.get_type::<Disconnected>()),
+        ("Timeout", py.get_type::<Timeout>()),
+        ("Evicted", py.get_type::<Evicted>()),
+        ("Corrupt", py.get_type::<Corrupt>()),
+        ("NotFound", py.get_type::<NotFound>()),
+        ("AlreadyExists", py.get_type::<AlreadyExists>()),
+        ("InvalidName", py.get_type::<InvalidName>()),
+        ("InvalidConfig", py.get_type::<InvalidConfig>()),
+        ("PermissionDenied", py.get_type::<PermissionDenied>()),
+        ("NotASegment", py.get_type::<NotASegment>()),
+        ("TypeMismatch", py.get_type::<TypeMismatch>()),
+        ("ResourceExhausted", py.get_type::<ResourceExhausted>()),
+        ("Closed", py.get_type::<Closed>()),
+        ("TooLarge", py.get_type::<TooLarge>()),
+        ("Full", py.get_type::<Full>()),
+        ("Busy", py.get_type::<Busy>()),
+    ] {
+        m.add(name, ty)?;
+    }
+    Ok(())
+}
+
+/// `Lagged` with its `.lost` attribute.
+pub fn lagged(py: Python<'_>, lost: u64) -> PyErr {
+    let err = Lagged::new_err(format!(
+        "lagged behind: {lost} messages were overwritten before this subscriber read them"
+    ));
+    // Setting an attribute on a fresh exception instance cannot fail but for memory.
+    let _ = err.value(py).setattr("lost", lost);
+    err
+}
+
+/// A creation failure as its exception.
+pub fn create(e: CreateError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        CreateError::Name { .. } => InvalidName::new_err(msg),
+        CreateError::Config { .. } => InvalidConfig::new_err(msg),
+        CreateError::AlreadyPublished { .. } => AlreadyExists::new_err(msg),
+        CreateError::NotASegment { .. } => NotASegment::new_err(msg),
+        CreateError::NoSpace { .. } | CreateError::OutOfMemory { .. } => {
+            ResourceExhausted::new_err(msg)
+        }
+        CreateError::PermissionDenied { .. } => PermissionDenied::new_err(msg),
+        _ => Error::new_err(msg),
+    }
+}
+
+/// An attach failure as its exception.
+pub fn attach(e: AttachError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        AttachError::Name { .. } => InvalidName::new_err(msg),
+        AttachError::NotFound { .. } | AttachError::NotReady { .. } => NotFound::new_err(msg),
+        AttachError::PermissionDenied { .. } => PermissionDenied::new_err(msg),
+        AttachError::NotRegularFile { .. }
+        | AttachError::NotASegment { .. }
+        | AttachError::Version { .. }
+        | AttachError::TooSmall { .. }
+        | AttachError::Geometry { .. } => NotASegment::new_err(msg),
+        AttachError::TypeMismatch { .. } => TypeMismatch::new_err(msg),
+        AttachError::OverLimit { .. }
+        | AttachError::OutOfMemory { .. }
+        | AttachError::TableFull { .. } => ResourceExhausted::new_err(msg),
+        AttachError::Closed { .. } => Closed::new_err(msg),
+        _ => Error::new_err(msg),
+    }
+}
+
+/// A receive failure as its exception.
+pub fn recv(py: Python<'_>, e: RecvTimeoutError) -> PyErr {
+    match e {
+        RecvTimeoutError::Timeout => Timeout::new_err("no message within the timeout"),
+        RecvTimeoutError::Lagged(n) => lagged(py, n),
+        RecvTimeoutError::Disconnected => Disconnected::new_err(e.to_string()),
+        RecvTimeoutError::Evicted => Evicted::new_err(e.to_string()),
+        RecvTimeoutError::Corrupt { .. } => Corrupt::new_err(e.to_string()),
+    }
+}
+
+/// A `try_recv` failure as a receive failure (`Empty` becomes `Timeout`).
+pub fn from_try(e: TryRecvError) -> RecvTimeoutError {
+    match e {
+        TryRecvError::Empty => RecvTimeoutError::Timeout,
+        TryRecvError::Lagged(n) => RecvTimeoutError::Lagged(n),
+        TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+        TryRecvError::Evicted => RecvTimeoutError::Evicted,
+        TryRecvError::Corrupt { seq, len } => RecvTimeoutError::Corrupt { seq, len },
+    }
+}
+
+/// The handle is busy.
+pub fn busy(what: impl Into<String>) -> PyErr {
+    Busy::new_err(what.into())
+}

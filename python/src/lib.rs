@@ -1,0 +1,23 @@
+//! `ringcast._ringcast`: the Python extension module (re-exported by the `ringcast`
+//! package). Publishers, subscribers and samples with the buffer protocol, so that a
+//! `Block` sample is read in place as a numpy array; blocking calls release the GIL and
+//! wake for Ctrl-C.
+
+mod errors;
+mod publisher;
+mod subscriber;
+mod wait;
+
+use pyo3::prelude::*;
+
+/// The extension module.
+#[pymodule]
+fn _ringcast(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(m)?;
+    m.add_class::<publisher::Publisher>()?;
+    m.add_class::<publisher::Loan>()?;
+    m.add_class::<subscriber::Subscriber>()?;
+    m.add_class::<subscriber::Sample>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,484 @@
+//! `ringcast.Subscriber` and `ringcast.Sample`: receive, and read in place through the
+//! buffer protocol.
+//!
+//! A subscriber holds at most one sample (as in Rust, where a sample borrows its
+//! subscriber). The next receive releases the previous sample itself, unless a buffer
+//! view of it (a numpy array, a memoryview) is still alive: then it raises `Busy`, because
+//! the view would read a slot the publisher may reuse. `release()` with views alive raises
+//! `BufferError`. So a view can never outlive the slot it shows.
+
+use std::ffi::c_int;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyBufferError, PyValueError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use ringcast::{Overflow, RecvTimeoutError, Start, SubscriberOptions};
+
+use crate::errors;
+use crate::wait::{blocking, timeout_arg, SendPtr};
+
+/// The sample a subscriber holds.
+struct Held {
+    sample: ringcast::Sample<'static>,
+    /// Which receive this is (matches the Python `Sample` of that receive).
+    token: u64,
+    /// Buffer views of it alive now.
+    exports: usize,
+}
+
+/// A live subscriber and the sample it holds.
+struct State {
+    /// Borrows `*sub` (a heap allocation that never moves); declared first, so it is
+    /// dropped (released) before the subscriber, and every path that reaches `*sub`
+    /// checks it is `None` (or drops it) first.
+    held: Option<Held>,
+    sub: NonNull<ringcast::Subscriber>,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        self.held = None;
+        // SAFETY: from `Box::leak` in `Subscriber::new`, freed only here, after the sample
+        // that borrowed it.
+        drop(unsafe { Box::from_raw(self.sub.as_ptr()) });
+    }
+}
+
+/// A subscriber of one topic, attached by name.
+///
+/// `Subscriber(topic, wait=None, start="latest", prefix=None, max_slot_size=None)`:
+/// `wait` is how many seconds to wait for a live publisher to create the topic (`None`:
+/// not at all). Receive with `recv(timeout=None)`, `try_recv()`, or by iterating (which
+/// ends when the publisher is gone and everything was received; lag is skipped and
+/// counted in `lost`). One thread uses a subscriber at a time; blocking calls release the
+/// GIL, so other threads run meanwhile.
+#[pyclass(module = "ringcast")]
+pub struct Subscriber {
+    state: Option<State>,
+    topic: String,
+    overflow: Overflow,
+    next_token: u64,
+    lost: u64,
+}
+
+// SAFETY: `State` is only reached through `&mut Subscriber` (a `PyRefMut`, exclusive
+// across threads); `ringcast::Subscriber` is `Send`, and the held sample borrows only it.
+unsafe impl Send for Subscriber {}
+// SAFETY: every method that touches `State` takes `&mut self`; `&self` methods read
+// plain fields only.
+unsafe impl Sync for Subscriber {}
+
+impl Subscriber {
+    fn state(&mut self) -> PyResult<&mut State> {
+        self.state.as_mut().ok_or_else(|| {
+            errors::Closed::new_err(format!("subscriber of {} is closed", self.topic))
+        })
+    }
+
+    /// Drops the held sample unless it is still viewed.
+    fn release_held(&mut self) -> PyResult<()> {
+        let state = self.state()?;
+        if let Some(h) = &state.held {
+            if h.exports > 0 {
+                return Err(errors::busy(format!(
+                    "the previous sample ({}) is still viewed by {} buffer(s) (numpy arrays, \
+                     memoryviews): delete them, or copy the data, before receiving again",
+                    h.sample.seq(),
+                    h.exports
+                )));
+            }
+        }
+        state.held = None;
+        Ok(())
+    }
+
+    /// Receives once (`timeout` `Some(0)`: no wait) and holds the sample.
+    fn receive(
+        slf: &Bound<'_, Self>,
+        timeout: Option<Duration>,
+    ) -> PyResult<Result<Sample, RecvTimeoutError>> {
+        let py = slf.py();
+        let mut this = slf
+            .try_borrow_mut()
+            .map_err(|_| errors::busy("the subscriber is in use by another thread"))?;
+        this.release_held()?;
+        let ptr = SendPtr(this.state()?.sub.as_ptr());
+        let got = if timeout == Some(Duration::ZERO) {
+            // SAFETY: no sample borrows the subscriber (released above), and `this` keeps
+            // every other thread away from it.
+            let sub = unsafe { &mut *ptr.get() };
+            Some(sub.try_recv().map_err(errors::from_try))
+        } else {
+            blocking(py, timeout, |slice| {
+                // SAFETY: as above; one `&mut` at a time (each slice's ends with the call,
+                // but for the sample it returns, which then holds it).
+                let sub = unsafe { &mut *ptr.get() };
+                match sub.recv_timeout(slice) {
+                    Err(RecvTimeoutError::Timeout) => None,
+                    r => Some(r.map(SendSample)),
+                }
+            })?
+            .map(|r| r.map(|s| s.0))
+        };
+        let sample = match got {
+            None => return Ok(Err(RecvTimeoutError::Timeout)),
+            Some(Err(RecvTimeoutError::Lagged(n))) => {
+                this.lost += n;
+                return Ok(Err(RecvTimeoutError::Lagged(n)));
+            }
+            Some(Err(e)) => return Ok(Err(e)),
+            Some(Ok(s)) => s,
+        };
+        this.next_token += 1;
+        let token = this.next_token;
+        let out = Sample {
+            sub: slf.clone().unbind(),
+            token,
+            seq: sample.seq(),
+            len: sample.len(),
+        };
+        this.state()?.held = Some(Held {
+            sample,
+            token,
+            exports: 0,
+        });
+        Ok(Ok(out))
+    }
+}
+
+/// A sample crossing back from the GIL-free closure.
+struct SendSample(ringcast::Sample<'static>);
+
+// SAFETY: the sample borrows the subscriber the caller holds exclusively (`SendPtr`).
+unsafe impl Send for SendSample {}
+
+#[pymethods]
+impl Subscriber {
+    #[new]
+    #[pyo3(signature = (topic, wait=None, start="latest", prefix=None, max_slot_size=None))]
+    fn new(
+        py: Python<'_>,
+        topic: String,
+        wait: Option<f64>,
+        start: &str,
+        prefix: Option<String>,
+        max_slot_size: Option<u64>,
+    ) -> PyResult<Self> {
+        let mut opts = SubscriberOptions::default().start(match start {
+            "latest" => Start::Latest,
+            "oldest" => Start::Oldest,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "start must be \"latest\" or \"oldest\", not {other:?}"
+                )))
+            }
+        });
+        if let Some(p) = prefix {
+            opts = opts.prefix(p);
+        }
+        if let Some(m) = max_slot_size {
+            opts = opts.max_slot_size(m);
+        }
+        let sub = match timeout_arg(wait)? {
+            None if wait.is_none() => ringcast::Subscriber::attach(&topic, opts),
+            limit => {
+                let attached =
+                    blocking(py, limit, |slice| {
+                        match ringcast::Subscriber::attach_wait(&topic, opts.clone(), slice) {
+                            Err(ringcast::AttachError::NotFound { .. })
+                            | Err(ringcast::AttachError::NotReady { .. })
+                            | Err(ringcast::AttachError::Closed { .. }) => None,
+                            r => Some(r),
+                        }
+                    })?;
+                match attached {
+                    Some(r) => r,
+                    None => ringcast::Subscriber::attach_wait(&topic, opts, Duration::ZERO),
+                }
+            }
+        }
+        .map_err(errors::attach)?;
+        let overflow = sub.overflow();
+        Ok(Subscriber {
+            state: Some(State {
+                held: None,
+                sub: NonNull::from(Box::leak(Box::new(sub))),
+            }),
+            topic,
+            overflow,
+            next_token: 0,
+            lost: 0,
+        })
+    }
+
+    /// The next message, waiting at most `timeout` seconds (`None`: for ever). Raises
+    /// `Timeout`, `Lagged` (with `.lost`; the next receive resumes at the oldest message
+    /// still intact), `Disconnected` (the publisher is gone and everything was received)
+    /// or `Evicted`. Releases the GIL while it waits; Ctrl-C interrupts it.
+    #[pyo3(signature = (timeout=None))]
+    fn recv(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<Sample> {
+        let timeout = timeout_arg(timeout)?;
+        Self::receive(slf, timeout)?.map_err(|e| errors::recv(slf.py(), e))
+    }
+
+    /// The next message if there is one now, else `None`; raises as `recv` otherwise.
+    fn try_recv(slf: &Bound<'_, Self>) -> PyResult<Option<Sample>> {
+        match Self::receive(slf, Some(Duration::ZERO))? {
+            Ok(s) => Ok(Some(s)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(e) => Err(errors::recv(slf.py(), e)),
+        }
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// The next message; the iteration ends when the publisher is gone and everything
+    /// was received. Lag is skipped (counted in `lost`).
+    fn __next__(slf: &Bound<'_, Self>) -> PyResult<Option<Sample>> {
+        loop {
+            match Self::receive(slf, None)? {
+                Ok(s) => return Ok(Some(s)),
+                Err(RecvTimeoutError::Disconnected) => return Ok(None),
+                Err(RecvTimeoutError::Lagged(_)) | Err(RecvTimeoutError::Corrupt { .. }) => {}
+                Err(e) => return Err(errors::recv(slf.py(), e)),
+            }
+        }
+    }
+
+    /// Messages lost to lapping (`Overwrite`) since attach.
+    #[getter]
+    fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// The topic's name.
+    #[getter]
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// `"block"` or `"overwrite"`.
+    #[getter]
+    fn overflow(&self) -> &'static str {
+        overflow_name(self.overflow)
+    }
+
+    /// Detaches (releasing the held sample). Raises `BufferError` if a view of the held
+    /// sample is alive.
+    fn close(&mut self) -> PyResult<()> {
+        if let Some(h) = self.state.as_ref().and_then(|s| s.held.as_ref()) {
+            if h.exports > 0 {
+                return Err(PyBufferError::new_err(
+                    "cannot close: a view of the held sample is alive",
+                ));
+            }
+        }
+        self.state = None;
+        Ok(())
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close()?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<ringcast.Subscriber topic={:?} overflow={}{}>",
+            self.topic,
+            overflow_name(self.overflow),
+            if self.state.is_none() { " closed" } else { "" }
+        )
+    }
+}
+
+/// The policy's Python name.
+pub fn overflow_name(o: Overflow) -> &'static str {
+    match o {
+        Overflow::Block => "block",
+        _ => "overwrite",
+    }
+}
+
+/// A received message. Supports the buffer protocol, read-only: under `Block` the bytes
+/// are the slot itself in shared memory (zero copy: `numpy.frombuffer(sample, dtype)`
+/// shares it), under `Overwrite` the subscriber's own verified copy. Valid until released:
+/// `release()`, the end of a `with` block, the subscriber's next receive, or garbage
+/// collection, none of which happens while a view is alive.
+#[pyclass(module = "ringcast", frozen)]
+pub struct Sample {
+    sub: Py<Subscriber>,
+    token: u64,
+    seq: u64,
+    len: usize,
+}
+
+impl Sample {
+    /// The held sample of this `Sample`, if it is still held.
+    fn with_held<R>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Held) -> PyResult<R>,
+    ) -> PyResult<R> {
+        let mut sub =
+            self.sub.bind(py).try_borrow_mut().map_err(|_| {
+                PyBufferError::new_err("the subscriber is in use by another thread")
+            })?;
+        match sub.state.as_mut().and_then(|s| s.held.as_mut()) {
+            Some(h) if h.token == self.token => f(h),
+            _ => Err(PyBufferError::new_err(format!(
+                "sample {} was released (a subscriber holds one sample at a time)",
+                self.seq
+            ))),
+        }
+    }
+}
+
+#[pymethods]
+impl Sample {
+    /// The message's sequence number (0 for the topic's first).
+    #[getter]
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn __len__(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the sample was released (its bytes are gone).
+    #[getter]
+    fn released(&self, py: Python<'_>) -> bool {
+        self.with_held(py, |_| Ok(())).is_err()
+    }
+
+    /// A copy of the bytes.
+    fn __bytes__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        self.with_held(py, |h| Ok(PyBytes::new(py, &h.sample)))
+    }
+
+    /// Releases the sample now (under `Block`, frees its slot for the publisher). Raises
+    /// `BufferError` while a view of it is alive. Releasing twice does nothing.
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        let Ok(mut sub) = self.sub.bind(py).try_borrow_mut() else {
+            return Err(PyBufferError::new_err(
+                "the subscriber is in use by another thread",
+            ));
+        };
+        let Some(state) = sub.state.as_mut() else {
+            return Ok(());
+        };
+        match &state.held {
+            Some(h) if h.token == self.token && h.exports > 0 => Err(PyBufferError::new_err(
+                format!("sample {} still has {} view(s) alive", self.seq, h.exports),
+            )),
+            Some(h) if h.token == self.token => {
+                state.held = None;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.release(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "<ringcast.Sample seq={} len={}{}>",
+            self.seq,
+            self.len,
+            if self.released(py) { " released" } else { "" }
+        )
+    }
+
+    /// Buffer protocol: a read-only view of the held bytes.
+    ///
+    /// # Safety
+    /// Called by Python with a valid `view` to fill.
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
+            return Err(PyBufferError::new_err("a sample is read-only"));
+        }
+        let py = slf.py();
+        let this = slf.get();
+        let (ptr, len) = this.with_held(py, |h| {
+            h.exports += 1;
+            Ok((h.sample.as_ptr(), h.sample.len()))
+        })?;
+        // SAFETY: `view` is Python's to fill; the bytes stay valid while the export count
+        // is non-zero (nothing releases a held sample with views alive), and the view
+        // keeps `slf` (so the subscriber) alive.
+        let r = unsafe {
+            ffi::PyBuffer_FillInfo(
+                view,
+                slf.as_ptr(),
+                ptr.cast_mut().cast(),
+                len as ffi::Py_ssize_t,
+                1,
+                flags,
+            )
+        };
+        if r == -1 {
+            let _ = this.with_held(py, |h| {
+                h.exports -= 1;
+                Ok(())
+            });
+            return Err(PyErr::fetch(py));
+        }
+        Ok(())
+    }
+
+    /// Buffer protocol: a view ended.
+    ///
+    /// # Safety
+    /// Called by Python for a view this object filled.
+    unsafe fn __releasebuffer__(slf: Bound<'_, Self>, _view: *mut ffi::Py_buffer) {
+        let py = slf.py();
+        let _ = slf.get().with_held(py, |h| {
+            h.exports = h.exports.saturating_sub(1);
+            Ok(())
+        });
+    }
+}
+
+impl Drop for Sample {
+    fn drop(&mut self) {
+        // Release now if nothing else holds the subscriber; else its next receive will.
+        Python::attach(|py| {
+            if let Ok(mut sub) = self.sub.bind(py).try_borrow_mut() {
+                if let Some(state) = sub.state.as_mut() {
+                    if state
+                        .held
+                        .as_ref()
+                        .is_some_and(|h| h.token == self.token && h.exports == 0)
+                    {
+                        state.held = None;
+                    }
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,67 @@
+//! Blocking without the GIL, and waking for Ctrl-C: a blocking call runs in slices of at
+//! most [`SIGNAL_SLICE`] with the GIL released, and checks for signals between them.
+
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+/// Longest stretch a blocking call spends without looking at signals: a Ctrl-C raises
+/// `KeyboardInterrupt` within about this long.
+pub const SIGNAL_SLICE: Duration = Duration::from_millis(50);
+
+/// A timeout in seconds from Python: `None` waits for ever; negative or NaN is an error.
+pub fn timeout_arg(t: Option<f64>) -> PyResult<Option<Duration>> {
+    match t {
+        None => Ok(None),
+        Some(s) if s >= 0.0 && s.is_finite() => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) if s == f64::INFINITY => Ok(None),
+        Some(s) => Err(PyValueError::new_err(format!(
+            "timeout must be None or a number of seconds >= 0, not {s}"
+        ))),
+    }
+}
+
+/// A raw pointer that may cross into the GIL-free closure. Whoever makes one keeps the
+/// pointee exclusively theirs (a held `PyRefMut`) for as long as the closure runs.
+pub struct SendPtr<T>(pub *mut T);
+
+// SAFETY: the pointee is `Send` (a `Publisher` or `Subscriber`), and the maker's held
+// `PyRefMut` keeps every other thread from touching it while the pointer is used.
+unsafe impl<T: Send> Send for SendPtr<T> {}
+// SAFETY: as for `Send`: the closure that shares it runs on one thread at a time, and the
+// maker keeps everyone else away.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so that a closure captures the whole `SendPtr`).
+    pub fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+/// Calls `step` with the GIL released, in slices of at most [`SIGNAL_SLICE`] (the
+/// argument is the slice's length), until it returns `Some`, `timeout` passes (then
+/// `Ok(None)`), or a signal handler raises (its exception, e.g. `KeyboardInterrupt`).
+pub fn blocking<T: Send>(
+    py: Python<'_>,
+    timeout: Option<Duration>,
+    mut step: impl FnMut(Duration) -> Option<T> + Send,
+) -> PyResult<Option<T>> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        let slice = match deadline {
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .min(SIGNAL_SLICE),
+            None => SIGNAL_SLICE,
+        };
+        if let Some(v) = py.detach(|| step(slice)) {
+            return Ok(Some(v));
+        }
+        py.check_signals()?;
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+    }
+}

@@ -1,0 +1,149 @@
+"""Across processes and threads: Rust -> Python and Python -> Rust through the CLI, the
+Rust camera publisher into numpy, Ctrl-C in a blocking receive, a killed publisher, and
+threads receiving together with the GIL released."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import ringcast
+from conftest import ROOT, python_child, rust_bin
+
+
+def test_rust_cli_to_python(prefix, topic):
+    sub_ready = threading.Event()
+    lines = [f"line {i}" for i in range(200)]
+    proc = subprocess.Popen(
+        [rust_bin("ringcast"), "--prefix", prefix, "pub", topic, "--wait-subscribers", "1"],
+        stdin=subprocess.PIPE,
+    )
+    sub = ringcast.Subscriber(topic, prefix=prefix, wait=10, start="oldest")
+    sub_ready.set()
+    proc.stdin.write(("\n".join(lines) + "\n").encode())
+    proc.stdin.close()
+    got = [bytes(s).decode() for s in sub]
+    assert got == lines
+    assert proc.wait(timeout=10) == 0
+
+
+def test_python_to_rust_cli(prefix, topic):
+    pub = ringcast.Publisher(topic, slots=64, slot_size=64, prefix=prefix)
+    proc = subprocess.Popen(
+        [rust_bin("ringcast"), "--prefix", prefix, "sub", topic, "--count", "100", "--timeout", "10"],
+        stdout=subprocess.PIPE,
+    )
+    assert pub.wait_for_subscribers(1, timeout=10)
+    for i in range(100):
+        pub.send(f"msg {i}".encode())
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert out.decode().splitlines() == [f"msg {i}" for i in range(100)]
+
+
+def test_rust_camera_frames_arrive_in_python_as_numpy_without_a_copy(prefix):
+    example = ROOT / "python" / "examples" / "camera_subscriber.py"
+    publisher = subprocess.Popen([rust_bin("camera_frames"), "publisher", prefix, "1"])
+    out = subprocess.run(
+        [sys.executable, str(example), "--prefix", prefix, "--frames", "20"],
+        capture_output=True, text=True, timeout=60,
+    )
+    publisher.kill()
+    publisher.wait()
+    assert out.returncode == 0, out.stderr
+    assert "20 frames" in out.stdout and "in place" in out.stdout, out.stdout
+
+
+def test_python_publisher_example_read_by_the_rust_cli(prefix):
+    example = ROOT / "python" / "examples" / "py_publisher.py"
+    pub = subprocess.Popen([sys.executable, str(example), "--prefix", prefix, "--count", "50"])
+    out = subprocess.run(
+        [rust_bin("ringcast"), "--prefix", prefix, "sub", "py-demo", "--count", "50", "--timeout", "20"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert pub.wait(timeout=30) == 0
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 50 and lines[0].startswith("reading 0 ")
+
+
+CHILD_BLOCKED = """
+import sys, time, ringcast
+pub = ringcast.Publisher(sys.argv[2], prefix=sys.argv[1], slot_size=16)
+sub = ringcast.Subscriber(sys.argv[2], prefix=sys.argv[1])
+print("BLOCKING", flush=True)
+try:
+    sub.recv()
+except KeyboardInterrupt:
+    print("INTERRUPTED", time.monotonic(), flush=True)
+    sys.exit(0)
+sys.exit(3)
+"""
+
+
+def test_ctrl_c_interrupts_a_blocking_recv_within_50ms(prefix, topic):
+    child = python_child(CHILD_BLOCKED, prefix, topic, stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "BLOCKING"
+    time.sleep(0.2)
+    sent = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    line = child.stdout.readline().split()
+    assert child.wait(timeout=10) == 0
+    assert line[0] == "INTERRUPTED"
+    took = float(line[1]) - sent
+    assert took < 0.25, f"KeyboardInterrupt after {took * 1000:.0f} ms"
+
+
+CHILD_PUBLISHER = """
+import sys, time, ringcast
+pub = ringcast.Publisher(sys.argv[2], prefix=sys.argv[1], slot_size=16)
+pub.wait_for_subscribers(1, timeout=10)
+for i in range(3):
+    pub.send(bytes([i]))
+print("SENT", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_publisher_gives_disconnected(prefix, topic):
+    child = python_child(CHILD_PUBLISHER, prefix, topic, stdout=subprocess.PIPE, text=True)
+    sub = ringcast.Subscriber(topic, prefix=prefix, wait=10, start="oldest")
+    assert child.stdout.readline().strip() == "SENT"
+    child.kill()
+    child.wait()
+    killed = time.monotonic()
+    got = []
+    with pytest.raises(ringcast.Disconnected):
+        while True:
+            got.append(bytes(sub.recv(timeout=5)))
+    assert got == [b"\x00", b"\x01", b"\x02"]
+    assert time.monotonic() - killed < 2.0
+
+
+def test_threads_blocked_in_recv_release_the_gil_and_progress_together(prefix):
+    n = 4
+    pubs = [ringcast.Publisher(f"th{i}", slot_size=16, prefix=prefix) for i in range(n)]
+    subs = [ringcast.Subscriber(f"th{i}", prefix=prefix) for i in range(n)]
+    got = [None] * n
+    blocked = threading.Barrier(n + 1)
+
+    def receive(i):
+        blocked.wait()
+        got[i] = bytes(subs[i].recv(timeout=10))
+
+    threads = [threading.Thread(target=receive, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    blocked.wait()
+    time.sleep(0.2)  # every thread is inside recv now, without the GIL
+    start = time.monotonic()
+    for i, p in enumerate(pubs):  # this thread still runs Python: the GIL is free
+        p.send(f"to {i}".encode())
+    for t in threads:
+        t.join(timeout=10)
+    assert got == [f"to {i}".encode() for i in range(n)]
+    assert time.monotonic() - start < 2.0

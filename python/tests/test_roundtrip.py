@@ -1,0 +1,159 @@
+"""Round trips Python -> Python under both policies, 0 B to the slot size, exact lag,
+timeouts, iteration, loans, and the errors a user meets."""
+
+import time
+
+import pytest
+
+import ringcast
+from conftest import pattern
+
+SLOT = 300
+
+
+@pytest.mark.parametrize("overflow", ["block", "overwrite"])
+def test_python_to_python_every_size_byte_exact(prefix, topic, overflow):
+    pub = ringcast.Publisher(topic, slots=1024, slot_size=SLOT, overflow=overflow, prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix, start="oldest")
+    for seq in range(2 * (SLOT + 1)):
+        assert pub.send(pattern(seq, SLOT)) == seq
+        with sub.recv(timeout=5) as s:
+            assert s.seq == seq
+            assert len(s) == len(pattern(seq, SLOT))
+            assert bytes(s) == pattern(seq, SLOT)
+    pub.close()
+    with pytest.raises(ringcast.Disconnected):
+        sub.recv(timeout=5)
+
+
+def test_lagged_reports_the_exact_loss_then_resumes(prefix, topic):
+    pub = ringcast.Publisher(topic, slots=8, slot_size=64, overflow="overwrite", prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix, start="oldest")
+    for i in range(100):
+        pub.send(i.to_bytes(8, "little"))
+    with pytest.raises(ringcast.Lagged) as e:
+        sub.recv(timeout=1)
+    lost = e.value.lost
+    assert isinstance(lost, int) and lost > 0
+    got = []
+    while (s := sub.try_recv()) is not None:
+        got.append(int.from_bytes(bytes(s), "little"))
+    assert got == list(range(lost, 100)), "resumes at the oldest intact message"
+    assert sub.lost == lost
+
+
+def test_iteration_ends_with_the_publisher(prefix, topic):
+    pub = ringcast.Publisher(topic, slots=64, slot_size=16, prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix, start="oldest")
+    for i in range(10):
+        pub.send(bytes([i]))
+    pub.close()
+    assert [bytes(s) for s in sub] == [bytes([i]) for i in range(10)]
+
+
+def test_recv_timeout_returns_within_its_bound(prefix, topic):
+    ringcast_pub = ringcast.Publisher(topic, slot_size=16, prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)
+    start = time.monotonic()
+    with pytest.raises(ringcast.Timeout):
+        sub.recv(timeout=0.2)
+    took = time.monotonic() - start
+    assert 0.2 <= took < 0.5, took
+    assert sub.try_recv() is None
+    ringcast_pub.close()
+
+
+def test_a_loan_is_written_in_place_and_committed(prefix, topic):
+    np = pytest.importorskip("numpy")
+    pub = ringcast.Publisher(topic, slots=4, slot_size=64, prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)
+    with pub.loan() as loan:
+        assert len(loan) >= 64 and loan.seq == 0
+        a = np.frombuffer(loan, dtype=np.uint8)
+        a[:4] = [1, 2, 3, 4]
+        with pytest.raises(BufferError):
+            loan.commit(4)  # a view is alive: a write could reach a published slot
+        del a
+        assert loan.commit(4) == 0
+    with pub.loan() as loan:
+        loan.write(b"abc")
+        loan.write(b"Z", offset=1)
+        loan.commit(3)
+    with pub.loan() as loan:
+        loan.write(b"never")  # left without a commit: aborted
+    assert bytes(sub.recv(timeout=1)) == b"\x01\x02\x03\x04"
+    assert bytes(sub.recv(timeout=1)) == b"aZc"
+    assert sub.try_recv() is None
+    with pytest.raises(ringcast.Busy):
+        loan2 = pub.loan()
+        pub.send(b"x")  # one loan at a time
+    loan2.abort()
+    with pytest.raises(ringcast.TooLarge):
+        pub.send(bytes(65))
+
+
+def test_send_takes_any_contiguous_bytes_like(prefix, topic):
+    np = pytest.importorskip("numpy")
+    pub = ringcast.Publisher(topic, slot_size=64, prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)
+    pub.send(bytearray(b"ba"))
+    pub.send(memoryview(b"mv"))
+    pub.send(np.arange(4, dtype=np.float32))
+    assert bytes(sub.recv(timeout=1)) == b"ba"
+    assert bytes(sub.recv(timeout=1)) == b"mv"
+    assert np.array_equal(np.frombuffer(sub.recv(timeout=1), np.float32), np.arange(4, dtype=np.float32))
+    with pytest.raises((BufferError, ValueError)):  # numpy says ValueError
+        pub.send(np.arange(8, dtype=np.uint8)[::2])  # not contiguous
+
+
+def test_errors_name_what_went_wrong(prefix, topic):
+    with pytest.raises(ringcast.InvalidName) as e:
+        ringcast.Subscriber("bad/name", prefix=prefix)
+    assert "bad/name" in str(e.value)
+    with pytest.raises(ringcast.NotFound):
+        ringcast.Subscriber("nobody-here", prefix=prefix)
+    start = time.monotonic()
+    with pytest.raises(ringcast.NotFound):
+        ringcast.Subscriber("nobody-here", prefix=prefix, wait=0.2)
+    assert time.monotonic() - start >= 0.2
+    with pytest.raises(ringcast.InvalidConfig):
+        ringcast.Publisher(topic, slots=3, prefix=prefix)
+    with pytest.raises(ValueError):
+        ringcast.Publisher(topic, overflow="sometimes", prefix=prefix)
+    pub = ringcast.Publisher(topic, prefix=prefix, slot_size=16)
+    with pytest.raises(ringcast.AlreadyExists):
+        ringcast.Publisher(topic, prefix=prefix)
+    with pytest.raises(ringcast.TooLarge):
+        pub.send(bytes(17))
+    with pytest.raises(ValueError):
+        ringcast.Subscriber(topic, prefix=prefix).recv(timeout=-1)
+    for exc in (ringcast.Lagged, ringcast.Disconnected, ringcast.Timeout, ringcast.NotFound):
+        assert issubclass(exc, ringcast.Error)
+    pub.close()
+    with pytest.raises(ringcast.Closed):
+        pub.send(b"x")
+
+
+def test_the_package_docstring_example_runs():
+    import doctest
+
+    failures, tried = doctest.testmod(ringcast)
+    assert tried > 0 and failures == 0
+
+
+def test_a_full_block_ring_is_full_at_once_or_a_timeout_later(prefix, topic):
+    pub = ringcast.Publisher(topic, slots=2, slot_size=16, overflow="block", prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)  # attached, never reads
+    pub.send(b"a")
+    pub.send(b"b")
+    with pytest.raises(ringcast.Full):
+        pub.send(b"c", timeout=0)
+    with pytest.raises(ringcast.Full):
+        pub.loan(timeout=0)
+    start = time.monotonic()
+    with pytest.raises(ringcast.Timeout):
+        pub.send(b"c", timeout=0.1)
+    assert time.monotonic() - start >= 0.1
+    assert bytes(sub.recv(timeout=1)) == b"a"
+    sub.recv(timeout=1)  # releases "a": room for one more
+    assert pub.send(b"c", timeout=1) == 2

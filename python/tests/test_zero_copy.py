@@ -1,0 +1,94 @@
+"""Zero copy: a numpy array of a Block sample is the slot itself, read-only, and can never
+outlive it."""
+
+import pytest
+
+import ringcast
+
+np = pytest.importorskip("numpy")
+
+
+def mapping_of(prefix, topic):
+    """The address ranges this process maps of the topic's segment file."""
+    name = f"/dev/shm/{prefix}.{topic}"
+    ranges = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            if line.rstrip().endswith(name):
+                lo, hi = line.split()[0].split("-")
+                ranges.append((int(lo, 16), int(hi, 16)))
+    return ranges
+
+
+def test_a_block_sample_as_numpy_shares_the_slot(prefix, topic):
+    pub = ringcast.Publisher(topic, slots=4, slot_size=1 << 20, overflow="block", prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)
+    frame = np.arange(1 << 18, dtype=np.uint32)
+    pub.send(frame)
+    sample = sub.recv(timeout=1)
+    view = np.frombuffer(sample, dtype=np.uint32)
+    assert np.array_equal(view, frame)
+    addr = view.ctypes.data
+    ranges = mapping_of(prefix, topic)
+    assert ranges, "the segment is not mapped"
+    assert any(lo <= addr and addr + view.nbytes <= hi for lo, hi in ranges), (
+        "the array is not inside the shared mapping: it was copied"
+    )
+    assert not view.flags.writeable
+    with pytest.raises(ValueError):
+        view[0] = 1
+    with pytest.raises(TypeError):
+        memoryview(sample)[0] = 1
+    # The slot is held while a view lives: releasing, the next receive, closing are refused.
+    pub.send(b"next")
+    with pytest.raises(BufferError):
+        sample.release()
+    with pytest.raises(ringcast.Busy):
+        sub.recv(timeout=1)
+    with pytest.raises(BufferError):
+        sub.close()
+    del view
+    sample.release()
+    assert sample.released
+    with pytest.raises(BufferError):
+        memoryview(sample)  # a released sample shows nothing
+    assert bytes(sub.recv(timeout=1)) == b"next"
+
+
+def test_overwrite_samples_are_the_subscribers_own_copy(prefix, topic):
+    pub = ringcast.Publisher(topic, slots=4, slot_size=64, overflow="overwrite", prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)
+    pub.send(b"0123")
+    s = sub.recv(timeout=1)
+    addr = np.frombuffer(s, np.uint8).ctypes.data
+    assert not any(lo <= addr < hi for lo, hi in mapping_of(prefix, topic))
+    assert bytes(s) == b"0123"
+
+
+def test_the_next_receive_releases_an_unviewed_sample(prefix, topic):
+    pub = ringcast.Publisher(topic, slots=2, slot_size=16, overflow="block", prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)
+    for i in range(50):  # a 2-slot Block ring: only releases let the publisher go on
+        pub.send(bytes([i]))
+        s = sub.recv(timeout=1)
+        assert bytes(s) == bytes([i])
+    assert not s.released
+    pub.send(b"z")
+    t = sub.recv(timeout=1)
+    assert s.released and bytes(t) == b"z"
+
+
+def test_a_structured_dtype_reads_a_rust_style_record(prefix, topic):
+    tick = np.dtype([("seq", "<u8"), ("price", "<f8"), ("qty", "<u4"), ("side", "u1"), ("pad", "V3")])
+    pub = ringcast.Publisher(topic, slots=8, slot_size=tick.itemsize * 4, prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)
+    out = np.zeros(4, dtype=tick)
+    out["seq"] = [1, 2, 3, 4]
+    out["price"] = [10.5, 10.25, 10.75, 11.0]
+    out["qty"] = 100
+    pub.send(out)
+    with sub.recv(timeout=1) as s:
+        ticks = np.frombuffer(s, dtype=tick)
+        assert list(ticks["seq"]) == [1, 2, 3, 4]
+        assert ticks["price"][2] == 10.75
+        del ticks
