@@ -11,7 +11,9 @@ mod wait;
 use pyo3::prelude::*;
 
 /// The extension module.
-#[pymodule]
+// `gil_used`: the handles' bookkeeping (buffer export counts, held samples and loans)
+// relies on the GIL serialising Python threads; not declared free-threading-safe.
+#[pymodule(gil_used = true)]
 fn _ringcast(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<publisher::Publisher>()?;

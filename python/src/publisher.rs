@@ -60,6 +60,13 @@ pub struct Publisher {
     capacity: usize,
     overflow: Overflow,
     next_token: u64,
+    /// `Loan` objects of this publisher alive now. While there are any, `close` keeps the
+    /// publisher (so the topic and its mapping) alive, so that a pointer a consumer kept
+    /// without keeping its buffer export (numpy's `ndarray(buffer=...)`) still points at
+    /// mapped memory; the last one to go closes the topic.
+    live: usize,
+    /// `close` was called (the publisher may still be alive, see `live`).
+    closing: bool,
 }
 
 // SAFETY: `State` is only reached through `&mut Publisher` (a `PyRefMut`, exclusive
@@ -70,7 +77,12 @@ unsafe impl Sync for Publisher {}
 
 impl Publisher {
     fn state(&mut self) -> PyResult<&mut State> {
-        self.state.as_mut().ok_or_else(|| {
+        let state = if self.closing {
+            None
+        } else {
+            self.state.as_mut()
+        };
+        state.ok_or_else(|| {
             errors::Closed::new_err(format!("publisher of {} is closed", self.topic))
         })
     }
@@ -176,6 +188,8 @@ impl Publisher {
             topic,
             overflow,
             next_token: 0,
+            live: 0,
+            closing: false,
         })
     }
 
@@ -192,28 +206,28 @@ impl Publisher {
     ) -> PyResult<u64> {
         let timeout = timeout_arg(timeout)?;
         let view = View::of(data)?;
-        let bytes = view.bytes();
-        if bytes.len() > self.capacity {
+        let len = view.bytes().len();
+        if len > self.capacity {
             return Err(errors::TooLarge::new_err(format!(
-                "message of {} bytes does not fit a {}-byte slot",
-                bytes.len(),
+                "message of {len} bytes does not fit a {}-byte slot",
                 self.capacity
             )));
         }
         let ptr = self.idle()?;
-        let sent = blocking(py, timeout, |slice| {
+        // Wait for room without the GIL; copy with it (another Python thread may write a
+        // bytearray source, but not while we hold the GIL).
+        let loan = blocking(py, timeout, |slice| {
             // SAFETY: no loan borrows the publisher (checked by `idle`) and `&mut self`
-            // keeps every other thread away; the `&mut` ends with this call.
+            // keeps every other thread away; the loan is committed below, before anything
+            // else can reach the publisher.
             let p = unsafe { &mut *ptr.get() };
-            match p.loan_timeout(slice) {
-                Ok(mut loan) => {
-                    loan.write_at(0, bytes);
-                    Some(loan.commit(bytes.len()))
-                }
-                Err(_) => None,
-            }
+            p.loan_timeout(slice).ok().map(SendLoan)
         })?;
-        sent.ok_or_else(|| no_room(timeout))
+        let Some(SendLoan(mut loan)) = loan else {
+            return Err(no_room(timeout));
+        };
+        loan.write_at(0, view.bytes());
+        Ok(loan.commit(len))
     }
 
     /// Loans the next slot for an in-place write: a `Loan`, a writable buffer of
@@ -244,6 +258,7 @@ impl Publisher {
             seq: loan.seq(),
             capacity: loan.len(),
         };
+        this.live += 1;
         let data = loan.as_mut_ptr();
         this.state()?.loan = Some(HeldLoan {
             loan,
@@ -311,7 +326,13 @@ impl Publisher {
                 "cannot close: a view of the loan is alive",
             ));
         }
-        self.state = None;
+        self.closing = true;
+        if let Some(s) = self.state.as_mut() {
+            s.loan = None;
+        }
+        if self.live == 0 {
+            self.state = None;
+        }
         Ok(())
     }
 
@@ -319,9 +340,12 @@ impl Publisher {
         slf
     }
 
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.close()?;
+    #[pyo3(signature = (*args))]
+    fn __exit__(&mut self, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        let r = self.close();
+        if !crate::subscriber::in_flight(args) {
+            r?;
+        }
         Ok(false)
     }
 
@@ -412,7 +436,16 @@ impl Loan {
         }
         self.with_held(py, |s| {
             if let Some(l) = s.loan.as_mut() {
-                l.loan.write_at(offset, bytes);
+                // A source inside the slot itself (a view of this loan) would alias the
+                // write: copy it out first.
+                let slot = l.data as usize..l.data as usize + self.capacity;
+                let src = bytes.as_ptr() as usize;
+                if slot.contains(&src) || slot.contains(&(src + bytes.len().saturating_sub(1))) {
+                    let copy = bytes.to_vec();
+                    l.loan.write_at(offset, &copy);
+                } else {
+                    l.loan.write_at(offset, bytes);
+                }
             }
             Ok(())
         })
@@ -439,11 +472,14 @@ impl Loan {
         slf
     }
 
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+    #[pyo3(signature = (*args))]
+    fn __exit__(&self, py: Python<'_>, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
         // Committed already: nothing to do; else abort.
         if self.with_held(py, |_| Ok(())).is_ok() {
-            self.abort(py)?;
+            let r = self.abort(py);
+            if !crate::subscriber::in_flight(args) {
+                r?;
+            }
         }
         Ok(false)
     }
@@ -504,9 +540,16 @@ impl Loan {
 
 impl Drop for Loan {
     fn drop(&mut self) {
-        // An uncommitted loan nobody can reach any more is aborted.
+        // An uncommitted loan nobody can reach any more is aborted. (Contended, the count
+        // stays up and the publisher's own drop closes the topic.)
         Python::attach(|py| {
             let _ = self.abort(py);
+            if let Ok(mut p) = self.publisher.bind(py).try_borrow_mut() {
+                p.live = p.live.saturating_sub(1);
+                if p.closing && p.live == 0 {
+                    p.state = None;
+                }
+            }
         });
     }
 }

@@ -56,13 +56,20 @@ impl Drop for State {
 /// ends when the publisher is gone and everything was received; lag is skipped and
 /// counted in `lost`). One thread uses a subscriber at a time; blocking calls release the
 /// GIL, so other threads run meanwhile.
-#[pyclass(module = "ringcast")]
+#[pyclass(module = "ringcast", subclass)]
 pub struct Subscriber {
     state: Option<State>,
     topic: String,
     overflow: Overflow,
     next_token: u64,
     lost: u64,
+    /// `Sample` objects of this subscriber alive now. While there are any, `close` keeps
+    /// the state (the mapping and the copy buffer) allocated, so that a pointer a consumer
+    /// kept without keeping its buffer export (numpy's `ndarray(buffer=...)` does that)
+    /// still points at mapped memory; the last one to go frees it.
+    live: usize,
+    /// `close` was called (the state may still be allocated, see `live`).
+    closing: bool,
 }
 
 // SAFETY: `State` is only reached through `&mut Subscriber` (a `PyRefMut`, exclusive
@@ -74,7 +81,12 @@ unsafe impl Sync for Subscriber {}
 
 impl Subscriber {
     fn state(&mut self) -> PyResult<&mut State> {
-        self.state.as_mut().ok_or_else(|| {
+        let state = if self.closing {
+            None
+        } else {
+            self.state.as_mut()
+        };
+        state.ok_or_else(|| {
             errors::Closed::new_err(format!("subscriber of {} is closed", self.topic))
         })
     }
@@ -141,6 +153,7 @@ impl Subscriber {
             seq: sample.seq(),
             len: sample.len(),
         };
+        this.live += 1;
         this.state()?.held = Some(Held {
             sample,
             token,
@@ -148,6 +161,25 @@ impl Subscriber {
         });
         Ok(Ok(out))
     }
+}
+
+/// A waker that calls a Python callable (on the reactor thread, with the GIL).
+struct PyWaker(Py<PyAny>);
+
+impl std::task::Wake for PyWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        Python::attach(|py| {
+            // An exception here (a closed event loop) has nobody to go to.
+            let _ = self.0.call0(py);
+        });
+    }
+}
+
+fn py_waker(callback: Py<PyAny>) -> std::task::Waker {
+    std::task::Waker::from(std::sync::Arc::new(PyWaker(callback)))
 }
 
 /// A sample crossing back from the GIL-free closure.
@@ -212,6 +244,8 @@ impl Subscriber {
             overflow,
             next_token: 0,
             lost: 0,
+            live: 0,
+            closing: false,
         })
     }
 
@@ -251,6 +285,72 @@ impl Subscriber {
         }
     }
 
+    /// For `recv_async` (in the package): the next message, or `None` after arming the
+    /// process's reactor to call `wake()` (from its thread) once one may be there.
+    fn _poll_recv(slf: &Bound<'_, Self>, wake: Py<PyAny>) -> PyResult<Option<Sample>> {
+        let py = slf.py();
+        let mut this = slf
+            .try_borrow_mut()
+            .map_err(|_| errors::busy("the subscriber is in use by another thread"))?;
+        this.release_held()?;
+        let waker = py_waker(wake);
+        let ptr = this.state()?.sub.as_ptr();
+        // SAFETY: no sample borrows the subscriber (released above) and `this` keeps
+        // everyone else away; a sample returned is kept in `held` below.
+        let sub: &'static mut ringcast::Subscriber = unsafe { &mut *ptr };
+        let sample = match sub.poll_recv(&waker) {
+            std::task::Poll::Pending => return Ok(None),
+            std::task::Poll::Ready(Err(ringcast::RecvError::Lagged(n))) => {
+                this.lost += n;
+                return Err(errors::lagged(py, n));
+            }
+            std::task::Poll::Ready(Err(e)) => {
+                return Err(errors::recv(py, RecvTimeoutError::from(e)))
+            }
+            std::task::Poll::Ready(Ok(s)) => s,
+        };
+        this.next_token += 1;
+        let token = this.next_token;
+        let out = Sample {
+            sub: slf.clone().unbind(),
+            token,
+            seq: sample.seq(),
+            len: sample.len(),
+        };
+        this.live += 1;
+        this.state()?.held = Some(Held {
+            sample,
+            token,
+            exports: 0,
+        });
+        Ok(Some(out))
+    }
+
+    /// For `WaitSet` (in the package): whether a receive would complete at once, else
+    /// `False` after arming the reactor to call `wake()` once it may.
+    fn _poll_ready(&mut self, wake: Py<PyAny>) -> PyResult<bool> {
+        let state = self.state()?;
+        if state.held.is_some() {
+            // Readiness of the next message; the held sample is not touched.
+            return Err(errors::busy(
+                "release the held sample before waiting for the next one",
+            ));
+        }
+        // SAFETY: no sample borrows the subscriber (checked), `&mut self` is exclusive.
+        let sub = unsafe { state.sub.as_mut() };
+        Ok(sub.poll_ready(&py_waker(wake)).is_ready())
+    }
+
+    /// Withdraws an arm left by `_poll_recv` / `_poll_ready`.
+    fn _disarm(&mut self) -> PyResult<()> {
+        let state = self.state()?;
+        if state.held.is_none() {
+            // SAFETY: as in `_poll_ready`.
+            unsafe { state.sub.as_mut() }.disarm();
+        }
+        Ok(())
+    }
+
     /// Messages lost to lapping (`Overwrite`) since attach.
     #[getter]
     fn lost(&self) -> u64 {
@@ -270,7 +370,8 @@ impl Subscriber {
     }
 
     /// Detaches (releasing the held sample). Raises `BufferError` if a view of the held
-    /// sample is alive.
+    /// sample is alive. (The memory goes when the last `Sample` object of this
+    /// subscriber does.)
     fn close(&mut self) -> PyResult<()> {
         if let Some(h) = self.state.as_ref().and_then(|s| s.held.as_ref()) {
             if h.exports > 0 {
@@ -279,7 +380,13 @@ impl Subscriber {
                 ));
             }
         }
-        self.state = None;
+        self.closing = true;
+        if let Some(s) = self.state.as_mut() {
+            s.held = None;
+        }
+        if self.live == 0 {
+            self.state = None;
+        }
         Ok(())
     }
 
@@ -287,9 +394,13 @@ impl Subscriber {
         slf
     }
 
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.close()?;
+    #[pyo3(signature = (*args))]
+    fn __exit__(&mut self, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        let r = self.close();
+        // With an exception in flight, that one goes on (a view still alive is kept).
+        if !in_flight(args) {
+            r?;
+        }
         Ok(false)
     }
 
@@ -301,6 +412,11 @@ impl Subscriber {
             if self.state.is_none() { " closed" } else { "" }
         )
     }
+}
+
+/// Whether `__exit__` was called with an exception in flight (its first argument).
+pub fn in_flight(args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+    args.get_item(0).is_ok_and(|t| !t.is_none())
 }
 
 /// The policy's Python name.
@@ -395,9 +511,12 @@ impl Sample {
         slf
     }
 
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.release(py)?;
+    #[pyo3(signature = (*args))]
+    fn __exit__(&self, py: Python<'_>, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        let r = self.release(py);
+        if !in_flight(args) {
+            r?;
+        }
         Ok(false)
     }
 
@@ -467,8 +586,10 @@ impl Sample {
 impl Drop for Sample {
     fn drop(&mut self) {
         // Release now if nothing else holds the subscriber; else its next receive will.
+        // (Contended, the count stays up and the subscriber's own drop frees the state.)
         Python::attach(|py| {
             if let Ok(mut sub) = self.sub.bind(py).try_borrow_mut() {
+                sub.live = sub.live.saturating_sub(1);
                 if let Some(state) = sub.state.as_mut() {
                     if state
                         .held
@@ -477,6 +598,9 @@ impl Drop for Sample {
                     {
                         state.held = None;
                     }
+                }
+                if sub.closing && sub.live == 0 {
+                    sub.state = None;
                 }
             }
         });

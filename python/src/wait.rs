@@ -14,8 +14,8 @@ pub const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 pub fn timeout_arg(t: Option<f64>) -> PyResult<Option<Duration>> {
     match t {
         None => Ok(None),
-        Some(s) if s >= 0.0 && s.is_finite() => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) if s == f64::INFINITY => Ok(None),
+        // Longer than a Duration holds (or infinite): for ever.
+        Some(s) if s >= 0.0 => Ok(Duration::try_from_secs_f64(s).ok()),
         Some(s) => Err(PyValueError::new_err(format!(
             "timeout must be None or a number of seconds >= 0, not {s}"
         ))),

@@ -61,7 +61,9 @@ def test_overwrite_samples_are_the_subscribers_own_copy(prefix, topic):
     pub.send(b"0123")
     s = sub.recv(timeout=1)
     addr = np.frombuffer(s, np.uint8).ctypes.data
-    assert not any(lo <= addr < hi for lo, hi in mapping_of(prefix, topic))
+    ranges = mapping_of(prefix, topic)
+    assert ranges, "the segment is not mapped"
+    assert not any(lo <= addr < hi for lo, hi in ranges)
     assert bytes(s) == b"0123"
 
 
@@ -92,3 +94,53 @@ def test_a_structured_dtype_reads_a_rust_style_record(prefix, topic):
         assert list(ticks["seq"]) == [1, 2, 3, 4]
         assert ticks["price"][2] == 10.75
         del ticks
+
+
+def test_memory_outlives_close_for_a_consumer_that_drops_its_export(prefix, topic):
+    """numpy's ndarray(buffer=...) keeps the object but releases its buffer export at
+    once: closing must still leave the memory it points at mapped (the last Sample or
+    Loan object frees it), so reading or writing it afterwards never faults."""
+    pub = ringcast.Publisher(topic, slots=4, slot_size=4096, overflow="block", prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)
+    pub.send(bytes(range(16)))
+    s = sub.recv(timeout=1)
+    a = np.ndarray((16,), np.uint8, buffer=s)
+    sub.close()
+    assert int(a.sum()) >= 0  # mapped: no fault (the slot itself was given back)
+    loan = pub.loan()
+    w = np.ndarray((16,), np.uint8, buffer=loan)
+    pub.close()  # deferred while the Loan object lives
+    w[:] = 7  # still mapped
+    watcher = ringcast.Subscriber(topic, prefix=prefix)  # the topic is still open
+    del w, loan
+    with pytest.raises(ringcast.Disconnected):
+        watcher.recv(timeout=5)  # the last Loan object closed it
+    del a, s
+
+
+def test_a_dropped_loan_is_aborted_and_writes_from_its_own_view_overlap_safely(prefix, topic):
+    pub = ringcast.Publisher(topic, slots=4, slot_size=64, prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)
+    loan = pub.loan()
+    del loan  # aborted: the next loan gets the slot
+    loan = pub.loan()
+    loan.write(b"abcdefghijkl")
+    mv = memoryview(loan)
+    loan.write(mv[0:8], offset=4)  # source and destination overlap
+    mv.release()
+    loan.commit(12)
+    assert bytes(sub.recv(timeout=1)) == b"abcdabcdefgh"
+
+
+def test_an_exception_in_a_with_block_is_not_replaced_by_a_buffer_error(prefix, topic):
+    pub = ringcast.Publisher(topic, slots=4, slot_size=64, prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)
+    pub.send(b"x")
+    with pytest.raises(ZeroDivisionError):
+        with sub.recv(timeout=1) as s:
+            view = memoryview(s)
+            1 / 0
+    view.release()
+    s.release()
+    pub.send(b"y")
+    assert bytes(sub.recv(timeout=1e20)) == b"y"  # longer than a Duration holds: for ever

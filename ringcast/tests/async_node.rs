@@ -374,3 +374,80 @@ fn without_futex_waitv_the_reactor_polls_and_still_misses_nothing() {
     assert_eq!(field(&result, "polling"), 1, "the reactor did not poll");
     assert_eq!(field(&result, "waits"), 0, "a futex wait in polling mode");
 }
+
+/// A waker that counts its wakes, for the poll-style API other languages' loops use.
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn wait_for_wake(w: &CountingWaker, before: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while w.0.load(std::sync::atomic::Ordering::SeqCst) == before {
+        assert!(
+            Instant::now() < deadline,
+            "the reactor never woke the waker"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// `poll_ready` and `poll_recv` (the API of the Python and C event-loop bindings): pending
+/// arms the reactor, a publish wakes the waker, readiness does not consume, a pending poll
+/// loses nothing, `disarm` withdraws, and a closed topic becomes ready and reports the end.
+#[test]
+fn poll_ready_and_poll_recv_arm_the_reactor_and_consume_only_when_ready() {
+    use std::task::{Poll, Waker};
+    let n = Names::new("poll", "p");
+    let mut p = Publisher::create(&n.topic, config(&n.prefix)).unwrap();
+    let mut sub =
+        Subscriber::attach(&n.topic, SubscriberOptions::default().prefix(&n.prefix)).unwrap();
+    let counter = std::sync::Arc::new(CountingWaker(Default::default()));
+    let waker = Waker::from(counter.clone());
+
+    assert!(sub.poll_ready(&waker).is_pending());
+    p.send(b"one").unwrap();
+    wait_for_wake(&counter, 0);
+    assert!(sub.poll_ready(&waker).is_ready());
+    assert!(
+        sub.poll_ready(&waker).is_ready(),
+        "readiness consumed the message"
+    );
+    match sub.poll_recv(&waker) {
+        Poll::Ready(Ok(s)) => assert_eq!((&*s, s.seq()), (&b"one"[..], 0)),
+        other => panic!("{:?}", other.map(|r| r.map(|s| s.seq()))),
+    }
+
+    let woken = counter.0.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(sub.poll_recv(&waker).is_pending());
+    p.send(b"two").unwrap();
+    wait_for_wake(&counter, woken);
+    match sub.poll_recv(&waker) {
+        Poll::Ready(Ok(s)) => assert_eq!(&*s, b"two"),
+        other => panic!("{:?}", other.map(|r| r.map(|s| s.seq()))),
+    }
+
+    // Disarmed: a publish does not wake (the reactor is given two liveness slices).
+    assert!(sub.poll_recv(&waker).is_pending());
+    sub.disarm();
+    let woken = counter.0.load(std::sync::atomic::Ordering::SeqCst);
+    p.send(b"three").unwrap();
+    std::thread::sleep(2 * LIVENESS_SLICE);
+    assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), woken);
+    assert!(
+        matches!(sub.poll_recv(&waker), Poll::Ready(Ok(_))),
+        "the message waited"
+    );
+
+    assert!(sub.poll_ready(&waker).is_pending());
+    drop(p);
+    wait_for_wake(&counter, woken);
+    assert!(sub.poll_ready(&waker).is_ready());
+    assert!(matches!(
+        sub.poll_recv(&waker),
+        Poll::Ready(Err(RecvError::Disconnected))
+    ));
+}

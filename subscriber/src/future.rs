@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
 use rkyv::bytecheck::CheckBytes;
@@ -100,6 +100,62 @@ impl Subscriber {
         }
         .await?;
         Ok(self.sample(got))
+    }
+
+    /// Poll-style receive for event loops that are not Rust futures (Python's asyncio, a
+    /// C or C++ reactor): the next message if one is there, else `Poll::Pending` after
+    /// arming the process's reactor to wake `waker` once one may be (or the topic ends, or
+    /// a liveness slice passes: poll again then). Cancel-safe like
+    /// [`recv_async`](Self::recv_async): a pending poll consumes nothing, and
+    /// [`disarm`](Self::disarm) withdraws the arm.
+    ///
+    /// ```no_run
+    /// use std::task::{Poll, Waker};
+    /// use ringcast_subscriber::{Subscriber, SubscriberOptions};
+    /// let mut sub = Subscriber::attach("imu", SubscriberOptions::default())?;
+    /// // A real loop passes its own waker and polls again when it is woken.
+    /// if let Poll::Ready(r) = sub.poll_recv(Waker::noop()) {
+    ///     println!("#{}", r?.seq());
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_recv(&mut self, waker: &Waker) -> Poll<Result<Sample<'_>, RecvError>> {
+        let mut cx = Context::from_waker(waker);
+        let polled = {
+            let mut fetch = Fetch {
+                sub: &mut *self,
+                armed: false,
+            };
+            let p = fetch.poll_fetch(&mut cx);
+            // Pending: the arm stays for the waker (the fetch must not withdraw it).
+            fetch.armed = false;
+            p
+        };
+        match polled {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(r) => Poll::Ready(r.map(|got| self.sample(got))),
+        }
+    }
+
+    /// Readiness without receiving, for event loops and wait sets in other languages:
+    /// `Poll::Ready` if a receive would complete at once (a message, a lag report, the
+    /// end), else `Poll::Pending` after arming the reactor as
+    /// [`poll_recv`](Self::poll_recv) does.
+    pub fn poll_ready(&mut self, waker: &Waker) -> Poll<()> {
+        if self.ready_now() {
+            return Poll::Ready(());
+        }
+        let next = self.next_seq();
+        self.registration().arm(next, waker);
+        Poll::Pending
+    }
+
+    /// Withdraws an arm left by [`poll_recv`](Self::poll_recv) or
+    /// [`poll_ready`](Self::poll_ready) (its waker will not be woken).
+    pub fn disarm(&mut self) {
+        if let Some(r) = &self.reactor {
+            r.disarm();
+        }
     }
 
     /// The messages as a [`Stream`] of owned copies ([`OwnedSample`]); it ends when the

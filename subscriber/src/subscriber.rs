@@ -263,6 +263,19 @@ impl Subscriber {
         TryRecvError::Lagged(n)
     }
 
+    /// Whether a receive would complete at once (a message, a lag report, the end),
+    /// without receiving; runs the handle's liveness check when its slice is due.
+    pub(crate) fn ready_now(&mut self) -> bool {
+        if self.has_news() || self.publisher_gone {
+            return true;
+        }
+        if self.liveness.due() && !self.end.publisher_alive() {
+            self.publisher_gone = true;
+            return true;
+        }
+        false
+    }
+
     #[cold]
     fn empty(&mut self) -> Result<Got, TryRecvError> {
         if self.publisher_gone {
