@@ -7,17 +7,18 @@ Two processes (this one and a child) exchange messages through each transport:
 * ``ringcast``: two Block topics (ping and pong); the receiver reads a sample in place
   (a zero-copy ``memoryview``), the sender copies its payload into a slot (``send``);
 * ``mp.Pipe``: ``multiprocessing.Pipe`` with ``send_bytes`` / ``recv_bytes``;
-* ``mp.Queue``: ``multiprocessing.Queue`` (pickled ``bytes``);
+* ``mp.Queue``: ``multiprocessing.Queue(maxsize=8)`` (pickled ``bytes``);
 * ``shm+pipe``: ``multiprocessing.shared_memory`` blocks, one per direction, and a pipe
-  that carries a one-byte "your turn" (the receiver reads the block in place).
+  that carries one-byte "a message is in your block" and "done with yours" notes (the
+  receiver reads the block in place; the sender waits for "done" before overwriting).
 
 Latency is ping-pong: each side echoes the full payload back (one copy per hop, as the
 others), one-way = round trip / 2, the median over the round. Throughput is one way, back
 to back; each message is received as a buffer the receiver could use. The transports
 alternate in short rounds; each figure is the median over rounds, and each ratio the
 median of per-round ratios against ``mp.Pipe``. With ``--rust-bench PATH`` (default:
-target/release/ringcast-bench if built) the Rust ``ringcast-futex`` 64 B ping-pong is
-measured in the same run, for the Python-over-Rust latency ratio.
+target/release/ringcast-bench if built) the Rust ``ringcast-futex`` and ``ringcast-spin``
+64 B ping-pongs are measured in the same run, for the Python-over-Rust latency ratios.
 """
 
 import argparse
@@ -44,7 +45,10 @@ class Ringcast:
     name = "ringcast"
 
     def __init__(self, tx, rx, size, parent):
-        self.pub = ringcast.Publisher(tx, slots=8, slot_size=size, overflow="block", prefix=PREFIX)
+        # Two slots for big frames (double buffering, as shm+pipe has one block a way):
+        # more would spread the frames over more memory than the caches hold.
+        slots = 2 if size >= 1 << 20 else 8
+        self.pub = ringcast.Publisher(tx, slots=slots, slot_size=size, overflow="block", prefix=PREFIX)
         self.rx_topic, self.sub, self.held = rx, None, None
         self.parent = parent
 
@@ -106,25 +110,44 @@ class Queue:
 
 
 class ShmPipe:
+    """One shared-memory block per direction and a pipe carrying b"d" (your block has a
+    message) and b"a" (done with the block you wrote: you may overwrite it)."""
+
     name = "shm+pipe"
 
     def __init__(self, tx_name, rx_name, conn, size):
         self.tx = shared_memory.SharedMemory(tx_name)
         self.rx = shared_memory.SharedMemory(rx_name)
         self.conn, self.size = conn, size
-        self.header = 8
+        self.tx_busy = False  # the peer has not acknowledged our last message
+        self.rx_ready = False  # a b"d" arrived while we waited for an ack
+        self.rx_unacked = False  # we handed out a view of the peer's block
 
     def connect(self):
         pass
 
+    def _take(self, m):
+        if m == b"a":
+            self.tx_busy = False
+        else:
+            self.rx_ready = True
+
     def send(self, data):
+        while self.tx_busy:
+            self._take(self.conn.recv_bytes())
         n = len(data)
         self.tx.buf[:8] = n.to_bytes(8, "little")
         self.tx.buf[8:8 + n] = data
-        self.conn.send_bytes(b"x")
+        self.tx_busy = True
+        self.conn.send_bytes(b"d")
 
     def recv(self):
-        self.conn.recv_bytes()
+        if self.rx_unacked:
+            self.conn.send_bytes(b"a")
+            self.rx_unacked = False
+        while not self.rx_ready:
+            self._take(self.conn.recv_bytes())
+        self.rx_ready, self.rx_unacked = False, True
         n = int.from_bytes(self.rx.buf[:8], "little")
         return self.rx.buf[8:8 + n]
 
@@ -181,7 +204,8 @@ def link_args(kind, size, tag):
     if kind == "mp.Pipe":
         return mp.Pipe(), lambda: None
     if kind == "mp.Queue":
-        return (mp.Queue(), mp.Queue()), lambda: None
+        # Bounded, so a producer cannot run minutes ahead of its consumer.
+        return (mp.Queue(maxsize=8), mp.Queue(maxsize=8)), lambda: None
     blocks = [shared_memory.SharedMemory(create=True, size=size + 8) for _ in range(2)]
     c1, c2 = mp.Pipe()
 
@@ -208,8 +232,9 @@ def measure(kind, mode, size, seconds, tag):
         if mode == "pingpong":
             samples = []
             stop = time.monotonic() + seconds
-            warm = 50
-            while time.monotonic() < stop or len(samples) < 20:
+            big = size >= 1 << 16
+            warm, least = (5, 10) if big else (50, 20)
+            while time.monotonic() < stop or len(samples) < least:
                 t0 = time.perf_counter_ns()
                 end.send(payload)
                 reply = end.recv()
@@ -236,17 +261,22 @@ def measure(kind, mode, size, seconds, tag):
         cleanup()
 
 
-def rust_futex_64(path):
-    """The Rust ringcast-futex 64 B one-way p50 in ns, from ringcast-bench, or None."""
+def rust_64(path):
+    """The Rust 64 B one-way p50s in ns of ringcast-futex and ringcast-spin, from
+    ringcast-bench in the same run ({} if it is not built)."""
     if not path or not os.path.exists(path):
-        return None
-    with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        subprocess.run(
-            [path, "--quick", "--rounds", "1", "--filter", "pingpong/ringcast-futex/64", "--json", f.name],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        rows = json.load(open(f.name))
-    return next((r["p50_ns"] for r in rows if r["transport"] == "ringcast-futex"), None)
+        return {}
+    out = {}
+    for row in ("ringcast-futex", "ringcast-spin"):
+        with tempfile.NamedTemporaryFile(suffix=".json") as f:
+            subprocess.run(
+                [path, "--quick", "--rounds", "1", "--filter", f"pingpong/{row}/64", "--json", f.name],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            with open(f.name) as j:
+                rows = json.load(j)
+        out[row] = next((r["p50_ns"] for r in rows if r["transport"] == row), None)
+    return out
 
 
 def fmt_ns(ns):
@@ -280,7 +310,7 @@ def main():
             print(f"{mode} {fmt_size(size)}: "
                   + ", ".join(f"{k} {statistics.median(v):.4g}" for k, v in per_round.items()),
                   file=sys.stderr)
-    rust = rust_futex_64(args.rust_bench)
+    rust = rust_64(args.rust_bench)
     rows = []
     print("| scenario | payload | transport | figure | vs mp.Pipe (median of per-round ratios, min..max) |")
     print("|---|---:|---|---:|---|")
@@ -298,15 +328,14 @@ def main():
             print(f"| {mode} | {fmt_size(size)} | {k} | {figure} | "
                   f"{statistics.median(ratios):.2f}x faster ({min(ratios):.2f}..{max(ratios):.2f}) |")
     lat64 = statistics.median(results[("pingpong", 64)]["ringcast"])
-    if rust:
-        print(f"\nringcast from Python, 64 B one-way p50 {fmt_ns(lat64)}: "
-              f"{lat64 / rust:.2f}x the Rust ringcast-futex row ({fmt_ns(rust)}, same run)")
-    else:
-        print(f"\nringcast from Python, 64 B one-way p50 {fmt_ns(lat64)} "
-              "(ringcast-bench not built: no Rust figure to compare with)")
+    print(f"\nringcast from Python, 64 B one-way p50 {fmt_ns(lat64)}", end="")
+    for row, ns in rust.items():
+        if ns:
+            print(f"; {lat64 / ns:.2f}x the Rust {row} row ({fmt_ns(ns)})", end="")
+    print(" (same run)" if rust else " (ringcast-bench not built: no Rust figure)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rows": rows, "rust_ringcast_futex_64_p50_ns": rust}, f, indent=2)
+            json.dump({"rows": rows, "rust_64_p50_ns": rust}, f, indent=2)
 
 
 if __name__ == "__main__":

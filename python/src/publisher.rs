@@ -14,7 +14,7 @@ use ringcast::{Overflow, PublisherConfig};
 
 use crate::errors;
 use crate::subscriber::overflow_name;
-use crate::wait::{blocking, timeout_arg, SendPtr};
+use crate::wait::{blocking, timeout_arg, type_info, SendPtr, TypeSpec};
 
 /// The loan a publisher has outstanding.
 struct HeldLoan {
@@ -50,7 +50,9 @@ unsafe impl Send for SendLoan {}
 /// collection) closes the topic.
 ///
 /// `Publisher(topic, slots=64, slot_size=4096, overflow="block", prefix=None,
-/// max_subscribers=None, stall_timeout=None)`. `send(data)` copies any bytes-like object
+/// max_subscribers=None, stall_timeout=None, message_type=None)`; `message_type`
+/// `(name, size, align, schema_version)` declares what the messages are, so subscribers
+/// that expect another type are refused (`TypeMismatch`). `send(data)` copies any bytes-like object
 /// in; `loan()` gives a writable buffer of the next slot to fill in place, then
 /// `commit(length)`. Blocking calls release the GIL; Ctrl-C interrupts them.
 #[pyclass(module = "ringcast")]
@@ -145,7 +147,7 @@ impl Drop for View {
 #[pymethods]
 impl Publisher {
     #[new]
-    #[pyo3(signature = (topic, slots=64, slot_size=4096, overflow="block", prefix=None, max_subscribers=None, stall_timeout=None))]
+    #[pyo3(signature = (topic, slots=64, slot_size=4096, overflow="block", prefix=None, max_subscribers=None, stall_timeout=None, message_type=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         topic: String,
@@ -155,6 +157,7 @@ impl Publisher {
         prefix: Option<String>,
         max_subscribers: Option<u64>,
         stall_timeout: Option<f64>,
+        message_type: Option<TypeSpec>,
     ) -> PyResult<Self> {
         let overflow = match overflow {
             "block" => Overflow::Block,
@@ -177,6 +180,9 @@ impl Publisher {
         }
         if let Some(t) = timeout_arg(stall_timeout)? {
             cfg = cfg.stall_timeout(t);
+        }
+        if let Some(spec) = &message_type {
+            cfg = cfg.type_info(type_info(spec));
         }
         let publisher = ringcast::Publisher::create(&topic, cfg).map_err(errors::create)?;
         Ok(Publisher {

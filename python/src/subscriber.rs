@@ -19,7 +19,7 @@ use pyo3::types::PyBytes;
 use ringcast::{Overflow, RecvTimeoutError, Start, SubscriberOptions};
 
 use crate::errors;
-use crate::wait::{blocking, timeout_arg, SendPtr};
+use crate::wait::{blocking, timeout_arg, type_info, SendPtr, TypeSpec};
 
 /// The sample a subscriber holds.
 struct Held {
@@ -50,9 +50,10 @@ impl Drop for State {
 
 /// A subscriber of one topic, attached by name.
 ///
-/// `Subscriber(topic, wait=None, start="latest", prefix=None, max_slot_size=None)`:
-/// `wait` is how many seconds to wait for a live publisher to create the topic (`None`:
-/// not at all). Receive with `recv(timeout=None)`, `try_recv()`, or by iterating (which
+/// `Subscriber(topic, wait=None, start="latest", prefix=None, max_slot_size=None,
+/// expect_type=None)`: `wait` is how many seconds to wait for a live publisher to create
+/// the topic (`None`: not at all); `expect_type` `(name, size, align, schema_version)`
+/// refuses a topic of another message type (`TypeMismatch`; `None`: any). Receive with `recv(timeout=None)`, `try_recv()`, or by iterating (which
 /// ends when the publisher is gone and everything was received; lag is skipped and
 /// counted in `lost`). One thread uses a subscriber at a time; blocking calls release the
 /// GIL, so other threads run meanwhile.
@@ -191,7 +192,7 @@ unsafe impl Send for SendSample {}
 #[pymethods]
 impl Subscriber {
     #[new]
-    #[pyo3(signature = (topic, wait=None, start="latest", prefix=None, max_slot_size=None))]
+    #[pyo3(signature = (topic, wait=None, start="latest", prefix=None, max_slot_size=None, expect_type=None))]
     fn new(
         py: Python<'_>,
         topic: String,
@@ -199,6 +200,7 @@ impl Subscriber {
         start: &str,
         prefix: Option<String>,
         max_slot_size: Option<u64>,
+        expect_type: Option<TypeSpec>,
     ) -> PyResult<Self> {
         let mut opts = SubscriberOptions::default().start(match start {
             "latest" => Start::Latest,
@@ -214,6 +216,9 @@ impl Subscriber {
         }
         if let Some(m) = max_slot_size {
             opts = opts.max_slot_size(m);
+        }
+        if let Some(spec) = &expect_type {
+            opts = opts.expect_type(type_info(spec));
         }
         let sub = match timeout_arg(wait)? {
             None if wait.is_none() => ringcast::Subscriber::attach(&topic, opts),

@@ -22,6 +22,16 @@ pub fn timeout_arg(t: Option<f64>) -> PyResult<Option<Duration>> {
     }
 }
 
+/// A message type from Python: `(name, size, align, schema_version)`, the fingerprint a
+/// typed topic carries (Rust's typed topics use the archived type's name, size and
+/// alignment).
+pub type TypeSpec = (String, usize, usize, u64);
+
+/// The fingerprint of a [`TypeSpec`].
+pub fn type_info(spec: &TypeSpec) -> ringcast::TypeInfo {
+    ringcast::TypeInfo::new(&spec.0, spec.1, spec.2, spec.3)
+}
+
 /// A raw pointer that may cross into the GIL-free closure. Whoever makes one keeps the
 /// pointee exclusively theirs (a held `PyRefMut`) for as long as the closure runs.
 pub struct SendPtr<T>(pub *mut T);

@@ -157,3 +157,22 @@ def test_a_full_block_ring_is_full_at_once_or_a_timeout_later(prefix, topic):
     assert bytes(sub.recv(timeout=1)) == b"a"
     sub.recv(timeout=1)  # releases "a": room for one more
     assert pub.send(b"c", timeout=1) == 2
+
+
+def test_a_declared_message_type_refuses_subscribers_that_expect_another(prefix, topic):
+    np = pytest.importorskip("numpy")
+    tick = np.dtype([("seq", "<u8"), ("price", "<f8")])
+    spec = ("Tick", tick.itemsize, tick.alignment, 1)
+    pub = ringcast.Publisher(topic, slot_size=64, prefix=prefix, message_type=spec)
+    ok = ringcast.Subscriber(topic, prefix=prefix, expect_type=spec)
+    anything = ringcast.Subscriber(topic, prefix=prefix)  # no expectation: raw bytes
+    with pytest.raises(ringcast.TypeMismatch) as e:
+        ringcast.Subscriber(topic, prefix=prefix, expect_type=("Tick", tick.itemsize, tick.alignment, 2))
+    assert "Tick" in str(e.value)
+    raw = ringcast.Publisher(topic + "r", slot_size=64, prefix=prefix)
+    with pytest.raises(ringcast.TypeMismatch):
+        ringcast.Subscriber(topic + "r", prefix=prefix, expect_type=spec)
+    pub.send(np.array([(1, 2.5)], dtype=tick))
+    assert np.frombuffer(ok.recv(timeout=1), tick)["price"][0] == 2.5
+    assert len(anything.recv(timeout=1)) == tick.itemsize
+    raw.close()

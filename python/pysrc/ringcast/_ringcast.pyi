@@ -1,7 +1,7 @@
 """Type stubs of the ringcast extension module."""
 
 from types import TracebackType
-from typing import Callable, Iterator, Literal, Optional, Type
+from typing import Callable, Iterator, Literal, Optional, Tuple, Type
 
 from typing_extensions import Buffer, Self
 
@@ -69,6 +69,7 @@ class Publisher:
         prefix: Optional[str] = None,
         max_subscribers: Optional[int] = None,
         stall_timeout: Optional[float] = None,
+        message_type: Optional[Tuple[str, int, int, int]] = None,
     ) -> None: ...
     def send(self, data: Buffer, timeout: Optional[float] = None) -> int: ...
     def loan(self, timeout: Optional[float] = None) -> Loan: ...
@@ -116,6 +117,7 @@ class Subscriber:
         start: Literal["latest", "oldest"] = "latest",
         prefix: Optional[str] = None,
         max_slot_size: Optional[int] = None,
+        expect_type: Optional[Tuple[str, int, int, int]] = None,
     ) -> None: ...
     def recv(self, timeout: Optional[float] = None) -> Sample: ...
     def try_recv(self) -> Optional[Sample]: ...
