@@ -17,6 +17,13 @@
 //!   tick) archived with rkyv straight into the slot, then received and validated with
 //!   bytecheck (in place under `Block`, on the copy under `Overwrite`).
 //!
+//! * `publish_vs_subscribers/{overwrite_idle,block_drained}/N`, N = 1, 8, 64, 512: the
+//!   publish cost with N subscribers attached. `overwrite_idle`: none of them reads (an
+//!   `Overwrite` publisher never looks at them). `block_drained`: all of them read, in
+//!   this thread, after every 32 publishes (untimed); the publisher scans the table only
+//!   when it reaches its cached limit, so the scan is amortized over the messages it
+//!   allows.
+//!
 //! Segments live under the private prefix `rcbench`, named after this
 //! process, and are removed when each publisher drops. Measurement is kept
 //! short (0.5 s warm-up, 1.5 s measured per benchmark); run with
@@ -221,6 +228,70 @@ fn typed_send_then_recv(c: &mut Criterion) {
     group.finish();
 }
 
+/// A publisher for `n` subscribers and the `n` subscribers, or `None` (skipped).
+fn topic_with_subscribers(
+    name: &str,
+    overflow: Overflow,
+    n: usize,
+) -> Option<(Publisher, Vec<Subscriber>)> {
+    let config = PublisherConfig::default()
+        .prefix(PREFIX)
+        .slots(64)
+        .slot_size(PAYLOAD as u64)
+        .overflow(overflow)
+        .max_subscribers(n as u64);
+    let p = match Publisher::create(&topic(name), config) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("hot_path: skipping {name}: {e}");
+            return None;
+        }
+    };
+    let subs = (0..n)
+        .map(|_| subscriber(name))
+        .collect::<Option<Vec<_>>>()?;
+    Some((p, subs))
+}
+
+fn publish_vs_subscribers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("publish_vs_subscribers");
+    for n in [1usize, 8, 64, 512] {
+        let name = format!("pvs-idle-{n}");
+        if let Some((mut p, subs)) = topic_with_subscribers(&name, Overflow::Overwrite, n) {
+            group.bench_function(format!("overwrite_idle/{n}"), |b| {
+                b.iter(|| black_box(publish(&mut p)))
+            });
+            drop(subs);
+        }
+        let name = format!("pvs-block-{n}");
+        if let Some((mut p, mut subs)) = topic_with_subscribers(&name, Overflow::Block, n) {
+            const BURST: u64 = 32;
+            group.bench_function(format!("block_drained/{n}"), |b| {
+                b.iter_custom(|iters| {
+                    let mut timed = Duration::ZERO;
+                    let mut done = 0;
+                    while done < iters {
+                        let burst = BURST.min(iters - done);
+                        let start = std::time::Instant::now();
+                        for _ in 0..burst {
+                            black_box(publish(&mut p));
+                        }
+                        timed += start.elapsed();
+                        done += burst;
+                        for s in subs.iter_mut() {
+                            while let Ok(sample) = s.try_recv() {
+                                black_box(sample[0]);
+                            }
+                        }
+                    }
+                    timed
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 /// The group lives in a private module: `criterion_group!` defines an
 /// undocumented `pub fn`, which `missing_docs` would flag at the crate root.
 mod group {
@@ -233,7 +304,8 @@ mod group {
         config = Criterion::default()
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_millis(1500));
-        targets = loan_commit, try_recv, publish_then_try_recv, typed_send_then_recv
+        targets = loan_commit, try_recv, publish_then_try_recv, typed_send_then_recv,
+            publish_vs_subscribers
     }
 }
 criterion_main!(group::hot_path);

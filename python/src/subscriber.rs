@@ -109,6 +109,30 @@ impl Subscriber {
         Ok(())
     }
 
+    /// Keeps `sample` as the held one and makes its Python `Sample` (of `slf`, which is
+    /// `self`).
+    fn hold(
+        &mut self,
+        slf: &Bound<'_, Self>,
+        sample: ringcast::Sample<'static>,
+    ) -> PyResult<Sample> {
+        self.next_token += 1;
+        let token = self.next_token;
+        let out = Sample {
+            sub: slf.clone().unbind(),
+            token,
+            seq: sample.seq(),
+            len: sample.len(),
+        };
+        self.live += 1;
+        self.state()?.held = Some(Held {
+            sample,
+            token,
+            exports: 0,
+        });
+        Ok(out)
+    }
+
     /// Receives once (`timeout` `Some(0)`: no wait) and holds the sample.
     fn receive(
         slf: &Bound<'_, Self>,
@@ -146,21 +170,7 @@ impl Subscriber {
             Some(Err(e)) => return Ok(Err(e)),
             Some(Ok(s)) => s,
         };
-        this.next_token += 1;
-        let token = this.next_token;
-        let out = Sample {
-            sub: slf.clone().unbind(),
-            token,
-            seq: sample.seq(),
-            len: sample.len(),
-        };
-        this.live += 1;
-        this.state()?.held = Some(Held {
-            sample,
-            token,
-            exports: 0,
-        });
-        Ok(Ok(out))
+        Ok(Ok(this.hold(slf, sample)?))
     }
 }
 
@@ -314,21 +324,7 @@ impl Subscriber {
             }
             std::task::Poll::Ready(Ok(s)) => s,
         };
-        this.next_token += 1;
-        let token = this.next_token;
-        let out = Sample {
-            sub: slf.clone().unbind(),
-            token,
-            seq: sample.seq(),
-            len: sample.len(),
-        };
-        this.live += 1;
-        this.state()?.held = Some(Held {
-            sample,
-            token,
-            exports: 0,
-        });
-        Ok(Some(out))
+        Ok(Some(this.hold(slf, sample)?))
     }
 
     /// For `WaitSet` (in the package): whether a receive would complete at once, else
