@@ -116,6 +116,21 @@ pub enum CreateError {
         /// Bytes asked for.
         bytes: u64,
     },
+    /// Prefaulting or locking the segment's memory failed (see
+    /// [`MemoryOptions`](crate::residency::MemoryOptions)): `mlock` needs room under
+    /// `RLIMIT_MEMLOCK` (`ulimit -l`) or `CAP_IPC_LOCK`. Raise the limit, or create the
+    /// topic without locking.
+    #[error("topic {topic:?}: {op} of its {bytes}-byte segment failed: {source} (locking needs RLIMIT_MEMLOCK room or CAP_IPC_LOCK)")]
+    Memory {
+        /// The topic.
+        topic: String,
+        /// The call that failed.
+        op: &'static str,
+        /// The segment's size.
+        bytes: u64,
+        /// The error.
+        source: std::io::Error,
+    },
     /// The process may not create (or reclaim) the segment.
     #[error("permission denied creating topic {topic:?} in /dev/shm")]
     PermissionDenied {

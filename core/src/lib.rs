@@ -79,6 +79,8 @@ pub mod inspect;
 #[cfg(not(loom))]
 pub mod lock;
 #[cfg(not(loom))]
+pub mod residency;
+#[cfg(not(loom))]
 pub mod segment;
 
 pub use entry::Reaped;

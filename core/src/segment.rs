@@ -81,6 +81,8 @@ pub struct CreateOptions {
     pub config: SegmentConfig,
     /// Permission bits of the segment file (default 0o600).
     pub mode: u32,
+    /// Prefault and/or lock the publisher's mapping.
+    pub memory: crate::residency::MemoryOptions,
 }
 
 impl Default for CreateOptions {
@@ -89,6 +91,7 @@ impl Default for CreateOptions {
             prefix: crate::name::DEFAULT_PREFIX.to_owned(),
             config: SegmentConfig::default(),
             mode: 0o600,
+            memory: Default::default(),
         }
     }
 }
@@ -339,6 +342,15 @@ impl Segment {
                 source: e,
             })?;
         let base = map.as_mut_ptr();
+        // SAFETY: `map` is our live mapping of `total_size` bytes, and no other process
+        // can reach it yet (the file has no name, and we hold its only descriptor).
+        unsafe { crate::residency::apply(base, g.total_size as usize, true, opts.memory) }
+            .map_err(|(op, source)| CreateError::Memory {
+                topic: t(),
+                op,
+                bytes: g.total_size,
+                source,
+            })?;
         // SAFETY: the mapping is total_size >= header_size > size_of::<Header>() bytes,
         // page-aligned (so aligned for Header), freshly zeroed, and not yet visible to any
         // other process (the file has no name yet, and we hold its only descriptor).

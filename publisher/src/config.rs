@@ -84,6 +84,19 @@ impl PublisherConfig {
         self.options.config.stall_timeout = Some(timeout);
         self
     }
+    /// Fault every page of the segment in at creation, so the first messages take no page
+    /// faults (default off).
+    pub fn prefault(mut self, on: bool) -> Self {
+        self.options.memory.prefault = on;
+        self
+    }
+    /// `mlock` the segment at creation, so its pages stay resident (default off). Needs
+    /// room under `RLIMIT_MEMLOCK` or `CAP_IPC_LOCK`; else creation fails with
+    /// `CreateError::Memory`.
+    pub fn lock_memory(mut self, on: bool) -> Self {
+        self.options.memory.lock = on;
+        self
+    }
     /// The message type this topic carries (typed publishers set this).
     pub fn type_info(mut self, info: TypeInfo) -> Self {
         self.options.config.type_info = info;
