@@ -274,6 +274,19 @@ pub enum AttachError {
         /// The topic.
         topic: String,
     },
+    /// Prefaulting or locking the mapped segment failed (`mlock` needs room under
+    /// `RLIMIT_MEMLOCK` or `CAP_IPC_LOCK`). Raise the limit, or attach without locking.
+    #[error("topic {topic:?}: {op} of its {bytes}-byte segment failed: {source} (locking needs RLIMIT_MEMLOCK room or CAP_IPC_LOCK)")]
+    Memory {
+        /// The topic.
+        topic: String,
+        /// The call that failed.
+        op: &'static str,
+        /// The segment's size.
+        bytes: u64,
+        /// The error.
+        source: std::io::Error,
+    },
     /// Any other system error, with the call that failed.
     #[error("topic {topic:?}: {op} failed: {source}")]
     Io {

@@ -35,6 +35,24 @@ unsafe impl Send for SegmentMemory {}
 // SAFETY: as for `Send`: `&SegmentMemory` only hands out `&` to atomics and raw pointers.
 unsafe impl Sync for SegmentMemory {}
 
+#[cfg(not(loom))]
+impl SegmentMemory {
+    /// Prefaults and/or locks every mapping of this memory, for a handle that attached to
+    /// it. Read access only (other processes may be writing it meanwhile). On error, the
+    /// call that failed and why.
+    pub fn keep_resident(
+        &self,
+        opts: crate::residency::MemoryOptions,
+    ) -> Result<(), (&'static str, std::io::Error)> {
+        for m in &self._maps {
+            // SAFETY: each map is one live mapping of ours (kept by `self`); with
+            // `writable` false nothing is written.
+            unsafe { crate::residency::apply(m.as_mut_ptr(), m.len(), false, opts) }?;
+        }
+        Ok(())
+    }
+}
+
 impl SegmentMemory {
     /// Wraps mappings of a validated segment.
     ///

@@ -1,6 +1,6 @@
-//! Prefaulting and locking a publisher's segment: resident size after creation with and
-//! without prefault, locked size with `lock_memory`, and a typed error when the lock is
-//! over the process's limit.
+//! Prefaulting and locking a segment: resident size after creation (publisher) and after
+//! attach (a subscriber process) with and without prefault, locked size with
+//! `lock_memory`, and a typed error when the lock is over the process's limit.
 
 mod common;
 
@@ -55,6 +55,16 @@ fn config(prefix: &str) -> PublisherConfig {
 #[test]
 #[ignore = "entry point for child processes spawned by the other tests"]
 fn residency_child_entry() {
+    if std::env::var(ROLE).as_deref() == Ok("subscriber") {
+        let (prefix, topic, prefault): (String, String, u8) =
+            (env("PREFIX"), env("TOPIC"), env("PREFAULT"));
+        let opts = SubscriberOptions::default()
+            .prefix(&prefix)
+            .prefault(prefault == 1);
+        let _sub = Subscriber::attach(&topic, opts).expect("attach");
+        println!("RESULT rss={}", smaps_kb(&prefix, &topic, "Rss"));
+        return;
+    }
     if std::env::var(ROLE).as_deref() != Ok("over-limit") {
         return;
     }
@@ -150,4 +160,34 @@ fn lock_memory_locks_the_segment_and_over_the_limit_is_a_typed_error() {
     let (code, result) = finish(child, std::time::Duration::from_secs(30));
     assert_eq!(code, Some(0));
     assert_eq!(field(&result.expect("RESULT"), "refused"), 1);
+}
+
+#[test]
+fn a_subscriber_that_prefaults_has_the_whole_segment_resident_after_attach() {
+    let n = Names::new("res", "sub");
+    let _p = Publisher::create(&n.topic, config(&n.prefix)).unwrap();
+    let rss = |prefault: u8| {
+        let child = spawn(
+            CHILD,
+            "subscriber",
+            &[
+                ("PREFIX", n.prefix.clone()),
+                ("TOPIC", n.topic.clone()),
+                ("PREFAULT", prefault.to_string()),
+            ],
+        );
+        let (code, result) = finish(child, std::time::Duration::from_secs(30));
+        assert_eq!(code, Some(0));
+        field(&result.expect("RESULT"), "rss")
+    };
+    let ring_kb = SLOTS * SLOT / 1024;
+    let (cold, hot) = (rss(0), rss(1));
+    assert!(
+        hot >= ring_kb,
+        "prefaulted: {hot} kB resident of a {ring_kb} kB ring"
+    );
+    assert!(
+        cold < ring_kb / 8,
+        "not prefaulted: {cold} kB resident already"
+    );
 }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use ringcast_core::residency::MemoryOptions;
 use ringcast_core::segment::AttachLimits;
 use ringcast_core::{Start, TypeInfo, WaitStrategy};
 
@@ -22,6 +23,7 @@ pub struct SubscriberOptions {
     pub(crate) type_info: Option<TypeInfo>,
     pub(crate) init_wait: Duration,
     pub(crate) limits: AttachLimits,
+    pub(crate) memory: MemoryOptions,
 }
 
 impl Default for SubscriberOptions {
@@ -33,6 +35,7 @@ impl Default for SubscriberOptions {
             type_info: None,
             init_wait: Duration::from_millis(250),
             limits: AttachLimits::default(),
+            memory: MemoryOptions::default(),
         }
     }
 }
@@ -68,6 +71,18 @@ impl SubscriberOptions {
     /// A hostile header over a sparse file costs nothing to write and can claim the most.
     pub fn max_slot_size(mut self, bytes: u64) -> Self {
         self.limits.max_slot_bytes = bytes;
+        self
+    }
+    /// Fault every page of the mapped segment in at attach (default off), so the first
+    /// receives take no page faults.
+    pub fn prefault(mut self, on: bool) -> Self {
+        self.memory.prefault = on;
+        self
+    }
+    /// `mlock` the mapped segment at attach (default off). Needs room under
+    /// `RLIMIT_MEMLOCK` or `CAP_IPC_LOCK`; else attaching fails with `AttachError::Memory`.
+    pub fn lock_memory(mut self, on: bool) -> Self {
+        self.memory.lock = on;
         self
     }
     /// Refuse topics whose whole segment is larger than `bytes` (`AttachError::OverLimit`),

@@ -7,6 +7,7 @@ use ringcast_core::clock::{deadline_after, LivenessClock};
 use ringcast_core::endpoint::SubscriberEnd;
 use ringcast_core::futex::Wake;
 use ringcast_core::reactor::Registration;
+use ringcast_core::residency::MemoryOptions;
 use ringcast_core::ring::{Poll, Reader};
 use ringcast_core::wait::{self, Stop, Waitable};
 use ringcast_core::waitset::{Member, Refusal, SleepTarget};
@@ -54,6 +55,16 @@ impl Subscriber {
             opts.start,
         )?;
         let g = *end.geometry();
+        if opts.memory != MemoryOptions::default() {
+            end.memory()
+                .keep_resident(opts.memory)
+                .map_err(|(op, source)| AttachError::Memory {
+                    topic: topic.to_owned(),
+                    op,
+                    bytes: g.total_size,
+                    source,
+                })?;
+        }
         // Only `Overwrite` copies messages out; `Block` reads them in place.
         let copy_bytes = match g.overflow {
             Overflow::Overwrite => g.slot_capacity as usize,
