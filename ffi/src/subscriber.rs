@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_void};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use ringcast::{Key, Member, RecvTimeoutError, Sample, SleepTarget, Subscriber, TryRecvError};
+use ringcast::{Key, Member, RecvTimeoutError, Sample, SleepTarget, Subscriber};
 
 use crate::boxed;
 use crate::config::{ringcast_subscriber_options, subscriber_options};
@@ -101,7 +101,10 @@ impl Reading {
     /// Receives the next message and holds it; lag reports are folded into its `lost`.
     fn recv(&mut self, timeout: Option<Duration>) -> Result<ringcast_sample, Failure> {
         let sub: *mut Subscriber = self.subscriber()?;
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // A clock read only for a bounded wait (not for C's "try" polls).
+        let deadline = timeout
+            .filter(|t| !t.is_zero())
+            .and_then(|t| Instant::now().checked_add(t));
         loop {
             // SAFETY: no sample borrows the subscriber (checked above, and a lag report
             // borrows nothing); a sample taken here is kept in `held`, which the accessors
@@ -109,13 +112,7 @@ impl Reading {
             // subscriber (field order).
             let sub: &'static mut Subscriber = unsafe { &mut *sub };
             let r = match (timeout, deadline) {
-                (Some(Duration::ZERO), _) => sub.try_recv().map_err(|e| match e {
-                    TryRecvError::Empty => RecvTimeoutError::Timeout,
-                    TryRecvError::Lagged(n) => RecvTimeoutError::Lagged(n),
-                    TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-                    TryRecvError::Evicted => RecvTimeoutError::Evicted,
-                    TryRecvError::Corrupt { seq, len } => RecvTimeoutError::Corrupt { seq, len },
-                }),
+                (Some(Duration::ZERO), _) => sub.try_recv().map_err(RecvTimeoutError::from),
                 (Some(_), Some(d)) => sub.recv_timeout(d.saturating_duration_since(Instant::now())),
                 _ => sub.recv().map_err(RecvTimeoutError::from),
             };

@@ -4,7 +4,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-use ringcast::{AttachError, CreateError, RecvTimeoutError, TryRecvError};
+use ringcast::{AttachError, CreateError, RecvTimeoutError};
 
 create_exception!(
     ringcast,
@@ -198,17 +198,6 @@ pub fn recv(py: Python<'_>, e: RecvTimeoutError) -> PyErr {
         RecvTimeoutError::Disconnected => Disconnected::new_err(e.to_string()),
         RecvTimeoutError::Evicted => Evicted::new_err(e.to_string()),
         RecvTimeoutError::Corrupt { .. } => Corrupt::new_err(e.to_string()),
-    }
-}
-
-/// A `try_recv` failure as a receive failure (`Empty` becomes `Timeout`).
-pub fn from_try(e: TryRecvError) -> RecvTimeoutError {
-    match e {
-        TryRecvError::Empty => RecvTimeoutError::Timeout,
-        TryRecvError::Lagged(n) => RecvTimeoutError::Lagged(n),
-        TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-        TryRecvError::Evicted => RecvTimeoutError::Evicted,
-        TryRecvError::Corrupt { seq, len } => RecvTimeoutError::Corrupt { seq, len },
     }
 }
 

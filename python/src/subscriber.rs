@@ -148,7 +148,7 @@ impl Subscriber {
             // SAFETY: no sample borrows the subscriber (released above), and `this` keeps
             // every other thread away from it.
             let sub = unsafe { &mut *ptr.get() };
-            Some(sub.try_recv().map_err(errors::from_try))
+            Some(sub.try_recv().map_err(RecvTimeoutError::from))
         } else {
             blocking(py, timeout, |slice| {
                 // SAFETY: as above; one `&mut` at a time (each slice's ends with the call,

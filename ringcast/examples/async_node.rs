@@ -13,52 +13,19 @@
 mod common;
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::sensors::{publisher, TOPICS};
-use common::{field, result_of, spawn_role};
+use common::sensors::{self, TOPICS};
 use ringcast::{RecvError, Subscriber, SubscriberOptions};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let outcome = match args.first().map(String::as_str) {
-        None => parent(),
-        Some("publisher") if args.len() == 3 => publisher(&args[1], &args[2]),
-        _ => Err("usage: async_node [publisher PREFIX TOPIC]".into()),
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("async_node {}: {e}", std::process::id());
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn parent() -> Result<(), String> {
-    let prefix = format!("rcexan{}", std::process::id());
-    let children = TOPICS
-        .iter()
-        .map(|(topic, _, _)| {
-            let args = ["publisher", prefix.as_str(), topic].map(String::from);
-            spawn_role(&args).map_err(|e| format!("cannot start the {topic} publisher: {e}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let received = runtime.block_on(node(&prefix))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for (child, ((topic, _, _), got)) in children.into_iter().zip(TOPICS.iter().zip(received)) {
-        let result = result_of(child, deadline).map_err(|e| format!("{topic} publisher: {e}"))?;
-        let sent = field(&result, "sent");
-        println!("{topic:>9}: {got:>5} received of {sent:>5} published");
-        if got != sent {
-            return Err(format!("{topic}: received {got} of {sent}"));
-        }
-    }
-    Ok(())
+    sensors::run("async_node", |prefix| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(node(prefix))
+    })
 }
 
 /// The node: one task per topic.

@@ -15,48 +15,13 @@
 mod common;
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::sensors::{publisher, TOPICS};
-use common::{field, result_of, spawn_role};
+use common::sensors::{self, TOPICS};
 use ringcast::{Key, Subscriber, SubscriberOptions, TryRecvError, WaitSet};
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let outcome = match args.first().map(String::as_str) {
-        None => parent(),
-        Some("publisher") if args.len() == 3 => publisher(&args[1], &args[2]),
-        _ => Err("usage: multi_topic [publisher PREFIX TOPIC]".into()),
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("multi_topic {}: {e}", std::process::id());
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn parent() -> Result<(), String> {
-    let prefix = format!("rcexmt{}", std::process::id());
-    let children = TOPICS
-        .iter()
-        .map(|(topic, _, _)| {
-            let args = ["publisher", prefix.as_str(), topic].map(String::from);
-            spawn_role(&args).map_err(|e| format!("cannot start the {topic} publisher: {e}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let received = node(&prefix)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for (child, ((topic, _, _), got)) in children.into_iter().zip(TOPICS.iter().zip(received)) {
-        let result = result_of(child, deadline).map_err(|e| format!("{topic} publisher: {e}"))?;
-        let sent = field(&result, "sent");
-        println!("{topic:>9}: {got:>5} received of {sent:>5} published");
-        if got != sent {
-            return Err(format!("{topic}: received {got} of {sent}"));
-        }
-    }
-    Ok(())
+    sensors::run("multi_topic", node)
 }
 
 /// The node: one thread, one wait set, four topics.

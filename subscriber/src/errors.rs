@@ -83,6 +83,20 @@ pub enum RecvTimeoutError {
     },
 }
 
+/// A non-blocking receive's error as a bounded one's (`Empty` is a zero-length timeout),
+/// for callers that take both through one path (the C and Python bindings).
+impl From<TryRecvError> for RecvTimeoutError {
+    fn from(e: TryRecvError) -> Self {
+        match e {
+            TryRecvError::Empty => RecvTimeoutError::Timeout,
+            TryRecvError::Lagged(n) => RecvTimeoutError::Lagged(n),
+            TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+            TryRecvError::Evicted => RecvTimeoutError::Evicted,
+            TryRecvError::Corrupt { seq, len } => RecvTimeoutError::Corrupt { seq, len },
+        }
+    }
+}
+
 impl From<RecvError> for RecvTimeoutError {
     fn from(e: RecvError) -> Self {
         match e {
