@@ -52,7 +52,7 @@ pub fn to_metadata(g: &Geometry) -> BTreeMap<String, String> {
         t.size.to_string(),
         t.align.to_string(),
         t.schema_version.to_string(),
-        "2".to_owned(),
+        ringcast::inspect::LAYOUT_VERSION.to_string(),
     ];
     KEYS.iter()
         .zip(values)

@@ -13,10 +13,15 @@ pub fn list(prefix: &str) -> Result<(), Failure> {
         for topic in topics {
             match inspect::inspect(prefix, &topic) {
                 Ok(info) => println!(
-                    "{topic}\t{}\t{} subscribers\t{} published",
+                    "{topic}\t{}\t{} subscribers\t{} published{}",
                     state(&info),
                     info.subscribers.len(),
-                    info.write_cursor
+                    info.write_cursor,
+                    match &info.origin {
+                        Some(o) =>
+                            format!("\timported from {o} ({} lost upstream)", info.upstream_lost),
+                        None => String::new(),
+                    }
                 ),
                 Err(e) => println!("{topic}\tunreadable\t{e}"),
             }
@@ -70,6 +75,10 @@ fn print_text(i: &TopicInfo) {
         g.total_size, g.header_size
     );
     println!("message type   {}", g.type_info);
+    if let Some(o) = &i.origin {
+        println!("imported from  {o}");
+        println!("lost upstream  {}", i.upstream_lost);
+    }
     println!("write cursor   {}", i.write_cursor);
     println!(
         "subscribers    {} of {}",
@@ -125,7 +134,7 @@ fn to_json(i: &TopicInfo) -> String {
             r#"{{"topic":{},"publisher_alive":{},"closed":{},"creator_pid":{},"#,
             r#""overflow":{},"slot_count":{},"slot_size":{},"slot_stride":{},"alignment":{},"#,
             r#""total_size":{},"header_size":{},"max_subscribers":{},"message_type":{},"#,
-            r#""stall_timeout_ns":{},"#,
+            r#""stall_timeout_ns":{},"origin":{},"upstream_lost":{},"#,
             r#""write_cursor":{},"subscribers":[{}]}}"#
         ),
         json_str(&i.topic),
@@ -145,6 +154,8 @@ fn to_json(i: &TopicInfo) -> String {
         g.max_subscribers,
         json_str(&g.type_info.to_string()),
         g.stall_timeout_ns,
+        i.origin.as_deref().map_or("null".to_owned(), json_str),
+        i.upstream_lost,
         i.write_cursor,
         subs.join(",")
     )

@@ -18,6 +18,7 @@ use crate::layout::TypeInfo;
 use crate::memory::SegmentMemory;
 use crate::ring::{Reader, Start, Writer};
 use crate::segment::{Access, AttachLimits, CreateOptions, Segment};
+use crate::sync::Ordering;
 
 /// The publishing end of a topic. Dropping it closes the topic (subscribers drain what was
 /// published, then see the end) and removes its name.
@@ -66,6 +67,19 @@ impl PublisherEnd {
     /// per entry in use: not for the hot path).
     pub fn reap_dead_subscribers(&self) -> Reaped {
         entry::reap_dead(self.segment.memory(), &self.segment)
+    }
+
+    /// Adds `n` to the topic's count of messages lost upstream (an importer that saw a gap
+    /// in its source's sequence numbers). Call it before committing the first message
+    /// after the gap, so that subscribers that receive that message see the count.
+    pub fn count_upstream_loss(&self, n: u64) {
+        let lost = &self.segment.memory().header().import.upstream_lost;
+        // Relaxed load and store: only this publisher writes the counter (no lost update);
+        // the next commit's Release stamp store publishes it (see `ImportLine`).
+        lost.store(
+            lost.load(Ordering::Relaxed).saturating_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     /// Subscribers attached and alive now (reaps the dead first).

@@ -8,7 +8,7 @@ use crate::layout::{Overflow, TypeInfo, LINE, SLOT_HEADER_BYTES};
 
 /// Bytes of the fixed header before the subscriber table (`size_of::<Header>()` in a
 /// normal build; a constant here so that loom builds, whose atomics are larger, agree).
-pub const HEADER_BYTES: u64 = 640;
+pub const HEADER_BYTES: u64 = 768;
 /// Largest segment we agree to create or map.
 pub const MAX_TOTAL_BYTES: u64 = 1 << 40;
 /// The largest slot payload a topic may have (1 GiB).

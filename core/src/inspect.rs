@@ -29,6 +29,10 @@ pub struct TopicInfo {
     /// them; `None` before the first): with the write cursor's rate, a bandwidth estimate
     /// that needs no subscriber (`ringcast top`).
     pub recent_mean_len: Option<f64>,
+    /// Where the topic is imported from (a bridge re-publishes it); `None` for a local one.
+    pub origin: Option<String>,
+    /// Messages its source published that never reached it (imported topics only).
+    pub upstream_lost: u64,
 }
 
 /// One subscriber table entry in use.
@@ -89,6 +93,8 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
     let recent_mean_len = recent_mean_len(mem, write_cursor);
     Ok(TopicInfo {
         recent_mean_len,
+        origin: mem.origin(),
+        upstream_lost: mem.upstream_lost(),
         topic: topic.to_owned(),
         geometry: g,
         publisher_alive: seg.publisher_alive(),

@@ -3,7 +3,7 @@
 //! ```text
 //! offset 0              Header (repr C): identity + geometry lines, then one cache line
 //!                       per writer: the publisher's cursor line, the subscribers' wake
-//!                       line, the publisher's wake line
+//!                       line, the publisher's wake line, the import line
 //! table_offset          [SubscriberEntry; max_subscribers], one cache line each
 //! header_size (page)    slot 0 | slot 1 | ... | slot N-1   (each `slot_stride` bytes)
 //!                       slot = SlotHeader (stamp, len) .. payload at `payload_offset`
@@ -24,7 +24,7 @@ use crate::sync::{AtomicU32, AtomicU64};
 /// High half of the magic/version word: ASCII "RCST".
 pub const MAGIC: u32 = u32::from_be_bytes(*b"RCST");
 /// The layout version this build reads and writes. Bump on any change to this file.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// The magic/version word of a finished segment: magic in the high half, version in the low.
 pub const MAGIC_VERSION: u64 = ((MAGIC as u64) << 32) | LAYOUT_VERSION as u64;
 
@@ -318,6 +318,27 @@ pub struct PublisherWakeLine {
     pub waiting: AtomicU32,
 }
 
+/// Bytes of an imported topic's origin description ([`ImportLine::origin`]).
+pub const ORIGIN_BYTES: usize = 112;
+
+/// Where an imported topic comes from, and what it lost on the way. A topic re-published
+/// from elsewhere (by `ringcast-bridge`) names its source here; `upstream_lost` counts the
+/// messages the source published that never reached this topic (the gaps the importer saw
+/// in the source's sequence numbers). Both are zero for a local topic.
+#[repr(C, align(128))]
+pub struct ImportLine {
+    /// Messages lost upstream. Written only by the publisher, Relaxed, *before* it
+    /// commits the first message after a gap: that commit's Release stamp store orders
+    /// it, so a subscriber that received a message and then loads this (any ordering)
+    /// counts at least every gap before that message.
+    pub upstream_lost: AtomicU64,
+    /// Bytes of `origin` in use (0: a local topic). Written once, before the segment has
+    /// a name, like the identity; readers clamp it to [`ORIGIN_BYTES`].
+    pub origin_len: u64,
+    /// UTF-8 description of the source, for humans (`ringcast list`, `inspect`).
+    pub origin: [u8; ORIGIN_BYTES],
+}
+
 /// The control header at offset 0 of every segment.
 #[repr(C, align(128))]
 pub struct Header {
@@ -329,6 +350,8 @@ pub struct Header {
     pub sub_wake: SubscriberWakeLine,
     /// Written around publisher sleeps.
     pub pub_wake: PublisherWakeLine,
+    /// Written at creation (origin) and by the publisher after an upstream gap.
+    pub import: ImportLine,
 }
 
 /// One subscriber's entry in the table: written only by the subscriber that owns it
@@ -382,7 +405,9 @@ const _: () = {
     assert!(offset_of!(Header, publisher) == 256);
     assert!(offset_of!(Header, sub_wake) == 384);
     assert!(offset_of!(Header, pub_wake) == 512);
-    assert!(size_of::<Header>() == 640);
+    assert!(offset_of!(Header, import) == 640);
+    assert!(size_of::<ImportLine>() == LINE);
+    assert!(size_of::<Header>() == 768);
     assert!(align_of::<Header>() == LINE);
     assert!(size_of::<SubscriberEntry>() == LINE);
     assert!(size_of::<SlotHeader>() == SLOT_HEADER_BYTES);
@@ -390,7 +415,9 @@ const _: () = {
 
 impl Header {
     /// A header for `g`, with the magic/version word still 0 (the creator stores it last).
-    pub(crate) fn new(g: &crate::geometry::Geometry, creator_pid: u64) -> Header {
+    /// `origin` is empty for a local topic and at most [`ORIGIN_BYTES`] long (checked by
+    /// the creator).
+    pub(crate) fn new(g: &crate::geometry::Geometry, creator_pid: u64, origin: &str) -> Header {
         Header {
             identity: Identity {
                 magic_version: AtomicU64::new(0),
@@ -423,6 +450,15 @@ impl Header {
             pub_wake: PublisherWakeLine {
                 futex: AtomicU32::new(0),
                 waiting: AtomicU32::new(0),
+            },
+            import: ImportLine {
+                upstream_lost: AtomicU64::new(0),
+                origin_len: origin.len() as u64,
+                origin: {
+                    let mut bytes = [0u8; ORIGIN_BYTES];
+                    bytes[..origin.len()].copy_from_slice(origin.as_bytes());
+                    bytes
+                },
             },
         }
     }

@@ -87,6 +87,24 @@ impl SegmentMemory {
         &self.geometry
     }
 
+    /// Where an imported topic comes from (see [`crate::layout::ImportLine`]); `None` for a
+    /// local topic. Read from the mapping: written before the segment had a name, never
+    /// after. A length over the field's size (a corrupt header) is clamped, and bytes that
+    /// are not UTF-8 are shown replaced.
+    pub fn origin(&self) -> Option<String> {
+        let line = &self.header().import;
+        let len = (line.origin_len.min(crate::layout::ORIGIN_BYTES as u64)) as usize;
+        (len > 0).then(|| String::from_utf8_lossy(&line.origin[..len]).into_owned())
+    }
+
+    /// Messages the source of an imported topic published that never reached it (0 for a
+    /// local topic). Relaxed: a statistic; after receiving a message it counts at least the
+    /// gaps before that message (the publisher stores it before that message's Release
+    /// commit, which the receive's Acquire stamp load synchronized with).
+    pub fn upstream_lost(&self) -> u64 {
+        self.header().import.upstream_lost.load(Ordering::Relaxed)
+    }
+
     /// The control header. Crate-private: a `&Header` hands out atomics that safe code
     /// must not be able to store into (a subscriber's view is partly read-only, and the
     /// protocol's invariants live in these words).
@@ -341,7 +359,7 @@ mod model {
                 ..cfg
             };
             let geometry = Geometry::compute(&cfg, 4096, 1).expect("valid model geometry");
-            let header = Box::new(Header::new(&geometry, 0));
+            let header = Box::new(Header::new(&geometry, 0, ""));
             header
                 .identity
                 .magic_version

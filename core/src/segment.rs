@@ -83,6 +83,10 @@ pub struct CreateOptions {
     pub mode: u32,
     /// Prefault and/or lock the publisher's mapping.
     pub memory: crate::residency::MemoryOptions,
+    /// Where the topic's messages come from when it re-publishes another one (a bridge's
+    /// import): at most [`ORIGIN_BYTES`](crate::layout::ORIGIN_BYTES) bytes, no control
+    /// characters. `None` for a local topic.
+    pub origin: Option<String>,
 }
 
 impl Default for CreateOptions {
@@ -92,6 +96,7 @@ impl Default for CreateOptions {
             config: SegmentConfig::default(),
             mode: 0o600,
             memory: Default::default(),
+            origin: None,
         }
     }
 }
@@ -294,6 +299,13 @@ impl Segment {
         }
         let g = Geometry::compute(&opts.config, page_size(), random_u64())
             .map_err(|source| CreateError::Config { topic: t(), source })?;
+        let origin = opts.origin.clone().unwrap_or_default();
+        if origin.len() > crate::layout::ORIGIN_BYTES || origin.chars().any(char::is_control) {
+            return Err(CreateError::Config {
+                topic: t(),
+                source: crate::error::ConfigError::Origin(origin),
+            });
+        }
         let io_err = |op: &'static str| {
             move |e: Errno| match e {
                 Errno::EACCES | Errno::EPERM => CreateError::PermissionDenied { topic: t() },
@@ -357,7 +369,7 @@ impl Segment {
         unsafe {
             std::ptr::write(
                 base as *mut Header,
-                Header::new(&g, std::process::id() as u64),
+                Header::new(&g, std::process::id() as u64, &origin),
             )
         };
         // SAFETY: as above, the ring starts header_size bytes in, inside the mapping.

@@ -102,6 +102,15 @@ impl PublisherConfig {
         self.options.config.type_info = info;
         self
     }
+    /// Marks the topic as re-published from elsewhere (what a bridge's import does):
+    /// `origin` says from where, for `ringcast list` and `inspect`, at most 112 bytes
+    /// without control characters (else creation fails with
+    /// [`ConfigError::Origin`](ringcast_core::ConfigError::Origin)). A bridge never
+    /// exports a topic so marked, so nothing is echoed back to where it came from.
+    pub fn imported_from(mut self, origin: impl Into<String>) -> Self {
+        self.options.origin = Some(origin.into());
+        self
+    }
     /// The segment geometry asked for.
     pub fn segment(&self) -> &SegmentConfig {
         &self.options.config

@@ -13,7 +13,7 @@ use ringcast_core::ring::Writer;
 use ringcast_core::stall::{StallWatch, Verdict};
 use ringcast_core::wait::{self, Stop, Waitable};
 use ringcast_core::waitset::{Member, Refusal, SleepTarget};
-use ringcast_core::{CreateError, Full, Overflow, WaitStrategy};
+use ringcast_core::{CreateError, Full, Geometry, Overflow, WaitStrategy};
 
 use crate::PublisherConfig;
 
@@ -85,6 +85,19 @@ impl Publisher {
     /// Sequence number the next committed message will get (= messages published).
     pub fn next_seq(&self) -> u64 {
         self.end.writer_ref().next_seq()
+    }
+
+    /// The topic's geometry, policy and message type.
+    pub fn geometry(&self) -> &Geometry {
+        self.end.geometry()
+    }
+
+    /// For a topic that re-publishes another (see [`PublisherConfig::imported_from`]):
+    /// adds `n` to the messages its source published that never arrived here. Call it
+    /// *before* sending the first message after the gap: a subscriber that has received
+    /// that message then sees the count in `Subscriber::upstream_lost`.
+    pub fn count_upstream_loss(&self, n: u64) {
+        self.end.count_upstream_loss(n);
     }
 
     /// Loans the next slot, waiting for room under `Block` (spin, then futex; a dead

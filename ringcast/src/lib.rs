@@ -116,6 +116,7 @@ pub use ringcast_core::{
 /// dead ones (`ringcast gc`).
 pub mod inspect {
     pub use ringcast_core::inspect::{gc, inspect, remove, GcOutcome, SubscriberInfo, TopicInfo};
+    pub use ringcast_core::layout::LAYOUT_VERSION;
     pub use ringcast_core::Geometry;
 }
 

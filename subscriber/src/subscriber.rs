@@ -11,7 +11,7 @@ use ringcast_core::residency::MemoryOptions;
 use ringcast_core::ring::{Poll, Reader};
 use ringcast_core::wait::{self, Stop, Waitable};
 use ringcast_core::waitset::{Member, Refusal, SleepTarget};
-use ringcast_core::{AttachError, Overflow, WaitStrategy};
+use ringcast_core::{AttachError, Geometry, Overflow, WaitStrategy};
 
 use crate::buffer::AlignedBuf;
 use crate::{RecvError, RecvTimeoutError, SubscriberOptions, TryRecvError};
@@ -139,6 +139,26 @@ impl Subscriber {
     /// Messages lost to lapping since attach (`Overwrite`).
     pub fn lost(&self) -> u64 {
         self.end.reader_ref().lost()
+    }
+
+    /// The topic's geometry, policy and message type.
+    pub fn geometry(&self) -> &Geometry {
+        self.end.geometry()
+    }
+
+    /// Where the topic is imported from, if a bridge re-publishes it here; `None` for a
+    /// local topic.
+    pub fn origin(&self) -> Option<String> {
+        self.end.memory().origin()
+    }
+
+    /// Messages the source of an imported topic published that never reached it (0 for a
+    /// local topic): the imported equivalent of [`RecvError::Lagged`](crate::RecvError::Lagged).
+    /// It counts since the topic was created, not since attach; after a message has been
+    /// received it includes every gap before that message. A load from shared memory,
+    /// no system call.
+    pub fn upstream_lost(&self) -> u64 {
+        self.end.memory().upstream_lost()
     }
 
     /// Whether a receive would return at once (a message, a lag report, or the end),

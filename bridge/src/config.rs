@@ -1,0 +1,228 @@
+//! What a bridge is asked to do, checked before anything starts.
+
+use std::str::FromStr;
+
+use ringcast::name::{validate_prefix, validate_topic, DEFAULT_PREFIX};
+
+use crate::BridgeError;
+
+/// The domain used when none is given: keys are `ringcast/default/<topic>`.
+pub const DEFAULT_DOMAIN: &str = "default";
+/// The largest segment an import creates unless told otherwise (4 GiB): an announcement
+/// is remote input, and a ring over this is refused rather than allocated.
+pub const DEFAULT_MAX_IMPORT_BYTES: u64 = 4 << 30;
+
+/// How to run a bridge. Chainable setters; [`Bridge::start`](crate::Bridge::start)
+/// checks everything.
+///
+/// ```
+/// use ringcast_bridge::BridgeConfig;
+/// let cfg = BridgeConfig::default()
+///     .prefix("robot")
+///     .domain("lab")
+///     .listen("tcp/127.0.0.1:7447")
+///     .export("imu")
+///     .import("cmd_vel");
+/// assert_eq!(cfg.exports(), ["imu"]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct BridgeConfig {
+    pub(crate) prefix: String,
+    pub(crate) domain: String,
+    pub(crate) listen: Vec<String>,
+    pub(crate) connect: Vec<String>,
+    pub(crate) exports: Vec<String>,
+    pub(crate) imports: Vec<String>,
+    pub(crate) multicast_scouting: bool,
+    pub(crate) max_import_bytes: u64,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            prefix: DEFAULT_PREFIX.to_owned(),
+            domain: DEFAULT_DOMAIN.to_owned(),
+            listen: Vec::new(),
+            connect: Vec::new(),
+            exports: Vec::new(),
+            imports: Vec::new(),
+            multicast_scouting: false,
+            max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
+        }
+    }
+}
+
+impl BridgeConfig {
+    /// The shm prefix of the local topics (exported and imported).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+    /// The domain: bridges see each other's topics only within one domain.
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = domain.into();
+        self
+    }
+    /// A Zenoh endpoint to listen on, like `tcp/0.0.0.0:7447` (repeatable).
+    pub fn listen(mut self, endpoint: impl Into<String>) -> Self {
+        self.listen.push(endpoint.into());
+        self
+    }
+    /// A Zenoh endpoint to connect to (repeatable; retried in the background until it
+    /// answers).
+    pub fn connect(mut self, endpoint: impl Into<String>) -> Self {
+        self.connect.push(endpoint.into());
+        self
+    }
+    /// A local topic to carry to the other bridges (repeatable).
+    pub fn export(mut self, topic: impl Into<String>) -> Self {
+        self.exports.push(topic.into());
+        self
+    }
+    /// A remote topic to re-publish locally (repeatable).
+    pub fn import(mut self, topic: impl Into<String>) -> Self {
+        self.imports.push(topic.into());
+        self
+    }
+    /// Whether to find peers by UDP multicast scouting (off by default: bridges connect
+    /// where they are told).
+    pub fn multicast_scouting(mut self, on: bool) -> Self {
+        self.multicast_scouting = on;
+        self
+    }
+    /// The largest ring (in bytes) an import agrees to create for a remote topic.
+    pub fn max_import_bytes(mut self, bytes: u64) -> Self {
+        self.max_import_bytes = bytes;
+        self
+    }
+    /// The topics to export.
+    pub fn exports(&self) -> &[String] {
+        &self.exports
+    }
+    /// The topics to import.
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
+
+    /// Checks every name and endpoint; topics named twice are kept once.
+    pub(crate) fn validate(&mut self) -> Result<(), BridgeError> {
+        validate_prefix(&self.prefix).map_err(|source| BridgeError::Name {
+            what: "prefix",
+            name: self.prefix.clone(),
+            source,
+        })?;
+        validate_prefix(&self.domain).map_err(|source| BridgeError::Name {
+            what: "domain",
+            name: self.domain.clone(),
+            source,
+        })?;
+        for list in [&mut self.exports, &mut self.imports] {
+            for t in list.iter() {
+                validate_topic(t).map_err(|source| BridgeError::Name {
+                    what: "topic",
+                    name: t.clone(),
+                    source,
+                })?;
+            }
+            let mut seen = std::collections::HashSet::new();
+            list.retain(|t| seen.insert(t.clone()));
+        }
+        for e in self.listen.iter().chain(&self.connect) {
+            check_endpoint(e)?;
+        }
+        Ok(())
+    }
+
+    /// The Zenoh configuration: peer mode, the given endpoints, multicast scouting only
+    /// when asked.
+    pub(crate) fn zenoh(&self) -> Result<zenoh::Config, BridgeError> {
+        let mut c = zenoh::Config::default();
+        let list = |v: &[String]| {
+            let quoted: Vec<String> = v.iter().map(|e| format!("{e:?}")).collect();
+            format!("[{}]", quoted.join(","))
+        };
+        let mut set = |key: &str, value: String| {
+            c.insert_json5(key, &value).map_err(|e| BridgeError::Zenoh {
+                op: "configure",
+                message: format!("{key} = {value}: {e}"),
+            })
+        };
+        set("mode", "\"peer\"".into())?;
+        if !self.listen.is_empty() {
+            set("listen/endpoints", list(&self.listen))?;
+        }
+        set("connect/endpoints", list(&self.connect))?;
+        set(
+            "scouting/multicast/enabled",
+            self.multicast_scouting.to_string(),
+        )?;
+        Ok(c)
+    }
+}
+
+/// An endpoint this build can use: Zenoh's syntax, TCP only.
+fn check_endpoint(e: &str) -> Result<(), BridgeError> {
+    let bad = |reason: String| BridgeError::Endpoint {
+        endpoint: e.to_owned(),
+        reason,
+    };
+    let ep = zenoh::config::EndPoint::from_str(e).map_err(|err| bad(err.to_string()))?;
+    let proto = ep.protocol();
+    if proto.as_str() != "tcp" {
+        return Err(bad(format!(
+            "protocol {:?} is not built in (this bridge speaks tcp/HOST:PORT)",
+            proto.as_str()
+        )));
+    }
+    let addr = ep.address();
+    let (host, port) = addr
+        .as_str()
+        .rsplit_once(':')
+        .ok_or_else(|| bad("no :PORT".into()))?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(bad("expected tcp/HOST:PORT with a port in 0..=65535".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_names_and_endpoints_are_typed_errors() {
+        let ok = || BridgeConfig::default().listen("tcp/127.0.0.1:7447");
+        assert!(ok().validate().is_ok());
+        assert!(ok().connect("tcp/[::1]:7447").validate().is_ok());
+        for bad in [
+            "udp/127.0.0.1:7447",
+            "tcp/127.0.0.1",
+            "tcp/127.0.0.1:99999",
+            "127.0.0.1:7447",
+            "",
+            "tcp/:7447",
+        ] {
+            assert!(
+                matches!(
+                    ok().connect(bad).validate(),
+                    Err(BridgeError::Endpoint { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            ok().export("../x").validate(),
+            Err(BridgeError::Name { what: "topic", .. })
+        ));
+        assert!(matches!(
+            ok().domain("a/b").validate(),
+            Err(BridgeError::Name { what: "domain", .. })
+        ));
+        let mut twice = ok().export("a").export("a").import("b").import("b");
+        twice.validate().unwrap();
+        assert_eq!(
+            (twice.exports(), twice.imports()),
+            (&["a".to_owned()][..], &["b".to_owned()][..])
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! Export: one thread per local topic, carrying its messages to the network.
+//!
+//! For each incarnation of the local topic (a live publisher, not itself an import):
+//! declare the Zenoh publisher and the liveliness token that announces the topic, then
+//! attach as one more subscriber and put every message with its [`Stamp`]. Under `Block`
+//! the bridge attaches only while a remote subscriber matches, reads each message in
+//! place and releases it once the put has returned: Zenoh's blocking congestion control
+//! then carries the importer's backpressure back to the source publisher, and the source's
+//! stall rules bound it (the bridge is a subscriber like any other, and Zenoh closes a
+//! link blocked past its `wait_before_close`). Under `Overwrite` puts may be dropped
+//! under congestion, and the bridge itself may be lapped; the importer counts both as
+//! gaps in the sequence numbers. When the source closes, an END stamp tells the importer
+//! how many messages there were, so a loss at the very end is counted too.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringcast::{Overflow, RecvTimeoutError, Start, Subscriber, SubscriberOptions};
+use zenoh::qos::CongestionControl;
+use zenoh::sample::Locality;
+use zenoh::Wait;
+
+use crate::announce::Announcement;
+use crate::stats::{bump, Counters};
+use crate::wire::{now_ns, Stamp, END};
+use crate::Shared;
+
+/// How often a `Block` export asks whether a remote subscriber still matches.
+const MATCH_CHECK: Duration = Duration::from_millis(10);
+/// How long one receive waits before the thread looks at the stop flag.
+const SLICE: Duration = Duration::from_millis(50);
+/// Pause between looks for a local topic that is absent, dead or imported.
+const LOOK_AGAIN: Duration = Duration::from_millis(50);
+
+pub(crate) fn run(shared: Arc<Shared>, topic: String, stats: Arc<Counters>) {
+    let mut said_imported = false;
+    while !shared.stopping() {
+        let info = match ringcast::inspect::inspect(&shared.prefix, &topic) {
+            Ok(i) if i.publisher_alive && !i.closed => i,
+            _ => {
+                std::thread::sleep(LOOK_AGAIN);
+                continue;
+            }
+        };
+        if let Some(origin) = &info.origin {
+            // Never echo: an imported topic goes back nowhere.
+            if !said_imported {
+                tracing::info!(
+                    topic,
+                    origin,
+                    "not exporting a topic that is itself imported"
+                );
+                said_imported = true;
+            }
+            std::thread::sleep(LOOK_AGAIN * 5);
+            continue;
+        }
+        said_imported = false;
+        let a = Announcement::of(&info.geometry, &shared.host, &shared.prefix);
+        if let Err(e) = export_incarnation(&shared, &topic, &a, &stats) {
+            tracing::warn!(topic, error = %e, "export failed; trying again");
+            std::thread::sleep(LOOK_AGAIN * 5);
+        }
+        stats.set_active(false);
+    }
+}
+
+/// Carries one incarnation of the topic until it closes, is re-created, or we stop.
+fn export_incarnation(
+    shared: &Shared,
+    topic: &str,
+    a: &Announcement,
+    stats: &Counters,
+) -> zenoh::Result<()> {
+    let session = &shared.session;
+    let key = shared.keys.data(topic);
+    let congestion = match a.overflow {
+        Overflow::Block => CongestionControl::Block,
+        Overflow::Overwrite => CongestionControl::Drop,
+    };
+    let publisher = session
+        .declare_publisher(key.clone())
+        .congestion_control(congestion)
+        .allowed_destination(Locality::Remote)
+        .wait()?;
+    let _token = session
+        .liveliness()
+        .declare_token(shared.keys.token(topic, &shared.zid, a))
+        .wait()?;
+    tracing::info!(topic, announcement = %a, "exporting");
+    let matching = || -> zenoh::Result<bool> { Ok(publisher.matching_status().wait()?.matching()) };
+    loop {
+        if a.overflow == Overflow::Block {
+            // Hold the source only while someone remote listens.
+            while !matching()? {
+                if shared.stopping() || !source_is(shared, topic, a.creation_id) {
+                    return Ok(());
+                }
+                std::thread::sleep(MATCH_CHECK);
+            }
+        }
+        let opts = SubscriberOptions::default()
+            .prefix(shared.prefix.as_str())
+            .start(Start::Latest);
+        let mut sub = match Subscriber::attach(topic, opts) {
+            Ok(s) if s.geometry().creation_id == a.creation_id && s.origin().is_none() => s,
+            // Gone or re-created since we looked: announce the new one.
+            _ => return Ok(()),
+        };
+        stats.set_active(true);
+        let mut checked = Instant::now();
+        loop {
+            if shared.stopping() {
+                return Ok(());
+            }
+            let mut closed = false;
+            match sub.recv_timeout(SLICE) {
+                Ok(sample) => {
+                    let stamp = Stamp {
+                        seq: sample.seq(),
+                        publish_ns: now_ns(),
+                        creation_id: a.creation_id,
+                        flags: 0,
+                    };
+                    let bytes = sample.bytes();
+                    publisher
+                        .put(bytes)
+                        .attachment(&stamp.encode()[..])
+                        .wait()?;
+                    bump(&stats.messages, 1);
+                    bump(&stats.bytes, bytes.len() as u64);
+                }
+                Err(RecvTimeoutError::Lagged(n)) => bump(&stats.lost, n),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => closed = true,
+                // Evicted for stalling the source (a slow link under a stall timeout):
+                // attach again; what we missed shows as a gap at the importer.
+                Err(RecvTimeoutError::Evicted) => {
+                    tracing::warn!(topic, "evicted by the source publisher for stalling it");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(topic, error = %e, "skipping a corrupt message");
+                    bump(&stats.lost, 1);
+                }
+            }
+            if closed {
+                return end_of_source(shared, &key, a.creation_id, sub.next_seq(), topic);
+            }
+            if a.overflow == Overflow::Block && checked.elapsed() >= MATCH_CHECK {
+                checked = Instant::now();
+                if !matching()? {
+                    tracing::info!(topic, "no remote subscriber; detaching from the source");
+                    break;
+                }
+            }
+        }
+        stats.set_active(false);
+    }
+}
+
+/// Tells the importers that the source closed after `published` messages. Reliably,
+/// even for an `Overwrite` topic: it is the importer's last count.
+fn end_of_source(
+    shared: &Shared,
+    key: &str,
+    creation_id: u64,
+    published: u64,
+    topic: &str,
+) -> zenoh::Result<()> {
+    let end = Stamp {
+        seq: published,
+        publish_ns: now_ns(),
+        creation_id,
+        flags: END,
+    };
+    shared
+        .session
+        .put(key, Vec::<u8>::new())
+        .attachment(&end.encode()[..])
+        .congestion_control(CongestionControl::Block)
+        .allowed_destination(Locality::Remote)
+        .wait()?;
+    tracing::info!(topic, published, "source closed");
+    Ok(())
+}
+
+/// Whether `topic` is still the live incarnation `creation_id`.
+fn source_is(shared: &Shared, topic: &str, creation_id: u64) -> bool {
+    matches!(
+        ringcast::inspect::inspect(&shared.prefix, topic),
+        Ok(i) if i.publisher_alive && !i.closed && i.geometry.creation_id == creation_id
+    )
+}

@@ -1,0 +1,308 @@
+//! Import: one thread per remote topic, re-publishing it locally.
+//!
+//! The thread subscribes to the topic's announcements (liveliness tokens, with history)
+//! and to its messages (remote origin only), both feeding one bounded channel, so events
+//! are handled in the order they arrived. On an announcement it creates the local topic
+//! with the source's geometry, policy and type, marked as imported; on each message it
+//! counts any gap in the source's sequence numbers (`upstream_lost`) and republishes the
+//! payload; on the source's END stamp or the token's disappearance (the exporting bridge
+//! stopped or died) it closes the local topic, so local subscribers drain it and get
+//! `Disconnected`. Under `Block` a full local ring blocks the thread, the channel fills,
+//! and Zenoh's receive path blocks behind it: backpressure reaches the source.
+//!
+//! Nothing remote is trusted: a malformed or oversized announcement is refused (counted,
+//! logged once), a message without a valid stamp or larger than the slot is dropped and
+//! counted, and a local topic that already has a live publisher is never touched.
+
+use std::collections::HashSet;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringcast::{CreateError, Publisher};
+use zenoh::bytes::ZBytes;
+use zenoh::sample::{Locality, SampleKind};
+use zenoh::Wait;
+
+use crate::announce::Announcement;
+use crate::stats::{bump, Counters};
+use crate::wire::Stamp;
+use crate::Shared;
+
+/// Events waiting for the import thread; when full, Zenoh's receive path waits.
+const QUEUE: usize = 256;
+/// How long the thread waits for an event (or for room in the ring) before it looks at
+/// the stop flag.
+const SLICE: Duration = Duration::from_millis(50);
+/// How often a refused-for-now source (a local publisher holds the name) is retried.
+const RETRY: Duration = Duration::from_secs(1);
+
+enum Event {
+    Announced(String),
+    Withdrawn(String),
+    Message {
+        stamp: Option<Stamp>,
+        payload: ZBytes,
+    },
+}
+
+/// A remote topic we know of.
+struct Known {
+    key: String,
+    zid: String,
+    a: Announcement,
+}
+
+/// The source we re-publish now.
+struct Current {
+    key: String,
+    creation_id: u64,
+    publisher: Publisher,
+    /// The source sequence we expect next (`None` before the first message).
+    expected: Option<u64>,
+}
+
+struct Importer<'s> {
+    shared: &'s Shared,
+    topic: String,
+    stats: Arc<Counters>,
+    known: Vec<Known>,
+    current: Option<Current>,
+    /// Incarnations that sent END: never adopted again.
+    finished: HashSet<u64>,
+    /// Keys refused for good (malformed, too large, not creatable): logged once.
+    refused: HashSet<String>,
+    last_try: Option<Instant>,
+}
+
+pub(crate) fn run(shared: Arc<Shared>, topic: String, stats: Arc<Counters>) {
+    let (tx, rx) = sync_channel::<Event>(QUEUE);
+    let tx_data = tx.clone();
+    let session = &shared.session;
+    let tokens = session
+        .liveliness()
+        .declare_subscriber(shared.keys.tokens_of(&topic))
+        .history(true)
+        .callback(move |s| {
+            let key = s.key_expr().as_str().to_owned();
+            let _ = tx.send(match s.kind() {
+                SampleKind::Put => Event::Announced(key),
+                SampleKind::Delete => Event::Withdrawn(key),
+            });
+        })
+        .wait();
+    let data = session
+        .declare_subscriber(shared.keys.data(&topic))
+        .allowed_origin(Locality::Remote)
+        .callback(move |s| {
+            let stamp = s.attachment().and_then(|a| Stamp::decode(&a.to_bytes()));
+            // Blocks while the import thread is behind: that is the backpressure. Fails
+            // at once when the thread has gone (the receiver is dropped first).
+            let _ = tx_data.send(Event::Message {
+                stamp,
+                payload: s.payload().clone(),
+            });
+        })
+        .wait();
+    let (tokens, data) = match (tokens, data) {
+        (Ok(t), Ok(d)) => (t, d),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(topic, error = %e, "cannot subscribe; not importing");
+            return;
+        }
+    };
+    let mut importer = Importer {
+        shared: &shared,
+        topic,
+        stats,
+        known: Vec::new(),
+        current: None,
+        finished: HashSet::new(),
+        refused: HashSet::new(),
+        last_try: None,
+    };
+    importer.serve(&rx);
+    // Unblock a callback waiting for room before undeclaring its subscriber.
+    drop(rx);
+    drop(importer);
+    let _ = data.undeclare().wait();
+    let _ = tokens.undeclare().wait();
+}
+
+impl Importer<'_> {
+    fn serve(&mut self, rx: &Receiver<Event>) {
+        while !self.shared.stopping() {
+            match rx.recv_timeout(SLICE) {
+                Ok(Event::Announced(key)) => self.announced(key),
+                Ok(Event::Withdrawn(key)) => self.withdrawn(&key),
+                Ok(Event::Message { stamp, payload }) => self.message(stamp, &payload),
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.current.is_none()
+                        && !self.known.is_empty()
+                        && self.last_try.is_none_or(|t| t.elapsed() >= RETRY)
+                    {
+                        self.adopt();
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn refuse(&mut self, key: &str, why: &dyn std::fmt::Display) {
+        if self.refused.insert(key.to_owned()) {
+            bump(&self.stats.refused, 1);
+            tracing::warn!(topic = self.topic, error = %why, "refusing a remote announcement");
+        }
+    }
+
+    fn announced(&mut self, key: String) {
+        let source = match self.shared.keys.parse_token(&self.topic, &key) {
+            Ok(s) => s,
+            Err(e) => return self.refuse(&key, &e),
+        };
+        if source.zid == self.shared.zid || self.known.iter().any(|k| k.key == key) {
+            return;
+        }
+        if source.announcement.ring_bytes() > self.shared.max_import_bytes {
+            let why = format!(
+                "a ring of {} bytes is over this bridge's limit of {}",
+                source.announcement.ring_bytes(),
+                self.shared.max_import_bytes
+            );
+            return self.refuse(&key, &why);
+        }
+        let (zid, a) = (source.zid.to_owned(), source.announcement);
+        self.known.push(Known { key, zid, a });
+        if self.current.is_none() {
+            self.adopt();
+        }
+    }
+
+    fn withdrawn(&mut self, key: &str) {
+        self.known.retain(|k| k.key != key);
+        if self.current.as_ref().is_some_and(|c| c.key == key) {
+            self.close("the exporting bridge withdrew it");
+            self.adopt();
+        }
+    }
+
+    /// Creates the local topic for the first known source we can.
+    fn adopt(&mut self) {
+        self.last_try = Some(Instant::now());
+        let candidates: Vec<usize> = (0..self.known.len())
+            .filter(|&i| {
+                let k = &self.known[i];
+                !self.finished.contains(&k.a.creation_id) && !self.refused.contains(&k.key)
+            })
+            .collect();
+        for i in candidates {
+            let k = &self.known[i];
+            let origin = origin(&k.a, &k.zid);
+            let cfg = k.a.config(&self.shared.prefix, &origin);
+            match Publisher::create(&self.topic, cfg) {
+                Ok(publisher) => {
+                    tracing::info!(topic = self.topic, origin, announcement = %k.a, "importing");
+                    self.current = Some(Current {
+                        key: k.key.clone(),
+                        creation_id: k.a.creation_id,
+                        publisher,
+                        expected: None,
+                    });
+                    self.stats.set_active(true);
+                    return;
+                }
+                // A local publisher has the name (a local topic, or another import):
+                // leave it alone and look again later.
+                Err(CreateError::AlreadyPublished { .. }) => {
+                    if self.refused.insert(format!("busy:{}", k.key)) {
+                        bump(&self.stats.refused, 1);
+                        tracing::warn!(
+                            topic = self.topic,
+                            "a local publisher has this topic; not importing over it"
+                        );
+                    }
+                }
+                Err(e) => {
+                    let key = k.key.clone();
+                    self.refuse(&key, &e);
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, why: &str) {
+        if let Some(c) = self.current.take() {
+            tracing::info!(topic = self.topic, why, "closing the imported topic");
+            drop(c.publisher);
+            self.stats.set_active(false);
+        }
+    }
+
+    fn message(&mut self, stamp: Option<Stamp>, payload: &ZBytes) {
+        let Some(stamp) = stamp else {
+            bump(&self.stats.refused, 1);
+            return;
+        };
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        if stamp.creation_id != cur.creation_id {
+            // Another incarnation's message (a source we did not adopt, or in flight
+            // across a re-creation): not ours to count.
+            return;
+        }
+        let expected = cur.expected.unwrap_or(stamp.seq);
+        if stamp.seq < expected {
+            return;
+        }
+        let gap = stamp.seq - expected;
+        if gap > 0 {
+            // Before the next commit: subscribers that receive it see the count.
+            cur.publisher.count_upstream_loss(gap);
+            bump(&self.stats.lost, gap);
+        }
+        if stamp.is_end() {
+            let creation_id = cur.creation_id;
+            self.finished.insert(creation_id);
+            self.close("the source closed");
+            self.adopt();
+            return;
+        }
+        cur.expected = Some(stamp.seq + 1);
+        if payload.len() > cur.publisher.capacity() {
+            bump(&self.stats.refused, 1);
+            return;
+        }
+        let len = payload.len();
+        // Under `Block` wait for room in slices, so that stopping is never held up.
+        let mut loan = loop {
+            match cur.publisher.loan_timeout(SLICE) {
+                Ok(loan) => break loan,
+                Err(_) if self.shared.stopping() => return,
+                Err(_) => {}
+            }
+        };
+        let mut at = 0;
+        for chunk in payload.slices() {
+            loan.write_at(at, chunk);
+            at += chunk.len();
+        }
+        loan.commit(len);
+        bump(&self.stats.messages, 1);
+        bump(&self.stats.bytes, len as u64);
+    }
+}
+
+/// What `ringcast list` shows as the imported topic's origin: the exporting host and
+/// prefix, and the bridge's Zenoh id (cut to fit the segment's field).
+fn origin(a: &Announcement, zid: &str) -> String {
+    let mut s = format!("{}:{} (bridge {})", a.host, a.prefix, zid);
+    let mut end = s.len().min(112);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.retain(|c| !c.is_control());
+    s
+}

@@ -1,0 +1,208 @@
+//! `ringcast-bridge`: carries ringcast topics between machines over Zenoh.
+//!
+//! A bridge *exports* local topics (it attaches to each as one more subscriber and puts
+//! every message under `ringcast/<domain>/<topic>`, stamped with its sequence number,
+//! export time and the source's incarnation) and *imports* remote ones (it becomes the
+//! local publisher of a topic with the source's geometry, overflow policy and type
+//! fingerprint, so typed subscribers keep their checks). Topics are announced by Zenoh
+//! liveliness tokens whose keys carry their description ([`announce`]); a bridge that
+//! dies takes its tokens with it, and its imports elsewhere close.
+//!
+//! Semantics: `Block` topics travel with Zenoh's blocking congestion control, so a slow
+//! importer slows the source (bounded by the source's stall timeout and Zenoh's
+//! `wait_before_close`); `Overwrite` topics may drop under congestion, and every loss is
+//! counted at the importer from the sequence numbers (the topic's `upstream_lost`, shown by
+//! `ringcast list` / `inspect`, and [`TopicReport::lost`]). An imported topic is marked as
+//! such in its segment and never exported back; Zenoh locality filters keep a bridge from
+//! hearing itself.
+//!
+//! ```no_run
+//! use ringcast_bridge::{Bridge, BridgeConfig};
+//! let bridge = Bridge::start(
+//!     BridgeConfig::default()
+//!         .listen("tcp/0.0.0.0:7447")
+//!         .export("imu"),
+//! )?;
+//! // ... until it is time to stop:
+//! for t in bridge.reports() {
+//!     println!("{} {:?}: {} messages, {} lost", t.topic, t.direction, t.messages, t.lost);
+//! }
+//! bridge.stop();
+//! # Ok::<(), ringcast_bridge::BridgeError>(())
+//! ```
+
+pub mod announce;
+mod config;
+mod export;
+mod import;
+mod stats;
+pub mod wire;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use zenoh::Wait;
+
+pub use config::{BridgeConfig, DEFAULT_DOMAIN, DEFAULT_MAX_IMPORT_BYTES};
+pub use stats::{Direction, TopicReport};
+
+use announce::Keys;
+use stats::Counters;
+
+/// Why a bridge could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BridgeError {
+    /// A topic, prefix or domain name breaks the naming rules.
+    #[error("invalid {what} {name:?}: {source}")]
+    Name {
+        /// `topic`, `prefix` or `domain`.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// Which rule it breaks.
+        source: ringcast::NameError,
+    },
+    /// An endpoint is not `tcp/HOST:PORT`.
+    #[error("bad endpoint {endpoint:?}: {reason}")]
+    Endpoint {
+        /// The endpoint given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Zenoh refused (a listen address in use, say).
+    #[error("zenoh could not {op}: {message}")]
+    Zenoh {
+        /// What we asked of it.
+        op: &'static str,
+        /// Its message.
+        message: String,
+    },
+    /// A worker thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// What the worker threads share.
+pub(crate) struct Shared {
+    pub session: zenoh::Session,
+    pub zid: String,
+    pub keys: Keys,
+    pub prefix: String,
+    pub host: String,
+    pub max_import_bytes: u64,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    pub fn stopping(&self) -> bool {
+        // Relaxed: a flag the workers poll; nothing is published through it (they are
+        // joined before anything they touched is torn down).
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// A running bridge: one thread per exported and per imported topic over one Zenoh
+/// session. Dropping it stops it (as [`stop`](Self::stop)).
+pub struct Bridge {
+    shared: Arc<Shared>,
+    counters: Vec<Arc<Counters>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Bridge {
+    /// Checks `config`, opens the Zenoh session (listening and connecting as asked;
+    /// endpoints that do not answer yet are retried in the background) and starts the
+    /// exports and imports.
+    pub fn start(mut config: BridgeConfig) -> Result<Bridge, BridgeError> {
+        config.validate()?;
+        let zconfig = config.zenoh()?;
+        let session = zenoh::open(zconfig)
+            .wait()
+            .map_err(|e| BridgeError::Zenoh {
+                op: "open a session",
+                message: e.to_string(),
+            })?;
+        let shared = Arc::new(Shared {
+            zid: session.zid().to_string(),
+            session,
+            keys: Keys::new(&config.domain),
+            prefix: config.prefix.clone(),
+            host: host_name(),
+            max_import_bytes: config.max_import_bytes,
+            stop: AtomicBool::new(false),
+        });
+        let mut bridge = Bridge {
+            shared,
+            counters: Vec::new(),
+            workers: Vec::new(),
+        };
+        let jobs = config
+            .exports
+            .iter()
+            .map(|t| (t, Direction::Export))
+            .chain(config.imports.iter().map(|t| (t, Direction::Import)));
+        for (topic, direction) in jobs {
+            let counters = Arc::new(Counters::new(topic, direction));
+            let (shared, c, t) = (bridge.shared.clone(), counters.clone(), topic.clone());
+            let name = match direction {
+                Direction::Export => format!("export {topic}"),
+                Direction::Import => format!("import {topic}"),
+            };
+            let handle = std::thread::Builder::new()
+                .name(name.chars().take(15).collect())
+                .spawn(move || match direction {
+                    Direction::Export => export::run(shared, t, c),
+                    Direction::Import => import::run(shared, t, c),
+                })
+                .map_err(BridgeError::Thread)?;
+            bridge.counters.push(counters);
+            bridge.workers.push(handle);
+        }
+        Ok(bridge)
+    }
+
+    /// This bridge's Zenoh id.
+    pub fn zid(&self) -> &str {
+        &self.shared.zid
+    }
+
+    /// The counters of every exported and imported topic, in configuration order.
+    pub fn reports(&self) -> Vec<TopicReport> {
+        self.counters.iter().map(|c| c.report()).collect()
+    }
+
+    /// Stops every worker (imported topics close: their local subscribers get
+    /// `Disconnected`), withdraws the announcements and closes the session.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        // Relaxed: see `Shared::stopping`; the joins below order everything after it.
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        let _ = self.shared.session.close().wait();
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if !self.workers.is_empty() || !self.shared.stopping() {
+            self.shutdown();
+        }
+    }
+}
+
+/// This machine's name, for announcements (`ringcast list` on the importing side).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}

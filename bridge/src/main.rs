@@ -1,0 +1,121 @@
+//! `ringcast-bridge`: carries ringcast topics between machines over Zenoh.
+//!
+//! Exit codes as for `ringcast`: 0 after SIGINT/SIGTERM, 1 a runtime error (one line),
+//! 2 bad usage (clap's message, or a bad name or endpoint). Never a panic (101).
+//! Log lines go to standard error; `RUST_LOG` sets their level (default `info` for the
+//! bridge, `warn` for Zenoh).
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Parser;
+use ringcast_bridge::{Bridge, BridgeConfig, BridgeError};
+
+/// Carries ringcast topics to and from other machines over Zenoh (peer to peer, TCP).
+///
+/// Example, two hosts:
+///   host-a$ ringcast-bridge --listen tcp/0.0.0.0:7447 --export imu
+///   host-b$ ringcast-bridge --connect tcp/host-a:7447 --import imu
+#[derive(Parser, Debug)]
+#[command(name = "ringcast-bridge", version, about, long_about = None)]
+struct Args {
+    /// Shared-memory prefix of the local topics.
+    #[arg(long, env = "RINGCAST_PREFIX", default_value = ringcast::name::DEFAULT_PREFIX)]
+    prefix: String,
+    /// Bridges see each other's topics only within one domain.
+    #[arg(long, default_value = ringcast_bridge::DEFAULT_DOMAIN)]
+    domain: String,
+    /// Endpoint to listen on, like tcp/0.0.0.0:7447 (repeatable).
+    #[arg(long, value_name = "ENDPOINT")]
+    listen: Vec<String>,
+    /// Endpoint of another bridge to connect to (repeatable; retried until it answers).
+    #[arg(long, value_name = "ENDPOINT")]
+    connect: Vec<String>,
+    /// Local topic to carry to the other bridges; waits for it to appear (repeatable).
+    #[arg(long, value_name = "TOPIC")]
+    export: Vec<String>,
+    /// Remote topic to re-publish here once it is seen (repeatable).
+    #[arg(long, value_name = "TOPIC")]
+    import: Vec<String>,
+    /// Find other bridges by UDP multicast scouting too.
+    #[arg(long)]
+    multicast_scouting: bool,
+    /// Largest ring, in bytes, an import agrees to create for a remote topic.
+    #[arg(long, value_name = "BYTES", default_value_t = ringcast_bridge::DEFAULT_MAX_IMPORT_BYTES)]
+    max_import_bytes: u64,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Relaxed: a flag the main thread polls; nothing is published through it.
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn catch_stop_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `on_signal` only stores to an atomic (async-signal-safe); the sigaction
+        // struct is zero-initialized and then filled in.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+fn run(a: Args) -> Result<(), BridgeError> {
+    let mut cfg = BridgeConfig::default()
+        .prefix(a.prefix)
+        .domain(a.domain)
+        .multicast_scouting(a.multicast_scouting)
+        .max_import_bytes(a.max_import_bytes);
+    for e in a.listen {
+        cfg = cfg.listen(e);
+    }
+    for e in a.connect {
+        cfg = cfg.connect(e);
+    }
+    for t in a.export {
+        cfg = cfg.export(t);
+    }
+    for t in a.import {
+        cfg = cfg.import(t);
+    }
+    catch_stop_signals();
+    let bridge = Bridge::start(cfg)?;
+    tracing::info!(zid = bridge.zid(), "bridge running");
+    // Relaxed: see `on_signal`.
+    while !STOP.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let reports = bridge.reports();
+    bridge.stop();
+    for t in reports {
+        eprintln!(
+            "ringcast-bridge: {:?} {}: {} messages, {} bytes, {} lost, {} refused",
+            t.direction, t.topic, t.messages, t.bytes, t.lost, t.refused
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit 2 and `--help` / `--version` exit 0, both through clap.
+    let args = Args::parse();
+    zenoh::init_log_from_env_or("warn,ringcast_bridge=info");
+    match std::panic::catch_unwind(|| run(args)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("ringcast-bridge: {e}");
+            let usage = matches!(e, BridgeError::Name { .. } | BridgeError::Endpoint { .. });
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+        Err(_) => {
+            eprintln!("ringcast-bridge: internal error (a bug: please report it)");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Per-topic counters a bridge keeps, readable while it runs.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Which way a topic goes through this bridge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// A local topic carried to the network.
+    Export,
+    /// A remote topic re-published here.
+    Import,
+}
+
+/// Live counters of one topic. All Relaxed: independent statistics, no message is
+/// published through them.
+#[derive(Debug)]
+pub(crate) struct Counters {
+    pub topic: String,
+    pub direction: Direction,
+    pub messages: AtomicU64,
+    pub bytes: AtomicU64,
+    pub lost: AtomicU64,
+    pub refused: AtomicU64,
+    pub active: AtomicBool,
+}
+
+impl Counters {
+    pub fn new(topic: &str, direction: Direction) -> Counters {
+        Counters {
+            topic: topic.to_owned(),
+            direction,
+            messages: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            active: AtomicBool::new(false),
+        }
+    }
+
+    pub fn set_active(&self, on: bool) {
+        self.active.store(on, Ordering::Relaxed);
+    }
+
+    pub fn report(&self) -> TopicReport {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        TopicReport {
+            topic: self.topic.clone(),
+            direction: self.direction,
+            messages: get(&self.messages),
+            bytes: get(&self.bytes),
+            lost: get(&self.lost),
+            refused: get(&self.refused),
+            active: self.active.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Adds `n` to one of the counters.
+pub(crate) fn bump(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// A snapshot of one topic's counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicReport {
+    /// The topic.
+    pub topic: String,
+    /// Export or import.
+    pub direction: Direction,
+    /// Messages carried (put on the network, or re-published here).
+    pub messages: u64,
+    /// Payload bytes carried.
+    pub bytes: u64,
+    /// Export: messages the bridge lost by lagging behind the local publisher (an
+    /// `Overwrite` topic). Import: messages of the source that never arrived (gaps in its
+    /// sequence numbers), also in the topic's `upstream_lost`.
+    pub lost: u64,
+    /// Import: announcements refused (malformed, over the size limit, clashing with a
+    /// local topic) and messages refused (malformed attachment, larger than the slot).
+    pub refused: u64,
+    /// Whether the topic is being carried now (exported: attached to the local topic;
+    /// imported: the local topic exists).
+    pub active: bool,
+}
