@@ -1,9 +1,10 @@
 //! Export: one thread per local topic, carrying its messages to the network.
 //!
 //! For each incarnation of the local topic (a live publisher, not itself an import):
-//! declare the Zenoh publisher and the liveliness token that announces the topic, then
-//! attach as one more subscriber and put every message with its [`Stamp`]. Under `Block`
-//! the bridge attaches only while a remote subscriber matches, reads each message in
+//! declare the Zenoh publisher and the liveliness token that announces the topic, then,
+//! while a remote subscriber matches, attach as one more subscriber, say where it starts
+//! (a SYNC stamp, repeated every second for importers that join later) and put every
+//! message with its [`Stamp`]. Under `Block` it reads each message in
 //! place and releases it once the put has returned: Zenoh's blocking congestion control
 //! then carries the importer's backpressure back to the source publisher, and the source's
 //! stall rules bound it (the bridge is a subscriber like any other, and Zenoh closes a
@@ -22,11 +23,13 @@ use zenoh::Wait;
 
 use crate::announce::Announcement;
 use crate::stats::{bump, Counters};
-use crate::wire::{now_ns, Stamp, END};
+use crate::wire::{now_ns, Stamp, END, SYNC};
 use crate::Shared;
 
-/// How often a `Block` export asks whether a remote subscriber still matches.
+/// How often an export asks whether a remote subscriber still matches.
 const MATCH_CHECK: Duration = Duration::from_millis(10);
+/// How often an attached export repeats its SYNC stamp.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// How long one receive waits before the thread looks at the stop flag.
 const SLICE: Duration = Duration::from_millis(50);
 /// Pause between looks for a local topic that is absent, dead or imported.
@@ -90,14 +93,13 @@ fn export_incarnation(
     tracing::info!(topic, announcement = %a, "exporting");
     let matching = || -> zenoh::Result<bool> { Ok(publisher.matching_status().wait()?.matching()) };
     loop {
-        if a.overflow == Overflow::Block {
-            // Hold the source only while someone remote listens.
-            while !matching()? {
-                if shared.stopping() || !source_is(shared, topic, a.creation_id) {
-                    return Ok(());
-                }
-                std::thread::sleep(MATCH_CHECK);
+        // Read the source only while someone remote listens: a `Block` source is held by
+        // nobody else's absence, and an `Overwrite` one costs nothing.
+        while !matching()? {
+            if shared.stopping() || !source_is(shared, topic, a.creation_id) {
+                return Ok(());
             }
+            std::thread::sleep(MATCH_CHECK);
         }
         let opts = SubscriberOptions::default()
             .prefix(shared.prefix.as_str())
@@ -107,8 +109,9 @@ fn export_incarnation(
             // Gone or re-created since we looked: announce the new one.
             _ => return Ok(()),
         };
+        control(shared, &key, a.creation_id, sub.next_seq(), SYNC)?;
         stats.set_active(true);
-        let mut checked = Instant::now();
+        let (mut checked, mut synced) = (Instant::now(), Instant::now());
         loop {
             if shared.stopping() {
                 return Ok(());
@@ -147,11 +150,16 @@ fn export_incarnation(
             if closed {
                 return end_of_source(shared, &key, a.creation_id, sub.next_seq(), topic);
             }
-            if a.overflow == Overflow::Block && checked.elapsed() >= MATCH_CHECK {
+            if checked.elapsed() >= MATCH_CHECK {
                 checked = Instant::now();
                 if !matching()? {
                     tracing::info!(topic, "no remote subscriber; detaching from the source");
                     break;
+                }
+                // Now and then say where we read, for importers that joined since.
+                if synced.elapsed() >= SYNC_EVERY {
+                    synced = checked;
+                    control(shared, &key, a.creation_id, sub.next_seq(), SYNC)?;
                 }
             }
         }
@@ -168,21 +176,32 @@ fn end_of_source(
     published: u64,
     topic: &str,
 ) -> zenoh::Result<()> {
-    let end = Stamp {
-        seq: published,
+    control(shared, key, creation_id, published, END)?;
+    tracing::info!(topic, published, "source closed");
+    Ok(())
+}
+
+/// Puts a control stamp (`END` or `SYNC`, no payload), reliably.
+fn control(
+    shared: &Shared,
+    key: &str,
+    creation_id: u64,
+    seq: u64,
+    flags: u64,
+) -> zenoh::Result<()> {
+    let stamp = Stamp {
+        seq,
         publish_ns: now_ns(),
         creation_id,
-        flags: END,
+        flags,
     };
     shared
         .session
         .put(key, Vec::<u8>::new())
-        .attachment(&end.encode()[..])
+        .attachment(&stamp.encode()[..])
         .congestion_control(CongestionControl::Block)
         .allowed_destination(Locality::Remote)
-        .wait()?;
-    tracing::info!(topic, published, "source closed");
-    Ok(())
+        .wait()
 }
 
 /// Whether `topic` is still the live incarnation `creation_id`.

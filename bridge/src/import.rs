@@ -14,7 +14,7 @@
 //! logged once), a message without a valid stamp or larger than the slot is dropped and
 //! counted, and a local topic that already has a live publisher is never touched.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +36,12 @@ const QUEUE: usize = 256;
 const SLICE: Duration = Duration::from_millis(50);
 /// How often a refused-for-now source (a local publisher holds the name) is retried.
 const RETRY: Duration = Duration::from_secs(1);
+/// Messages of a not-yet-adopted incarnation kept until its announcement arrives (Zenoh
+/// may deliver a source's first messages before its liveliness token).
+const PENDING: usize = 4096;
+/// After its token is withdrawn, a source is closed once it has been quiet this long (or
+/// at its END stamp): the withdrawal may overtake the source's last messages.
+const GRACE: Duration = Duration::from_millis(250);
 
 enum Event {
     Announced(String),
@@ -60,6 +66,8 @@ struct Current {
     publisher: Publisher,
     /// The source sequence we expect next (`None` before the first message).
     expected: Option<u64>,
+    /// Withdrawn by its bridge: when we last heard from it.
+    withdrawn: Option<Instant>,
 }
 
 struct Importer<'s> {
@@ -72,6 +80,8 @@ struct Importer<'s> {
     finished: HashSet<u64>,
     /// Keys refused for good (malformed, too large, not creatable): logged once.
     refused: HashSet<String>,
+    /// Messages of incarnations not adopted yet, oldest first.
+    pending: VecDeque<(Stamp, ZBytes)>,
     last_try: Option<Instant>,
 }
 
@@ -119,6 +129,7 @@ pub(crate) fn run(shared: Arc<Shared>, topic: String, stats: Arc<Counters>) {
         current: None,
         finished: HashSet::new(),
         refused: HashSet::new(),
+        pending: VecDeque::new(),
         last_try: None,
     };
     importer.serve(&rx);
@@ -135,7 +146,7 @@ impl Importer<'_> {
             match rx.recv_timeout(SLICE) {
                 Ok(Event::Announced(key)) => self.announced(key),
                 Ok(Event::Withdrawn(key)) => self.withdrawn(&key),
-                Ok(Event::Message { stamp, payload }) => self.message(stamp, &payload),
+                Ok(Event::Message { stamp, payload }) => self.message(stamp, payload),
                 Err(RecvTimeoutError::Timeout) => {
                     if self.current.is_none()
                         && !self.known.is_empty()
@@ -145,6 +156,11 @@ impl Importer<'_> {
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let quiet = self.current.as_ref().and_then(|c| c.withdrawn);
+            if quiet.is_some_and(|t| t.elapsed() >= GRACE) {
+                self.close("the exporting bridge withdrew it");
+                self.adopt();
             }
         }
     }
@@ -181,9 +197,8 @@ impl Importer<'_> {
 
     fn withdrawn(&mut self, key: &str) {
         self.known.retain(|k| k.key != key);
-        if self.current.as_ref().is_some_and(|c| c.key == key) {
-            self.close("the exporting bridge withdrew it");
-            self.adopt();
+        if let Some(c) = self.current.as_mut().filter(|c| c.key == key) {
+            c.withdrawn = Some(Instant::now());
         }
     }
 
@@ -208,8 +223,10 @@ impl Importer<'_> {
                         creation_id: k.a.creation_id,
                         publisher,
                         expected: None,
+                        withdrawn: None,
                     });
                     self.stats.set_active(true);
+                    self.replay();
                     return;
                 }
                 // A local publisher has the name (a local topic, or another import):
@@ -233,23 +250,61 @@ impl Importer<'_> {
 
     fn close(&mut self, why: &str) {
         if let Some(c) = self.current.take() {
-            tracing::info!(topic = self.topic, why, "closing the imported topic");
+            let r = self.stats.report();
+            tracing::info!(
+                topic = self.topic,
+                why,
+                published = c.publisher.next_seq(),
+                lost_upstream = r.lost,
+                refused = r.refused,
+                "closing the imported topic"
+            );
             drop(c.publisher);
             self.stats.set_active(false);
         }
     }
 
-    fn message(&mut self, stamp: Option<Stamp>, payload: &ZBytes) {
+    /// Re-publishes the pending messages of the incarnation just adopted, in order.
+    fn replay(&mut self) {
+        let Some(id) = self.current.as_ref().map(|c| c.creation_id) else {
+            return;
+        };
+        let (ours, others): (VecDeque<_>, VecDeque<_>) = self
+            .pending
+            .drain(..)
+            .partition(|(s, _)| s.creation_id == id);
+        self.pending = others;
+        for (stamp, payload) in ours {
+            self.message(Some(stamp), payload);
+        }
+    }
+
+    fn message(&mut self, stamp: Option<Stamp>, payload: ZBytes) {
         let Some(stamp) = stamp else {
             bump(&self.stats.refused, 1);
             return;
         };
+        let adopted = self.current.as_ref().map(|c| c.creation_id);
+        if adopted != Some(stamp.creation_id) {
+            // Not the source we re-publish: an incarnation whose announcement has not
+            // arrived yet (kept, bounded), or one that ended (dropped).
+            if !self.finished.contains(&stamp.creation_id) {
+                self.pending.push_back((stamp, payload));
+                if self.pending.len() > PENDING {
+                    self.pending.pop_front();
+                }
+            }
+            return;
+        }
         let Some(cur) = self.current.as_mut() else {
             return;
         };
-        if stamp.creation_id != cur.creation_id {
-            // Another incarnation's message (a source we did not adopt, or in flight
-            // across a re-creation): not ours to count.
+        if cur.withdrawn.is_some() {
+            cur.withdrawn = Some(Instant::now());
+        }
+        if stamp.is_sync() && cur.expected.is_none() {
+            // The exporter starts reading here: anything it misses from now on is a gap.
+            cur.expected = Some(stamp.seq);
             return;
         }
         let expected = cur.expected.unwrap_or(stamp.seq);
@@ -267,6 +322,11 @@ impl Importer<'_> {
             self.finished.insert(creation_id);
             self.close("the source closed");
             self.adopt();
+            return;
+        }
+        if stamp.is_sync() {
+            // Re-attached (after an eviction or a lost match) at `seq`: the gap is counted.
+            cur.expected = Some(stamp.seq);
             return;
         }
         cur.expected = Some(stamp.seq + 1);

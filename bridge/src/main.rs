@@ -102,10 +102,22 @@ fn run(a: Args) -> Result<(), BridgeError> {
     Ok(())
 }
 
+/// Log lines to standard error (standard output stays free), coloured only on a terminal.
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ringcast_bridge=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
 fn main() -> ExitCode {
     // Usage errors exit 2 and `--help` / `--version` exit 0, both through clap.
     let args = Args::parse();
-    zenoh::init_log_from_env_or("warn,ringcast_bridge=info");
+    init_logging();
     match std::panic::catch_unwind(|| run(args)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {

@@ -6,6 +6,8 @@
 //!                    slots carry no timestamp of their own)
 //! 16  creation_id    the source topic's incarnation (see the announcement)
 //! 24  flags          END: the source closed; `seq` is then how many it published
+//!                    SYNC: the exporter attached at `seq` (no payload), so a loss
+//!                    before its first message is counted too
 //! ```
 //!
 //! The payload is the message's bytes, unchanged.
@@ -15,6 +17,9 @@ pub const LEN: usize = 32;
 /// Flag: the source topic closed; `seq` holds its final message count and the payload is
 /// empty. Sent reliably, so the importer can count a loss at the very end too.
 pub const END: u64 = 1;
+/// Flag: the exporter (re-)attached to the source and reads from `seq` on; the payload
+/// is empty. Sent reliably, before the first message it forwards.
+pub const SYNC: u64 = 2;
 
 /// One message's attachment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,12 +59,17 @@ impl Stamp {
             creation_id: w(2),
             flags: w(3),
         };
-        (s.flags & !END == 0).then_some(s)
+        (s.flags & !(END | SYNC) == 0 && s.flags != END | SYNC).then_some(s)
     }
 
     /// Whether this marks the end of the source.
     pub fn is_end(&self) -> bool {
         self.flags & END != 0
+    }
+
+    /// Whether this says where the exporter starts reading.
+    pub fn is_sync(&self) -> bool {
+        self.flags & SYNC != 0
     }
 }
 
@@ -85,8 +95,12 @@ mod tests {
         assert_eq!(Stamp::decode(&s.encode()), Some(s));
         assert!(Stamp::decode(&s.encode()[..31]).is_none());
         let mut bad = s.encode();
-        bad[24] = 2;
+        bad[24] = 4;
         assert!(Stamp::decode(&bad).is_none());
+        bad[24] = 3;
+        assert!(Stamp::decode(&bad).is_none());
+        bad[24] = 2;
+        assert!(Stamp::decode(&bad).is_some_and(|s| s.is_sync() && !s.is_end()));
         assert!(Stamp::decode(&[]).is_none());
     }
 }

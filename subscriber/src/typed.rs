@@ -281,6 +281,16 @@ impl<T> TypedSubscriber<T> {
         self.raw.has_news()
     }
 
+    /// See [`Subscriber::origin`].
+    pub fn origin(&self) -> Option<String> {
+        self.raw.origin()
+    }
+
+    /// See [`Subscriber::upstream_lost`].
+    pub fn upstream_lost(&self) -> u64 {
+        self.raw.upstream_lost()
+    }
+
     /// Whether the publisher is still alive (a system call: not for the hot path).
     pub fn publisher_alive(&self) -> bool {
         self.raw.publisher_alive()

@@ -1,0 +1,356 @@
+//! Messages through two bridges: raw and typed topics under both policies, in order and
+//! byte-exact; losses counted exactly; no echo.
+
+mod harness;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness::*;
+use ringcast::*;
+use rkyv::{Archive, Deserialize, Serialize};
+
+const N: u64 = 100_000;
+const CAP: usize = 1024;
+
+fn source(pair: &Pair, topic: &str, overflow: Overflow, slots: u64) -> Publisher {
+    Publisher::create(
+        topic,
+        PublisherConfig::default()
+            .prefix(pair.a.as_str())
+            .overflow(overflow)
+            .slots(slots)
+            .slot_size(CAP as u64),
+    )
+    .expect("source topic")
+}
+
+/// Sends message `i` of the all-sizes stream.
+fn send_patterned(p: &mut Publisher, i: u64) {
+    let len = len_of(i, CAP);
+    let mut loan = p.loan();
+    let bytes: Vec<u8> = (0..len).map(|j| pattern(i, j)).collect();
+    loan.write_at(0, &bytes);
+    loan.commit(len);
+}
+
+/// Receives the all-sizes stream `0..n` on `sub`, byte-exact and in order, then the end;
+/// returns how many messages were skipped on the way (`Overwrite` may drop a few: each
+/// one received is matched to the first index at or after the expected one with its
+/// length and bytes, which is exact while fewer than `CAP + 1` in a row are lost).
+fn expect_stream(sub: &mut Subscriber, n: u64, progress: &AtomicU64, lossy: bool) -> u64 {
+    let (mut next, mut skipped) = (0u64, 0u64);
+    while next < n {
+        let s = match sub.recv_timeout(WAIT) {
+            Ok(s) => s,
+            Err(RecvTimeoutError::Lagged(_)) if lossy => continue,
+            Err(RecvTimeoutError::Disconnected) if lossy => break,
+            Err(e) => panic!("message {next}: {e}"),
+        };
+        let b = s.bytes();
+        let matches = |i: u64| {
+            b.len() == len_of(i, CAP) && b.iter().enumerate().all(|(j, &x)| x == pattern(i, j))
+        };
+        let i = match lossy {
+            false => next,
+            true => (next..n)
+                .take(CAP + 1)
+                .find(|&i| matches(i))
+                .unwrap_or(next),
+        };
+        assert!(
+            matches(i),
+            "message {i}: length {} or bytes differ",
+            b.len()
+        );
+        skipped += i - next;
+        next = i + 1;
+        drop(s);
+        // Relaxed: a pacing hint for the sender, nothing is published through it.
+        progress.store(next, Ordering::Relaxed);
+    }
+    match sub.recv_timeout(WAIT) {
+        Err(RecvTimeoutError::Disconnected) => {}
+        Err(RecvTimeoutError::Lagged(_)) if lossy => {}
+        other => panic!(
+            "expected the end after {n} messages, got {:?}",
+            other.map(|s| s.seq())
+        ),
+    }
+    skipped + (n - next)
+}
+
+/// One raw topic across the pair: every message, in order, byte-exact; under `Block`
+/// nothing lost, under `Overwrite` (paced by `window`, so losses are rare) every loss
+/// counted as lapped or upstream.
+fn raw_stream(tag: &str, overflow: Overflow, window: Option<u64>) {
+    let mut pair = Pair::new(tag);
+    let topic = "stream";
+    pair.topics(&[topic]);
+    let _a = pair.bridge_a(&["--export", topic]);
+    let _b = pair.bridge_b(&["--import", topic]);
+    let mut src = source(&pair, topic, overflow, 4096);
+    let mut sub = attach(&pair.b, topic);
+    // The import re-creates the source's geometry, policy and type, marked as imported.
+    let g = *sub.geometry();
+    assert_eq!(
+        (g.slot_count, g.slot_capacity, g.overflow),
+        (4096, CAP as u64, overflow)
+    );
+    let origin = sub.origin().expect("an imported topic names its origin");
+    assert!(origin.contains(&pair.a), "origin {origin:?}");
+    src.wait_for_subscribers(1, WAIT)
+        .expect("the exporter attaches");
+    let progress = Arc::new(AtomicU64::new(0));
+    let seen = progress.clone();
+    let lossy = overflow == Overflow::Overwrite;
+    let rx = std::thread::spawn(move || {
+        let skipped = expect_stream(&mut sub, N, &seen, lossy);
+        (skipped, sub.lost(), sub.upstream_lost())
+    });
+    for i in 0..N {
+        if let Some(w) = window {
+            // Relaxed: see `expect_stream`. A receiver that gave up ends the pacing.
+            while i >= progress.load(Ordering::Relaxed) + w && !rx.is_finished() {
+                std::thread::yield_now();
+            }
+        }
+        send_patterned(&mut src, i);
+    }
+    drop(src);
+    let (skipped, lapped, upstream) = rx.join().expect("receiver");
+    eprintln!("skipped {skipped}: lapped {lapped}, lost upstream {upstream}");
+    assert_eq!(
+        skipped,
+        lapped + upstream,
+        "every skipped message is counted"
+    );
+    if !lossy {
+        assert_eq!(skipped, 0, "a Block topic loses nothing");
+    }
+}
+
+#[test]
+fn block_raw_topic_carries_every_size_in_order_byte_exact() {
+    raw_stream("blk", Overflow::Block, None);
+}
+
+#[test]
+fn overwrite_raw_topic_carries_every_size_in_order_when_paced() {
+    // Paced well inside both rings: only Zenoh's congestion drops can lose messages.
+    raw_stream("ovw", Overflow::Overwrite, Some(256));
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rkyv(compare(PartialEq), derive(Debug))]
+struct Pose {
+    seq: u64,
+    xyz: [f64; 3],
+    frame: String,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rkyv(compare(PartialEq), derive(Debug))]
+struct Other {
+    seq: u64,
+}
+
+fn pose(i: u64) -> Pose {
+    Pose {
+        seq: i,
+        xyz: [i as f64, -(i as f64), 0.5],
+        frame: format!("frame-{}", i % 97),
+    }
+}
+
+fn typed_stream(tag: &str, overflow: Overflow) {
+    const M: u64 = 20_000;
+    let mut pair = Pair::new(tag);
+    let topic = "pose";
+    pair.topics(&[topic]);
+    let _a = pair.bridge_a(&["--export", topic]);
+    let _b = pair.bridge_b(&["--import", topic]);
+    let cfg = PublisherConfig::default()
+        .prefix(pair.a.as_str())
+        .overflow(overflow)
+        .slots(4096)
+        .slot_size(256);
+    let mut src = TypedPublisher::<Pose>::create(topic, cfg).expect("typed source");
+    let opts = || SubscriberOptions::default().prefix(pair.b.as_str());
+    let mut sub = TypedSubscriber::<Pose>::attach_wait(topic, opts(), WAIT).expect("typed import");
+    // The fingerprint travelled: a subscriber of another type is refused by name.
+    match TypedSubscriber::<Other>::attach(topic, opts()) {
+        Err(AttachError::TypeMismatch { .. }) => {}
+        other => panic!("expected a type mismatch, got {:?}", other.err()),
+    }
+    // Wait for the exporter through a raw view of the source's subscriber count.
+    let progress = Arc::new(AtomicU64::new(0));
+    let seen = progress.clone();
+    let rx = std::thread::spawn(move || {
+        let (mut next, mut skipped) = (0u64, 0u64);
+        loop {
+            match sub.recv_timeout(WAIT) {
+                Ok(s) => {
+                    let p = s.deserialize().expect("valid");
+                    assert!(p.seq >= next, "pose {} after {next}: out of order", p.seq);
+                    assert_eq!(p, pose(p.seq));
+                    skipped += p.seq - next;
+                    next = p.seq + 1;
+                    // Relaxed: a pacing hint.
+                    seen.store(next, Ordering::Relaxed);
+                }
+                Err(TypedRecvError::Recv(RecvTimeoutError::Lagged(_))) => {}
+                Err(TypedRecvError::Recv(RecvTimeoutError::Disconnected)) => break,
+                Err(e) => panic!("pose {next}: {e}"),
+            }
+        }
+        (skipped + (M - next), sub.lost(), sub.upstream_lost())
+    });
+    eventually("the exporter to attach", || {
+        ringcast::inspect::inspect(&pair.a, topic).is_ok_and(|i| !i.subscribers.is_empty())
+    });
+    for i in 0..M {
+        // Relaxed: see above. Paced under both policies; a receiver that gave up ends it.
+        while i >= progress.load(Ordering::Relaxed) + 256 && !rx.is_finished() {
+            std::thread::yield_now();
+        }
+        src.send(&pose(i)).expect("send");
+    }
+    drop(src);
+    let (skipped, lapped, upstream) = rx.join().expect("receiver");
+    eprintln!("skipped {skipped}: lapped {lapped}, lost upstream {upstream}");
+    assert_eq!(skipped, lapped + upstream, "every skipped pose is counted");
+    if overflow == Overflow::Block {
+        assert_eq!(skipped, 0, "a Block topic loses nothing");
+    }
+}
+
+#[test]
+fn typed_block_topic_keeps_its_type_check_across_the_bridge() {
+    typed_stream("tyb", Overflow::Block);
+}
+
+#[test]
+fn typed_overwrite_topic_keeps_its_type_check_across_the_bridge() {
+    typed_stream("tyo", Overflow::Overwrite);
+}
+
+#[test]
+fn overwrite_losses_are_counted_exactly() {
+    // A tight 8-slot source the exporter cannot keep up with, and a slow local subscriber
+    // on a small imported ring: losses on both sides of the link.
+    let mut pair = Pair::new("loss");
+    let topic = "lossy";
+    pair.topics(&[topic]);
+    let _a = pair.bridge_a(&["--export", topic]);
+    let _b = pair.bridge_b(&["--import", topic]);
+    let mut src = source(&pair, topic, Overflow::Overwrite, 8);
+    let mut sub = attach(&pair.b, topic);
+    src.wait_for_subscribers(1, WAIT)
+        .expect("the exporter attaches");
+    let rx = std::thread::spawn(move || {
+        let (mut got, mut lagged, mut prev, mut gaps) = (0u64, 0u64, -1i64, 0u64);
+        loop {
+            match sub.recv_timeout(WAIT) {
+                Ok(s) => {
+                    let i = u64::from_le_bytes(s.bytes()[..8].try_into().unwrap()) as i64;
+                    assert!(i > prev, "out of order: {i} after {prev}");
+                    gaps += (i - prev - 1) as u64;
+                    prev = i;
+                    got += 1;
+                    if got % 64 == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                Err(RecvTimeoutError::Lagged(n)) => lagged += n,
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        gaps += (N as i64 - prev - 1) as u64;
+        (got, lagged, gaps, sub.upstream_lost())
+    });
+    for i in 0..N {
+        let mut payload = [0u8; 16];
+        payload[..8].copy_from_slice(&i.to_le_bytes());
+        src.send(&payload).unwrap();
+    }
+    drop(src);
+    let (got, lagged, gaps, upstream) = rx.join().expect("receiver");
+    eprintln!("received {got}, lapped locally {lagged}, lost upstream {upstream}");
+    assert!(
+        upstream > 0,
+        "an 8-slot source sent flat out must outrun the exporter"
+    );
+    assert_eq!(
+        got + lagged + upstream,
+        N,
+        "every message is received or counted"
+    );
+    assert_eq!(gaps, lagged + upstream, "the counts are where the gaps are");
+}
+
+#[test]
+fn no_echo_when_both_bridges_export_and_import_the_same_names() {
+    let mut pair = Pair::new("echo");
+    let (t1, t2) = ("left", "right");
+    pair.topics(&[t1, t2]);
+    let both = [
+        "--export", t1, "--import", t1, "--export", t2, "--import", t2,
+    ];
+    let mut a = pair.bridge_a(&both);
+    let mut b = pair.bridge_b(&both);
+    // t1 lives on A, t2 on B: each is imported on the other side, never back.
+    let mut p1 = source(&pair, t1, Overflow::Block, 64);
+    let mut p2 = Publisher::create(
+        t2,
+        PublisherConfig::default()
+            .prefix(pair.b.as_str())
+            .overflow(Overflow::Block)
+            .slots(64),
+    )
+    .unwrap();
+    let mut s1 = attach(&pair.b, t1);
+    let mut s2 = attach(&pair.a, t2);
+    p1.wait_for_subscribers(1, WAIT).unwrap();
+    eventually("the exporter of t2", || p2.subscriber_count() == 1);
+    for i in 0..1000u64 {
+        p1.send(&i.to_le_bytes()).unwrap();
+        p2.send(&i.to_le_bytes()).unwrap();
+    }
+    for (s, name) in [(&mut s1, t1), (&mut s2, t2)] {
+        for i in 0..1000u64 {
+            let m = s
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|e| panic!("{name} {i}: {e}"));
+            assert_eq!(m.bytes(), i.to_le_bytes());
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // Each source has exactly one subscriber (its exporter): nobody imported it back.
+    assert_eq!(p1.subscriber_count(), 1);
+    assert_eq!(p2.subscriber_count(), 1);
+    for (s, name) in [(&mut s1, t1), (&mut s2, t2)] {
+        assert!(
+            matches!(s.try_recv(), Err(TryRecvError::Empty)),
+            "{name}: a message came twice"
+        );
+        assert!(s.origin().is_some(), "{name} is marked as imported");
+    }
+    for (bridge, host) in [(&mut a, "A"), (&mut b, "B")] {
+        let status = bridge.interrupt();
+        assert!(
+            status.success(),
+            "bridge {host}: {status:?}\n{}",
+            bridge.log()
+        );
+        assert!(
+            bridge
+                .log()
+                .contains("not exporting a topic that is itself imported"),
+            "bridge {host} log:\n{}",
+            bridge.log()
+        );
+    }
+}

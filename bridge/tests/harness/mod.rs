@@ -1,0 +1,203 @@
+//! Two "hosts" on one machine: each is a shm prefix with its own `ringcast-bridge`
+//! process, the two joined over TCP on loopback. Unique prefixes, domains and ports per
+//! test; segments removed and processes killed on drop.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use ringcast::{Subscriber, SubscriberOptions};
+
+/// The bridge binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_ringcast-bridge");
+/// How long anything here may take to appear: generous, the machine is shared.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{tag}{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A free TCP port on loopback (bound then released: a small race, fine on a test box).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A running `ringcast-bridge`; its standard error goes to a file, printed if the test
+/// fails.
+pub struct Proc {
+    child: Option<Child>,
+    log: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl Proc {
+    pub fn spawn(args: &[String]) -> Proc {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let log = dir.join(format!("{}.log", unique("bridge")));
+        let child = Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "warn,ringcast_bridge=info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawning ringcast-bridge");
+        Proc {
+            child: Some(child),
+            log,
+            args: args.to_vec(),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGINT, then waits (bounded) for the exit.
+    pub fn interrupt(&mut self) -> ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid(), libc::SIGINT) };
+        self.wait_exit()
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.child = None;
+    }
+
+    /// Waits (bounded) for the process to end by itself.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let c = self.child.as_mut().expect("running");
+        let t = Instant::now();
+        loop {
+            if let Some(s) = c.try_wait().expect("try_wait") {
+                self.child = None;
+                return s;
+            }
+            assert!(t.elapsed() < WAIT, "bridge did not exit:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- bridge {:?}\n{}", self.args, self.log());
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Two hosts (prefixes) in one private domain, and the TCP endpoint host A listens on.
+pub struct Pair {
+    pub a: String,
+    pub b: String,
+    pub domain: String,
+    pub endpoint: String,
+    topics: Vec<String>,
+}
+
+impl Pair {
+    pub fn new(tag: &str) -> Pair {
+        Pair {
+            a: unique(&format!("{tag}a")),
+            b: unique(&format!("{tag}b")),
+            domain: unique("d"),
+            endpoint: format!("tcp/127.0.0.1:{}", free_port()),
+            topics: Vec::new(),
+        }
+    }
+
+    /// Registers topics to remove from both prefixes at the end.
+    pub fn topics(&mut self, t: &[&str]) {
+        self.topics.extend(t.iter().map(|s| s.to_string()));
+    }
+
+    fn args(&self, prefix: &str, extra: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = ["--prefix", prefix, "--domain", &self.domain]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    }
+
+    /// Host A's bridge: listens; `roles` like `["--export", "t"]`.
+    pub fn bridge_a(&self, roles: &[&str]) -> Proc {
+        let mut extra = vec!["--listen", self.endpoint.as_str()];
+        extra.extend_from_slice(roles);
+        Proc::spawn(&self.args(&self.a, &extra))
+    }
+
+    /// Host B's bridge: connects to A.
+    pub fn bridge_b(&self, roles: &[&str]) -> Proc {
+        let mut extra = vec!["--connect", self.endpoint.as_str()];
+        extra.extend_from_slice(roles);
+        Proc::spawn(&self.args(&self.b, &extra))
+    }
+
+    /// Segments left under either prefix.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut v = ringcast::name::list_topics(&self.a).unwrap();
+        v.extend(ringcast::name::list_topics(&self.b).unwrap());
+        v
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for t in &self.topics {
+            let _ = ringcast::inspect::remove(&self.a, t);
+            let _ = ringcast::inspect::remove(&self.b, t);
+        }
+    }
+}
+
+/// Attaches to `topic` under `prefix` once it exists (an import appears when the remote
+/// announcement arrives).
+pub fn attach(prefix: &str, topic: &str) -> Subscriber {
+    Subscriber::attach_wait(topic, SubscriberOptions::default().prefix(prefix), WAIT)
+        .unwrap_or_else(|e| panic!("attaching {prefix}.{topic}: {e}"))
+}
+
+/// Byte `j` of message `i`.
+pub fn pattern(i: u64, j: usize) -> u8 {
+    (i.wrapping_mul(31) ^ (j as u64).wrapping_mul(7) ^ (i >> 8)) as u8
+}
+
+/// Message `i`'s length when lengths cycle through 0..=cap.
+pub fn len_of(i: u64, cap: usize) -> usize {
+    (i % (cap as u64 + 1)) as usize
+}
+
+/// Waits until `cond` holds (bounded), panicking with `what`.
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < WAIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
