@@ -1,0 +1,233 @@
+//! SIGKILL of the exporting bridge, of the importing bridge and of the source publisher:
+//! local subscribers see `Disconnected` within the stated bound, restarts resume, and
+//! nothing is left in /dev/shm after gc.
+//!
+//! The bound: a killed process's TCP connection is reset by the kernel, so Zenoh drops
+//! its declarations at once; the importer then closes a withdrawn topic after 250 ms of
+//! quiet (`GRACE`), and a subscriber notices a dead publisher within its liveness slice.
+//! We allow [`BOUND`] for all of it on a loaded machine.
+
+mod harness;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::*;
+use ringcast::*;
+
+/// The most any of these takes to reach a local subscriber.
+const BOUND: Duration = Duration::from_secs(3);
+const ROLE: &str = "RINGCAST_BRIDGE_TEST_ROLE";
+
+fn block_source(prefix: &str, topic: &str) -> Publisher {
+    Publisher::create(
+        topic,
+        PublisherConfig::default()
+            .prefix(prefix)
+            .overflow(Overflow::Block)
+            .slots(64)
+            .slot_size(64),
+    )
+    .expect("source topic")
+}
+
+/// Receives `n` messages whose payloads are their index from `first` on.
+fn receive_run(sub: &mut Subscriber, first: u64, n: u64) {
+    for i in first..first + n {
+        let m = sub
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|e| panic!("message {i}: {e}"));
+        assert_eq!(m.bytes(), i.to_le_bytes(), "message {i}");
+    }
+}
+
+/// Drains `sub` until `Disconnected`; returns how long that took after `since`.
+fn until_disconnected(sub: &mut Subscriber, since: Instant) -> Duration {
+    loop {
+        match sub.recv_timeout(WAIT) {
+            Ok(_) | Err(RecvTimeoutError::Lagged(_)) => {}
+            Err(RecvTimeoutError::Disconnected) => return since.elapsed(),
+            Err(e) => panic!("expected Disconnected, got {e}"),
+        }
+    }
+}
+
+/// Attaches to the next incarnation of `topic` (not the one `old` came from).
+fn attach_new(prefix: &str, topic: &str, old: &Subscriber) -> Subscriber {
+    let old = old.geometry().creation_id;
+    let t = Instant::now();
+    loop {
+        let s = attach(prefix, topic);
+        if s.geometry().creation_id != old {
+            return s;
+        }
+        assert!(t.elapsed() < WAIT, "no new incarnation of {topic}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs gc under both prefixes and checks nothing is left.
+fn nothing_left_after_gc(pair: &Pair) {
+    for p in [&pair.a, &pair.b] {
+        ringcast::inspect::gc(p).expect("gc");
+    }
+    assert_eq!(
+        pair.leftovers(),
+        Vec::<String>::new(),
+        "segments left after gc"
+    );
+}
+
+#[test]
+fn killing_the_exporting_bridge_disconnects_the_import_and_a_restart_resumes() {
+    let mut pair = Pair::new("kexp");
+    let topic = "t";
+    pair.topics(&[topic]);
+    let mut a = pair.bridge_a(&["--export", topic]);
+    let mut b = pair.bridge_b(&["--import", topic]);
+    let mut src = block_source(&pair.a, topic);
+    let mut sub = attach(&pair.b, topic);
+    src.wait_for_subscribers(1, WAIT).unwrap();
+    for i in 0..100u64 {
+        src.send(&i.to_le_bytes()).unwrap();
+    }
+    receive_run(&mut sub, 0, 100);
+
+    let killed = Instant::now();
+    a.kill();
+    let took = until_disconnected(&mut sub, killed);
+    eprintln!("exporting bridge killed: Disconnected after {took:?}");
+    assert!(took < BOUND, "Disconnected after {took:?}");
+    // Its exporter died with it: the Block source is not held by anyone.
+    eventually("the dead exporter to be reaped", || {
+        src.subscriber_count() == 0
+    });
+
+    // A new exporting bridge on the same endpoint: the import is re-created.
+    let mut a2 = Proc::spawn(&a.args);
+    let mut sub = attach_new(&pair.b, topic, &sub);
+    src.wait_for_subscribers(1, WAIT).unwrap();
+    for i in 100..200u64 {
+        src.send(&i.to_le_bytes()).unwrap();
+    }
+    receive_run(&mut sub, 100, 100);
+    drop(src);
+    let _ = until_disconnected(&mut sub, Instant::now());
+    drop(sub);
+    assert!(a2.interrupt().success());
+    assert!(b.interrupt().success());
+    nothing_left_after_gc(&pair);
+}
+
+#[test]
+fn killing_the_importing_bridge_disconnects_its_subscribers_and_a_restart_resumes() {
+    let mut pair = Pair::new("kimp");
+    let topic = "t";
+    pair.topics(&[topic]);
+    let mut a = pair.bridge_a(&["--export", topic]);
+    let mut b = pair.bridge_b(&["--import", topic]);
+    let mut src = block_source(&pair.a, topic);
+    let mut sub = attach(&pair.b, topic);
+    src.wait_for_subscribers(1, WAIT).unwrap();
+    for i in 0..100u64 {
+        src.send(&i.to_le_bytes()).unwrap();
+    }
+    receive_run(&mut sub, 0, 100);
+
+    let killed = Instant::now();
+    b.kill();
+    let took = until_disconnected(&mut sub, killed);
+    eprintln!("importing bridge killed: Disconnected after {took:?}");
+    assert!(took < BOUND, "Disconnected after {took:?}");
+    // Nobody remote listens: the exporter lets go of the Block source, which can fill
+    // its ring many times over without waiting for anyone.
+    eventually("the exporter to detach", || src.subscriber_count() == 0);
+    for i in 0..640u64 {
+        src.try_send(&i.to_le_bytes())
+            .expect("a Block source with no subscriber never waits");
+    }
+
+    // The restarted importer reclaims the dead bridge's segment.
+    let mut b2 = Proc::spawn(&b.args);
+    let mut sub = attach_new(&pair.b, topic, &sub);
+    src.wait_for_subscribers(1, WAIT).unwrap();
+    for i in 1000..1100u64 {
+        src.send(&i.to_le_bytes()).unwrap();
+    }
+    receive_run(&mut sub, 1000, 100);
+    drop(src);
+    let _ = until_disconnected(&mut sub, Instant::now());
+    drop(sub);
+    assert!(a.interrupt().success());
+    assert!(b2.interrupt().success());
+    nothing_left_after_gc(&pair);
+}
+
+/// A source publisher in its own process: publishes its index every millisecond until
+/// killed. Started by [`spawn_source`].
+#[test]
+#[ignore = "a child process of the source-kill test"]
+fn source_child() {
+    let Ok(prefix) = std::env::var(ROLE) else {
+        return;
+    };
+    let mut p = block_source(&prefix, "t");
+    p.wait_for_subscribers(1, WAIT).unwrap();
+    println!("READY");
+    for i in 0u64.. {
+        p.send(&i.to_le_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn spawn_source(prefix: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "source_child", "--ignored", "--nocapture"])
+        .env(ROLE, prefix)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("source child")
+}
+
+/// Receives messages in order from wherever the stream is, at least `n` of them.
+fn receive_some(sub: &mut Subscriber, n: u64) {
+    let mut prev = None;
+    for _ in 0..n {
+        let m = sub.recv_timeout(WAIT).expect("a message");
+        let i = u64::from_le_bytes(m.bytes().try_into().expect("8 bytes"));
+        assert!(prev.is_none_or(|p| i == p + 1), "{i} after {prev:?}");
+        prev = Some(i);
+    }
+}
+
+#[test]
+fn killing_the_source_publisher_disconnects_the_import_and_a_new_source_resumes() {
+    let mut pair = Pair::new("ksrc");
+    let topic = "t";
+    pair.topics(&[topic]);
+    let mut a = pair.bridge_a(&["--export", topic]);
+    let mut b = pair.bridge_b(&["--import", topic]);
+    let mut child = spawn_source(&pair.a);
+    let mut sub = attach(&pair.b, topic);
+    receive_some(&mut sub, 50);
+
+    let killed = Instant::now();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let took = until_disconnected(&mut sub, killed);
+    eprintln!("source publisher killed: Disconnected after {took:?}");
+    assert!(took < BOUND, "Disconnected after {took:?}");
+
+    // A new source process re-creates the topic (reclaiming the dead segment); the
+    // bridges carry the new incarnation.
+    let mut child = spawn_source(&pair.a);
+    let mut sub = attach_new(&pair.b, topic, &sub);
+    receive_some(&mut sub, 50);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = until_disconnected(&mut sub, Instant::now());
+    drop(sub);
+    assert!(a.interrupt().success());
+    assert!(b.interrupt().success());
+    nothing_left_after_gc(&pair);
+}
