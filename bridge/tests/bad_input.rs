@@ -62,7 +62,10 @@ fn an_unreachable_endpoint_is_retried_quietly_and_sigint_still_stops_the_bridge(
     let pair = Pair::new("unr");
     let mut b = pair.bridge_b(&["--import", "t"]);
     std::thread::sleep(Duration::from_millis(500));
-    assert!(ringcast::inspect::inspect(&pair.b, "t").is_err(), "nothing was imported");
+    assert!(
+        ringcast::inspect::inspect(&pair.b, "t").is_err(),
+        "nothing was imported"
+    );
     let status = b.interrupt();
     assert!(status.success(), "{status:?}\n{}", b.log());
 }
@@ -73,7 +76,8 @@ fn hostile_peer(endpoint: &str) -> zenoh::Session {
     c.insert_json5("mode", "\"peer\"").unwrap();
     c.insert_json5("connect/endpoints", &format!("[\"{endpoint}\"]"))
         .unwrap();
-    c.insert_json5("scouting/multicast/enabled", "false").unwrap();
+    c.insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
     zenoh::open(c).wait().expect("test session")
 }
 
@@ -211,8 +215,11 @@ fn a_hostile_peer_cannot_crash_a_bridge_or_touch_a_local_topic() {
     let log = victim.log();
     assert!(status.success(), "{status:?}\n{log}");
     assert!(!log.contains("panicked"), "{log}");
-    for refused in ["not lower-case hex", "impossible slot count", "over this bridge's limit"]
-    {
+    for refused in [
+        "not lower-case hex",
+        "impossible slot count",
+        "over this bridge's limit",
+    ] {
         assert!(log.contains(refused), "no {refused:?} in\n{log}");
     }
     assert!(log.contains("a local publisher has this topic"), "{log}");

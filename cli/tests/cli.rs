@@ -225,3 +225,45 @@ fn a_fifo_named_like_a_segment_never_hangs_list_inspect_or_gc() {
         "gc removed the FIFO"
     );
 }
+
+#[test]
+fn list_and_inspect_show_where_an_imported_topic_comes_from() {
+    let _c = Cleanup("imported");
+    let mut p = ringcast::Publisher::create(
+        "imported",
+        ringcast::PublisherConfig::default()
+            .prefix(prefix())
+            .imported_from("host-a:rc (bridge 1234)"),
+    )
+    .unwrap();
+    p.count_upstream_loss(7);
+    p.send(b"x").unwrap();
+    let listed = String::from_utf8(run(&["list"]).stdout).unwrap();
+    assert!(
+        listed.contains("imported\tlive\t0 subscribers\t1 published\timported from host-a:rc (bridge 1234) (7 lost upstream)"),
+        "{listed}"
+    );
+    let json = String::from_utf8(run(&["inspect", "imported", "--json"]).stdout).unwrap();
+    assert!(
+        json.contains(r#""origin":"host-a:rc (bridge 1234)","upstream_lost":7"#),
+        "{json}"
+    );
+    let text = String::from_utf8(run(&["inspect", "imported"]).stdout).unwrap();
+    assert!(
+        text.contains("imported from  host-a:rc (bridge 1234)"),
+        "{text}"
+    );
+    assert!(text.contains("lost upstream  7"), "{text}");
+    // A local topic says nothing of the sort.
+    let _l = Cleanup("local");
+    let _q = ringcast::Publisher::create(
+        "local",
+        ringcast::PublisherConfig::default().prefix(prefix()),
+    )
+    .unwrap();
+    let json = String::from_utf8(run(&["inspect", "local", "--json"]).stdout).unwrap();
+    assert!(
+        json.contains(r#""origin":null,"upstream_lost":0"#),
+        "{json}"
+    );
+}

@@ -1,0 +1,101 @@
+//! Imported topics (what a bridge creates): the origin travels in the segment, bad
+//! origins are refused, and a subscriber that received a message sees every upstream
+//! loss counted before it.
+
+mod common;
+
+use common::*;
+use ringcast::*;
+
+#[test]
+fn origin_and_upstream_losses_reach_subscribers() {
+    let n = Names::new("imp", "origin");
+    let mut p = Publisher::create(
+        &n.topic,
+        PublisherConfig::default()
+            .prefix(n.prefix.as_str())
+            .overflow(Overflow::Block)
+            .imported_from("host-a:rc (bridge 1)"),
+    )
+    .unwrap();
+    let mut s = Subscriber::attach(
+        &n.topic,
+        SubscriberOptions::default().prefix(n.prefix.as_str()),
+    )
+    .unwrap();
+    assert_eq!(s.origin().as_deref(), Some("host-a:rc (bridge 1)"));
+    assert_eq!(s.upstream_lost(), 0);
+    let mut total = 0;
+    for (i, gap) in [0u64, 3, 0, 10, 1].into_iter().enumerate() {
+        if gap > 0 {
+            p.count_upstream_loss(gap);
+            total += gap;
+        }
+        p.send(&(i as u64).to_le_bytes()).unwrap();
+        let m = s.recv().unwrap();
+        assert_eq!(m.bytes(), (i as u64).to_le_bytes());
+        drop(m);
+        assert_eq!(s.upstream_lost(), total, "after message {i}");
+    }
+    let g = *p.geometry();
+    assert_eq!(*s.geometry(), g);
+    let info = ringcast::inspect::inspect(&n.prefix, &n.topic).unwrap();
+    assert_eq!(
+        (info.origin.as_deref(), info.upstream_lost),
+        (Some("host-a:rc (bridge 1)"), 14)
+    );
+}
+
+#[test]
+fn a_local_topic_has_no_origin() {
+    let n = Names::new("imp", "local");
+    let _p = Publisher::create(
+        &n.topic,
+        PublisherConfig::default().prefix(n.prefix.as_str()),
+    )
+    .unwrap();
+    let s = Subscriber::attach(
+        &n.topic,
+        SubscriberOptions::default().prefix(n.prefix.as_str()),
+    )
+    .unwrap();
+    assert_eq!((s.origin(), s.upstream_lost()), (None, 0));
+}
+
+#[test]
+fn bad_origins_are_refused_with_a_typed_error() {
+    let n = Names::new("imp", "bad");
+    for origin in [
+        "x".repeat(113),
+        "line\nbreak".to_owned(),
+        "tab\there".to_owned(),
+    ] {
+        match Publisher::create(
+            &n.topic,
+            PublisherConfig::default()
+                .prefix(n.prefix.as_str())
+                .imported_from(origin.clone()),
+        ) {
+            Err(CreateError::Config {
+                source: ConfigError::Origin(o),
+                ..
+            }) => assert_eq!(o, origin),
+            other => panic!("{origin:?}: {:?}", other.err()),
+        }
+    }
+    // 112 bytes of UTF-8 is the limit, and fits.
+    let ok = "é".repeat(56);
+    let _p = Publisher::create(
+        &n.topic,
+        PublisherConfig::default()
+            .prefix(n.prefix.as_str())
+            .imported_from(ok.clone()),
+    )
+    .unwrap();
+    let s = Subscriber::attach(
+        &n.topic,
+        SubscriberOptions::default().prefix(n.prefix.as_str()),
+    )
+    .unwrap();
+    assert_eq!(s.origin(), Some(ok));
+}
