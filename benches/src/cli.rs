@@ -27,9 +27,10 @@ struct Cli {
     #[arg(long, value_name = "DIR", value_parser = non_empty)]
     plots: Option<String>,
     /// Run only measurements whose label scenario/transport/payload contains SUBSTR (e.g.
-    /// pipe, pingpong/tcp, /65536, ringcast, fanout/ringcast-futex/64/8sub).
+    /// pipe, pingpong/tcp, /65536, ringcast, fanout/ringcast-futex/64/8sub); repeat it to
+    /// keep those matching any of them.
     #[arg(long, value_name = "SUBSTR", value_parser = non_empty)]
-    filter: Option<String>,
+    filter: Vec<String>,
     /// Interleaved rounds per comparison group (default 8, or 2 with --quick): each round
     /// measures every transport at one payload once, and ratios are per-round medians.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -65,8 +66,8 @@ pub struct Options {
     pub json: Option<PathBuf>,
     /// `--plots DIR`.
     pub plots: Option<PathBuf>,
-    /// `--filter SUBSTR`.
-    pub filter: Option<String>,
+    /// `--filter SUBSTR`, each one given (none: everything).
+    pub filter: Vec<String>,
     /// `--rounds N`.
     pub rounds: Option<u32>,
 }
@@ -119,12 +120,12 @@ mod tests {
             quick: true,
             json: Some("out.json".into()),
             plots: Some("plots".into()),
-            filter: Some("pipe".into()),
+            filter: vec!["pipe".into(), "tcp".into()],
             rounds: Some(3),
         };
         let separate = run(&[
             "--quick", "--json", "out.json", "--plots", "plots", "--filter", "pipe", "--rounds",
-            "3",
+            "3", "--filter", "tcp",
         ]);
         assert_eq!(separate.unwrap(), Command::Run(expected.clone()));
         let inline = run(&[
@@ -133,6 +134,7 @@ mod tests {
             "--plots=plots",
             "--filter=pipe",
             "--rounds=3",
+            "--filter=tcp",
         ]);
         assert_eq!(inline.unwrap(), Command::Run(expected));
     }

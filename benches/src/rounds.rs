@@ -23,7 +23,9 @@ use crate::report::{self, Measured};
 use crate::scenario::throughput::{Rate, MEMCPY};
 use crate::scenario::{Scenario, Timing};
 use crate::suite::{self, Measurement, Raw};
-use crate::transport::{BASELINES, FLOOR, FUTEX_FLOOR, RINGCAST, RINGCAST_FUTEX, SLEEPING};
+use crate::transport::{
+    BASELINES, BRIDGE, FLOOR, FUTEX_FLOOR, RINGCAST, RINGCAST_FUTEX, SLEEPING, ZENOH,
+};
 
 /// Rounds of a full run.
 pub const FULL_ROUNDS: usize = 8;
@@ -181,6 +183,9 @@ fn references(m: &Measurement) -> Vec<&'static str> {
     }
     if t.starts_with(RINGCAST) || t == "iceoryx2" {
         out.push(BEST_BASELINE);
+    }
+    if t == BRIDGE {
+        out.extend([ZENOH, "tcp"]);
     }
     out
 }
@@ -420,7 +425,7 @@ mod tests {
         let cfg = Config {
             payloads: vec![64, 1024],
             timing: Timing::QUICK,
-            filter: Some("pingpong/".into()),
+            filter: vec!["pingpong/".into()],
         };
         let plan = suite::plan(&cfg);
         let groups = groups(&plan);

@@ -50,7 +50,7 @@ pub struct Config {
     /// Phase lengths.
     pub timing: Timing,
     /// Only measurements whose label contains this substring.
-    pub filter: Option<String>,
+    pub filter: Vec<String>,
 }
 
 /// What a measurement runs on.
@@ -140,8 +140,8 @@ pub fn plan(cfg: &Config) -> Vec<Measurement> {
             }
         }
     }
-    if let Some(f) = &cfg.filter {
-        out.retain(|m| m.label().contains(f.as_str()));
+    if !cfg.filter.is_empty() {
+        out.retain(|m| cfg.filter.iter().any(|f| m.label().contains(f.as_str())));
     }
     out
 }

@@ -32,6 +32,8 @@ const MATCH_CHECK: Duration = Duration::from_millis(10);
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// How long one receive waits before the thread looks at the stop flag.
 const SLICE: Duration = Duration::from_millis(50);
+/// At most this long, a stopping bridge forwards what the ring already holds.
+const DRAIN: Duration = Duration::from_secs(1);
 /// Pause between looks for a local topic that is absent, dead or imported.
 const LOOK_AGAIN: Duration = Duration::from_millis(50);
 
@@ -112,12 +114,22 @@ fn export_incarnation(
         control(shared, &key, a.creation_id, sub.next_seq(), SYNC)?;
         stats.set_active(true);
         let (mut checked, mut synced) = (Instant::now(), Instant::now());
+        let mut drain_until = None;
         loop {
-            if shared.stopping() {
+            // Stopping: forward what is already in the ring (bounded), then go.
+            if shared.stopping() && drain_until.is_none() {
+                drain_until = Some(Instant::now() + DRAIN);
+            }
+            if drain_until.is_some_and(|t| Instant::now() >= t) {
                 return Ok(());
             }
+            let wait = if drain_until.is_some() {
+                Duration::ZERO
+            } else {
+                SLICE
+            };
             let mut closed = false;
-            match sub.recv_timeout(SLICE) {
+            match sub.recv_timeout(wait) {
                 Ok(sample) => {
                     let stamp = Stamp {
                         seq: sample.seq(),
@@ -134,6 +146,7 @@ fn export_incarnation(
                     bump(&stats.bytes, bytes.len() as u64);
                 }
                 Err(RecvTimeoutError::Lagged(n)) => bump(&stats.lost, n),
+                Err(RecvTimeoutError::Timeout) if drain_until.is_some() => return Ok(()),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => closed = true,
                 // Evicted for stalling the source (a slow link under a stall timeout):

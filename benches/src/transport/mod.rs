@@ -27,6 +27,7 @@ mod futex;
 #[cfg(feature = "iceoryx2")]
 mod iox2;
 mod mqueue;
+mod net;
 mod pipe;
 pub mod ringcast;
 mod ringcast_waiting;
@@ -64,6 +65,11 @@ pub const SLEEPING: &[&str] = &[
     "ringcast-async",
 ];
 
+/// The row measured through two bridges, and what it is compared with.
+pub const BRIDGE: &str = "bridge";
+/// Zenoh alone: the `bridge` row's reference.
+pub const ZENOH: &str = "zenoh";
+
 /// The kernel IPC baselines: the reference set of the "vs best baseline" column.
 pub const BASELINES: &[&str] = &["pipe", "uds-stream", "uds-dgram", "tcp", "mqueue"];
 
@@ -82,6 +88,8 @@ const ALL: &[&dyn Transport] = &[
     &ringcast_waiting::WAITSET,
     &ringcast_waiting::WAITSET_PACED,
     &ringcast_waiting::ASYNC,
+    &net::ZENOH,
+    &net::BRIDGE,
     #[cfg(feature = "iceoryx2")]
     &iox2::ICEORYX2,
 ];

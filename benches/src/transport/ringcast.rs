@@ -119,12 +119,17 @@ pub const OVERWRITE: Ringcast = Ringcast {
 /// dead (a killed run); live ones (a concurrent run) are left alone. Returns
 /// how many were removed.
 pub fn collect_garbage() -> Result<usize> {
-    let outcomes = ringcast::inspect::gc(PREFIX)
-        .map_err(|e| BenchError::sys(format!("garbage-collect /dev/shm/{PREFIX}.*"), e))?;
-    Ok(outcomes
-        .iter()
-        .filter(|(_, o)| matches!(o, ringcast::inspect::GcOutcome::Removed))
-        .count())
+    let mut removed = 0;
+    // The `bridge` row's child stands for another host with a prefix of its own.
+    for prefix in [PREFIX, super::net::PEER_PREFIX] {
+        let outcomes = ringcast::inspect::gc(prefix)
+            .map_err(|e| BenchError::sys(format!("garbage-collect /dev/shm/{prefix}.*"), e))?;
+        removed += outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, ringcast::inspect::GcOutcome::Removed))
+            .count();
+    }
+    Ok(removed)
 }
 
 /// A topic base name unique to this process and link: `<pid>-<counter>`.
