@@ -225,7 +225,9 @@ impl Announcement {
             .max_subscribers(self.max_subscribers)
             .overflow(self.overflow)
             .type_info(self.type_info)
-            .imported_from(origin);
+            .imported_from(origin)
+            // A full ring: sleep at once (see the exporter's subscriber).
+            .wait_strategy(ringcast::WaitStrategy::Park);
         if self.stall_timeout_ns > 0 {
             cfg = cfg.stall_timeout(Duration::from_nanos(self.stall_timeout_ns));
         }

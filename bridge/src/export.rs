@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringcast::{Overflow, RecvTimeoutError, Start, Subscriber, SubscriberOptions};
+use ringcast::{Overflow, RecvTimeoutError, Start, Subscriber, SubscriberOptions, WaitStrategy};
 use zenoh::qos::CongestionControl;
 use zenoh::sample::Locality;
 use zenoh::Wait;
@@ -103,9 +103,12 @@ fn export_incarnation(
             }
             std::thread::sleep(MATCH_CHECK);
         }
+        // Sleep at once when the ring is empty: the bridge shares its CPU with the
+        // source's process and Zenoh's threads, and spinning would take it from them.
         let opts = SubscriberOptions::default()
             .prefix(shared.prefix.as_str())
-            .start(Start::Latest);
+            .start(Start::Latest)
+            .wait_strategy(WaitStrategy::Park);
         let mut sub = match Subscriber::attach(topic, opts) {
             Ok(s) if s.geometry().creation_id == a.creation_id && s.origin().is_none() => s,
             // Gone or re-created since we looked: announce the new one.

@@ -1,22 +1,22 @@
-//! Import: one thread per remote topic, re-publishing it locally.
+//! Import: one remote topic re-published locally.
 //!
-//! The thread subscribes to the topic's announcements (liveliness tokens, with history)
-//! and to its messages (remote origin only), both feeding one bounded channel, so events
-//! are handled in the order they arrived. On an announcement it creates the local topic
+//! Two Zenoh subscribers, to the topic's announcements (liveliness tokens, with history)
+//! and to its messages (remote origin only), act on one state under a mutex, right in
+//! their callbacks (no thread hop per message); the topic's thread only keeps the clock
+//! (retries, the withdrawal grace) and the stop. On an announcement it creates the local topic
 //! with the source's geometry, policy and type, marked as imported; on each message it
 //! counts any gap in the source's sequence numbers (`upstream_lost`) and republishes the
 //! payload; on the source's END stamp or the token's disappearance (the exporting bridge
 //! stopped or died) it closes the local topic, so local subscribers drain it and get
-//! `Disconnected`. Under `Block` a full local ring blocks the thread, the channel fills,
-//! and Zenoh's receive path blocks behind it: backpressure reaches the source.
+//! `Disconnected`. Under `Block` a full local ring blocks the message callback, and with
+//! it Zenoh's receive path: backpressure reaches the source.
 //!
 //! Nothing remote is trusted: a malformed or oversized announcement is refused (counted,
 //! logged once), a message without a valid stamp or larger than the slot is dropped and
 //! counted, and a local topic that already has a live publisher is never touched.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ringcast::{CreateError, Publisher};
@@ -29,10 +29,8 @@ use crate::stats::{bump, Counters};
 use crate::wire::Stamp;
 use crate::Shared;
 
-/// Events waiting for the import thread; when full, Zenoh's receive path waits.
-const QUEUE: usize = 256;
-/// How long the thread waits for an event (or for room in the ring) before it looks at
-/// the stop flag.
+/// How long a wait for room in the ring lasts before it looks at the stop flag, and the
+/// period of the import thread's clock.
 const SLICE: Duration = Duration::from_millis(50);
 /// How often a refused-for-now source (a local publisher holds the name) is retried.
 const RETRY: Duration = Duration::from_secs(1);
@@ -42,15 +40,6 @@ const PENDING: usize = 4096;
 /// After its token is withdrawn, a source is closed once it has been quiet this long (or
 /// at its END stamp): the withdrawal may overtake the source's last messages.
 const GRACE: Duration = Duration::from_millis(250);
-
-enum Event {
-    Announced(String),
-    Withdrawn(String),
-    Message {
-        stamp: Option<Stamp>,
-        payload: ZBytes,
-    },
-}
 
 /// A remote topic we know of.
 struct Known {
@@ -70,8 +59,8 @@ struct Current {
     withdrawn: Option<Instant>,
 }
 
-struct Importer<'s> {
-    shared: &'s Shared,
+struct Importer {
+    shared: Arc<Shared>,
     topic: String,
     stats: Arc<Counters>,
     known: Vec<Known>,
@@ -86,32 +75,41 @@ struct Importer<'s> {
 }
 
 pub(crate) fn run(shared: Arc<Shared>, topic: String, stats: Arc<Counters>) {
-    let (tx, rx) = sync_channel::<Event>(QUEUE);
-    let tx_data = tx.clone();
+    let importer = Arc::new(Mutex::new(Importer {
+        shared: shared.clone(),
+        topic: topic.clone(),
+        stats,
+        known: Vec::new(),
+        current: None,
+        finished: HashSet::new(),
+        refused: HashSet::new(),
+        pending: VecDeque::new(),
+        last_try: None,
+    }));
     let session = &shared.session;
+    let on_token = importer.clone();
     let tokens = session
         .liveliness()
         .declare_subscriber(shared.keys.tokens_of(&topic))
         .history(true)
         .callback(move |s| {
             let key = s.key_expr().as_str().to_owned();
-            let _ = tx.send(match s.kind() {
-                SampleKind::Put => Event::Announced(key),
-                SampleKind::Delete => Event::Withdrawn(key),
-            });
+            let mut imp = lock(&on_token);
+            match s.kind() {
+                SampleKind::Put => imp.announced(key),
+                SampleKind::Delete => imp.withdrawn(&key),
+            }
         })
         .wait();
+    let on_data = importer.clone();
     let data = session
         .declare_subscriber(shared.keys.data(&topic))
         .allowed_origin(Locality::Remote)
         .callback(move |s| {
             let stamp = s.attachment().and_then(|a| Stamp::decode(&a.to_bytes()));
-            // Blocks while the import thread is behind: that is the backpressure. Fails
-            // at once when the thread has gone (the receiver is dropped first).
-            let _ = tx_data.send(Event::Message {
-                stamp,
-                payload: s.payload().clone(),
-            });
+            // Re-published right here on Zenoh's receive path, with no thread hop: a
+            // full `Block` ring blocks this callback, which is the backpressure.
+            lock(&on_data).message(stamp, s.payload().clone());
         })
         .wait();
     let (tokens, data) = match (tokens, data) {
@@ -121,47 +119,37 @@ pub(crate) fn run(shared: Arc<Shared>, topic: String, stats: Arc<Counters>) {
             return;
         }
     };
-    let mut importer = Importer {
-        shared: &shared,
-        topic,
-        stats,
-        known: Vec::new(),
-        current: None,
-        finished: HashSet::new(),
-        refused: HashSet::new(),
-        pending: VecDeque::new(),
-        last_try: None,
-    };
-    importer.serve(&rx);
-    // Unblock a callback waiting for room before undeclaring its subscriber.
-    drop(rx);
-    drop(importer);
+    // This thread keeps the clock: retries and the withdrawal grace.
+    while !shared.stopping() {
+        std::thread::sleep(SLICE);
+        lock(&importer).tick();
+    }
+    // A callback blocked on a full ring sees the stop within a slice and returns.
     let _ = data.undeclare().wait();
     let _ = tokens.undeclare().wait();
+    lock(&importer).close("the bridge is stopping");
 }
 
-impl Importer<'_> {
-    fn serve(&mut self, rx: &Receiver<Event>) {
-        while !self.shared.stopping() {
-            match rx.recv_timeout(SLICE) {
-                Ok(Event::Announced(key)) => self.announced(key),
-                Ok(Event::Withdrawn(key)) => self.withdrawn(&key),
-                Ok(Event::Message { stamp, payload }) => self.message(stamp, payload),
-                Err(RecvTimeoutError::Timeout) => {
-                    if self.current.is_none()
-                        && !self.known.is_empty()
-                        && self.last_try.is_none_or(|t| t.elapsed() >= RETRY)
-                    {
-                        self.adopt();
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-            let quiet = self.current.as_ref().and_then(|c| c.withdrawn);
-            if quiet.is_some_and(|t| t.elapsed() >= GRACE) {
-                self.close("the exporting bridge withdrew it");
-                self.adopt();
-            }
+/// The importer's state, whoever holds it (a panic in a callback is a bug; the state
+/// is still consistent enough to close the topic, so poisoning is ignored).
+fn lock(m: &Mutex<Importer>) -> MutexGuard<'_, Importer> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Importer {
+    /// The periodic work: retry a source we could not adopt yet, close a withdrawn one
+    /// that has gone quiet.
+    fn tick(&mut self) {
+        if self.current.is_none()
+            && !self.known.is_empty()
+            && self.last_try.is_none_or(|t| t.elapsed() >= RETRY)
+        {
+            self.adopt();
+        }
+        let quiet = self.current.as_ref().and_then(|c| c.withdrawn);
+        if quiet.is_some_and(|t| t.elapsed() >= GRACE) {
+            self.close("the exporting bridge withdrew it");
+            self.adopt();
         }
     }
 
