@@ -250,7 +250,7 @@ fn truncate(s: &str) -> String {
 fn unhex(hex: &str) -> Result<Vec<u8>, AnnounceError> {
     // The longest record: the words, a full type name, two full texts with their lengths.
     const MAX: usize = 2 * (WORDS * 8 + 96 + 2 * (MAX_TEXT + 1));
-    if hex.len() % 2 != 0 || hex.len() > MAX {
+    if !hex.len().is_multiple_of(2) || hex.len() > MAX {
         return Err(AnnounceError::Malformed("bad hex length"));
     }
     let digit = |c: u8| match c {
