@@ -6,10 +6,9 @@
 //! bridge, `warn` for Zenoh).
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use clap::Parser;
+use nix::sys::signal::{SigSet, Signal};
 use ringcast_bridge::{Bridge, BridgeConfig, BridgeError};
 
 /// Carries ringcast topics to and from other machines over Zenoh (peer to peer, TCP).
@@ -46,24 +45,16 @@ struct Args {
     max_import_bytes: u64,
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    // Relaxed: a flag the main thread polls; nothing is published through it.
-    STOP.store(true, Ordering::Relaxed);
-}
-
-fn catch_stop_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: `on_signal` only stores to an atomic (async-signal-safe); the sigaction
-        // struct is zero-initialized and then filled in.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
+/// Blocks SIGINT and SIGTERM in this thread, so that every thread started after it
+/// (the bridge's, Zenoh's) inherits the mask and the signals wait for [`SigSet::wait`].
+fn block_stop_signals() -> Result<SigSet, BridgeError> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    // Failing here is failing to set up the threads' signal mask.
+    set.thread_block()
+        .map_err(|e| BridgeError::Thread(std::io::Error::from(e)))?;
+    Ok(set)
 }
 
 fn run(a: Args) -> Result<(), BridgeError> {
@@ -84,12 +75,12 @@ fn run(a: Args) -> Result<(), BridgeError> {
     for t in a.import {
         cfg = cfg.import(t);
     }
-    catch_stop_signals();
+    let signals = block_stop_signals()?;
     let bridge = Bridge::start(cfg)?;
     tracing::info!(zid = bridge.zid(), "bridge running");
-    // Relaxed: see `on_signal`.
-    while !STOP.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(20));
+    match signals.wait() {
+        Ok(sig) => tracing::info!(signal = ?sig, "stopping"),
+        Err(e) => tracing::warn!(error = %e, "sigwait failed; stopping"),
     }
     let reports = bridge.reports();
     bridge.stop();

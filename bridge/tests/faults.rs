@@ -66,6 +66,41 @@ fn attach_new(prefix: &str, topic: &str, old: &Subscriber) -> Subscriber {
     }
 }
 
+/// Host A exporting a `Block` topic `t` to host B, 100 messages already through.
+struct Running {
+    pair: Pair,
+    topic: &'static str,
+    a: Proc,
+    b: Proc,
+    src: Publisher,
+    sub: Subscriber,
+}
+
+impl Running {
+    fn start(tag: &str) -> Running {
+        let mut pair = Pair::new(tag);
+        let topic = "t";
+        pair.topics(&[topic]);
+        let a = pair.bridge_a(&["--export", topic]);
+        let b = pair.bridge_b(&["--import", topic]);
+        let mut src = block_source(&pair.a, topic);
+        let mut sub = attach(&pair.b, topic);
+        src.wait_for_subscribers(1, WAIT).unwrap();
+        for i in 0..100u64 {
+            src.send(&i.to_le_bytes()).unwrap();
+        }
+        receive_run(&mut sub, 0, 100);
+        Running {
+            pair,
+            topic,
+            a,
+            b,
+            src,
+            sub,
+        }
+    }
+}
+
 /// Runs gc under both prefixes and checks nothing is left.
 fn nothing_left_after_gc(pair: &Pair) {
     for p in [&pair.a, &pair.b] {
@@ -80,18 +115,14 @@ fn nothing_left_after_gc(pair: &Pair) {
 
 #[test]
 fn killing_the_exporting_bridge_disconnects_the_import_and_a_restart_resumes() {
-    let mut pair = Pair::new("kexp");
-    let topic = "t";
-    pair.topics(&[topic]);
-    let mut a = pair.bridge_a(&["--export", topic]);
-    let mut b = pair.bridge_b(&["--import", topic]);
-    let mut src = block_source(&pair.a, topic);
-    let mut sub = attach(&pair.b, topic);
-    src.wait_for_subscribers(1, WAIT).unwrap();
-    for i in 0..100u64 {
-        src.send(&i.to_le_bytes()).unwrap();
-    }
-    receive_run(&mut sub, 0, 100);
+    let Running {
+        pair,
+        topic,
+        mut a,
+        mut b,
+        mut src,
+        mut sub,
+    } = Running::start("kexp");
 
     let killed = Instant::now();
     a.kill();
@@ -121,18 +152,14 @@ fn killing_the_exporting_bridge_disconnects_the_import_and_a_restart_resumes() {
 
 #[test]
 fn killing_the_importing_bridge_disconnects_its_subscribers_and_a_restart_resumes() {
-    let mut pair = Pair::new("kimp");
-    let topic = "t";
-    pair.topics(&[topic]);
-    let mut a = pair.bridge_a(&["--export", topic]);
-    let mut b = pair.bridge_b(&["--import", topic]);
-    let mut src = block_source(&pair.a, topic);
-    let mut sub = attach(&pair.b, topic);
-    src.wait_for_subscribers(1, WAIT).unwrap();
-    for i in 0..100u64 {
-        src.send(&i.to_le_bytes()).unwrap();
-    }
-    receive_run(&mut sub, 0, 100);
+    let Running {
+        pair,
+        topic,
+        mut a,
+        mut b,
+        mut src,
+        mut sub,
+    } = Running::start("kimp");
 
     let killed = Instant::now();
     b.kill();
