@@ -4,8 +4,8 @@
 //! declare the Zenoh publisher and the liveliness token that announces the topic, then,
 //! while a remote subscriber matches, attach as one more subscriber, say where it starts
 //! (a SYNC stamp, repeated every second for importers that join later) and put every
-//! message with its [`Stamp`]. Under `Block` it reads each message in
-//! place and releases it once the put has returned: Zenoh's blocking congestion control
+//! message with its [`Stamp`]. Under `Block` it copies each message into Zenoh's
+//! buffer straight from the slot and releases the slot before the put: Zenoh's blocking congestion control
 //! then carries the importer's backpressure back to the source publisher, and the source's
 //! stall rules bound it (the bridge is a subscriber like any other, and Zenoh closes a
 //! link blocked past its `wait_before_close`). Under `Overwrite` puts may be dropped
@@ -16,7 +16,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringcast::{Overflow, RecvTimeoutError, Start, Subscriber, SubscriberOptions, WaitStrategy};
+use ringcast::{
+    AttachError, Overflow, RecvTimeoutError, Start, Subscriber, SubscriberOptions, WaitStrategy,
+};
+use zenoh::bytes::ZBytes;
 use zenoh::qos::CongestionControl;
 use zenoh::sample::Locality;
 use zenoh::Wait;
@@ -32,7 +35,7 @@ const MATCH_CHECK: Duration = Duration::from_millis(10);
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// How long one receive waits before the thread looks at the stop flag.
 const SLICE: Duration = Duration::from_millis(50);
-/// At most this long, a stopping bridge forwards what the ring already holds.
+/// At most this long, a stopping bridge goes on forwarding until the ring is empty.
 const DRAIN: Duration = Duration::from_secs(1);
 /// Pause between looks for a local topic that is absent, dead or imported.
 const LOOK_AGAIN: Duration = Duration::from_millis(50);
@@ -112,7 +115,10 @@ fn export_incarnation(
         let mut sub = match Subscriber::attach(topic, opts) {
             Ok(s) if s.geometry().creation_id == a.creation_id && s.origin().is_none() => s,
             // Gone or re-created since we looked: announce the new one.
-            _ => return Ok(()),
+            Ok(_) | Err(AttachError::NotFound { .. }) => return Ok(()),
+            // Denied, a full table, no memory: say so, and the caller pauses before
+            // trying again (never a loop of announcements).
+            Err(e) => return Err(e.into()),
         };
         control(shared, &key, a.creation_id, sub.next_seq(), SYNC)?;
         stats.set_active(true);
@@ -140,13 +146,18 @@ fn export_incarnation(
                         creation_id: a.creation_id,
                         flags: 0,
                     };
-                    let bytes = sample.bytes();
+                    // Zenoh copies the payload anyway: copy it, release the slot, then
+                    // put. The slot is never held while a put blocks, so the source's
+                    // stall timeout (which spares a subscriber holding a slot) applies.
+                    let payload = ZBytes::from(sample.bytes());
+                    drop(sample);
+                    let len = payload.len() as u64;
                     publisher
-                        .put(bytes)
+                        .put(payload)
                         .attachment(&stamp.encode()[..])
                         .wait()?;
                     bump(&stats.messages, 1);
-                    bump(&stats.bytes, bytes.len() as u64);
+                    bump(&stats.bytes, len);
                 }
                 Err(RecvTimeoutError::Lagged(n)) => bump(&stats.lost, n),
                 Err(RecvTimeoutError::Timeout) if drain_until.is_some() => return Ok(()),

@@ -15,7 +15,7 @@
 //! logged once), a message without a valid stamp or larger than the slot is dropped and
 //! counted, and a local topic that already has a live publisher is never touched.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -34,9 +34,11 @@ use crate::Shared;
 const SLICE: Duration = Duration::from_millis(50);
 /// How often a refused-for-now source (a local publisher holds the name) is retried.
 const RETRY: Duration = Duration::from_secs(1);
-/// Messages of a not-yet-adopted incarnation kept until its announcement arrives (Zenoh
-/// may deliver a source's first messages before its liveliness token).
+/// Messages, and payload bytes, of not-yet-adopted incarnations kept until their
+/// announcement arrives (Zenoh may deliver a source's first messages before its
+/// liveliness token). Past either bound the oldest go, and the gap is counted on replay.
 const PENDING: usize = 4096;
+const PENDING_BYTES: usize = 64 << 20;
 /// After its token is withdrawn, a source is closed once it has been quiet this long (or
 /// at its END stamp): the withdrawal may overtake the source's last messages.
 const GRACE: Duration = Duration::from_millis(250);
@@ -69,8 +71,13 @@ struct Importer {
     finished: HashSet<u64>,
     /// Keys refused for good (malformed, too large, not creatable): logged once.
     refused: HashSet<String>,
-    /// Messages of incarnations not adopted yet, oldest first.
+    /// Messages of incarnations not adopted yet, oldest first, and their payload bytes.
     pending: VecDeque<(Stamp, ZBytes)>,
+    pending_bytes: usize,
+    /// Per incarnation, the first sequence evicted from `pending` (replay counts from it).
+    evicted: HashMap<u64, u64>,
+    /// Incarnations whose announcement was refused: their messages are not kept.
+    refused_ids: HashSet<u64>,
     last_try: Option<Instant>,
 }
 
@@ -84,6 +91,9 @@ pub(crate) fn run(shared: Arc<Shared>, topic: String, stats: Arc<Counters>) {
         finished: HashSet::new(),
         refused: HashSet::new(),
         pending: VecDeque::new(),
+        pending_bytes: 0,
+        evicted: HashMap::new(),
+        refused_ids: HashSet::new(),
         last_try: None,
     }));
     let session = &shared.session;
@@ -165,6 +175,10 @@ impl Importer {
             Ok(s) => s,
             Err(e) => return self.refuse(&key, &e),
         };
+        if let Some(c) = self.current.as_mut().filter(|c| c.key == key) {
+            // Re-announced after a withdrawal (a token flap): it lives on.
+            c.withdrawn = None;
+        }
         if source.zid == self.shared.zid || self.known.iter().any(|k| k.key == key) {
             return;
         }
@@ -174,6 +188,7 @@ impl Importer {
                 source.announcement.ring_bytes(),
                 self.shared.max_import_bytes
             );
+            self.refused_ids.insert(source.announcement.creation_id);
             return self.refuse(&key, &why);
         }
         let (zid, a) = (source.zid.to_owned(), source.announcement);
@@ -217,9 +232,13 @@ impl Importer {
                     self.replay();
                     return;
                 }
-                // A local publisher has the name (a local topic, or another import):
-                // leave it alone and look again later.
-                Err(CreateError::AlreadyPublished { .. }) => {
+                // A local publisher has the name (a local topic, or another import), or
+                // /dev/shm is full or out of descriptors for now: leave it, look again.
+                Err(
+                    CreateError::AlreadyPublished { .. }
+                    | CreateError::NoSpace { .. }
+                    | CreateError::Io { .. },
+                ) => {
                     if self.refused.insert(format!("busy:{}", k.key)) {
                         bump(&self.stats.refused, 1);
                         tracing::warn!(
@@ -229,7 +248,8 @@ impl Importer {
                     }
                 }
                 Err(e) => {
-                    let key = k.key.clone();
+                    let (key, id) = (k.key.clone(), k.a.creation_id);
+                    self.refused_ids.insert(id);
                     self.refuse(&key, &e);
                 }
             }
@@ -262,6 +282,11 @@ impl Importer {
             .drain(..)
             .partition(|(s, _)| s.creation_id == id);
         self.pending = others;
+        self.pending_bytes = self.pending.iter().map(|(_, p)| p.len()).sum();
+        if let (Some(first), Some(c)) = (self.evicted.remove(&id), self.current.as_mut()) {
+            // Some of its first messages were evicted: count them as lost.
+            c.expected = Some(first);
+        }
         for (stamp, payload) in ours {
             self.message(Some(stamp), payload);
         }
@@ -276,10 +301,17 @@ impl Importer {
         if adopted != Some(stamp.creation_id) {
             // Not the source we re-publish: an incarnation whose announcement has not
             // arrived yet (kept, bounded), or one that ended (dropped).
-            if !self.finished.contains(&stamp.creation_id) {
+            let id = stamp.creation_id;
+            if !self.finished.contains(&id) && !self.refused_ids.contains(&id) {
+                self.pending_bytes += payload.len();
                 self.pending.push_back((stamp, payload));
-                if self.pending.len() > PENDING {
-                    self.pending.pop_front();
+                while self.pending.len() > PENDING || self.pending_bytes > PENDING_BYTES {
+                    let Some((old, p)) = self.pending.pop_front() else {
+                        break;
+                    };
+                    self.pending_bytes -= p.len();
+                    let first = self.evicted.entry(old.creation_id).or_insert(old.seq);
+                    *first = (*first).min(old.seq);
                 }
             }
             return;
@@ -293,6 +325,12 @@ impl Importer {
         if stamp.is_sync() && cur.expected.is_none() {
             // The exporter starts reading here: anything it misses from now on is a gap.
             cur.expected = Some(stamp.seq);
+            return;
+        }
+        if stamp.seq == u64::MAX {
+            // No source can have sent 2^64 messages: a forged stamp, refused before it
+            // can count a loss.
+            bump(&self.stats.refused, 1);
             return;
         }
         let expected = cur.expected.unwrap_or(stamp.seq);
@@ -317,7 +355,7 @@ impl Importer {
             cur.expected = Some(stamp.seq);
             return;
         }
-        cur.expected = Some(stamp.seq + 1);
+        cur.expected = Some(stamp.seq + 1); // below u64::MAX: checked above
         if payload.len() > cur.publisher.capacity() {
             bump(&self.stats.refused, 1);
             return;

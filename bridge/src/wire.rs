@@ -30,7 +30,7 @@ pub struct Stamp {
     pub publish_ns: u64,
     /// The source topic's incarnation.
     pub creation_id: u64,
-    /// [`END`] or 0.
+    /// [`END`], [`SYNC`] or 0.
     pub flags: u64,
 }
 

@@ -174,6 +174,8 @@ fn a_hostile_peer_cannot_crash_a_bridge_or_touch_a_local_topic() {
     put(b"no stamp".to_vec(), None);
     put(b"short stamp".to_vec(), Some(&[1, 2, 3]));
     put(vec![7u8; 65], Some(&stamp(0, 0)));
+    // A forged last-possible sequence: refused, and no loss counted for it.
+    put(b"forged".to_vec(), Some(&stamp(u64::MAX, 0)));
     put(b"one".to_vec(), Some(&stamp(1, 0)));
     put(b"two".to_vec(), Some(&stamp(2, 0)));
     for want in [&b"one"[..], b"two"] {

@@ -74,12 +74,10 @@ impl PublisherEnd {
     /// after the gap, so that subscribers that receive that message see the count.
     pub fn count_upstream_loss(&self, n: u64) {
         let lost = &self.segment.memory().header().import.upstream_lost;
-        // Relaxed load and store: only this publisher writes the counter (no lost update);
-        // the next commit's Release stamp store publishes it (see `ImportLine`).
-        lost.store(
-            lost.load(Ordering::Relaxed).saturating_add(n),
-            Ordering::Relaxed,
-        );
+        // Relaxed: only the publisher writes it, and the next commit's Release stamp store
+        // publishes it (see `ImportLine`). An RMW, not load + store, because `&self` may be
+        // shared between threads; off the hot path (only after a gap).
+        lost.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Subscribers attached and alive now (reaps the dead first).

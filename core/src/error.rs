@@ -63,8 +63,9 @@ pub enum ConfigError {
     /// The mode asks for bits other than read/write permissions.
     #[error("mode {0:o} has bits other than rw for user/group/other")]
     Mode(u32),
-    /// An imported topic's origin is longer than 112 bytes or has control characters.
-    #[error("origin {0:?} is longer than 112 bytes or has control characters")]
+    /// An imported topic's origin is empty, longer than 112 bytes or has control
+    /// characters.
+    #[error("origin {0:?} is empty, longer than 112 bytes or has control characters")]
     Origin(String),
 }
 

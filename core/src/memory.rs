@@ -102,7 +102,10 @@ impl SegmentMemory {
     /// gaps before that message (the publisher stores it before that message's Release
     /// commit, which the receive's Acquire stamp load synchronized with).
     pub fn upstream_lost(&self) -> u64 {
-        self.header().import.upstream_lost.load(Ordering::Relaxed)
+        self.header()
+            .import
+            .upstream_lost
+            .load(crate::sync::Ordering::Relaxed)
     }
 
     /// The control header. Crate-private: a `&Header` hands out atomics that safe code

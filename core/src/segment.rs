@@ -300,7 +300,10 @@ impl Segment {
         let g = Geometry::compute(&opts.config, page_size(), random_u64())
             .map_err(|source| CreateError::Config { topic: t(), source })?;
         let origin = opts.origin.clone().unwrap_or_default();
-        if origin.len() > crate::layout::ORIGIN_BYTES || origin.chars().any(char::is_control) {
+        let bad_origin = opts.origin.as_ref().is_some_and(|o| o.is_empty())
+            || origin.len() > crate::layout::ORIGIN_BYTES
+            || origin.chars().any(char::is_control);
+        if bad_origin {
             return Err(CreateError::Config {
                 topic: t(),
                 source: crate::error::ConfigError::Origin(origin),

@@ -103,7 +103,7 @@ impl PublisherConfig {
         self
     }
     /// Marks the topic as re-published from elsewhere (what a bridge's import does):
-    /// `origin` says from where, for `ringcast list` and `inspect`, at most 112 bytes
+    /// `origin` says from where, for `ringcast list` and `inspect`: 1 to 112 bytes
     /// without control characters (else creation fails with
     /// [`ConfigError::Origin`](ringcast_core::ConfigError::Origin)). A bridge never
     /// exports a topic so marked, so nothing is echoed back to where it came from.

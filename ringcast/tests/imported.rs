@@ -69,6 +69,7 @@ fn bad_origins_are_refused_with_a_typed_error() {
         "x".repeat(113),
         "line\nbreak".to_owned(),
         "tab\there".to_owned(),
+        String::new(),
     ] {
         match Publisher::create(
             &n.topic,
