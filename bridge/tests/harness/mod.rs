@@ -44,9 +44,23 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(args: &[String]) -> Proc {
+        Proc::spawn_in(None, args)
+    }
+
+    /// Starts the bridge in network namespace `netns` (`ip netns exec`, which execs it:
+    /// the pid is the bridge's), or in ours.
+    pub fn spawn_in(netns: Option<&str>, args: &[String]) -> Proc {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         let log = dir.join(format!("{}.log", unique("bridge")));
-        let child = Command::new(BIN)
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = cmd
             .args(args)
             .env("RUST_LOG", "warn,ringcast_bridge=info")
             .env("NO_COLOR", "1")
