@@ -101,6 +101,32 @@ impl Running {
     }
 }
 
+/// After a restart: the next incarnation of the import carries 100 more messages from
+/// `first` on; then the source closes, the bridges stop cleanly, and gc leaves nothing.
+fn resume_and_finish(
+    pair: &Pair,
+    topic: &str,
+    mut src: Publisher,
+    old: &Subscriber,
+    first: u64,
+    bridges: [&mut Proc; 2],
+) {
+    let mut sub = attach_new(&pair.b, topic, old);
+    src.wait_for_subscribers(1, WAIT).unwrap();
+    for i in first..first + 100 {
+        src.send(&i.to_le_bytes()).unwrap();
+    }
+    receive_run(&mut sub, first, 100);
+    drop(src);
+    let _ = until_disconnected(&mut sub, Instant::now());
+    drop(sub);
+    for b in bridges {
+        let status = b.interrupt();
+        assert!(status.success(), "{status:?}\n{}", b.log());
+    }
+    nothing_left_after_gc(pair);
+}
+
 /// Runs gc under both prefixes and checks nothing is left.
 fn nothing_left_after_gc(pair: &Pair) {
     for p in [&pair.a, &pair.b] {
@@ -136,18 +162,7 @@ fn killing_the_exporting_bridge_disconnects_the_import_and_a_restart_resumes() {
 
     // A new exporting bridge on the same endpoint: the import is re-created.
     let mut a2 = Proc::spawn(&a.args);
-    let mut sub = attach_new(&pair.b, topic, &sub);
-    src.wait_for_subscribers(1, WAIT).unwrap();
-    for i in 100..200u64 {
-        src.send(&i.to_le_bytes()).unwrap();
-    }
-    receive_run(&mut sub, 100, 100);
-    drop(src);
-    let _ = until_disconnected(&mut sub, Instant::now());
-    drop(sub);
-    assert!(a2.interrupt().success());
-    assert!(b.interrupt().success());
-    nothing_left_after_gc(&pair);
+    resume_and_finish(&pair, topic, src, &sub, 100, [&mut a2, &mut b]);
 }
 
 #[test]
@@ -176,18 +191,7 @@ fn killing_the_importing_bridge_disconnects_its_subscribers_and_a_restart_resume
 
     // The restarted importer reclaims the dead bridge's segment.
     let mut b2 = Proc::spawn(&b.args);
-    let mut sub = attach_new(&pair.b, topic, &sub);
-    src.wait_for_subscribers(1, WAIT).unwrap();
-    for i in 1000..1100u64 {
-        src.send(&i.to_le_bytes()).unwrap();
-    }
-    receive_run(&mut sub, 1000, 100);
-    drop(src);
-    let _ = until_disconnected(&mut sub, Instant::now());
-    drop(sub);
-    assert!(a.interrupt().success());
-    assert!(b2.interrupt().success());
-    nothing_left_after_gc(&pair);
+    resume_and_finish(&pair, topic, src, &sub, 1000, [&mut a, &mut b2]);
 }
 
 /// A source publisher in its own process: publishes its index every millisecond until
