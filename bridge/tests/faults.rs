@@ -52,6 +52,15 @@ fn until_disconnected(sub: &mut Subscriber, since: Instant) -> Duration {
     }
 }
 
+/// Runs `kill` and checks that `sub` drains and sees `Disconnected` within [`BOUND`].
+fn disconnects_within_bound(sub: &mut Subscriber, what: &str, kill: impl FnOnce()) {
+    let killed = Instant::now();
+    kill();
+    let took = until_disconnected(sub, killed);
+    eprintln!("{what} killed: Disconnected after {took:?}");
+    assert!(took < BOUND, "{what} killed: Disconnected after {took:?}");
+}
+
 /// Attaches to the next incarnation of `topic` (not the one `old` came from).
 fn attach_new(prefix: &str, topic: &str, old: &Subscriber) -> Subscriber {
     let old = old.geometry().creation_id;
@@ -150,11 +159,7 @@ fn killing_the_exporting_bridge_disconnects_the_import_and_a_restart_resumes() {
         mut sub,
     } = Running::start("kexp");
 
-    let killed = Instant::now();
-    a.kill();
-    let took = until_disconnected(&mut sub, killed);
-    eprintln!("exporting bridge killed: Disconnected after {took:?}");
-    assert!(took < BOUND, "Disconnected after {took:?}");
+    disconnects_within_bound(&mut sub, "exporting bridge", || a.kill());
     // Its exporter died with it: the Block source is not held by anyone.
     eventually("the dead exporter to be reaped", || {
         src.subscriber_count() == 0
@@ -176,11 +181,7 @@ fn killing_the_importing_bridge_disconnects_its_subscribers_and_a_restart_resume
         mut sub,
     } = Running::start("kimp");
 
-    let killed = Instant::now();
-    b.kill();
-    let took = until_disconnected(&mut sub, killed);
-    eprintln!("importing bridge killed: Disconnected after {took:?}");
-    assert!(took < BOUND, "Disconnected after {took:?}");
+    disconnects_within_bound(&mut sub, "importing bridge", || b.kill());
     // Nobody remote listens: the exporter lets go of the Block source, which can fill
     // its ring many times over without waiting for anyone.
     eventually("the exporter to detach", || src.subscriber_count() == 0);
@@ -242,12 +243,10 @@ fn killing_the_source_publisher_disconnects_the_import_and_a_new_source_resumes(
     let mut sub = attach(&pair.b, topic);
     receive_some(&mut sub, 50);
 
-    let killed = Instant::now();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let took = until_disconnected(&mut sub, killed);
-    eprintln!("source publisher killed: Disconnected after {took:?}");
-    assert!(took < BOUND, "Disconnected after {took:?}");
+    disconnects_within_bound(&mut sub, "source publisher", || {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    });
 
     // A new source process re-creates the topic (reclaiming the dead segment); the
     // bridges carry the new incarnation.
