@@ -162,6 +162,20 @@ impl OwnEntry {
         }
     }
 
+    /// Ends a hold without publishing a cursor (a deferred release: the writer keeps
+    /// gating on the cursor last stored, which is below this slot).
+    #[inline]
+    pub(crate) fn end_hold(&mut self, mem: &SegmentMemory) {
+        if self.holding {
+            self.holding = false;
+            // Release: as in `release`: the slot reads are done before a writer that sees
+            // Active and evicts us overwrites anything.
+            mem.entry(self.index)
+                .state
+                .store(self.active_word, Ordering::Release);
+        }
+    }
+
     /// Whether the writer evicted us.
     pub(crate) fn is_evicted(&self, mem: &SegmentMemory) -> bool {
         // Relaxed: a status check; `hold` is what enforces the exclusion.

@@ -19,6 +19,16 @@
 //! sequence) and rescans the table only when it reaches the limit, so the fast path is a
 //! compare. Readers read in place; releasing stores `cursor = seq + 1` with Release.
 //!
+//! **Batched release** (`Block`): a reader that releases a slot while the next message is
+//! already committed defers the cursor store, up to [`Reader::release_batch`] slots, and
+//! publishes one cursor for the whole run when the run ends (the next slot is empty) or
+//! reaches the bound. A deferred cursor is behind the true one, which is always safe for
+//! the writer (it gates on less than it could); one Release store orders every in-place
+//! read of the run before the writer's reuse of those slots, and one wake handshake covers
+//! the run. The deferral never costs liveness: a writer that waits for room on this reader
+//! is a whole ring ahead of the published cursor, so the reader meets either the bound
+//! (at most the ring) or an empty slot before it runs out of messages, and publishes.
+//!
 //! **Attach under Block** is a Dekker handshake between the attaching reader and the
 //! writer's rescan, and **eviction under Block** (topics with a stall timeout only) a race
 //! between two CASes on the reader's entry `state`; both live with the rest of the entry
@@ -310,6 +320,18 @@ pub(crate) fn room_at(mem: &SegmentMemory, next: u64) -> bool {
     next < entry::slowest_cursor(mem, next).saturating_add(slots)
 }
 
+/// `Block`: how many releases a reader defers by default (see the module docs): a quarter
+/// of the ring, at most 64, so a reader that pauses behind holds back at most a quarter of
+/// the ring more than it reads. 1 (no deferral) on topics with a stall timeout, whose
+/// stall watch judges a subscriber by how recently its cursor moved.
+pub fn default_release_batch(g: &crate::Geometry) -> u64 {
+    if g.evicts_stalled() {
+        1
+    } else {
+        (g.slot_count / 4).clamp(1, 64)
+    }
+}
+
 /// Where a new subscriber starts reading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Start {
@@ -359,6 +381,12 @@ pub struct Reader {
     overflow: Overflow,
     /// Our table entry, held for the reader's whole life.
     own: OwnEntry,
+    /// `Block`: the cursor last stored in our entry (everything below it is released to
+    /// the writer); `published <= next`, and `next - published` releases are deferred.
+    published: u64,
+    /// `Block`: most releases deferred before the cursor is stored (1: every release
+    /// stores it).
+    batch: u64,
 }
 
 impl Reader {
@@ -383,7 +411,24 @@ impl Reader {
             capacity: g.slot_capacity,
             overflow: g.overflow,
             own,
+            published: next,
+            batch: default_release_batch(&g),
         }
+    }
+
+    /// `Block`: the most releases this reader defers before it stores its cursor (see the
+    /// module docs). Defaults to [`default_release_batch`] of the ring.
+    #[inline]
+    pub fn release_batch(&self) -> u64 {
+        self.batch
+    }
+
+    /// Sets [`release_batch`](Self::release_batch), clamped to `1 ..= slot count`
+    /// (1 stores the cursor on every release). A larger batch costs fewer cursor stores
+    /// and publisher wake-ups per message; while this reader is behind, the writer may
+    /// see up to `batch - 1` of its released slots as still held.
+    pub fn set_release_batch(&mut self, batch: u64) {
+        self.batch = batch.clamp(1, self.slots);
     }
 
     /// The segment memory.
@@ -468,6 +513,13 @@ impl Reader {
             }
             return Poll::Closed;
         }
+        // Unreachable while the batching invariant holds (a release is deferred only
+        // when the next slot is committed, and under `Block` it stays so until we release
+        // it); publishing here keeps a reader that finds nothing from ever holding back
+        // the writer, whatever happened.
+        if self.published != self.next && self.overflow == Overflow::Block {
+            self.publish_release();
+        }
         Poll::Empty
     }
 
@@ -533,15 +585,33 @@ impl Reader {
     }
 
     /// Releases message `seq` (read in place after a `Ready` poll) and moves on. Under
-    /// `Block` this lets the writer reuse the slot and wakes it if it sleeps.
+    /// `Block` this lets the writer reuse the slot and wakes it if it sleeps, at once if
+    /// no further message waits, else with the rest of the run (batched release, module
+    /// docs).
     #[inline]
     pub fn release(&mut self, seq: u64) {
         debug_assert_eq!(seq, self.next);
         self.next = seq.wrapping_add(1);
-        self.own.release(&self.mem, self.next);
-        if self.overflow == Overflow::Block {
-            crate::wait::after_release(&self.mem);
+        if self.overflow == Overflow::Overwrite {
+            self.own.release(&self.mem, self.next);
+            return;
         }
+        // Defer while the run goes on (the next message is committed) and the bound is
+        // not reached; `has_message` also pulls the next slot's line in early.
+        if self.next - self.published < self.batch && self.has_message() {
+            self.own.end_hold(&self.mem);
+        } else {
+            self.publish_release();
+        }
+    }
+
+    /// `Block`: stores the cursor `next` (releasing the deferred run) and wakes the writer
+    /// if it waits for room.
+    #[inline]
+    fn publish_release(&mut self) {
+        self.published = self.next;
+        self.own.release(&self.mem, self.next);
+        crate::wait::after_release(&self.mem);
     }
 
     fn publish_position(&self) {

@@ -186,6 +186,32 @@ fn block_in_place_readers_get_everything_and_held_slots_are_never_written() {
     });
 }
 
+/// Block with batched release over the whole ring (2 slots, batch 2), 4 messages: the
+/// reader defers a release while the next message is committed and stores one cursor for
+/// the run. Loom's cell tracking proves the publisher never writes a slot before the
+/// in-place read of it is released (the run's one Release cursor store orders them all),
+/// and neither side deadlocks although releases are deferred while the publisher sleeps
+/// for room. The mutant build (a Relaxed cursor store, a release without its fence) must
+/// fail this model; CI checks that it does.
+#[test]
+fn block_batched_release_frees_a_run_only_after_its_reads() {
+    loom::model(|| {
+        let mem = segment(Overflow::Block);
+        let mut r = attach(&mem, 0, Start::Latest);
+        r.set_release_batch(u64::MAX);
+        assert_eq!(r.release_batch(), 2, "clamped to the ring");
+        let mut w = writer(&mem);
+        let wmem = mem.clone();
+        let publisher = thread::spawn(move || {
+            for _ in 0..MESSAGES + 1 {
+                publish(&mut w, &wmem);
+            }
+        });
+        receive_until(&mut r, &mem, MESSAGES + 1);
+        publisher.join().unwrap();
+    });
+}
+
 /// Block: a subscriber attaches (replaying from the oldest message) while the publisher
 /// writes, and another detaches meanwhile. The newcomer starts at a message the publisher
 /// will not overwrite and reads everything from there in order and intact; the detached

@@ -1,8 +1,9 @@
 //! Model-based test: random interleavings of publish, receive, attach and detach on one
 //! topic (one process, several subscribers), checked step by step against a reference
 //! model of the ring: every message in order and byte-exact, `Full` exactly when a `Block`
-//! subscriber is a whole ring behind, and `Lagged(n)` with exactly the model's `n`. Small
-//! rings and long runs make the ring wrap around many times per case.
+//! subscriber's released cursor is a whole ring behind (releases batched by the model's
+//! own statement of the rule), and `Lagged(n)` with exactly the model's `n`. Small rings and
+//! long runs make the ring wrap around many times per case.
 
 mod common;
 
@@ -27,16 +28,45 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The reference: the publisher's count and each subscriber's next sequence.
+/// The reference: the publisher's count and each subscriber's next sequence and released
+/// cursor.
 struct Model {
     slots: u64,
     published: u64,
-    subs: Vec<u64>,
+    subs: Vec<Sub>,
+    /// `Block`: releases a subscriber defers at most.
+    batch: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Sub {
+    next: u64,
+    /// `Block`: the cursor the publisher sees (everything below it released).
+    released: u64,
+}
+
+impl Model {
+    /// `Block`'s release rule: a release is deferred while the next message is already
+    /// published and fewer than `batch` are deferred; otherwise the run is handed back.
+    fn received(&mut self, i: usize) {
+        let (published, batch) = (self.published, self.batch);
+        let sub = &mut self.subs[i];
+        sub.next += 1;
+        if sub.next - sub.released >= batch || published == sub.next {
+            sub.released = sub.next;
+        }
+    }
 }
 
 const CAP: usize = 48;
 
-fn run_case(overflow: Overflow, slots: u64, ops: &[Op]) -> Result<(), TestCaseError> {
+/// `batch`: the subscribers' `release_batch` option, or `None` for the default.
+fn run_case(
+    overflow: Overflow,
+    slots: u64,
+    batch: Option<u64>,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
     let (prefix, topic) = (prefix("model"), topic("m"));
     let _cleanup = Cleanup(prefix.clone(), topic.clone());
     let mut publisher = Publisher::create(
@@ -50,23 +80,29 @@ fn run_case(overflow: Overflow, slots: u64, ops: &[Op]) -> Result<(), TestCaseEr
     .expect("create");
     let attach = |oldest: bool| {
         let start = if oldest { Start::Oldest } else { Start::Latest };
-        Subscriber::attach(
-            &topic,
-            SubscriberOptions::default().prefix(&prefix).start(start),
-        )
-        .expect("attach")
+        let opts = SubscriberOptions::default().prefix(&prefix).start(start);
+        let opts = match batch {
+            Some(b) => opts.release_batch(b),
+            None => opts,
+        };
+        Subscriber::attach(&topic, opts).expect("attach")
     };
     let mut subs: Vec<Subscriber> = vec![attach(false)];
     let mut m = Model {
         slots,
         published: 0,
-        subs: vec![0],
+        subs: vec![Sub {
+            next: 0,
+            released: 0,
+        }],
+        // The documented default: a quarter of the ring, at most 64; else clamped to it.
+        batch: batch.map_or((slots / 4).clamp(1, 64), |b| b.clamp(1, slots)),
     };
     for op in ops {
         match *op {
             Op::Publish => {
                 let full = overflow == Overflow::Block
-                    && m.subs.iter().any(|&next| m.published - next >= m.slots);
+                    && m.subs.iter().any(|s| m.published - s.released >= m.slots);
                 match publisher.try_loan() {
                     Ok(mut loan) => {
                         prop_assert!(!full, "loan granted over an unreleased slot");
@@ -82,7 +118,7 @@ fn run_case(overflow: Overflow, slots: u64, ops: &[Op]) -> Result<(), TestCaseEr
             }
             Op::Recv(i) if !subs.is_empty() => {
                 let i = i % subs.len();
-                let next = m.subs[i];
+                let next = m.subs[i].next;
                 let behind = m.published - next;
                 let got = subs[i]
                     .try_recv()
@@ -95,7 +131,7 @@ fn run_case(overflow: Overflow, slots: u64, ops: &[Op]) -> Result<(), TestCaseEr
                         );
                         prop_assert_eq!(seq, next);
                         bytes_ok.map_err(TestCaseError::fail)?;
-                        m.subs[i] += 1;
+                        m.received(i);
                     }
                     Err(TryRecvError::Empty) => prop_assert_eq!(behind, 0),
                     Err(TryRecvError::Lagged(n)) => {
@@ -103,8 +139,8 @@ fn run_case(overflow: Overflow, slots: u64, ops: &[Op]) -> Result<(), TestCaseEr
                         prop_assert!(behind > m.slots);
                         // Idle publisher: the oldest intact message is published - slots.
                         prop_assert_eq!(n, behind - m.slots);
-                        m.subs[i] += n;
-                        prop_assert_eq!(subs[i].next_seq(), m.subs[i]);
+                        m.subs[i].next += n;
+                        prop_assert_eq!(subs[i].next_seq(), m.subs[i].next);
                     }
                     Err(e) => prop_assert!(false, "unexpected {e:?}"),
                 }
@@ -123,7 +159,10 @@ fn run_case(overflow: Overflow, slots: u64, ops: &[Op]) -> Result<(), TestCaseEr
                     }
                 }
                 subs.push(sub);
-                m.subs.push(start);
+                m.subs.push(Sub {
+                    next: start,
+                    released: start,
+                });
             }
             Op::Attach { .. } => {}
             Op::Detach(i) if !subs.is_empty() => {
@@ -136,7 +175,8 @@ fn run_case(overflow: Overflow, slots: u64, ops: &[Op]) -> Result<(), TestCaseEr
     }
     // Drain: every subscriber gets the rest, then Disconnected after the publisher closes.
     drop(publisher);
-    for (sub, next) in subs.iter_mut().zip(m.subs.iter_mut()) {
+    for (sub, model) in subs.iter_mut().zip(m.subs.iter_mut()) {
+        let next = &mut model.next;
         loop {
             match sub.try_recv() {
                 Ok(sample) => {
@@ -159,12 +199,13 @@ proptest! {
     #[test]
     fn overwrite_matches_the_model(slots in prop::sample::select(vec![2u64, 4, 8]),
                                    ops in prop::collection::vec(op(), 1..400)) {
-        run_case(Overflow::Overwrite, slots, &ops)?;
+        run_case(Overflow::Overwrite, slots, None, &ops)?;
     }
 
     #[test]
-    fn block_matches_the_model(slots in prop::sample::select(vec![2u64, 4, 8]),
+    fn block_matches_the_model(slots in prop::sample::select(vec![2u64, 4, 8, 16]),
+                               batch in prop::sample::select(vec![None, Some(1), Some(3), Some(64)]),
                                ops in prop::collection::vec(op(), 1..400)) {
-        run_case(Overflow::Block, slots, &ops)?;
+        run_case(Overflow::Block, slots, batch, &ops)?;
     }
 }

@@ -24,6 +24,7 @@ pub struct SubscriberOptions {
     pub(crate) init_wait: Duration,
     pub(crate) limits: AttachLimits,
     pub(crate) memory: MemoryOptions,
+    pub(crate) release_batch: Option<u64>,
 }
 
 impl Default for SubscriberOptions {
@@ -36,6 +37,7 @@ impl Default for SubscriberOptions {
             init_wait: Duration::from_millis(250),
             limits: AttachLimits::default(),
             memory: MemoryOptions::default(),
+            release_batch: None,
         }
     }
 }
@@ -83,6 +85,22 @@ impl SubscriberOptions {
     /// `RLIMIT_MEMLOCK` or `CAP_IPC_LOCK`; else attaching fails with `AttachError::Memory`.
     pub fn lock_memory(mut self, on: bool) -> Self {
         self.memory.lock = on;
+        self
+    }
+    /// `Block`: release slots to the publisher in runs of up to `slots` (clamped to
+    /// `1 ..= slot count`). While more messages wait, a released slot is handed back with
+    /// the rest of its run: one cursor store and one wake-up check per run instead of per
+    /// message. A run ends early when nothing more waits, so a subscriber that has caught
+    /// up never holds a released slot back. Default: a quarter of the ring, at most 64;
+    /// 1 on topics with a stall timeout (whose stall watch judges a subscriber by how
+    /// recently it released). `1` releases every slot at once.
+    ///
+    /// ```
+    /// use ringcast_subscriber::SubscriberOptions;
+    /// let opts = SubscriberOptions::default().release_batch(1);
+    /// ```
+    pub fn release_batch(mut self, slots: u64) -> Self {
+        self.release_batch = Some(slots);
         self
     }
     /// Refuse topics whose whole segment is larger than `bytes` (`AttachError::OverLimit`),

@@ -46,7 +46,7 @@ impl Subscriber {
     /// Attaches to `topic`. Fails at once if it does not exist; see
     /// [`attach_wait`](Self::attach_wait) to wait for it.
     pub fn attach(topic: &str, opts: SubscriberOptions) -> Result<Subscriber, AttachError> {
-        let end = SubscriberEnd::attach(
+        let mut end = SubscriberEnd::attach(
             &opts.prefix,
             topic,
             opts.type_info.as_ref(),
@@ -54,6 +54,9 @@ impl Subscriber {
             &opts.limits,
             opts.start,
         )?;
+        if let Some(batch) = opts.release_batch {
+            end.reader().set_release_batch(batch);
+        }
         let g = *end.geometry();
         if opts.memory != MemoryOptions::default() {
             end.memory()

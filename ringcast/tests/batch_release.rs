@@ -1,0 +1,97 @@
+//! Batched release under `Block`: a subscriber that releases a slot while more messages
+//! wait hands the slots back in runs (one cursor store per run), and a subscriber that has
+//! caught up never holds a released slot back. Observed from the publisher's side: how
+//! many loans it gets before `Full`.
+
+mod common;
+
+use common::*;
+use ringcast::*;
+
+/// An 8-slot `Block` topic and one subscriber with `batch` (None: the default).
+fn topic_with(tag: &str, batch: Option<u64>) -> (Cleanup, Publisher, Subscriber) {
+    let (prefix, topic) = (prefix(tag), topic(tag));
+    let cleanup = Cleanup(prefix.clone(), topic.clone());
+    let publisher = Publisher::create(
+        &topic,
+        PublisherConfig::default()
+            .prefix(&prefix)
+            .slots(8)
+            .slot_size(64)
+            .overflow(Overflow::Block),
+    )
+    .expect("create");
+    let opts = SubscriberOptions::default().prefix(&prefix);
+    let opts = match batch {
+        Some(b) => opts.release_batch(b),
+        None => opts,
+    };
+    let subscriber = Subscriber::attach(&topic, opts).expect("attach");
+    (cleanup, publisher, subscriber)
+}
+
+/// Loans the publisher gets (each committed) before `Full`.
+fn room(p: &mut Publisher) -> u64 {
+    let mut n = 0;
+    while let Ok(loan) = p.try_loan() {
+        loan.commit(8);
+        n += 1;
+    }
+    n
+}
+
+fn receive(s: &mut Subscriber, count: u64) {
+    for _ in 0..count {
+        drop(s.try_recv().expect("a message"));
+    }
+}
+
+#[test]
+fn releases_while_more_wait_are_handed_back_as_one_run() {
+    // Default for 8 slots: runs of 8 / 4 = 2.
+    let (_c, mut p, mut s) = topic_with("batchrun", None);
+    assert_eq!(room(&mut p), 8);
+    receive(&mut s, 1);
+    assert_eq!(room(&mut p), 0, "one release of a run of two is deferred");
+    receive(&mut s, 1);
+    assert_eq!(room(&mut p), 2, "the run of two is handed back at once");
+    receive(&mut s, 3);
+    assert_eq!(room(&mut p), 2, "a third of a run stays deferred");
+}
+
+#[test]
+fn a_subscriber_that_catches_up_holds_nothing_back() {
+    let (_c, mut p, mut s) = topic_with("batchcaught", Some(8));
+    for _ in 0..3 {
+        p.send(&[1; 8]).expect("send");
+    }
+    receive(&mut s, 3);
+    assert_eq!(
+        room(&mut p),
+        8,
+        "nothing waited after the third: the whole run was handed back"
+    );
+    assert_eq!(s.try_recv().map(|m| m.seq()), Ok(3));
+}
+
+#[test]
+fn a_batch_of_one_releases_every_slot_at_once() {
+    let (_c, mut p, mut s) = topic_with("batchone", Some(1));
+    assert_eq!(room(&mut p), 8);
+    for _ in 0..5 {
+        receive(&mut s, 1);
+        assert_eq!(room(&mut p), 1);
+    }
+}
+
+#[test]
+fn a_run_never_exceeds_the_ring_whatever_is_asked() {
+    // A batch larger than the ring is clamped to it: the publisher, a ring ahead, gets
+    // its room back when the subscriber has read the whole ring.
+    let (_c, mut p, mut s) = topic_with("batchclamp", Some(u64::MAX));
+    assert_eq!(room(&mut p), 8);
+    receive(&mut s, 7);
+    assert_eq!(room(&mut p), 0, "seven of a run of eight deferred");
+    receive(&mut s, 1);
+    assert_eq!(room(&mut p), 8);
+}
