@@ -135,6 +135,17 @@ pub enum CreateError {
         /// The error.
         source: std::io::Error,
     },
+    /// Huge pages were asked for ([`MemoryOptions::huge_pages`](crate::residency::MemoryOptions))
+    /// but /dev/shm cannot give them; `reason` says why and what would change it (usually:
+    /// remount /dev/shm with `huge=within_size`). Create the topic without huge pages, or
+    /// change the system.
+    #[error("topic {topic:?}: huge pages are not available: {reason}")]
+    HugePagesUnavailable {
+        /// The topic.
+        topic: String,
+        /// Why not, and what to change.
+        reason: String,
+    },
     /// The process may not create (or reclaim) the segment.
     #[error("permission denied creating topic {topic:?} in /dev/shm")]
     PermissionDenied {

@@ -1,6 +1,9 @@
 //! Keeping a segment's memory resident: fault every page in up front (so the first
-//! messages after creation take no page faults) and lock it (so it is never swapped or
-//! reclaimed). Both are per-process: each side asks for its own mapping.
+//! messages after creation take no page faults), lock it (so it is never swapped or
+//! reclaimed), and place it on huge pages where /dev/shm offers them (fewer TLB misses,
+//! 512 times fewer faults). Prefault and lock are per-process: each side asks for its own
+//! mapping; huge pages are the publisher's choice at creation (a subscriber's mapping of a
+//! huge-page segment is huge-aligned and PMD-mapped by the kernel without asking).
 
 use std::io;
 
@@ -12,11 +15,116 @@ pub struct MemoryOptions {
     pub prefault: bool,
     /// `mlock` the mapping: needs `RLIMIT_MEMLOCK` room (`ulimit -l`) or `CAP_IPC_LOCK`.
     pub lock: bool,
+    /// Publisher only: back the segment with transparent huge pages (`MADV_HUGEPAGE`,
+    /// then a prefault that allocates them). Refused with [`huge_pages_offered`]'s reason
+    /// where /dev/shm cannot give them.
+    pub huge_pages: bool,
+}
+
+/// Where transparent huge pages for shared memory are switched for the whole system.
+const SHMEM_ENABLED: &str = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+
+/// Whether a file in `dir` (a tmpfs mount point, /dev/shm for segments) can be backed by
+/// transparent huge pages: the system setting [`SHMEM_ENABLED`] is not `deny` and the
+/// mount offers them (`huge=always`, `within_size` or `advise`), or the setting is
+/// `force`. `Err` says why not and what would change it.
+///
+/// ```
+/// // On most systems /dev/shm is mounted without `huge=`: then this explains how to ask.
+/// if let Err(why) = ringcast_core::residency::huge_pages_offered("/dev/shm") {
+///     assert!(!why.is_empty());
+/// }
+/// ```
+pub fn huge_pages_offered(dir: &str) -> Result<(), String> {
+    let system = std::fs::read_to_string(SHMEM_ENABLED).map_err(|_| {
+        format!("this kernel has no transparent huge pages for shared memory ({SHMEM_ENABLED} is missing)")
+    })?;
+    match bracketed(&system) {
+        Some("deny") => {
+            return Err(format!(
+                "{SHMEM_ENABLED} says deny: shared memory never gets huge pages"
+            ))
+        }
+        Some("force") => return Ok(()),
+        _ => {}
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    match mount_huge_option(&mounts, dir) {
+        None => Err(format!("{dir} is not a tmpfs mount point this process can see")),
+        Some(Some("always" | "within_size" | "advise")) => Ok(()),
+        Some(huge) => Err(format!(
+            "{dir} is mounted with huge={}: remount it with huge=within_size (or advise) to offer huge pages, e.g. `mount -o remount,huge=within_size {dir}`",
+            huge.unwrap_or("never")
+        )),
+    }
+}
+
+/// The word in `[brackets]` of a sysfs choice list (`always [never] deny`).
+fn bracketed(list: &str) -> Option<&str> {
+    let start = list.find('[')? + 1;
+    let len = list[start..].find(']')?;
+    Some(&list[start..start + len])
+}
+
+/// For the last tmpfs mounted on `dir` in `mountinfo`: `Some(its huge= value, if any)`;
+/// `None` if `dir` is not a tmpfs mount point.
+fn mount_huge_option<'a>(mountinfo: &'a str, dir: &str) -> Option<Option<&'a str>> {
+    let mut found = None;
+    for line in mountinfo.lines() {
+        // Fields: id parent major:minor root mount-point options [optional...] - fstype
+        // source super-options (proc(5)).
+        let mut halves = line.splitn(2, " - ");
+        let (head, tail) = (halves.next()?, halves.next().unwrap_or(""));
+        if head.split(' ').nth(4) != Some(dir) {
+            continue;
+        }
+        let mut tail = tail.split(' ');
+        let fstype = tail.next();
+        let superopts = tail.nth(1).unwrap_or("");
+        // Each later mount on the same point hides the earlier ones.
+        found = (fstype == Some("tmpfs"))
+            .then(|| superopts.split(',').find_map(|o| o.strip_prefix("huge=")));
+    }
+    found
 }
 
 /// `madvise` advice numbers (not yet in every libc release).
 const MADV_POPULATE_READ: libc::c_int = 22;
 const MADV_POPULATE_WRITE: libc::c_int = 23;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INFO: &str = "\
+22 1 0:21 / /proc rw,nosuid - proc proc rw
+30 22 0:26 / /dev/shm rw,nosuid,nodev shared:5 - tmpfs tmpfs rw,size=65536k
+31 22 0:27 / /dev/shm rw,relatime - tmpfs none rw,size=1024k,huge=within_size
+40 22 0:30 / /mnt/x rw - ext4 /dev/sda1 rw
+";
+
+    #[test]
+    fn the_last_mount_on_a_point_decides() {
+        assert_eq!(
+            mount_huge_option(INFO, "/dev/shm"),
+            Some(Some("within_size"))
+        );
+        let first_only: String = INFO.lines().take(2).map(|l| format!("{l}\n")).collect();
+        assert_eq!(mount_huge_option(&first_only, "/dev/shm"), Some(None));
+        assert_eq!(mount_huge_option(INFO, "/mnt/x"), None, "not a tmpfs");
+        assert_eq!(mount_huge_option(INFO, "/nowhere"), None);
+    }
+
+    #[test]
+    fn the_bracketed_choice_is_the_setting() {
+        assert_eq!(
+            bracketed("always within_size advise [never] deny force\n"),
+            Some("never")
+        );
+        assert_eq!(bracketed("no brackets"), None);
+    }
+}
 
 /// Applies `opts` to the `len` bytes at `base`; `writable` says how the range is mapped.
 /// On error, the step that failed (`"madvise(MADV_POPULATE_*)"` or `"mlock"`) and why.
@@ -31,7 +139,13 @@ pub(crate) unsafe fn apply(
     writable: bool,
     opts: MemoryOptions,
 ) -> Result<(), (&'static str, io::Error)> {
-    if opts.prefault {
+    if opts.huge_pages {
+        // SAFETY: as below; the advice only marks the range eligible for huge pages.
+        if unsafe { libc::madvise(base.cast(), len, libc::MADV_HUGEPAGE) } != 0 {
+            return Err(("madvise(MADV_HUGEPAGE)", io::Error::last_os_error()));
+        }
+    }
+    if opts.prefault || opts.huge_pages {
         let advice = if writable {
             MADV_POPULATE_WRITE
         } else {

@@ -324,14 +324,26 @@ impl Segment {
             }
         };
 
+        if opts.memory.huge_pages {
+            crate::residency::huge_pages_offered(SHM_DIR)
+                .map_err(|reason| CreateError::HugePagesUnavailable { topic: t(), reason })?;
+        }
         // 1. Build it as an unnamed file: nothing to clean up if we die before step 2.
         let file = create_unnamed(opts.mode).map_err(io_err("open(O_TMPFILE) in /dev/shm"))?;
         // The umask may have narrowed the mode; set exactly what was asked.
         nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(opts.mode))
             .map_err(io_err("fchmod"))?;
-        match nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, g.total_size as i64) {
+        // Huge pages: no fallocate, which allocates without the mapping's MADV_HUGEPAGE
+        // (small pages on a `huge=advise` mount); the prefault that huge pages imply
+        // reserves the memory instead, through the advised mapping.
+        let reserve = if opts.memory.huge_pages {
+            Err(Errno::EOPNOTSUPP)
+        } else {
+            nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, g.total_size as i64)
+        };
+        match reserve {
             Ok(()) => {}
-            // Filesystems without fallocate: plain ftruncate (no up-front reservation).
+            // Filesystems without fallocate (and huge pages): plain ftruncate.
             Err(Errno::EOPNOTSUPP | Errno::EINVAL) => {
                 file.set_len(g.total_size).map_err(|e| CreateError::Io {
                     topic: t(),
@@ -360,11 +372,20 @@ impl Segment {
         // SAFETY: `map` is our live mapping of `total_size` bytes, and no other process
         // can reach it yet (the file has no name, and we hold its only descriptor).
         unsafe { crate::residency::apply(base, g.total_size as usize, true, opts.memory) }
-            .map_err(|(op, source)| CreateError::Memory {
-                topic: t(),
-                op,
-                bytes: g.total_size,
-                source,
+            .map_err(|(op, source)| match source.raw_os_error() {
+                // A prefault that found the tmpfs full (EFAULT: the fault's SIGBUS).
+                Some(libc::EFAULT | libc::ENOMEM) if op.starts_with("madvise(MADV_POPULATE") => {
+                    CreateError::NoSpace {
+                        topic: t(),
+                        bytes: g.total_size,
+                    }
+                }
+                _ => CreateError::Memory {
+                    topic: t(),
+                    op,
+                    bytes: g.total_size,
+                    source,
+                },
             })?;
         // SAFETY: the mapping is total_size >= header_size > size_of::<Header>() bytes,
         // page-aligned (so aligned for Header), freshly zeroed, and not yet visible to any

@@ -1,6 +1,10 @@
 //! Prefaulting and locking a segment: resident size after creation (publisher) and after
 //! attach (a subscriber process) with and without prefault, locked size with
-//! `lock_memory`, and a typed error when the lock is over the process's limit.
+//! `lock_memory`, and a typed error when the lock is over the process's limit. Huge pages:
+//! in a private mount namespace (root, `unshare`) whose /dev/shm is a fresh tmpfs mounted
+//! `huge=advise`, the segment and a subscriber's mapping of it are PMD-mapped with the
+//! option and not without it; mounted
+//! `huge=never`, asking for them is a typed error that says what to change.
 
 mod common;
 
@@ -190,4 +194,111 @@ fn a_subscriber_that_prefaults_has_the_whole_segment_resident_after_attach() {
         cold < ring_kb / 8,
         "not prefaulted: {cold} kB resident already"
     );
+}
+
+/// Runs test `child` (an ignored test of this binary) in a private mount namespace whose
+/// /dev/shm is a fresh 256 MiB tmpfs mounted with `huge` (e.g. `huge=always`). Returns
+/// false, saying why, where that cannot be set up (not root, no `unshare`, or a system
+/// setting that overrides every mount's choice).
+fn in_private_shm(huge: &str, child: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root for a private mount namespace");
+        return false;
+    }
+    let system = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/shmem_enabled")
+        .unwrap_or_default();
+    if system.is_empty() || system.contains("[deny]") || system.contains("[force]") {
+        eprintln!("skipped: shmem_enabled is {system:?}: the mount's huge= does not decide");
+        return false;
+    }
+    let script = format!(
+        "mount -t tmpfs -o size=256m,{huge} ringcast-test /dev/shm && exec \"$0\" --exact \"$1\" --ignored --nocapture"
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .arg(std::env::current_exe().unwrap())
+        .arg(child)
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipped: cannot run unshare: {e}");
+            return false;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && text.contains("unshare failed") {
+        eprintln!("skipped: no mount namespace here: {text}");
+        return false;
+    }
+    assert!(out.status.success(), "{child} failed:\n{text}");
+    assert!(text.contains("1 passed"), "{child} did not run:\n{text}");
+    true
+}
+
+#[test]
+fn huge_pages_back_the_segment_and_its_subscribers_where_dev_shm_offers_them() {
+    // `advise`: only a mapping that asks gets huge pages, so the option is what decides.
+    in_private_shm("huge=advise", "huge_pages_child_offered");
+}
+
+#[test]
+fn huge_pages_are_refused_with_what_to_change_where_dev_shm_does_not_offer_them() {
+    in_private_shm("huge=never", "huge_pages_child_refused");
+}
+
+#[test]
+#[ignore = "run in a private mount namespace by huge_pages_back_the_segment_..."]
+fn huge_pages_child_offered() {
+    let plain = Names::new("res", "small");
+    let q = Publisher::create(&plain.topic, config(&plain.prefix).prefault(true)).unwrap();
+    let small = smaps_kb(&plain.prefix, &plain.topic, "ShmemPmdMapped");
+    assert_eq!(small, 0, "huge pages without asking");
+    drop(q);
+    let n = Names::new("res", "huge");
+    let mut p = Publisher::create(&n.topic, config(&n.prefix).huge_pages(true)).unwrap();
+    let ring_kb = SLOTS * SLOT / 1024;
+    let publisher = smaps_kb(&n.prefix, &n.topic, "ShmemPmdMapped");
+    println!("huge: publisher {publisher} kB PMD-mapped");
+    assert!(
+        publisher >= ring_kb / 2,
+        "publisher: {publisher} kB of a {ring_kb} kB ring on huge pages"
+    );
+    let opts = SubscriberOptions::default()
+        .prefix(&n.prefix)
+        .prefault(true);
+    let mut s = Subscriber::attach(&n.topic, opts).unwrap();
+    let both = smaps_kb(&n.prefix, &n.topic, "ShmemPmdMapped");
+    assert!(
+        both - publisher >= ring_kb / 2,
+        "subscriber: {} kB of a {ring_kb} kB ring on huge pages",
+        both - publisher
+    );
+    for i in 0..(2 * SLOTS) {
+        p.send(&i.to_le_bytes()).unwrap();
+        assert_eq!(*s.try_recv().unwrap(), i.to_le_bytes());
+    }
+}
+
+#[test]
+#[ignore = "run in a private mount namespace by huge_pages_are_refused_..."]
+fn huge_pages_child_refused() {
+    let n = Names::new("res", "nohuge");
+    match Publisher::create(&n.topic, config(&n.prefix).huge_pages(true)) {
+        Err(e @ CreateError::HugePagesUnavailable { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("huge=never") && text.contains("remount"),
+                "{text}"
+            );
+        }
+        Err(e) => panic!("expected HugePagesUnavailable, got {e:?}"),
+        Ok(_) => panic!("huge pages granted on a huge=never mount"),
+    }
+    // Nothing was made, and the same topic without huge pages is fine.
+    assert!(std::fs::read_dir("/dev/shm").unwrap().next().is_none());
+    let p = Publisher::create(&n.topic, config(&n.prefix)).unwrap();
+    assert_eq!(smaps_kb(&n.prefix, &n.topic, "ShmemPmdMapped"), 0);
+    drop(p);
 }
