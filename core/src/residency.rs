@@ -93,39 +93,6 @@ fn mount_huge_option<'a>(mountinfo: &'a str, dir: &str) -> Option<Option<&'a str
 const MADV_POPULATE_READ: libc::c_int = 22;
 const MADV_POPULATE_WRITE: libc::c_int = 23;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const INFO: &str = "\
-22 1 0:21 / /proc rw,nosuid - proc proc rw
-30 22 0:26 / /dev/shm rw,nosuid,nodev shared:5 - tmpfs tmpfs rw,size=65536k
-31 22 0:27 / /dev/shm rw,relatime - tmpfs none rw,size=1024k,huge=within_size
-40 22 0:30 / /mnt/x rw - ext4 /dev/sda1 rw
-";
-
-    #[test]
-    fn the_last_mount_on_a_point_decides() {
-        assert_eq!(
-            mount_huge_option(INFO, "/dev/shm"),
-            Some(Some("within_size"))
-        );
-        let first_only: String = INFO.lines().take(2).map(|l| format!("{l}\n")).collect();
-        assert_eq!(mount_huge_option(&first_only, "/dev/shm"), Some(None));
-        assert_eq!(mount_huge_option(INFO, "/mnt/x"), None, "not a tmpfs");
-        assert_eq!(mount_huge_option(INFO, "/nowhere"), None);
-    }
-
-    #[test]
-    fn the_bracketed_choice_is_the_setting() {
-        assert_eq!(
-            bracketed("always within_size advise [never] deny force\n"),
-            Some("never")
-        );
-        assert_eq!(bracketed("no brackets"), None);
-    }
-}
-
 /// Applies `opts` to the `len` bytes at `base`; `writable` says how the range is mapped.
 /// On error, the step that failed (`"madvise(MADV_POPULATE_*)"` or `"mlock"`) and why.
 ///
@@ -181,4 +148,37 @@ pub(crate) unsafe fn apply(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INFO: &str = "\
+22 1 0:21 / /proc rw,nosuid - proc proc rw
+30 22 0:26 / /dev/shm rw,nosuid,nodev shared:5 - tmpfs tmpfs rw,size=65536k
+31 22 0:27 / /dev/shm rw,relatime - tmpfs none rw,size=1024k,huge=within_size
+40 22 0:30 / /mnt/x rw - ext4 /dev/sda1 rw
+";
+
+    #[test]
+    fn the_last_mount_on_a_point_decides() {
+        assert_eq!(
+            mount_huge_option(INFO, "/dev/shm"),
+            Some(Some("within_size"))
+        );
+        let first_only: String = INFO.lines().take(2).map(|l| format!("{l}\n")).collect();
+        assert_eq!(mount_huge_option(&first_only, "/dev/shm"), Some(None));
+        assert_eq!(mount_huge_option(INFO, "/mnt/x"), None, "not a tmpfs");
+        assert_eq!(mount_huge_option(INFO, "/nowhere"), None);
+    }
+
+    #[test]
+    fn the_bracketed_choice_is_the_setting() {
+        assert_eq!(
+            bracketed("always within_size advise [never] deny force\n"),
+            Some("never")
+        );
+        assert_eq!(bracketed("no brackets"), None);
+    }
 }
