@@ -35,6 +35,10 @@ struct Cli {
     /// measures every transport at one payload once, and ratios are per-round medians.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     rounds: Option<u32>,
+    /// Instead of the suite: the first 1000 messages on fresh topics, with and without
+    /// prefault, mlock and huge pages (interleaved trials; --rounds sets their number).
+    #[arg(long)]
+    cold_start: bool,
     #[command(subcommand)]
     child: Option<Hidden>,
 }
@@ -70,6 +74,8 @@ pub struct Options {
     pub filter: Vec<String>,
     /// `--rounds N`.
     pub rounds: Option<u32>,
+    /// `--cold-start`.
+    pub cold_start: bool,
 }
 
 /// What the command line asks for.
@@ -94,6 +100,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, clap::
             plots: cli.plots.map(PathBuf::from),
             filter: cli.filter,
             rounds: cli.rounds,
+            cold_start: cli.cold_start,
         }),
     })
 }
@@ -122,6 +129,7 @@ mod tests {
             plots: Some("plots".into()),
             filter: vec!["pipe".into(), "tcp".into()],
             rounds: Some(3),
+            cold_start: false,
         };
         let separate = run(&[
             "--quick", "--json", "out.json", "--plots", "plots", "--filter", "pipe", "--rounds",

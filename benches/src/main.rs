@@ -31,6 +31,7 @@
 //! to pin to, a report that could not be written), 2 bad usage.
 
 mod cli;
+mod coldstart;
 mod error;
 mod harness;
 mod plots;
@@ -56,7 +57,10 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     match command {
-        Command::Child(args) => match suite::child_main(&args) {
+        Command::Child(args) => match match args.split_first() {
+            Some((role, rest)) if role == "cold" => coldstart::child_main(rest),
+            _ => suite::child_main(&args),
+        } {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ringcast-bench child: {e}");
@@ -74,6 +78,12 @@ fn main() -> ExitCode {
 }
 
 fn run(opts: &Options) -> Result<()> {
+    if opts.cold_start {
+        let cpus = Cpus::choose()?;
+        harness::pin_to(cpus.parent)?;
+        let trials = opts.rounds.map_or(coldstart::TRIALS, |n| n as usize);
+        return coldstart::run(cpus, trials);
+    }
     let cfg = Config {
         payloads: if opts.quick {
             QUICK_PAYLOADS

@@ -104,6 +104,9 @@
 //! (topic-name rules).
 
 pub use ringcast_core::clock::LIVENESS_SLICE;
+/// Whether /dev/shm can back a topic with huge pages here (`Err`: why not and what to
+/// change), as [`PublisherConfig::huge_pages`] will find at creation.
+pub use ringcast_core::residency::huge_pages_offered;
 pub use ringcast_core::waitset::{
     AddError, Key, Member, Notifier, Refusal, SleepTarget, WaitError, WaitSet, Wakeup, MAX_MEMBERS,
     POLL_NAP,

@@ -133,7 +133,7 @@ pub fn collect_garbage() -> Result<usize> {
 }
 
 /// A topic base name unique to this process and link: `<pid>-<counter>`.
-pub(super) fn unique_base() -> String {
+pub(crate) fn unique_base() -> String {
     /// Links opened by this process so far.
     static LINKS: AtomicU32 = AtomicU32::new(0);
     // Relaxed: only uniqueness matters, which the atomic increment gives alone.
@@ -141,7 +141,7 @@ pub(super) fn unique_base() -> String {
     format!("{}-{n}", std::process::id())
 }
 
-pub(super) fn topic(base: &str, direction: &str) -> String {
+pub(crate) fn topic(base: &str, direction: &str) -> String {
     format!("{base}.{direction}")
 }
 
