@@ -39,6 +39,8 @@ const SLICE: Duration = Duration::from_millis(50);
 const DRAIN: Duration = Duration::from_secs(1);
 /// Pause between looks for a local topic that is absent, dead or imported.
 const LOOK_AGAIN: Duration = Duration::from_millis(50);
+/// The exporter's `release_batch` (clamped to the source's ring).
+const EXPORT_RELEASE_BATCH: u64 = 16;
 
 pub(crate) fn run(shared: Arc<Shared>, topic: String, stats: Arc<Counters>) {
     let mut said_imported = false;
@@ -108,10 +110,14 @@ fn export_incarnation(
         }
         // Sleep at once when the ring is empty: the bridge shares its CPU with the
         // source's process and Zenoh's threads, and spinning would take it from them.
+        // Release in runs: a source publisher that sleeps for room is woken once per run,
+        // not once per forwarded message (the exporter never publishes into this topic,
+        // which is what the option forbids).
         let opts = SubscriberOptions::default()
             .prefix(shared.prefix.as_str())
             .start(Start::Latest)
-            .wait_strategy(WaitStrategy::Park);
+            .wait_strategy(WaitStrategy::Park)
+            .release_batch(EXPORT_RELEASE_BATCH);
         let mut sub = match Subscriber::attach(topic, opts) {
             Ok(s) if s.geometry().creation_id == a.creation_id && s.origin().is_none() => s,
             // Gone or re-created since we looked: announce the new one.

@@ -19,15 +19,19 @@
 //! sequence) and rescans the table only when it reaches the limit, so the fast path is a
 //! compare. Readers read in place; releasing stores `cursor = seq + 1` with Release.
 //!
-//! **Batched release** (`Block`): a reader that releases a slot while the next message is
-//! already committed defers the cursor store, up to [`Reader::release_batch`] slots, and
-//! publishes one cursor for the whole run when the run ends (the next slot is empty) or
-//! reaches the bound. A deferred cursor is behind the true one, which is always safe for
-//! the writer (it gates on less than it could); one Release store orders every in-place
-//! read of the run before the writer's reuse of those slots, and one wake handshake covers
-//! the run. The deferral never costs liveness: a writer that waits for room on this reader
-//! is a whole ring ahead of the published cursor, so the reader meets either the bound
-//! (at most the ring) or an empty slot before it runs out of messages, and publishes.
+//! **Batched release** (`Block`, opt-in with [`Reader::set_release_batch`]): a reader
+//! that releases a slot while the next message is already committed defers the cursor
+//! store, up to `release_batch` slots, and publishes one cursor for the whole run when the
+//! run ends (the next slot is empty) or reaches the bound. A deferred cursor is behind the
+//! true one, which is always safe for the writer (it gates on less than it could); one
+//! Release store orders every in-place read of the run before the writer's reuse of those
+//! slots, and one wake handshake covers the run. A reader that keeps reading never holds
+//! the writer back for long: a writer that waits for room on it is a whole ring ahead of
+//! the published cursor, so the reader meets either the bound (at most the ring) or an
+//! empty slot before it runs out of messages, and publishes. A reader that *stops*
+//! mid-run keeps up to `release_batch - 1` released slots from the writer; if the thread
+//! that stopped is the one waiting to publish into this ring, that is a deadlock, which is
+//! why the batch is 1 unless asked for.
 //!
 //! **Attach under Block** is a Dekker handshake between the attaching reader and the
 //! writer's rescan, and **eviction under Block** (topics with a stall timeout only) a race
@@ -320,18 +324,6 @@ pub(crate) fn room_at(mem: &SegmentMemory, next: u64) -> bool {
     next < entry::slowest_cursor(mem, next).saturating_add(slots)
 }
 
-/// `Block`: how many releases a reader defers by default (see the module docs): a quarter
-/// of the ring, at most 64, so a reader that pauses behind holds back at most a quarter of
-/// the ring more than it reads. 1 (no deferral) on topics with a stall timeout, whose
-/// stall watch judges a subscriber by how recently its cursor moved.
-pub fn default_release_batch(g: &crate::Geometry) -> u64 {
-    if g.evicts_stalled() {
-        1
-    } else {
-        (g.slot_count / 4).clamp(1, 64)
-    }
-}
-
 /// Where a new subscriber starts reading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Start {
@@ -412,12 +404,12 @@ impl Reader {
             overflow: g.overflow,
             own,
             published: next,
-            batch: default_release_batch(&g),
+            batch: 1,
         }
     }
 
     /// `Block`: the most releases this reader defers before it stores its cursor (see the
-    /// module docs). Defaults to [`default_release_batch`] of the ring.
+    /// module docs); 1 (every release stored at once) unless set.
     #[inline]
     pub fn release_batch(&self) -> u64 {
         self.batch

@@ -38,6 +38,17 @@
 // `start`: receive from the oldest message still in the ring.
 #define RINGCAST_START_OLDEST 1
 
+// `memory` flag: fault every page of the mapping in at create / attach.
+#define RINGCAST_MEMORY_PREFAULT 1
+
+// `memory` flag: `mlock` the mapping (needs `RLIMIT_MEMLOCK` room or `CAP_IPC_LOCK`; else
+// `RINGCAST_ERR_RESOURCE`).
+#define RINGCAST_MEMORY_LOCK 2
+
+// `memory` flag, publishers only: back the segment with huge pages (implies prefault);
+// `RINGCAST_ERR_RESOURCE`, saying what to change, where /dev/shm cannot give them.
+#define RINGCAST_MEMORY_HUGE_PAGES 4
+
 // What a call did. `RINGCAST_OK` (0) is success; positive values are outcomes the caller
 // acts on (nothing arrived, the topic ended); negative values are errors, described by
 // `ringcast_last_error()` on the calling thread.
@@ -151,6 +162,8 @@ typedef struct ringcast_publisher_config {
   uint32_t wait;
   // Segment name prefix (NULL: the default, "ringcast"); copied during the call.
   const char *prefix;
+  // `RINGCAST_MEMORY_*` flags, or-ed (default 0: none).
+  uint32_t memory;
 } ringcast_publisher_config;
 
 // How to attach. Fill it with `ringcast_subscriber_options_init`, then set fields.
@@ -161,12 +174,16 @@ typedef struct ringcast_subscriber_options {
   uint32_t start;
   // How receives wait: `RINGCAST_WAIT_*`.
   uint32_t wait;
-  // Unused; 0.
-  uint32_t reserved;
+  // `RINGCAST_MEMORY_PREFAULT` and / or `RINGCAST_MEMORY_LOCK` (default 0: none).
+  uint32_t memory;
   // Refuse topics whose slots hold more than this many bytes (0: the format's 1 GiB).
   uint64_t max_slot_size;
   // Segment name prefix (NULL: the default, "ringcast"); copied during the call.
   const char *prefix;
+  // `Block`: hand released slots back in runs of up to this many while more messages
+  // wait (clamped to the ring; 0, the default, or 1: every slot at once). Never on a
+  // subscriber whose thread also publishes into the same topic with a blocking call.
+  uint64_t release_batch;
 } ringcast_subscriber_options;
 
 // A loaned slot: write up to `capacity` bytes at `data`, then commit (or abort) it.

@@ -65,6 +65,8 @@ class PublisherConfig {
     return *this;
   }
   PublisherConfig& wait(uint32_t strategy) { c_.wait = strategy; return *this; }
+  /// RINGCAST_MEMORY_* flags, or-ed.
+  PublisherConfig& memory(uint32_t flags) { c_.memory = flags; return *this; }
   PublisherConfig& prefix(std::string p) { prefix_ = std::move(p); return *this; }
   /// The C struct (valid while this object lives and is not changed).
   const ringcast_publisher_config* get() {
@@ -85,6 +87,9 @@ class SubscriberOptions {
   SubscriberOptions& latest() { c_.start = RINGCAST_START_LATEST; return *this; }
   SubscriberOptions& wait(uint32_t strategy) { c_.wait = strategy; return *this; }
   SubscriberOptions& max_slot_size(uint64_t bytes) { c_.max_slot_size = bytes; return *this; }
+  /// RINGCAST_MEMORY_PREFAULT and / or RINGCAST_MEMORY_LOCK.
+  SubscriberOptions& memory(uint32_t flags) { c_.memory = flags; return *this; }
+  SubscriberOptions& release_batch(uint64_t slots) { c_.release_batch = slots; return *this; }
   SubscriberOptions& prefix(std::string p) { prefix_ = std::move(p); return *this; }
   const ringcast_subscriber_options* get() {
     c_.prefix = prefix_.empty() ? nullptr : prefix_.c_str();

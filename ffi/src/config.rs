@@ -27,6 +27,15 @@ pub const RINGCAST_START_LATEST: u32 = 0;
 /// `start`: receive from the oldest message still in the ring.
 pub const RINGCAST_START_OLDEST: u32 = 1;
 
+/// `memory` flag: fault every page of the mapping in at create / attach.
+pub const RINGCAST_MEMORY_PREFAULT: u32 = 1;
+/// `memory` flag: `mlock` the mapping (needs `RLIMIT_MEMLOCK` room or `CAP_IPC_LOCK`; else
+/// `RINGCAST_ERR_RESOURCE`).
+pub const RINGCAST_MEMORY_LOCK: u32 = 2;
+/// `memory` flag, publishers only: back the segment with huge pages (implies prefault);
+/// `RINGCAST_ERR_RESOURCE`, saying what to change, where /dev/shm cannot give them.
+pub const RINGCAST_MEMORY_HUGE_PAGES: u32 = 4;
+
 /// How to create a topic. Fill it with `ringcast_publisher_config_init`, then set fields.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -50,6 +59,8 @@ pub struct ringcast_publisher_config {
     pub wait: u32,
     /// Segment name prefix (NULL: the default, "ringcast"); copied during the call.
     pub prefix: *const c_char,
+    /// `RINGCAST_MEMORY_*` flags, or-ed (default 0: none).
+    pub memory: u32,
 }
 
 /// How to attach. Fill it with `ringcast_subscriber_options_init`, then set fields.
@@ -62,12 +73,16 @@ pub struct ringcast_subscriber_options {
     pub start: u32,
     /// How receives wait: `RINGCAST_WAIT_*`.
     pub wait: u32,
-    /// Unused; 0.
-    pub reserved: u32,
+    /// `RINGCAST_MEMORY_PREFAULT` and / or `RINGCAST_MEMORY_LOCK` (default 0: none).
+    pub memory: u32,
     /// Refuse topics whose slots hold more than this many bytes (0: the format's 1 GiB).
     pub max_slot_size: u64,
     /// Segment name prefix (NULL: the default, "ringcast"); copied during the call.
     pub prefix: *const c_char,
+    /// `Block`: hand released slots back in runs of up to this many while more messages
+    /// wait (clamped to the ring; 0, the default, or 1: every slot at once). Never on a
+    /// subscriber whose thread also publishes into the same topic with a blocking call.
+    pub release_batch: u64,
 }
 
 /// Fills `cfg` with the defaults (and its `struct_size`).
@@ -97,6 +112,7 @@ pub unsafe extern "C" fn ringcast_publisher_config_init(
             mode: 0o600,
             wait: RINGCAST_WAIT_SPIN_THEN_PARK,
             prefix: std::ptr::null(),
+            memory: 0,
         };
         // SAFETY: non-NULL and writable for one struct, by the caller's contract; `write`
         // does not read the (possibly uninitialised) old value.
@@ -121,9 +137,10 @@ pub unsafe extern "C" fn ringcast_subscriber_options_init(
             struct_size: size_of::<ringcast_subscriber_options>() as u32,
             start: RINGCAST_START_LATEST,
             wait: RINGCAST_WAIT_SPIN_THEN_PARK,
-            reserved: 0,
+            memory: 0,
             max_slot_size: 0,
             prefix: std::ptr::null(),
+            release_batch: 0,
         };
         // SAFETY: as in `ringcast_publisher_config_init`.
         unsafe { opts.write(value) };
@@ -142,6 +159,24 @@ fn version_check(got: u32, want: usize, what: &str) -> Result<(), Failure> {
         ));
     }
     Ok(())
+}
+
+/// The `(prefault, lock, huge pages)` of a `memory` field; `allowed` are the flags the
+/// side may use.
+fn memory_arg(memory: u32, allowed: u32, what: &str) -> Result<(bool, bool, bool), Failure> {
+    if memory & !allowed != 0 {
+        return Err(Failure::new(
+            RINGCAST_ERR_INVALID_ARGUMENT,
+            format!(
+                "{what}.memory is {memory:#x}: use RINGCAST_MEMORY_* flags ({allowed:#x} here)"
+            ),
+        ));
+    }
+    Ok((
+        memory & RINGCAST_MEMORY_PREFAULT != 0,
+        memory & RINGCAST_MEMORY_LOCK != 0,
+        memory & RINGCAST_MEMORY_HUGE_PAGES != 0,
+    ))
 }
 
 fn wait_arg(wait: u32) -> Result<WaitStrategy, Failure> {
@@ -189,6 +224,9 @@ pub(crate) unsafe fn publisher_config(
         .max_subscribers(c.max_subscribers)
         .mode(c.mode)
         .wait_strategy(wait_arg(c.wait)?);
+    let all = RINGCAST_MEMORY_PREFAULT | RINGCAST_MEMORY_LOCK | RINGCAST_MEMORY_HUGE_PAGES;
+    let (prefault, lock, huge) = memory_arg(c.memory, all, "cfg")?;
+    out = out.prefault(prefault).lock_memory(lock).huge_pages(huge);
     if c.stall_timeout_ns != 0 {
         out = out.stall_timeout(Duration::from_nanos(c.stall_timeout_ns));
     }
@@ -227,6 +265,15 @@ pub(crate) unsafe fn subscriber_options(
             }
         })
         .wait_strategy(wait_arg(o.wait)?);
+    let (prefault, lock, _) = memory_arg(
+        o.memory,
+        RINGCAST_MEMORY_PREFAULT | RINGCAST_MEMORY_LOCK,
+        "opts",
+    )?;
+    out = out.prefault(prefault).lock_memory(lock);
+    if o.release_batch != 0 {
+        out = out.release_batch(o.release_batch);
+    }
     if o.max_slot_size != 0 {
         out = out.max_slot_size(o.max_slot_size);
     }

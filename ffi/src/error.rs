@@ -108,7 +108,10 @@ impl From<CreateError> for Failure {
             CreateError::Config { .. } => RINGCAST_ERR_CONFIG,
             CreateError::AlreadyPublished { .. } => RINGCAST_ERR_EXISTS,
             CreateError::NotASegment { .. } => RINGCAST_ERR_NOT_A_SEGMENT,
-            CreateError::NoSpace { .. } | CreateError::OutOfMemory { .. } => RINGCAST_ERR_RESOURCE,
+            CreateError::NoSpace { .. }
+            | CreateError::OutOfMemory { .. }
+            | CreateError::Memory { .. }
+            | CreateError::HugePagesUnavailable { .. } => RINGCAST_ERR_RESOURCE,
             CreateError::PermissionDenied { .. } => RINGCAST_ERR_PERMISSION,
             _ => RINGCAST_ERR_IO,
         };
@@ -130,6 +133,7 @@ impl From<AttachError> for Failure {
             AttachError::NotReady { .. } => RINGCAST_ERR_NOT_READY,
             AttachError::TypeMismatch { .. } => RINGCAST_ERR_TYPE_MISMATCH,
             AttachError::OverLimit { .. }
+            | AttachError::Memory { .. }
             | AttachError::OutOfMemory { .. }
             | AttachError::TableFull { .. } => RINGCAST_ERR_RESOURCE,
             AttachError::Closed { .. } => RINGCAST_ERR_CLOSED,

@@ -161,9 +161,10 @@ pub fn create(e: CreateError) -> PyErr {
         CreateError::Config { .. } => InvalidConfig::new_err(msg),
         CreateError::AlreadyPublished { .. } => AlreadyExists::new_err(msg),
         CreateError::NotASegment { .. } => NotASegment::new_err(msg),
-        CreateError::NoSpace { .. } | CreateError::OutOfMemory { .. } => {
-            ResourceExhausted::new_err(msg)
-        }
+        CreateError::NoSpace { .. }
+        | CreateError::OutOfMemory { .. }
+        | CreateError::Memory { .. }
+        | CreateError::HugePagesUnavailable { .. } => ResourceExhausted::new_err(msg),
         CreateError::PermissionDenied { .. } => PermissionDenied::new_err(msg),
         _ => Error::new_err(msg),
     }

@@ -50,7 +50,10 @@ unsafe impl Send for SendLoan {}
 /// collection) closes the topic.
 ///
 /// `Publisher(topic, slots=64, slot_size=4096, overflow="block", prefix=None,
-/// max_subscribers=None, stall_timeout=None, message_type=None)`; `message_type`
+/// max_subscribers=None, stall_timeout=None, message_type=None, prefault=False,
+/// lock_memory=False, huge_pages=False)`; the last three fault the segment in at
+/// creation, `mlock` it, and back it with huge pages (refused with `ResourceExhausted`
+/// saying what to change where /dev/shm cannot give them); `message_type`
 /// `(name, size, align, schema_version)` declares what the messages are, so subscribers
 /// that expect another type are refused (`TypeMismatch`). `send(data)` copies any bytes-like object
 /// in; `loan()` gives a writable buffer of the next slot to fill in place, then
@@ -147,7 +150,7 @@ impl Drop for View {
 #[pymethods]
 impl Publisher {
     #[new]
-    #[pyo3(signature = (topic, slots=64, slot_size=4096, overflow="block", prefix=None, max_subscribers=None, stall_timeout=None, message_type=None))]
+    #[pyo3(signature = (topic, slots=64, slot_size=4096, overflow="block", prefix=None, max_subscribers=None, stall_timeout=None, message_type=None, prefault=false, lock_memory=false, huge_pages=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         topic: String,
@@ -158,6 +161,9 @@ impl Publisher {
         max_subscribers: Option<u64>,
         stall_timeout: Option<f64>,
         message_type: Option<TypeSpec>,
+        prefault: bool,
+        lock_memory: bool,
+        huge_pages: bool,
     ) -> PyResult<Self> {
         let overflow = match overflow {
             "block" => Overflow::Block,
@@ -171,7 +177,10 @@ impl Publisher {
         let mut cfg = PublisherConfig::default()
             .slots(slots)
             .slot_size(slot_size)
-            .overflow(overflow);
+            .overflow(overflow)
+            .prefault(prefault)
+            .lock_memory(lock_memory)
+            .huge_pages(huge_pages);
         if let Some(p) = prefix {
             cfg = cfg.prefix(p);
         }

@@ -51,9 +51,13 @@ impl Drop for State {
 /// A subscriber of one topic, attached by name.
 ///
 /// `Subscriber(topic, wait=None, start="latest", prefix=None, max_slot_size=None,
-/// expect_type=None)`: `wait` is how many seconds to wait for a live publisher to create
-/// the topic (`None`: not at all); `expect_type` `(name, size, align, schema_version)`
-/// refuses a topic of another message type (`TypeMismatch`; `None`: any). Receive with `recv(timeout=None)`, `try_recv()`, or by iterating (which
+/// expect_type=None, prefault=False, lock_memory=False, release_batch=None)`: `wait` is
+/// how many seconds to wait for a live publisher to create the topic (`None`: not at
+/// all); `expect_type` `(name, size, align, schema_version)` refuses a topic of another
+/// message type (`TypeMismatch`; `None`: any); `prefault` / `lock_memory` fault the
+/// mapping in at attach and `mlock` it; `release_batch` (`block` topics) hands released
+/// slots back in runs of up to that many while more messages wait (`None` or 1: every
+/// slot at once; never on a subscriber whose thread also publishes into the topic). Receive with `recv(timeout=None)`, `try_recv()`, or by iterating (which
 /// ends when the publisher is gone and everything was received; lag is skipped and
 /// counted in `lost`). One thread uses a subscriber at a time; blocking calls release the
 /// GIL, so other threads run meanwhile.
@@ -202,7 +206,8 @@ unsafe impl Send for SendSample {}
 #[pymethods]
 impl Subscriber {
     #[new]
-    #[pyo3(signature = (topic, wait=None, start="latest", prefix=None, max_slot_size=None, expect_type=None))]
+    #[pyo3(signature = (topic, wait=None, start="latest", prefix=None, max_slot_size=None, expect_type=None, prefault=false, lock_memory=false, release_batch=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         topic: String,
@@ -211,6 +216,9 @@ impl Subscriber {
         prefix: Option<String>,
         max_slot_size: Option<u64>,
         expect_type: Option<TypeSpec>,
+        prefault: bool,
+        lock_memory: bool,
+        release_batch: Option<u64>,
     ) -> PyResult<Self> {
         let mut opts = SubscriberOptions::default().start(match start {
             "latest" => Start::Latest,
@@ -226,6 +234,10 @@ impl Subscriber {
         }
         if let Some(m) = max_slot_size {
             opts = opts.max_slot_size(m);
+        }
+        opts = opts.prefault(prefault).lock_memory(lock_memory);
+        if let Some(b) = release_batch {
+            opts = opts.release_batch(b);
         }
         if let Some(spec) = &expect_type {
             opts = opts.expect_type(type_info(spec));

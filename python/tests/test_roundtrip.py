@@ -176,3 +176,54 @@ def test_a_declared_message_type_refuses_subscribers_that_expect_another(prefix,
     assert np.frombuffer(ok.recv(timeout=1), tick)["price"][0] == 2.5
     assert len(anything.recv(timeout=1)) == tick.itemsize
     raw.close()
+
+
+def _dev_shm_offers_huge_pages():
+    """The library's rule, restated: shmem_enabled force, or not deny and /dev/shm's
+    tmpfs mounted with huge=always / within_size / advise."""
+    try:
+        system = open("/sys/kernel/mm/transparent_hugepage/shmem_enabled").read()
+    except OSError:
+        return False
+    if "[deny]" in system:
+        return False
+    if "[force]" in system:
+        return True
+    huge = None
+    for line in open("/proc/self/mountinfo"):
+        head, _, tail = line.partition(" - ")
+        if head.split(" ")[4] == "/dev/shm":
+            fields = tail.split(" ")
+            opts = fields[2].strip().split(",") if len(fields) > 2 else []
+            found = [o[5:] for o in opts if o.startswith("huge=")]
+            huge = found[0] if fields[0] == "tmpfs" and found else None
+    return huge in ("always", "within_size", "advise")
+
+
+def test_memory_options_prefault_lock_and_huge_pages(prefix, topic):
+    pub = ringcast.Publisher(topic, slots=8, slot_size=4096, prefix=prefix,
+                             prefault=True, lock_memory=True)
+    sub = ringcast.Subscriber(topic, prefix=prefix, prefault=True, lock_memory=True)
+    pub.send(b"resident")
+    assert bytes(sub.recv(timeout=1)) == b"resident"
+    if _dev_shm_offers_huge_pages():
+        ringcast.Publisher(topic + "h", slots=8, slot_size=4096, prefix=prefix, huge_pages=True)
+    else:
+        with pytest.raises(ringcast.ResourceExhausted, match="huge pages are not available"):
+            ringcast.Publisher(topic + "h", slots=8, slot_size=4096, prefix=prefix, huge_pages=True)
+
+
+@pytest.mark.parametrize("batch, room", [(1, True), (8, False)])
+def test_release_batch_decides_when_released_slots_go_back(prefix, topic, batch, room):
+    pub = ringcast.Publisher(topic, slots=8, slot_size=16, overflow="block", prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix, release_batch=batch)
+    for i in range(8):
+        pub.send(bytes([i]))
+    first = sub.recv(timeout=1)
+    assert bytes(first) == b"\x00"
+    first.release()  # more wait: a batch of 8 defers it, a batch of 1 hands it back
+    if room:
+        assert pub.send(b"x", timeout=0) == 8
+    else:
+        with pytest.raises(ringcast.Full):
+            pub.send(b"x", timeout=0)

@@ -1,7 +1,9 @@
-//! Batched release under `Block`: a subscriber that releases a slot while more messages
-//! wait hands the slots back in runs (one cursor store per run), and a subscriber that has
-//! caught up never holds a released slot back. Observed from the publisher's side: how
-//! many loans it gets before `Full`.
+//! Batched release under `Block` (opt-in): a subscriber that releases a slot while more
+//! messages wait hands the slots back in runs (one cursor store per run), and a subscriber
+//! that has caught up never holds a released slot back. Without the option every release
+//! is handed back at once, so one thread may read one message and then publish into the
+//! same full ring. Observed from the publisher's side: how many loans it gets before
+//! `Full`.
 
 mod common;
 
@@ -48,8 +50,7 @@ fn receive(s: &mut Subscriber, count: u64) {
 
 #[test]
 fn releases_while_more_wait_are_handed_back_as_one_run() {
-    // Default for 8 slots: runs of 8 / 4 = 2.
-    let (_c, mut p, mut s) = topic_with("batchrun", None);
+    let (_c, mut p, mut s) = topic_with("batchrun", Some(2));
     assert_eq!(room(&mut p), 8);
     receive(&mut s, 1);
     assert_eq!(room(&mut p), 0, "one release of a run of two is deferred");
@@ -72,6 +73,17 @@ fn a_subscriber_that_catches_up_holds_nothing_back() {
         "nothing waited after the third: the whole run was handed back"
     );
     assert_eq!(s.try_recv().map(|m| m.seq()), Ok(3));
+}
+
+#[test]
+fn by_default_every_release_is_handed_back_at_once() {
+    let (_c, mut p, mut s) = topic_with("batchdefault", None);
+    assert_eq!(room(&mut p), 8);
+    // One thread: read one message of a full ring, then publish with a blocking send
+    // (it would wait for ever on a slot this thread's own subscriber held back).
+    receive(&mut s, 1);
+    p.send(&[9; 8]).expect("room for one");
+    assert_eq!(room(&mut p), 0);
 }
 
 #[test]

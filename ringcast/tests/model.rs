@@ -95,8 +95,8 @@ fn run_case(
             next: 0,
             released: 0,
         }],
-        // The documented default: a quarter of the ring, at most 64; else clamped to it.
-        batch: batch.map_or((slots / 4).clamp(1, 64), |b| b.clamp(1, slots)),
+        // The documented default: 1; else clamped to the ring.
+        batch: batch.map_or(1, |b| b.clamp(1, slots)),
     };
     for op in ops {
         match *op {

@@ -88,16 +88,22 @@ impl SubscriberOptions {
         self
     }
     /// `Block`: release slots to the publisher in runs of up to `slots` (clamped to
-    /// `1 ..= slot count`). While more messages wait, a released slot is handed back with
-    /// the rest of its run: one cursor store and one wake-up check per run instead of per
-    /// message. A run ends early when nothing more waits, so a subscriber that has caught
-    /// up never holds a released slot back. Default: a quarter of the ring, at most 64;
-    /// 1 on topics with a stall timeout (whose stall watch judges a subscriber by how
-    /// recently it released). `1` releases every slot at once.
+    /// `1 ..= slot count`; default 1, every slot at once). While more messages wait, a
+    /// released slot is handed back with the rest of its run: one cursor store and one
+    /// wake-up check per run instead of per message, which lifts small-message throughput
+    /// (about 1.3x at 64 B here) and wakes a sleeping publisher once per run. A run ends
+    /// early when nothing more waits, so a subscriber that has caught up never holds a
+    /// released slot back.
+    ///
+    /// The price: a subscriber that stops reading mid-backlog keeps up to `slots - 1`
+    /// released slots from the publisher, so **do not use it on a subscriber whose own
+    /// thread publishes into the same topic with a blocking call** (it would wait for
+    /// slots it holds itself). On a topic with a stall timeout the stall watch sees the
+    /// run's cursor, which moves once per run.
     ///
     /// ```
     /// use ringcast_subscriber::SubscriberOptions;
-    /// let opts = SubscriberOptions::default().release_batch(1);
+    /// let opts = SubscriberOptions::default().release_batch(16);
     /// ```
     pub fn release_batch(mut self, slots: u64) -> Self {
         self.release_batch = Some(slots);

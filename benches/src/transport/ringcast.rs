@@ -145,6 +145,9 @@ pub(crate) fn topic(base: &str, direction: &str) -> String {
     format!("{base}.{direction}")
 }
 
+/// The subscribers' `release_batch`: a quarter of the largest ring the rows use.
+const RELEASE_BATCH: u64 = 16;
+
 /// Slots for a payload: about [`RING_BYTES`] of ring, a power of two.
 pub(super) fn slots_for(payload: usize) -> u64 {
     let fit = RING_BYTES / (payload as u64).max(1);
@@ -191,11 +194,14 @@ impl Ringcast {
         })
     }
 
+    /// Subscribers release in runs of up to [`RELEASE_BATCH`] slots (no end of a ringcast
+    /// row reads and publishes into the same topic, which is what the option forbids).
     fn options(&self) -> SubscriberOptions {
         SubscriberOptions::default()
             .prefix(PREFIX)
             .start(Start::Oldest)
             .wait_strategy(self.wait)
+            .release_batch(RELEASE_BATCH)
     }
 
     fn end(&self, scenario: Scenario, tx: Option<Tx>, rx: Rx) -> Box<dyn Endpoint> {

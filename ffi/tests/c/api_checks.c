@@ -86,6 +86,13 @@ int main(int argc, char **argv) {
   cfg.stall_timeout_ns = 1; /* below 1 ms */
   EXPECT(ringcast_publisher_create(topic, &cfg, &p), RINGCAST_ERR_CONFIG);
   cfg.stall_timeout_ns = 0;
+  cfg.memory = 8; /* no such flag */
+  EXPECT(ringcast_publisher_create(topic, &cfg, &p), RINGCAST_ERR_INVALID_ARGUMENT);
+  cfg.memory = RINGCAST_MEMORY_PREFAULT | RINGCAST_MEMORY_LOCK;
+  opts.memory = RINGCAST_MEMORY_HUGE_PAGES; /* publishers only */
+  EXPECT(ringcast_subscriber_attach(topic, &opts, 0, &s), RINGCAST_ERR_INVALID_ARGUMENT);
+  opts.memory = RINGCAST_MEMORY_PREFAULT | RINGCAST_MEMORY_LOCK;
+  opts.release_batch = 1; /* this program reads and publishes one topic in one thread */
 
   /* Create: NULLs, bad names, bad UTF-8, then for real, then a second publisher. */
   EXPECT(ringcast_publisher_create(NULL, &cfg, &p), RINGCAST_ERR_NULL);

@@ -70,6 +70,9 @@ class Publisher:
         max_subscribers: Optional[int] = None,
         stall_timeout: Optional[float] = None,
         message_type: Optional[Tuple[str, int, int, int]] = None,
+        prefault: bool = False,
+        lock_memory: bool = False,
+        huge_pages: bool = False,
     ) -> None: ...
     def send(self, data: Buffer, timeout: Optional[float] = None) -> int: ...
     def loan(self, timeout: Optional[float] = None) -> Loan: ...
@@ -118,6 +121,9 @@ class Subscriber:
         prefix: Optional[str] = None,
         max_slot_size: Optional[int] = None,
         expect_type: Optional[Tuple[str, int, int, int]] = None,
+        prefault: bool = False,
+        lock_memory: bool = False,
+        release_batch: Optional[int] = None,
     ) -> None: ...
     def recv(self, timeout: Optional[float] = None) -> Sample: ...
     def try_recv(self) -> Optional[Sample]: ...
