@@ -509,9 +509,7 @@ impl Reader {
         // when the next slot is committed, and under `Block` it stays so until we release
         // it); publishing here keeps a reader that finds nothing from ever holding back
         // the writer, whatever happened.
-        if self.published != self.next && self.overflow == Overflow::Block {
-            self.publish_release();
-        }
+        self.end_run();
         Poll::Empty
     }
 
@@ -582,6 +580,26 @@ impl Reader {
     /// docs).
     #[inline]
     pub fn release(&mut self, seq: u64) {
+        self.release_bounded(seq, self.batch)
+    }
+
+    /// [`release`](Self::release) as part of a run the caller is draining: deferred while
+    /// more messages wait, up to the whole ring, whatever `release_batch` says. The
+    /// caller ends the run with [`end_run`](Self::end_run).
+    #[inline]
+    pub fn release_in_run(&mut self, seq: u64) {
+        self.release_bounded(seq, self.slots)
+    }
+
+    /// `Block`: hands back every deferred release now (a no-op if none is deferred).
+    pub fn end_run(&mut self) {
+        if self.overflow == Overflow::Block && self.published != self.next {
+            self.publish_release();
+        }
+    }
+
+    #[inline]
+    fn release_bounded(&mut self, seq: u64, batch: u64) {
         debug_assert_eq!(seq, self.next);
         self.next = seq.wrapping_add(1);
         if self.overflow == Overflow::Overwrite {
@@ -590,7 +608,7 @@ impl Reader {
         }
         // Defer while the run goes on (the next message is committed) and the bound is
         // not reached; `has_message` also pulls the next slot's line in early.
-        if self.next - self.published < self.batch && self.has_message() {
+        if self.next - self.published < batch && self.has_message() {
             self.own.end_hold(&self.mem);
         } else {
             self.publish_release();

@@ -107,3 +107,67 @@ fn a_run_never_exceeds_the_ring_whatever_is_asked() {
     receive(&mut s, 1);
     assert_eq!(room(&mut p), 8);
 }
+
+#[test]
+fn drain_hands_a_run_back_once_and_completely_before_it_returns() {
+    let (_c, mut p, mut s) = topic_with("drainrun", None);
+    assert_eq!(room(&mut p), 8);
+    let mut seen = Vec::new();
+    let drained = s.drain(usize::MAX, |m| {
+        seen.push(m.seq());
+        drop(m);
+        // Inside the run the released slots are still deferred (the ring was full).
+        if seen.len() < 8 {
+            assert!(p.try_loan().is_err(), "a slot came back mid-run");
+        }
+    });
+    assert_eq!(seen, (0..8).collect::<Vec<_>>());
+    assert_eq!(drained.delivered, 8);
+    assert_eq!(drained.stopped, None);
+    assert_eq!(room(&mut p), 8, "everything is back after the call");
+}
+
+#[test]
+fn drain_stops_at_its_bound_and_still_hands_everything_back() {
+    let (_c, mut p, mut s) = topic_with("drainmax", None);
+    assert_eq!(room(&mut p), 8);
+    let drained = s.drain(3, |_| {});
+    assert_eq!((drained.delivered, drained.stopped), (3, None));
+    assert_eq!(room(&mut p), 3);
+    assert_eq!(s.try_recv().map(|m| m.seq()), Ok(3));
+}
+
+#[test]
+fn drain_reports_a_lag_once_and_the_end_of_the_topic() {
+    let (prefix, topic) = (prefix("drainlag"), topic("drainlag"));
+    let _c = Cleanup(prefix.clone(), topic.clone());
+    let mut p = Publisher::create(
+        &topic,
+        PublisherConfig::default()
+            .prefix(&prefix)
+            .slots(8)
+            .slot_size(64)
+            .overflow(Overflow::Overwrite),
+    )
+    .expect("create");
+    let mut s =
+        Subscriber::attach(&topic, SubscriberOptions::default().prefix(&prefix)).expect("attach");
+    for i in 0..20u64 {
+        p.send(&i.to_le_bytes()).expect("send");
+    }
+    let lagged = s.drain(usize::MAX, |_| {});
+    assert_eq!(lagged.delivered, 0);
+    assert_eq!(lagged.stopped, Some(TryRecvError::Lagged(12)));
+    let mut got = Vec::new();
+    let rest = s.drain(usize::MAX, |m| {
+        got.push(u64::from_le_bytes(m[..8].try_into().unwrap()))
+    });
+    assert_eq!((rest.delivered, rest.stopped), (8, None));
+    assert_eq!(got, (12..20).collect::<Vec<_>>());
+    drop(p);
+    let end = s.drain(usize::MAX, |_| {});
+    assert_eq!(
+        (end.delivered, end.stopped),
+        (0, Some(TryRecvError::Disconnected))
+    );
+}

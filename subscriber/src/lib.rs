@@ -19,12 +19,14 @@
 //! [`typed`] module).
 
 mod buffer;
+mod drain;
 mod errors;
 pub mod future;
 mod options;
 mod subscriber;
 pub mod typed;
 
+pub use drain::Drained;
 pub use errors::{RecvError, RecvTimeoutError, TryRecvError};
 pub use future::{OwnedSample, SampleStream};
 pub use options::SubscriberOptions;

@@ -22,7 +22,7 @@ pub struct Subscriber {
     /// The async reactor's registration (after the first `recv_async`). Declared first:
     /// it is dropped before the end, whose reader owns the entry the reactor sleeps in.
     pub(crate) reactor: Option<Registration>,
-    end: SubscriberEnd,
+    pub(crate) end: SubscriberEnd,
     buf: AlignedBuf,
     wait: WaitStrategy,
     overflow: Overflow,
@@ -325,11 +325,17 @@ impl Subscriber {
     }
 
     pub(crate) fn sample(&mut self, got: Got) -> Sample<'_> {
+        self.sample_with(got, false)
+    }
+
+    /// A sample whose release is part of a run (`Subscriber::drain`) when `in_run`.
+    pub(crate) fn sample_with(&mut self, got: Got, in_run: bool) -> Sample<'_> {
         match got {
             Got::Copied { seq, len } => Sample {
                 data: self.buf.bytes(len),
                 seq,
                 hold: None,
+                in_run,
             },
             Got::InPlace { seq, len } => {
                 // SAFETY: the topic is `Block`, `len` was checked against the capacity by
@@ -344,6 +350,7 @@ impl Subscriber {
                     data: unsafe { &*data },
                     seq,
                     hold: Some(self.end.reader()),
+                    in_run,
                 }
             }
         }
@@ -386,6 +393,8 @@ pub struct Sample<'a> {
     data: &'a [u8],
     seq: u64,
     hold: Option<&'a mut Reader>,
+    /// Released as part of a drained run (see `Subscriber::drain`).
+    in_run: bool,
 }
 
 impl<'a> Sample<'a> {
@@ -426,7 +435,11 @@ impl std::fmt::Debug for Sample<'_> {
 impl Drop for Sample<'_> {
     fn drop(&mut self) {
         if let Some(reader) = self.hold.take() {
-            reader.release(self.seq);
+            if self.in_run {
+                reader.release_in_run(self.seq);
+            } else {
+                reader.release(self.seq);
+            }
         }
     }
 }

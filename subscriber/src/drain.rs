@@ -1,0 +1,64 @@
+//! Draining what is ready in one call: the batched consumer.
+//!
+//! [`Subscriber::drain`] hands every message that is ready now (up to a bound) to a
+//! closure, without waiting. Under `Block` the slots it reads go back to the publisher
+//! once per run (one cursor store and one wake-up check for the run, as with
+//! [`SubscriberOptions::release_batch`](crate::SubscriberOptions::release_batch)), and
+//! all of them before `drain` returns: nothing is held back after the call, so unlike the
+//! option it is safe on a subscriber whose thread also publishes into the topic (outside
+//! the closure).
+
+use crate::{Sample, Subscriber, TryRecvError};
+
+/// What one [`Subscriber::drain`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Drained {
+    /// Messages handed to the closure.
+    pub delivered: usize,
+    /// Why it stopped before finding the ring empty or reaching its bound: the error the
+    /// next `try_recv` would have returned (`Lagged` and `Corrupt` are reported here once,
+    /// as `try_recv` reports them; `Disconnected` and `Evicted` will be reported again).
+    /// `None` when it stopped because nothing more was ready, or at the bound.
+    pub stopped: Option<TryRecvError>,
+}
+
+impl Subscriber {
+    /// Receives every message ready now, up to `max`, handing each to `f` in order, and
+    /// returns how many it delivered and why it stopped. Never waits (call
+    /// [`recv`](Self::recv) first to wait for the first one). Under `Block` the slots read
+    /// are handed back once per run of consecutive messages and completely before the
+    /// call returns.
+    ///
+    /// `f` must not publish into this same topic with a call that waits for room: the
+    /// slots of the run are handed back only when the run ends.
+    ///
+    /// ```no_run
+    /// # use ringcast_subscriber::{Subscriber, SubscriberOptions};
+    /// # let mut sub = Subscriber::attach("ticks", SubscriberOptions::default())?;
+    /// let mut sum = 0u64;
+    /// let drained = sub.drain(1024, |m| sum += m[0] as u64);
+    /// println!("{} messages, stopped by {:?}", drained.delivered, drained.stopped);
+    /// # Ok::<(), ringcast_subscriber::AttachError>(())
+    /// ```
+    pub fn drain(&mut self, max: usize, mut f: impl FnMut(Sample<'_>)) -> Drained {
+        let mut delivered = 0;
+        let mut stopped = None;
+        while delivered < max {
+            match self.fetch() {
+                Ok(got) => {
+                    f(self.sample_with(got, true));
+                    delivered += 1;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(e) => {
+                    stopped = Some(e);
+                    break;
+                }
+            }
+        }
+        // At the bound with more waiting, or if `f` kept a run open: hand it all back.
+        self.end.reader().end_run();
+        Drained { delivered, stopped }
+    }
+}
