@@ -94,7 +94,17 @@ sys.exit(3)
 
 def test_ctrl_c_interrupts_a_blocking_recv_promptly(prefix, topic):
     """KeyboardInterrupt within 250 ms (the GIL-free slices are 50 ms)."""
-    child = python_child(CHILD_BLOCKED, prefix, topic, stdout=subprocess.PIPE, text=True)
+    # A test run started in the background of a non-interactive shell inherits SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler: give the child the
+    # default disposition, as a terminal would.
+    child = python_child(
+        CHILD_BLOCKED,
+        prefix,
+        topic,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert child.stdout.readline().strip() == "BLOCKING"
     time.sleep(0.2)
     sent = time.monotonic()
