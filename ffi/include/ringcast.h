@@ -360,6 +360,25 @@ ringcast_status ringcast_subscriber_recv(struct ringcast_subscriber *s,
 ringcast_status ringcast_sample_release(struct ringcast_subscriber *s,
                                         struct ringcast_sample *sample);
 
+// Hands every message ready now, up to `max`, to `callback(sample, ctx)` in order, without
+// waiting, and stores how many in `*count`. Under `Block` the slots go back to the
+// publisher once per run of consecutive messages, all of them before this returns (one
+// cursor store and one wake-up check per run instead of per message). Returns
+// `RINGCAST_OK` when nothing more was ready (or `max` was reached), else what stopped it
+// after `*count` messages: `RINGCAST_DISCONNECTED`, `RINGCAST_EVICTED`, `RINGCAST_CORRUPT`.
+// `RINGCAST_ERR_SAMPLE_OUTSTANDING` if a sample of `ringcast_subscriber_recv` is held.
+// `callback` must not publish into this same topic with a call that waits for room.
+//
+// # Safety
+// `s` is a live handle (or NULL); `callback` is NULL or a function safe to call with a
+// valid sample and `ctx`; `count` is NULL or writable.
+ringcast_status ringcast_subscriber_drain(struct ringcast_subscriber *s,
+                                          size_t max,
+                                          void (*callback)(const struct ringcast_sample *sample,
+                                                           void *ctx),
+                                          void *ctx,
+                                          size_t *count);
+
 // `*out` = messages this subscriber has lost in all (`Overwrite` laps): the sum of the
 // `lost` of every sample received so far, plus any loss the next sample will report.
 //

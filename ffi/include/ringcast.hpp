@@ -13,9 +13,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -279,6 +281,36 @@ class Subscriber {
   }
   /// A message if one is ready now.
   Sample try_recv() { return recv(std::chrono::nanoseconds(0)); }
+  /// Every message ready now, up to `max`, to `f(const ringcast_sample&)` in order (the
+  /// sample is valid during the call only), without waiting; returns how many. The slots
+  /// go back once per run and all of them before this returns. `*stopped` (if given) is
+  /// RINGCAST_OK when nothing more was ready, else RINGCAST_DISCONNECTED, _EVICTED or
+  /// _CORRUPT. An exception from `f` skips the rest of the run and is rethrown here.
+  /// Release a held Sample first; `f` must not publish into this topic with a wait.
+  template <class F>
+  std::size_t drain(std::size_t max, F&& f, ringcast_status* stopped = nullptr) {
+    struct Ctx {
+      std::remove_reference_t<F>* f;
+      std::exception_ptr error;
+    } ctx{&f, nullptr};
+    std::size_t n = 0;
+    ringcast_status s = ringcast_subscriber_drain(
+        s_, max,
+        [](const ringcast_sample* c, void* p) {
+          auto* x = static_cast<Ctx*>(p);
+          if (x->error) return;
+          try {
+            (*x->f)(*c);
+          } catch (...) {
+            x->error = std::current_exception();
+          }
+        },
+        &ctx, &n);
+    if (ctx.error) std::rethrow_exception(ctx.error);
+    detail::check(s);
+    if (stopped != nullptr) *stopped = s;
+    return n;
+  }
   /// Messages lost in all (Overwrite laps).
   uint64_t lost() const {
     uint64_t n = 0;

@@ -293,6 +293,96 @@ pub unsafe extern "C" fn ringcast_sample_release(
     })
 }
 
+/// What `ringcast_subscriber_drain` calls with each message and the caller's `ctx`. The
+/// sample is valid only during the call (it is released right after); do not release it.
+type DrainFn = unsafe extern "C" fn(sample: *const ringcast_sample, ctx: *mut c_void);
+
+impl Reading {
+    /// Hands every message ready now (up to `max`) to `f`, releasing slots once per run;
+    /// lags are folded into the next sample's `lost`, as in `recv`. Returns how many were
+    /// delivered and what stopped it (a status other than OK for the end, an eviction or a
+    /// corrupt slot).
+    fn drain(
+        &mut self,
+        max: usize,
+        f: DrainFn,
+        ctx: *mut c_void,
+    ) -> Result<(usize, Option<Failure>), Failure> {
+        let mut pending_lost = self.pending_lost;
+        let sub = self.subscriber()?;
+        let (mut delivered, mut lagged) = (0usize, 0u64);
+        let stopped = loop {
+            let d = sub.drain(max - delivered, |sample| {
+                let out = ringcast_sample {
+                    data: sample.as_ptr().cast(),
+                    len: sample.len(),
+                    seq: sample.seq(),
+                    lost: std::mem::take(&mut pending_lost),
+                };
+                // SAFETY: `f` is the caller's callback, called as its contract says: with a
+                // sample valid for the call (it is dropped, released, after it returns).
+                unsafe { f(&out, ctx) };
+            });
+            delivered += d.delivered;
+            match d.stopped {
+                Some(ringcast::TryRecvError::Lagged(n)) if delivered < max => {
+                    pending_lost += n;
+                    lagged += n;
+                }
+                Some(ringcast::TryRecvError::Lagged(n)) => {
+                    pending_lost += n;
+                    lagged += n;
+                    break None;
+                }
+                Some(e) => break Some(Failure::from(RecvTimeoutError::from(e))),
+                None => break None,
+            }
+        };
+        self.pending_lost = pending_lost;
+        self.lost_total += lagged;
+        Ok((delivered, stopped))
+    }
+}
+
+/// Hands every message ready now, up to `max`, to `callback(sample, ctx)` in order, without
+/// waiting, and stores how many in `*count`. Under `Block` the slots go back to the
+/// publisher once per run of consecutive messages, all of them before this returns (one
+/// cursor store and one wake-up check per run instead of per message). Returns
+/// `RINGCAST_OK` when nothing more was ready (or `max` was reached), else what stopped it
+/// after `*count` messages: `RINGCAST_DISCONNECTED`, `RINGCAST_EVICTED`, `RINGCAST_CORRUPT`.
+/// `RINGCAST_ERR_SAMPLE_OUTSTANDING` if a sample of `ringcast_subscriber_recv` is held.
+/// `callback` must not publish into this same topic with a call that waits for room.
+///
+/// # Safety
+/// `s` is a live handle (or NULL); `callback` is NULL or a function safe to call with a
+/// valid sample and `ctx`; `count` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_subscriber_drain(
+    s: *mut ringcast_subscriber,
+    max: usize,
+    callback: Option<unsafe extern "C" fn(sample: *const ringcast_sample, ctx: *mut c_void)>,
+    ctx: *mut c_void,
+    count: *mut usize,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let reading = unsafe { handle(s) }?.reading();
+        let callback = callback.ok_or_else(|| Failure::null("callback"))?;
+        if count.is_null() {
+            return Err(Failure::null("count"));
+        }
+        // SAFETY: writable, by the caller's contract (cleared first, so an error leaves 0).
+        unsafe { count.write(0) };
+        let (delivered, stopped) = reading.drain(max, callback, ctx)?;
+        // SAFETY: as above.
+        unsafe { count.write(delivered) };
+        match stopped {
+            Some(f) => Err(f),
+            None => Ok(RINGCAST_OK),
+        }
+    })
+}
+
 /// `*out` = messages this subscriber has lost in all (`Overwrite` laps): the sum of the
 /// `lost` of every sample received so far, plus any loss the next sample will report.
 ///
