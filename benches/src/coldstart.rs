@@ -100,25 +100,21 @@ impl Variant {
     }
 }
 
-fn ringcast_err(what: &str) -> impl Fn(String) -> BenchError + '_ {
-    move |e| BenchError::Ringcast(format!("{what}: {e}"))
-}
-
 fn create(name: &str, v: Variant) -> Result<Publisher> {
-    Publisher::create(name, v.publisher()).map_err(|e| ringcast_err(name)(e.to_string()))
+    Publisher::create(name, v.publisher())
+        .map_err(|e| BenchError::Ringcast(format!("create {name}: {e}")))
 }
 
 fn attach(name: &str, v: Variant) -> Result<Subscriber> {
     Subscriber::attach_wait(name, v.subscriber(), PEER)
-        .map_err(|e| ringcast_err(name)(e.to_string()))
+        .map_err(|e| BenchError::Ringcast(format!("attach {name}: {e}")))
 }
 
 /// One message: the loan path, as in the ping-pong rows (8 bytes written in place).
-fn send(p: &mut Publisher, word: u64) -> Result<()> {
+fn send(p: &mut Publisher, word: u64) {
     let mut loan = p.loan();
     loan[..8].copy_from_slice(&word.to_le_bytes());
     loan.commit(64);
-    Ok(())
 }
 
 fn recv(s: &mut Subscriber) -> Result<u64> {
@@ -146,7 +142,7 @@ pub fn child_main(args: &[String]) -> Result<()> {
         })?;
     loop {
         let w = recv(&mut down)?;
-        send(&mut up, w)?;
+        send(&mut up, w);
         if w == u64::MAX {
             return Ok(());
         }
@@ -179,7 +175,7 @@ fn trial(
     let mut sum = 0u64;
     for i in 0..SLOTS + STEADY as u64 {
         let t0 = Instant::now();
-        send(&mut down, i)?;
+        send(&mut down, i);
         let back = recv(&mut up)?;
         let one_way = (t0.elapsed().as_nanos() / 2) as u64;
         if back != i {
@@ -192,7 +188,7 @@ fn trial(
             steady.saturating_record(one_way);
         }
     }
-    send(&mut down, u64::MAX)?;
+    send(&mut down, u64::MAX);
     child.finish(PEER)?;
     Ok(sum as f64 / FIRST as f64)
 }

@@ -148,28 +148,23 @@ impl OwnEntry {
     /// Publishes `cursor` (everything below it is released) and ends a hold.
     #[inline]
     pub(crate) fn release(&mut self, mem: &SegmentMemory, cursor: u64) {
-        let e = mem.entry(self.index);
         // Release: our reads of the slot happen before the writer's overwrite. Pairs with
         // the Acquire cursor load in `slowest_cursor`.
-        e.cursor
+        mem.entry(self.index)
+            .cursor
             .store(cursor, mutant_or(Ordering::Release, Ordering::Relaxed));
+        self.end_hold(mem);
+    }
+
+    /// Ends a hold (`Holding` → `Active`) without publishing a cursor: alone, a deferred
+    /// release (the writer keeps gating on the cursor last stored, below this slot).
+    #[inline]
+    pub(crate) fn end_hold(&mut self, mem: &SegmentMemory) {
         if self.holding {
             self.holding = false;
             // Release: the slot reads are done before a writer that sees Active (and
             // evicts us by CAS, with Acquire) overwrites anything. While we hold, only we
             // write this word (the writer's CAS expects Active), so a plain store is exact.
-            e.state.store(self.active_word, Ordering::Release);
-        }
-    }
-
-    /// Ends a hold without publishing a cursor (a deferred release: the writer keeps
-    /// gating on the cursor last stored, which is below this slot).
-    #[inline]
-    pub(crate) fn end_hold(&mut self, mem: &SegmentMemory) {
-        if self.holding {
-            self.holding = false;
-            // Release: as in `release`: the slot reads are done before a writer that sees
-            // Active and evicts us overwrites anything.
             mem.entry(self.index)
                 .state
                 .store(self.active_word, Ordering::Release);

@@ -93,8 +93,12 @@ fn mount_huge_option<'a>(mountinfo: &'a str, dir: &str) -> Option<Option<&'a str
 const MADV_POPULATE_READ: libc::c_int = 22;
 const MADV_POPULATE_WRITE: libc::c_int = 23;
 
+/// The step [`apply`] names when the prefault fails.
+pub(crate) const PREFAULT_OP: &str = "madvise(MADV_POPULATE_*)";
+
 /// Applies `opts` to the `len` bytes at `base`; `writable` says how the range is mapped.
-/// On error, the step that failed (`"madvise(MADV_POPULATE_*)"` or `"mlock"`) and why.
+/// On error, the step that failed ([`PREFAULT_OP`], `"madvise(MADV_HUGEPAGE)"` or
+/// `"mlock"`) and why.
 ///
 /// # Safety
 /// `base .. base + len` is one mapping of this process, alive for the call. If
@@ -124,7 +128,7 @@ pub(crate) unsafe fn apply(
         if r != 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EINVAL) {
-                return Err(("madvise(MADV_POPULATE_*)", e));
+                return Err((PREFAULT_OP, e));
             }
             // Before Linux 5.14: touch one byte per page.
             let page = crate::segment::page_size() as usize;

@@ -505,10 +505,10 @@ impl Reader {
             }
             return Poll::Closed;
         }
-        // Unreachable while the batching invariant holds (a release is deferred only
-        // when the next slot is committed, and under `Block` it stays so until we release
-        // it); publishing here keeps a reader that finds nothing from ever holding back
-        // the writer, whatever happened.
+        // A reader that finds its next slot empty holds nothing back. Normally nothing is
+        // deferred here (a release is deferred only while the next slot is committed, and
+        // under `Block` it stays so until we release it); a run left open, by a drain
+        // whose closure panicked, is handed back now.
         self.end_run();
         Poll::Empty
     }

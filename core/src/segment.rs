@@ -336,22 +336,19 @@ impl Segment {
         // Huge pages: no fallocate, which allocates without the mapping's MADV_HUGEPAGE
         // (small pages on a `huge=advise` mount); the prefault that huge pages imply
         // reserves the memory instead, through the advised mapping.
-        let reserve = if opts.memory.huge_pages {
-            Err(Errno::EOPNOTSUPP)
-        } else {
-            nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, g.total_size as i64)
-        };
-        match reserve {
-            Ok(()) => {}
-            // Filesystems without fallocate (and huge pages): plain ftruncate.
-            Err(Errno::EOPNOTSUPP | Errno::EINVAL) => {
-                file.set_len(g.total_size).map_err(|e| CreateError::Io {
-                    topic: t(),
-                    op: "ftruncate",
-                    source: e,
-                })?
-            }
-            Err(e) => return Err(io_err("posix_fallocate")(e)),
+        let reserved = !opts.memory.huge_pages
+            && match nix::fcntl::posix_fallocate(file.as_raw_fd(), 0, g.total_size as i64) {
+                Ok(()) => true,
+                // Filesystems without fallocate: plain ftruncate below.
+                Err(Errno::EOPNOTSUPP | Errno::EINVAL) => false,
+                Err(e) => return Err(io_err("posix_fallocate")(e)),
+            };
+        if !reserved {
+            file.set_len(g.total_size).map_err(|e| CreateError::Io {
+                topic: t(),
+                op: "ftruncate",
+                source: e,
+            })?;
         }
         if !lock::try_lock(file.as_fd(), lock::PUBLISHER_BYTE).map_err(|e| CreateError::Io {
             topic: t(),
@@ -374,7 +371,7 @@ impl Segment {
         unsafe { crate::residency::apply(base, g.total_size as usize, true, opts.memory) }
             .map_err(|(op, source)| match source.raw_os_error() {
                 // A prefault that found the tmpfs full (EFAULT: the fault's SIGBUS).
-                Some(libc::EFAULT | libc::ENOMEM) if op.starts_with("madvise(MADV_POPULATE") => {
+                Some(libc::EFAULT | libc::ENOMEM) if op == crate::residency::PREFAULT_OP => {
                     CreateError::NoSpace {
                         topic: t(),
                         bytes: g.total_size,

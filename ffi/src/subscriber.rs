@@ -325,14 +325,13 @@ impl Reading {
             });
             delivered += d.delivered;
             match d.stopped {
-                Some(ringcast::TryRecvError::Lagged(n)) if delivered < max => {
-                    pending_lost += n;
-                    lagged += n;
-                }
+                // Folded into the next sample's `lost`; drain on unless at the bound.
                 Some(ringcast::TryRecvError::Lagged(n)) => {
                     pending_lost += n;
                     lagged += n;
-                    break None;
+                    if delivered == max {
+                        break None;
+                    }
                 }
                 Some(e) => break Some(Failure::from(RecvTimeoutError::from(e))),
                 None => break None,
