@@ -63,6 +63,12 @@ impl PublisherEnd {
         self.segment.memory().geometry()
     }
 
+    /// The segment's memory.
+    #[inline]
+    pub fn memory(&self) -> &Arc<SegmentMemory> {
+        self.segment.memory()
+    }
+
     /// Frees the table entries of subscribers that died without detaching (a system call
     /// per entry in use: not for the hot path).
     pub fn reap_dead_subscribers(&self) -> Reaped {
@@ -176,6 +182,34 @@ impl SubscriberEnd {
     /// Whether a live process holds the publisher lock (a system call).
     pub fn publisher_alive(&self) -> bool {
         self.segment.publisher_alive()
+    }
+}
+
+/// Memory a closed handle leaves mapped for a foreign pointer into it (a Python buffer
+/// view, a C pointer): the segment's mapping and, optionally, a private buffer of the
+/// handle's. It gives no access to anything: it only delays the `munmap` and the free
+/// until it is dropped. The topic itself is already closed (or detached from) when it is
+/// made.
+pub struct Retained {
+    _memory: Arc<SegmentMemory>,
+    _buffer: Option<Box<dyn Send + Sync>>,
+}
+
+impl Retained {
+    /// Keeps `memory` mapped, and `buffer` allocated, until dropped.
+    pub fn new(memory: Arc<SegmentMemory>, buffer: Option<Box<dyn Send + Sync>>) -> Retained {
+        Retained {
+            _memory: memory,
+            _buffer: buffer,
+        }
+    }
+}
+
+impl std::fmt::Debug for Retained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retained")
+            .field("bytes", &self._memory.geometry().total_size)
+            .finish_non_exhaustive()
     }
 }
 

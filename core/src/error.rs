@@ -111,8 +111,8 @@ pub enum CreateError {
         /// Bytes the segment needs.
         bytes: u64,
     },
-    /// Memory the publisher needs beside the segment (a typed `Overwrite` publisher's
-    /// one-slot staging buffer) could not be allocated. Use a smaller slot size.
+    /// Memory the publisher needs beside the segment (an `Overwrite` publisher's one-slot
+    /// staging buffer for loans) could not be allocated. Use a smaller slot size.
     #[error("topic {topic:?}: cannot allocate {bytes} bytes of publisher memory")]
     OutOfMemory {
         /// The topic.

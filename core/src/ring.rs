@@ -144,6 +144,12 @@ impl Writer {
         self.next
     }
 
+    /// Whether the next sequence is claimed (a claim not yet committed).
+    #[inline]
+    pub fn is_claimed(&self) -> bool {
+        self.claimed
+    }
+
     /// The topic's overflow policy.
     #[inline]
     pub fn overflow(&self) -> Overflow {

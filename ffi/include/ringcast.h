@@ -118,6 +118,10 @@ enum ringcast_status
   RINGCAST_ERR_IO = -19,
   // A bug inside ringcast (a Rust panic, caught at the boundary). Please report it.
   RINGCAST_ERR_PANIC = -20,
+  // Called from inside a callback that this handle (or the wait set it is in) is
+  // running, such as the `ringcast_subscriber_drain` callback: return from the callback
+  // first. Nothing was done.
+  RINGCAST_ERR_REENTRANT = -21,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -211,7 +215,7 @@ typedef struct ringcast_sample {
 } ringcast_sample;
 
 // Every status, for `ringcast_status_str` and the tests.
-#define ringcast_status_ALL { RINGCAST_OK, RINGCAST_TIMEOUT, RINGCAST_DISCONNECTED, RINGCAST_EVICTED, RINGCAST_FULL, RINGCAST_CORRUPT, RINGCAST_NOTIFIED, RINGCAST_ABANDONED, RINGCAST_ERR_NULL, RINGCAST_ERR_INVALID_ARGUMENT, RINGCAST_ERR_VERSION, RINGCAST_ERR_NAME, RINGCAST_ERR_CONFIG, RINGCAST_ERR_TOO_LARGE, RINGCAST_ERR_EXISTS, RINGCAST_ERR_NOT_FOUND, RINGCAST_ERR_PERMISSION, RINGCAST_ERR_NOT_A_SEGMENT, RINGCAST_ERR_TYPE_MISMATCH, RINGCAST_ERR_RESOURCE, RINGCAST_ERR_CLOSED, RINGCAST_ERR_LOAN_OUTSTANDING, RINGCAST_ERR_SAMPLE_OUTSTANDING, RINGCAST_ERR_NOT_HELD, RINGCAST_ERR_WAITSET, RINGCAST_ERR_NOT_READY, RINGCAST_ERR_IO, RINGCAST_ERR_PANIC, }
+#define ringcast_status_ALL { RINGCAST_OK, RINGCAST_TIMEOUT, RINGCAST_DISCONNECTED, RINGCAST_EVICTED, RINGCAST_FULL, RINGCAST_CORRUPT, RINGCAST_NOTIFIED, RINGCAST_ABANDONED, RINGCAST_ERR_NULL, RINGCAST_ERR_INVALID_ARGUMENT, RINGCAST_ERR_VERSION, RINGCAST_ERR_NAME, RINGCAST_ERR_CONFIG, RINGCAST_ERR_TOO_LARGE, RINGCAST_ERR_EXISTS, RINGCAST_ERR_NOT_FOUND, RINGCAST_ERR_PERMISSION, RINGCAST_ERR_NOT_A_SEGMENT, RINGCAST_ERR_TYPE_MISMATCH, RINGCAST_ERR_RESOURCE, RINGCAST_ERR_CLOSED, RINGCAST_ERR_LOAN_OUTSTANDING, RINGCAST_ERR_SAMPLE_OUTSTANDING, RINGCAST_ERR_NOT_HELD, RINGCAST_ERR_WAITSET, RINGCAST_ERR_NOT_READY, RINGCAST_ERR_IO, RINGCAST_ERR_PANIC, RINGCAST_ERR_REENTRANT, }
 
 #ifdef __cplusplus
 extern "C" {
@@ -268,9 +272,9 @@ ringcast_status ringcast_publisher_send(struct ringcast_publisher *p,
 // (`Block`), `0` does not wait (`RINGCAST_FULL`), `> 0` waits at most that long
 // (`RINGCAST_TIMEOUT`); `*out` is cleared unless a loan is given. `Overwrite` never
 // waits. One loan at a time per publisher (`RINGCAST_ERR_LOAN_OUTSTANDING`). Under
-// `Overwrite`, a subscriber that was lapped may copy the slot while you write it (it
-// discards that copy); with such a subscriber in the *same* process, prefer
-// `ringcast_publisher_send`, which stores with atomic words.
+// `Block` the loan is the slot itself; under `Overwrite` (where a lapped subscriber may
+// be copying the slot) it is the publisher's private staging buffer, copied into the
+// slot with atomic word stores at commit.
 //
 // # Safety
 // `p` is a live handle (or NULL); `out` is NULL or writable.
@@ -361,21 +365,26 @@ ringcast_status ringcast_sample_release(struct ringcast_subscriber *s,
                                         struct ringcast_sample *sample);
 
 // Hands every message ready now, up to `max`, to `callback(sample, ctx)` in order, without
-// waiting, and stores how many in `*count`. Under `Block` the slots go back to the
-// publisher once per run of consecutive messages, all of them before this returns (one
-// cursor store and one wake-up check per run instead of per message). Returns
-// `RINGCAST_OK` when nothing more was ready (or `max` was reached), else what stopped it
-// after `*count` messages: `RINGCAST_DISCONNECTED`, `RINGCAST_EVICTED`, `RINGCAST_CORRUPT`.
+// waiting, and stores how many in `*count`. The callback returns 0 to go on, or non-zero
+// to stop after that message: the messages after it stay for the next receive. Under
+// `Block` the slots go back to the publisher once per run of consecutive messages, all
+// of them before this returns (one cursor store and one wake-up check per run instead of
+// per message). Returns `RINGCAST_OK` when nothing more was ready, `max` was reached or
+// the callback stopped it, else what stopped it after `*count` messages:
+// `RINGCAST_DISCONNECTED`, `RINGCAST_EVICTED`, `RINGCAST_CORRUPT`.
 // `RINGCAST_ERR_SAMPLE_OUTSTANDING` if a sample of `ringcast_subscriber_recv` is held.
-// `callback` must not publish into this same topic with a call that waits for room.
+// Inside the callback, every call on this subscriber or on the wait set it is in returns
+// `RINGCAST_ERR_REENTRANT` (and does nothing); publishing into another topic is fine. If
+// the callback waits for room in another `Block` topic, the slots this drain has read so
+// far are handed back first.
 //
 // # Safety
 // `s` is a live handle (or NULL); `callback` is NULL or a function safe to call with a
 // valid sample and `ctx`; `count` is NULL or writable.
 ringcast_status ringcast_subscriber_drain(struct ringcast_subscriber *s,
                                           size_t max,
-                                          void (*callback)(const struct ringcast_sample *sample,
-                                                           void *ctx),
+                                          int (*callback)(const struct ringcast_sample *sample,
+                                                          void *ctx),
                                           void *ctx,
                                           size_t *count);
 
@@ -388,10 +397,13 @@ ringcast_status ringcast_subscriber_lost(struct ringcast_subscriber *s, uint64_t
 
 // Detaches and frees the handle (removing it from its wait set, if any). NULL is a
 // no-op. A held sample is released first, and the call returns `RINGCAST_ABANDONED` to
-// say so. The handle is freed whatever the call returns.
+// say so. The handle is freed whatever the call returns, except
+// `RINGCAST_ERR_REENTRANT` (called from inside a callback of this subscriber or its wait
+// set): then nothing is done.
 //
 // # Safety
-// `s` is NULL or a live handle, not used again after this call.
+// `s` is NULL or a live handle, not used again after this call (unless it returned
+// `RINGCAST_ERR_REENTRANT`).
 ringcast_status ringcast_subscriber_destroy(struct ringcast_subscriber *s);
 
 // Creates an empty wait set of at most `capacity` members (0: the most, 65536).
@@ -454,10 +466,12 @@ ringcast_status ringcast_notifier_notify(const struct ringcast_notifier *n);
 ringcast_status ringcast_notifier_destroy(struct ringcast_notifier *n);
 
 // Frees the set; its members' handles stay valid (with their state back in them). NULL
-// is a no-op.
+// is a no-op. `RINGCAST_ERR_REENTRANT` (nothing done) from inside a callback that a
+// member of the set is running.
 //
 // # Safety
-// `ws` is NULL or a live handle, not used again after this call.
+// `ws` is NULL or a live handle, not used again after this call (unless it returned
+// `RINGCAST_ERR_REENTRANT`).
 ringcast_status ringcast_waitset_destroy(struct ringcast_waitset *ws);
 
 #ifdef __cplusplus

@@ -282,11 +282,14 @@ class Subscriber {
   /// A message if one is ready now.
   Sample try_recv() { return recv(std::chrono::nanoseconds(0)); }
   /// Every message ready now, up to `max`, to `f(const ringcast_sample&)` in order (the
-  /// sample is valid during the call only), without waiting; returns how many. The slots
+  /// sample is valid during the call only), without waiting; returns how many were handed
+  /// to `f`. `f` may return `bool`: `false` stops the drain after that message. The slots
   /// go back once per run and all of them before this returns. `*stopped` (if given) is
-  /// RINGCAST_OK when nothing more was ready, else RINGCAST_DISCONNECTED, _EVICTED or
-  /// _CORRUPT. An exception from `f` skips the rest of the run and is rethrown here.
-  /// Release a held Sample first; `f` must not publish into this topic with a wait.
+  /// RINGCAST_OK when nothing more was ready, `max` was reached or `f` stopped it, else
+  /// RINGCAST_DISCONNECTED, _EVICTED or _CORRUPT. An exception from `f` stops the drain
+  /// after the message that threw (it counts as handed over) and is rethrown here: every
+  /// later message stays for the next receive. Inside `f`, calls on this subscriber (or
+  /// its WaitSet) throw RINGCAST_ERR_REENTRANT. Release a held Sample first.
   template <class F>
   std::size_t drain(std::size_t max, F&& f, ringcast_status* stopped = nullptr) {
     struct Ctx {
@@ -296,13 +299,21 @@ class Subscriber {
     std::size_t n = 0;
     ringcast_status s = ringcast_subscriber_drain(
         s_, max,
-        [](const ringcast_sample* c, void* p) {
+        [](const ringcast_sample* c, void* p) -> int {
           auto* x = static_cast<Ctx*>(p);
-          if (x->error) return;
           try {
-            (*x->f)(*c);
+            if constexpr (std::is_convertible_v<
+                              std::invoke_result_t<std::remove_reference_t<F>&,
+                                                   const ringcast_sample&>,
+                              bool>) {
+              return (*x->f)(*c) ? 0 : 1;
+            } else {
+              (*x->f)(*c);
+              return 0;
+            }
           } catch (...) {
             x->error = std::current_exception();
+            return 1;
           }
         },
         &ctx, &n);

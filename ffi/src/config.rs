@@ -2,6 +2,7 @@
 //! can grow, filled with defaults by their `_init` functions.
 
 use std::ffi::c_char;
+use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use ringcast::{Overflow, PublisherConfig, Start, SubscriberOptions, WaitStrategy};
@@ -148,17 +149,46 @@ pub unsafe extern "C" fn ringcast_subscriber_options_init(
     })
 }
 
-fn version_check(got: u32, want: usize, what: &str) -> Result<(), Failure> {
-    if got as usize != want {
+/// `sizeof(ringcast_publisher_config)` in the headers this library accepts, oldest first:
+/// before `memory` (56), then this one.
+const PUBLISHER_CONFIG_SIZES: [usize; 2] = [56, size_of::<ringcast_publisher_config>()];
+/// `sizeof(ringcast_subscriber_options)` in the headers this library accepts, oldest
+/// first: before `release_batch` (32; `memory` was then a `reserved` field documented as
+/// 0), then this one.
+const SUBSCRIBER_OPTIONS_SIZES: [usize; 2] = [32, size_of::<ringcast_subscriber_options>()];
+
+/// Reads a versioned struct: the caller's `struct_size` bytes of it over `defaults`, if
+/// that size is one a header of this library ever had.
+///
+/// # Safety
+/// `p` is non-NULL and readable for its leading `u32` `struct_size` and for that many
+/// bytes; `T` is one of the config structs (plain old data, `struct_size` first).
+unsafe fn read_versioned<T: Copy>(
+    p: *const T,
+    defaults: T,
+    sizes: &[usize],
+    what: &str,
+) -> Result<T, Failure> {
+    // SAFETY: readable for its first field, which every version has.
+    let got = unsafe { p.cast::<u32>().read_unaligned() } as usize;
+    if !sizes.contains(&got) {
+        let want = size_of::<T>();
         return Err(Failure::new(
             RINGCAST_ERR_VERSION,
             format!(
-                "{what}.struct_size is {got}, this library's is {want}: fill the struct with \
-                 its _init function and build against this library's header"
+                "{what}.struct_size is {got}, this library's is {want} (it also accepts \
+                 {sizes:?}): fill the struct with its _init function"
             ),
         ));
     }
-    Ok(())
+    let mut out = defaults;
+    // SAFETY: `got <= size_of::<T>()` (every accepted size is), the caller's struct is
+    // readable for `got` bytes, and every prefix of these structs is whole fields of plain
+    // integers and pointers, which any bytes make valid.
+    unsafe {
+        std::ptr::copy_nonoverlapping(p.cast::<u8>(), (&raw mut out).cast::<u8>(), got);
+    }
+    Ok(out)
 }
 
 /// The `(prefault, lock, huge pages)` of a `memory` field; `allowed` are the flags the
@@ -203,11 +233,12 @@ pub(crate) unsafe fn publisher_config(
     if cfg.is_null() {
         return Ok(out);
     }
-    // SAFETY: readable for its first field, which every version has.
-    let size = unsafe { (*cfg).struct_size };
-    version_check(size, size_of::<ringcast_publisher_config>(), "cfg")?;
-    // SAFETY: readable for the whole struct: its size says it is this version's.
-    let c = unsafe { *cfg };
+    let mut defaults = MaybeUninit::uninit();
+    // SAFETY: writable for one struct.
+    unsafe { ringcast_publisher_config_init(defaults.as_mut_ptr()) };
+    // SAFETY: `_init` filled it; `cfg` is readable for its own `struct_size`, by the
+    // caller's contract.
+    let c = unsafe { read_versioned(cfg, defaults.assume_init(), &PUBLISHER_CONFIG_SIZES, "cfg") }?;
     out = out
         .overflow(match c.overflow {
             RINGCAST_OVERFLOW_BLOCK => Overflow::Block,
@@ -248,11 +279,18 @@ pub(crate) unsafe fn subscriber_options(
     if opts.is_null() {
         return Ok(out);
     }
-    // SAFETY: readable for its first field, which every version has.
-    let size = unsafe { (*opts).struct_size };
-    version_check(size, size_of::<ringcast_subscriber_options>(), "opts")?;
-    // SAFETY: readable for the whole struct: its size says it is this version's.
-    let o = unsafe { *opts };
+    let mut defaults = MaybeUninit::uninit();
+    // SAFETY: writable for one struct.
+    unsafe { ringcast_subscriber_options_init(defaults.as_mut_ptr()) };
+    // SAFETY: as in `publisher_config`.
+    let o = unsafe {
+        read_versioned(
+            opts,
+            defaults.assume_init(),
+            &SUBSCRIBER_OPTIONS_SIZES,
+            "opts",
+        )
+    }?;
     out = out
         .start(match o.start {
             RINGCAST_START_LATEST => Start::Latest,

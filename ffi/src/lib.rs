@@ -25,6 +25,7 @@ mod boxed;
 mod config;
 mod error;
 mod publisher;
+mod reentry;
 mod status;
 mod subscriber;
 mod waitset;

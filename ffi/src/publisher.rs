@@ -1,10 +1,9 @@
 //! `ringcast_publisher`: create, send, loan / commit / abort, wait for subscribers.
 
 use std::ffi::{c_char, c_void};
-use std::ptr::NonNull;
 use std::time::Duration;
 
-use ringcast::{Full, Loan, Publisher};
+use ringcast::{Full, Publisher};
 
 use crate::boxed;
 use crate::config::{publisher_config, ringcast_publisher_config};
@@ -13,28 +12,17 @@ use crate::status::ringcast_status::{self, *};
 
 /// A topic's one publisher (opaque). Used by one thread at a time.
 pub struct ringcast_publisher {
-    /// The outstanding loan, if any. It borrows `*publisher` (a heap allocation that never
-    /// moves) and is declared first, so it is dropped (aborted) before the publisher.
-    loan: Option<Loan<'static>>,
-    /// The outstanding loan's slot, as handed to C (compared, never dereferenced here).
-    loan_data: *mut c_void,
-    publisher: NonNull<Publisher>,
-    /// The slot size (kept here: reading it from the publisher while a loan borrows it
-    /// would alias the loan's borrow).
+    publisher: Publisher,
+    /// The loan handed to C (its sequence and data pointer, compared, never dereferenced
+    /// here): its slot stays claimed in the publisher (`Publisher::pending_loan`) until
+    /// commit or abort.
+    loan: Option<(u64, *mut c_void)>,
+    /// The slot size.
     capacity: usize,
 }
 
-impl Drop for ringcast_publisher {
-    fn drop(&mut self) {
-        self.loan = None;
-        // SAFETY: `publisher` came from `Box::into_raw` in `ringcast_publisher_create` and
-        // is freed only here; the loan that borrowed it was dropped above.
-        drop(unsafe { Box::from_raw(self.publisher.as_ptr()) });
-    }
-}
-
 impl ringcast_publisher {
-    /// The publisher, when no loan borrows it.
+    /// The publisher, when no loan is outstanding.
     fn publisher(&mut self) -> Result<&mut Publisher, Failure> {
         if self.loan.is_some() {
             return Err(Failure::new(
@@ -42,15 +30,13 @@ impl ringcast_publisher {
                 "a loan is outstanding: commit or abort it first",
             ));
         }
-        // SAFETY: the allocation lives as long as `self`, and no loan borrows it (checked
-        // above); `&mut self` makes this the only reference.
-        Ok(unsafe { self.publisher.as_mut() })
+        Ok(&mut self.publisher)
     }
 
-    /// The outstanding loan, if `loan` describes it.
-    fn outstanding(&mut self, loan: &ringcast_loan) -> Result<&mut Loan<'static>, Failure> {
-        match &mut self.loan {
-            Some(l) if l.seq() == loan.seq && self.loan_data == loan.data => Ok(l),
+    /// Checks that `loan` describes the outstanding loan.
+    fn outstanding(&self, loan: &ringcast_loan) -> Result<(), Failure> {
+        match self.loan {
+            Some((seq, data)) if seq == loan.seq && data == loan.data => Ok(()),
             Some(_) => Err(Failure::new(
                 RINGCAST_ERR_NOT_HELD,
                 "this loan is not the one outstanding on this publisher",
@@ -105,9 +91,8 @@ pub unsafe extern "C" fn ringcast_publisher_create(
         let publisher = Publisher::create(topic, config)?;
         let value = ringcast_publisher {
             loan: None,
-            loan_data: std::ptr::null_mut(),
             capacity: publisher.capacity(),
-            publisher: NonNull::from(Box::leak(Box::new(publisher))),
+            publisher,
         };
         // SAFETY: `out` was checked by `clear`.
         unsafe { boxed::give(out, value) };
@@ -160,9 +145,9 @@ pub unsafe extern "C" fn ringcast_publisher_send(
 /// (`Block`), `0` does not wait (`RINGCAST_FULL`), `> 0` waits at most that long
 /// (`RINGCAST_TIMEOUT`); `*out` is cleared unless a loan is given. `Overwrite` never
 /// waits. One loan at a time per publisher (`RINGCAST_ERR_LOAN_OUTSTANDING`). Under
-/// `Overwrite`, a subscriber that was lapped may copy the slot while you write it (it
-/// discards that copy); with such a subscriber in the *same* process, prefer
-/// `ringcast_publisher_send`, which stores with atomic words.
+/// `Block` the loan is the slot itself; under `Overwrite` (where a lapped subscriber may
+/// be copying the slot) it is the publisher's private staging buffer, copied into the
+/// slot with atomic word stores at commit.
 ///
 /// # Safety
 /// `p` is a live handle (or NULL); `out` is NULL or writable.
@@ -178,14 +163,12 @@ pub unsafe extern "C" fn ringcast_publisher_loan(
         if out.is_null() {
             return Err(Failure::null("out"));
         }
-        let publisher: *mut Publisher = h.publisher()?;
+        let capacity = h.capacity;
+        let publisher = h.publisher()?;
         // SAFETY: non-NULL (checked) and writable; not the outstanding loan's struct (there
         // is none, checked above), so clearing it loses nothing.
         unsafe { out.write(cleared()) };
-        // SAFETY: the allocation outlives the loan, which `h` keeps and drops first (see
-        // the field order); while the loan lives, `publisher()` refuses to hand out
-        // another reference, so the loan's borrow is the only one.
-        let publisher: &'static mut Publisher = unsafe { &mut *publisher };
+        // The Rust loan is dropped at the end of this call; its slot stays claimed.
         let mut loan = match timeout_arg(timeout_ns) {
             None => publisher.loan(),
             Some(Duration::ZERO) => publisher
@@ -197,11 +180,10 @@ pub unsafe extern "C" fn ringcast_publisher_loan(
         };
         let value = ringcast_loan {
             data: loan.as_mut_ptr().cast(),
-            capacity: h.capacity,
+            capacity,
             seq: loan.seq(),
         };
-        h.loan_data = value.data;
-        h.loan = Some(loan);
+        h.loan = Some((value.seq, value.data));
         // SAFETY: non-NULL (checked) and writable, by the caller's contract.
         unsafe { out.write(value) };
         Ok(RINGCAST_OK)
@@ -235,7 +217,12 @@ pub unsafe extern "C" fn ringcast_loan_commit(
                 format!("commit of {len} bytes into a {capacity}-byte slot"),
             ));
         }
-        let seq = h.loan.take().expect("checked outstanding").commit(len);
+        h.loan = None;
+        let seq = h
+            .publisher
+            .pending_loan()
+            .expect("an outstanding loan's slot stays claimed")
+            .commit(len);
         *loan = cleared();
         // SAFETY: NULL or writable, by the caller's contract.
         if let Some(out) = unsafe { seq_out.as_mut() } {

@@ -67,11 +67,15 @@ pub enum ringcast_status {
     RINGCAST_ERR_IO = -19,
     /// A bug inside ringcast (a Rust panic, caught at the boundary). Please report it.
     RINGCAST_ERR_PANIC = -20,
+    /// Called from inside a callback that this handle (or the wait set it is in) is
+    /// running, such as the `ringcast_subscriber_drain` callback: return from the callback
+    /// first. Nothing was done.
+    RINGCAST_ERR_REENTRANT = -21,
 }
 
 impl ringcast_status {
     /// Every status, for `ringcast_status_str` and the tests.
-    pub const ALL: [ringcast_status; 28] = [
+    pub const ALL: [ringcast_status; 29] = [
         Self::RINGCAST_OK,
         Self::RINGCAST_TIMEOUT,
         Self::RINGCAST_DISCONNECTED,
@@ -100,6 +104,7 @@ impl ringcast_status {
         Self::RINGCAST_ERR_NOT_READY,
         Self::RINGCAST_ERR_IO,
         Self::RINGCAST_ERR_PANIC,
+        Self::RINGCAST_ERR_REENTRANT,
     ];
 
     /// A short description (static, NUL-terminated).
@@ -142,6 +147,9 @@ impl ringcast_status {
             RINGCAST_ERR_NOT_READY => c"the topic is still being initialised; try again",
             RINGCAST_ERR_IO => c"system error",
             RINGCAST_ERR_PANIC => c"internal error in ringcast (a caught panic); please report it",
+            RINGCAST_ERR_REENTRANT => {
+                c"called from inside a callback of the same handle or wait set: return first"
+            }
         }
     }
 }

@@ -1,40 +1,25 @@
 //! `ringcast_subscriber`: attach, receive (in place under `Block`), release.
 
-use std::ffi::{c_char, c_void};
+use std::ffi::{c_char, c_int, c_void};
+use std::ops::ControlFlow;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use ringcast::{Key, Member, RecvTimeoutError, Sample, SleepTarget, Subscriber};
+use ringcast::{Key, RecvTimeoutError, Subscriber};
 
 use crate::boxed;
 use crate::config::{ringcast_subscriber_options, subscriber_options};
 use crate::error::{guard, str_arg, timeout_arg, Failure};
+use crate::reentry::{self, Running};
 use crate::status::ringcast_status::{self, *};
 use crate::waitset::ringcast_waitset;
 
 /// A subscriber of one topic (opaque). Used by one thread at a time.
 pub struct ringcast_subscriber {
     pub(crate) place: Place,
-}
-
-/// Where the subscriber's state lives: in the handle, or in the wait set it was added to
-/// (which owns its members, as a Rust `WaitSet` does).
-pub(crate) enum Place {
-    Own(Reading),
-    /// Only while `ringcast_waitset_add` moves the state into the set.
-    Moving,
-    InSet {
-        set: NonNull<ringcast_waitset>,
-        key: Key<Reading>,
-    },
-}
-
-/// A subscriber and the sample it holds, if any.
-pub(crate) struct Reading {
-    /// The held sample. It borrows `*sub` (a heap allocation that never moves) and is
-    /// declared first, so it is dropped (released) before the subscriber.
-    held: Option<Sample<'static>>,
-    sub: NonNull<Subscriber>,
+    /// The sample handed to C (its sequence and data pointer), kept in the subscriber
+    /// (`Subscriber::try_recv_kept`) until `ringcast_sample_release`.
+    held: Option<(u64, *const c_void)>,
     /// Lag reported but not yet given to C in a sample's `lost` (a receive that lags and
     /// then times out, or ends, keeps it for the next sample).
     pending_lost: u64,
@@ -42,17 +27,18 @@ pub(crate) struct Reading {
     lost_total: u64,
 }
 
-// SAFETY: `Subscriber` is `Send`; the held sample borrows only that subscriber, and both
-// move together.
-unsafe impl Send for Reading {}
-
-impl Drop for Reading {
-    fn drop(&mut self) {
-        self.held = None;
-        // SAFETY: `sub` came from `Box::leak` in `Reading::new` and is freed only here;
-        // the sample that borrowed it was dropped above.
-        drop(unsafe { Box::from_raw(self.sub.as_ptr()) });
-    }
+/// Where the subscriber lives: in the handle, or in the wait set it was added to (which
+/// owns its members, as a Rust `WaitSet` does). (Not boxed: the handle itself is one heap
+/// allocation, and the subscriber moves into the set and back whole.)
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Place {
+    Own(Subscriber),
+    /// Only while `ringcast_waitset_add` moves the subscriber into the set.
+    Moving,
+    InSet {
+        set: NonNull<ringcast_waitset>,
+        key: Key<Subscriber>,
+    },
 }
 
 /// A received message: `len` bytes at `data`, valid until `ringcast_sample_release` (under
@@ -71,61 +57,73 @@ pub struct ringcast_sample {
     pub lost: u64,
 }
 
-impl Reading {
-    fn new(sub: Subscriber) -> Reading {
-        Reading {
-            held: None,
-            sub: NonNull::from(Box::leak(Box::new(sub))),
-            pending_lost: 0,
-            lost_total: 0,
+impl ringcast_subscriber {
+    /// The subscriber, wherever it lives.
+    pub(crate) fn subscriber(&mut self) -> Result<&mut Subscriber, Failure> {
+        match &mut self.place {
+            Place::Own(s) => Ok(s),
+            Place::InSet { set, key } => {
+                reentry::refuse(set.as_ptr(), "wait set")?;
+                // SAFETY: a set keeps a pointer to each member handle and, when destroyed,
+                // moves every member back into its handle first; so a handle `InSet` names
+                // a live set. The set and its members are used by one thread (the
+                // documented contract), and the set is not running a callback (checked),
+                // so no other reference to it is in use.
+                let set = unsafe { set.as_mut() };
+                Ok(set.member(*key))
+            }
+            Place::Moving => unreachable!("a subscriber handle is never left moving"),
         }
     }
 
-    /// The subscriber, when no sample borrows it.
-    fn subscriber(&mut self) -> Result<&mut Subscriber, Failure> {
-        if self.held.is_some() {
-            return Err(Failure::new(
-                RINGCAST_ERR_SAMPLE_OUTSTANDING,
-                "a sample is held: release it first",
-            ));
+    /// The set this handle is in, if any.
+    fn set_ptr(&self) -> *const ringcast_waitset {
+        match &self.place {
+            Place::InSet { set, .. } => set.as_ptr(),
+            _ => std::ptr::null(),
         }
-        // SAFETY: the allocation lives as long as `self`, no sample borrows it (checked),
-        // and `&mut self` makes this the only reference.
-        Ok(unsafe { self.sub.as_mut() })
     }
 
     pub(crate) fn holds_sample(&self) -> bool {
         self.held.is_some()
     }
 
+    fn no_sample_held(&self) -> Result<(), Failure> {
+        if self.held.is_some() {
+            return Err(Failure::new(
+                RINGCAST_ERR_SAMPLE_OUTSTANDING,
+                "a sample is held: release it first",
+            ));
+        }
+        Ok(())
+    }
+
     /// Receives the next message and holds it; lag reports are folded into its `lost`.
     fn recv(&mut self, timeout: Option<Duration>) -> Result<ringcast_sample, Failure> {
-        let sub: *mut Subscriber = self.subscriber()?;
+        self.no_sample_held()?;
         // A clock read only for a bounded wait (not for C's "try" polls).
         let deadline = timeout
             .filter(|t| !t.is_zero())
             .and_then(|t| Instant::now().checked_add(t));
         loop {
-            // SAFETY: no sample borrows the subscriber (checked above, and a lag report
-            // borrows nothing); a sample taken here is kept in `held`, which the accessors
-            // check before handing out another reference, and is dropped before the
-            // subscriber (field order).
-            let sub: &'static mut Subscriber = unsafe { &mut *sub };
+            let sub = self.subscriber()?;
             let r = match (timeout, deadline) {
-                (Some(Duration::ZERO), _) => sub.try_recv().map_err(RecvTimeoutError::from),
-                (Some(_), Some(d)) => sub.recv_timeout(d.saturating_duration_since(Instant::now())),
-                _ => sub.recv().map_err(RecvTimeoutError::from),
+                (Some(Duration::ZERO), _) => sub.try_recv_kept().map_err(RecvTimeoutError::from),
+                (Some(_), Some(d)) => {
+                    sub.recv_kept_timeout(d.saturating_duration_since(Instant::now()))
+                }
+                _ => sub.recv_kept_timeout(Duration::MAX),
             };
             match r {
-                Ok(sample) => {
-                    let out = ringcast_sample {
-                        data: sample.as_ptr().cast(),
-                        len: sample.len(),
-                        seq: sample.seq(),
+                Ok(kept) => {
+                    let data = sub.kept().expect("just kept").as_ptr().cast();
+                    self.held = Some((kept.seq, data));
+                    return Ok(ringcast_sample {
+                        data,
+                        len: kept.len,
+                        seq: kept.seq,
                         lost: std::mem::take(&mut self.pending_lost),
-                    };
-                    self.held = Some(sample);
-                    return Ok(out);
+                    });
                 }
                 Err(RecvTimeoutError::Lagged(n)) => {
                     self.pending_lost += n;
@@ -137,8 +135,9 @@ impl Reading {
     }
 
     fn release(&mut self, sample: &ringcast_sample) -> Result<(), Failure> {
-        match &self.held {
-            Some(h) if h.seq() == sample.seq && h.as_ptr() == sample.data.cast() => {
+        match self.held {
+            Some((seq, data)) if seq == sample.seq && data == sample.data => {
+                self.subscriber()?.release_kept();
                 self.held = None;
                 Ok(())
             }
@@ -154,55 +153,14 @@ impl Reading {
     }
 }
 
-// SAFETY: the target is the subscriber's own (its reader's table entry and mapping), and
-// the subscriber lives as long as the `Reading`. While a sample borrows the subscriber,
-// the set's calls below do not touch it.
-unsafe impl Member for Reading {
-    fn sleep_target(&self) -> SleepTarget {
-        // Only called when the member joins a set, which refuses a reading holding a
-        // sample; the shared borrow does not overlap a sample's.
-        debug_assert!(self.held.is_none());
-        // SAFETY: no sample borrows the subscriber (see above); a shared read.
-        unsafe { self.sub.as_ref() }.sleep_target()
-    }
-    fn is_ready(&mut self) -> bool {
-        // A reading that holds a sample is not ready: it must release first.
-        self.subscriber().is_ok_and(|s| s.is_ready())
-    }
-    fn check_liveness(&mut self) {
-        if let Ok(s) = self.subscriber() {
-            s.check_liveness();
-        }
-    }
-    fn refusal(&mut self) -> Option<ringcast::Refusal> {
-        self.subscriber().ok().and_then(|s| s.refusal())
-    }
-}
-
-impl ringcast_subscriber {
-    /// The subscriber's state, wherever it lives.
-    pub(crate) fn reading(&mut self) -> &mut Reading {
-        match &mut self.place {
-            Place::Own(r) => r,
-            Place::InSet { set, key } => {
-                // SAFETY: a set keeps a pointer to each member handle and, when destroyed,
-                // moves every member back into its handle first; so a handle `InSet` names
-                // a live set. The set and its members are used by one thread (the
-                // documented contract), so no other reference to the set is in use.
-                let set = unsafe { set.as_mut() };
-                set.member(*key)
-            }
-            Place::Moving => unreachable!("a subscriber handle is never left moving"),
-        }
-    }
-}
-
 /// # Safety
 /// `s` is NULL or a live handle, used by this thread only.
 pub(crate) unsafe fn handle<'a>(
     s: *mut ringcast_subscriber,
 ) -> Result<&'a mut ringcast_subscriber, Failure> {
-    // SAFETY: NULL or a live handle, by the caller's contract.
+    reentry::refuse(s, "subscriber")?;
+    // SAFETY: NULL or a live handle, by the caller's contract; not in use by a call that
+    // runs a callback (checked), so this is the only reference.
     unsafe { s.as_mut() }.ok_or_else(|| Failure::null("subscriber"))
 }
 
@@ -231,7 +189,10 @@ pub unsafe extern "C" fn ringcast_subscriber_attach(
         let wait = timeout_arg(wait_ns).unwrap_or(Duration::MAX);
         let sub = Subscriber::attach_wait(topic, opts, wait)?;
         let value = ringcast_subscriber {
-            place: Place::Own(Reading::new(sub)),
+            place: Place::Own(sub),
+            held: None,
+            pending_lost: 0,
+            lost_total: 0,
         };
         // SAFETY: `out` was checked by `clear`.
         unsafe { boxed::give(out, value) };
@@ -255,11 +216,11 @@ pub unsafe extern "C" fn ringcast_subscriber_recv(
 ) -> ringcast_status {
     guard(|| {
         // SAFETY: by the caller's contract.
-        let reading = unsafe { handle(s) }?.reading();
+        let h = unsafe { handle(s) }?;
         if out.is_null() {
             return Err(Failure::null("out"));
         }
-        let sample = reading.recv(timeout_arg(timeout_ns))?;
+        let sample = h.recv(timeout_arg(timeout_ns))?;
         // SAFETY: non-NULL (checked) and writable, by the caller's contract.
         unsafe { out.write(sample) };
         Ok(RINGCAST_OK)
@@ -279,10 +240,10 @@ pub unsafe extern "C" fn ringcast_sample_release(
 ) -> ringcast_status {
     guard(|| {
         // SAFETY: by the caller's contract.
-        let reading = unsafe { handle(s) }?.reading();
+        let h = unsafe { handle(s) }?;
         // SAFETY: NULL or readable and writable, by the caller's contract.
         let sample = unsafe { sample.as_mut() }.ok_or_else(|| Failure::null("sample"))?;
-        reading.release(sample)?;
+        h.release(sample)?;
         *sample = ringcast_sample {
             data: std::ptr::null(),
             len: 0,
@@ -295,24 +256,31 @@ pub unsafe extern "C" fn ringcast_sample_release(
 
 /// What `ringcast_subscriber_drain` calls with each message and the caller's `ctx`. The
 /// sample is valid only during the call (it is released right after); do not release it.
-type DrainFn = unsafe extern "C" fn(sample: *const ringcast_sample, ctx: *mut c_void);
+/// Return 0 to go on, anything else to stop the drain after this message (the ones after
+/// it stay for the next receive).
+type DrainFn = unsafe extern "C" fn(sample: *const ringcast_sample, ctx: *mut c_void) -> c_int;
 
-impl Reading {
+impl ringcast_subscriber {
     /// Hands every message ready now (up to `max`) to `f`, releasing slots once per run;
     /// lags are folded into the next sample's `lost`, as in `recv`. Returns how many were
     /// delivered and what stopped it (a status other than OK for the end, an eviction or a
     /// corrupt slot).
     fn drain(
         &mut self,
+        me: *const ringcast_subscriber,
         max: usize,
         f: DrainFn,
         ctx: *mut c_void,
     ) -> Result<(usize, Option<Failure>), Failure> {
+        self.no_sample_held()?;
         let mut pending_lost = self.pending_lost;
+        let set = self.set_ptr();
         let sub = self.subscriber()?;
+        // From here until the callbacks are done, calls on this handle or its set refuse.
+        let _running = Running::mark(&[me.cast(), set.cast()]);
         let (mut delivered, mut lagged) = (0usize, 0u64);
         let stopped = loop {
-            let d = sub.drain(max - delivered, |sample| {
+            let d = sub.drain_while(max - delivered, |sample| {
                 let out = ringcast_sample {
                     data: sample.as_ptr().cast(),
                     len: sample.len(),
@@ -321,9 +289,15 @@ impl Reading {
                 };
                 // SAFETY: `f` is the caller's callback, called as its contract says: with a
                 // sample valid for the call (it is dropped, released, after it returns).
-                unsafe { f(&out, ctx) };
+                match unsafe { f(&out, ctx) } {
+                    0 => ControlFlow::Continue(()),
+                    _ => ControlFlow::Break(()),
+                }
             });
             delivered += d.delivered;
+            if d.broke {
+                break None;
+            }
             match d.stopped {
                 // Folded into the next sample's `lost`; drain on unless at the bound.
                 Some(ringcast::TryRecvError::Lagged(n)) => {
@@ -344,13 +318,18 @@ impl Reading {
 }
 
 /// Hands every message ready now, up to `max`, to `callback(sample, ctx)` in order, without
-/// waiting, and stores how many in `*count`. Under `Block` the slots go back to the
-/// publisher once per run of consecutive messages, all of them before this returns (one
-/// cursor store and one wake-up check per run instead of per message). Returns
-/// `RINGCAST_OK` when nothing more was ready (or `max` was reached), else what stopped it
-/// after `*count` messages: `RINGCAST_DISCONNECTED`, `RINGCAST_EVICTED`, `RINGCAST_CORRUPT`.
+/// waiting, and stores how many in `*count`. The callback returns 0 to go on, or non-zero
+/// to stop after that message: the messages after it stay for the next receive. Under
+/// `Block` the slots go back to the publisher once per run of consecutive messages, all
+/// of them before this returns (one cursor store and one wake-up check per run instead of
+/// per message). Returns `RINGCAST_OK` when nothing more was ready, `max` was reached or
+/// the callback stopped it, else what stopped it after `*count` messages:
+/// `RINGCAST_DISCONNECTED`, `RINGCAST_EVICTED`, `RINGCAST_CORRUPT`.
 /// `RINGCAST_ERR_SAMPLE_OUTSTANDING` if a sample of `ringcast_subscriber_recv` is held.
-/// `callback` must not publish into this same topic with a call that waits for room.
+/// Inside the callback, every call on this subscriber or on the wait set it is in returns
+/// `RINGCAST_ERR_REENTRANT` (and does nothing); publishing into another topic is fine. If
+/// the callback waits for room in another `Block` topic, the slots this drain has read so
+/// far are handed back first.
 ///
 /// # Safety
 /// `s` is a live handle (or NULL); `callback` is NULL or a function safe to call with a
@@ -359,20 +338,22 @@ impl Reading {
 pub unsafe extern "C" fn ringcast_subscriber_drain(
     s: *mut ringcast_subscriber,
     max: usize,
-    callback: Option<unsafe extern "C" fn(sample: *const ringcast_sample, ctx: *mut c_void)>,
+    callback: Option<
+        unsafe extern "C" fn(sample: *const ringcast_sample, ctx: *mut c_void) -> c_int,
+    >,
     ctx: *mut c_void,
     count: *mut usize,
 ) -> ringcast_status {
     guard(|| {
         // SAFETY: by the caller's contract.
-        let reading = unsafe { handle(s) }?.reading();
+        let h = unsafe { handle(s) }?;
         let callback = callback.ok_or_else(|| Failure::null("callback"))?;
         if count.is_null() {
             return Err(Failure::null("count"));
         }
         // SAFETY: writable, by the caller's contract (cleared first, so an error leaves 0).
         unsafe { count.write(0) };
-        let (delivered, stopped) = reading.drain(max, callback, ctx)?;
+        let (delivered, stopped) = h.drain(s, max, callback, ctx)?;
         // SAFETY: as above.
         unsafe { count.write(delivered) };
         match stopped {
@@ -394,34 +375,45 @@ pub unsafe extern "C" fn ringcast_subscriber_lost(
 ) -> ringcast_status {
     guard(|| {
         // SAFETY: by the caller's contract.
-        let reading = unsafe { handle(s) }?.reading();
+        let h = unsafe { handle(s) }?;
         // SAFETY: NULL or writable, by the caller's contract.
         let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
-        *out = reading.lost_total;
+        *out = h.lost_total;
         Ok(RINGCAST_OK)
     })
 }
 
 /// Detaches and frees the handle (removing it from its wait set, if any). NULL is a
 /// no-op. A held sample is released first, and the call returns `RINGCAST_ABANDONED` to
-/// say so. The handle is freed whatever the call returns.
+/// say so. The handle is freed whatever the call returns, except
+/// `RINGCAST_ERR_REENTRANT` (called from inside a callback of this subscriber or its wait
+/// set): then nothing is done.
 ///
 /// # Safety
-/// `s` is NULL or a live handle, not used again after this call.
+/// `s` is NULL or a live handle, not used again after this call (unless it returned
+/// `RINGCAST_ERR_REENTRANT`).
 #[no_mangle]
 pub unsafe extern "C" fn ringcast_subscriber_destroy(
     s: *mut ringcast_subscriber,
 ) -> ringcast_status {
     guard(|| {
-        // SAFETY: NULL or a live handle, not used again, by the caller's contract.
+        if s.is_null() {
+            return Ok(RINGCAST_OK);
+        }
+        // Check before taking ownership: a refused call must leave the handle as it was.
+        // SAFETY: a live handle, by the caller's contract.
+        let set = unsafe { handle(s) }?.set_ptr();
+        reentry::refuse(set, "wait set")?;
+        // SAFETY: a live handle, not used again, by the caller's contract.
         let Some(mut h) = (unsafe { boxed::take(s) }) else {
             return Ok(RINGCAST_OK);
         };
         if let Place::InSet { mut set, .. } = h.place {
-            // SAFETY: a handle `InSet` names a live set (see `reading`).
+            // SAFETY: a handle `InSet` names a live set (see `subscriber`), not running a
+            // callback (checked above).
             unsafe { set.as_mut() }.take_back(&mut h);
         }
-        let had_sample = h.reading().holds_sample();
+        let had_sample = h.holds_sample();
         drop(h);
         Ok(if had_sample {
             RINGCAST_ABANDONED

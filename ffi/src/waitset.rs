@@ -3,12 +3,13 @@
 
 use std::ptr::NonNull;
 
-use ringcast::{Key, Notifier, WaitError, WaitSet, MAX_MEMBERS};
+use ringcast::{Key, Notifier, Subscriber, WaitError, WaitSet, MAX_MEMBERS};
 
 use crate::boxed;
 use crate::error::{guard, timeout_arg, Failure};
+use crate::reentry;
 use crate::status::ringcast_status::{self, *};
-use crate::subscriber::{handle, ringcast_subscriber, Place, Reading};
+use crate::subscriber::{handle, ringcast_subscriber, Place};
 
 /// A set of subscribers one thread waits on (opaque). The set owns its members' state
 /// while they are in it; their handles stay valid and are used as before (receive,
@@ -17,7 +18,7 @@ pub struct ringcast_waitset {
     set: WaitSet,
     /// The handles of the members and their keys, so destroying the set can give each its
     /// state back.
-    members: Vec<(NonNull<ringcast_subscriber>, Key<Reading>)>,
+    members: Vec<(NonNull<ringcast_subscriber>, Key<Subscriber>)>,
     /// Where the next wait starts reporting ready members, so that members ready past a
     /// short `ready` array are reported by the next wait (round robin).
     cursor: usize,
@@ -29,8 +30,8 @@ pub struct ringcast_notifier {
 }
 
 impl ringcast_waitset {
-    /// A member's state.
-    pub(crate) fn member(&mut self, key: Key<Reading>) -> &mut Reading {
+    /// A member's subscriber.
+    pub(crate) fn member(&mut self, key: Key<Subscriber>) -> &mut Subscriber {
         self.set
             .get_mut(key)
             .expect("a handle in a set has a key of that set")
@@ -41,11 +42,11 @@ impl ringcast_waitset {
         let Place::InSet { key, .. } = h.place else {
             return;
         };
-        let reading = self
+        let sub = self
             .set
             .remove(key)
             .expect("a handle in a set has a key of that set");
-        h.place = Place::Own(reading);
+        h.place = Place::Own(sub);
         let ptr: *const ringcast_subscriber = h;
         self.members.retain(|(m, _)| !std::ptr::eq(m.as_ptr(), ptr));
     }
@@ -57,8 +58,8 @@ impl Drop for ringcast_waitset {
             // SAFETY: a member handle is live while it is in the set (destroying a
             // subscriber takes it out first), and used by this thread.
             let h = unsafe { &mut *m.as_ptr() };
-            if let Some(reading) = self.set.remove(key) {
-                h.place = Place::Own(reading);
+            if let Some(sub) = self.set.remove(key) {
+                h.place = Place::Own(sub);
             }
         }
     }
@@ -67,7 +68,9 @@ impl Drop for ringcast_waitset {
 /// # Safety
 /// `ws` is NULL or a live handle, used by this thread only.
 unsafe fn set_handle<'a>(ws: *mut ringcast_waitset) -> Result<&'a mut ringcast_waitset, Failure> {
-    // SAFETY: NULL or a live handle, by the caller's contract.
+    reentry::refuse(ws, "wait set")?;
+    // SAFETY: NULL or a live handle, by the caller's contract; not in use by a call that
+    // runs a callback (checked), so this is the only reference.
     unsafe { ws.as_mut() }.ok_or_else(|| Failure::null("waitset"))
 }
 
@@ -111,15 +114,16 @@ pub unsafe extern "C" fn ringcast_waitset_add(
         let set = unsafe { set_handle(ws) }?;
         // SAFETY: by the caller's contract.
         let h = unsafe { handle(s) }?;
-        let reading = match &h.place {
-            Place::Own(r) if r.holds_sample() => {
+        let held = h.holds_sample();
+        let sub = match &h.place {
+            Place::Own(_) if held => {
                 return Err(Failure::new(
                     RINGCAST_ERR_SAMPLE_OUTSTANDING,
                     "release the held sample before adding the subscriber to a wait set",
                 ))
             }
             Place::Own(_) => match std::mem::replace(&mut h.place, Place::Moving) {
-                Place::Own(r) => r,
+                Place::Own(s) => s,
                 _ => unreachable!("matched above"),
             },
             _ => {
@@ -129,7 +133,7 @@ pub unsafe extern "C" fn ringcast_waitset_add(
                 ))
             }
         };
-        match set.set.add(reading) {
+        match set.set.add(sub) {
             Ok(key) => {
                 // The pointers C gave us (checked non-NULL above), not ones derived from
                 // the references of this call, which end with it.
@@ -213,7 +217,7 @@ pub unsafe extern "C" fn ringcast_waitset_wait(
         let (set, members) = (&mut ws.set, &ws.members);
         if members
             .iter()
-            .any(|(_, k)| set.get_mut(*k).is_some_and(|r| r.holds_sample()))
+            .any(|(_, k)| set.get_mut(*k).is_some_and(|s| s.kept_info().is_some()))
         {
             return Err(Failure::new(
                 RINGCAST_ERR_SAMPLE_OUTSTANDING,
@@ -305,13 +309,16 @@ pub unsafe extern "C" fn ringcast_notifier_destroy(n: *mut ringcast_notifier) ->
 }
 
 /// Frees the set; its members' handles stay valid (with their state back in them). NULL
-/// is a no-op.
+/// is a no-op. `RINGCAST_ERR_REENTRANT` (nothing done) from inside a callback that a
+/// member of the set is running.
 ///
 /// # Safety
-/// `ws` is NULL or a live handle, not used again after this call.
+/// `ws` is NULL or a live handle, not used again after this call (unless it returned
+/// `RINGCAST_ERR_REENTRANT`).
 #[no_mangle]
 pub unsafe extern "C" fn ringcast_waitset_destroy(ws: *mut ringcast_waitset) -> ringcast_status {
     guard(|| {
+        reentry::refuse(ws, "wait set")?;
         // SAFETY: NULL or a live handle, not used again, by the caller's contract.
         drop(unsafe { boxed::take(ws) });
         Ok(RINGCAST_OK)

@@ -134,6 +134,13 @@ fn programs() -> &'static Programs {
         build(
             "c++",
             "-std=c++17",
+            "tests/c/drain_stop.cpp",
+            "drain_stop",
+            asan,
+        );
+        build(
+            "c++",
+            "-std=c++17",
             "tests/c/waitset.cpp",
             "waitset",
             &["-pthread"],
@@ -280,6 +287,7 @@ fn every_entry_point_with_bad_arguments_gives_a_status_never_a_crash() {
     let prefix = prefix("api");
     let topic = "api-checks".to_owned();
     let _cleanup = Cleanup(prefix.clone(), topic.clone());
+    let _cleanup2 = Cleanup(prefix.clone(), format!("{topic}-2"));
     let child = p
         .command("api_checks")
         .args([&prefix, &topic])
@@ -518,6 +526,25 @@ fn a_cpp_wait_set_on_two_topics_gets_everything_and_its_notifier_rings() {
         field(&out, "notified") >= 1,
         "the notifier never woke the set"
     );
+}
+
+#[test]
+fn cpp_drain_stops_on_false_or_an_exception_and_refuses_reentry() {
+    let prefix = prefix("drain");
+    let topic = "drain-stop";
+    let _cleanup = [
+        Cleanup(prefix.clone(), topic.to_owned()),
+        Cleanup(prefix.clone(), format!("{topic}-out")),
+    ];
+    let child = programs()
+        .command("drain_stop")
+        .args([&prefix, topic])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out) = finish(child, LONG);
+    assert_eq!(code, Some(0), "drain_stop failed:\n{out}");
+    assert!(out.contains("failed=0"), "{out}");
 }
 
 #[test]

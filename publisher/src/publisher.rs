@@ -6,7 +6,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use ringcast_core::clock::{deadline_after, LivenessClock};
-use ringcast_core::endpoint::PublisherEnd;
+use ringcast_core::endpoint::{PublisherEnd, Retained};
 use ringcast_core::futex::Wake;
 use ringcast_core::reactor::Registration;
 use ringcast_core::ring::Writer;
@@ -49,6 +49,11 @@ pub struct Publisher {
     /// on a full ring and after commits that had to wake someone: the handle's clock, so a
     /// `try_loan` loop or short `loan_timeout`s reap as a long wait does.
     liveness: LivenessClock,
+    /// `Overwrite` only: one slot's worth of private memory a [`Loan`] is written in, copied
+    /// into the slot with atomic word stores at commit (a lapped subscriber may be copying
+    /// the slot meanwhile: plain stores racing its atomic loads would be a data race).
+    /// `None` under `Block`, where a loan is the slot itself.
+    staging: Option<Box<[u8]>>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -57,14 +62,53 @@ impl Publisher {
     /// whose publisher died is reclaimed.
     pub fn create(topic: &str, config: PublisherConfig) -> Result<Publisher, CreateError> {
         let end = PublisherEnd::create(topic, &config.options)?;
+        let staging = match end.geometry().overflow {
+            Overflow::Overwrite => {
+                let bytes = end.geometry().slot_capacity as usize;
+                let mut staging = Vec::new();
+                staging
+                    .try_reserve_exact(bytes)
+                    .map_err(|_| CreateError::OutOfMemory {
+                        topic: topic.to_owned(),
+                        bytes: bytes as u64,
+                    })?;
+                staging.resize(bytes, 0);
+                Some(staging.into_boxed_slice())
+            }
+            Overflow::Block => None,
+        };
         Ok(Publisher {
             reactor: None,
             stall: StallWatch::new(end.geometry()),
             liveness: LivenessClock::default(),
             end,
             wait: config.wait,
+            staging,
             _not_sync: PhantomData,
         })
+    }
+
+    /// The loan of a slot claimed by an earlier loan that was dropped without a commit
+    /// (its bytes as that loan left them); `None` if no slot is claimed. For code that
+    /// cannot keep a [`Loan`] borrow across calls (the Python and C bindings): take a loan,
+    /// write through its pointer, drop it, and commit later through this.
+    pub fn pending_loan(&mut self) -> Option<Loan<'_>> {
+        self.end
+            .writer_ref()
+            .is_claimed()
+            .then(|| self.loan_claimed())
+    }
+
+    /// Closes the topic now, as dropping the publisher does (subscribers drain it, then see
+    /// the end; the name is removed), but keeps the mapping and the loan's staging memory
+    /// allocated until the returned [`Retained`] is dropped: for a foreign pointer into a
+    /// loan that may outlive the handle (a Python buffer view). Writes through such a
+    /// pointer after the close reach no subscriber.
+    pub fn close_retaining(mut self) -> Retained {
+        let staging = self.staging.take();
+        let memory = self.end.memory().clone();
+        drop(self);
+        Retained::new(memory, staging.map(|b| Box::new(b) as Box<dyn Send + Sync>))
     }
 
     /// The topic name.
@@ -205,10 +249,14 @@ impl Publisher {
     #[inline]
     pub(crate) fn loan_claimed(&mut self) -> Loan<'_> {
         let writer = self.end.writer();
-        let data = writer.claimed_payload_ptr();
+        let (data, staged) = match self.staging.as_deref_mut() {
+            Some(staging) => (staging as *mut [u8], true),
+            None => (writer.claimed_payload_ptr(), false),
+        };
         Loan {
             seq: writer.next_seq(),
             data,
+            staged,
             writer,
         }
     }
@@ -238,17 +286,14 @@ impl Publisher {
     /// Returns the message's sequence number.
     pub fn send(&mut self, bytes: &[u8]) -> Result<u64, SendError> {
         self.check_len(bytes.len())?;
-        let mut loan = self.loan();
-        loan.write_at(0, bytes);
-        Ok(loan.commit(bytes.len()))
+        Ok(self.loan().commit_bytes(bytes))
     }
 
     /// Like [`send`](Self::send) but fails with `Full` instead of waiting.
     pub fn try_send(&mut self, bytes: &[u8]) -> Result<u64, SendError> {
         self.check_len(bytes.len())?;
-        let mut loan = self.try_loan().map_err(|Full| SendError::Full)?;
-        loan.write_at(0, bytes);
-        Ok(loan.commit(bytes.len()))
+        let loan = self.try_loan().map_err(|Full| SendError::Full)?;
+        Ok(loan.commit_bytes(bytes))
     }
 
     pub(crate) fn check_len(&self, len: usize) -> Result<(), SendError> {
@@ -362,18 +407,21 @@ impl Drop for Publisher {
 /// A slot loaned for writing in place. Write the payload through `DerefMut<Target =
 /// [u8]>` (the whole slot capacity is writable) or [`write_at`](Loan::write_at), then
 /// [`commit`](Loan::commit) the length. Dropping a loan without committing publishes
-/// nothing; the next loan gets the same slot.
+/// nothing; the next loan gets the same slot (with the bytes as this one left them).
 ///
-/// Under `Overflow::Overwrite` a subscriber may be copying this very slot while you write
-/// it (it was lapped; it re-checks the slot's stamp and discards that copy). `write_at`
-/// (and `send`) store with atomic words, so that race is harmless in every case. Plain
-/// writes through `DerefMut` race the subscriber's atomic loads: across processes that is
-/// what the hardware does anyway and the copy is discarded, but with a subscriber in the
-/// *same* process it is formally a data race in Rust's memory model. Use `write_at` there.
+/// Under `Overflow::Block` the loan *is* the slot in shared memory (zero copy: nobody
+/// else may look at a claimed slot). Under `Overflow::Overwrite` a lapped subscriber may
+/// be copying the very slot while it is written, so the loan is the publisher's private
+/// staging buffer and `commit` copies the committed bytes into the slot with atomic word
+/// stores: no write made through a loan can race a reader, in this process or another.
+/// (`Overwrite` subscribers copy every message out anyway; `send` copies once, straight
+/// into the slot.)
 pub struct Loan<'a> {
-    /// The claimed slot's payload, a raw pointer derived from the mapping with no `&mut`
-    /// in between, so `write_at`'s atomic stores (same base) leave it valid.
+    /// The claimed slot's payload (`Block`: a raw pointer derived from the mapping with no
+    /// `&mut` in between) or the staging buffer (`Overwrite`).
     data: *mut [u8],
+    /// `data` is the staging buffer, to be copied into the slot at commit.
+    staged: bool,
     pub(crate) writer: &'a mut Writer,
     seq: u64,
 }
@@ -384,31 +432,24 @@ impl Loan<'_> {
         self.seq
     }
 
-    /// The slot's payload as a raw pointer, valid for writes of `len()` bytes until the
-    /// loan is committed or dropped, made without forming a reference (for a foreign
-    /// language that writes the slot itself, such as the C ABI). Under `Overwrite` the
-    /// type's caveat on plain writes applies.
+    /// The loan's bytes as a raw pointer, valid for writes of `len()` bytes until the
+    /// loan is committed or its publisher dropped, made without forming a reference (for a
+    /// foreign language that writes them itself, such as the C ABI). The slot itself under
+    /// `Block`, the staging buffer under `Overwrite` (see the type's docs).
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.data.cast()
     }
 
-    /// Copies `bytes` into the slot at byte `offset`: a plain copy under `Block` (nobody
-    /// else can look at a claimed slot), word-wise atomic stores under `Overwrite` (see the
-    /// type's docs).
+    /// Copies `bytes` into the loan at byte `offset`.
     ///
     /// # Panics
     /// If the range passes the end of the slot.
     #[inline]
     pub fn write_at(&mut self, offset: usize, bytes: &[u8]) {
-        // `Block`: plain copies are race-free (nobody looks at a claimed slot).
-        if self.writer.overflow() == Overflow::Block {
-            self[offset..offset + bytes.len()].copy_from_slice(bytes);
-        } else {
-            self.writer.store_claimed(offset, bytes);
-        }
+        self[offset..offset + bytes.len()].copy_from_slice(bytes);
     }
 
-    /// Publishes the first `len` bytes of the slot and returns the sequence number.
+    /// Publishes the first `len` bytes of the loan and returns the sequence number.
     ///
     /// # Panics
     /// If `len` is larger than the slot (`len > self.len()`), like an out-of-range index.
@@ -418,7 +459,26 @@ impl Loan<'_> {
             "commit of {len} bytes into a {}-byte slot",
             self.data.len()
         );
+        if self.staged {
+            // SAFETY: `data` is the staging buffer the loan borrows exclusively (through
+            // `&mut Publisher`); nothing else refers to it.
+            let staged = unsafe { &(&*self.data)[..len] };
+            self.writer.store_claimed(0, staged);
+        }
         self.writer.commit(len)
+    }
+
+    /// Copies `bytes` (checked to fit) straight into the slot and commits them: the one
+    /// copy of `send`, atomic words under `Overwrite`.
+    #[inline]
+    pub(crate) fn commit_bytes(mut self, bytes: &[u8]) -> u64 {
+        if self.staged {
+            self.writer.store_claimed(0, bytes);
+            self.writer.commit(bytes.len())
+        } else {
+            self.write_at(0, bytes);
+            self.commit(bytes.len())
+        }
     }
 }
 
@@ -426,19 +486,28 @@ impl Deref for Loan<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         // SAFETY: `data` is the claimed slot's payload, inside a mapping the writer keeps
-        // alive (through an `Arc`) for the loan's whole life, and valid for reads and
-        // writes (`claimed_payload_ptr`); the loan borrows the writer mutably, so no other
-        // `Loan` or payload reference exists, and `write_at` needs `&mut self`, so it cannot
-        // run while this borrow lives. (Under `Overwrite` a lapped subscriber may be
-        // copying the slot with atomic loads meanwhile: see the type's docs.)
+        // alive (through an `Arc`) for the loan's whole life and valid for reads and
+        // writes (`claimed_payload_ptr`), or the staging buffer; the loan borrows the
+        // publisher mutably, so no other `Loan` or reference to these bytes exists, and no
+        // subscriber looks at a claimed `Block` slot.
         unsafe { &*self.data }
     }
 }
 
 impl DerefMut for Loan<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `deref`, and `&mut self` makes this the only reference this
-        // process forms (the `Overwrite` caveat in the type's docs applies to the writes).
+        // SAFETY: as in `deref`, and `&mut self` makes this the only reference. Under
+        // `Overwrite` these are private staging bytes that no reader ever sees.
         unsafe { &mut *self.data }
+    }
+}
+
+impl std::fmt::Debug for Loan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loan")
+            .field("seq", &self.seq)
+            .field("capacity", &self.data.len())
+            .field("staged", &self.staged)
+            .finish()
     }
 }

@@ -119,12 +119,6 @@ pub struct TypedPublisher<T> {
     /// rkyv's scratch space, allocated once; a fresh [`SubAllocator`] hands it out per
     /// message, so nothing survives from one message to the next.
     scratch: Box<[MaybeUninit<u8>]>,
-    /// `Overwrite` only: one slot's worth of private memory the message is archived into
-    /// before it is copied into the slot with atomic word stores (a lapped subscriber may
-    /// be copying the slot meanwhile; plain stores racing its atomic loads would be a data
-    /// race in Rust's memory model). Empty under `Block`, where rkyv writes the slot
-    /// directly.
-    staging: Box<[u8]>,
     schema_version: u64,
     _type: PhantomData<fn(&T)>,
 }
@@ -163,22 +157,9 @@ where
             .alignment(alignment)
             .type_info(type_info_of::<T>(schema_version));
         let raw = Publisher::create(topic, config)?;
-        let staging_bytes = match raw.overflow() {
-            Overflow::Overwrite => raw.capacity(),
-            Overflow::Block => 0,
-        };
-        let mut staging = Vec::new();
-        staging
-            .try_reserve_exact(staging_bytes)
-            .map_err(|_| CreateError::OutOfMemory {
-                topic: topic.to_owned(),
-                bytes: staging_bytes as u64,
-            })?;
-        staging.resize(staging_bytes, 0);
         Ok(TypedPublisher {
             raw,
             scratch: Box::new_uninit_slice(DEFAULT_SCRATCH_BYTES),
-            staging: staging.into_boxed_slice(),
             schema_version,
             _type: PhantomData,
         })
@@ -203,14 +184,14 @@ where
     #[inline]
     pub fn send(&mut self, value: &T) -> Result<u64, TypedSendError> {
         let loan = self.raw.loan();
-        write_message(loan, &mut self.scratch, &mut self.staging, value)
+        write_message(loan, &mut self.scratch, value)
     }
 
     /// Like [`send`](Self::send), but fails with [`TypedSendError::Full`] instead of
     /// waiting.
     pub fn try_send(&mut self, value: &T) -> Result<u64, TypedSendError> {
         let loan = self.raw.try_loan().map_err(|Full| TypedSendError::Full)?;
-        write_message(loan, &mut self.scratch, &mut self.staging, value)
+        write_message(loan, &mut self.scratch, value)
     }
 
     /// Like [`send`](Self::send), waiting at most `timeout` for room.
@@ -219,7 +200,7 @@ where
             .raw
             .loan_timeout(timeout)
             .map_err(|Full| TypedSendError::Full)?;
-        write_message(loan, &mut self.scratch, &mut self.staging, value)
+        write_message(loan, &mut self.scratch, value)
     }
 }
 
@@ -261,22 +242,19 @@ impl<T> TypedPublisher<T> {
     }
 }
 
-/// Serializes `value` into `loan` (under `Overwrite`: into `staging`, then copies it in
-/// with atomic word stores) and commits exactly the serialized bytes; on any error the
-/// loan is dropped uncommitted, so nothing is published.
+/// Serializes `value` into `loan` (the slot under `Block`; under `Overwrite` the
+/// publisher's staging buffer, which the commit copies in with atomic word stores) and
+/// commits exactly the serialized bytes; on any error the loan is dropped uncommitted, so
+/// nothing is published.
 #[inline]
 fn write_message<T>(
     mut loan: Loan<'_>,
     scratch: &mut [MaybeUninit<u8>],
-    staging: &mut [u8],
     value: &T,
 ) -> Result<u64, TypedSendError>
 where
     T: for<'a> Serialize<SlotSerializer<'a>>,
 {
-    if loan.writer.overflow() != Overflow::Block {
-        return write_message_staged(loan, scratch, staging, value);
-    }
     let capacity = loan.len();
     let mut overflowed = false;
     let writer = SlotWriter {
@@ -287,37 +265,6 @@ where
     let written = to_bytes_in_with_alloc(value, writer, SubAllocator::new(scratch));
     match written.map(|writer| writer.pos) {
         Ok(len) => Ok(loan.commit(len)),
-        Err(_) if overflowed => Err(TypedSendError::TooLarge { capacity }),
-        Err(e) => Err(TypedSendError::Serialize(e)),
-    }
-}
-
-/// `Overwrite`: archives `value` into `staging` (plain stores into private memory), then
-/// copies it into the loaned slot with atomic word stores, and commits. Out of line, so
-/// that the `Block` path stays as small as it was.
-#[inline(never)]
-fn write_message_staged<T>(
-    loan: Loan<'_>,
-    scratch: &mut [MaybeUninit<u8>],
-    staging: &mut [u8],
-    value: &T,
-) -> Result<u64, TypedSendError>
-where
-    T: for<'a> Serialize<SlotSerializer<'a>>,
-{
-    let capacity = loan.len();
-    let mut overflowed = false;
-    let writer = SlotWriter {
-        slot: &mut staging[..capacity],
-        pos: 0,
-        overflowed: &mut overflowed,
-    };
-    let written = to_bytes_in_with_alloc(value, writer, SubAllocator::new(scratch));
-    match written.map(|writer| writer.pos) {
-        Ok(len) => {
-            loan.writer.store_claimed(0, &staging[..len]);
-            Ok(loan.commit(len))
-        }
         Err(_) if overflowed => Err(TypedSendError::TooLarge { capacity }),
         Err(e) => Err(TypedSendError::Serialize(e)),
     }

@@ -185,6 +185,7 @@ pub fn attach(e: AttachError) -> PyErr {
         AttachError::TypeMismatch { .. } => TypeMismatch::new_err(msg),
         AttachError::OverLimit { .. }
         | AttachError::OutOfMemory { .. }
+        | AttachError::Memory { .. }
         | AttachError::TableFull { .. } => ResourceExhausted::new_err(msg),
         AttachError::Closed { .. } => Closed::new_err(msg),
         _ => Error::new_err(msg),

@@ -10,41 +10,38 @@ use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use ringcast::{Overflow, PublisherConfig};
+use ringcast::{Overflow, PublisherConfig, Retained};
 
 use crate::errors;
 use crate::subscriber::overflow_name;
-use crate::wait::{blocking, timeout_arg, type_info, SendPtr, TypeSpec};
+use crate::wait::{blocking, timeout_arg, type_info, TypeSpec};
 
-/// The loan a publisher has outstanding.
+/// The Python side of the slot the publisher has claimed (`Publisher::pending_loan`).
 struct HeldLoan {
-    loan: ringcast::Loan<'static>,
-    data: *mut u8,
+    /// The loan's bytes (the slot under `block`, the publisher's staging buffer under
+    /// `overwrite`): valid while the claim stands and the publisher (or what a close
+    /// retained) lives.
+    data: NonNull<u8>,
     token: u64,
     exports: usize,
 }
 
-/// A live publisher and its outstanding loan.
+// SAFETY: `data` points into memory owned by the publisher in the same `Publisher`
+// object (or its `retained`), reached only through `&mut Publisher`.
+unsafe impl Send for HeldLoan {}
+// SAFETY: as for `Send`; `&HeldLoan` gives only the address.
+unsafe impl Sync for HeldLoan {}
+
+/// A live publisher and which of its claims Python holds.
 struct State {
-    /// Borrows `*publisher` (never moves); declared first, so it is dropped (aborted)
-    /// first, and every path to `*publisher` checks it is `None` first.
+    publisher: ringcast::Publisher,
     loan: Option<HeldLoan>,
-    publisher: NonNull<ringcast::Publisher>,
 }
 
-impl Drop for State {
-    fn drop(&mut self) {
-        self.loan = None;
-        // SAFETY: from `Box::leak` in `Publisher::new`, freed only here, after the loan.
-        drop(unsafe { Box::from_raw(self.publisher.as_ptr()) });
-    }
-}
-
-/// A loan crossing back from the GIL-free closure.
-struct SendLoan(ringcast::Loan<'static>);
-
-// SAFETY: the loan borrows the publisher the caller holds exclusively (`SendPtr`).
-unsafe impl Send for SendLoan {}
+// SAFETY: `ringcast::Publisher` is `Send` but not `Sync` (one thread publishes at a time):
+// a `State` is reached only through `&mut Publisher` (a `PyRefMut`, exclusive across
+// threads), never shared.
+unsafe impl Sync for State {}
 
 /// The one publisher of a topic; creating it creates the topic, closing it (or garbage
 /// collection) closes the topic.
@@ -60,47 +57,61 @@ unsafe impl Send for SendLoan {}
 /// `commit(length)`. Blocking calls release the GIL; Ctrl-C interrupts them.
 #[pyclass(module = "ringcast")]
 pub struct Publisher {
+    /// `None` once closed.
     state: Option<State>,
+    /// After a close with `Loan` objects alive: the mapping and staging buffer their
+    /// pointers may point into (numpy's `ndarray(buffer=...)` keeps a pointer without
+    /// keeping its buffer export), freed when the last of them goes.
+    retained: Option<Retained>,
     topic: String,
     capacity: usize,
     overflow: Overflow,
     next_token: u64,
-    /// `Loan` objects of this publisher alive now. While there are any, `close` keeps the
-    /// publisher (so the topic and its mapping) alive, so that a pointer a consumer kept
-    /// without keeping its buffer export (numpy's `ndarray(buffer=...)`) still points at
-    /// mapped memory; the last one to go closes the topic.
+    /// `Loan` objects of this publisher alive now.
     live: usize,
-    /// `close` was called (the publisher may still be alive, see `live`).
-    closing: bool,
 }
-
-// SAFETY: `State` is only reached through `&mut Publisher` (a `PyRefMut`, exclusive
-// across threads); `ringcast::Publisher` is `Send`, and the loan borrows only it.
-unsafe impl Send for Publisher {}
-// SAFETY: `&self` methods read plain fields only.
-unsafe impl Sync for Publisher {}
 
 impl Publisher {
     fn state(&mut self) -> PyResult<&mut State> {
-        let state = if self.closing {
-            None
-        } else {
-            self.state.as_mut()
-        };
-        state.ok_or_else(|| {
-            errors::Closed::new_err(format!("publisher of {} is closed", self.topic))
-        })
+        let topic = &self.topic;
+        self.state
+            .as_mut()
+            .ok_or_else(|| errors::Closed::new_err(format!("publisher of {topic} is closed")))
     }
 
-    /// The publisher, when no loan borrows it.
-    fn idle(&mut self) -> PyResult<SendPtr<ringcast::Publisher>> {
+    /// The publisher, when Python holds no loan of it.
+    fn idle(&mut self) -> PyResult<&mut ringcast::Publisher> {
         let state = self.state()?;
         if state.loan.is_some() {
             return Err(errors::busy(
                 "a loan is outstanding: commit or abort it first",
             ));
         }
-        Ok(SendPtr(state.publisher.as_ptr()))
+        Ok(&mut state.publisher)
+    }
+
+    /// Claims the next slot, waiting for room without the GIL up to `timeout`; `false`
+    /// if there was none in time.
+    fn claim(&mut self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<bool> {
+        let publisher = self.idle()?;
+        let claimed = if timeout == Some(Duration::ZERO) {
+            publisher.try_loan().is_ok()
+        } else {
+            // The loan is dropped uncommitted: its slot stays claimed for `pending_loan`.
+            blocking(py, timeout, |slice| {
+                publisher.loan_timeout(slice).ok().map(drop)
+            })?
+            .is_some()
+        };
+        Ok(claimed)
+    }
+
+    /// A `Loan` object went: free what a close retained after the last.
+    fn loan_gone(&mut self) {
+        self.live = self.live.saturating_sub(1);
+        if self.live == 0 {
+            self.retained = None;
+        }
     }
 }
 
@@ -127,6 +138,14 @@ impl View {
         }
         // SAFETY: filled by a successful PyObject_GetBuffer.
         Ok(View(unsafe { v.assume_init() }))
+    }
+
+    /// The bytes' address and length, without forming a reference.
+    fn raw(&self) -> (*const u8, usize) {
+        if self.0.len <= 0 || self.0.buf.is_null() {
+            return (std::ptr::NonNull::dangling().as_ptr(), 0);
+        }
+        (self.0.buf.cast::<u8>(), self.0.len as usize)
     }
 
     fn bytes(&self) -> &[u8] {
@@ -197,14 +216,14 @@ impl Publisher {
         Ok(Publisher {
             capacity: publisher.capacity(),
             state: Some(State {
+                publisher,
                 loan: None,
-                publisher: NonNull::from(Box::leak(Box::new(publisher))),
             }),
+            retained: None,
             topic,
             overflow,
             next_token: 0,
             live: 0,
-            closing: false,
         })
     }
 
@@ -228,21 +247,15 @@ impl Publisher {
                 self.capacity
             )));
         }
-        let ptr = self.idle()?;
         // Wait for room without the GIL; copy with it (another Python thread may write a
         // bytearray source, but not while we hold the GIL).
-        let loan = blocking(py, timeout, |slice| {
-            // SAFETY: no loan borrows the publisher (checked by `idle`) and `&mut self`
-            // keeps every other thread away; the loan is committed below, before anything
-            // else can reach the publisher.
-            let p = unsafe { &mut *ptr.get() };
-            p.loan_timeout(slice).ok().map(SendLoan)
-        })?;
-        let Some(SendLoan(mut loan)) = loan else {
+        if !self.claim(py, timeout)? {
             return Err(no_room(timeout));
-        };
-        loan.write_at(0, view.bytes());
-        Ok(loan.commit(len))
+        }
+        // The slot is claimed: this takes it at once, copying straight into it.
+        self.idle()?
+            .try_send(view.bytes())
+            .map_err(|e| errors::Full::new_err(e.to_string()))
     }
 
     /// Loans the next slot for an in-place write: a `Loan`, a writable buffer of
@@ -255,33 +268,27 @@ impl Publisher {
         let mut this = slf
             .try_borrow_mut()
             .map_err(|_| errors::busy("the publisher is in use by another thread"))?;
-        let ptr = this.idle()?;
-        let got = blocking(py, timeout, |slice| {
-            // SAFETY: as in `send`; the loan returned borrows the publisher and is kept in
-            // `State::loan`, which every other path checks first.
-            let p = unsafe { &mut *ptr.get() };
-            p.loan_timeout(slice).ok().map(SendLoan)
-        })?;
-        let Some(SendLoan(mut loan)) = got else {
+        if !this.claim(py, timeout)? {
             return Err(no_room(timeout));
-        };
+        }
         this.next_token += 1;
         let token = this.next_token;
-        let out = Loan {
-            publisher: slf.clone().unbind(),
-            token,
-            seq: loan.seq(),
-            capacity: loan.len(),
-        };
-        this.live += 1;
-        let data = loan.as_mut_ptr();
-        this.state()?.loan = Some(HeldLoan {
-            loan,
+        let state = this.state()?;
+        let mut loan = state.publisher.pending_loan().expect("claimed just above");
+        let (seq, capacity) = (loan.seq(), loan.len());
+        let data = NonNull::new(loan.as_mut_ptr()).expect("a loan's bytes are never at NULL");
+        state.loan = Some(HeldLoan {
             data,
             token,
             exports: 0,
         });
-        Ok(out)
+        this.live += 1;
+        Ok(Loan {
+            publisher: slf.clone().unbind(),
+            token,
+            seq,
+            capacity,
+        })
     }
 
     /// Waits until at least `n` subscribers are attached, at most `timeout` seconds
@@ -294,20 +301,14 @@ impl Publisher {
         timeout: Option<f64>,
     ) -> PyResult<bool> {
         let timeout = timeout_arg(timeout)?;
-        let ptr = self.idle()?;
-        let done = blocking(py, timeout, |slice| {
-            // SAFETY: as in `send`.
-            let p = unsafe { &mut *ptr.get() };
-            p.wait_for_subscribers(n, slice).ok()
-        })?;
+        let p = self.idle()?;
+        let done = blocking(py, timeout, |slice| p.wait_for_subscribers(n, slice).ok())?;
         Ok(done.is_some())
     }
 
     /// Subscribers attached and alive now.
     fn subscriber_count(&mut self) -> PyResult<usize> {
-        let ptr = self.idle()?;
-        // SAFETY: as in `send`.
-        Ok(unsafe { &mut *ptr.get() }.subscriber_count())
+        Ok(self.state()?.publisher.subscriber_count())
     }
 
     /// The topic's name.
@@ -328,27 +329,16 @@ impl Publisher {
         overflow_name(self.overflow)
     }
 
-    /// Closes the topic (subscribers drain it, then see `Disconnected`); an outstanding
-    /// loan is aborted. `BufferError` while a view of the loan is alive.
-    fn close(&mut self) -> PyResult<()> {
-        if self
-            .state
-            .as_ref()
-            .and_then(|s| s.loan.as_ref())
-            .is_some_and(|l| l.exports > 0)
-        {
-            return Err(PyBufferError::new_err(
-                "cannot close: a view of the loan is alive",
-            ));
+    /// Closes the topic now (subscribers drain it, then see `Disconnected`; the name is
+    /// free again) and aborts an outstanding loan; every later call raises `Closed`. A
+    /// view of that loan still alive keeps its memory mapped, but writes to it reach
+    /// nobody. Closing twice does nothing.
+    fn close(&mut self) {
+        if let Some(state) = self.state.take() {
+            if self.live > 0 {
+                self.retained = Some(state.publisher.close_retaining());
+            }
         }
-        self.closing = true;
-        if let Some(s) = self.state.as_mut() {
-            s.loan = None;
-        }
-        if self.live == 0 {
-            self.state = None;
-        }
-        Ok(())
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -357,10 +347,9 @@ impl Publisher {
 
     #[pyo3(signature = (*args))]
     fn __exit__(&mut self, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        let r = self.close();
-        if !crate::subscriber::in_flight(args) {
-            r?;
-        }
+        // Closing never fails, so an exception in flight goes on unchanged.
+        let _ = args;
+        self.close();
         Ok(false)
     }
 
@@ -389,6 +378,7 @@ pub struct Loan {
 }
 
 impl Loan {
+    /// Runs `f` on the publisher's state if this loan is still the held one.
     fn with_held<R>(
         &self,
         py: Python<'_>,
@@ -401,14 +391,25 @@ impl Loan {
             .map_err(|_| PyBufferError::new_err("the publisher is in use by another thread"))?;
         match p.state.as_mut() {
             Some(s) if s.loan.as_ref().is_some_and(|l| l.token == self.token) => f(s),
-            _ => Err(PyBufferError::new_err(format!(
+            Some(_) => Err(PyBufferError::new_err(format!(
                 "loan {} was committed or aborted already",
+                self.seq
+            ))),
+            None => Err(errors::Closed::new_err(format!(
+                "loan {}: its publisher is closed",
                 self.seq
             ))),
         }
     }
 
-    fn take(&self, py: Python<'_>, what: &str) -> PyResult<Option<HeldLoan>> {
+    /// Ends Python's hold on the loan (no views may be alive) and runs `f` on the
+    /// publisher, whose claim still stands.
+    fn finish<R>(
+        &self,
+        py: Python<'_>,
+        what: &str,
+        f: impl FnOnce(&mut ringcast::Publisher) -> R,
+    ) -> PyResult<R> {
         self.with_held(py, |s| {
             let exports = s.loan.as_ref().map_or(0, |l| l.exports);
             if exports > 0 {
@@ -417,7 +418,8 @@ impl Loan {
                     self.seq
                 )));
             }
-            Ok(s.loan.take())
+            s.loan = None;
+            Ok(f(&mut s.publisher))
         })
     }
 }
@@ -438,30 +440,23 @@ impl Loan {
     #[pyo3(signature = (data, offset=0))]
     fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>, offset: usize) -> PyResult<()> {
         let view = View::of(data)?;
-        let bytes = view.bytes();
+        let (src, len) = view.raw();
         if offset
-            .checked_add(bytes.len())
+            .checked_add(len)
             .is_none_or(|end| end > self.capacity)
         {
             return Err(errors::TooLarge::new_err(format!(
-                "{} bytes at offset {offset} pass the end of a {}-byte slot",
-                bytes.len(),
+                "{len} bytes at offset {offset} pass the end of a {}-byte slot",
                 self.capacity
             )));
         }
         self.with_held(py, |s| {
-            if let Some(l) = s.loan.as_mut() {
-                // A source inside the slot itself (a view of this loan) would alias the
-                // write: copy it out first.
-                let slot = l.data as usize..l.data as usize + self.capacity;
-                let src = bytes.as_ptr() as usize;
-                if slot.contains(&src) || slot.contains(&(src + bytes.len().saturating_sub(1))) {
-                    let copy = bytes.to_vec();
-                    l.loan.write_at(offset, &copy);
-                } else {
-                    l.loan.write_at(offset, bytes);
-                }
-            }
+            let l = s.loan.as_ref().expect("checked by with_held");
+            // SAFETY: `offset + len <= capacity` (checked), and the loan's bytes are ours
+            // to write while it is held; `ptr::copy` is a memmove, so a source inside the
+            // slot itself (a view of this loan) is copied correctly, and no reference to
+            // either side is formed.
+            unsafe { std::ptr::copy(src, l.data.as_ptr().add(offset), len) };
             Ok(())
         })
     }
@@ -474,13 +469,16 @@ impl Loan {
                 self.capacity
             )));
         }
-        let held = self.take(py, "commit")?;
-        Ok(held.map_or(self.seq, |h| h.loan.commit(length)))
+        self.finish(py, "commit", |p| {
+            p.pending_loan()
+                .expect("a held loan's slot stays claimed")
+                .commit(length)
+        })
     }
 
     /// Abandons the loan: nothing is published (the next loan reuses the slot).
     fn abort(&self, py: Python<'_>) -> PyResult<()> {
-        self.take(py, "abort").map(drop)
+        self.finish(py, "abort", |_| ())
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -489,7 +487,7 @@ impl Loan {
 
     #[pyo3(signature = (*args))]
     fn __exit__(&self, py: Python<'_>, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        // Committed already: nothing to do; else abort.
+        // Committed already (or closed): nothing to do; else abort.
         if self.with_held(py, |_| Ok(())).is_ok() {
             let r = self.abort(py);
             if !crate::subscriber::in_flight(args) {
@@ -513,10 +511,11 @@ impl Loan {
         let data = this.with_held(py, |s| {
             let l = s.loan.as_mut().expect("checked by with_held");
             l.exports += 1;
-            Ok(l.data)
+            Ok(l.data.as_ptr())
         })?;
-        // SAFETY: `view` is Python's to fill; the slot stays loaned (so valid and ours to
-        // write) while the export count is non-zero, and the view keeps `slf` alive.
+        // SAFETY: `view` is Python's to fill; the loan stays held (so valid and ours to
+        // write) while the export count is non-zero, a close keeps its memory in
+        // `retained` while this `Loan` lives, and the view keeps `slf` alive.
         let r = unsafe {
             ffi::PyBuffer_FillInfo(
                 view,
@@ -556,14 +555,11 @@ impl Loan {
 impl Drop for Loan {
     fn drop(&mut self) {
         // An uncommitted loan nobody can reach any more is aborted. (Contended, the count
-        // stays up and the publisher's own drop closes the topic.)
+        // stays up and the publisher's own drop frees what a close retained.)
         Python::attach(|py| {
             let _ = self.abort(py);
             if let Ok(mut p) = self.publisher.bind(py).try_borrow_mut() {
-                p.live = p.live.saturating_sub(1);
-                if p.closing && p.live == 0 {
-                    p.state = None;
-                }
+                p.loan_gone();
             }
         });
     }

@@ -8,7 +8,6 @@
 //! `BufferError`. So a view can never outlive the slot it shows.
 
 use std::ffi::c_int;
-use std::ptr::NonNull;
 use std::time::Duration;
 
 use pyo3::exceptions::{PyBufferError, PyValueError};
@@ -16,36 +15,23 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use ringcast::{Overflow, RecvTimeoutError, Start, SubscriberOptions};
+use ringcast::{Overflow, RecvTimeoutError, Retained, Start, SubscriberOptions};
 
 use crate::errors;
-use crate::wait::{blocking, timeout_arg, type_info, SendPtr, TypeSpec};
+use crate::wait::{blocking, timeout_arg, type_info, TypeSpec};
 
-/// The sample a subscriber holds.
+/// The Python side of the message the subscriber keeps (`try_recv_kept`).
 struct Held {
-    sample: ringcast::Sample<'static>,
     /// Which receive this is (matches the Python `Sample` of that receive).
     token: u64,
     /// Buffer views of it alive now.
     exports: usize,
 }
 
-/// A live subscriber and the sample it holds.
+/// A live subscriber and which of its kept messages Python holds.
 struct State {
-    /// Borrows `*sub` (a heap allocation that never moves); declared first, so it is
-    /// dropped (released) before the subscriber, and every path that reaches `*sub`
-    /// checks it is `None` (or drops it) first.
+    sub: ringcast::Subscriber,
     held: Option<Held>,
-    sub: NonNull<ringcast::Subscriber>,
-}
-
-impl Drop for State {
-    fn drop(&mut self) {
-        self.held = None;
-        // SAFETY: from `Box::leak` in `Subscriber::new`, freed only here, after the sample
-        // that borrowed it.
-        drop(unsafe { Box::from_raw(self.sub.as_ptr()) });
-    }
 }
 
 /// A subscriber of one topic, attached by name.
@@ -57,46 +43,35 @@ impl Drop for State {
 /// message type (`TypeMismatch`; `None`: any); `prefault` / `lock_memory` fault the
 /// mapping in at attach and `mlock` it; `release_batch` (`block` topics) hands released
 /// slots back in runs of up to that many while more messages wait (`None` or 1: every
-/// slot at once; never on a subscriber whose thread also publishes into the topic). Receive with `recv(timeout=None)`, `try_recv()`, or by iterating (which
+/// slot at once). Receive with `recv(timeout=None)`, `try_recv()`, or by iterating (which
 /// ends when the publisher is gone and everything was received; lag is skipped and
 /// counted in `lost`). One thread uses a subscriber at a time; blocking calls release the
-/// GIL, so other threads run meanwhile.
+/// GIL, so other threads run meanwhile. `close()` detaches at once.
 #[pyclass(module = "ringcast", subclass)]
 pub struct Subscriber {
+    /// `None` once closed.
     state: Option<State>,
+    /// After a close with `Sample` objects alive: the mapping and copy buffer their
+    /// pointers may point into (numpy's `ndarray(buffer=...)` keeps a pointer without
+    /// keeping its buffer export), freed when the last of them goes.
+    retained: Option<Retained>,
     topic: String,
     overflow: Overflow,
     next_token: u64,
     lost: u64,
-    /// `Sample` objects of this subscriber alive now. While there are any, `close` keeps
-    /// the state (the mapping and the copy buffer) allocated, so that a pointer a consumer
-    /// kept without keeping its buffer export (numpy's `ndarray(buffer=...)` does that)
-    /// still points at mapped memory; the last one to go frees it.
+    /// `Sample` objects of this subscriber alive now.
     live: usize,
-    /// `close` was called (the state may still be allocated, see `live`).
-    closing: bool,
 }
-
-// SAFETY: `State` is only reached through `&mut Subscriber` (a `PyRefMut`, exclusive
-// across threads); `ringcast::Subscriber` is `Send`, and the held sample borrows only it.
-unsafe impl Send for Subscriber {}
-// SAFETY: every method that touches `State` takes `&mut self`; `&self` methods read
-// plain fields only.
-unsafe impl Sync for Subscriber {}
 
 impl Subscriber {
     fn state(&mut self) -> PyResult<&mut State> {
-        let state = if self.closing {
-            None
-        } else {
-            self.state.as_mut()
-        };
-        state.ok_or_else(|| {
-            errors::Closed::new_err(format!("subscriber of {} is closed", self.topic))
-        })
+        let topic = &self.topic;
+        self.state
+            .as_mut()
+            .ok_or_else(|| errors::Closed::new_err(format!("subscriber of {topic} is closed")))
     }
 
-    /// Drops the held sample unless it is still viewed.
+    /// Releases the held sample unless it is still viewed.
     fn release_held(&mut self) -> PyResult<()> {
         let state = self.state()?;
         if let Some(h) = &state.held {
@@ -104,37 +79,28 @@ impl Subscriber {
                 return Err(errors::busy(format!(
                     "the previous sample ({}) is still viewed by {} buffer(s) (numpy arrays, \
                      memoryviews): delete them, or copy the data, before receiving again",
-                    h.sample.seq(),
+                    state.sub.kept_info().map_or(0, |k| k.seq),
                     h.exports
                 )));
             }
         }
         state.held = None;
+        state.sub.release_kept();
         Ok(())
     }
 
-    /// Keeps `sample` as the held one and makes its Python `Sample` (of `slf`, which is
-    /// `self`).
-    fn hold(
-        &mut self,
-        slf: &Bound<'_, Self>,
-        sample: ringcast::Sample<'static>,
-    ) -> PyResult<Sample> {
+    /// Makes the Python `Sample` of the message just kept (`slf` is `self`).
+    fn hold(&mut self, slf: &Bound<'_, Self>, kept: ringcast::Kept) -> PyResult<Sample> {
         self.next_token += 1;
         let token = self.next_token;
-        let out = Sample {
+        self.state()?.held = Some(Held { token, exports: 0 });
+        self.live += 1;
+        Ok(Sample {
             sub: slf.clone().unbind(),
             token,
-            seq: sample.seq(),
-            len: sample.len(),
-        };
-        self.live += 1;
-        self.state()?.held = Some(Held {
-            sample,
-            token,
-            exports: 0,
-        });
-        Ok(out)
+            seq: kept.seq,
+            len: kept.len,
+        })
     }
 
     /// Receives once (`timeout` `Some(0)`: no wait) and holds the sample.
@@ -147,34 +113,33 @@ impl Subscriber {
             .try_borrow_mut()
             .map_err(|_| errors::busy("the subscriber is in use by another thread"))?;
         this.release_held()?;
-        let ptr = SendPtr(this.state()?.sub.as_ptr());
+        let sub = &mut this.state()?.sub;
         let got = if timeout == Some(Duration::ZERO) {
-            // SAFETY: no sample borrows the subscriber (released above), and `this` keeps
-            // every other thread away from it.
-            let sub = unsafe { &mut *ptr.get() };
-            Some(sub.try_recv().map_err(RecvTimeoutError::from))
+            Some(sub.try_recv_kept().map_err(RecvTimeoutError::from))
         } else {
-            blocking(py, timeout, |slice| {
-                // SAFETY: as above; one `&mut` at a time (each slice's ends with the call,
-                // but for the sample it returns, which then holds it).
-                let sub = unsafe { &mut *ptr.get() };
-                match sub.recv_timeout(slice) {
-                    Err(RecvTimeoutError::Timeout) => None,
-                    r => Some(r.map(SendSample)),
-                }
+            blocking(py, timeout, |slice| match sub.recv_kept_timeout(slice) {
+                Err(RecvTimeoutError::Timeout) => None,
+                r => Some(r),
             })?
-            .map(|r| r.map(|s| s.0))
         };
-        let sample = match got {
+        let kept = match got {
             None => return Ok(Err(RecvTimeoutError::Timeout)),
             Some(Err(RecvTimeoutError::Lagged(n))) => {
                 this.lost += n;
                 return Ok(Err(RecvTimeoutError::Lagged(n)));
             }
             Some(Err(e)) => return Ok(Err(e)),
-            Some(Ok(s)) => s,
+            Some(Ok(k)) => k,
         };
-        Ok(Ok(this.hold(slf, sample)?))
+        Ok(Ok(this.hold(slf, kept)?))
+    }
+
+    /// The last `Sample` object went: free what a close retained.
+    fn sample_gone(&mut self) {
+        self.live = self.live.saturating_sub(1);
+        if self.live == 0 {
+            self.retained = None;
+        }
     }
 }
 
@@ -196,12 +161,6 @@ impl std::task::Wake for PyWaker {
 fn py_waker(callback: Py<PyAny>) -> std::task::Waker {
     std::task::Waker::from(std::sync::Arc::new(PyWaker(callback)))
 }
-
-/// A sample crossing back from the GIL-free closure.
-struct SendSample(ringcast::Sample<'static>);
-
-// SAFETY: the sample borrows the subscriber the caller holds exclusively (`SendPtr`).
-unsafe impl Send for SendSample {}
 
 #[pymethods]
 impl Subscriber {
@@ -263,16 +222,13 @@ impl Subscriber {
         .map_err(errors::attach)?;
         let overflow = sub.overflow();
         Ok(Subscriber {
-            state: Some(State {
-                held: None,
-                sub: NonNull::from(Box::leak(Box::new(sub))),
-            }),
+            state: Some(State { sub, held: None }),
+            retained: None,
             topic,
             overflow,
             next_token: 0,
             lost: 0,
             live: 0,
-            closing: false,
         })
     }
 
@@ -321,11 +277,7 @@ impl Subscriber {
             .map_err(|_| errors::busy("the subscriber is in use by another thread"))?;
         this.release_held()?;
         let waker = py_waker(wake);
-        let ptr = this.state()?.sub.as_ptr();
-        // SAFETY: no sample borrows the subscriber (released above) and `this` keeps
-        // everyone else away; a sample returned is kept in `held` below.
-        let sub: &'static mut ringcast::Subscriber = unsafe { &mut *ptr };
-        let sample = match sub.poll_recv(&waker) {
+        let kept = match this.state()?.sub.poll_recv_kept(&waker) {
             std::task::Poll::Pending => return Ok(None),
             std::task::Poll::Ready(Err(ringcast::RecvError::Lagged(n))) => {
                 this.lost += n;
@@ -334,9 +286,9 @@ impl Subscriber {
             std::task::Poll::Ready(Err(e)) => {
                 return Err(errors::recv(py, RecvTimeoutError::from(e)))
             }
-            std::task::Poll::Ready(Ok(s)) => s,
+            std::task::Poll::Ready(Ok(k)) => k,
         };
-        Ok(Some(this.hold(slf, sample)?))
+        Ok(Some(this.hold(slf, kept)?))
     }
 
     /// For `WaitSet` (in the package): whether a receive would complete at once, else
@@ -349,18 +301,12 @@ impl Subscriber {
                 "release the held sample before waiting for the next one",
             ));
         }
-        // SAFETY: no sample borrows the subscriber (checked), `&mut self` is exclusive.
-        let sub = unsafe { state.sub.as_mut() };
-        Ok(sub.poll_ready(&py_waker(wake)).is_ready())
+        Ok(state.sub.poll_ready(&py_waker(wake)).is_ready())
     }
 
     /// Withdraws an arm left by `_poll_recv` / `_poll_ready`.
     fn _disarm(&mut self) -> PyResult<()> {
-        let state = self.state()?;
-        if state.held.is_none() {
-            // SAFETY: as in `_poll_ready`.
-            unsafe { state.sub.as_mut() }.disarm();
-        }
+        self.state()?.sub.disarm();
         Ok(())
     }
 
@@ -382,25 +328,16 @@ impl Subscriber {
         overflow_name(self.overflow)
     }
 
-    /// Detaches (releasing the held sample). Raises `BufferError` if a view of the held
-    /// sample is alive. (The memory goes when the last `Sample` object of this
-    /// subscriber does.)
-    fn close(&mut self) -> PyResult<()> {
-        if let Some(h) = self.state.as_ref().and_then(|s| s.held.as_ref()) {
-            if h.exports > 0 {
-                return Err(PyBufferError::new_err(
-                    "cannot close: a view of the held sample is alive",
-                ));
+    /// Detaches now: the subscriber leaves the topic (a `block` publisher stops waiting
+    /// for it) and every later call raises `Closed`. A view of the held sample that is
+    /// still alive keeps its memory mapped, but under `block` the publisher may reuse the
+    /// slot it shows: copy what you need before closing. Closing twice does nothing.
+    fn close(&mut self) {
+        if let Some(state) = self.state.take() {
+            if self.live > 0 {
+                self.retained = Some(state.sub.detach_retaining());
             }
         }
-        self.closing = true;
-        if let Some(s) = self.state.as_mut() {
-            s.held = None;
-        }
-        if self.live == 0 {
-            self.state = None;
-        }
-        Ok(())
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -409,11 +346,9 @@ impl Subscriber {
 
     #[pyo3(signature = (*args))]
     fn __exit__(&mut self, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        let r = self.close();
-        // With an exception in flight, that one goes on (a view still alive is kept).
-        if !in_flight(args) {
-            r?;
-        }
+        // Closing never fails, so an exception in flight goes on unchanged.
+        let _ = args;
+        self.close();
         Ok(false)
     }
 
@@ -458,14 +393,20 @@ impl Sample {
     fn with_held<R>(
         &self,
         py: Python<'_>,
-        f: impl FnOnce(&mut Held) -> PyResult<R>,
+        f: impl FnOnce(&mut Held, &[u8]) -> PyResult<R>,
     ) -> PyResult<R> {
         let mut sub =
             self.sub.bind(py).try_borrow_mut().map_err(|_| {
                 PyBufferError::new_err("the subscriber is in use by another thread")
             })?;
-        match sub.state.as_mut().and_then(|s| s.held.as_mut()) {
-            Some(h) if h.token == self.token => f(h),
+        let Some(state) = sub.state.as_mut() else {
+            return Err(errors::Closed::new_err(format!(
+                "sample {}: its subscriber is closed",
+                self.seq
+            )));
+        };
+        match (state.held.as_mut(), state.sub.kept()) {
+            (Some(h), Some(bytes)) if h.token == self.token => f(h, bytes),
             _ => Err(PyBufferError::new_err(format!(
                 "sample {} was released (a subscriber holds one sample at a time)",
                 self.seq
@@ -489,12 +430,12 @@ impl Sample {
     /// Whether the sample was released (its bytes are gone).
     #[getter]
     fn released(&self, py: Python<'_>) -> bool {
-        self.with_held(py, |_| Ok(())).is_err()
+        self.with_held(py, |_, _| Ok(())).is_err()
     }
 
     /// A copy of the bytes.
     fn __bytes__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        self.with_held(py, |h| Ok(PyBytes::new(py, &h.sample)))
+        self.with_held(py, |_, bytes| Ok(PyBytes::new(py, bytes)))
     }
 
     /// Releases the sample now (under `Block`, frees its slot for the publisher). Raises
@@ -514,6 +455,7 @@ impl Sample {
             )),
             Some(h) if h.token == self.token => {
                 state.held = None;
+                state.sub.release_kept();
                 Ok(())
             }
             _ => Ok(()),
@@ -556,13 +498,14 @@ impl Sample {
         }
         let py = slf.py();
         let this = slf.get();
-        let (ptr, len) = this.with_held(py, |h| {
+        let (ptr, len) = this.with_held(py, |h, bytes| {
             h.exports += 1;
-            Ok((h.sample.as_ptr(), h.sample.len()))
+            Ok((bytes.as_ptr(), bytes.len()))
         })?;
         // SAFETY: `view` is Python's to fill; the bytes stay valid while the export count
-        // is non-zero (nothing releases a held sample with views alive), and the view
-        // keeps `slf` (so the subscriber) alive.
+        // is non-zero (nothing releases a held sample with views alive, and a close keeps
+        // the memory in `retained` while this `Sample` lives), and the view keeps `slf`
+        // (so the subscriber object) alive.
         let r = unsafe {
             ffi::PyBuffer_FillInfo(
                 view,
@@ -574,7 +517,7 @@ impl Sample {
             )
         };
         if r == -1 {
-            let _ = this.with_held(py, |h| {
+            let _ = this.with_held(py, |h, _| {
                 h.exports -= 1;
                 Ok(())
             });
@@ -589,7 +532,7 @@ impl Sample {
     /// Called by Python for a view this object filled.
     unsafe fn __releasebuffer__(slf: Bound<'_, Self>, _view: *mut ffi::Py_buffer) {
         let py = slf.py();
-        let _ = slf.get().with_held(py, |h| {
+        let _ = slf.get().with_held(py, |h, _| {
             h.exports = h.exports.saturating_sub(1);
             Ok(())
         });
@@ -599,10 +542,10 @@ impl Sample {
 impl Drop for Sample {
     fn drop(&mut self) {
         // Release now if nothing else holds the subscriber; else its next receive will.
-        // (Contended, the count stays up and the subscriber's own drop frees the state.)
+        // (Contended, the count stays up and the subscriber's own drop frees what a close
+        // retained.)
         Python::attach(|py| {
             if let Ok(mut sub) = self.sub.bind(py).try_borrow_mut() {
-                sub.live = sub.live.saturating_sub(1);
                 if let Some(state) = sub.state.as_mut() {
                     if state
                         .held
@@ -610,11 +553,10 @@ impl Drop for Sample {
                         .is_some_and(|h| h.token == self.token && h.exports == 0)
                     {
                         state.held = None;
+                        state.sub.release_kept();
                     }
                 }
-                if sub.closing && sub.live == 0 {
-                    sub.state = None;
-                }
+                sub.sample_gone();
             }
         });
     }

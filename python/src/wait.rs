@@ -32,24 +32,6 @@ pub fn type_info(spec: &TypeSpec) -> ringcast::TypeInfo {
     ringcast::TypeInfo::new(&spec.0, spec.1, spec.2, spec.3)
 }
 
-/// A raw pointer that may cross into the GIL-free closure. Whoever makes one keeps the
-/// pointee exclusively theirs (a held `PyRefMut`) for as long as the closure runs.
-pub struct SendPtr<T>(pub *mut T);
-
-// SAFETY: the pointee is `Send` (a `Publisher` or `Subscriber`), and the maker's held
-// `PyRefMut` keeps every other thread from touching it while the pointer is used.
-unsafe impl<T: Send> Send for SendPtr<T> {}
-// SAFETY: as for `Send`: the closure that shares it runs on one thread at a time, and the
-// maker keeps everyone else away.
-unsafe impl<T: Send> Sync for SendPtr<T> {}
-
-impl<T> SendPtr<T> {
-    /// The pointer (a method, so that a closure captures the whole `SendPtr`).
-    pub fn get(&self) -> *mut T {
-        self.0
-    }
-}
-
 /// Calls `step` with the GIL released, in slices of at most [`SIGNAL_SLICE`] (the
 /// argument is the slice's length), until it returns `Some`, `timeout` passes (then
 /// `Ok(None)`), or a signal handler raises (its exception, e.g. `KeyboardInterrupt`).

@@ -39,14 +39,12 @@ def test_a_block_sample_as_numpy_shares_the_slot(prefix, topic):
         view[0] = 1
     with pytest.raises(TypeError):
         memoryview(sample)[0] = 1
-    # The slot is held while a view lives: releasing, the next receive, closing are refused.
+    # The slot is held while a view lives: releasing and the next receive are refused.
     pub.send(b"next")
     with pytest.raises(BufferError):
         sample.release()
     with pytest.raises(ringcast.Busy):
         sub.recv(timeout=1)
-    with pytest.raises(BufferError):
-        sub.close()
     del view
     sample.release()
     assert sample.released
@@ -98,8 +96,8 @@ def test_a_structured_dtype_reads_a_rust_style_record(prefix, topic):
 
 def test_memory_outlives_close_for_a_consumer_that_drops_its_export(prefix, topic):
     """numpy's ndarray(buffer=...) keeps the object but releases its buffer export at
-    once: closing must still leave the memory it points at mapped (the last Sample or
-    Loan object frees it), so reading or writing it afterwards never faults."""
+    once: closing closes at once, but leaves the memory it points at mapped (the last
+    Sample or Loan object frees it), so reading or writing it afterwards never faults."""
     pub = ringcast.Publisher(topic, slots=4, slot_size=4096, overflow="block", prefix=prefix)
     sub = ringcast.Subscriber(topic, prefix=prefix)
     pub.send(bytes(range(16)))
@@ -107,15 +105,18 @@ def test_memory_outlives_close_for_a_consumer_that_drops_its_export(prefix, topi
     a = np.ndarray((16,), np.uint8, buffer=s)
     sub.close()
     assert int(a.sum()) >= 0  # mapped: no fault (the slot itself was given back)
+    watcher = ringcast.Subscriber(topic, prefix=prefix)
     loan = pub.loan()
     w = np.ndarray((16,), np.uint8, buffer=loan)
-    pub.close()  # deferred while the Loan object lives
-    w[:] = 7  # still mapped
-    watcher = ringcast.Subscriber(topic, prefix=prefix)  # the topic is still open
-    del w, loan
+    pub.close()  # at once, although the Loan object lives
     with pytest.raises(ringcast.Disconnected):
-        watcher.recv(timeout=5)  # the last Loan object closed it
-    del a, s
+        watcher.recv(timeout=5)
+    with pytest.raises(ringcast.NotFound):
+        ringcast.Subscriber(topic, prefix=prefix)  # the name is gone
+    w[:] = 7  # still mapped
+    with pytest.raises(ringcast.Closed):
+        loan.commit(16)
+    del w, loan, a, s
 
 
 def test_a_dropped_loan_is_aborted_and_writes_from_its_own_view_overlap_safely(prefix, topic):

@@ -134,8 +134,8 @@ pub use ringcast_publisher::{
 };
 pub use ringcast_publisher::{Loan, Publisher, PublisherConfig, SendError};
 pub use ringcast_subscriber::{
-    Drained, OwnedSample, RecvError, RecvTimeoutError, Sample, SampleStream, Subscriber,
-    SubscriberOptions, TryRecvError,
+    Drained, Kept, OwnedSample, RecvError, RecvTimeoutError, Retained, Sample, SampleStream,
+    Subscriber, SubscriberOptions, TryRecvError,
 };
 pub use ringcast_subscriber::{SlotValidator, TypedRecvError, TypedSample, TypedSubscriber};
 /// The rkyv that typed topics use: derive message types with it

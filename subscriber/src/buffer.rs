@@ -15,6 +15,8 @@ pub(crate) struct AlignedBuf {
 
 // SAFETY: the buffer is uniquely owned plain memory.
 unsafe impl Send for AlignedBuf {}
+// SAFETY: `&AlignedBuf` only reads the owned memory.
+unsafe impl Sync for AlignedBuf {}
 
 impl AlignedBuf {
     /// A buffer of at least `bytes` (at least one word), or `None` if it cannot be had.
@@ -25,6 +27,12 @@ impl AlignedBuf {
         let raw = unsafe { alloc_zeroed(layout) } as *mut u64;
         let ptr = NonNull::new(raw)?;
         Some(AlignedBuf { ptr, words, layout })
+    }
+
+    /// The smallest buffer (one word), to stand in for one given away.
+    pub(crate) fn empty() -> Self {
+        // A one-word, 16-aligned layout is always valid; only a failing allocator says no.
+        Self::new(0, 16).expect("allocating 8 bytes")
     }
 
     pub(crate) fn words_mut(&mut self) -> &mut [u64] {

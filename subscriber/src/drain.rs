@@ -8,6 +8,8 @@
 //! option it is safe on a subscriber whose thread also publishes into the topic (outside
 //! the closure).
 
+use std::ops::ControlFlow;
+
 use crate::{Sample, Subscriber, TryRecvError};
 
 /// What one [`Subscriber::drain`] did.
@@ -19,8 +21,12 @@ pub struct Drained {
     /// Why it stopped before finding the ring empty or reaching its bound: the error the
     /// next `try_recv` would have returned (`Lagged` and `Corrupt` are reported here once,
     /// as `try_recv` reports them; `Disconnected` and `Evicted` will be reported again).
-    /// `None` when it stopped because nothing more was ready, or at the bound.
+    /// `None` when it stopped because nothing more was ready, at the bound, or because
+    /// the closure asked to (see `broke`).
     pub stopped: Option<TryRecvError>,
+    /// The closure of [`Subscriber::drain_while`] returned `Break`: the messages after
+    /// the one it broke on are left for the next receive.
+    pub broke: bool,
 }
 
 impl Subscriber {
@@ -42,13 +48,50 @@ impl Subscriber {
     /// # Ok::<(), ringcast_subscriber::AttachError>(())
     /// ```
     pub fn drain(&mut self, max: usize, mut f: impl FnMut(Sample<'_>)) -> Drained {
+        self.drain_while(max, |sample| {
+            f(sample);
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// [`drain`](Self::drain) with a way out: when `f` returns `ControlFlow::Break`, the
+    /// drain stops after that message (which counts as delivered) and leaves every later
+    /// one for the next receive. A panic in `f` leaves them too (the run's slots are
+    /// handed back by the next receive on this subscriber, or when it is dropped).
+    ///
+    /// ```
+    /// # use std::ops::ControlFlow;
+    /// # use ringcast_publisher::{Publisher, PublisherConfig};
+    /// # use ringcast_subscriber::{Subscriber, SubscriberOptions};
+    /// # let prefix = format!("rcdoc{}drainwhile", std::process::id());
+    /// # let cfg = PublisherConfig::default().prefix(&prefix).overflow(ringcast_publisher::Overflow::Block);
+    /// # let mut publisher = Publisher::create("orders", cfg)?;
+    /// let mut sub = Subscriber::attach("orders", SubscriberOptions::default().prefix(&prefix))?;
+    /// # for m in [b"new", b"cxl", b"new"] { publisher.send(m)?; }
+    /// // Stop at the first cancel; what follows it stays for the next receive.
+    /// let d = sub.drain_while(100, |m| {
+    ///     if &*m == b"cxl" { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    /// });
+    /// assert_eq!((d.delivered, d.broke), (2, true));
+    /// assert_eq!(sub.try_recv()?.seq(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn drain_while(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(Sample<'_>) -> ControlFlow<()>,
+    ) -> Drained {
         let mut delivered = 0;
         let mut stopped = None;
+        let mut broke = false;
         while delivered < max {
             match self.fetch() {
                 Ok(got) => {
-                    f(self.sample_with(got, true));
                     delivered += 1;
+                    if f(self.sample_with(got, true)).is_break() {
+                        broke = true;
+                        break;
+                    }
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(e) => {
@@ -59,6 +102,10 @@ impl Subscriber {
         }
         // At the bound with more waiting, or if `f` kept a run open: hand it all back.
         self.end.reader().end_run();
-        Drained { delivered, stopped }
+        Drained {
+            delivered,
+            stopped,
+            broke,
+        }
     }
 }

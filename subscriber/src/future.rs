@@ -120,21 +120,23 @@ impl Subscriber {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn poll_recv(&mut self, waker: &Waker) -> Poll<Result<Sample<'_>, RecvError>> {
-        let mut cx = Context::from_waker(waker);
-        let polled = {
-            let mut fetch = Fetch {
-                sub: &mut *self,
-                armed: false,
-            };
-            let p = fetch.poll_fetch(&mut cx);
-            // Pending: the arm stays for the waker (the fetch must not withdraw it).
-            fetch.armed = false;
-            p
-        };
-        match polled {
+        match self.poll_fetch(waker) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(r) => Poll::Ready(r.map(|got| self.sample(got))),
         }
+    }
+
+    /// One fetch for an event loop; `Pending` leaves the reactor armed for `waker`.
+    pub(crate) fn poll_fetch(&mut self, waker: &Waker) -> Poll<Result<Got, RecvError>> {
+        let mut cx = Context::from_waker(waker);
+        let mut fetch = Fetch {
+            sub: &mut *self,
+            armed: false,
+        };
+        let p = fetch.poll_fetch(&mut cx);
+        // Pending: the arm stays for the waker (the fetch must not withdraw it).
+        fetch.armed = false;
+        p
     }
 
     /// Readiness without receiving, for event loops and wait sets in other languages:

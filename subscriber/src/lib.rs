@@ -22,6 +22,7 @@ mod buffer;
 mod drain;
 mod errors;
 pub mod future;
+pub mod kept;
 mod options;
 mod subscriber;
 pub mod typed;
@@ -29,7 +30,9 @@ pub mod typed;
 pub use drain::Drained;
 pub use errors::{RecvError, RecvTimeoutError, TryRecvError};
 pub use future::{OwnedSample, SampleStream};
+pub use kept::Kept;
 pub use options::SubscriberOptions;
+pub use ringcast_core::endpoint::Retained;
 pub use ringcast_core::TypeInfo;
 pub use ringcast_core::{AttachError, Overflow, Start, WaitStrategy};
 /// The rkyv this crate validates with; derive your message types with it.

@@ -23,7 +23,10 @@ pub struct Subscriber {
     /// it is dropped before the end, whose reader owns the entry the reactor sleeps in.
     pub(crate) reactor: Option<Registration>,
     pub(crate) end: SubscriberEnd,
-    buf: AlignedBuf,
+    pub(crate) buf: AlignedBuf,
+    /// The message kept by [`try_recv_kept`](Self::try_recv_kept) and its kin (held in
+    /// place under `Block`, in `buf` under `Overwrite`); every fetch releases it first.
+    pub(crate) kept: Option<Got>,
     wait: WaitStrategy,
     overflow: Overflow,
     /// Rate-limits the publisher liveness check (a system call) to once per
@@ -35,6 +38,7 @@ pub struct Subscriber {
 }
 
 /// A received message that is ready to use.
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Got {
     /// `Block`: in place in shared memory, held until the sample drops.
     InPlace { seq: u64, len: usize },
@@ -89,6 +93,7 @@ impl Subscriber {
             reactor: None,
             end,
             buf,
+            kept: None,
             wait: opts.wait,
             overflow: g.overflow,
             liveness: LivenessClock::default(),
@@ -223,7 +228,10 @@ impl Subscriber {
         Ok(self.sample(got))
     }
 
-    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Got, RecvTimeoutError> {
+    pub(crate) fn recv_until(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Got, RecvTimeoutError> {
         loop {
             match self.fetch() {
                 Ok(got) => return Ok(got),
@@ -248,6 +256,9 @@ impl Subscriber {
     /// One non-blocking step: the next message, consumed (copied) or held (in place).
     #[inline]
     pub(crate) fn fetch(&mut self) -> Result<Got, TryRecvError> {
+        if self.kept.is_some() {
+            self.release_kept();
+        }
         match self.end.reader().poll() {
             Poll::Ready { seq, len } => {
                 match self.overflow {
@@ -330,29 +341,38 @@ impl Subscriber {
 
     /// A sample whose release is part of a run (`Subscriber::drain`) when `in_run`.
     pub(crate) fn sample_with(&mut self, got: Got, in_run: bool) -> Sample<'_> {
-        match got {
-            Got::Copied { seq, len } => Sample {
-                data: self.buf.bytes(len),
-                seq,
-                hold: None,
-                in_run,
+        // SAFETY: `got` was just fetched: held in place (Block) until the sample drops, or
+        // copied into `buf`, which the next fetch (needing `&mut self`, so not while the
+        // sample lives) overwrites.
+        let data: *const [u8] = unsafe { self.bytes_of(got) };
+        Sample {
+            // SAFETY: the bytes live in the mapping (owned through an `Arc` by the end) or
+            // in `buf`; the sample borrows the subscriber mutably for its whole life.
+            data: unsafe { &*data },
+            seq: match got {
+                Got::InPlace { seq, .. } | Got::Copied { seq, .. } => seq,
             },
-            Got::InPlace { seq, len } => {
-                // SAFETY: the topic is `Block`, `len` was checked against the capacity by
-                // `poll`, our cursor stays at `seq` (unreleased) until the sample drops, and
-                // `hold` succeeded (our entry says Holding, which the publisher's eviction
-                // CAS cannot override), so the publisher cannot write this slot while the
-                // slice lives.
-                let data: *const [u8] = unsafe { self.end.memory().payload(seq, len) };
-                Sample {
-                    // SAFETY: the mapping is owned (through an `Arc`) by the end, which the
-                    // sample borrows mutably (through its reader) for its whole life.
-                    data: unsafe { &*data },
-                    seq,
-                    hold: Some(self.end.reader()),
-                    in_run,
-                }
-            }
+            hold: match got {
+                Got::InPlace { .. } => Some(self.end.reader()),
+                Got::Copied { .. } => None,
+            },
+            in_run,
+        }
+    }
+
+    /// The bytes of message `got`.
+    ///
+    /// # Safety
+    /// `got` is the message this subscriber holds now (fetched and neither released nor
+    /// followed by another fetch), and the caller keeps it held while the bytes are used.
+    pub(crate) unsafe fn bytes_of(&self, got: Got) -> &[u8] {
+        match got {
+            Got::Copied { len, .. } => self.buf.bytes(len),
+            // SAFETY: the topic is `Block`, `len` was checked against the capacity by
+            // `poll`, our cursor stays at `seq` (unreleased) while the caller holds it, and
+            // `hold` succeeded (our entry says Holding, which the publisher's eviction CAS
+            // cannot override), so the publisher cannot write this slot meanwhile.
+            Got::InPlace { seq, len } => unsafe { self.end.memory().payload(seq, len) },
         }
     }
 }

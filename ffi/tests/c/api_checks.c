@@ -34,10 +34,46 @@ static int checks, failed;
 static uint64_t drained[16];
 static int drained_n;
 
-static void on_drained(const ringcast_sample *sample, void *ctx) {
+static int on_drained(const ringcast_sample *sample, void *ctx) {
   (void)ctx;
   if (drained_n < 16) drained[drained_n] = sample->seq;
   drained_n++;
+  return 0;
+}
+
+/* Stops the drain after `*(int *)ctx` more messages. */
+static int stop_after(const ringcast_sample *sample, void *ctx) {
+  int *left = ctx;
+  on_drained(sample, NULL);
+  return --*left <= 0;
+}
+
+/* What a drain callback tries on its own subscriber, its wait set and elsewhere. */
+struct inside {
+  ringcast_subscriber *s, *other;
+  ringcast_waitset *ws;
+  ringcast_publisher *elsewhere;
+  ringcast_status st[9];
+  int calls;
+};
+
+static int reenter(const ringcast_sample *sample, void *ctx) {
+  struct inside *in = ctx;
+  ringcast_sample tmp = *sample;
+  ringcast_subscriber *ready[2];
+  size_t c = 0, nready = 0;
+  uint64_t lost = 0;
+  in->calls++;
+  in->st[0] = ringcast_subscriber_recv(in->s, 0, &tmp);
+  in->st[1] = ringcast_subscriber_drain(in->s, 8, on_drained, NULL, &c);
+  in->st[2] = ringcast_subscriber_destroy(in->s);
+  in->st[3] = ringcast_subscriber_lost(in->s, &lost);
+  in->st[4] = ringcast_sample_release(in->s, &tmp);
+  in->st[5] = ringcast_waitset_wait(in->ws, 0, ready, 2, &nready);
+  in->st[6] = ringcast_waitset_remove(in->ws, in->s);
+  in->st[7] = ringcast_subscriber_recv(in->other, 0, &tmp); /* through the same set */
+  in->st[8] = ringcast_waitset_destroy(in->ws);
+  return ringcast_publisher_send(in->elsewhere, "relay", 5, NULL) != RINGCAST_OK;
 }
 
 int main(int argc, char **argv) {
@@ -77,6 +113,35 @@ int main(int argc, char **argv) {
   opts.struct_size = 0;
   EXPECT(ringcast_subscriber_attach(topic, &opts, 0, &s), RINGCAST_ERR_VERSION);
   opts.struct_size = sizeof opts;
+  /* Structs of an earlier header (before `memory` and `release_batch`) are still read. */
+  {
+    struct {
+      uint32_t struct_size, overflow;
+      uint64_t slots, slot_size, max_subscribers, stall_timeout_ns;
+      uint32_t mode, wait;
+      const char *prefix;
+    } old_cfg;
+    struct {
+      uint32_t struct_size, start, wait, reserved;
+      uint64_t max_slot_size;
+      const char *prefix;
+    } old_opts;
+    EXPECT_TRUE(sizeof old_cfg == 56 && sizeof old_opts == 32);
+    memcpy(&old_cfg, &cfg, sizeof old_cfg);
+    old_cfg.struct_size = sizeof old_cfg;
+    memcpy(&old_opts, &opts, sizeof old_opts);
+    old_opts.struct_size = sizeof old_opts;
+    old_opts.reserved = 0;
+    EXPECT(ringcast_publisher_create(topic, (const ringcast_publisher_config *)(void *)&old_cfg, &p),
+           RINGCAST_OK);
+    EXPECT(ringcast_subscriber_attach(topic, (const ringcast_subscriber_options *)(void *)&old_opts,
+                                      0, &s),
+           RINGCAST_OK);
+    EXPECT(ringcast_subscriber_destroy(s), RINGCAST_OK);
+    EXPECT(ringcast_publisher_destroy(p), RINGCAST_OK);
+    s = NULL;
+    p = NULL;
+  }
   cfg.overflow = 7;
   EXPECT(ringcast_publisher_create(topic, &cfg, &p), RINGCAST_ERR_INVALID_ARGUMENT);
   cfg.overflow = RINGCAST_OVERFLOW_BLOCK;
@@ -302,6 +367,51 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 4; i++) EXPECT(ringcast_publisher_send(p, big, 1, &seq), RINGCAST_OK);
   EXPECT(ringcast_subscriber_drain(s, 8, on_drained, NULL, &count), RINGCAST_OK);
   EXPECT_TRUE(count == 4 && drained_n == 7 && drained[6] == 12);
+  /* A callback that stops: the messages after it stay for the next receive. */
+  for (int i = 0; i < 3; i++) EXPECT(ringcast_publisher_send(p, big, 1, &seq), RINGCAST_OK);
+  {
+    int left = 2;
+    EXPECT(ringcast_subscriber_drain(s, 8, stop_after, &left, &count), RINGCAST_OK);
+    EXPECT_TRUE(count == 2 && drained_n == 9 && drained[8] == 14);
+  }
+  EXPECT(ringcast_subscriber_recv(s, 0, &sample), RINGCAST_OK);
+  EXPECT_TRUE(sample.seq == 15);
+  EXPECT(ringcast_sample_release(s, &sample), RINGCAST_OK);
+  /* Inside the callback, every call on the draining subscriber or its wait set refuses
+   * (and does nothing); publishing into another topic works. */
+  {
+    char other_topic[256];
+    struct inside in;
+    ringcast_publisher *p2 = NULL;
+    ringcast_subscriber *s3 = NULL;
+    ringcast_waitset *ws2 = NULL;
+    memset(&in, 0, sizeof in);
+    snprintf(other_topic, sizeof other_topic, "%s-2", topic);
+    EXPECT(ringcast_publisher_create(other_topic, &cfg, &p2), RINGCAST_OK);
+    EXPECT(ringcast_subscriber_attach(other_topic, &opts, 0, &s3), RINGCAST_OK);
+    EXPECT(ringcast_waitset_create(0, &ws2), RINGCAST_OK);
+    EXPECT(ringcast_waitset_add(ws2, s), RINGCAST_OK);
+    EXPECT(ringcast_waitset_add(ws2, s3), RINGCAST_OK);
+    in.s = s;
+    in.other = s3;
+    in.ws = ws2;
+    in.elsewhere = p2;
+    EXPECT(ringcast_publisher_send(p, big, 1, &seq), RINGCAST_OK);
+    EXPECT(ringcast_subscriber_drain(s, 8, reenter, &in, &count), RINGCAST_OK);
+    EXPECT_TRUE(count == 1 && in.calls == 1);
+    for (int i = 0; i < 9; i++) {
+      EXPECT(in.st[i], RINGCAST_ERR_REENTRANT);
+    }
+    /* Nothing was done by the refused calls: both are still in the set, s3 has the relay. */
+    EXPECT(ringcast_subscriber_recv(s3, 0, &sample), RINGCAST_OK);
+    EXPECT_TRUE(sample.len == 5 && memcmp(sample.data, "relay", 5) == 0);
+    EXPECT(ringcast_sample_release(s3, &sample), RINGCAST_OK);
+    EXPECT(ringcast_waitset_remove(ws2, s), RINGCAST_OK);
+    EXPECT(ringcast_waitset_remove(ws2, s3), RINGCAST_OK);
+    EXPECT(ringcast_waitset_destroy(ws2), RINGCAST_OK);
+    EXPECT(ringcast_subscriber_destroy(s3), RINGCAST_OK);
+    EXPECT(ringcast_publisher_destroy(p2), RINGCAST_OK);
+  }
 
   /* Destroy with a loan outstanding and with a sample held: said so, nothing leaks. */
   EXPECT(ringcast_publisher_send(p, big, 2, &seq), RINGCAST_OK);
