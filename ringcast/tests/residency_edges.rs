@@ -41,13 +41,11 @@ fn residency_edges_child_entry() {
 
 /// Minor page faults taken by this thread so far (a prefault's faults count here too).
 fn thread_faults() -> i64 {
-    // SAFETY: getrusage with a valid out-pointer.
+    // SAFETY: `rusage` is plain integers, for which all zeroes is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    assert_eq!(
-        unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) },
-        0
-    );
+    // SAFETY: getrusage with a valid out-pointer.
+    let r = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    assert_eq!(r, 0);
     usage.ru_minflt
 }
 
