@@ -15,8 +15,22 @@
 //!
 //! A registration belongs to one handle and is dropped before the handle's reader or
 //! writer (it announces sleeps in the reader's table entry): dropping it waits until the
-//! reactor's current pass no longer uses it.
+//! reactor's current pass no longer uses it (only if that pass sleeps on it).
+//!
+//! Costs: registering, arming, disarming and dropping are O(1) (a free list, and a list of
+//! the armed registrations with each one's position in it); a pass is O(armed), never
+//! O(registered) nor O(armed²) (the sleep list finds shared futex words through a map).
+//!
+//! A waker whose `wake` panics (a buggy executor) does not end the reactor: the panic is
+//! caught and logged, and the other wakers of the pass are still woken.
+//!
+//! After `fork()` the child has none of the parent's threads: the first use of the
+//! reactor in the child sees that the process id changed and starts a new reactor thread
+//! for the same registry (registrations inherited from the parent keep working). The
+//! registry lock is held across `fork()` (`pthread_atfork`), so the child never inherits
+//! it locked by a thread it does not have.
 
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -33,12 +47,50 @@ struct Shared {
     registry: Mutex<Registry>,
     /// Signalled after each pass, for registrations waiting to be dropped.
     pass_done: Condvar,
+    /// The process whose reactor thread serves this registry (0: none yet). A child after
+    /// `fork()` reads its parent's id here: it has no reactor thread and starts one.
+    pid: AtomicU32,
+    /// Held while a reactor thread is being started.
+    starting: Mutex<()>,
 }
 
 #[derive(Default)]
 struct Registry {
     entries: Vec<Option<Entry>>,
     free: Vec<usize>,
+    /// Ids of the armed entries, in no order (each entry knows its position).
+    armed: Vec<usize>,
+}
+
+impl Registry {
+    fn entry(&mut self, id: usize) -> &mut Entry {
+        self.entries[id].as_mut().expect("registered")
+    }
+
+    /// Marks entry `id` armed since `now` (kept if it already was).
+    fn arm(&mut self, id: usize, now: Instant) {
+        let pos = self.armed.len();
+        let e = self.entry(id);
+        if e.armed_at.is_none() {
+            e.armed_at = Some(now);
+            e.armed_pos = pos;
+            self.armed.push(id);
+        }
+    }
+
+    /// Withdraws entry `id`'s arm, if any; returns its waker.
+    fn disarm(&mut self, id: usize) -> Option<Waker> {
+        let e = self.entry(id);
+        let waker = e.waker.take();
+        if e.armed_at.take().is_some() {
+            let pos = e.armed_pos;
+            self.armed.swap_remove(pos);
+            if let Some(&moved) = self.armed.get(pos) {
+                self.entry(moved).armed_pos = pos;
+            }
+        }
+        waker
+    }
 }
 
 struct Entry {
@@ -47,6 +99,8 @@ struct Entry {
     next: u64,
     waker: Option<Waker>,
     armed_at: Option<Instant>,
+    /// Position in `Registry::armed` while armed.
+    armed_pos: usize,
     /// The reactor's current pass sleeps on this entry.
     in_use: bool,
 }
@@ -69,21 +123,84 @@ fn lock(m: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
 
 static REACTOR: OnceLock<Arc<Shared>> = OnceLock::new();
 
-/// The process's reactor, started on first use.
+fn current_pid() -> u32 {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    unsafe { libc::getpid() as u32 }
+}
+
+/// The process's reactor, its thread started on first use (and again in a child after
+/// `fork()`, which has no copy of it).
 fn reactor() -> &'static Arc<Shared> {
-    REACTOR.get_or_init(|| {
-        let shared = Arc::new(Shared {
+    let shared = REACTOR.get_or_init(|| {
+        install_fork_handlers();
+        Arc::new(Shared {
             bell: Arc::new(Bell::new()),
             registry: Mutex::new(Registry::default()),
             pass_done: Condvar::new(),
-        });
-        let s = shared.clone();
-        std::thread::Builder::new()
-            .name("ringcast-reactor".into())
-            .spawn(move || run(&s))
-            .expect("cannot start the ringcast reactor thread");
-        shared
-    })
+            pid: AtomicU32::new(0),
+            starting: Mutex::new(()),
+        })
+    });
+    // Acquire: pairs with the Release store in `start_thread`: a caller that sees its own
+    // process id sees the started thread's setup (none it relies on, but it is cheap).
+    if shared.pid.load(AtomicOrdering::Acquire) != current_pid() {
+        start_thread(shared);
+    }
+    shared
+}
+
+/// Starts the reactor thread of this process for `shared`, unless another caller did.
+fn start_thread(shared: &'static Arc<Shared>) {
+    let _starting = shared.starting.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = current_pid();
+    // Relaxed: re-checked under `starting`, which orders it with the store below.
+    if shared.pid.load(AtomicOrdering::Relaxed) == pid {
+        return;
+    }
+    {
+        // A child after fork: no pass of the parent's thread runs here, whatever it had
+        // marked. (On first start nothing is marked.)
+        let mut reg = lock(&shared.registry);
+        for e in reg.entries.iter_mut().flatten() {
+            e.in_use = false;
+        }
+    }
+    let s: &'static Shared = shared;
+    std::thread::Builder::new()
+        .name("ringcast-reactor".into())
+        .spawn(move || run(s))
+        .expect("cannot start the ringcast reactor thread");
+    // Release: pairs with the Acquire load in `reactor`.
+    shared.pid.store(pid, AtomicOrdering::Release);
+}
+
+thread_local! {
+    /// The registry lock held by `fork_prepare` across a `fork()` of this thread.
+    static FORK_GUARD: std::cell::RefCell<Option<MutexGuard<'static, Registry>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Holds the registry lock across every `fork()` of the process, so a child never
+/// inherits it locked by a thread it does not have.
+fn install_fork_handlers() {
+    extern "C" fn prepare() {
+        if let Some(shared) = REACTOR.get() {
+            let guard = lock(&shared.registry);
+            FORK_GUARD.with(|g| *g.borrow_mut() = Some(guard));
+        }
+    }
+    extern "C" fn release() {
+        FORK_GUARD.with(|g| drop(g.borrow_mut().take()));
+    }
+    // SAFETY: the handlers are plain functions that live for the whole program; they only
+    // take and release the registry lock in the forking thread.
+    let r = unsafe { libc::pthread_atfork(Some(prepare), Some(release), Some(release)) };
+    if r != 0 {
+        tracing::warn!(
+            error = r,
+            "pthread_atfork failed: a fork() racing the reactor may leave the child's registry locked"
+        );
+    }
 }
 
 /// Whether this process has started its reactor thread (a test and diagnostic hook).
@@ -101,7 +218,7 @@ pub fn is_polling() -> bool {
 static POLLING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The reactor thread.
-fn run(shared: &Shared) {
+fn run(shared: &'static Shared) {
     // Without futex_waitv (forced, or refused once by the kernel) every pass re-checks
     // and naps for `POLL_NAP`, as a polling wait set does.
     let mut polling = polling_forced();
@@ -116,12 +233,12 @@ fn run(shared: &Shared) {
         snapshot.clear();
         {
             let mut reg = lock(&shared.registry);
-            for (i, e) in reg.entries.iter_mut().enumerate() {
-                if let Some(e) = e.as_mut().filter(|e| e.armed_at.is_some()) {
-                    e.in_use = true;
-                    list.push(e.target.duplicate());
-                    snapshot.push(i);
-                }
+            let Registry { entries, armed, .. } = &mut *reg;
+            for &i in armed.iter() {
+                let e = entries[i].as_mut().expect("an armed entry is registered");
+                e.in_use = true;
+                list.push(e.target.duplicate());
+                snapshot.push(i);
             }
         }
         list.set_bell(shared.bell.target());
@@ -162,14 +279,27 @@ fn run(shared: &Shared) {
                 e.in_use = false;
                 let Some(since) = e.armed_at else { continue };
                 if e.ready() || now.duration_since(since) >= LIVENESS_SLICE {
-                    e.armed_at = None;
-                    wake.extend(e.waker.take());
+                    wake.extend(reg.disarm(i));
                 }
             }
         }
         shared.pass_done.notify_all();
         for w in wake.drain(..) {
-            w.wake();
+            // A waker is foreign code: one that panics must not end the reactor (every
+            // task of the process would hang). Its task was disarmed like the others; it
+            // is woken again if it arms again.
+            let woke = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake()));
+            if let Err(panic) = woke {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or("(not a string)");
+                tracing::error!(
+                    panic = what,
+                    "a task's Waker::wake panicked; the ringcast reactor carries on"
+                );
+            }
         }
     }
 }
@@ -205,6 +335,7 @@ impl Registration {
             next: 0,
             waker: None,
             armed_at: None,
+            armed_pos: 0,
             in_use: false,
         };
         let id = match reg.free.pop() {
@@ -226,24 +357,22 @@ impl Registration {
         let shared = reactor();
         {
             let mut reg = lock(&shared.registry);
-            let e = reg.entries[self.id].as_mut().expect("registered");
+            let e = reg.entry(self.id);
             e.next = next;
             match &mut e.waker {
                 Some(w) if w.will_wake(waker) => {}
                 w => *w = Some(waker.clone()),
             }
-            e.armed_at.get_or_insert_with(Instant::now);
+            reg.arm(self.id, Instant::now());
         }
         shared.bell.ring();
     }
 
     /// Withdraws a pending arm (the future completed or was dropped).
     pub fn disarm(&self) {
-        let mut reg = lock(&reactor().registry);
-        if let Some(e) = reg.entries[self.id].as_mut() {
-            e.armed_at = None;
-            e.waker = None;
-        }
+        let waker = lock(&reactor().registry).disarm(self.id);
+        // Dropped outside the lock: a waker's drop is foreign code.
+        drop(waker);
     }
 }
 
@@ -259,12 +388,11 @@ impl Drop for Registration {
     fn drop(&mut self) {
         let shared = reactor();
         let mut reg = lock(&shared.registry);
-        if let Some(e) = reg.entries[self.id].as_mut() {
-            e.armed_at = None;
-            e.waker = None;
+        let waker = reg.disarm(self.id);
+        if reg.entry(self.id).in_use {
+            // Wake the reactor so the pass that sleeps on us ends soon, then wait for it.
+            shared.bell.ring();
         }
-        // Wake the reactor so a pass that sleeps on us ends soon, then wait for it.
-        shared.bell.ring();
         while reg.entries[self.id].as_ref().is_some_and(|e| e.in_use) {
             reg = shared
                 .pass_done
@@ -274,5 +402,76 @@ impl Drop for Registration {
         }
         reg.entries[self.id] = None;
         reg.free.push(self.id);
+        drop(reg);
+        drop(waker);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(target: SleepTarget) -> Option<Entry> {
+        Some(Entry {
+            target,
+            next: 0,
+            waker: None,
+            armed_at: None,
+            armed_pos: 0,
+            in_use: false,
+        })
+    }
+
+    /// Every armed entry is in `armed` exactly once, at the position it records.
+    fn check(reg: &Registry) {
+        for (pos, &id) in reg.armed.iter().enumerate() {
+            let e = reg.entries[id].as_ref().expect("armed and registered");
+            assert!(e.armed_at.is_some(), "entry {id} listed but not armed");
+            assert_eq!(e.armed_pos, pos, "entry {id} at the wrong position");
+        }
+        let armed = reg
+            .entries
+            .iter()
+            .flatten()
+            .filter(|e| e.armed_at.is_some());
+        assert_eq!(armed.count(), reg.armed.len());
+    }
+
+    #[test]
+    fn ten_thousand_registrations_arm_and_disarm_in_any_order_with_exact_bookkeeping() {
+        const N: usize = 10_000;
+        let start = Instant::now();
+        let bell = Arc::new(Bell::new());
+        let mut reg = Registry {
+            entries: (0..N).map(|_| entry(bell.target())).collect(),
+            ..Registry::default()
+        };
+        let now = Instant::now();
+        for id in 0..N {
+            reg.arm(id, now);
+            reg.arm(id, now); // twice: still listed once
+        }
+        check(&reg);
+        assert_eq!(reg.armed.len(), N);
+        // Disarm in a scattered order (a stride coprime with N), re-arm some, twice.
+        let mut id = 0;
+        for k in 0..N {
+            id = (id + 7919) % N;
+            assert!(reg.disarm(id).is_none(), "no waker was set");
+            if k % 3 == 0 {
+                reg.arm(id, now);
+            }
+            if k % 1000 == 0 {
+                check(&reg);
+            }
+        }
+        check(&reg);
+        assert_eq!(reg.armed.len(), N.div_ceil(3));
+        for id in 0..N {
+            reg.disarm(id);
+        }
+        assert!(reg.armed.is_empty());
+        // O(1) per operation: milliseconds; the bound only catches a quadratic regression.
+        assert!(start.elapsed() < Duration::from_secs(60));
     }
 }

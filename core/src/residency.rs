@@ -17,7 +17,8 @@ pub struct MemoryOptions {
     pub lock: bool,
     /// Publisher only: back the segment with transparent huge pages (`MADV_HUGEPAGE`,
     /// then a prefault that allocates them). Refused with [`huge_pages_offered`]'s reason
-    /// where /dev/shm cannot give them.
+    /// where /dev/shm cannot give them, and on kernels without `MADV_POPULATE_WRITE`
+    /// (before 5.14), where reserving them would mean touching pages that may SIGBUS.
     pub huge_pages: bool,
 }
 
@@ -96,9 +97,32 @@ const MADV_POPULATE_WRITE: libc::c_int = 23;
 /// The step [`apply`] names when the prefault fails.
 pub(crate) const PREFAULT_OP: &str = "madvise(MADV_POPULATE_*)";
 
+/// The step [`apply`] names when huge pages are asked for on a kernel without
+/// `MADV_POPULATE_WRITE`; [`NO_POPULATE_REASON`] says why that is refused.
+pub(crate) const HUGE_POPULATE_OP: &str = "madvise(MADV_POPULATE_WRITE) for huge pages";
+
+/// Why huge pages are refused on a kernel without `MADV_POPULATE_WRITE`.
+pub(crate) const NO_POPULATE_REASON: &str =
+    "this kernel has no MADV_POPULATE_WRITE (Linux 5.14+): \
+    huge pages could only be reserved by touching every page, and a touch the tmpfs cannot back \
+    (out of huge pages or of room) is a SIGBUS, not an error; create the topic without huge pages";
+
+/// The environment variable that makes [`apply`] act as on a kernel without
+/// `MADV_POPULATE_READ`/`_WRITE` (before Linux 5.14): the advice is not made and reads as
+/// `EINVAL`, so the fallback path runs. A test hook; `1` turns it on.
+pub const NO_POPULATE_ENV: &str = "RINGCAST_TEST_NO_MADV_POPULATE";
+
+/// Whether [`NO_POPULATE_ENV`] is set to `1` (read once).
+fn populate_disabled() -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OFF.get_or_init(|| std::env::var_os(NO_POPULATE_ENV).is_some_and(|v| v == "1"))
+}
+
 /// Applies `opts` to the `len` bytes at `base`; `writable` says how the range is mapped.
-/// On error, the step that failed ([`PREFAULT_OP`], `"madvise(MADV_HUGEPAGE)"` or
-/// `"mlock"`) and why.
+/// On error, the step that failed ([`PREFAULT_OP`], [`HUGE_POPULATE_OP`],
+/// `"madvise(MADV_HUGEPAGE)"` or `"mlock"`) and why. Huge pages need
+/// `MADV_POPULATE_WRITE`: without it they are refused ([`HUGE_POPULATE_OP`]), never
+/// reserved by touching (a page the tmpfs cannot back would be a SIGBUS).
 ///
 /// # Safety
 /// `base .. base + len` is one mapping of this process, alive for the call. If
@@ -122,13 +146,24 @@ pub(crate) unsafe fn apply(
         } else {
             MADV_POPULATE_READ
         };
+        let r = if populate_disabled() {
+            Err(io::Error::from_raw_os_error(libc::EINVAL))
         // SAFETY: the range is one live mapping of ours (the caller's contract); the
         // advice only faults pages in.
-        let r = unsafe { libc::madvise(base.cast(), len, advice) };
-        if r != 0 {
-            let e = io::Error::last_os_error();
+        } else if unsafe { libc::madvise(base.cast(), len, advice) } != 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = r {
             if e.raw_os_error() != Some(libc::EINVAL) {
                 return Err((PREFAULT_OP, e));
+            }
+            if opts.huge_pages {
+                // Touching cannot reserve huge pages safely: a page the tmpfs cannot
+                // allocate (out of huge pages or of room; the file is only ftruncate'd) is
+                // a SIGBUS, here or at a later write, never an error. Refuse instead.
+                return Err((HUGE_POPULATE_OP, e));
             }
             // Before Linux 5.14: touch one byte per page.
             let page = crate::segment::page_size() as usize;

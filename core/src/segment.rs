@@ -377,6 +377,12 @@ impl Segment {
                         bytes: g.total_size,
                     }
                 }
+                _ if op == crate::residency::HUGE_POPULATE_OP => {
+                    CreateError::HugePagesUnavailable {
+                        topic: t(),
+                        reason: crate::residency::NO_POPULATE_REASON.to_owned(),
+                    }
+                }
                 _ => CreateError::Memory {
                     topic: t(),
                     op,

@@ -50,6 +50,14 @@ impl Subscriber {
     /// Attaches to `topic`. Fails at once if it does not exist; see
     /// [`attach_wait`](Self::attach_wait) to wait for it.
     pub fn attach(topic: &str, opts: SubscriberOptions) -> Result<Subscriber, AttachError> {
+        let memory = opts.memory;
+        let sub = Subscriber::attach_mapped(topic, opts)?;
+        sub.keep_resident(memory)?;
+        Ok(sub)
+    }
+
+    /// [`attach`](Self::attach) without `opts.memory`: nothing prefaulted or locked yet.
+    fn attach_mapped(topic: &str, opts: SubscriberOptions) -> Result<Subscriber, AttachError> {
         let mut end = SubscriberEnd::attach(
             &opts.prefix,
             topic,
@@ -62,16 +70,6 @@ impl Subscriber {
             end.reader().set_release_batch(batch);
         }
         let g = *end.geometry();
-        if opts.memory != MemoryOptions::default() {
-            end.memory()
-                .keep_resident(opts.memory)
-                .map_err(|(op, source)| AttachError::Memory {
-                    topic: topic.to_owned(),
-                    op,
-                    bytes: g.total_size,
-                    source,
-                })?;
-        }
         // Only `Overwrite` copies messages out; `Block` reads them in place.
         let copy_bytes = match g.overflow {
             Overflow::Overwrite => g.slot_capacity as usize,
@@ -101,9 +99,26 @@ impl Subscriber {
         })
     }
 
+    /// Prefaults and/or locks this subscriber's mappings as `memory` asks.
+    fn keep_resident(&self, memory: MemoryOptions) -> Result<(), AttachError> {
+        if memory == MemoryOptions::default() {
+            return Ok(());
+        }
+        self.end
+            .memory()
+            .keep_resident(memory)
+            .map_err(|(op, source)| AttachError::Memory {
+                topic: self.topic().to_owned(),
+                op,
+                bytes: self.geometry().total_size,
+                source,
+            })
+    }
+
     /// Attaches to `topic`, waiting up to `timeout` for a live publisher to create it
     /// (`Duration::MAX`: for ever). A segment left by a dead publisher counts as "not
-    /// there yet".
+    /// there yet". The memory options (prefault, lock) apply only to the segment it
+    /// finally attaches to, never to a dead one it retries past.
     pub fn attach_wait(
         topic: &str,
         opts: SubscriberOptions,
@@ -112,8 +127,11 @@ impl Subscriber {
         let deadline = deadline_after(timeout);
         let mut pause = Duration::from_micros(100);
         loop {
-            let err = match Subscriber::attach(topic, opts.clone()) {
-                Ok(sub) if sub.publisher_alive() => return Ok(sub),
+            let err = match Subscriber::attach_mapped(topic, opts.clone()) {
+                Ok(sub) if sub.publisher_alive() => {
+                    sub.keep_resident(opts.memory)?;
+                    return Ok(sub);
+                }
                 Ok(_) => AttachError::Closed {
                     topic: topic.to_owned(),
                 },

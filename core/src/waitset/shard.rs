@@ -10,6 +10,11 @@
 //! waits until all helpers are idle before it withdraws its announcements, so no helper
 //! touches a word after the sleep ends. Helpers are started on the first sharded sleep and
 //! live as long as the wait set; a set of at most `MAX_WAIT_WORDS` words never has any.
+//!
+//! After `fork()` a child has none of its parent's helper threads (and may have inherited
+//! their round lock held): the next sharded sleep in the child sees that the process id
+//! changed, abandons the parent's helpers and their shared state without touching them,
+//! and starts its own.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -26,6 +31,13 @@ const PER_SHARD: usize = MAX_WAIT_WORDS - 1;
 pub(crate) struct Shards {
     ctl: Option<Arc<Ctl>>,
     helpers: Vec<JoinHandle<()>>,
+    /// The process that started `helpers` (they exist only there).
+    pid: u32,
+}
+
+fn current_pid() -> u32 {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    unsafe { libc::getpid() as u32 }
 }
 
 impl std::fmt::Debug for Shards {
@@ -122,7 +134,24 @@ impl Shards {
         })
     }
 
+    /// In a child after `fork()`: forgets the parent's helpers (threads this process does
+    /// not have: never joined) and their shared state (its lock may be held by one of
+    /// them: never touched again).
+    fn abandon_parents_helpers(&mut self) {
+        if self.ctl.is_none() || self.pid == current_pid() {
+            return;
+        }
+        for h in self.helpers.drain(..) {
+            std::mem::forget(h);
+        }
+        std::mem::forget(self.ctl.take());
+    }
+
     fn ensure_helpers(&mut self, n: usize) -> std::io::Result<()> {
+        self.abandon_parents_helpers();
+        if self.ctl.is_none() {
+            self.pid = current_pid();
+        }
         let ctl = self
             .ctl
             .get_or_insert_with(|| {
@@ -151,6 +180,7 @@ impl Shards {
 
 impl Drop for Shards {
     fn drop(&mut self) {
+        self.abandon_parents_helpers();
         let Some(ctl) = &self.ctl else { return };
         lock(&ctl.round).shutdown = true;
         ctl.start.notify_all();

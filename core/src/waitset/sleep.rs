@@ -15,9 +15,13 @@
 //! program order. Nothing is added to the publisher's side.
 //!
 //! Two members of the same topic share its futex word: the word is waited on once, with
-//! the value read *first* (read before every announcement of that topic, so the argument
-//! above holds for all of them).
+//! its value read before *any* announcement (every distinct word is read first, then every
+//! member announces), so the argument above holds for all of them.
+//!
+//! The list keeps its distinct words in a map from the word's address, so adding or
+//! removing a target is O(1) (amortized) whatever the list's size, and a sleep is O(n).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,9 +100,9 @@ impl SleepTarget {
         }
     }
 
-    /// Whether `other` waits on the same futex word.
-    fn shares_word_with(&self, other: &SleepTarget) -> bool {
-        std::ptr::eq(self.word(), other.word())
+    /// The address of [`word`](Self::word): equal for targets that share it.
+    fn word_addr(&self) -> usize {
+        std::ptr::from_ref(self.word()) as usize
     }
 
     /// Reads the word, then announces; returns the value read.
@@ -196,12 +200,23 @@ impl std::fmt::Debug for SleepTarget {
     }
 }
 
-/// The sleep targets of a wait set, with which of them carry a distinct futex word.
+/// One distinct futex word of a [`SleepList`].
+#[derive(Debug)]
+struct Word {
+    /// A handle on a target with this word (keeps the word's memory alive).
+    holder: SleepTarget,
+    /// Targets in the list with this word.
+    count: usize,
+}
+
+/// The sleep targets of a wait set, and their distinct futex words.
 #[derive(Debug, Default)]
 pub struct SleepList {
     targets: Vec<SleepTarget>,
-    /// `first[i]`: target `i` is the first with its futex word (its word is waited on).
-    first: Vec<bool>,
+    /// Each distinct futex word of the targets once (the words a sleep waits on).
+    distinct: Vec<Word>,
+    /// A word's address to its index in `distinct`.
+    index: HashMap<usize, usize>,
     /// A bell waited on besides the targets (a wait set's notifier).
     bell: Option<SleepTarget>,
     /// Reused allocation for the words of one sleep (always empty between sleeps).
@@ -216,27 +231,42 @@ impl SleepList {
         SleepList::default()
     }
 
-    /// Adds a target at the end.
+    /// Adds a target at the end. O(1) amortized.
     pub fn push(&mut self, target: SleepTarget) {
-        let first = !self.targets.iter().any(|t| t.shares_word_with(&target));
+        let next = self.distinct.len();
+        let k = *self.index.entry(target.word_addr()).or_insert(next);
+        if k == next {
+            self.distinct.push(Word {
+                holder: target.duplicate(),
+                count: 1,
+            });
+        } else {
+            self.distinct[k].count += 1;
+        }
         self.targets.push(target);
-        self.first.push(first);
     }
 
     /// Removes every target (and the bell), keeping the allocation.
     pub fn clear(&mut self) {
         self.targets.clear();
-        self.first.clear();
+        self.distinct.clear();
+        self.index.clear();
         self.bell = None;
     }
 
     /// Removes target `i`, moving the last one into its place (as `Vec::swap_remove`).
+    /// O(1).
     pub fn swap_remove(&mut self, i: usize) -> SleepTarget {
         let t = self.targets.swap_remove(i);
-        self.first.clear();
-        for (j, target) in self.targets.iter().enumerate() {
-            let first = !self.targets[..j].iter().any(|o| o.shares_word_with(target));
-            self.first.push(first);
+        let addr = t.word_addr();
+        let k = self.index[&addr];
+        self.distinct[k].count -= 1;
+        if self.distinct[k].count == 0 {
+            self.index.remove(&addr);
+            self.distinct.swap_remove(k);
+            if let Some(moved) = self.distinct.get(k) {
+                self.index.insert(moved.holder.word_addr(), k);
+            }
         }
         t
     }
@@ -258,10 +288,10 @@ impl SleepList {
 
     /// Distinct futex words among the targets.
     pub fn distinct_words(&self) -> usize {
-        self.first.iter().filter(|&&f| f).count()
+        self.distinct.len()
     }
 
-    /// One announced sleep on every target of at most `timeout`:
+    /// One announced sleep on every target of at most `timeout`: read every distinct word,
     /// announce all, one SeqCst fence, `recheck`, and only if it finds nothing ready,
     /// `futex_waitv` on every distinct word. Returns `Changed` when `recheck` found
     /// something. More than [`MAX_WAIT_WORDS`] words are split over helper threads (see
@@ -278,15 +308,20 @@ impl SleepList {
     ) -> WakeAny {
         // Covariance: the empty `'static` vector serves as one of any shorter lifetime.
         let mut words: Vec<WaitWord<'_>> = std::mem::take(&mut self.words);
-        let all = self.targets.iter().zip(self.first.iter().copied());
-        for (t, first) in all.chain(self.bell.iter().map(|b| (b, true))) {
-            let seen = t.announce();
-            if first {
-                words.push(WaitWord {
-                    word: t.word(),
-                    expected: seen,
-                });
-            }
+        // Every word's expected value is read before any announcement (of its topic or
+        // another): the value the sleep compares is never newer than an announcement.
+        for t in self.distinct.iter().map(|w| &w.holder).chain(&self.bell) {
+            let word = t.word();
+            words.push(WaitWord {
+                word,
+                // Relaxed: read before the announcements below (program order), as in
+                // `wait::announce_sleep`; the fence below orders those before the re-check.
+                expected: word.load(Ordering::Relaxed),
+            });
+        }
+        for t in self.targets.iter().chain(&self.bell) {
+            // The value it read is not needed: its word's was read above.
+            let _ = t.announce();
         }
         // SeqCst: the waiter's half of every member's handshake at once; pairs with the
         // fence in `wait::after_commit` (subscriber targets) or `wait::after_release`
