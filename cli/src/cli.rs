@@ -277,7 +277,9 @@ fn seconds(s: &str) -> Result<Duration, String> {
 fn chunk_interval(s: &str) -> Result<Duration, String> {
     let d = seconds(s)?;
     if d < Duration::from_millis(1) {
-        return Err(format!("{s:?}: the chunk interval must be at least 0.001 seconds"));
+        return Err(format!(
+            "{s:?}: the chunk interval must be at least 0.001 seconds"
+        ));
     }
     Ok(d)
 }

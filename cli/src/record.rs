@@ -18,7 +18,9 @@ use mcap::records::{op, MessageHeader, Record};
 use mcap::sans_io::linear_reader::{LinearReadEvent, LinearReader, LinearReaderOptions};
 use mcap::{Compression, WriteOptions};
 use ringcast::inspect::Geometry;
-use ringcast::{Publisher, PublisherConfig, RecvTimeoutError, Start, Subscriber, SubscriberOptions};
+use ringcast::{
+    Publisher, PublisherConfig, RecvTimeoutError, Start, Subscriber, SubscriberOptions,
+};
 
 use crate::cli::{CompressionArg, PlayArgs, RecordArgs};
 use crate::{meta, signal, Failure};
@@ -201,6 +203,7 @@ pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
     // When the open chunk got its first record, and the message bytes in it.
     let (mut chunk_opened, mut chunk_bytes): (Option<Instant>, u64) = (None, 0);
     let flush_err = |e: mcap::McapError| Failure(format!("writing {path}: {e}"));
+    let mut draining = false;
     loop {
         if chunk_opened.is_some_and(|t| t.elapsed() >= a.chunk_interval)
             || chunk_bytes >= CHUNK_BYTES
@@ -212,8 +215,13 @@ pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
             || a.duration.is_some_and(|d| started.elapsed() >= d)
             || signal::stopped()
             || tracks.iter().all(|t| t.done);
-        if finished {
-            break;
+        if finished && !draining {
+            // Stop the receivers and write what they already took from the rings (those
+            // messages were released, no publisher keeps them): the loop ends when the last
+            // receiver is gone.
+            // Relaxed: the threads poll it; the channel orders the rest.
+            stop.store(true, Ordering::Relaxed);
+            draining = true;
         }
         let wait = match chunk_opened {
             Some(t) => a.chunk_interval.saturating_sub(t.elapsed()),
@@ -256,6 +264,9 @@ pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
                 let Some(channel_id) = t.channel else {
                     continue;
                 };
+                if a.count.is_some_and(|c| total >= c) {
+                    continue;
+                }
                 let header = MessageHeader {
                     channel_id,
                     sequence: seq as u32,
@@ -372,8 +383,8 @@ impl RecordingReader {
     /// Records longer than `limit` are refused as the reader meets them.
     fn open(path: &std::path::Path, limit: u64) -> Result<RecordingReader, Failure> {
         let shown = path.display().to_string();
-        let mut file = std::fs::File::open(path)
-            .map_err(|e| Failure(format!("reading {shown}: {e}")))?;
+        let mut file =
+            std::fs::File::open(path).map_err(|e| Failure(format!("reading {shown}: {e}")))?;
         let mut magic = [0u8; 8];
         let mut got = 0;
         while got < magic.len() {
@@ -435,7 +446,10 @@ impl RecordingReader {
                     }
                     match mcap::parse_record(opcode, body).map_err(|e| e.to_string())? {
                         Record::Channel(c) => return Ok(Some(Item::Channel(c))),
-                        Record::Message { header, data: bytes } => {
+                        Record::Message {
+                            header,
+                            data: bytes,
+                        } => {
                             data.clear();
                             data.extend_from_slice(&bytes);
                             return Ok(Some(Item::Message {
@@ -662,12 +676,10 @@ pub fn play(prefix: &str, a: PlayArgs) -> Result<(), Failure> {
                         loan.commit(data.len());
                         break;
                     }
-                    Ok(_) => {
-                        return Err(Failure(format!(
-                            "topic {topic:?}: a recorded message of {} bytes does not fit the topic",
-                            data.len()
-                        )))
-                    }
+                    Ok(_) => return Err(Failure(format!(
+                        "topic {topic:?}: a recorded message of {} bytes does not fit the topic",
+                        data.len()
+                    ))),
                     Err(ringcast::Full) => {}
                 }
             }
