@@ -676,10 +676,12 @@ pub fn play(prefix: &str, a: PlayArgs) -> Result<(), Failure> {
                         loan.commit(data.len());
                         break;
                     }
-                    Ok(_) => return Err(Failure(format!(
+                    Ok(_) => {
+                        return Err(Failure(format!(
                         "topic {topic:?}: a recorded message of {} bytes does not fit the topic",
                         data.len()
-                    ))),
+                    )))
+                    }
                     Err(ringcast::Full) => {}
                 }
             }
