@@ -533,6 +533,8 @@ fn play_streams_a_large_recording_in_bounded_memory() {
         vec![i as u8; size]
     });
     assert!(std::fs::metadata(&file.0).unwrap().len() > 59_000_000);
+    // Reaped below by wait4(2), which also gives its peak memory (`Child::wait` cannot).
+    #[allow(clippy::zombie_processes)]
     let child = p
         .cmd(&["play", file.path(), "--rate", "0"])
         .stdin(Stdio::null())
