@@ -188,6 +188,10 @@ pub struct RecordArgs {
     /// Start at the oldest message still in each ring instead of the next one.
     #[arg(long)]
     pub from_oldest: bool,
+    /// Close the open chunk and flush the file at least this often (seconds), so that a
+    /// recorder killed outright loses at most about this much.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = chunk_interval)]
+    pub chunk_interval: Duration,
 }
 
 /// `ringcast play`.
@@ -210,6 +214,9 @@ pub struct PlayArgs {
     /// Play the complete part of a truncated file instead of refusing it.
     #[arg(long)]
     pub allow_truncated: bool,
+    /// Refuse a recording whose topics together need more shared memory than this (bytes).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    pub max_segment_size: u64,
 }
 
 /// `ringcast hz`.
@@ -229,8 +236,8 @@ pub struct HzArgs {
 /// `ringcast top`.
 #[derive(Args, Debug)]
 pub struct TopArgs {
-    /// Seconds between refreshes.
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = seconds)]
+    /// Seconds between refreshes (at least 0.01).
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = refresh_interval)]
     pub interval: Duration,
     /// Exit after N refreshes (default: until `q`, SIGINT or SIGTERM).
     #[arg(long, value_name = "N")]
@@ -263,6 +270,32 @@ fn seconds(s: &str) -> Result<Duration, String> {
         return Err(format!("{s:?}: seconds must be zero or more"));
     }
     Ok(Duration::try_from_secs_f64(v).unwrap_or(Duration::MAX))
+}
+
+/// `record --chunk-interval`: more than zero (a chunk per message at most), so that a
+/// chunk is closed on time without closing one per loop turn.
+fn chunk_interval(s: &str) -> Result<Duration, String> {
+    let d = seconds(s)?;
+    if d < Duration::from_millis(1) {
+        return Err(format!(
+            "{s:?}: the chunk interval must be at least 0.001 seconds"
+        ));
+    }
+    Ok(d)
+}
+
+/// Shortest `top --interval`: anything shorter would redraw in a busy loop.
+pub const MIN_REFRESH: Duration = Duration::from_millis(10);
+
+fn refresh_interval(s: &str) -> Result<Duration, String> {
+    let d = seconds(s)?;
+    if d < MIN_REFRESH {
+        return Err(format!(
+            "{s:?}: the refresh interval must be at least {} seconds",
+            MIN_REFRESH.as_secs_f64()
+        ));
+    }
+    Ok(d)
 }
 
 fn rate_factor(s: &str) -> Result<f64, String> {

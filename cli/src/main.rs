@@ -12,6 +12,7 @@ mod record;
 mod signal;
 mod tools;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -53,12 +54,17 @@ fn main() -> ExitCode {
     // error rather than break callers' exit-code handling.
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
+        // Never `eprintln!` here: with standard error gone (a closed terminal after SIGHUP)
+        // it would panic, and exit 101.
         Ok(Err(Failure(msg))) => {
-            eprintln!("ringcast: {msg}");
+            let _ = writeln!(std::io::stderr(), "ringcast: {msg}");
             ExitCode::from(1)
         }
         Err(_) => {
-            eprintln!("ringcast: internal error (a bug: please report it)");
+            let _ = writeln!(
+                std::io::stderr(),
+                "ringcast: internal error (a bug: please report it)"
+            );
             ExitCode::from(1)
         }
     }

@@ -87,6 +87,11 @@ fn run_subscriber(
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed = 0u64;
+    // Each message is copied here and its slot released before anything is written: a
+    // write can block (a full pipe, a pager, a stopped reader), and a `Block` sample held
+    // across it would pin the publisher even past its stall timeout, since a stall timeout
+    // never takes back a slot read in place. Reused, so no allocation per message.
+    let mut copy: Vec<u8> = Vec::new();
     while count.is_none_or(|c| printed < c) {
         // Flush before we might sleep, not per line.
         if !sub.has_news() && flush(&mut out)? {
@@ -95,7 +100,11 @@ fn run_subscriber(
         let got = sub.recv_timeout(remaining(deadline));
         match got {
             Ok(sample) => {
-                if write_message(&mut out, sample.seq(), &sample, format)? {
+                let seq = sample.seq();
+                copy.clear();
+                copy.extend_from_slice(&sample);
+                drop(sample);
+                if write_message(&mut out, seq, &copy, format)? {
                     return Ok(());
                 }
                 printed += 1;

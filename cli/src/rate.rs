@@ -163,7 +163,17 @@ impl RawStdin {
     /// on a terminal).
     fn quit_within(&self, d: Duration) -> bool {
         if self.0.is_none() {
-            std::thread::sleep(d);
+            // In naps, so that SIGINT/SIGTERM/SIGHUP end a long interval promptly.
+            let until = Instant::now().checked_add(d);
+            while !signal::stopped() {
+                let left = until.map_or(Duration::from_millis(100), |u| {
+                    u.saturating_duration_since(Instant::now())
+                });
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(Duration::from_millis(100)));
+            }
             return false;
         }
         let mut fds = libc::pollfd {
@@ -246,7 +256,10 @@ pub fn top(prefix: &str, a: TopArgs) -> Result<(), Failure> {
                     previous.insert(topic.clone(), (info.write_cursor, now));
                     text.push_str(&row(&info, rate));
                 }
-                Err(e) => text.push_str(&format!("{topic:<24} unreadable: {e}")),
+                Err(e) => text.push_str(&format!(
+                    "{topic:<24} unreadable: {}",
+                    tools::printable(&e.to_string())
+                )),
             }
             text.push('\n');
         }

@@ -8,16 +8,19 @@
 //! (ns since the Unix epoch); the MCAP sequence is the low 32 bits of ringcast's sequence.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, Read, Seek, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError as ChanTimeout, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mcap::records::MessageHeader;
+use mcap::records::{op, MessageHeader, Record};
+use mcap::sans_io::linear_reader::{LinearReadEvent, LinearReader, LinearReaderOptions};
 use mcap::{Compression, WriteOptions};
 use ringcast::inspect::Geometry;
-use ringcast::{Publisher, RecvTimeoutError, Start, Subscriber, SubscriberOptions};
+use ringcast::{
+    Publisher, PublisherConfig, RecvTimeoutError, Start, Subscriber, SubscriberOptions,
+};
 
 use crate::cli::{CompressionArg, PlayArgs, RecordArgs};
 use crate::{meta, signal, Failure};
@@ -132,8 +135,30 @@ struct Track {
     done: bool,
 }
 
-pub fn record(prefix: &str, a: RecordArgs) -> Result<(), Failure> {
+/// Uncompressed message bytes after which the open chunk is closed (and the file flushed),
+/// whatever `--chunk-interval` says.
+const CHUNK_BYTES: u64 = mcap::WriteOptions::DEFAULT_CHUNK_SIZE;
+
+/// A line on standard error that cannot fail: after SIGHUP the terminal may be gone, and a
+/// failed `eprintln!` (a panic) would leave the recording unfinished.
+fn note(args: std::fmt::Arguments) {
+    let _ = std::io::stderr().write_fmt(args);
+}
+
+pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
     signal::catch_stop_signals();
+    // A topic named twice is recorded once: two receivers would write every message twice
+    // into the one channel the file has for it.
+    let mut seen = std::collections::HashSet::new();
+    a.topics.retain(|t| {
+        let first = seen.insert(t.clone());
+        if !first {
+            note(format_args!(
+                "ringcast: topic {t:?} is named more than once; recording it once\n"
+            ));
+        }
+        first
+    });
     let path = a.output.display().to_string();
     let file =
         std::fs::File::create(&a.output).map_err(|e| Failure(format!("creating {path}: {e}")))?;
@@ -143,7 +168,10 @@ pub fn record(prefix: &str, a: RecordArgs) -> Result<(), Failure> {
         CompressionArg::None => None,
     };
     let mcap_err = |e: mcap::McapError| Failure(format!("writing {path}: {e}"));
+    // Chunks are closed here, on size or on time, each followed by a flush to the file: what
+    // a recorder killed outright leaves is every closed chunk, readable (see `play`).
     let mut out = WriteOptions::new()
+        .chunk_size(None)
         .compression(compression)
         .profile("ringcast")
         .library(concat!("ringcast-cli ", env!("CARGO_PKG_VERSION")))
@@ -172,19 +200,41 @@ pub fn record(prefix: &str, a: RecordArgs) -> Result<(), Failure> {
     let (started, mut total, mut last_progress) = (Instant::now(), 0u64, Instant::now());
     let progress = std::io::stderr().is_terminal();
     let mut failure = None;
+    // When the open chunk got its first record, and the message bytes in it.
+    let (mut chunk_opened, mut chunk_bytes): (Option<Instant>, u64) = (None, 0);
+    let flush_err = |e: mcap::McapError| Failure(format!("writing {path}: {e}"));
+    let mut draining = false;
     loop {
+        if chunk_opened.is_some_and(|t| t.elapsed() >= a.chunk_interval)
+            || chunk_bytes >= CHUNK_BYTES
+        {
+            out.flush().map_err(flush_err)?;
+            (chunk_opened, chunk_bytes) = (None, 0);
+        }
         let finished = a.count.is_some_and(|c| total >= c)
             || a.duration.is_some_and(|d| started.elapsed() >= d)
             || signal::stopped()
             || tracks.iter().all(|t| t.done);
-        if finished {
-            break;
+        if finished && !draining {
+            // Stop the receivers and write what they already took from the rings (those
+            // messages were released, no publisher keeps them): the loop ends when the last
+            // receiver is gone.
+            // Relaxed: the threads poll it; the channel orders the rest.
+            stop.store(true, Ordering::Relaxed);
+            draining = true;
         }
-        let event = match rx.recv_timeout(Duration::from_millis(100)) {
+        let wait = match chunk_opened {
+            Some(t) => a.chunk_interval.saturating_sub(t.elapsed()),
+            None => Duration::from_millis(100),
+        };
+        let event = match rx.recv_timeout(wait.min(Duration::from_millis(100))) {
             Ok(e) => e,
             Err(ChanTimeout::Timeout) => continue,
             Err(ChanTimeout::Disconnected) => break,
         };
+        if !matches!(event, Event::Done { .. }) {
+            chunk_opened.get_or_insert_with(Instant::now);
+        }
         match event {
             Event::Attached { topic, geometry } => {
                 let name = &a.topics[topic];
@@ -214,6 +264,9 @@ pub fn record(prefix: &str, a: RecordArgs) -> Result<(), Failure> {
                 let Some(channel_id) = t.channel else {
                     continue;
                 };
+                if a.count.is_some_and(|c| total >= c) {
+                    continue;
+                }
                 let header = MessageHeader {
                     channel_id,
                     sequence: seq as u32,
@@ -222,6 +275,7 @@ pub fn record(prefix: &str, a: RecordArgs) -> Result<(), Failure> {
                 };
                 out.write_to_known_channel(&header, &data)
                     .map_err(mcap_err)?;
+                chunk_bytes += data.len() as u64;
                 t.received += 1;
                 total += 1;
             }
@@ -233,10 +287,10 @@ pub fn record(prefix: &str, a: RecordArgs) -> Result<(), Failure> {
             } => {
                 let t = &mut tracks[topic];
                 t.lost += lost;
-                eprintln!(
-                    "ringcast: topic {:?}: lost {lost} messages (recorder lagged)",
+                note(format_args!(
+                    "ringcast: topic {:?}: lost {lost} messages (recorder lagged)\n",
                     a.topics[topic]
-                );
+                ));
                 if let Some(channel_id) = t.loss_channel {
                     let json = format!("{{\"lost\":{lost},\"next_seq\":{next_seq}}}");
                     let header = MessageHeader {
@@ -259,10 +313,10 @@ pub fn record(prefix: &str, a: RecordArgs) -> Result<(), Failure> {
         if progress && last_progress.elapsed() >= Duration::from_millis(250) {
             last_progress = Instant::now();
             let lost: u64 = tracks.iter().map(|t| t.lost).sum();
-            eprint!(
+            note(format_args!(
                 "\rrecording {path}: {total} messages, {lost} lost, {:.1} s ",
                 started.elapsed().as_secs_f64()
-            );
+            ));
         }
     }
     // Relaxed: the threads poll it; joining them orders the rest.
@@ -292,7 +346,7 @@ pub fn record(prefix: &str, a: RecordArgs) -> Result<(), Failure> {
     file.flush()
         .map_err(|e| Failure(format!("writing {path}: {e}")))?;
     if progress {
-        eprintln!();
+        note(format_args!("\n"));
     }
     match failure {
         Some(f) => Err(Failure(f)),
@@ -300,81 +354,245 @@ pub fn record(prefix: &str, a: RecordArgs) -> Result<(), Failure> {
     }
 }
 
-/// A recording's channels that `play` can re-create, by channel id.
-struct Plan {
-    publishers: HashMap<u16, usize>,
-    topics: Vec<(String, Publisher)>,
+/// A recording read record by record from its file (the `mcap` crate's sans-io reader):
+/// memory stays at about one chunk whatever the file's size. Chunk CRCs are checked before
+/// any of a chunk's messages is handed out, so a chunk cut short by a crash yields nothing
+/// rather than part of itself.
+struct RecordingReader {
+    file: std::io::BufReader<std::fs::File>,
+    reader: LinearReader,
+    path: String,
 }
 
-/// Checks that `buf` is a complete MCAP file (or, with `allow_truncated`, that its
-/// complete part is readable) and returns how many messages it holds.
-fn check_file(path: &str, buf: &[u8], allow_truncated: bool) -> Result<u64, Failure> {
-    if !buf.starts_with(mcap::MAGIC) {
-        let what = if buf.is_empty() {
-            "an empty file"
-        } else {
-            "not an MCAP file"
-        };
-        return Err(Failure(format!(
-            "{path}: {what} (no MCAP magic at the start)"
-        )));
+/// One record of a recording that `play` cares about.
+enum Item {
+    Channel(mcap::records::Channel),
+    /// A message, its bytes in the caller's buffer.
+    Message {
+        channel: u16,
+        log_time: u64,
+    },
+}
+
+/// How much is asked of the file at a time, whatever the reader hints (a hostile length
+/// then costs what the file really holds, not what it claims).
+const READ_BYTES: usize = 1 << 20;
+
+impl RecordingReader {
+    /// Opens `path`; refuses at once a file that is empty or does not start like MCAP.
+    /// Records longer than `limit` are refused as the reader meets them.
+    fn open(path: &std::path::Path, limit: u64) -> Result<RecordingReader, Failure> {
+        let shown = path.display().to_string();
+        let mut file =
+            std::fs::File::open(path).map_err(|e| Failure(format!("reading {shown}: {e}")))?;
+        let mut magic = [0u8; 8];
+        let mut got = 0;
+        while got < magic.len() {
+            match file.read(&mut magic[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Failure(format!("reading {shown}: {e}"))),
+            }
+        }
+        if got < mcap::MAGIC.len() || magic[..] != *mcap::MAGIC {
+            let what = if got == 0 {
+                "an empty file"
+            } else {
+                "not an MCAP file"
+            };
+            return Err(Failure(format!(
+                "{shown}: {what} (no MCAP magic at the start)"
+            )));
+        }
+        file.seek(std::io::SeekFrom::Start(0))
+            .map_err(|e| Failure(format!("reading {shown}: {e}")))?;
+        let options = LinearReaderOptions::default()
+            .with_validate_chunk_crcs(true)
+            .with_prevalidate_chunk_crcs(true)
+            .with_record_length_limit(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(RecordingReader {
+            file: std::io::BufReader::with_capacity(READ_BYTES, file),
+            reader: LinearReader::new_with_options(options),
+            path: shown,
+        })
     }
-    let opts = mcap::read::Options::IgnoreEndMagic.into();
-    let stream = mcap::MessageStream::new_with_options(buf, opts)
-        .map_err(|e| Failure(format!("{path}: {e}")))?;
-    let (mut messages, mut broken) = (0u64, None);
-    for m in stream {
-        match m {
-            Ok(_) => messages += 1,
-            Err(e) => {
-                broken = Some(e.to_string());
-                break;
+
+    /// The next channel or message (its bytes copied into `data`); `Ok(None)` at the end of
+    /// a complete file; `Err` with the reader's message where the file stops making sense
+    /// (cut short, corrupt).
+    fn next(&mut self, data: &mut Vec<u8>) -> Result<Option<Item>, String> {
+        loop {
+            let event = match self.reader.next_event() {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(e.to_string()),
+                Some(Ok(event)) => event,
+            };
+            match event {
+                LinearReadEvent::ReadRequest(want) => {
+                    let buf = self.reader.insert(want.clamp(1, READ_BYTES));
+                    let n = loop {
+                        match self.file.read(buf) {
+                            Ok(n) => break n,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                            Err(e) => return Err(format!("reading {}: {e}", self.path)),
+                        }
+                    };
+                    self.reader.notify_read(n);
+                }
+                LinearReadEvent::Record { data: body, opcode } => {
+                    if opcode != op::CHANNEL && opcode != op::MESSAGE {
+                        continue;
+                    }
+                    match mcap::parse_record(opcode, body).map_err(|e| e.to_string())? {
+                        Record::Channel(c) => return Ok(Some(Item::Channel(c))),
+                        Record::Message {
+                            header,
+                            data: bytes,
+                        } => {
+                            data.clear();
+                            data.extend_from_slice(&bytes);
+                            return Ok(Some(Item::Message {
+                                channel: header.channel_id,
+                                log_time: header.log_time,
+                            }));
+                        }
+                        _ => {}
+                    }
+                }
             }
         }
     }
-    let complete =
-        broken.is_none() && buf.len() >= 2 * mcap::MAGIC.len() && buf.ends_with(mcap::MAGIC);
-    if !complete && !allow_truncated {
-        let how = broken.map_or(String::from("it has no end"), |e| format!("then: {e}"));
-        return Err(Failure(format!(
-            "{path}: the file is truncated ({messages} complete messages are readable; {how}); \
-             --allow-truncated plays those"
-        )));
-    }
-    Ok(messages)
 }
 
-fn plan(prefix: &str, path: &str, buf: &[u8], only: &[String]) -> Result<Plan, Failure> {
-    let opts = mcap::read::Options::IgnoreEndMagic.into();
-    let stream = mcap::MessageStream::new_with_options(buf, opts)
-        .map_err(|e| Failure(format!("{path}: {e}")))?;
+/// What a first pass over a recording found.
+struct Scan {
+    channels: BTreeMap<u16, mcap::records::Channel>,
+    /// Messages readable from the start, in order.
+    messages: u64,
+}
+
+/// Reads the whole recording once: its channels, its readable messages, and whether it is
+/// complete. A file that is cut short or corrupt is refused unless `allow_truncated`, and
+/// then reported on standard error.
+fn scan(path: &std::path::Path, limit: u64, allow_truncated: bool) -> Result<Scan, Failure> {
+    let mut reader = RecordingReader::open(path, limit)?;
+    let shown = reader.path.clone();
+    let mut scan = Scan {
+        channels: BTreeMap::new(),
+        messages: 0,
+    };
+    let mut data = Vec::new();
+    let broken = loop {
+        match reader.next(&mut data) {
+            Ok(None) => break None,
+            Ok(Some(Item::Message { .. })) => scan.messages += 1,
+            Ok(Some(Item::Channel(c))) => match scan.channels.get(&c.id) {
+                Some(known) if *known != c => {
+                    return Err(Failure(format!(
+                        "{shown}: channel {} is defined twice, as topic {:?} and as {:?}: \
+                         the file is corrupt or was not written by ringcast record",
+                        c.id, known.topic, c.topic
+                    )))
+                }
+                Some(_) => {}
+                None => {
+                    scan.channels.insert(c.id, c);
+                }
+            },
+            Err(e) => break Some(e),
+        }
+    };
+    if let Some(e) = broken {
+        let messages = scan.messages;
+        if !allow_truncated {
+            return Err(Failure(format!(
+                "{shown}: the file is truncated ({messages} complete messages are readable; \
+                 then: {e}); --allow-truncated plays those"
+            )));
+        }
+        note(format_args!(
+            "ringcast: {shown}: the file is truncated; playing its {messages} complete \
+             messages (then: {e})\n"
+        ));
+    }
+    Ok(scan)
+}
+
+/// The page size, for the segment sizes `play` would create.
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(page).unwrap_or(4096).max(4096)
+}
+
+/// The recorded topics `play` will re-create, by channel id, checked before any is created:
+/// each channel's metadata must describe a valid topic, a topic recorded on several
+/// channels must have one description, and all of them together must fit `max_shm`.
+fn plan(
+    prefix: &str,
+    path: &str,
+    scan: &Scan,
+    only: &[String],
+    max_shm: u64,
+) -> Result<Plan, Failure> {
     let mut plan = Plan {
         publishers: HashMap::new(),
         topics: Vec::new(),
     };
-    for m in stream.map_while(Result::ok) {
-        let ch = &m.channel;
-        if plan.publishers.contains_key(&ch.id)
-            || !(ch.message_encoding == meta::RAW_ENCODING
-                || ch.message_encoding == meta::RKYV_ENCODING)
+    let mut configs: Vec<(String, u16, &BTreeMap<String, String>, PublisherConfig)> = Vec::new();
+    let mut total = 0u64;
+    for ch in scan.channels.values() {
+        if !(ch.message_encoding == meta::RAW_ENCODING
+            || ch.message_encoding == meta::RKYV_ENCODING)
             || (!only.is_empty() && !only.contains(&ch.topic))
         {
+            continue;
+        }
+        if let Some(i) = configs.iter().position(|(t, ..)| *t == ch.topic) {
+            let (_, first, metadata, _) = &configs[i];
+            if **metadata != ch.metadata {
+                return Err(Failure(format!(
+                    "{path}: topic {:?} is recorded on channels {first} and {} with different \
+                     geometry or types; it cannot be re-created as one topic",
+                    ch.topic, ch.id
+                )));
+            }
+            plan.publishers.insert(ch.id, i);
             continue;
         }
         let cfg = meta::to_config(&ch.metadata)
             .map_err(|e| Failure(format!("{path}: channel {:?}: {e}", ch.topic)))?
             .prefix(prefix);
-        let publisher = Publisher::create(&ch.topic, cfg)?;
-        plan.publishers.insert(ch.id, plan.topics.len());
-        plan.topics.push((ch.topic.clone(), publisher));
+        let geometry = Geometry::compute(cfg.segment(), page_size(), 0)
+            .map_err(|e| Failure(format!("{path}: channel {:?}: {e}", ch.topic)))?;
+        total = total.saturating_add(geometry.total_size);
+        if total > max_shm {
+            return Err(Failure(format!(
+                "{path}: topic {:?} needs a shared-memory segment of {} bytes ({} slots of {} \
+                 bytes), which brings the recording to {total} bytes, over the limit of {max_shm} \
+                 bytes; if the file is trusted, pass --max-segment-size {total} (or more)",
+                ch.topic, geometry.total_size, geometry.slot_count, geometry.slot_capacity
+            )));
+        }
+        plan.publishers.insert(ch.id, configs.len());
+        configs.push((ch.topic.clone(), ch.id, &ch.metadata, cfg));
     }
-    if let Some(missing) = only
-        .iter()
-        .find(|t| !plan.topics.iter().any(|(n, _)| n == *t))
-    {
+    if let Some(missing) = only.iter().find(|t| !configs.iter().any(|(n, ..)| n == *t)) {
         return Err(Failure(format!("{path}: no recorded topic {missing:?}")));
     }
+    for (topic, _, _, cfg) in configs {
+        let publisher = Publisher::create(&topic, cfg)
+            .map_err(|e| Failure(format!("{path}: re-creating topic {topic:?}: {e}")))?;
+        plan.topics.push((topic, publisher));
+    }
     Ok(plan)
+}
+
+/// A recording's channels that `play` re-creates, by channel id.
+struct Plan {
+    publishers: HashMap<u16, usize>,
+    topics: Vec<(String, Publisher)>,
 }
 
 /// Sleeps until `at`, in short naps so that a stop signal is noticed; false if stopped.
@@ -391,12 +609,20 @@ fn sleep_until(at: Instant) -> bool {
     }
 }
 
+/// The longest record `play` reads: a message never exceeds its topic's slot, which the
+/// segment limit bounds, and a chunk holds about one `CHUNK_BYTES` of messages more.
+fn record_limit(max_shm: u64) -> u64 {
+    // The core's largest slot payload (1 GiB).
+    const MAX_SLOT_BYTES: u64 = 1 << 30;
+    max_shm.min(MAX_SLOT_BYTES).saturating_add(4 * CHUNK_BYTES)
+}
+
 pub fn play(prefix: &str, a: PlayArgs) -> Result<(), Failure> {
     signal::catch_stop_signals();
     let path = a.file.display().to_string();
-    let buf = std::fs::read(&a.file).map_err(|e| Failure(format!("reading {path}: {e}")))?;
-    check_file(&path, &buf, a.allow_truncated)?;
-    let mut plan = plan(prefix, &path, &buf, &a.topics)?;
+    let limit = record_limit(a.max_segment_size);
+    let scan = scan(&a.file, limit, a.allow_truncated)?;
+    let mut plan = plan(prefix, &path, &scan, &a.topics, a.max_segment_size)?;
     if let Some(n) = a.wait_subscribers {
         for (topic, p) in &mut plan.topics {
             while p
@@ -411,18 +637,29 @@ pub fn play(prefix: &str, a: PlayArgs) -> Result<(), Failure> {
             }
         }
     }
+    let mut data = Vec::new();
     loop {
-        let opts = mcap::read::Options::IgnoreEndMagic.into();
-        let stream = mcap::MessageStream::new_with_options(&buf, opts)
-            .map_err(|e| Failure(format!("{path}: {e}")))?;
+        let mut reader = RecordingReader::open(&a.file, limit)?;
         let (start, mut first) = (Instant::now(), None);
-        for m in stream.map_while(Result::ok) {
-            let Some(&i) = plan.publishers.get(&m.channel.id) else {
+        // The first pass's count: a file that changed since stops where it stopped then.
+        for _ in 0..scan.messages {
+            let (channel, log_time) = loop {
+                match reader.next(&mut data) {
+                    Ok(Some(Item::Message { channel, log_time })) => break (channel, log_time),
+                    Ok(Some(Item::Channel(_))) => {}
+                    Ok(None) | Err(_) => {
+                        return Err(Failure(format!(
+                            "{path}: the file changed while it was played"
+                        )))
+                    }
+                }
+            };
+            let Some(&i) = plan.publishers.get(&channel) else {
                 continue;
             };
             if a.rate > 0.0 {
-                let t0 = *first.get_or_insert(m.log_time);
-                let offset = m.log_time.saturating_sub(t0) as f64 / a.rate;
+                let t0 = *first.get_or_insert(log_time);
+                let offset = log_time.saturating_sub(t0) as f64 / a.rate;
                 let at = start + Duration::from_nanos(offset.min(u64::MAX as f64) as u64);
                 if !sleep_until(at) {
                     return Ok(());
@@ -434,15 +671,15 @@ pub fn play(prefix: &str, a: PlayArgs) -> Result<(), Failure> {
                     return Ok(());
                 }
                 match p.loan_timeout(Duration::from_millis(100)) {
-                    Ok(mut loan) if m.data.len() <= loan.len() => {
-                        loan.write_at(0, &m.data);
-                        loan.commit(m.data.len());
+                    Ok(mut loan) if data.len() <= loan.len() => {
+                        loan.write_at(0, &data);
+                        loan.commit(data.len());
                         break;
                     }
                     Ok(_) => {
                         return Err(Failure(format!(
                         "topic {topic:?}: a recorded message of {} bytes does not fit the topic",
-                        m.data.len()
+                        data.len()
                     )))
                     }
                     Err(ringcast::Full) => {}

@@ -1,5 +1,6 @@
-//! SIGINT / SIGTERM as a flag the long-running commands poll, so that `record` can finish
-//! its file and `top` can restore the terminal.
+//! SIGINT / SIGTERM / SIGHUP as a flag the long-running commands poll, so that `record` can
+//! finish its file and `top` can restore the terminal (SIGHUP: the terminal went away, which
+//! must finish a recording as cleanly as Ctrl-C does, not kill it mid-chunk).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,9 +11,9 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
-/// Routes SIGINT and SIGTERM to [`stopped`] instead of ending the process.
+/// Routes SIGINT, SIGTERM and SIGHUP to [`stopped`] instead of ending the process.
 pub fn catch_stop_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe; the
         // sigaction struct is zero-initialized and then filled in.
         unsafe {
@@ -24,7 +25,7 @@ pub fn catch_stop_signals() {
     }
 }
 
-/// Whether SIGINT or SIGTERM arrived since [`catch_stop_signals`].
+/// Whether SIGINT, SIGTERM or SIGHUP arrived since [`catch_stop_signals`].
 pub fn stopped() -> bool {
     // Relaxed: see `on_signal`.
     STOP.load(Ordering::Relaxed)

@@ -1,10 +1,32 @@
 //! `ringcast list`, `inspect` and `gc`.
 
+use std::borrow::Cow;
+
 use ringcast::inspect::{self, GcOutcome, TopicInfo};
 use ringcast::name;
 
 use crate::cli::InspectArgs;
 use crate::Failure;
+
+/// Text that came from a segment (an import origin, a type name, an error quoting them),
+/// made safe to print: control characters (C0, DEL, C1) are shown escaped as `\u{..}`, so
+/// whoever wrote the segment cannot move the cursor, retitle the terminal or forge lines.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
 
 pub fn list(prefix: &str) -> Result<(), Failure> {
     (|| {
@@ -18,12 +40,15 @@ pub fn list(prefix: &str) -> Result<(), Failure> {
                     info.subscribers.len(),
                     info.write_cursor,
                     match &info.origin {
-                        Some(o) =>
-                            format!("\timported from {o} ({} lost upstream)", info.upstream_lost),
+                        Some(o) => format!(
+                            "\timported from {} ({} lost upstream)",
+                            printable(o),
+                            info.upstream_lost
+                        ),
                         None => String::new(),
                     }
                 ),
-                Err(e) => println!("{topic}\tunreadable\t{e}"),
+                Err(e) => println!("{topic}\tunreadable\t{}", printable(&e.to_string())),
             }
         }
         Ok(())
@@ -74,9 +99,9 @@ fn print_text(i: &TopicInfo) {
         "segment        {} bytes (header {})",
         g.total_size, g.header_size
     );
-    println!("message type   {}", g.type_info);
+    println!("message type   {}", printable(&g.type_info.to_string()));
     if let Some(o) = &i.origin {
-        println!("imported from  {o}");
+        println!("imported from  {}", printable(o));
         println!("lost upstream  {}", i.upstream_lost);
     }
     println!("write cursor   {}", i.write_cursor);
@@ -109,7 +134,8 @@ fn json_str(s: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            // Every control character, C1 and DEL too: the JSON may end up on a terminal.
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
     }
