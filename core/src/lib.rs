@@ -60,6 +60,7 @@ mod entry;
 pub mod error;
 pub mod futex;
 pub mod geometry;
+pub mod handback;
 pub mod layout;
 pub mod memory;
 pub mod name;

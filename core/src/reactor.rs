@@ -249,6 +249,9 @@ fn run(shared: &'static Shared) {
                 .any(|i| reg.entries[*i].as_ref().is_some_and(Entry::ready))
                 || shared.bell.count() != handled
         };
+        // A task that holds deferred releases (batched release) and awaits room that needs
+        // them would wait for ever: hand them back before this thread sleeps for it.
+        crate::handback::hand_back();
         if polling {
             if !recheck() {
                 std::thread::sleep(POLL_NAP);

@@ -29,9 +29,10 @@
 //! the writer back for long: a writer that waits for room on it is a whole ring ahead of
 //! the published cursor, so the reader meets either the bound (at most the ring) or an
 //! empty slot before it runs out of messages, and publishes. A reader that *stops*
-//! mid-run keeps up to `release_batch - 1` released slots from the writer; if the thread
-//! that stopped is the one waiting to publish into this ring, that is a deadlock, which is
-//! why the batch is 1 unless asked for.
+//! mid-run keeps up to `release_batch - 1` released slots from the writer until its next
+//! receive, or until any thread of its process starts a blocking wait: every such wait
+//! first hands back every deferred run of the process ([`crate::handback`]), so a thread
+//! that waits to publish (into this ring or another) holds at most the message it reads.
 //!
 //! **Attach under Block** is a Dekker handshake between the attaching reader and the
 //! writer's rescan, and **eviction under Block** (topics with a stall timeout only) a race
@@ -45,6 +46,7 @@ use std::sync::Arc;
 
 use crate::entry::{self, OwnEntry};
 use crate::futex::Wake;
+use crate::handback::Deferral;
 use crate::layout::{Overflow, PUB_CLOSED};
 use crate::memory::SegmentMemory;
 use crate::stamp::{busy, committed};
@@ -385,6 +387,9 @@ pub struct Reader {
     /// `Block`: most releases deferred before the cursor is stored (1: every release
     /// stores it).
     batch: u64,
+    /// Where a deferred run can be handed back by a thread about to block
+    /// ([`crate::handback`]); made at the first deferral.
+    deferral: Option<Arc<Deferral>>,
 }
 
 impl Reader {
@@ -411,6 +416,7 @@ impl Reader {
             own,
             published: next,
             batch: 1,
+            deferral: None,
         }
     }
 
@@ -616,6 +622,10 @@ impl Reader {
         // not reached; `has_message` also pulls the next slot's line in early.
         if self.next - self.published < batch && self.has_message() {
             self.own.end_hold(&self.mem);
+            let (mem, entry) = (&self.mem, self.own.index);
+            self.deferral
+                .get_or_insert_with(|| Deferral::register(mem.clone(), entry))
+                .released_below(self.next);
         } else {
             self.publish_release();
         }
@@ -670,6 +680,10 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
+        if let Some(d) = &self.deferral {
+            // Before the entry is freed: no hand-back may write it after that.
+            d.retire();
+        }
         self.publish_position();
         self.own.detach(&self.mem);
     }

@@ -88,6 +88,9 @@ pub fn wait_until<W: Waitable>(
     liveness: &mut LivenessClock,
     w: &mut W,
 ) -> Result<(), Stop> {
+    // This thread may hold deferred releases (a drain, batched release) that whoever we
+    // wait for needs: hand them back first.
+    crate::handback::hand_back();
     let slice = liveness.period().min(w.nap());
     // Runs the deadline and (rate-limited) liveness checks.
     let mut checks = |w: &mut W| -> Result<(), Stop> {

@@ -81,8 +81,8 @@ pub struct ringcast_subscriber_options {
     /// Segment name prefix (NULL: the default, "ringcast"); copied during the call.
     pub prefix: *const c_char,
     /// `Block`: hand released slots back in runs of up to this many while more messages
-    /// wait (clamped to the ring; 0, the default, or 1: every slot at once). Never on a
-    /// subscriber whose thread also publishes into the same topic with a blocking call.
+    /// wait (clamped to the ring; 0, the default, or 1: every slot at once). Any blocking
+    /// call of the process hands such deferred slots back before it waits.
     pub release_batch: u64,
 }
 

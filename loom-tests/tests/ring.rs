@@ -212,6 +212,38 @@ fn block_batched_release_frees_a_run_only_after_its_reads() {
     });
 }
 
+/// Block with batched release over the whole ring, and a third thread that hands the
+/// process's deferred runs back (as any thread does before it blocks,
+/// `ringcast_core::handback`) while the reader reads in place and the publisher waits for
+/// room: loom's cell tracking proves the publisher never writes a slot before the read of
+/// it is done, whichever thread handed the slot back, and nobody deadlocks. The build with
+/// `--cfg ringcast_loom_mutant_handback` (a Relaxed load of the deferred cursor) must fail
+/// this model; CI checks that it does.
+/// Messages of the hand-back model: enough for a second deferred run after the first one
+/// registered the reader (registration takes a lock, which would order the first run's
+/// reads before any hand-back by itself).
+const HANDED_BACK_MESSAGES: u64 = 5;
+
+#[test]
+fn block_deferred_run_handed_back_by_another_thread() {
+    check_with_bound(2, || {
+        let mem = segment(Overflow::Block);
+        let mut r = attach(&mem, 0, Start::Latest);
+        r.set_release_batch(u64::MAX);
+        let mut w = writer(&mem);
+        let wmem = mem.clone();
+        let publisher = thread::spawn(move || {
+            for _ in 0..HANDED_BACK_MESSAGES {
+                publish(&mut w, &wmem);
+            }
+        });
+        let helper = thread::spawn(ringcast_core::handback::hand_back);
+        receive_until(&mut r, &mem, HANDED_BACK_MESSAGES);
+        helper.join().unwrap();
+        publisher.join().unwrap();
+    });
+}
+
 /// Block: a subscriber attaches (replaying from the oldest message) while the publisher
 /// writes, and another detaches meanwhile. The newcomer starts at a message the publisher
 /// will not overwrite and reads everything from there in order and intact; the detached

@@ -4,9 +4,11 @@
 //! closure, without waiting. Under `Block` the slots it reads go back to the publisher
 //! once per run (one cursor store and one wake-up check for the run, as with
 //! [`SubscriberOptions::release_batch`](crate::SubscriberOptions::release_batch)), and
-//! all of them before `drain` returns: nothing is held back after the call, so unlike the
-//! option it is safe on a subscriber whose thread also publishes into the topic (outside
-//! the closure).
+//! all of them before `drain` returns: nothing is held back after the call. Inside the
+//! closure, a wait that may block (a `send` into a full `Block` topic, a `recv`) first
+//! hands the run's slots back ([`ringcast_core::handback`]), so the closure holds only the
+//! message it was given, as a `recv` loop does: two nodes that drain and relay into each
+//! other's topics cannot deadlock on released slots.
 
 use std::ops::ControlFlow;
 
@@ -36,8 +38,8 @@ impl Subscriber {
     /// are handed back once per run of consecutive messages and completely before the
     /// call returns.
     ///
-    /// `f` must not publish into this same topic with a call that waits for room: the
-    /// slots of the run are handed back only when the run ends.
+    /// If `f` waits (publishes with a call that waits for room, receives with a wait), the
+    /// run's slots are handed back before it does: `f` holds only the message it is given.
     ///
     /// ```no_run
     /// # use ringcast_subscriber::{Subscriber, SubscriberOptions};

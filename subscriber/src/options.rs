@@ -96,10 +96,13 @@ impl SubscriberOptions {
     /// released slot back.
     ///
     /// The price: a subscriber that stops reading mid-backlog keeps up to `slots - 1`
-    /// released slots from the publisher, so **do not use it on a subscriber whose own
-    /// thread publishes into the same topic with a blocking call** (it would wait for
-    /// slots it holds itself). On a topic with a stall timeout the stall watch sees the
-    /// run's cursor, which moves once per run.
+    /// released slots from the publisher until its next receive, or until any thread of
+    /// its process starts a wait that may block (a send waiting for room, a receive, a
+    /// wait set), which hands every deferred slot of the process back first
+    /// ([`ringcast_core::handback`]): a thread that publishes into the same topic, or
+    /// relays into a peer that relays back, never waits for slots it holds itself. On a
+    /// topic with a stall timeout the stall watch sees the run's cursor, which moves once
+    /// per run.
     ///
     /// ```
     /// use ringcast_subscriber::SubscriberOptions;

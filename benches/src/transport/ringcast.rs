@@ -194,8 +194,8 @@ impl Ringcast {
         })
     }
 
-    /// Subscribers release in runs of up to [`RELEASE_BATCH`] slots (no end of a ringcast
-    /// row reads and publishes into the same topic, which is what the option forbids).
+    /// Subscribers release in runs of up to [`RELEASE_BATCH`] slots (the opt-in a user who
+    /// wants small-message throughput would take).
     fn options(&self) -> SubscriberOptions {
         SubscriberOptions::default()
             .prefix(PREFIX)

@@ -426,6 +426,8 @@ impl WaitSet {
         if deadline.is_none() && self.is_empty() && self.bell.is_none() {
             return Err(WaitError::NothingToWaitFor);
         }
+        // Deferred releases this thread holds may be what a member waits for.
+        crate::handback::hand_back();
         let mut spun: u32 = 0;
         let spins = match self.strategy {
             WaitStrategy::BusySpin => u32::MAX,
