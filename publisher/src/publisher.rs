@@ -12,7 +12,8 @@ use ringcast_core::reactor::Registration;
 use ringcast_core::ring::Writer;
 use ringcast_core::stall::{StallWatch, Verdict};
 use ringcast_core::wait::{self, Stop, Waitable};
-use ringcast_core::waitset::{Member, Refusal, SleepTarget};
+use ringcast_core::waitset::sealed::MemberImpl;
+use ringcast_core::waitset::{Refusal, SleepTarget};
 use ringcast_core::{CreateError, Full, Geometry, Overflow, WaitStrategy};
 
 use crate::PublisherConfig;
@@ -376,7 +377,7 @@ impl Waitable for RoomWait<'_> {
 
 // SAFETY: the target is this publisher's own writer's (its mapping), which lives as long
 // as the publisher.
-unsafe impl Member for Publisher {
+unsafe impl MemberImpl for Publisher {
     fn sleep_target(&self) -> SleepTarget {
         self.end.writer_ref().sleep_target()
     }

@@ -26,7 +26,8 @@ use std::marker::PhantomData;
 use std::mem::{align_of, MaybeUninit};
 use std::time::Duration;
 
-use ringcast_core::waitset::{Member, Refusal, SleepTarget};
+use ringcast_core::waitset::sealed::MemberImpl;
+use ringcast_core::waitset::{Refusal, SleepTarget};
 use ringcast_core::{CreateError, Full, Overflow, TypeInfo};
 use rkyv::api::low::{to_bytes_in_with_alloc, LowSerializer};
 use rkyv::rancor::{self, Source};
@@ -333,7 +334,7 @@ impl std::fmt::Display for SlotOverflow {
 impl std::error::Error for SlotOverflow {}
 
 // SAFETY: delegates to the raw publisher this one owns for its whole life.
-unsafe impl<T: 'static> Member for TypedPublisher<T> {
+unsafe impl<T: 'static> MemberImpl for TypedPublisher<T> {
     fn sleep_target(&self) -> SleepTarget {
         self.raw.sleep_target()
     }

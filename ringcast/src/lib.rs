@@ -100,6 +100,18 @@
 //! use ringcast::core::ring::Writer;
 //! ```
 //!
+//! Wait-set membership is sealed: only ringcast's own handles are members, so no user
+//! type can make a wait set sleep on memory it does not own.
+//!
+//! ```compile_fail
+//! struct Mine;
+//! impl ringcast::Member for Mine {}
+//! ```
+//!
+//! Under `Overwrite` a loan is the publisher's private staging buffer (copied into the
+//! slot with atomic word stores at commit), so a write through it can never race a reader
+//! reading the slot, in this process or another.
+//!
 //! Read-only views of topics for tools are: [`inspect`] (snapshots, `gc`) and [`name`]
 //! (topic-name rules).
 
@@ -108,8 +120,7 @@ pub use ringcast_core::clock::LIVENESS_SLICE;
 /// change), as [`PublisherConfig::huge_pages`] will find at creation.
 pub use ringcast_core::residency::huge_pages_offered;
 pub use ringcast_core::waitset::{
-    AddError, Key, Member, Notifier, Refusal, SleepTarget, WaitError, WaitSet, Wakeup, MAX_MEMBERS,
-    POLL_NAP,
+    AddError, Key, Member, Notifier, Refusal, WaitError, WaitSet, Wakeup, MAX_MEMBERS, POLL_NAP,
 };
 pub use ringcast_core::{
     AttachError, ConfigError, CreateError, Full, NameError, Overflow, Start, TypeInfo, WaitStrategy,

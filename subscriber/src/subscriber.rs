@@ -10,7 +10,8 @@ use ringcast_core::reactor::Registration;
 use ringcast_core::residency::MemoryOptions;
 use ringcast_core::ring::{Poll, Reader};
 use ringcast_core::wait::{self, Stop, Waitable};
-use ringcast_core::waitset::{Member, Refusal, SleepTarget};
+use ringcast_core::waitset::sealed::MemberImpl;
+use ringcast_core::waitset::{Refusal, SleepTarget};
 use ringcast_core::{AttachError, Geometry, Overflow, WaitStrategy};
 
 use crate::buffer::AlignedBuf;
@@ -484,7 +485,7 @@ impl Drop for Sample<'_> {
 
 // SAFETY: the target is this subscriber's own reader's (its table entry and mapping), and
 // the reader lives as long as the subscriber.
-unsafe impl Member for Subscriber {
+unsafe impl MemberImpl for Subscriber {
     fn sleep_target(&self) -> SleepTarget {
         self.end.reader_ref().sleep_target()
     }

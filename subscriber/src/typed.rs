@@ -29,7 +29,8 @@ use std::mem::{align_of, size_of};
 use std::ops::Deref;
 use std::time::Duration;
 
-use ringcast_core::waitset::{Member, Refusal, SleepTarget};
+use ringcast_core::waitset::sealed::MemberImpl;
+use ringcast_core::waitset::{Refusal, SleepTarget};
 use ringcast_core::{AttachError, Overflow, TypeInfo};
 use rkyv::api::low::{access, LowDeserializer, LowValidator};
 use rkyv::api::{access_pos_unchecked, root_position};
@@ -410,7 +411,7 @@ impl std::fmt::Display for RootOutOfPlace {
 impl std::error::Error for RootOutOfPlace {}
 
 // SAFETY: delegates to the raw subscriber this one owns for its whole life.
-unsafe impl<T: 'static> Member for TypedSubscriber<T> {
+unsafe impl<T: 'static> MemberImpl for TypedSubscriber<T> {
     fn sleep_target(&self) -> SleepTarget {
         self.raw.sleep_target()
     }

@@ -39,25 +39,45 @@ pub const POLL_NAP: Duration = Duration::from_micros(500);
 /// lower one).
 pub const MAX_MEMBERS: usize = 1 << 16;
 
-/// Something a [`WaitSet`] can wait for.
+/// Something a [`WaitSet`] can wait for: a subscriber (raw or typed) or a `Block`
+/// publisher (raw or typed). Sealed: only ringcast's own handles are members (each
+/// implements the hidden [`sealed::MemberImpl`], whose contract is about shared memory it
+/// owns), so no user type can hand a wait set a sleep target it does not own.
 ///
-/// # Safety
-/// [`sleep_target`](Member::sleep_target) names memory and (for a subscriber) a table
-/// entry that this member owns and keeps for as long as it lives: the wait set announces
-/// sleeps in that entry while it owns the member.
-pub unsafe trait Member: Send + 'static {
-    /// What the member sleeps on. Called once, when it joins a set.
-    fn sleep_target(&self) -> SleepTarget;
-    /// Whether the member's operation would complete at once: a receive returns a message,
-    /// a lag report or the end; a loan gets a slot. Cheap: no system call.
-    fn is_ready(&mut self) -> bool;
-    /// The member's liveness check (a system call): a subscriber learns that its publisher
-    /// died (and becomes ready, to report the end), a publisher frees the entries of dead
-    /// subscribers. The set runs it once per [`LIVENESS_SLICE`](crate::clock::LIVENESS_SLICE)
-    /// while it waits.
-    fn check_liveness(&mut self);
-    /// Why the member can never become ready, if that is so (asked when it is added).
-    fn refusal(&mut self) -> Option<Refusal>;
+/// ```compile_fail
+/// struct Mine;
+/// impl ringcast_core::waitset::Member for Mine {}
+/// ```
+pub trait Member: sealed::MemberImpl {}
+
+impl<T: sealed::MemberImpl> Member for T {}
+
+/// The wait set's view of a member, implemented by ringcast's handles only.
+#[doc(hidden)]
+pub mod sealed {
+    use super::{Refusal, SleepTarget};
+
+    /// What a [`WaitSet`](super::WaitSet) asks of a member.
+    ///
+    /// # Safety
+    /// [`sleep_target`](MemberImpl::sleep_target) names memory and (for a subscriber) a
+    /// table entry that this member owns and keeps for as long as it lives: the wait set
+    /// announces sleeps in that entry while it owns the member. Implemented by ringcast's
+    /// handles only; not for implementing outside ringcast.
+    pub unsafe trait MemberImpl: Send + 'static {
+        /// What the member sleeps on. Called once, when it joins a set.
+        fn sleep_target(&self) -> SleepTarget;
+        /// Whether the member's operation would complete at once: a receive returns a
+        /// message, a lag report or the end; a loan gets a slot. Cheap: no system call.
+        fn is_ready(&mut self) -> bool;
+        /// The member's liveness check (a system call): a subscriber learns that its
+        /// publisher died (and becomes ready, to report the end), a publisher frees the
+        /// entries of dead subscribers. The set runs it once per
+        /// [`LIVENESS_SLICE`](crate::clock::LIVENESS_SLICE) while it waits.
+        fn check_liveness(&mut self);
+        /// Why the member can never become ready, if that is so (asked when it is added).
+        fn refusal(&mut self) -> Option<Refusal>;
+    }
 }
 
 /// Why a member was refused; see [`AddError`].
@@ -558,7 +578,7 @@ mod tests {
     }
 
     // SAFETY: the target names only the member's own bell, which it keeps alive.
-    unsafe impl Member for Rung {
+    unsafe impl super::sealed::MemberImpl for Rung {
         fn sleep_target(&self) -> SleepTarget {
             self.bell.target()
         }
