@@ -100,8 +100,11 @@ fn an_overwrite_loan_is_private_staging_and_a_block_loan_is_the_slot() {
             Subscriber::attach(&n.topic, SubscriberOptions::default().prefix(&n.prefix)).unwrap();
         let ranges = mapped_ranges(&n);
         assert!(!ranges.is_empty(), "the segment is not mapped");
-        let mut loan = p.loan();
-        let at = loan.as_mut_ptr() as usize;
+        let at = {
+            let mut loan = p.loan();
+            loan[..5].copy_from_slice(b"first");
+            loan.as_mut_ptr() as usize
+        }; // the loan goes uncommitted: nothing published
         let in_segment = ranges.iter().any(|&(lo, hi)| lo <= at && at < hi);
         assert_eq!(
             in_segment,
@@ -109,8 +112,6 @@ fn an_overwrite_loan_is_private_staging_and_a_block_loan_is_the_slot() {
             "{overflow:?}: the loan's bytes are {} the shared mapping",
             if in_segment { "inside" } else { "outside" }
         );
-        loan[..5].copy_from_slice(b"first");
-        drop(loan); // uncommitted: nothing published
         assert!(matches!(sub.try_recv(), Err(TryRecvError::Empty)));
         let mut loan = p.pending_loan().expect("the slot stays claimed");
         assert_eq!(&loan[..5], b"first", "the claimed loan keeps its bytes");
