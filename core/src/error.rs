@@ -90,11 +90,15 @@ pub enum CreateError {
         source: ConfigError,
     },
     /// A live publisher already owns the topic. Only one publisher per topic is allowed;
-    /// stop the other one or pick another name.
-    #[error("topic {topic:?} already has a live publisher")]
+    /// stop the other one or pick another name. `holder` is the user whose segment has the
+    /// name (another user's live segment under your topic's name is a squatter: its
+    /// subscribers of your user refuse it).
+    #[error("topic {topic:?} already has a live publisher, a process of {holder}: stop it or pick another name")]
     AlreadyPublished {
         /// The topic.
         topic: String,
+        /// Who owns the segment that has the name.
+        holder: crate::trust::Owner,
     },
     /// Something that is not a ringcast segment already has the topic's name; we will not
     /// delete it. Remove it by hand if it is stale.
@@ -146,11 +150,15 @@ pub enum CreateError {
         /// Why not, and what to change.
         reason: String,
     },
-    /// The process may not create (or reclaim) the segment.
-    #[error("permission denied creating topic {topic:?} in /dev/shm")]
+    /// The process may not create (or reclaim) the segment: the name is held by a dead
+    /// publisher's segment this user may not remove (`holder`, if known, owns it; it or
+    /// root can remove it with `ringcast gc`), or /dev/shm refuses new files.
+    #[error("permission denied creating topic {topic:?} in /dev/shm{}", holder.as_ref().map(|h| format!(": the name is held by {h}")).unwrap_or_default())]
     PermissionDenied {
         /// The topic.
         topic: String,
+        /// Who owns what holds the name, if that is what refused us.
+        holder: Option<crate::trust::Owner>,
     },
     /// Any other system error, with the call that failed.
     #[error("topic {topic:?}: {op} failed: {source}")]
@@ -189,6 +197,18 @@ pub enum AttachError {
     PermissionDenied {
         /// The topic.
         topic: String,
+    },
+    /// The segment belongs to a user this subscriber does not trust: by default only the
+    /// caller's own user and root are (anyone who may create files in /dev/shm could
+    /// otherwise stand in for the topic). If that user's publisher is genuine, trust it:
+    /// `SubscriberOptions::trust_user(uid)` (or a group, or any owner); in the CLI
+    /// `--trust-user`.
+    #[error("topic {topic:?} belongs to {owner}, whom this subscriber does not trust (only its own user and root by default): trust that user explicitly if its publisher is genuine")]
+    UntrustedOwner {
+        /// The topic.
+        topic: String,
+        /// Who owns the segment.
+        owner: crate::trust::Owner,
     },
     /// The topic's name is taken by something that is not a regular file (a FIFO, socket,
     /// directory, device or symbolic link): not a segment, and never followed or opened for

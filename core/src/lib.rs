@@ -70,6 +70,7 @@ pub mod ring;
 pub mod stall;
 pub mod stamp;
 mod sync;
+pub mod trust;
 pub mod wait;
 pub mod waitset;
 

@@ -30,6 +30,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memmap2::MmapOptions;
+
+use crate::trust::{Owner, Trust};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::mman::shm_unlink;
@@ -52,15 +54,18 @@ pub enum Access {
     Inspect,
 }
 
-/// The most a subscriber accepts from a segment's header before mapping anything: a
-/// hostile header over a sparse file can claim up to the format's limits (1 GiB slots, a
-/// 1 TiB segment). The defaults are those limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a subscriber accepts from a segment before mapping anything: whose it is (see
+/// [`crate::trust`]), and how large (a hostile header over a sparse file can claim up to
+/// the format's limits, 1 GiB slots and a 1 TiB segment). The defaults are the caller's
+/// own user and root, and those limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttachLimits {
     /// Largest slot payload accepted, in bytes.
     pub max_slot_bytes: u64,
     /// Largest whole segment accepted, in bytes.
     pub max_segment_bytes: u64,
+    /// Whose segments are accepted.
+    pub trust: Trust,
 }
 
 impl Default for AttachLimits {
@@ -68,6 +73,7 @@ impl Default for AttachLimits {
         AttachLimits {
             max_slot_bytes: crate::geometry::MAX_SLOT_BYTES,
             max_segment_bytes: crate::geometry::MAX_TOTAL_BYTES,
+            trust: Trust::default(),
         }
     }
 }
@@ -311,7 +317,10 @@ impl Segment {
         }
         let io_err = |op: &'static str| {
             move |e: Errno| match e {
-                Errno::EACCES | Errno::EPERM => CreateError::PermissionDenied { topic: t() },
+                Errno::EACCES | Errno::EPERM => CreateError::PermissionDenied {
+                    topic: t(),
+                    holder: None,
+                },
                 Errno::ENOSPC => CreateError::NoSpace {
                     topic: t(),
                     bytes: g.total_size,
@@ -355,7 +364,10 @@ impl Segment {
             op: "fcntl(F_OFD_SETLK)",
             source: e,
         })? {
-            return Err(CreateError::AlreadyPublished { topic: t() });
+            return Err(CreateError::AlreadyPublished {
+                topic: t(),
+                holder: Owner::of_file(&file),
+            });
         }
         let map = MmapOptions::new()
             .len(g.total_size as usize)
@@ -448,7 +460,12 @@ impl Segment {
         let old = match open_existing(name, true) {
             Ok(f) => f,
             Err(OpenFail::Missing) => return Ok(()), // gone meanwhile: retry the link
-            Err(OpenFail::Denied) => return Err(CreateError::PermissionDenied { topic: t() }),
+            Err(OpenFail::Denied) => {
+                return Err(CreateError::PermissionDenied {
+                    topic: t(),
+                    holder: Owner::of_path(&shm_path(name)),
+                })
+            }
             Err(OpenFail::NotRegular(_)) => return Err(CreateError::NotASegment { topic: t() }),
             Err(OpenFail::Io(e)) => return Err(io("open")(e)),
         };
@@ -456,14 +473,20 @@ impl Segment {
             return Err(CreateError::NotASegment { topic: t() });
         }
         match remove_if_dead(&old, name) {
-            Ok(Removal::Alive) => Err(CreateError::AlreadyPublished { topic: t() }),
+            Ok(Removal::Alive) => Err(CreateError::AlreadyPublished {
+                topic: t(),
+                holder: Owner::of_file(&old),
+            }),
             Ok(Removal::Removed) => {
                 tracing::info!(topic, "reclaimed the segment of a dead publisher");
                 Ok(())
             }
             Ok(Removal::Moved) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
-                Err(CreateError::PermissionDenied { topic: t() })
+                Err(CreateError::PermissionDenied {
+                    topic: t(),
+                    holder: Some(Owner::of_file(&old)),
+                })
             }
             Err(e) => Err(io("remove the dead segment")(e)),
         }
@@ -504,6 +527,15 @@ impl Segment {
                 source: e,
             }
         };
+        // Whose it is, asked of the descriptor we will map (not of the name, which may be
+        // replaced meanwhile).
+        let meta = file.metadata().map_err(io("fstat"))?;
+        if !limits.trust.trusts(meta.uid(), meta.gid()) {
+            return Err(AttachError::UntrustedOwner {
+                topic: t(),
+                owner: Owner::of_uid(meta.uid()),
+            });
+        }
 
         // Read the fixed header, waiting (bounded) while the magic is not yet there.
         let started = Instant::now();

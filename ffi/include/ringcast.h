@@ -122,6 +122,10 @@ enum ringcast_status
   // running, such as the `ringcast_subscriber_drain` callback: return from the callback
   // first. Nothing was done.
   RINGCAST_ERR_REENTRANT = -21,
+  // The topic's segment belongs to a user this subscriber does not trust (by default
+  // only its own user and root): add that user to `trust_users` (or its group to
+  // `trust_groups`) if its publisher is genuine.
+  RINGCAST_ERR_UNTRUSTED = -22,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -185,9 +189,21 @@ typedef struct ringcast_subscriber_options {
   // Segment name prefix (NULL: the default, "ringcast"); copied during the call.
   const char *prefix;
   // `Block`: hand released slots back in runs of up to this many while more messages
-  // wait (clamped to the ring; 0, the default, or 1: every slot at once). Never on a
-  // subscriber whose thread also publishes into the same topic with a blocking call.
+  // wait (clamped to the ring; 0, the default, or 1: every slot at once). Any blocking
+  // call of the process hands such deferred slots back before it waits.
   uint64_t release_batch;
+  // User ids whose topics to attach to besides this process's own user and root, who
+  // alone are trusted by default (another user's segment is `RINGCAST_ERR_UNTRUSTED`);
+  // `trust_users_len` of them (NULL with 0: none). Copied during the call.
+  const uint32_t *trust_users;
+  // How many ids `trust_users` points to.
+  size_t trust_users_len;
+  // Group ids whose topics (the segment file's group) to attach to, likewise.
+  const uint32_t *trust_groups;
+  // How many ids `trust_groups` points to.
+  size_t trust_groups_len;
+  // Non-zero: attach to topics of any owner (as builds before the owner check did).
+  uint32_t trust_any_owner;
 } ringcast_subscriber_options;
 
 // A loaned slot: write up to `capacity` bytes at `data`, then commit (or abort) it.
@@ -215,7 +231,7 @@ typedef struct ringcast_sample {
 } ringcast_sample;
 
 // Every status, for `ringcast_status_str` and the tests.
-#define ringcast_status_ALL { RINGCAST_OK, RINGCAST_TIMEOUT, RINGCAST_DISCONNECTED, RINGCAST_EVICTED, RINGCAST_FULL, RINGCAST_CORRUPT, RINGCAST_NOTIFIED, RINGCAST_ABANDONED, RINGCAST_ERR_NULL, RINGCAST_ERR_INVALID_ARGUMENT, RINGCAST_ERR_VERSION, RINGCAST_ERR_NAME, RINGCAST_ERR_CONFIG, RINGCAST_ERR_TOO_LARGE, RINGCAST_ERR_EXISTS, RINGCAST_ERR_NOT_FOUND, RINGCAST_ERR_PERMISSION, RINGCAST_ERR_NOT_A_SEGMENT, RINGCAST_ERR_TYPE_MISMATCH, RINGCAST_ERR_RESOURCE, RINGCAST_ERR_CLOSED, RINGCAST_ERR_LOAN_OUTSTANDING, RINGCAST_ERR_SAMPLE_OUTSTANDING, RINGCAST_ERR_NOT_HELD, RINGCAST_ERR_WAITSET, RINGCAST_ERR_NOT_READY, RINGCAST_ERR_IO, RINGCAST_ERR_PANIC, RINGCAST_ERR_REENTRANT, }
+#define ringcast_status_ALL { RINGCAST_OK, RINGCAST_TIMEOUT, RINGCAST_DISCONNECTED, RINGCAST_EVICTED, RINGCAST_FULL, RINGCAST_CORRUPT, RINGCAST_NOTIFIED, RINGCAST_ABANDONED, RINGCAST_ERR_NULL, RINGCAST_ERR_INVALID_ARGUMENT, RINGCAST_ERR_VERSION, RINGCAST_ERR_NAME, RINGCAST_ERR_CONFIG, RINGCAST_ERR_TOO_LARGE, RINGCAST_ERR_EXISTS, RINGCAST_ERR_NOT_FOUND, RINGCAST_ERR_PERMISSION, RINGCAST_ERR_NOT_A_SEGMENT, RINGCAST_ERR_TYPE_MISMATCH, RINGCAST_ERR_RESOURCE, RINGCAST_ERR_CLOSED, RINGCAST_ERR_LOAN_OUTSTANDING, RINGCAST_ERR_SAMPLE_OUTSTANDING, RINGCAST_ERR_NOT_HELD, RINGCAST_ERR_WAITSET, RINGCAST_ERR_NOT_READY, RINGCAST_ERR_IO, RINGCAST_ERR_PANIC, RINGCAST_ERR_REENTRANT, RINGCAST_ERR_UNTRUSTED, }
 
 #ifdef __cplusplus
 extern "C" {

@@ -92,15 +92,26 @@ class SubscriberOptions {
   /// RINGCAST_MEMORY_PREFAULT and / or RINGCAST_MEMORY_LOCK.
   SubscriberOptions& memory(uint32_t flags) { c_.memory = flags; return *this; }
   SubscriberOptions& release_batch(uint64_t slots) { c_.release_batch = slots; return *this; }
+  /// Also attach to topics of user `uid` (by default only this process's user and root).
+  SubscriberOptions& trust_user(uint32_t uid) { users_.push_back(uid); return *this; }
+  /// Also attach to topics whose segment file's group is `gid`.
+  SubscriberOptions& trust_group(uint32_t gid) { groups_.push_back(gid); return *this; }
+  /// Attach to topics of any owner.
+  SubscriberOptions& trust_any_owner() { c_.trust_any_owner = 1; return *this; }
   SubscriberOptions& prefix(std::string p) { prefix_ = std::move(p); return *this; }
   const ringcast_subscriber_options* get() {
     c_.prefix = prefix_.empty() ? nullptr : prefix_.c_str();
+    c_.trust_users = users_.empty() ? nullptr : users_.data();
+    c_.trust_users_len = users_.size();
+    c_.trust_groups = groups_.empty() ? nullptr : groups_.data();
+    c_.trust_groups_len = groups_.size();
     return &c_;
   }
 
  private:
   ringcast_subscriber_options c_{};
   std::string prefix_;
+  std::vector<uint32_t> users_, groups_;
 };
 
 /// A loaned slot: write into data() (up to capacity() bytes), then commit(len).

@@ -84,6 +84,18 @@ pub struct ringcast_subscriber_options {
     /// wait (clamped to the ring; 0, the default, or 1: every slot at once). Any blocking
     /// call of the process hands such deferred slots back before it waits.
     pub release_batch: u64,
+    /// User ids whose topics to attach to besides this process's own user and root, who
+    /// alone are trusted by default (another user's segment is `RINGCAST_ERR_UNTRUSTED`);
+    /// `trust_users_len` of them (NULL with 0: none). Copied during the call.
+    pub trust_users: *const u32,
+    /// How many ids `trust_users` points to.
+    pub trust_users_len: usize,
+    /// Group ids whose topics (the segment file's group) to attach to, likewise.
+    pub trust_groups: *const u32,
+    /// How many ids `trust_groups` points to.
+    pub trust_groups_len: usize,
+    /// Non-zero: attach to topics of any owner (as builds before the owner check did).
+    pub trust_any_owner: u32,
 }
 
 /// Fills `cfg` with the defaults (and its `struct_size`).
@@ -142,6 +154,11 @@ pub unsafe extern "C" fn ringcast_subscriber_options_init(
             max_slot_size: 0,
             prefix: std::ptr::null(),
             release_batch: 0,
+            trust_users: std::ptr::null(),
+            trust_users_len: 0,
+            trust_groups: std::ptr::null(),
+            trust_groups_len: 0,
+            trust_any_owner: 0,
         };
         // SAFETY: as in `ringcast_publisher_config_init`.
         unsafe { opts.write(value) };
@@ -154,8 +171,8 @@ pub unsafe extern "C" fn ringcast_subscriber_options_init(
 const PUBLISHER_CONFIG_SIZES: [usize; 2] = [56, size_of::<ringcast_publisher_config>()];
 /// `sizeof(ringcast_subscriber_options)` in the headers this library accepts, oldest
 /// first: before `release_batch` (32; `memory` was then a `reserved` field documented as
-/// 0), then this one.
-const SUBSCRIBER_OPTIONS_SIZES: [usize; 2] = [32, size_of::<ringcast_subscriber_options>()];
+/// 0), before the `trust_*` fields (40), then this one.
+const SUBSCRIBER_OPTIONS_SIZES: [usize; 3] = [32, 40, size_of::<ringcast_subscriber_options>()];
 
 /// Reads a versioned struct: the caller's `struct_size` bytes of it over `defaults`, if
 /// that size is one a header of this library ever had.
@@ -268,6 +285,19 @@ pub(crate) unsafe fn publisher_config(
     Ok(out)
 }
 
+/// A C array of ids (NULL only with length 0).
+///
+/// # Safety
+/// `p` is NULL or readable for `len` ids.
+unsafe fn id_list<'a>(p: *const u32, len: usize, what: &str) -> Result<&'a [u32], Failure> {
+    match (p.is_null(), len) {
+        (_, 0) => Ok(&[]),
+        (true, _) => Err(Failure::null(what)),
+        // SAFETY: readable for `len` ids, by the caller's contract.
+        (false, _) => Ok(unsafe { std::slice::from_raw_parts(p, len) }),
+    }
+}
+
 /// The Rust options of C ones (NULL: the defaults).
 ///
 /// # Safety
@@ -314,6 +344,17 @@ pub(crate) unsafe fn subscriber_options(
     }
     if o.max_slot_size != 0 {
         out = out.max_slot_size(o.max_slot_size);
+    }
+    // SAFETY: readable for the given lengths, by the caller's contract.
+    for uid in unsafe { id_list(o.trust_users, o.trust_users_len, "opts.trust_users") }? {
+        out = out.trust_user(*uid);
+    }
+    // SAFETY: as above.
+    for gid in unsafe { id_list(o.trust_groups, o.trust_groups_len, "opts.trust_groups") }? {
+        out = out.trust_group(*gid);
+    }
+    if o.trust_any_owner != 0 {
+        out = out.trust_any_owner();
     }
     if !o.prefix.is_null() {
         // SAFETY: a NUL-terminated string, by the caller's contract.

@@ -125,6 +125,7 @@ impl From<AttachError> for Failure {
             AttachError::Name { .. } => RINGCAST_ERR_NAME,
             AttachError::NotFound { .. } => RINGCAST_ERR_NOT_FOUND,
             AttachError::PermissionDenied { .. } => RINGCAST_ERR_PERMISSION,
+            AttachError::UntrustedOwner { .. } => RINGCAST_ERR_UNTRUSTED,
             AttachError::NotRegularFile { .. }
             | AttachError::NotASegment { .. }
             | AttachError::Version { .. }

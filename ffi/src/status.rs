@@ -71,11 +71,15 @@ pub enum ringcast_status {
     /// running, such as the `ringcast_subscriber_drain` callback: return from the callback
     /// first. Nothing was done.
     RINGCAST_ERR_REENTRANT = -21,
+    /// The topic's segment belongs to a user this subscriber does not trust (by default
+    /// only its own user and root): add that user to `trust_users` (or its group to
+    /// `trust_groups`) if its publisher is genuine.
+    RINGCAST_ERR_UNTRUSTED = -22,
 }
 
 impl ringcast_status {
     /// Every status, for `ringcast_status_str` and the tests.
-    pub const ALL: [ringcast_status; 29] = [
+    pub const ALL: [ringcast_status; 30] = [
         Self::RINGCAST_OK,
         Self::RINGCAST_TIMEOUT,
         Self::RINGCAST_DISCONNECTED,
@@ -105,6 +109,7 @@ impl ringcast_status {
         Self::RINGCAST_ERR_IO,
         Self::RINGCAST_ERR_PANIC,
         Self::RINGCAST_ERR_REENTRANT,
+        Self::RINGCAST_ERR_UNTRUSTED,
     ];
 
     /// A short description (static, NUL-terminated).
@@ -147,6 +152,9 @@ impl ringcast_status {
             RINGCAST_ERR_NOT_READY => c"the topic is still being initialised; try again",
             RINGCAST_ERR_IO => c"system error",
             RINGCAST_ERR_PANIC => c"internal error in ringcast (a caught panic); please report it",
+            RINGCAST_ERR_UNTRUSTED => {
+                c"the topic belongs to a user this subscriber does not trust (see trust_users)"
+            }
             RINGCAST_ERR_REENTRANT => {
                 c"called from inside a callback of the same handle or wait set: return first"
             }

@@ -126,6 +126,13 @@ fn programs() -> &'static Programs {
         build(
             "cc",
             "-std=c99",
+            "tests/c/trust_check.c",
+            "trust_check",
+            asan,
+        );
+        build(
+            "cc",
+            "-std=c99",
             "tests/c/holder.c",
             "holder",
             &["-D_POSIX_C_SOURCE=200809L"],
@@ -545,6 +552,42 @@ fn cpp_drain_stops_on_false_or_an_exception_and_refuses_reentry() {
     let (code, out) = finish(child, LONG);
     assert_eq!(code, Some(0), "drain_stop failed:\n{out}");
     assert!(out.contains("failed=0"), "{out}");
+}
+
+#[test]
+fn a_c_subscriber_refuses_another_users_topic_unless_it_trusts_that_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to give the segment to another user");
+        return;
+    }
+    const OTHER: u32 = 65534;
+    let prefix = prefix("trust");
+    let topic = "trusted";
+    let _cleanup = Cleanup(prefix.clone(), topic.to_owned());
+    let mut publisher = Publisher::create(
+        topic,
+        PublisherConfig::default()
+            .prefix(&prefix)
+            .overflow(Overflow::Overwrite),
+    )
+    .unwrap();
+    publisher.send(b"squat!").unwrap();
+    // The segment now belongs to another user, as if that user had created it.
+    nix::unistd::chown(
+        format!("/dev/shm/{prefix}.{topic}").as_str(),
+        Some(nix::unistd::Uid::from_raw(OTHER)),
+        Some(nix::unistd::Gid::from_raw(OTHER)),
+    )
+    .unwrap();
+    let child = programs()
+        .command("trust_check")
+        .args([prefix.as_str(), topic, &OTHER.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out) = finish(child, LONG);
+    assert_eq!(code, Some(0), "trust_check failed:\n{out}");
+    assert_eq!(field(&out, "failed"), 0);
 }
 
 #[test]

@@ -115,6 +115,13 @@ create_exception!(
     "The handle is in use: a loan or sample is outstanding (or still viewed), or another thread is using it."
 );
 
+create_exception!(
+    ringcast,
+    UntrustedOwner,
+    PermissionDenied,
+    "The topic's segment belongs to a user this subscriber does not trust (by default only its own user and root): pass trust_users / trust_groups if that publisher is genuine. `.uid` is the owner's user id."
+);
+
 /// Adds the exceptions to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -130,6 +137,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("InvalidName", py.get_type::<InvalidName>()),
         ("InvalidConfig", py.get_type::<InvalidConfig>()),
         ("PermissionDenied", py.get_type::<PermissionDenied>()),
+        ("UntrustedOwner", py.get_type::<UntrustedOwner>()),
         ("NotASegment", py.get_type::<NotASegment>()),
         ("TypeMismatch", py.get_type::<TypeMismatch>()),
         ("ResourceExhausted", py.get_type::<ResourceExhausted>()),
@@ -173,6 +181,14 @@ pub fn create(e: CreateError) -> PyErr {
 /// An attach failure as its exception.
 pub fn attach(e: AttachError) -> PyErr {
     let msg = e.to_string();
+    if let AttachError::UntrustedOwner { owner, .. } = &e {
+        let err = UntrustedOwner::new_err(msg);
+        // Setting an attribute on a fresh exception instance cannot fail but for memory.
+        Python::attach(|py| {
+            let _ = err.value(py).setattr("uid", owner.uid);
+        });
+        return err;
+    }
     match e {
         AttachError::Name { .. } => InvalidName::new_err(msg),
         AttachError::NotFound { .. } | AttachError::NotReady { .. } => NotFound::new_err(msg),

@@ -43,7 +43,10 @@ struct State {
 /// message type (`TypeMismatch`; `None`: any); `prefault` / `lock_memory` fault the
 /// mapping in at attach and `mlock` it; `release_batch` (`block` topics) hands released
 /// slots back in runs of up to that many while more messages wait (`None` or 1: every
-/// slot at once). Receive with `recv(timeout=None)`, `try_recv()`, or by iterating (which
+/// slot at once); `trust_users` / `trust_groups` (lists of ids) / `trust_any_owner` attach
+/// to topics of other owners too (by default only the process's own user and root are
+/// trusted: another user's segment raises `UntrustedOwner`). Receive with
+/// `recv(timeout=None)`, `try_recv()`, or by iterating (which
 /// ends when the publisher is gone and everything was received; lag is skipped and
 /// counted in `lost`). One thread uses a subscriber at a time; blocking calls release the
 /// GIL, so other threads run meanwhile. `close()` detaches at once.
@@ -165,7 +168,7 @@ fn py_waker(callback: Py<PyAny>) -> std::task::Waker {
 #[pymethods]
 impl Subscriber {
     #[new]
-    #[pyo3(signature = (topic, wait=None, start="latest", prefix=None, max_slot_size=None, expect_type=None, prefault=false, lock_memory=false, release_batch=None))]
+    #[pyo3(signature = (topic, wait=None, start="latest", prefix=None, max_slot_size=None, expect_type=None, prefault=false, lock_memory=false, release_batch=None, trust_users=None, trust_groups=None, trust_any_owner=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -178,6 +181,9 @@ impl Subscriber {
         prefault: bool,
         lock_memory: bool,
         release_batch: Option<u64>,
+        trust_users: Option<Vec<u32>>,
+        trust_groups: Option<Vec<u32>>,
+        trust_any_owner: bool,
     ) -> PyResult<Self> {
         let mut opts = SubscriberOptions::default().start(match start {
             "latest" => Start::Latest,
@@ -200,6 +206,15 @@ impl Subscriber {
         }
         if let Some(spec) = &expect_type {
             opts = opts.expect_type(type_info(spec));
+        }
+        for uid in trust_users.unwrap_or_default() {
+            opts = opts.trust_user(uid);
+        }
+        for gid in trust_groups.unwrap_or_default() {
+            opts = opts.trust_group(gid);
+        }
+        if trust_any_owner {
+            opts = opts.trust_any_owner();
         }
         let sub = match timeout_arg(wait)? {
             None if wait.is_none() => ringcast::Subscriber::attach(&topic, opts),

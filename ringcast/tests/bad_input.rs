@@ -512,7 +512,7 @@ fn second_publisher_is_refused() {
     for _ in 0..3 {
         assert_err!(
             create_err(topic, pub_cfg()),
-            CreateError::AlreadyPublished { topic: t } if t == topic
+            CreateError::AlreadyPublished { topic: t, .. } if t == topic
         );
     }
     // The refused attempts changed nothing: the first publisher still owns the topic.
@@ -605,10 +605,10 @@ fn perm_child() {
     let code = if op == "create" {
         match Publisher::create(&topic, PublisherConfig::default().prefix(prefix)) {
             Ok(_) => CHILD_OK,
-            Err(CreateError::PermissionDenied { topic: t }) if t == topic => {
+            Err(CreateError::PermissionDenied { topic: t, .. }) if t == topic => {
                 CHILD_PERMISSION_DENIED
             }
-            Err(CreateError::AlreadyPublished { topic: t }) if t == topic => {
+            Err(CreateError::AlreadyPublished { topic: t, .. }) if t == topic => {
                 CHILD_ALREADY_PUBLISHED
             }
             Err(e) => {

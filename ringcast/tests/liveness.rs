@@ -258,7 +258,7 @@ fn a_live_publisher_cannot_be_taken_over() {
     let publisher = spawn_talking(CHILD, "pub", &env);
     publisher.expect("PUBLISHED", LONG);
     match Publisher::create(&n.topic, PublisherConfig::default().prefix(&n.prefix)) {
-        Err(CreateError::AlreadyPublished { topic }) => assert_eq!(topic, n.topic),
+        Err(CreateError::AlreadyPublished { topic, .. }) => assert_eq!(topic, n.topic),
         Err(e) => panic!("expected AlreadyPublished, got {e}"),
         Ok(_) => panic!("took over a live publisher's topic"),
     }

@@ -75,6 +75,31 @@ impl SubscriberOptions {
         self.limits.max_slot_bytes = bytes;
         self
     }
+    /// Also attach to topics whose segment belongs to user `uid`. By default only the
+    /// caller's own effective user and root are trusted: a segment of anyone else is
+    /// refused with `AttachError::UntrustedOwner`, because any local user who may create
+    /// files in /dev/shm could otherwise stand in for the topic.
+    ///
+    /// ```
+    /// # use ringcast_subscriber::SubscriberOptions;
+    /// let opts = SubscriberOptions::default().trust_user(1001).trust_group(2000);
+    /// ```
+    pub fn trust_user(mut self, uid: u32) -> Self {
+        self.limits.trust = self.limits.trust.user(uid);
+        self
+    }
+    /// Also attach to topics whose segment file's group is `gid` (see
+    /// [`trust_user`](Self::trust_user)).
+    pub fn trust_group(mut self, gid: u32) -> Self {
+        self.limits.trust = self.limits.trust.group(gid);
+        self
+    }
+    /// Attach to topics of any owner: the behaviour before the owner check, for machines
+    /// where every local user is trusted with every topic.
+    pub fn trust_any_owner(mut self) -> Self {
+        self.limits.trust = self.limits.trust.any_owner();
+        self
+    }
     /// Fault every page of the mapped segment in at attach (default off), so the first
     /// receives take no page faults.
     pub fn prefault(mut self, on: bool) -> Self {
