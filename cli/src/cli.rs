@@ -118,6 +118,65 @@ pub struct Format {
 }
 
 /// `ringcast sub` / `echo`.
+/// Whose topics to attach to: your own user and root by default (a topic whose segment
+/// another user owns is refused, naming that user).
+#[derive(Args, Clone, Debug, Default)]
+pub struct TrustArgs {
+    /// Also attach to topics owned by USER (a name or a uid); repeatable.
+    #[arg(long = "trust-user", value_name = "USER", value_parser = user_id)]
+    pub users: Vec<u32>,
+    /// Also attach to topics whose segment file's group is GROUP (a name or a gid);
+    /// repeatable.
+    #[arg(long = "trust-group", value_name = "GROUP", value_parser = group_id)]
+    pub groups: Vec<u32>,
+    /// Attach to topics of any owner (any local user who can create files in /dev/shm can
+    /// then stand in for a topic).
+    #[arg(long)]
+    pub trust_any_owner: bool,
+}
+
+impl TrustArgs {
+    /// `opts` trusting what these arguments say.
+    pub fn apply(&self, mut opts: ringcast::SubscriberOptions) -> ringcast::SubscriberOptions {
+        for &uid in &self.users {
+            opts = opts.trust_user(uid);
+        }
+        for &gid in &self.groups {
+            opts = opts.trust_group(gid);
+        }
+        if self.trust_any_owner {
+            opts = opts.trust_any_owner();
+        }
+        opts
+    }
+}
+
+fn user_id(s: &str) -> Result<u32, String> {
+    if let Ok(uid) = s.parse() {
+        return Ok(uid);
+    }
+    match nix::unistd::User::from_name(s) {
+        Ok(Some(u)) => Ok(u.uid.as_raw()),
+        Ok(None) => Err(format!(
+            "no user named {s:?} (give a name or a numeric uid)"
+        )),
+        Err(e) => Err(format!("looking up user {s:?}: {e}")),
+    }
+}
+
+fn group_id(s: &str) -> Result<u32, String> {
+    if let Ok(gid) = s.parse() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(s) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!(
+            "no group named {s:?} (give a name or a numeric gid)"
+        )),
+        Err(e) => Err(format!("looking up group {s:?}: {e}")),
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct SubArgs {
     /// The topic.
@@ -134,6 +193,8 @@ pub struct SubArgs {
     pub timeout: Option<Duration>,
     #[command(flatten)]
     pub format: Format,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 /// Where `sub` starts.
@@ -192,6 +253,8 @@ pub struct RecordArgs {
     /// recorder killed outright loses at most about this much.
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = chunk_interval)]
     pub chunk_interval: Duration,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 /// `ringcast play`.
@@ -231,6 +294,8 @@ pub struct HzArgs {
     /// Stop after this many seconds (default: until the publisher is gone or SIGINT).
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     pub duration: Option<Duration>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 /// `ringcast top`.

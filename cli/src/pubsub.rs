@@ -68,7 +68,9 @@ pub fn subscribe(prefix: &str, a: SubArgs) -> Result<(), Failure> {
     };
     // A timeout too large to represent means no deadline (never an overflow panic).
     let deadline = a.timeout.and_then(|t| Instant::now().checked_add(t));
-    let opts = SubscriberOptions::default().prefix(prefix).start(start);
+    let opts = a
+        .trust
+        .apply(SubscriberOptions::default().prefix(prefix).start(start));
     run_subscriber(&a.topic, opts, a.count, deadline, a.format)
 }
 

@@ -55,16 +55,16 @@ fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// Receives one topic until it ends or `stop`, sending everything to the writer.
+/// Receives one topic with `opts` until it ends or `stop`, sending everything to the
+/// writer.
 fn receive(
     prefix: String,
+    opts: SubscriberOptions,
     topic: String,
     idx: usize,
-    start: Start,
     stop: Arc<AtomicBool>,
     tx: SyncSender<Event>,
 ) {
-    let opts = SubscriberOptions::default().prefix(&prefix).start(start);
     let end = |why: Option<String>| {
         let _ = tx.send(Event::Done { topic: idx, why });
     };
@@ -185,13 +185,17 @@ pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
     } else {
         Start::Latest
     };
+    let opts = a
+        .trust
+        .apply(SubscriberOptions::default().prefix(prefix).start(start));
     let threads: Vec<_> = a
         .topics
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let (p, t, s, tx) = (prefix.to_owned(), t.clone(), stop.clone(), tx.clone());
-            std::thread::spawn(move || receive(p, t, i, start, s, tx))
+            let (p, o, t) = (prefix.to_owned(), opts.clone(), t.clone());
+            let (s, tx) = (stop.clone(), tx.clone());
+            std::thread::spawn(move || receive(p, o, t, i, s, tx))
         })
         .collect();
     drop(tx);

@@ -267,3 +267,53 @@ fn list_and_inspect_show_where_an_imported_topic_comes_from() {
         "{json}"
     );
 }
+
+#[test]
+fn sub_refuses_another_users_topic_unless_told_to_trust_that_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to give the segment to another user");
+        return;
+    }
+    let _c = Cleanup("squat");
+    let cfg = ringcast::PublisherConfig::default()
+        .prefix(prefix())
+        .overflow(ringcast::Overflow::Overwrite);
+    let mut publisher = ringcast::Publisher::create("squat", cfg).unwrap();
+    publisher.send(b"forged").unwrap();
+    // The segment now belongs to `nobody`, as if that user had created it.
+    nix::unistd::chown(
+        format!("/dev/shm/{}.squat", prefix()).as_str(),
+        Some(nix::unistd::Uid::from_raw(65534)),
+        Some(nix::unistd::Gid::from_raw(65534)),
+    )
+    .unwrap();
+    let args = [
+        "sub",
+        "squat",
+        "--from",
+        "oldest",
+        "--count",
+        "1",
+        "--timeout",
+        "5",
+    ];
+    let refused = run(&args);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("uid 65534"),
+        "the refusal names the owner: {err}"
+    );
+    for trust in [
+        &["--trust-user", "65534"][..],
+        &["--trust-group", "65534"],
+        &["--trust-any-owner"],
+    ] {
+        let out = run(&[&args[..], trust].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{trust:?}: {err}");
+        assert_eq!(out.stdout, b"forged\n");
+    }
+    let bad = run(&["sub", "squat", "--trust-user", "no-such-user-here"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
