@@ -12,8 +12,7 @@ fn doc(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../docs")
         .join(name);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
 /// The number right after each occurrence of `before` (case-insensitive), in order.
@@ -50,11 +49,7 @@ fn check(file: &str, before: &str, actual: u64) {
 
 #[test]
 fn design_doc_states_the_current_header_size() {
-    check(
-        "design.md",
-        "Header (repr C, ",
-        size_of::<Header>() as u64,
-    );
+    check("design.md", "Header (repr C, ", size_of::<Header>() as u64);
 }
 
 #[test]
