@@ -28,7 +28,7 @@ pub struct PublisherEnd {
 }
 
 impl PublisherEnd {
-    /// Creates `topic` (see [`Segment::create`]): fails with `AlreadyPublished` if a live
+    /// Creates `topic` (see `Segment::create`): fails with `AlreadyPublished` if a live
     /// publisher has it; a topic whose publisher died is reclaimed.
     pub fn create(topic: &str, opts: &CreateOptions) -> Result<PublisherEnd, CreateError> {
         let segment = Segment::create(topic, opts)?;
@@ -209,6 +209,22 @@ impl std::fmt::Debug for Retained {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Retained")
             .field("bytes", &self._memory.geometry().total_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for PublisherEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublisherEnd")
+            .field("topic", &self.topic())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SubscriberEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriberEnd")
+            .field("topic", &self.topic())
             .finish_non_exhaustive()
     }
 }

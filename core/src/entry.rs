@@ -253,7 +253,7 @@ pub(crate) fn evict(mem: &SegmentMemory, entry: usize, seen: u32) -> bool {
         .is_ok()
 }
 
-/// What [`reap_dead`] did.
+/// What `reap_dead` did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reaped {
     /// Entries of dead owners freed.

@@ -9,7 +9,7 @@
 //! every deferred cursor of the process: a thread then holds at most the message it is
 //! reading, exactly as with per-message release.
 //!
-//! A reader that defers publishes *which* cursor may be handed back in its [`Deferral`]
+//! A reader that defers publishes *which* cursor may be handed back in its `Deferral`
 //! (Release store, after the reads it covers); [`hand_back`] reads it (Acquire) and raises
 //! the entry's cursor to it with a Release compare-and-swap, only while the cursor is below
 //! it (so a hand-back that races the owner's own, larger store never moves the cursor

@@ -271,7 +271,7 @@ pub struct Identity {
     pub max_subscribers: u64,
     /// Offset of the subscriber table: `size_of::<Header>()`.
     pub table_offset: u64,
-    /// [`Overflow::to_word`] of the topic's policy.
+    /// `Overflow::to_word` of the topic's policy.
     pub overflow: u64,
     /// Random at creation: tells a re-created topic from its predecessor.
     pub creation_id: u64,

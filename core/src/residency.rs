@@ -26,7 +26,7 @@ pub struct MemoryOptions {
 const SHMEM_ENABLED: &str = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
 
 /// Whether a file in `dir` (a tmpfs mount point, /dev/shm for segments) can be backed by
-/// transparent huge pages: the system setting [`SHMEM_ENABLED`] is not `deny` and the
+/// transparent huge pages: the system setting `SHMEM_ENABLED` is not `deny` and the
 /// mount offers them (`huge=always`, `within_size` or `advise`), or the setting is
 /// `force`. `Err` says why not and what would change it.
 ///
@@ -107,7 +107,7 @@ pub(crate) const NO_POPULATE_REASON: &str =
     huge pages could only be reserved by touching every page, and a touch the tmpfs cannot back \
     (out of huge pages or of room) is a SIGBUS, not an error; create the topic without huge pages";
 
-/// The environment variable that makes [`apply`] act as on a kernel without
+/// The environment variable that makes `apply` act as on a kernel without
 /// `MADV_POPULATE_READ`/`_WRITE` (before Linux 5.14): the advice is not made and reads as
 /// `EINVAL`, so the fallback path runs. A test hook; `1` turns it on.
 pub const NO_POPULATE_ENV: &str = "RINGCAST_TEST_NO_MADV_POPULATE";

@@ -37,9 +37,9 @@
 //! **Attach under Block** is a Dekker handshake between the attaching reader and the
 //! writer's rescan, and **eviction under Block** (topics with a stall timeout only) a race
 //! between two CASes on the reader's entry `state`; both live with the rest of the entry
-//! lifecycle in [`crate::entry`]. `docs/design.md` walks through the whole protocol.
+//! lifecycle in `crate::entry`. `docs/design.md` walks through the whole protocol.
 //!
-//! Reader-side loads of the slot ring go through [`load_ro`]: a subscriber maps the ring
+//! Reader-side loads of the slot ring go through `load_ro`: a subscriber maps the ring
 //! read-only, where Rust promises only `Relaxed` loads.
 
 use std::sync::Arc;

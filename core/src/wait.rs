@@ -65,7 +65,7 @@ pub trait Waitable {
     /// Is the other side still alive? Called at most once per period of the caller's
     /// [`LivenessClock`].
     fn alive(&mut self) -> bool;
-    /// One announced futex sleep of at most `timeout` (see [`subscriber_sleep`]).
+    /// One announced futex sleep of at most `timeout` (see `subscriber_sleep`).
     fn sleep(&mut self, timeout: Duration) -> Wake;
     /// The longest single sleep: [`LIVENESS_SLICE`] unless the waiter runs a policy of its
     /// own between sleeps, in `ready` (a `Block` publisher's stall watch).

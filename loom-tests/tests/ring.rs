@@ -217,8 +217,8 @@ fn block_batched_release_frees_a_run_only_after_its_reads() {
 /// `ringcast_core::handback`) while the reader reads in place and the publisher waits for
 /// room: loom's cell tracking proves the publisher never writes a slot before the read of
 /// it is done, whichever thread handed the slot back, and nobody deadlocks. The build with
-/// `--cfg ringcast_loom_mutant_handback` (a Relaxed load of the deferred cursor) must fail
-/// this model; CI checks that it does.
+/// `--cfg ringcast_loom_mutant_handback` (a hand-back that releases one slot beyond the
+/// deferred cursor) must fail this model; CI checks that it does.
 /// Messages of the hand-back model: enough for a second deferred run after the first one
 /// registered the reader (registration takes a lock, which would order the first run's
 /// reads before any hand-back by itself).

@@ -503,6 +503,16 @@ impl DerefMut for Loan<'_> {
     }
 }
 
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("topic", &self.topic())
+            .field("overflow", &self.overflow())
+            .field("next_seq", &self.next_seq())
+            .finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for Loan<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Loan")

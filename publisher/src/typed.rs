@@ -124,6 +124,16 @@ pub struct TypedPublisher<T> {
     _type: PhantomData<fn(&T)>,
 }
 
+impl<T> std::fmt::Debug for TypedPublisher<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedPublisher")
+            .field("type", &std::any::type_name::<T>())
+            .field("schema_version", &self.schema_version)
+            .field("raw", &self.raw)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> TypedPublisher<T>
 where
     T: for<'a> Serialize<SlotSerializer<'a>>,

@@ -202,6 +202,14 @@ pub struct SampleStream<'a> {
     done: bool,
 }
 
+impl std::fmt::Debug for SampleStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SampleStream")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Stream for SampleStream<'_> {
     type Item = Result<OwnedSample, RecvError>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

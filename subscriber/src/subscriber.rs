@@ -455,6 +455,18 @@ impl<'a> Sample<'a> {
     }
 }
 
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("topic", &self.topic())
+            .field("overflow", &self.overflow)
+            .field("next_seq", &self.next_seq())
+            .field("lost", &self.lost())
+            .field("publisher_gone", &self.publisher_gone)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Deref for Sample<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

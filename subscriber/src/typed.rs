@@ -122,6 +122,16 @@ pub struct TypedSubscriber<T> {
     _type: PhantomData<fn() -> T>,
 }
 
+impl<T> std::fmt::Debug for TypedSubscriber<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedSubscriber")
+            .field("type", &std::any::type_name::<T>())
+            .field("validate", &self.validate)
+            .field("raw", &self.raw)
+            .finish()
+    }
+}
+
 impl<T> TypedSubscriber<T>
 where
     T: Archive,
