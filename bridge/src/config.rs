@@ -35,6 +35,7 @@ pub struct BridgeConfig {
     pub(crate) imports: Vec<String>,
     pub(crate) multicast_scouting: bool,
     pub(crate) max_import_bytes: u64,
+    pub(crate) import_mode: u32,
 }
 
 impl Default for BridgeConfig {
@@ -48,6 +49,7 @@ impl Default for BridgeConfig {
             imports: Vec::new(),
             multicast_scouting: false,
             max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
+            import_mode: 0o600,
         }
     }
 }
@@ -93,6 +95,13 @@ impl BridgeConfig {
     /// The largest ring (in bytes) an import agrees to create for a remote topic.
     pub fn max_import_bytes(mut self, bytes: u64) -> Self {
         self.max_import_bytes = bytes;
+        self
+    }
+    /// Permission bits of the segments an import creates (default 0o600: only the
+    /// bridge's user may attach; widen it, e.g. 0o640 with a shared group, for local
+    /// subscribers of other users, who must also trust the bridge's user).
+    pub fn import_mode(mut self, mode: u32) -> Self {
+        self.import_mode = mode;
         self
     }
     /// The topics to export.

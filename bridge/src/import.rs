@@ -217,7 +217,9 @@ impl Importer {
         for i in candidates {
             let k = &self.known[i];
             let origin = origin(&k.a, &k.zid);
-            let cfg = k.a.config(&self.shared.prefix, &origin);
+            let cfg =
+                k.a.config(&self.shared.prefix, &origin)
+                    .mode(self.shared.import_mode);
             match Publisher::create(&self.topic, cfg) {
                 Ok(publisher) => {
                     tracing::info!(topic = self.topic, origin, announcement = %k.a, "importing");

@@ -93,6 +93,7 @@ pub(crate) struct Shared {
     pub prefix: String,
     pub host: String,
     pub max_import_bytes: u64,
+    pub import_mode: u32,
     stop: AtomicBool,
 }
 
@@ -132,6 +133,7 @@ impl Bridge {
             prefix: config.prefix.clone(),
             host: host_name(),
             max_import_bytes: config.max_import_bytes,
+            import_mode: config.import_mode,
             stop: AtomicBool::new(false),
         });
         let mut bridge = Bridge {

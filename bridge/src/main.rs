@@ -43,6 +43,20 @@ struct Args {
     /// Largest ring, in bytes, an import agrees to create for a remote topic.
     #[arg(long, value_name = "BYTES", default_value_t = ringcast_bridge::DEFAULT_MAX_IMPORT_BYTES)]
     max_import_bytes: u64,
+    /// Permission bits (octal) of the topics an import creates: 600 lets only this
+    /// bridge's user attach; e.g. 640 with a shared group lets that group's users (who
+    /// must also trust this user: `--trust-user`).
+    #[arg(long, value_name = "OCTAL", default_value = "600", value_parser = octal_mode)]
+    mode: u32,
+}
+
+fn octal_mode(s: &str) -> Result<u32, String> {
+    match u32::from_str_radix(s.trim_start_matches("0o"), 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(format!(
+            "{s:?} is not a permission mode: give octal digits, like 600 or 640"
+        )),
+    }
 }
 
 /// Blocks SIGINT and SIGTERM in this thread, so that every thread started after it
@@ -62,7 +76,8 @@ fn run(a: Args) -> Result<(), BridgeError> {
         .prefix(a.prefix)
         .domain(a.domain)
         .multicast_scouting(a.multicast_scouting)
-        .max_import_bytes(a.max_import_bytes);
+        .max_import_bytes(a.max_import_bytes)
+        .import_mode(a.mode);
     for e in a.listen {
         cfg = cfg.listen(e);
     }

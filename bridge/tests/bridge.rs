@@ -354,3 +354,24 @@ fn no_echo_when_both_bridges_export_and_import_the_same_names() {
         );
     }
 }
+
+#[test]
+fn imports_get_the_mode_asked_for() {
+    use std::os::unix::fs::PermissionsExt;
+    for (mode, want) in [(None, 0o600), (Some("640"), 0o640)] {
+        let mut pair = Pair::new("mode");
+        let topic = "moded";
+        pair.topics(&[topic]);
+        let _a = pair.bridge_a(&["--export", topic]);
+        let mut roles = vec!["--import", topic];
+        if let Some(m) = mode {
+            roles.extend(["--mode", m]);
+        }
+        let _b = pair.bridge_b(&roles);
+        let _src = source(&pair, topic, Overflow::Block, 64);
+        let _sub = attach(&pair.b, topic);
+        let path = format!("/dev/shm/{}.{topic}", pair.b);
+        let got = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(got, want, "mode of {path} with --mode {mode:?}");
+    }
+}
