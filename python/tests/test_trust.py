@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import ringcast
+from conftest import rust_bin
 
 OTHER = 65534
 
@@ -53,3 +54,44 @@ def test_another_users_topic_is_refused_unless_trusted(prefix, topic, squatter):
 def test_a_publisher_is_told_who_holds_its_name(prefix, topic, squatter):
     with pytest.raises(ringcast.AlreadyExists, match="uid 65534"):
         ringcast.Publisher(topic, prefix=prefix)
+
+
+LOCKED_ATTACH = """
+import os, resource, sys, ringcast
+os.setgid(65534)
+os.setuid(65534)  # no CAP_IPC_LOCK now: mlock is bounded by RLIMIT_MEMLOCK
+resource.setrlimit(resource.RLIMIT_MEMLOCK, (64 * 1024, 64 * 1024))
+try:
+    ringcast.Subscriber(sys.argv[2], prefix=sys.argv[1], lock_memory=True)
+except ringcast.ResourceExhausted as e:
+    print("ResourceExhausted", e)
+except Exception as e:
+    print("other", type(e).__name__, e)
+else:
+    print("attached")
+"""
+
+
+def test_a_subscriber_that_cannot_lock_its_mapping_gets_resource_exhausted(prefix, topic):
+    """AttachError::Memory (mlock over RLIMIT_MEMLOCK without CAP_IPC_LOCK) is a
+    ResourceExhausted, like every other resource shortage."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a child without CAP_IPC_LOCK as another user")
+    # Mode 0666, so the unprivileged child may attach (a subscriber writes its own table
+    # entry); root's topics are trusted.
+    pub = subprocess.Popen(
+        [rust_bin("ringcast"), "--prefix", prefix, "pub", topic, "--slots", "64",
+         "--slot-size", "65536", "--mode", "666"],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        ringcast.Subscriber(topic, prefix=prefix, wait=10).close()
+        out = subprocess.run(
+            [sys.executable, "-c", LOCKED_ATTACH, prefix, topic],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert out.stdout.startswith("ResourceExhausted"), out.stdout + out.stderr
+        assert "mlock" in out.stdout, out.stdout
+    finally:
+        pub.stdin.close()
+        pub.wait(timeout=30)
