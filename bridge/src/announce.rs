@@ -6,10 +6,15 @@
 //!
 //! ```text
 //! ringcast/<domain>/@topic/<topic>/<bridge zid>/<announcement, hex>   liveliness token
-//! ringcast/<domain>/<topic>                                           the messages
+//! ringcast/<domain>/<topic>/@from/<bridge zid>                        the messages
 //! ```
 //!
-//! (`@topic` is a verbatim chunk: no wildcard on the message keys can match a token.)
+//! (`@topic` and `@from` are verbatim chunks: no wildcard on the message keys can match a
+//! token.) Each exporting bridge publishes a topic's messages under its own id, and an
+//! importer takes them only from the bridge whose announcement it adopted: another peer's
+//! messages, ENDs and SYNCs for the topic, under any other id, are never applied to it.
+//! (Key expressions are not authenticated: a peer that writes under the adopted bridge's
+//! own id is kept out only by an authenticated transport, TLS with client certificates.)
 //! The announcement is a versioned little-endian record, hex-encoded: geometry, policy,
 //! stall timeout, creation id and the message type's fingerprint, then the exporting
 //! host's name and shm prefix (for the importer's `origin`). [`Announcement::decode`]
@@ -305,9 +310,21 @@ impl Keys {
         }
     }
 
-    /// Where `topic`'s messages travel.
-    pub fn data(&self, topic: &str) -> String {
-        format!("{ROOT}/{}/{topic}", self.domain)
+    /// Where bridge `zid`'s messages of `topic` travel.
+    pub fn data(&self, topic: &str, zid: &str) -> String {
+        format!("{ROOT}/{}/{topic}/@from/{zid}", self.domain)
+    }
+
+    /// What an importer of `topic` subscribes to for messages (every exporter's).
+    pub fn data_of(&self, topic: &str) -> String {
+        format!("{ROOT}/{}/{topic}/@from/*", self.domain)
+    }
+
+    /// The exporting bridge's zid of a message key of `topic`, if the key has that shape.
+    pub fn data_sender<'k>(&self, topic: &str, key: &'k str) -> Option<&'k str> {
+        let head = format!("{ROOT}/{}/{topic}/@from/", self.domain);
+        key.strip_prefix(head.as_str())
+            .filter(|z| !z.is_empty() && !z.contains('/'))
     }
 
     /// The liveliness token announcing `topic` from bridge `zid`.
@@ -458,6 +475,20 @@ mod tests {
             .parse_token("imu", "ringcast/lab/@topic/imu/abc")
             .is_err());
         assert!(keys.parse_token("imu", &format!("{key}/extra")).is_err());
-        assert_eq!(keys.data("imu"), "ringcast/lab/imu");
+        assert_eq!(keys.data("imu", "abc123"), "ringcast/lab/imu/@from/abc123");
+        assert_eq!(keys.data_of("imu"), "ringcast/lab/imu/@from/*");
+        assert_eq!(
+            keys.data_sender("imu", &keys.data("imu", "abc123")),
+            Some("abc123")
+        );
+        for foreign in [
+            "ringcast/lab/imu",
+            "ringcast/lab/imu/@from/",
+            "ringcast/lab/imu/@from/a/b",
+            "ringcast/other/imu/@from/abc123",
+            "ringcast/lab/imu2/@from/abc123",
+        ] {
+            assert_eq!(keys.data_sender("imu", foreign), None, "{foreign}");
+        }
     }
 }

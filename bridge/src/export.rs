@@ -83,7 +83,7 @@ fn export_incarnation(
     stats: &Counters,
 ) -> zenoh::Result<()> {
     let session = &shared.session;
-    let key = shared.keys.data(topic);
+    let key = shared.keys.data(topic, &shared.zid);
     let congestion = match a.overflow {
         Overflow::Block => CongestionControl::Block,
         Overflow::Overwrite => CongestionControl::Drop,

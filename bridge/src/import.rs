@@ -42,6 +42,11 @@ const PENDING_BYTES: usize = 64 << 20;
 /// After its token is withdrawn, a source is closed once it has been quiet this long (or
 /// at its END stamp): the withdrawal may overtake the source's last messages.
 const GRACE: Duration = Duration::from_millis(250);
+/// Most announcing bridges of one topic kept at once; most incarnations and keys
+/// remembered as finished or refused. A peer that announces or sends more cannot grow
+/// the importer past these (the excess is refused and counted; the oldest memories go).
+const MAX_KNOWN: usize = 64;
+const MAX_REMEMBERED: usize = 1024;
 
 /// A remote topic we know of.
 struct Known {
@@ -53,6 +58,8 @@ struct Known {
 /// The source we re-publish now.
 struct Current {
     key: String,
+    /// The bridge that announced it: only its messages are applied.
+    zid: String,
     creation_id: u64,
     publisher: Publisher,
     /// The source sequence we expect next (`None` before the first message).
@@ -67,17 +74,19 @@ struct Importer {
     stats: Arc<Counters>,
     known: Vec<Known>,
     current: Option<Current>,
-    /// Incarnations that sent END: never adopted again.
-    finished: HashSet<u64>,
+    /// Incarnations that sent END: never adopted again (the newest [`MAX_REMEMBERED`]).
+    finished: Remembered<u64>,
     /// Keys refused for good (malformed, too large, not creatable): logged once.
-    refused: HashSet<String>,
-    /// Messages of incarnations not adopted yet, oldest first, and their payload bytes.
-    pending: VecDeque<(Stamp, ZBytes)>,
+    refused: Remembered<String>,
+    /// Messages of incarnations not adopted yet (with the bridge that sent them), oldest
+    /// first, and their payload bytes.
+    pending: VecDeque<(String, Stamp, ZBytes)>,
     pending_bytes: usize,
-    /// Per incarnation, the first sequence evicted from `pending` (replay counts from it).
-    evicted: HashMap<u64, u64>,
+    /// Per sending bridge and incarnation, the first sequence evicted from `pending`
+    /// (replay counts from it); at most [`MAX_REMEMBERED`].
+    evicted: HashMap<(String, u64), u64>,
     /// Incarnations whose announcement was refused: their messages are not kept.
-    refused_ids: HashSet<u64>,
+    refused_ids: Remembered<u64>,
     last_try: Option<Instant>,
 }
 
@@ -88,12 +97,12 @@ pub(crate) fn run(shared: Arc<Shared>, topic: String, stats: Arc<Counters>) {
         stats,
         known: Vec::new(),
         current: None,
-        finished: HashSet::new(),
-        refused: HashSet::new(),
+        finished: Remembered::default(),
+        refused: Remembered::default(),
         pending: VecDeque::new(),
         pending_bytes: 0,
         evicted: HashMap::new(),
-        refused_ids: HashSet::new(),
+        refused_ids: Remembered::default(),
         last_try: None,
     }));
     let session = &shared.session;
@@ -113,13 +122,22 @@ pub(crate) fn run(shared: Arc<Shared>, topic: String, stats: Arc<Counters>) {
         .wait();
     let on_data = importer.clone();
     let data = session
-        .declare_subscriber(shared.keys.data(&topic))
+        .declare_subscriber(shared.keys.data_of(&topic))
         .allowed_origin(Locality::Remote)
         .callback(move |s| {
             let stamp = s.attachment().and_then(|a| Stamp::decode(&a.to_bytes()));
+            let mut imp = lock(&on_data);
+            let sender = imp
+                .shared
+                .keys
+                .data_sender(&imp.topic, s.key_expr().as_str())
+                .map(str::to_owned);
             // Re-published right here on Zenoh's receive path, with no thread hop: a
             // full `Block` ring blocks this callback, which is the backpressure.
-            lock(&on_data).message(stamp, s.payload().clone());
+            match sender {
+                Some(zid) => imp.message(&zid, stamp, s.payload().clone()),
+                None => bump(&imp.stats.refused, 1),
+            }
         })
         .wait();
     let (tokens, data) = match (tokens, data) {
@@ -191,6 +209,10 @@ impl Importer {
             self.refused_ids.insert(source.announcement.creation_id);
             return self.refuse(&key, &why);
         }
+        if self.known.len() >= MAX_KNOWN {
+            let why = format!("more than {MAX_KNOWN} bridges announce this topic");
+            return self.refuse(&key, &why);
+        }
         let (zid, a) = (source.zid.to_owned(), source.announcement);
         self.known.push(Known { key, zid, a });
         if self.current.is_none() {
@@ -225,6 +247,7 @@ impl Importer {
                     tracing::info!(topic = self.topic, origin, announcement = %k.a, "importing");
                     self.current = Some(Current {
                         key: k.key.clone(),
+                        zid: k.zid.clone(),
                         creation_id: k.a.creation_id,
                         publisher,
                         expected: None,
@@ -276,43 +299,64 @@ impl Importer {
 
     /// Re-publishes the pending messages of the incarnation just adopted, in order.
     fn replay(&mut self) {
-        let Some(id) = self.current.as_ref().map(|c| c.creation_id) else {
+        let Some((zid, id)) = self
+            .current
+            .as_ref()
+            .map(|c| (c.zid.clone(), c.creation_id))
+        else {
             return;
         };
         let (ours, others): (VecDeque<_>, VecDeque<_>) = self
             .pending
             .drain(..)
-            .partition(|(s, _)| s.creation_id == id);
+            .partition(|(z, s, _)| *z == zid && s.creation_id == id);
         self.pending = others;
-        self.pending_bytes = self.pending.iter().map(|(_, p)| p.len()).sum();
-        if let (Some(first), Some(c)) = (self.evicted.remove(&id), self.current.as_mut()) {
+        self.pending_bytes = self.pending.iter().map(|(_, _, p)| p.len()).sum();
+        let evicted = self.evicted.remove(&(zid.clone(), id));
+        if let (Some(first), Some(c)) = (evicted, self.current.as_mut()) {
             // Some of its first messages were evicted: count them as lost.
             c.expected = Some(first);
         }
-        for (stamp, payload) in ours {
-            self.message(Some(stamp), payload);
+        for (_, stamp, payload) in ours {
+            self.message(&zid, Some(stamp), payload);
         }
     }
 
-    fn message(&mut self, stamp: Option<Stamp>, payload: ZBytes) {
+    /// A message, END or SYNC that bridge `zid` sent for the topic.
+    fn message(&mut self, zid: &str, stamp: Option<Stamp>, payload: ZBytes) {
         let Some(stamp) = stamp else {
             bump(&self.stats.refused, 1);
             return;
         };
-        let adopted = self.current.as_ref().map(|c| c.creation_id);
-        if adopted != Some(stamp.creation_id) {
+        let adopted = self
+            .current
+            .as_ref()
+            .map(|c| (c.zid.as_str(), c.creation_id));
+        if adopted.is_some_and(|(z, _)| z != zid) {
+            // Another bridge than the source we re-publish (or a peer posing as one):
+            // never applied to it. Only a sender that announced nothing is counted.
+            if !self.known.iter().any(|k| k.zid == zid) {
+                bump(&self.stats.refused, 1);
+            }
+            return;
+        }
+        if adopted.map(|(_, id)| id) != Some(stamp.creation_id) {
             // Not the source we re-publish: an incarnation whose announcement has not
             // arrived yet (kept, bounded), or one that ended (dropped).
             let id = stamp.creation_id;
             if !self.finished.contains(&id) && !self.refused_ids.contains(&id) {
                 self.pending_bytes += payload.len();
-                self.pending.push_back((stamp, payload));
+                self.pending.push_back((zid.to_owned(), stamp, payload));
                 while self.pending.len() > PENDING || self.pending_bytes > PENDING_BYTES {
-                    let Some((old, p)) = self.pending.pop_front() else {
+                    let Some((z, old, p)) = self.pending.pop_front() else {
                         break;
                     };
                     self.pending_bytes -= p.len();
-                    let first = self.evicted.entry(old.creation_id).or_insert(old.seq);
+                    if self.evicted.len() >= MAX_REMEMBERED {
+                        // Bounded: a loss count of some unannounced incarnation is lost.
+                        self.evicted.clear();
+                    }
+                    let first = self.evicted.entry((z, old.creation_id)).or_insert(old.seq);
                     *first = (*first).min(old.seq);
                 }
             }
@@ -393,4 +437,43 @@ fn origin(a: &Announcement, zid: &str) -> String {
     s.truncate(end);
     s.retain(|c| !c.is_control());
     s
+}
+
+/// A set that remembers at most [`MAX_REMEMBERED`] values, forgetting the oldest.
+struct Remembered<T> {
+    set: HashSet<T>,
+    order: VecDeque<T>,
+}
+
+impl<T> Default for Remembered<T> {
+    fn default() -> Self {
+        Remembered {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<T: std::hash::Hash + Eq + Clone> Remembered<T> {
+    /// Remembers `v`; `true` if it was new.
+    fn insert(&mut self, v: T) -> bool {
+        if !self.set.insert(v.clone()) {
+            return false;
+        }
+        self.order.push_back(v);
+        if self.order.len() > MAX_REMEMBERED {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+
+    fn contains<Q>(&self, v: &Q) -> bool
+    where
+        T: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.set.contains(v)
+    }
 }

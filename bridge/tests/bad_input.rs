@@ -164,7 +164,7 @@ fn a_hostile_peer_cannot_crash_a_bridge_or_touch_a_local_topic() {
 
     // Messages: no attachment, a bad one, one larger than the slot, then good ones.
     let put = |payload: Vec<u8>, att: Option<&[u8]>| {
-        let b = peer.put(keys.data("good"), payload);
+        let b = peer.put(keys.data("good", "badzid"), payload);
         match att {
             Some(a) => b.attachment(a).wait(),
             None => b.wait(),
