@@ -36,6 +36,22 @@ pub struct BridgeConfig {
     pub(crate) multicast_scouting: bool,
     pub(crate) max_import_bytes: u64,
     pub(crate) import_mode: u32,
+    pub(crate) tls: Option<TlsFiles>,
+}
+
+/// Mutual TLS for `tls/HOST:PORT` endpoints: every bridge presents `certificate` (with
+/// `private_key`), and accepts a peer only if the peer's certificate chains to
+/// `root_ca`, in both directions, so only holders of a certificate from that CA can join
+/// the bridges' network at all. A connecting bridge also checks that the listener's
+/// certificate names the host it dialled. PEM files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA that signs every bridge's certificate.
+    pub root_ca: std::path::PathBuf,
+    /// This bridge's certificate (chain), presented on both listening and connecting.
+    pub certificate: std::path::PathBuf,
+    /// Its private key.
+    pub private_key: std::path::PathBuf,
 }
 
 impl Default for BridgeConfig {
@@ -50,6 +66,7 @@ impl Default for BridgeConfig {
             multicast_scouting: false,
             max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
             import_mode: 0o600,
+            tls: None,
         }
     }
 }
@@ -104,6 +121,12 @@ impl BridgeConfig {
         self.import_mode = mode;
         self
     }
+    /// Mutual TLS for `tls/` endpoints (see [`TlsFiles`]); needed for any `tls/`
+    /// endpoint.
+    pub fn tls(mut self, files: TlsFiles) -> Self {
+        self.tls = Some(files);
+        self
+    }
     /// The topics to export.
     pub fn exports(&self) -> &[String] {
         &self.exports
@@ -137,7 +160,20 @@ impl BridgeConfig {
             list.retain(|t| seen.insert(t.clone()));
         }
         for e in self.listen.iter().chain(&self.connect) {
-            check_endpoint(e)?;
+            check_endpoint(e, self.tls.is_some())?;
+        }
+        if let Some(t) = &self.tls {
+            for (what, path) in [
+                ("root CA", &t.root_ca),
+                ("certificate", &t.certificate),
+                ("private key", &t.private_key),
+            ] {
+                std::fs::File::open(path).map_err(|e| BridgeError::Tls {
+                    what,
+                    path: path.clone(),
+                    source: e,
+                })?;
+            }
         }
         Ok(())
     }
@@ -165,23 +201,58 @@ impl BridgeConfig {
             "scouting/multicast/enabled",
             self.multicast_scouting.to_string(),
         )?;
+        if let Some(t) = &self.tls {
+            let path = |p: &std::path::Path| format!("{:?}", p.display().to_string());
+            set("transport/link/tls/root_ca_certificate", path(&t.root_ca))?;
+            set(
+                "transport/link/tls/listen_certificate",
+                path(&t.certificate),
+            )?;
+            set(
+                "transport/link/tls/listen_private_key",
+                path(&t.private_key),
+            )?;
+            set(
+                "transport/link/tls/connect_certificate",
+                path(&t.certificate),
+            )?;
+            set(
+                "transport/link/tls/connect_private_key",
+                path(&t.private_key),
+            )?;
+            set("transport/link/tls/enable_mtls", "true".into())?;
+            set("transport/link/tls/verify_name_on_connect", "true".into())?;
+        }
         Ok(c)
     }
 }
 
-/// An endpoint this build can use: Zenoh's syntax, TCP only.
-fn check_endpoint(e: &str) -> Result<(), BridgeError> {
+/// An endpoint this build can use: Zenoh's syntax, `tcp/`, or `tls/` when TLS files are
+/// given (and the `tls` feature is built in).
+fn check_endpoint(e: &str, tls: bool) -> Result<(), BridgeError> {
     let bad = |reason: String| BridgeError::Endpoint {
         endpoint: e.to_owned(),
         reason,
     };
     let ep = zenoh::config::EndPoint::from_str(e).map_err(|err| bad(err.to_string()))?;
     let proto = ep.protocol();
-    if proto.as_str() != "tcp" {
-        return Err(bad(format!(
-            "protocol {:?} is not built in (this bridge speaks tcp/HOST:PORT)",
-            proto.as_str()
-        )));
+    match proto.as_str() {
+        "tcp" => {}
+        "tls" if !cfg!(feature = "tls") => {
+            return Err(bad("TLS is not built in (build with the `tls` feature)".into()))
+        }
+        "tls" if !tls => {
+            return Err(bad(
+                "a tls/ endpoint needs the CA, certificate and key (--tls-ca, --tls-cert, --tls-key)"
+                    .into(),
+            ))
+        }
+        "tls" => {}
+        other => {
+            return Err(bad(format!(
+                "protocol {other:?} is not built in (this bridge speaks tcp/HOST:PORT and tls/HOST:PORT)"
+            )))
+        }
     }
     let addr = ep.address();
     let (host, port) = addr
@@ -189,7 +260,9 @@ fn check_endpoint(e: &str) -> Result<(), BridgeError> {
         .rsplit_once(':')
         .ok_or_else(|| bad("no :PORT".into()))?;
     if host.is_empty() || port.parse::<u16>().is_err() {
-        return Err(bad("expected tcp/HOST:PORT with a port in 0..=65535".into()));
+        return Err(bad(
+            "expected tcp/HOST:PORT or tls/HOST:PORT with a port in 0..=65535".into(),
+        ));
     }
     Ok(())
 }
@@ -219,6 +292,23 @@ mod tests {
                 "{bad:?}"
             );
         }
+        // tls/ needs the TLS files, and they must be readable.
+        assert!(matches!(
+            ok().connect("tls/127.0.0.1:7447").validate(),
+            Err(BridgeError::Endpoint { .. })
+        ));
+        let missing = TlsFiles {
+            root_ca: "/nonexistent/ca.pem".into(),
+            certificate: "/nonexistent/cert.pem".into(),
+            private_key: "/nonexistent/key.pem".into(),
+        };
+        assert!(matches!(
+            ok().connect("tls/127.0.0.1:7447").tls(missing).validate(),
+            Err(BridgeError::Tls {
+                what: "root CA",
+                ..
+            })
+        ));
         assert!(matches!(
             ok().export("../x").validate(),
             Err(BridgeError::Name { what: "topic", .. })

@@ -44,7 +44,7 @@ use std::thread::JoinHandle;
 
 use zenoh::Wait;
 
-pub use config::{BridgeConfig, DEFAULT_DOMAIN, DEFAULT_MAX_IMPORT_BYTES};
+pub use config::{BridgeConfig, TlsFiles, DEFAULT_DOMAIN, DEFAULT_MAX_IMPORT_BYTES};
 pub use stats::{Direction, TopicReport};
 
 use announce::Keys;
@@ -64,7 +64,7 @@ pub enum BridgeError {
         /// Which rule it breaks.
         source: ringcast::NameError,
     },
-    /// An endpoint is not `tcp/HOST:PORT`.
+    /// An endpoint is not `tcp/HOST:PORT` (or `tls/HOST:PORT` with TLS files given).
     #[error("bad endpoint {endpoint:?}: {reason}")]
     Endpoint {
         /// The endpoint given.
@@ -83,6 +83,16 @@ pub enum BridgeError {
     /// A worker thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// A TLS file cannot be read.
+    #[error("cannot read the TLS {what} {path:?}: {source}")]
+    Tls {
+        /// Which file: root CA, certificate or private key.
+        what: &'static str,
+        /// Its path.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// What the worker threads share.

@@ -48,6 +48,17 @@ struct Args {
     /// must also trust this user: `--trust-user`).
     #[arg(long, value_name = "OCTAL", default_value = "600", value_parser = octal_mode)]
     mode: u32,
+    /// PEM file of the CA that signs every bridge's certificate: with --tls-cert and
+    /// --tls-key, tls/HOST:PORT endpoints use mutual TLS (only holders of a certificate
+    /// from this CA can connect, either way).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<std::path::PathBuf>,
+    /// PEM file of this bridge's certificate (chain).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM file of this bridge's private key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_cert"])]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 fn octal_mode(s: &str) -> Result<u32, String> {
@@ -78,6 +89,14 @@ fn run(a: Args) -> Result<(), BridgeError> {
         .multicast_scouting(a.multicast_scouting)
         .max_import_bytes(a.max_import_bytes)
         .import_mode(a.mode);
+    if let (Some(root_ca), Some(certificate), Some(private_key)) = (a.tls_ca, a.tls_cert, a.tls_key)
+    {
+        cfg = cfg.tls(ringcast_bridge::TlsFiles {
+            root_ca,
+            certificate,
+            private_key,
+        });
+    }
     for e in a.listen {
         cfg = cfg.listen(e);
     }

@@ -1,0 +1,195 @@
+//! Bridges over mutual TLS (`tls/` endpoints with `--tls-ca`, `--tls-cert`, `--tls-key`):
+//! a topic crosses intact, and peers that cannot show a certificate from the bridges' CA
+//! (none at all, or one from another CA) cannot join the network, so nothing they send,
+//! not even an END under the exporting bridge's own id, reaches the importer.
+//! Certificates are made by the test (rcgen).
+
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use harness::*;
+use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+use ringcast::*;
+use ringcast_bridge::announce::Keys;
+use ringcast_bridge::wire::{Stamp, END};
+use zenoh::Wait;
+
+/// PEM files of a CA and of one certificate it signed (for 127.0.0.1 and localhost,
+/// good for both ends of a link).
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn pki(dir: &Path, name: &str) -> Pki {
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let mut leaf =
+        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    leaf.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+    let write = |file: &str, pem: String| {
+        let p = dir.join(format!("{name}-{file}"));
+        std::fs::write(&p, pem).unwrap();
+        p
+    };
+    Pki {
+        ca: write("ca.pem", ca_cert.pem()),
+        cert: write("cert.pem", leaf_cert.pem()),
+        key: write("key.pem", leaf_key.serialize_pem()),
+    }
+}
+
+fn tls_args(p: &Pki) -> Vec<String> {
+    [
+        "--tls-ca",
+        p.ca.to_str().unwrap(),
+        "--tls-cert",
+        p.cert.to_str().unwrap(),
+        "--tls-key",
+        p.key.to_str().unwrap(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// A Zenoh peer of the test's, dialling `endpoint` with whatever TLS files it has.
+fn peer(endpoint: &str, ca: &Path, client: Option<&Pki>) -> zenoh::Session {
+    let mut c = zenoh::Config::default();
+    let mut set = |k: &str, v: String| c.insert_json5(k, &v).unwrap();
+    set("mode", "\"peer\"".into());
+    set("connect/endpoints", format!("[\"{endpoint}\"]"));
+    set("connect/exit_on_failure", "false".into());
+    set("scouting/multicast/enabled", "false".into());
+    set(
+        "transport/link/tls/root_ca_certificate",
+        format!("{:?}", ca.display().to_string()),
+    );
+    if let Some(p) = client {
+        // Zenoh presents a client certificate only with mTLS on.
+        set("transport/link/tls/enable_mtls", "true".into());
+        set(
+            "transport/link/tls/connect_certificate",
+            format!("{:?}", p.cert.display().to_string()),
+        );
+        set(
+            "transport/link/tls/connect_private_key",
+            format!("{:?}", p.key.display().to_string()),
+        );
+    }
+    zenoh::open(c).wait().expect("test session")
+}
+
+#[test]
+fn bridges_over_mutual_tls_carry_a_topic_and_keep_uncertified_peers_out() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tls{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = pki(&dir, "good");
+    let rogue = pki(&dir, "rogue");
+    let mut pair = Pair::new("tls");
+    pair.endpoint = format!("tls/127.0.0.1:{}", free_port());
+    let topic = "secure";
+    pair.topics(&[topic]);
+    let mut a_roles = vec!["--export".to_owned(), topic.to_owned()];
+    a_roles.extend(tls_args(&good));
+    let mut b_roles = vec!["--import".to_owned(), topic.to_owned()];
+    b_roles.extend(tls_args(&good));
+    let a = pair.bridge_a(&a_roles.iter().map(String::as_str).collect::<Vec<_>>());
+    let _b = pair.bridge_b(&b_roles.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let mut src = Publisher::create(
+        topic,
+        PublisherConfig::default()
+            .prefix(pair.a.as_str())
+            .overflow(Overflow::Block)
+            .slots(64)
+            .slot_size(64),
+    )
+    .unwrap();
+    let mut sub = attach(&pair.b, topic);
+    src.wait_for_subscribers(1, WAIT)
+        .expect("the exporter attaches");
+    let mut next = 0u64;
+    let mut send_and_check = |src: &mut Publisher, sub: &mut Subscriber, n: u64| {
+        for _ in 0..n {
+            src.send(&next.to_le_bytes()).unwrap();
+            let m = sub
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|e| panic!("message {next}: {e}"));
+            assert_eq!(m.bytes(), next.to_le_bytes());
+            next += 1;
+        }
+    };
+    send_and_check(&mut src, &mut sub, 500);
+
+    // The exporting bridge's id, which an attacker on the network would learn.
+    let zid = eventually_zid(&a);
+    let keys = Keys::new(&pair.domain);
+    let end = Stamp {
+        seq: 0,
+        publish_ns: 0,
+        creation_id: 0,
+        flags: END,
+    };
+    // No certificate at all, and one from another CA: neither can join.
+    for client in [None, Some(&rogue)] {
+        let intruder = peer(&pair.endpoint, &good.ca, client);
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            intruder.info().peers_zid().wait().next().is_none(),
+            "an uncertified peer joined ({})",
+            if client.is_some() {
+                "another CA"
+            } else {
+                "no certificate"
+            }
+        );
+        for _ in 0..10 {
+            intruder
+                .put(keys.data(topic, &zid), b"forged".to_vec())
+                .attachment(&end.encode()[..])
+                .wait()
+                .unwrap();
+        }
+        intruder.close().wait().unwrap();
+    }
+    // A peer with the right certificate does join (the control for the check above).
+    let member = peer(&pair.endpoint, &good.ca, Some(&good));
+    eventually("the certified peer joins", || {
+        member.info().peers_zid().wait().next().is_some()
+    });
+    member.close().wait().unwrap();
+    // The topic goes on, whole, and ends only with its source.
+    send_and_check(&mut src, &mut sub, 100);
+    assert_eq!(sub.upstream_lost(), 0);
+    drop(src);
+    assert!(matches!(
+        sub.recv_timeout(WAIT),
+        Err(RecvTimeoutError::Disconnected)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The bridge's Zenoh id, from its "bridge running" log line.
+fn eventually_zid(p: &Proc) -> String {
+    let mut zid = None;
+    eventually("the bridge's zid in its log", || {
+        zid = p.log().lines().find_map(|l| {
+            l.split("zid=")
+                .nth(1)
+                .map(|r| r.split_whitespace().next().unwrap_or("").to_owned())
+        });
+        zid.is_some()
+    });
+    zid.unwrap()
+}
