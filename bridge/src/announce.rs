@@ -292,7 +292,14 @@ impl<'a> Reader<'a> {
             return Err(field("text length", n as u64));
         }
         let b = self.take(n)?;
-        String::from_utf8(b.to_vec()).map_err(|_| AnnounceError::Malformed("text is not UTF-8"))
+        let s = String::from_utf8(b.to_vec())
+            .map_err(|_| AnnounceError::Malformed("text is not UTF-8"))?;
+        // Host names and prefixes go to logs and `ringcast list`: no control characters
+        // (a terminal escape sequence from a peer is refused, never printed).
+        if s.chars().any(char::is_control) {
+            return Err(AnnounceError::Malformed("text has control characters"));
+        }
+        Ok(s)
     }
 }
 
@@ -408,6 +415,21 @@ mod tests {
             ..a
         };
         assert_eq!(Announcement::decode(&raw.encode()), Ok(raw));
+    }
+
+    #[test]
+    fn text_with_control_characters_is_refused() {
+        for host in ["\x1b]0;owned\x07", "a\nb", "tab\there"] {
+            let a = Announcement {
+                host: host.into(),
+                ..sample()
+            };
+            assert_eq!(
+                Announcement::decode(&a.encode()),
+                Err(AnnounceError::Malformed("text has control characters")),
+                "{host:?}"
+            );
+        }
     }
 
     #[test]
