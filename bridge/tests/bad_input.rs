@@ -70,17 +70,6 @@ fn an_unreachable_endpoint_is_retried_quietly_and_sigint_still_stops_the_bridge(
     assert!(status.success(), "{status:?}\n{}", b.log());
 }
 
-/// A Zenoh peer of our own, connected to a bridge: it can say anything.
-fn hostile_peer(endpoint: &str) -> zenoh::Session {
-    let mut c = zenoh::Config::default();
-    c.insert_json5("mode", "\"peer\"").unwrap();
-    c.insert_json5("connect/endpoints", &format!("[\"{endpoint}\"]"))
-        .unwrap();
-    c.insert_json5("scouting/multicast/enabled", "false")
-        .unwrap();
-    zenoh::open(c).wait().expect("test session")
-}
-
 fn announcement(slots: u64, cap: u64) -> Announcement {
     Announcement {
         slot_count: slots,

@@ -16,16 +16,6 @@ use ringcast_bridge::announce::Keys;
 use ringcast_bridge::wire::{Stamp, END, SYNC};
 use zenoh::Wait;
 
-fn hostile_peer(endpoint: &str) -> zenoh::Session {
-    let mut c = zenoh::Config::default();
-    c.insert_json5("mode", "\"peer\"").unwrap();
-    c.insert_json5("connect/endpoints", &format!("[\"{endpoint}\"]"))
-        .unwrap();
-    c.insert_json5("scouting/multicast/enabled", "false")
-        .unwrap();
-    zenoh::open(c).wait().expect("test session")
-}
-
 #[test]
 fn forged_data_sync_and_end_from_other_senders_are_never_applied() {
     let mut pair = Pair::new("host");

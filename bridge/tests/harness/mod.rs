@@ -215,3 +215,16 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A Zenoh peer of the test's own, connected to a bridge over plain TCP: it can say
+/// anything.
+pub fn hostile_peer(endpoint: &str) -> zenoh::Session {
+    use zenoh::Wait;
+    let mut c = zenoh::Config::default();
+    c.insert_json5("mode", "\"peer\"").unwrap();
+    c.insert_json5("connect/endpoints", &format!("[\"{endpoint}\"]"))
+        .unwrap();
+    c.insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
+    zenoh::open(c).wait().expect("test session")
+}

@@ -6,30 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "ringcast.h"
-
-static int checks, failed;
-
-#define EXPECT(call, want)                                                          \
-  do {                                                                              \
-    ringcast_status got_ = (call);                                                  \
-    checks++;                                                                       \
-    if (got_ != (want)) {                                                           \
-      failed++;                                                                     \
-      fprintf(stderr, "line %d: %s gave %d (%s), want %d; last error: %s\n",        \
-              __LINE__, #call, (int)got_, ringcast_status_str(got_), (int)(want),   \
-              ringcast_last_error());                                               \
-    }                                                                               \
-  } while (0)
-
-#define EXPECT_TRUE(cond)                                          \
-  do {                                                             \
-    checks++;                                                      \
-    if (!(cond)) {                                                 \
-      failed++;                                                    \
-      fprintf(stderr, "line %d: %s is false\n", __LINE__, #cond); \
-    }                                                              \
-  } while (0)
 
 static uint64_t drained[16];
 static int drained_n;
