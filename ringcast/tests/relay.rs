@@ -65,8 +65,14 @@ fn node(mode: &str) {
         received += 1;
         if mode == "drain" {
             let d = input.drain(usize::MAX, |m| forward(&m, &mut out));
-            assert!(d.stopped.is_none(), "drain stopped by {:?}", d.stopped);
             received += d.delivered as u64;
+            // The peer may finish, and close its topic, right after its last message:
+            // the end is then reported by the same drain that delivered that message.
+            assert!(
+                d.stopped.is_none() || received == expected_receipts(),
+                "drain stopped by {:?} after {received} messages",
+                d.stopped
+            );
         }
     }
     println!("RESULT received={received}");
