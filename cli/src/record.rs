@@ -162,14 +162,20 @@ pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
     let path = a.output.display().to_string();
     let file =
         std::fs::File::create(&a.output).map_err(|e| Failure(format!("creating {path}: {e}")))?;
+    // The same open file, to sync to disk after each chunk: what a power loss leaves is
+    // every chunk closed before it, not only what the kernel happened to write back.
+    let disk = file
+        .try_clone()
+        .map_err(|e| Failure(format!("duplicating the descriptor of {path}: {e}")))?;
     let compression = match a.compression {
         CompressionArg::Zstd => Some(Compression::Zstd),
         CompressionArg::Lz4 => Some(Compression::Lz4),
         CompressionArg::None => None,
     };
     let mcap_err = |e: mcap::McapError| Failure(format!("writing {path}: {e}"));
-    // Chunks are closed here, on size or on time, each followed by a flush to the file: what
-    // a recorder killed outright leaves is every closed chunk, readable (see `play`).
+    // Chunks are closed here, on size or on time, each followed by a flush to the file and
+    // a sync to disk: what a recorder killed outright (or a power loss) leaves is every
+    // closed chunk, readable (see `play`).
     let mut out = WriteOptions::new()
         .chunk_size(None)
         .compression(compression)
@@ -213,6 +219,8 @@ pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
             || chunk_bytes >= CHUNK_BYTES
         {
             out.flush().map_err(flush_err)?;
+            disk.sync_data()
+                .map_err(|e| Failure(format!("syncing {path} to disk: {e}")))?;
             (chunk_opened, chunk_bytes) = (None, 0);
         }
         let finished = a.count.is_some_and(|c| total >= c)
