@@ -46,6 +46,11 @@ const GRACE: Duration = Duration::from_millis(250);
 /// remembered as finished or refused. A peer that announces or sends more cannot grow
 /// the importer past these (the excess is refused and counted; the oldest memories go).
 const MAX_KNOWN: usize = 64;
+/// Messages in a row from the adopted bridge whose sequence is behind the one expected
+/// after which the importer takes the sequence as it comes (re-syncs): one forged jump
+/// ahead, which unauthenticated links cannot rule out, then costs at most this many
+/// genuine messages instead of all of them.
+const RESYNC_AFTER: u32 = 64;
 const MAX_REMEMBERED: usize = 1024;
 
 /// A remote topic we know of.
@@ -66,6 +71,8 @@ struct Current {
     expected: Option<u64>,
     /// Withdrawn by its bridge: when we last heard from it.
     withdrawn: Option<Instant>,
+    /// Messages in a row behind `expected` (see [`RESYNC_AFTER`]).
+    behind: u32,
 }
 
 struct Importer {
@@ -252,6 +259,7 @@ impl Importer {
                         publisher,
                         expected: None,
                         withdrawn: None,
+                        behind: 0,
                     });
                     self.stats.set_active(true);
                     self.replay();
@@ -379,10 +387,24 @@ impl Importer {
             bump(&self.stats.refused, 1);
             return;
         }
-        let expected = cur.expected.unwrap_or(stamp.seq);
+        let mut expected = cur.expected.unwrap_or(stamp.seq);
         if stamp.seq < expected {
-            return;
+            // A duplicate, or the source is behind a sequence someone forged ahead of it:
+            // after a run of these, believe the source again.
+            cur.behind += 1;
+            if cur.behind < RESYNC_AFTER {
+                return;
+            }
+            tracing::warn!(
+                topic = self.topic,
+                expected,
+                got = stamp.seq,
+                "the source's sequence went back for {RESYNC_AFTER} messages: following it again"
+            );
+            bump(&self.stats.refused, u64::from(cur.behind - 1));
+            expected = stamp.seq;
         }
+        cur.behind = 0;
         let gap = stamp.seq - expected;
         if gap > 0 {
             // Before the next commit: subscribers that receive it see the count.

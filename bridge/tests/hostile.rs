@@ -21,23 +21,25 @@ fn forged_data_sync_and_end_from_other_senders_are_never_applied() {
     let mut pair = Pair::new("host");
     let topic = "victim";
     pair.topics(&[topic]);
-    let _a = pair.bridge_a(&["--export", topic]);
-    let _b = pair.bridge_b(&["--import", topic]);
+    // The importer is the listening bridge, which the hostile peer dials directly.
+    let importer = pair.bridge_a(&["--import", topic]);
+    let _exporter = pair.bridge_b(&["--export", topic]);
     let mut src = Publisher::create(
         topic,
         PublisherConfig::default()
-            .prefix(pair.a.as_str())
+            .prefix(pair.b.as_str())
             .overflow(Overflow::Block)
             .slots(64)
             .slot_size(64),
     )
     .unwrap();
-    let mut sub = attach(&pair.b, topic);
+    let mut sub = attach(&pair.a, topic);
     src.wait_for_subscribers(1, WAIT)
         .expect("the exporter attaches");
 
     // What any peer can learn: the exporter's id and the topic's creation id.
     let peer = hostile_peer(&pair.endpoint);
+    linked_to(&peer, &zid_of(&importer));
     let keys = Keys::new(&pair.domain);
     let tokens = peer.liveliness().get(keys.tokens_of(topic)).wait().unwrap();
     let mut learned = None;
@@ -86,8 +88,18 @@ fn forged_data_sync_and_end_from_other_senders_are_never_applied() {
     }
     assert_eq!(sub.upstream_lost(), 0, "a forgery was counted as a loss");
     assert_eq!(sub.lost(), 0);
-    // It ends when its real source does, and not before.
     assert!(matches!(sub.try_recv(), Err(TryRecvError::Empty)));
+    // The control: what this peer puts does reach the importer (so the forgeries above
+    // were refused, not lost on the way): the next sequence under the exporter's own id
+    // is taken, as nothing but an authenticated link can prevent.
+    let probe = keys.data(topic, &zid);
+    forge(&probe, 200, 0, b"probe");
+    let m = sub
+        .recv_timeout(WAIT)
+        .expect("the probe reaches the importer");
+    assert_eq!(m.bytes(), b"probe");
+    drop(m);
+    // It ends when its real source does, and not before.
     drop(src);
     match sub.recv_timeout(WAIT) {
         Err(RecvTimeoutError::Disconnected) => {}
@@ -95,5 +107,77 @@ fn forged_data_sync_and_end_from_other_senders_are_never_applied() {
         Ok(m) => panic!("expected the end, got message {}", m.seq()),
     }
     assert_ne!(zid, "notthebridge");
+    peer.close().wait().unwrap();
+}
+
+/// On a plain TCP link nothing stops a peer from writing under the exporting bridge's own
+/// id (only mutual TLS does, see `tls.rs`). What such a forged jump ahead can do is
+/// bounded: the importer follows the genuine source again after at most 64 of its
+/// messages, instead of dropping everything after the jump for ever.
+#[test]
+fn a_forged_jump_under_the_exporters_own_id_costs_a_bounded_number_of_messages() {
+    let mut pair = Pair::new("jump");
+    let topic = "jumped";
+    pair.topics(&[topic]);
+    // The importer is the listening bridge, which the hostile peer dials directly.
+    let importer = pair.bridge_a(&["--import", topic]);
+    let _exporter = pair.bridge_b(&["--export", topic]);
+    let mut src = Publisher::create(
+        topic,
+        PublisherConfig::default()
+            .prefix(pair.b.as_str())
+            .overflow(Overflow::Block)
+            .slots(256)
+            .slot_size(64),
+    )
+    .unwrap();
+    let mut sub = attach(&pair.a, topic);
+    src.wait_for_subscribers(1, WAIT)
+        .expect("the exporter attaches");
+    src.send(&0u64.to_le_bytes()).unwrap();
+    assert_eq!(sub.recv_timeout(WAIT).unwrap().bytes(), 0u64.to_le_bytes());
+
+    let peer = hostile_peer(&pair.endpoint);
+    linked_to(&peer, &zid_of(&importer));
+    let keys = Keys::new(&pair.domain);
+    let tokens = peer.liveliness().get(keys.tokens_of(topic)).wait().unwrap();
+    let reply = tokens
+        .recv_timeout(WAIT)
+        .unwrap()
+        .expect("the exporter's token");
+    let key = reply
+        .result()
+        .expect("a token")
+        .key_expr()
+        .as_str()
+        .to_owned();
+    let source = keys.parse_token(topic, &key).unwrap();
+    let stamp = Stamp {
+        seq: 1 << 50,
+        publish_ns: 0,
+        creation_id: source.announcement.creation_id,
+        flags: 0,
+    };
+    peer.put(keys.data(topic, source.zid), b"forged".to_vec())
+        .attachment(&stamp.encode()[..])
+        .wait()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // The forged message got through (the link is not authenticated); after it, the
+    // genuine stream resumes within 64 messages and then goes on in order.
+    let forged = sub.recv_timeout(WAIT).expect("the forged message");
+    assert_eq!(forged.bytes(), b"forged");
+    drop(forged);
+    for i in 1..=200u64 {
+        src.send(&i.to_le_bytes()).unwrap();
+    }
+    let first = sub.recv_timeout(WAIT).expect("the stream resumes");
+    let resumed = u64::from_le_bytes(first.bytes().try_into().unwrap());
+    drop(first);
+    assert!(resumed <= 65, "resumed only at message {resumed}");
+    for want in resumed + 1..=200 {
+        let m = sub.recv_timeout(WAIT).unwrap();
+        assert_eq!(m.bytes(), want.to_le_bytes());
+    }
     peer.close().wait().unwrap();
 }

@@ -133,7 +133,7 @@ fn bridges_over_mutual_tls_carry_a_topic_and_keep_uncertified_peers_out() {
     send_and_check(&mut src, &mut sub, 500);
 
     // The exporting bridge's id, which an attacker on the network would learn.
-    let zid = eventually_zid(&a);
+    let zid = zid_of(&a);
     let keys = Keys::new(&pair.domain);
     let end = Stamp {
         seq: 0,
@@ -178,18 +178,4 @@ fn bridges_over_mutual_tls_carry_a_topic_and_keep_uncertified_peers_out() {
         Err(RecvTimeoutError::Disconnected)
     ));
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The bridge's Zenoh id, from its "bridge running" log line.
-fn eventually_zid(p: &Proc) -> String {
-    let mut zid = None;
-    eventually("the bridge's zid in its log", || {
-        zid = p.log().lines().find_map(|l| {
-            l.split("zid=")
-                .nth(1)
-                .map(|r| r.split_whitespace().next().unwrap_or("").to_owned())
-        });
-        zid.is_some()
-    });
-    zid.unwrap()
 }

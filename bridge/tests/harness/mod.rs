@@ -228,3 +228,32 @@ pub fn hostile_peer(endpoint: &str) -> zenoh::Session {
         .unwrap();
     zenoh::open(c).wait().expect("test session")
 }
+
+/// A bridge's Zenoh id, from its "bridge running" log line.
+pub fn zid_of(p: &Proc) -> String {
+    let mut zid = None;
+    eventually("the bridge's zid in its log", || {
+        zid = p.log().lines().find_map(|l| {
+            l.split("zid=").nth(1).map(|r| {
+                let z = r.split_whitespace().next().unwrap_or("");
+                z.trim_matches('"').to_owned()
+            })
+        });
+        zid.is_some()
+    });
+    zid.expect("checked above")
+}
+
+/// Waits until `session` has a direct link to the bridge with id `zid`, and a moment more
+/// for the bridge's subscriptions to reach it (so what it puts is routed to the bridge).
+pub fn linked_to(session: &zenoh::Session, zid: &str) {
+    use zenoh::Wait;
+    eventually("the test peer links to the bridge", || {
+        session
+            .info()
+            .peers_zid()
+            .wait()
+            .any(|z| z.to_string() == zid)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+}
