@@ -48,7 +48,8 @@ unsafe impl Sync for State {}
 ///
 /// `Publisher(topic, slots=64, slot_size=4096, overflow="block", prefix=None,
 /// max_subscribers=None, stall_timeout=None, message_type=None, prefault=False,
-/// lock_memory=False, huge_pages=False)`; the last three fault the segment in at
+/// lock_memory=False, huge_pages=False, mode=0o600)`; `mode` is the segment's permission
+/// bits (0o600: only this user may attach); prefault / lock_memory / huge_pages fault the segment in at
 /// creation, `mlock` it, and back it with huge pages (refused with `ResourceExhausted`
 /// saying what to change where /dev/shm cannot give them); `message_type`
 /// `(name, size, align, schema_version)` declares what the messages are, so subscribers
@@ -169,7 +170,7 @@ impl Drop for View {
 #[pymethods]
 impl Publisher {
     #[new]
-    #[pyo3(signature = (topic, slots=64, slot_size=4096, overflow="block", prefix=None, max_subscribers=None, stall_timeout=None, message_type=None, prefault=false, lock_memory=false, huge_pages=false))]
+    #[pyo3(signature = (topic, slots=64, slot_size=4096, overflow="block", prefix=None, max_subscribers=None, stall_timeout=None, message_type=None, prefault=false, lock_memory=false, huge_pages=false, mode=0o600))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         topic: String,
@@ -183,6 +184,7 @@ impl Publisher {
         prefault: bool,
         lock_memory: bool,
         huge_pages: bool,
+        mode: u32,
     ) -> PyResult<Self> {
         let overflow = match overflow {
             "block" => Overflow::Block,
@@ -199,7 +201,8 @@ impl Publisher {
             .overflow(overflow)
             .prefault(prefault)
             .lock_memory(lock_memory)
-            .huge_pages(huge_pages);
+            .huge_pages(huge_pages)
+            .mode(mode);
         if let Some(p) = prefix {
             cfg = cfg.prefix(p);
         }

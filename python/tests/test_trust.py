@@ -95,3 +95,11 @@ def test_a_subscriber_that_cannot_lock_its_mapping_gets_resource_exhausted(prefi
     finally:
         pub.stdin.close()
         pub.wait(timeout=30)
+
+
+def test_a_publisher_sets_the_mode_asked_for(prefix, topic):
+    for mode in (0o600, 0o640):
+        name = f"{topic}m{mode:o}"
+        pub = ringcast.Publisher(name, prefix=prefix, mode=mode)
+        assert os.stat(f"/dev/shm/{prefix}.{name}").st_mode & 0o777 == mode
+        pub.close()
