@@ -78,12 +78,14 @@ impl Owner {
 
     /// The owner of an open file (uid `u32::MAX` if `fstat` fails, which it does not on a
     /// descriptor we hold).
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn of_file(file: &std::fs::File) -> Owner {
         use std::os::unix::fs::MetadataExt;
         Owner::of_uid(file.metadata().map_or(u32::MAX, |m| m.uid()))
     }
 
     /// The owner of what `path` names (not following a symlink), if it can be looked at.
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn of_path(path: &std::path::Path) -> Option<Owner> {
         use std::os::unix::fs::MetadataExt;
         std::fs::symlink_metadata(path)
