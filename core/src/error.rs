@@ -6,10 +6,10 @@ use crate::layout::TypeInfo;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     /// The name is empty.
-    #[error("topic name is empty; use 1 to 200 characters of [A-Za-z0-9._-]")]
+    #[error("topic name is empty; use 1 to {max} characters of [A-Za-z0-9._-]", max = crate::name::MAX_TOPIC_LEN)]
     Empty,
     /// The name is longer than allowed.
-    #[error("topic name is {len} bytes long; the limit is {max}")]
+    #[error("topic name is {len} bytes long; the limit is {max}: use a shorter name")]
     TooLong {
         /// Length given.
         len: usize,
@@ -17,7 +17,7 @@ pub enum NameError {
         max: usize,
     },
     /// The name starts with a dot.
-    #[error("topic name starts with '.'; names may not be hidden files or '..'")]
+    #[error("topic name starts with '.'; names may not be hidden files or '..': drop the dot")]
     LeadingDot,
     /// The name holds a character outside `[A-Za-z0-9._-]`.
     #[error("topic name has {ch:?} at byte {pos}; only [A-Za-z0-9._-] are allowed")]
@@ -34,19 +34,19 @@ pub enum NameError {
 #[non_exhaustive]
 pub enum ConfigError {
     /// `slots` must be a power of two between 2 and 2^24.
-    #[error("slot count {0} is not a power of two in 2..=16777216")]
+    #[error("slot count {0} is not a power of two in 2..={max}: pick one such as 64 or 1024", max = crate::geometry::MAX_SLOTS)]
     SlotCount(u64),
     /// `slot_size` must be between 1 byte and 1 GiB.
-    #[error("slot size {0} is not in 1..=1073741824 bytes")]
+    #[error("slot size {0} is not in 1..={max} bytes: size a slot for the largest message", max = crate::geometry::MAX_SLOT_BYTES)]
     SlotSize(u64),
     /// `alignment` must be a power of two between 16 and 4096.
-    #[error("payload alignment {0} is not a power of two in 16..=4096")]
+    #[error("payload alignment {0} is not a power of two in {lo}..={hi}: use 16 unless the message type needs more", lo = crate::geometry::ALIGNMENT_RANGE.start(), hi = crate::geometry::ALIGNMENT_RANGE.end())]
     Alignment(u64),
     /// `max_subscribers` must be between 1 and 4096.
-    #[error("max subscribers {0} is not in 1..=4096")]
+    #[error("max subscribers {0} is not in 1..={max}: size the table for the subscribers you expect", max = crate::geometry::MAX_SUBSCRIBERS)]
     MaxSubscribers(u64),
     /// The whole segment would exceed the addressable limit (1 TiB).
-    #[error("the segment would be larger than 1 TiB ({slots} slots of {stride} bytes)")]
+    #[error("the segment would be larger than {max} bytes ({slots} slots of {stride} bytes): use fewer or smaller slots", max = crate::geometry::MAX_TOTAL_BYTES)]
     TooLarge {
         /// Slots asked for.
         slots: u64,
@@ -58,14 +58,14 @@ pub enum ConfigError {
     #[error("a stall timeout needs Overflow::Block; an Overwrite publisher never waits")]
     StallTimeoutWithoutBlock,
     /// The stall timeout is outside 1 ms ..= 1 day.
-    #[error("stall timeout {0:?} is not in 1ms..=1day")]
+    #[error("stall timeout {0:?} is not in {lo:?}..={hi:?}", lo = crate::geometry::STALL_TIMEOUT_RANGE.start(), hi = crate::geometry::STALL_TIMEOUT_RANGE.end())]
     StallTimeout(std::time::Duration),
     /// The mode asks for bits other than read/write permissions.
-    #[error("mode {0:o} has bits other than rw for user/group/other")]
+    #[error("mode {0:o} has bits other than rw for user/group/other: use read and write bits only, such as 600 or 640")]
     Mode(u32),
     /// An imported topic's origin is empty, longer than 112 bytes or has control
     /// characters.
-    #[error("origin {0:?} is empty, longer than 112 bytes or has control characters")]
+    #[error("origin {0:?} is empty, longer than {max} bytes or has control characters", max = crate::layout::ORIGIN_BYTES)]
     Origin(String),
 }
 
@@ -193,7 +193,7 @@ pub enum AttachError {
     },
     /// The segment exists but this process may not open it (mode 0600 by default: run as
     /// the publisher's user, or have the publisher create with a wider mode).
-    #[error("permission denied opening topic {topic:?}")]
+    #[error("permission denied opening topic {topic:?}: run as the publisher's user, or have it create the topic with a wider mode")]
     PermissionDenied {
         /// The topic.
         topic: String,
@@ -227,7 +227,7 @@ pub enum AttachError {
         topic: String,
     },
     /// The segment was made by a ringcast with another layout version.
-    #[error("topic {topic:?} has layout version {found}; this build reads version {expected}")]
+    #[error("topic {topic:?} has layout version {found}; this build reads version {expected}: build the publisher and subscribers from one ringcast version")]
     Version {
         /// The topic.
         topic: String,
@@ -237,7 +237,7 @@ pub enum AttachError {
         expected: u32,
     },
     /// The file is shorter than its header claims, or than any header.
-    #[error("topic {topic:?}: segment is {actual} bytes, needs {needed}")]
+    #[error("topic {topic:?}: segment is {actual} bytes, needs {needed}: it was truncated; remove it (ringcast gc) and re-create the topic")]
     TooSmall {
         /// The topic.
         topic: String,
@@ -296,7 +296,7 @@ pub enum AttachError {
         bytes: u64,
     },
     /// Every subscriber entry is taken by a live subscriber.
-    #[error("topic {topic:?} has all {max} subscriber entries in use")]
+    #[error("topic {topic:?} has all {max} subscriber entries in use: detach a subscriber, or re-create the topic with more (max_subscribers)")]
     TableFull {
         /// The topic.
         topic: String,

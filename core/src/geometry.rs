@@ -35,6 +35,13 @@ pub struct SegmentConfig {
     pub stall_timeout: Option<Duration>,
 }
 
+/// Most slots in a ring (a power of two; at least 2).
+pub const MAX_SLOTS: u64 = 1 << 24;
+/// Smallest and largest payload alignment (powers of two).
+pub const ALIGNMENT_RANGE: std::ops::RangeInclusive<u64> = 16..=4096;
+/// Most subscriber-table entries.
+pub const MAX_SUBSCRIBERS: u64 = 4096;
+
 /// Shortest and longest stall timeout accepted.
 pub const STALL_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
     Duration::from_millis(1)..=Duration::from_secs(86_400);
@@ -92,16 +99,16 @@ fn round_up(x: u64, to: u64) -> Option<u64> {
 impl Geometry {
     /// Computes the geometry for `cfg` on a machine with pages of `page` bytes.
     pub fn compute(cfg: &SegmentConfig, page: u64, creation_id: u64) -> Result<Self, ConfigError> {
-        if !(2..=1 << 24).contains(&cfg.slots) || !cfg.slots.is_power_of_two() {
+        if !(2..=MAX_SLOTS).contains(&cfg.slots) || !cfg.slots.is_power_of_two() {
             return Err(ConfigError::SlotCount(cfg.slots));
         }
         if !(1..=MAX_SLOT_BYTES).contains(&cfg.slot_size) {
             return Err(ConfigError::SlotSize(cfg.slot_size));
         }
-        if !(16..=4096).contains(&cfg.alignment) || !cfg.alignment.is_power_of_two() {
+        if !ALIGNMENT_RANGE.contains(&cfg.alignment) || !cfg.alignment.is_power_of_two() {
             return Err(ConfigError::Alignment(cfg.alignment));
         }
-        if !(1..=4096).contains(&cfg.max_subscribers) {
+        if !(1..=MAX_SUBSCRIBERS).contains(&cfg.max_subscribers) {
             return Err(ConfigError::MaxSubscribers(cfg.max_subscribers));
         }
         let stall_timeout_ns = match cfg.stall_timeout {

@@ -1,9 +1,11 @@
 //! The publishing side of ringcast: create a topic, loan a slot, write in place, commit.
 //!
-//! ```no_run
+//! ```
 //! use ringcast_publisher::{Publisher, PublisherConfig};
+//! # let prefix = format!("rcdoc{}publib", std::process::id());
+//! # let config = PublisherConfig::default().prefix(&prefix);
 //!
-//! let mut publisher = Publisher::create("imu", PublisherConfig::default().slot_size(256))?;
+//! let mut publisher = Publisher::create("imu", config.slot_size(256))?;
 //! // Zero copy: write straight into the shared-memory slot, then commit the length.
 //! let mut loan = publisher.loan();
 //! loan[..5].copy_from_slice(b"hello");

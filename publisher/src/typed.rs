@@ -101,8 +101,9 @@ pub enum TypedSendError {
 /// into shared memory. Dropping it closes the topic, as for [`Publisher`].
 /// `Send`, not `Sync`.
 ///
-/// ```no_run
+/// ```
 /// use ringcast_publisher::{PublisherConfig, TypedPublisher};
+/// # let config = PublisherConfig::default().prefix(format!("rcdoc{}pose", std::process::id()));
 ///
 /// #[derive(rkyv::Archive, rkyv::Serialize)]
 /// struct Pose {
@@ -111,7 +112,7 @@ pub enum TypedSendError {
 ///     frame: String,
 /// }
 ///
-/// let mut publisher = TypedPublisher::<Pose>::create("pose", PublisherConfig::default())?;
+/// let mut publisher = TypedPublisher::<Pose>::create("pose", config)?;
 /// publisher.send(&Pose { x: 1.0, y: 2.0, frame: "map".into() })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -149,13 +150,11 @@ where
     /// must attach with the same version; bump it when `T` changes meaning without
     /// changing its name, size or alignment.
     ///
-    /// ```no_run
+    /// ```
     /// # use ringcast_publisher::{PublisherConfig, TypedPublisher};
-    /// let publisher = TypedPublisher::<(u32, f64)>::create_versioned(
-    ///     "odometry",
-    ///     PublisherConfig::default(),
-    ///     2,
-    /// )?;
+    /// # let config = PublisherConfig::default().prefix(format!("rcdoc{}odo", std::process::id()));
+    /// let publisher = TypedPublisher::<(u32, f64)>::create_versioned("odometry", config, 2)?;
+    /// assert_eq!(publisher.schema_version(), 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create_versioned(
@@ -179,10 +178,12 @@ where
     /// Replaces the scratch space with `bytes` of fresh space (an allocation now, none
     /// per message). See [`DEFAULT_SCRATCH_BYTES`] for when more is needed.
     ///
-    /// ```no_run
+    /// ```
     /// # use ringcast_publisher::{PublisherConfig, TypedPublisher};
-    /// let publisher = TypedPublisher::<Vec<String>>::create("names", PublisherConfig::default())?
-    ///     .with_scratch_space(64 * 1024);
+    /// # let config = PublisherConfig::default().prefix(format!("rcdoc{}names", std::process::id()));
+    /// let mut publisher =
+    ///     TypedPublisher::<Vec<String>>::create("names", config)?.with_scratch_space(64 * 1024);
+    /// publisher.send(&vec!["a".to_owned(); 100])?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_scratch_space(mut self, bytes: usize) -> Self {

@@ -41,13 +41,17 @@ impl Subscriber {
     /// If `f` waits (publishes with a call that waits for room, receives with a wait), the
     /// run's slots are handed back before it does: `f` holds only the message it is given.
     ///
-    /// ```no_run
+    /// ```
+    /// # use ringcast_publisher::{Publisher, PublisherConfig};
     /// # use ringcast_subscriber::{Subscriber, SubscriberOptions};
-    /// # let mut sub = Subscriber::attach("ticks", SubscriberOptions::default())?;
+    /// # let prefix = format!("rcdoc{}drain", std::process::id());
+    /// # let mut publisher = Publisher::create("ticks", PublisherConfig::default().prefix(&prefix))?;
+    /// # let mut sub = Subscriber::attach("ticks", SubscriberOptions::default().prefix(&prefix))?;
+    /// # for b in 1..=3u8 { publisher.send(&[b])?; }
     /// let mut sum = 0u64;
     /// let drained = sub.drain(1024, |m| sum += m[0] as u64);
-    /// println!("{} messages, stopped by {:?}", drained.delivered, drained.stopped);
-    /// # Ok::<(), ringcast_subscriber::AttachError>(())
+    /// assert_eq!((drained.delivered, sum), (3, 6));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn drain(&mut self, max: usize, mut f: impl FnMut(Sample<'_>)) -> Drained {
         self.drain_while(max, |sample| {
