@@ -16,26 +16,52 @@ use ringcast_bridge::announce::Keys;
 use ringcast_bridge::wire::{Stamp, END, SYNC};
 use zenoh::Wait;
 
-#[test]
-fn forged_data_sync_and_end_from_other_senders_are_never_applied() {
-    let mut pair = Pair::new("host");
-    let topic = "victim";
+/// A topic exported by host B's bridge and imported by host A's, which listens (the
+/// hostile peer dials it directly), with its source and a subscriber of the import.
+struct Victim {
+    pair: Pair,
+    importer: Proc,
+    _exporter: Proc,
+    src: Publisher,
+    sub: Subscriber,
+}
+
+fn victim(tag: &str, topic: &str, slots: u64) -> Victim {
+    let mut pair = Pair::new(tag);
     pair.topics(&[topic]);
-    // The importer is the listening bridge, which the hostile peer dials directly.
     let importer = pair.bridge_a(&["--import", topic]);
-    let _exporter = pair.bridge_b(&["--export", topic]);
+    let exporter = pair.bridge_b(&["--export", topic]);
     let mut src = Publisher::create(
         topic,
         PublisherConfig::default()
             .prefix(pair.b.as_str())
             .overflow(Overflow::Block)
-            .slots(64)
+            .slots(slots)
             .slot_size(64),
     )
     .unwrap();
-    let mut sub = attach(&pair.a, topic);
+    let sub = attach(&pair.a, topic);
     src.wait_for_subscribers(1, WAIT)
         .expect("the exporter attaches");
+    Victim {
+        pair,
+        importer,
+        _exporter: exporter,
+        src,
+        sub,
+    }
+}
+
+#[test]
+fn forged_data_sync_and_end_from_other_senders_are_never_applied() {
+    let topic = "victim";
+    let Victim {
+        pair,
+        importer,
+        _exporter,
+        mut src,
+        mut sub,
+    } = victim("host", topic, 64);
 
     // What any peer can learn: the exporter's id and the topic's creation id.
     let peer = hostile_peer(&pair.endpoint);
@@ -116,24 +142,14 @@ fn forged_data_sync_and_end_from_other_senders_are_never_applied() {
 /// messages, instead of dropping everything after the jump for ever.
 #[test]
 fn a_forged_jump_under_the_exporters_own_id_costs_a_bounded_number_of_messages() {
-    let mut pair = Pair::new("jump");
     let topic = "jumped";
-    pair.topics(&[topic]);
-    // The importer is the listening bridge, which the hostile peer dials directly.
-    let importer = pair.bridge_a(&["--import", topic]);
-    let _exporter = pair.bridge_b(&["--export", topic]);
-    let mut src = Publisher::create(
-        topic,
-        PublisherConfig::default()
-            .prefix(pair.b.as_str())
-            .overflow(Overflow::Block)
-            .slots(256)
-            .slot_size(64),
-    )
-    .unwrap();
-    let mut sub = attach(&pair.a, topic);
-    src.wait_for_subscribers(1, WAIT)
-        .expect("the exporter attaches");
+    let Victim {
+        pair,
+        importer,
+        _exporter,
+        mut src,
+        mut sub,
+    } = victim("jump", topic, 256);
     src.send(&0u64.to_le_bytes()).unwrap();
     assert_eq!(sub.recv_timeout(WAIT).unwrap().bytes(), 0u64.to_le_bytes());
 

@@ -106,6 +106,18 @@ struct Entry {
 }
 
 impl Entry {
+    /// A registered entry, not armed.
+    fn new(target: SleepTarget) -> Entry {
+        Entry {
+            target,
+            next: 0,
+            waker: None,
+            armed_at: None,
+            armed_pos: 0,
+            in_use: false,
+        }
+    }
+
     fn ready(&self) -> bool {
         let mem: &SegmentMemory = self.target.memory().expect("a topic target");
         if self.target.is_publisher() {
@@ -333,14 +345,7 @@ impl Registration {
     fn new(target: SleepTarget) -> Registration {
         let shared = reactor();
         let mut reg = lock(&shared.registry);
-        let entry = Entry {
-            target,
-            next: 0,
-            waker: None,
-            armed_at: None,
-            armed_pos: 0,
-            in_use: false,
-        };
+        let entry = Entry::new(target);
         let id = match reg.free.pop() {
             Some(id) => {
                 reg.entries[id] = Some(entry);
@@ -415,14 +420,7 @@ mod tests {
     use super::*;
 
     fn entry(target: SleepTarget) -> Option<Entry> {
-        Some(Entry {
-            target,
-            next: 0,
-            waker: None,
-            armed_at: None,
-            armed_pos: 0,
-            in_use: false,
-        })
+        Some(Entry::new(target))
     }
 
     /// Every armed entry is in `armed` exactly once, at the position it records.
