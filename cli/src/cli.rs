@@ -195,6 +195,10 @@ pub struct SubArgs {
     pub format: Format,
     #[command(flatten)]
     pub trust: TrustArgs,
+    /// Attach as a monitor: never hold a `Block` publisher back (messages it laps are
+    /// lost and reported) instead of receiving every message.
+    #[arg(long)]
+    pub monitor: bool,
 }
 
 /// Where `sub` starts.
@@ -255,6 +259,10 @@ pub struct RecordArgs {
     pub chunk_interval: Duration,
     #[command(flatten)]
     pub trust: TrustArgs,
+    /// Attach as a monitor: never hold a `Block` publisher back (messages it laps are
+    /// lost, and the losses are recorded) instead of recording every message.
+    #[arg(long)]
+    pub monitor: bool,
 }
 
 /// `ringcast play`.
@@ -296,6 +304,11 @@ pub struct HzArgs {
     pub duration: Option<Duration>,
     #[command(flatten)]
     pub trust: TrustArgs,
+    /// Attach as an ordinary subscriber, which a `Block` publisher waits for and which
+    /// counts for `--wait-subscribers`, instead of as a monitor (the default: `hz` never
+    /// holds a publisher back; messages it is lapped by are counted as lost).
+    #[arg(long)]
+    pub gating: bool,
 }
 
 /// `ringcast top`.

@@ -68,9 +68,12 @@ pub fn subscribe(prefix: &str, a: SubArgs) -> Result<(), Failure> {
     };
     // A timeout too large to represent means no deadline (never an overflow panic).
     let deadline = a.timeout.and_then(|t| Instant::now().checked_add(t));
-    let opts = a
+    let mut opts = a
         .trust
         .apply(SubscriberOptions::default().prefix(prefix).start(start));
+    if a.monitor {
+        opts = opts.monitor();
+    }
     run_subscriber(&a.topic, opts, a.count, deadline, a.format)
 }
 

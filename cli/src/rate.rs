@@ -71,11 +71,14 @@ pub fn hz(prefix: &str, a: HzArgs) -> Result<(), Failure> {
     signal::catch_stop_signals();
     let started = Instant::now();
     let over = |s: Instant| a.duration.is_some_and(|d| s.elapsed() >= d) || signal::stopped();
-    let opts = a.trust.apply(
+    let mut opts = a.trust.apply(
         SubscriberOptions::default()
             .prefix(prefix)
             .start(Start::Latest),
     );
+    if !a.gating {
+        opts = opts.monitor();
+    }
     let mut sub = loop {
         match Subscriber::attach_wait(&a.topic, opts.clone(), Duration::from_millis(100)) {
             Ok(s) => break s,

@@ -191,9 +191,12 @@ pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
     } else {
         Start::Latest
     };
-    let opts = a
+    let mut opts = a
         .trust
         .apply(SubscriberOptions::default().prefix(prefix).start(start));
+    if a.monitor {
+        opts = opts.monitor();
+    }
     let threads: Vec<_> = a
         .topics
         .iter()

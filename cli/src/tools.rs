@@ -115,10 +115,11 @@ fn print_text(i: &TopicInfo) {
             "  entry {:>4}  pid {:>7}  {}  cursor {}  lag {}  lost {}",
             s.entry,
             s.pid,
-            match (s.alive, s.evicted) {
-                (true, false) => "alive  ",
-                (true, true) => "evicted",
-                (false, _) => "dead   ",
+            match (s.alive, s.evicted, s.monitor) {
+                (true, _, true) => "monitor",
+                (true, false, _) => "alive  ",
+                (true, true, _) => "evicted",
+                (false, _, _) => "dead   ",
             },
             s.cursor,
             s.lag,
@@ -150,8 +151,8 @@ fn to_json(i: &TopicInfo) -> String {
         .iter()
         .map(|s| {
             format!(
-                r#"{{"entry":{},"pid":{},"alive":{},"evicted":{},"cursor":{},"lag":{},"lost":{}}}"#,
-                s.entry, s.pid, s.alive, s.evicted, s.cursor, s.lag, s.lost
+                r#"{{"entry":{},"pid":{},"alive":{},"evicted":{},"monitor":{},"cursor":{},"lag":{},"lost":{}}}"#,
+                s.entry, s.pid, s.alive, s.evicted, s.monitor, s.cursor, s.lag, s.lost
             )
         })
         .collect();

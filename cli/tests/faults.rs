@@ -163,6 +163,72 @@ fn a_sub_whose_output_nobody_reads_never_pins_a_block_publisher() {
     );
 }
 
+/// Diagnostic tools attached as monitors cannot freeze a `Block` pipeline, even one without
+/// a stall timeout: `hz` (a monitor by default) and `sub --monitor` writing into a pipe
+/// nobody reads are stopped with SIGSTOP, and a 4-slot publisher goes on publishing; `hz
+/// --gating` is an ordinary subscriber, and stopping it does hold the publisher (the
+/// control that shows the test can fail).
+#[test]
+fn stopped_monitoring_tools_never_hold_a_block_publisher() {
+    let p = Prefix::new("mon");
+    let run = |args: &[&str], topic: &str, gating: bool| {
+        let mut publisher = Publisher::create(topic, p.config().slots(4).slot_size(4096)).unwrap();
+        let mut tool = p
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Never read: `sub` blocks in write(2) once the pipe is full.
+        let unread = tool.stdout.take().unwrap();
+        wait_until("the tool to attach", || {
+            ringcast::inspect::inspect(&p.0, topic)
+                .is_ok_and(|i| i.subscribers.iter().any(|s| s.alive && s.monitor != gating))
+        });
+        kill(tool.id(), libc::SIGSTOP);
+        let message = [b'x'; 4000];
+        let mut held = None;
+        for i in 0..400 {
+            // A monitor never gates: no wait at all; 20 s only for a very slow box.
+            let limit = if gating {
+                Duration::from_millis(300)
+            } else {
+                Duration::from_secs(20)
+            };
+            match publisher.loan_timeout(limit) {
+                Ok(mut loan) => {
+                    loan.write_at(0, &message);
+                    loan.commit(message.len());
+                }
+                Err(ringcast::Full) => {
+                    held = Some(i);
+                    break;
+                }
+            }
+        }
+        kill(tool.id(), libc::SIGKILL);
+        let _ = tool.wait();
+        drop(unread);
+        held
+    };
+    assert_eq!(
+        run(&["hz", "viahz"], "viahz", false),
+        None,
+        "hz held the publisher"
+    );
+    assert_eq!(
+        run(&["sub", "viasub", "--raw", "--monitor"], "viasub", false),
+        None,
+        "sub --monitor held the publisher"
+    );
+    assert_eq!(
+        run(&["hz", "gated", "--gating"], "gated", true),
+        Some(4),
+        "a stopped ordinary subscriber holds a Block publisher after the ring's 4 slots"
+    );
+}
+
 fn payload(i: u64) -> Vec<u8> {
     let len = (i % 200) as usize + 1;
     (0..len)

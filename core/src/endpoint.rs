@@ -16,7 +16,7 @@ use crate::error::{AttachError, CreateError};
 use crate::geometry::Geometry;
 use crate::layout::TypeInfo;
 use crate::memory::SegmentMemory;
-use crate::ring::{Reader, Start, Writer};
+use crate::ring::{Reader, Role, Start, Writer};
 use crate::segment::{Access, AttachLimits, CreateOptions, Segment};
 use crate::sync::Ordering;
 
@@ -113,7 +113,7 @@ impl SubscriberEnd {
     /// Opens and validates `topic` under `prefix` (waiting up to `init_wait` for a segment
     /// still being initialized), checks its message type against `expected` (`None`
     /// accepts any) and its size against `limits`, claims a free table entry and attaches
-    /// at `start`.
+    /// at `start` in `role`.
     pub fn attach(
         prefix: &str,
         topic: &str,
@@ -121,6 +121,7 @@ impl SubscriberEnd {
         init_wait: Duration,
         limits: &AttachLimits,
         start: Start,
+        role: Role,
     ) -> Result<SubscriberEnd, AttachError> {
         let segment = Segment::open(
             prefix,
@@ -145,7 +146,7 @@ impl SubscriberEnd {
         // SAFETY: `claim_entry` took entry `index`'s OFD lock through this segment's open
         // file description, which the end keeps until after the reader is dropped (field
         // order); the segment was validated by `open`.
-        let reader = unsafe { Reader::attach(segment.memory().clone(), index, start) };
+        let reader = unsafe { Reader::attach(segment.memory().clone(), index, start, role) };
         Ok(SubscriberEnd { reader, segment })
     }
 

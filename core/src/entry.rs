@@ -25,8 +25,10 @@
 
 use crate::layout::{
     entry_gates, entry_kind, entry_with_kind, entry_word, EntryKind, Overflow, ENTRY_FREE,
+    ROLE_MONITOR, ROLE_SUBSCRIBER,
 };
 use crate::memory::SegmentMemory;
+use crate::ring::Role;
 use crate::sync::{fence, mutant_or, Ordering};
 
 /// Who owns which table entry: the segment file's OFD locks in a process, a table of
@@ -49,6 +51,8 @@ pub(crate) struct OwnEntry {
     evictable: bool,
     /// Whether our entry says `Holding` now.
     holding: bool,
+    /// A monitor: attached non-gating, reads by copy; its cursor is informational.
+    monitor: bool,
 }
 
 impl OwnEntry {
@@ -61,9 +65,13 @@ impl OwnEntry {
     /// stores `gate_limit`, SeqCst fence, re-scans the table. Either the writer sees our
     /// entry, or we see the limit and start past everything it may still overwrite without
     /// looking again.
+    ///
+    /// A [`Role::Monitor`] needs none of this: it attaches in the non-gating `Evicted`
+    /// state (with [`ROLE_MONITOR`] for `inspect`) and the writer never looks at its cursor.
     pub(crate) fn attach(
         mem: &SegmentMemory,
         index: usize,
+        role: Role,
         pick: impl Fn(u64) -> u64,
     ) -> (OwnEntry, u64) {
         let g = mem.geometry();
@@ -82,6 +90,28 @@ impl OwnEntry {
         // Relaxed: only we write it while we own the entry; published by the store below.
         let generation = e.generation.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let active_word = entry_word(generation, EntryKind::Active);
+        // The negative control attaches a monitor as a gating subscriber: the loom model
+        // `monitor_on_a_block_topic_never_gates_and_counts_every_lap` must deadlock.
+        if role == Role::Monitor && !cfg!(ringcast_loom_mutant_monitor) {
+            // Relaxed: for `inspect` only; published by the Release store below.
+            e.role.store(ROLE_MONITOR, Ordering::Relaxed);
+            // Release: an observer that sees the word sees the cursor and role. Pairs with
+            // the Acquire state loads of `inspect`; the writer skips this word (not gating).
+            e.state.store(
+                entry_word(generation, EntryKind::Evicted),
+                Ordering::Release,
+            );
+            let own = OwnEntry {
+                index,
+                active_word,
+                evictable: false,
+                holding: false,
+                monitor: true,
+            };
+            return (own, tentative);
+        }
+        // Relaxed: published by the Release store of the Active word just below.
+        e.role.store(ROLE_SUBSCRIBER, Ordering::Relaxed);
         // Release: a writer that sees the Active word sees the tentative cursor. Pairs with
         // the Acquire state load in `slowest_cursor`.
         e.state.store(active_word, Ordering::Release);
@@ -110,6 +140,7 @@ impl OwnEntry {
             active_word,
             evictable: g.overflow == Overflow::Block && g.evicts_stalled(),
             holding: false,
+            monitor: false,
         };
         (own, next)
     }
@@ -182,7 +213,7 @@ impl OwnEntry {
     /// `Block` the cursor moves only in `release`).
     pub(crate) fn publish_position(&self, mem: &SegmentMemory, next: u64, lost: u64) {
         let e = mem.entry(self.index);
-        if mem.geometry().overflow == Overflow::Overwrite {
+        if self.monitor || mem.geometry().overflow == Overflow::Overwrite {
             e.cursor.store(next, Ordering::Relaxed);
         }
         e.lost.store(lost, Ordering::Relaxed);
@@ -195,7 +226,7 @@ impl OwnEntry {
         mem.entry(self.index)
             .state
             .store(ENTRY_FREE, Ordering::Release);
-        if mem.geometry().overflow == Overflow::Block {
+        if !self.monitor && mem.geometry().overflow == Overflow::Block {
             crate::wait::after_release(mem);
         }
     }

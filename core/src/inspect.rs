@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::error::AttachError;
 use crate::geometry::Geometry;
-use crate::layout::{entry_kind, EntryKind, PUB_CLOSED};
+use crate::layout::{entry_kind, EntryKind, PUB_CLOSED, ROLE_MONITOR};
 use crate::segment::{self, Access, OpenFail, Removal, Segment};
 use crate::sync::{load_acquire_ro, Ordering};
 
@@ -51,7 +51,11 @@ pub struct SubscriberInfo {
     /// Whether a live process holds the entry's lock.
     pub alive: bool,
     /// Whether the publisher evicted it for stalling (it no longer gates the publisher).
+    /// Never set for a monitor.
     pub evicted: bool,
+    /// Whether it attached as a monitor ([`Role::Monitor`](crate::ring::Role)): it never
+    /// gates the publisher and loses what it is lapped by.
+    pub monitor: bool,
 }
 
 /// Takes a snapshot of `topic` under `prefix` without attaching as a subscriber.
@@ -83,6 +87,7 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
                 return None;
             }
             let cursor = e.cursor.load(Ordering::Relaxed);
+            let monitor = e.role.load(Ordering::Relaxed) == ROLE_MONITOR;
             Some(SubscriberInfo {
                 entry: i,
                 pid: e.pid.load(Ordering::Relaxed),
@@ -90,7 +95,8 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
                 lag: write_cursor.saturating_sub(cursor),
                 lost: e.lost.load(Ordering::Relaxed),
                 alive,
-                evicted: kind == EntryKind::Evicted,
+                evicted: kind == EntryKind::Evicted && !monitor,
+                monitor,
             })
         })
         .collect();

@@ -52,10 +52,18 @@ pub enum EntryKind {
     /// Like `Active`, and the subscriber is reading the slot at its cursor in place (only
     /// on topics with a stall timeout). The publisher never evicts a holding subscriber.
     Holding,
-    /// The publisher evicted the subscriber for stalling: it no longer gates, and it must
-    /// not read in place again. The owner frees the entry when it detaches.
+    /// Not gating: the publisher evicted the subscriber for stalling (it must not read in
+    /// place again), or the entry is a monitor's (`SubscriberEntry::role` is
+    /// [`ROLE_MONITOR`]), which never gates. The owner frees the entry when it detaches.
     Evicted,
 }
+
+/// `SubscriberEntry::role`: an ordinary subscriber (gates a `Block` publisher).
+pub const ROLE_SUBSCRIBER: u32 = 0;
+/// `SubscriberEntry::role`: a monitor, attached in the non-gating `Evicted` state from the
+/// start; it reads by verified copy and loses what the publisher laps, whatever the
+/// topic's policy.
+pub const ROLE_MONITOR: u32 = 1;
 
 const KIND_ACTIVE: u32 = 1;
 const KIND_HOLDING: u32 = 2;
@@ -379,6 +387,10 @@ pub struct SubscriberEntry {
     /// asleep takes its count back (and a death between the two steps can only leave one
     /// spare count, never remove a live sleeper's).
     pub asleep: AtomicU32,
+    /// [`ROLE_SUBSCRIBER`] or [`ROLE_MONITOR`], stored by the owner before its state word
+    /// (for `inspect`; gating is decided by the state word alone). A field in what was
+    /// padding in earlier builds, which left it zero: an ordinary subscriber.
+    pub role: AtomicU32,
 }
 
 /// The header of one slot in the ring.
@@ -410,6 +422,7 @@ const _: () = {
     assert!(size_of::<Header>() == 768);
     assert!(align_of::<Header>() == LINE);
     assert!(size_of::<SubscriberEntry>() == LINE);
+    assert!(offset_of!(SubscriberEntry, role) == 36);
     assert!(size_of::<SlotHeader>() == SLOT_HEADER_BYTES);
 };
 

@@ -97,7 +97,7 @@ pub mod model {
 
     use crate::entry::{self, Reaped};
     use crate::memory::SegmentMemory;
-    use crate::ring::{Reader, Start, Writer};
+    use crate::ring::{Reader, Role, Start, Writer};
 
     /// The writer of a model segment.
     ///
@@ -115,7 +115,16 @@ pub mod model {
     /// reader's whole life (or until it "dies" with [`die`]).
     pub unsafe fn reader(mem: Arc<SegmentMemory>, entry: usize, start: Start) -> Reader {
         // SAFETY: passed on to the caller.
-        unsafe { Reader::attach(mem, entry, start) }
+        unsafe { Reader::attach(mem, entry, start, Role::Subscriber) }
+    }
+
+    /// A monitor (non-gating reader) through entry `entry`.
+    ///
+    /// # Safety
+    /// As for [`reader`].
+    pub unsafe fn monitor(mem: Arc<SegmentMemory>, entry: usize, start: Start) -> Reader {
+        // SAFETY: passed on to the caller.
+        unsafe { Reader::attach(mem, entry, start, Role::Monitor) }
     }
 
     /// The writer's reaper, with the model locks standing in for OFD locks.
@@ -151,5 +160,5 @@ pub mod model {
 pub use error::{AttachError, ConfigError, CreateError, NameError};
 pub use geometry::{Geometry, SegmentConfig};
 pub use layout::{Overflow, TypeInfo};
-pub use ring::{Full, Poll, Reader, Start, Writer};
+pub use ring::{Full, Poll, Reader, Role, Start, Writer};
 pub use wait::WaitStrategy;

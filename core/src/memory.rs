@@ -339,6 +339,7 @@ mod model {
             lost: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             asleep: AtomicU32::new(0),
+            role: AtomicU32::new(0),
         }
     }
 

@@ -342,6 +342,20 @@ pub enum Start {
     Oldest,
 }
 
+/// How a reader takes part in the topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Role {
+    /// An ordinary subscriber: under `Block` the publisher waits for it, and it reads in
+    /// place.
+    #[default]
+    Subscriber,
+    /// A monitor (for diagnostic tools): never gates the publisher, whatever the topic's
+    /// policy; reads every message by verified copy, and what the publisher laps is lost
+    /// and counted exactly, as under `Overwrite`. Cannot freeze a `Block` pipeline, even
+    /// when it is stopped.
+    Monitor,
+}
+
 /// What a reader found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Poll {
@@ -378,6 +392,7 @@ pub struct Reader {
     lost: u64,
     slots: u64,
     capacity: u64,
+    /// The policy this reader reads by: the topic's, or `Overwrite` for a monitor.
     overflow: Overflow,
     /// Our table entry, held for the reader's whole life.
     own: OwnEntry,
@@ -393,16 +408,21 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Starts reading through table entry `entry`.
+    /// Starts reading through table entry `entry` in `role`.
     ///
     /// # Safety
     /// The caller has exclusively claimed `entry` (holds its OFD lock in a process; its
     /// model lock under loom) and keeps it claimed for the reader's whole life; `mem` is a
     /// validated segment.
-    pub(crate) unsafe fn attach(mem: Arc<SegmentMemory>, entry: usize, start: Start) -> Self {
+    pub(crate) unsafe fn attach(
+        mem: Arc<SegmentMemory>,
+        entry: usize,
+        start: Start,
+        role: Role,
+    ) -> Self {
         let g = *mem.geometry();
         let n = g.slot_count;
-        let (own, next) = OwnEntry::attach(&mem, entry, |w| match start {
+        let (own, next) = OwnEntry::attach(&mem, entry, role, |w| match start {
             Start::Latest => w,
             Start::Oldest => w.saturating_sub(n),
         });
@@ -412,7 +432,10 @@ impl Reader {
             lost: 0,
             slots: n,
             capacity: g.slot_capacity,
-            overflow: g.overflow,
+            overflow: match role {
+                Role::Subscriber => g.overflow,
+                Role::Monitor => Overflow::Overwrite,
+            },
             own,
             published: next,
             batch: 1,
@@ -439,6 +462,13 @@ impl Reader {
     #[inline]
     pub fn memory(&self) -> &Arc<SegmentMemory> {
         &self.mem
+    }
+
+    /// The policy this reader reads by: the topic's for a [`Role::Subscriber`],
+    /// `Overwrite` (copies, laps counted) for a [`Role::Monitor`].
+    #[inline]
+    pub fn reads_by(&self) -> Overflow {
+        self.overflow
     }
 
     /// The table entry this reader owns.

@@ -204,6 +204,12 @@ typedef struct ringcast_subscriber_options {
   size_t trust_groups_len;
   // Non-zero: attach to topics of any owner (as builds before the owner check did).
   uint32_t trust_any_owner;
+  // Non-zero: attach as a monitor (for diagnostic tools): never hold the publisher
+  // back, whatever the topic's policy; every message is a verified copy, and what the
+  // publisher laps is lost and reported (`lost` of the next sample). Does not count as
+  // a subscriber. (In what was the struct's tail padding: `_init` zeroes it, so the
+  // struct's size did not change.)
+  uint32_t monitor;
 } ringcast_subscriber_options;
 
 // A loaned slot: write up to `capacity` bytes at `data`, then commit (or abort) it.
@@ -226,7 +232,8 @@ typedef struct ringcast_sample {
   size_t len;
   // The message's sequence number (0 for the topic's first).
   uint64_t seq;
-  // `Overwrite`: messages lost (overwritten unread) just before this one; 0 under `Block`.
+  // `Overwrite` (or a monitor): messages lost (overwritten unread) just before this
+  // one; 0 for an ordinary subscriber of a `Block` topic.
   uint64_t lost;
 } ringcast_sample;
 

@@ -92,6 +92,8 @@ class SubscriberOptions {
   /// RINGCAST_MEMORY_PREFAULT and / or RINGCAST_MEMORY_LOCK.
   SubscriberOptions& memory(uint32_t flags) { c_.memory = flags; return *this; }
   SubscriberOptions& release_batch(uint64_t slots) { c_.release_batch = slots; return *this; }
+  /// Attach as a monitor: never hold the publisher back (losses reported in `lost`).
+  SubscriberOptions& monitor(bool on = true) { c_.monitor = on ? 1 : 0; return *this; }
   /// Also attach to topics of user `uid` (by default only this process's user and root).
   SubscriberOptions& trust_user(uint32_t uid) { users_.push_back(uid); return *this; }
   /// Also attach to topics whose segment file's group is `gid`.

@@ -96,6 +96,12 @@ pub struct ringcast_subscriber_options {
     pub trust_groups_len: usize,
     /// Non-zero: attach to topics of any owner (as builds before the owner check did).
     pub trust_any_owner: u32,
+    /// Non-zero: attach as a monitor (for diagnostic tools): never hold the publisher
+    /// back, whatever the topic's policy; every message is a verified copy, and what the
+    /// publisher laps is lost and reported (`lost` of the next sample). Does not count as
+    /// a subscriber. (In what was the struct's tail padding: `_init` zeroes it, so the
+    /// struct's size did not change.)
+    pub monitor: u32,
 }
 
 /// Fills `cfg` with the defaults (and its `struct_size`).
@@ -159,6 +165,7 @@ pub unsafe extern "C" fn ringcast_subscriber_options_init(
             trust_groups: std::ptr::null(),
             trust_groups_len: 0,
             trust_any_owner: 0,
+            monitor: 0,
         };
         // SAFETY: as in `ringcast_publisher_config_init`.
         unsafe { opts.write(value) };
@@ -173,6 +180,8 @@ const PUBLISHER_CONFIG_SIZES: [usize; 2] = [56, size_of::<ringcast_publisher_con
 /// first: before `release_batch` (32; `memory` was then a `reserved` field documented as
 /// 0), before the `trust_*` fields (40), then this one.
 const SUBSCRIBER_OPTIONS_SIZES: [usize; 3] = [32, 40, size_of::<ringcast_subscriber_options>()];
+// `monitor` went into the tail padding: the size (and so the accepted versions) stayed.
+const _: () = assert!(size_of::<ringcast_subscriber_options>() == 80);
 
 /// Reads a versioned struct: the caller's `struct_size` bytes of it over `defaults`, if
 /// that size is one a header of this library ever had.
@@ -355,6 +364,9 @@ pub(crate) unsafe fn subscriber_options(
     }
     if o.trust_any_owner != 0 {
         out = out.trust_any_owner();
+    }
+    if o.monitor != 0 {
+        out = out.monitor();
     }
     if !o.prefix.is_null() {
         // SAFETY: a NUL-terminated string, by the caller's contract.

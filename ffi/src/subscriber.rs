@@ -53,7 +53,8 @@ pub struct ringcast_sample {
     pub len: usize,
     /// The message's sequence number (0 for the topic's first).
     pub seq: u64,
-    /// `Overwrite`: messages lost (overwritten unread) just before this one; 0 under `Block`.
+    /// `Overwrite` (or a monitor): messages lost (overwritten unread) just before this
+    /// one; 0 for an ordinary subscriber of a `Block` topic.
     pub lost: u64,
 }
 

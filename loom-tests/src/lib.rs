@@ -36,6 +36,13 @@ pub mod model {
         unsafe { ringcast_core::model::reader(mem.clone(), entry, start) }
     }
 
+    /// Claims entry `entry` and attaches a monitor (a non-gating reader) through it.
+    pub fn attach_monitor(mem: &Arc<SegmentMemory>, entry: usize, start: Start) -> Reader {
+        assert!(mem.model_lock(entry), "entry {entry} is taken");
+        // SAFETY: as in `attach`.
+        unsafe { ringcast_core::model::monitor(mem.clone(), entry, start) }
+    }
+
     /// The one writer of a model segment.
     pub fn writer(mem: &Arc<SegmentMemory>) -> Writer {
         // SAFETY: each model builds exactly one writer per segment.

@@ -45,7 +45,10 @@ struct State {
 /// slots back in runs of up to that many while more messages wait (`None` or 1: every
 /// slot at once); `trust_users` / `trust_groups` (lists of ids) / `trust_any_owner` attach
 /// to topics of other owners too (by default only the process's own user and root are
-/// trusted: another user's segment raises `UntrustedOwner`). Receive with
+/// trusted: another user's segment raises `UntrustedOwner`); `monitor=True` attaches as a
+/// monitor, which never holds the publisher back (for diagnostic tools: on a `block`
+/// topic it reads copies and loses, and counts in `lost`, what the publisher laps; it is
+/// not counted by `subscriber_count`). Receive with
 /// `recv(timeout=None)`, `try_recv()`, or by iterating (which
 /// ends when the publisher is gone and everything was received; lag is skipped and
 /// counted in `lost`). One thread uses a subscriber at a time; blocking calls release the
@@ -60,6 +63,7 @@ pub struct Subscriber {
     retained: Option<Retained>,
     topic: String,
     overflow: Overflow,
+    monitor: bool,
     next_token: u64,
     lost: u64,
     /// `Sample` objects of this subscriber alive now.
@@ -168,7 +172,7 @@ fn py_waker(callback: Py<PyAny>) -> std::task::Waker {
 #[pymethods]
 impl Subscriber {
     #[new]
-    #[pyo3(signature = (topic, wait=None, start="latest", prefix=None, max_slot_size=None, expect_type=None, prefault=false, lock_memory=false, release_batch=None, trust_users=None, trust_groups=None, trust_any_owner=false))]
+    #[pyo3(signature = (topic, wait=None, start="latest", prefix=None, max_slot_size=None, expect_type=None, prefault=false, lock_memory=false, release_batch=None, trust_users=None, trust_groups=None, trust_any_owner=false, monitor=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -184,6 +188,7 @@ impl Subscriber {
         trust_users: Option<Vec<u32>>,
         trust_groups: Option<Vec<u32>>,
         trust_any_owner: bool,
+        monitor: bool,
     ) -> PyResult<Self> {
         let mut opts = SubscriberOptions::default().start(match start {
             "latest" => Start::Latest,
@@ -216,6 +221,9 @@ impl Subscriber {
         if trust_any_owner {
             opts = opts.trust_any_owner();
         }
+        if monitor {
+            opts = opts.monitor();
+        }
         let sub = match timeout_arg(wait)? {
             None if wait.is_none() => ringcast::Subscriber::attach(&topic, opts),
             limit => {
@@ -241,6 +249,7 @@ impl Subscriber {
             retained: None,
             topic,
             overflow,
+            monitor,
             next_token: 0,
             lost: 0,
             live: 0,
@@ -341,6 +350,12 @@ impl Subscriber {
     #[getter]
     fn overflow(&self) -> &'static str {
         overflow_name(self.overflow)
+    }
+
+    /// Whether this subscriber attached as a monitor (`monitor=True`).
+    #[getter]
+    fn monitor(&self) -> bool {
+        self.monitor
     }
 
     /// Detaches now: the subscriber leaves the topic (a `block` publisher stops waiting

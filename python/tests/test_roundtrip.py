@@ -227,3 +227,18 @@ def test_release_batch_decides_when_released_slots_go_back(prefix, topic, batch,
     else:
         with pytest.raises(ringcast.Full):
             pub.send(b"x", timeout=0)
+
+
+def test_a_monitor_never_holds_a_block_publisher_and_counts_what_it_missed(prefix, topic):
+    pub = ringcast.Publisher(topic, slots=4, slot_size=64, overflow="block", prefix=prefix)
+    mon = ringcast.Subscriber(topic, prefix=prefix, monitor=True)
+    assert mon.monitor and mon.overflow == "block"
+    assert pub.subscriber_count() == 0, "a monitor is not a subscriber"
+    # Ten sends into four slots: a gating subscriber would make the fifth time out.
+    for i in range(10):
+        pub.send(bytes([i]), timeout=1)
+    with pytest.raises(ringcast.Lagged) as e:
+        mon.recv(timeout=1)
+    assert e.value.lost == 6
+    assert [bytes(mon.recv(timeout=1)) for _ in range(4)] == [bytes([i]) for i in range(6, 10)]
+    assert mon.lost == 6

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use ringcast_core::residency::MemoryOptions;
 use ringcast_core::segment::AttachLimits;
-use ringcast_core::{Start, TypeInfo, WaitStrategy};
+use ringcast_core::{Role, Start, TypeInfo, WaitStrategy};
 
 /// How to attach. Default: prefix `ringcast`, start at the latest message, spin briefly
 /// then sleep, any message type.
@@ -25,6 +25,7 @@ pub struct SubscriberOptions {
     pub(crate) limits: AttachLimits,
     pub(crate) memory: MemoryOptions,
     pub(crate) release_batch: Option<u64>,
+    pub(crate) role: Role,
 }
 
 impl Default for SubscriberOptions {
@@ -38,6 +39,7 @@ impl Default for SubscriberOptions {
             limits: AttachLimits::default(),
             memory: MemoryOptions::default(),
             release_batch: None,
+            role: Role::Subscriber,
         }
     }
 }
@@ -135,6 +137,34 @@ impl SubscriberOptions {
     /// ```
     pub fn release_batch(mut self, slots: u64) -> Self {
         self.release_batch = Some(slots);
+        self
+    }
+    /// Attach as a monitor (for diagnostic tools): this subscriber never holds the
+    /// publisher back, whatever the topic's policy, so a stopped or slow monitor cannot
+    /// freeze a `Block` pipeline. It reads every message by a verified copy into its own
+    /// buffer, and when the publisher laps it, it loses messages and says exactly how
+    /// many (`Lagged(n)`, as under `Overwrite`). It does not count for a publisher's
+    /// `wait_for_subscribers` / `subscriber_count`; `inspect` shows it as a monitor.
+    ///
+    /// ```
+    /// # use ringcast_publisher::{Overflow, Publisher, PublisherConfig};
+    /// use ringcast_subscriber::{Subscriber, SubscriberOptions};
+    /// # let prefix = format!("rcdoc-mon-{}", std::process::id());
+    /// let cfg = PublisherConfig::default().prefix(&prefix).slots(4).overflow(Overflow::Block);
+    /// let mut publisher = Publisher::create("imu", cfg)?;
+    /// let mut monitor = Subscriber::attach("imu", SubscriberOptions::default().prefix(&prefix).monitor())?;
+    /// // Nobody gates the publisher: ten sends into four slots never wait.
+    /// for i in 0..10u8 {
+    ///     publisher.send(&[i])?;
+    /// }
+    /// assert_eq!(publisher.subscriber_count(), 0);
+    /// // The monitor lost the six that were overwritten, and says so.
+    /// assert!(monitor.try_recv().is_err());
+    /// assert_eq!(&monitor.try_recv()?[..], &[6]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn monitor(mut self) -> Self {
+        self.role = Role::Monitor;
         self
     }
     /// Refuse topics whose whole segment is larger than `bytes` (`AttachError::OverLimit`),

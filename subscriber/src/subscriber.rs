@@ -29,7 +29,10 @@ pub struct Subscriber {
     /// place under `Block`, in `buf` under `Overwrite`); every fetch releases it first.
     pub(crate) kept: Option<Got>,
     wait: WaitStrategy,
-    overflow: Overflow,
+    /// The policy this handle reads by: the topic's, or `Overwrite` for a monitor.
+    reads_by: Overflow,
+    /// Attached as a monitor.
+    monitor: bool,
     /// Rate-limits the publisher liveness check (a system call) to once per
     /// [`LIVENESS_SLICE`](ringcast_core::clock::LIVENESS_SLICE) across all calls of this
     /// handle: blocking, timeout loops of any length and `try_recv` pollers alike.
@@ -66,13 +69,16 @@ impl Subscriber {
             opts.init_wait,
             &opts.limits,
             opts.start,
+            opts.role,
         )?;
         if let Some(batch) = opts.release_batch {
             end.reader().set_release_batch(batch);
         }
         let g = *end.geometry();
+        // The policy we read by: the topic's, or `Overwrite` for a monitor.
+        let reads_by = end.reader_ref().reads_by();
         // Only `Overwrite` copies messages out; `Block` reads them in place.
-        let copy_bytes = match g.overflow {
+        let copy_bytes = match reads_by {
             Overflow::Overwrite => g.slot_capacity as usize,
             Overflow::Block => 0,
         };
@@ -94,7 +100,8 @@ impl Subscriber {
             buf,
             kept: None,
             wait: opts.wait,
-            overflow: g.overflow,
+            reads_by,
+            monitor: opts.role == ringcast_core::Role::Monitor,
             liveness: LivenessClock::default(),
             publisher_gone: false,
         })
@@ -155,7 +162,12 @@ impl Subscriber {
 
     /// The topic's overflow policy.
     pub fn overflow(&self) -> Overflow {
-        self.overflow
+        self.end.geometry().overflow
+    }
+
+    /// Whether this handle attached as a monitor ([`SubscriberOptions::monitor`]).
+    pub fn is_monitor(&self) -> bool {
+        self.monitor
     }
 
     /// Sequence number of the next message this subscriber will receive.
@@ -280,7 +292,7 @@ impl Subscriber {
         }
         match self.end.reader().poll() {
             Poll::Ready { seq, len } => {
-                match self.overflow {
+                match self.reads_by {
                     // `hold` is free unless the topic has a stall timeout; then it marks
                     // the in-place read so the publisher cannot evict us mid-read.
                     Overflow::Block if self.end.reader().hold(seq) => Ok(Got::InPlace { seq, len }),
@@ -459,7 +471,8 @@ impl std::fmt::Debug for Subscriber {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscriber")
             .field("topic", &self.topic())
-            .field("overflow", &self.overflow)
+            .field("overflow", &self.overflow())
+            .field("monitor", &self.is_monitor())
             .field("next_seq", &self.next_seq())
             .field("lost", &self.lost())
             .field("publisher_gone", &self.publisher_gone)
