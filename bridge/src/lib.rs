@@ -16,19 +16,39 @@
 //! such in its segment and never exported back; Zenoh locality filters keep a bridge from
 //! hearing itself.
 //!
-//! ```no_run
+//! ```
+//! use std::time::Duration;
+//! use ringcast::{Overflow, Publisher, PublisherConfig};
+//! use ringcast::{RecvTimeoutError, Subscriber, SubscriberOptions};
 //! use ringcast_bridge::{Bridge, BridgeConfig};
-//! let bridge = Bridge::start(
-//!     BridgeConfig::default()
-//!         .listen("tcp/0.0.0.0:7447")
-//!         .export("imu"),
-//! )?;
-//! // ... until it is time to stop:
-//! for t in bridge.reports() {
+//! # let id = std::process::id();
+//! # let (host_a, host_b) = (format!("rcdoc{id}bridgea"), format!("rcdoc{id}bridgeb"));
+//! # let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+//! # let endpoint = format!("tcp/127.0.0.1:{port}");
+//! # let config = BridgeConfig::default().domain(format!("rcdoc{id}"));
+//! # let wait = Duration::from_secs(30);
+//! // Two "machines" in one process: the shm prefixes `host_a` and `host_b`, linked over
+//! // loopback. A's bridge listens and exports "imu"; B's connects and imports it.
+//! let source = PublisherConfig::default().prefix(&host_a).overflow(Overflow::Block);
+//! let mut imu = Publisher::create("imu", source)?;
+//! let a = Bridge::start(config.clone().prefix(&host_a).listen(&endpoint).export("imu"))?;
+//! let b = Bridge::start(config.prefix(&host_b).connect(&endpoint).import("imu"))?;
+//!
+//! // The topic appears on B when A's announcement arrives; A's bridge attaches to the
+//! // source (as one more subscriber) once B's has subscribed to it over Zenoh.
+//! let opts = SubscriberOptions::default().prefix(&host_b);
+//! let mut sub = Subscriber::attach_wait("imu", opts, wait)?;
+//! imu.wait_for_subscribers(1, wait).expect("A's bridge attaches");
+//! imu.send(b"hello")?;
+//! assert_eq!(&*sub.recv_timeout(wait)?, b"hello");
+//!
+//! for t in a.reports().into_iter().chain(b.reports()) {
 //!     println!("{} {:?}: {} messages, {} lost", t.topic, t.direction, t.messages, t.lost);
 //! }
-//! bridge.stop();
-//! # Ok::<(), ringcast_bridge::BridgeError>(())
+//! a.stop();
+//! b.stop(); // B's import closes: its subscribers get `Disconnected`
+//! assert!(matches!(sub.recv_timeout(wait), Err(RecvTimeoutError::Disconnected)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 pub mod announce;

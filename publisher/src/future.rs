@@ -54,13 +54,15 @@ impl Publisher {
     /// (dead subscribers are reaped, and stalled ones evicted with a stall timeout, as for
     /// [`loan`](Self::loan)). Under `Overwrite` it is ready at once. Cancel-safe.
     ///
-    /// ```no_run
-    /// # async fn node() -> Result<(), Box<dyn std::error::Error>> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use ringcast_publisher::{Publisher, PublisherConfig};
-    /// let mut p = Publisher::create("frames", PublisherConfig::default())?;
+    /// # let config = PublisherConfig::default().prefix(format!("rcdoc{}loanasync", std::process::id()));
+    /// let mut p = Publisher::create("frames", config)?;
     /// let mut loan = p.loan_async().await;
     /// loan.write_at(0, b"frame");
-    /// loan.commit(5);
+    /// assert_eq!(loan.commit(5), 0); // the topic's first message
     /// # Ok(()) }
     /// ```
     pub async fn loan_async(&mut self) -> Loan<'_> {

@@ -5,15 +5,18 @@
 //! name and read them in place (`Block`) or from a verified copy (`Overwrite`), sleeping on
 //! a shared futex when there is nothing to read.
 //!
-//! ```no_run
+//! ```
 //! use ringcast::{Publisher, PublisherConfig, Subscriber, SubscriberOptions, Overflow};
+//! # let prefix = format!("rcdoc{}quotes", std::process::id());
+//! # let config = PublisherConfig::default().prefix(&prefix);
+//! # let opts = SubscriberOptions::default().prefix(&prefix);
 //!
-//! // Process A
-//! let mut publisher = Publisher::create("quotes", PublisherConfig::default().overflow(Overflow::Block))?;
+//! // Process A creates the topic.
+//! let mut publisher = Publisher::create("quotes", config.overflow(Overflow::Block))?;
+//!
+//! // Process B (here the same process) attaches, and receives what A sends from then on.
+//! let mut sub = Subscriber::attach("quotes", opts)?;
 //! publisher.send(b"EURUSD 1.0842")?;
-//!
-//! // Process B
-//! let mut sub = Subscriber::attach("quotes", SubscriberOptions::default())?;
 //! let sample = sub.recv()?;
 //! assert_eq!(&*sample, b"EURUSD 1.0842");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -22,8 +25,11 @@
 //! Typed messages are archived with rkyv straight into the slot by a [`TypedPublisher`]
 //! and handed out as validated `&Archived<T>` by a [`TypedSubscriber`]:
 //!
-//! ```no_run
+//! ```
 //! use ringcast::{PublisherConfig, SubscriberOptions, TypedPublisher, TypedSubscriber};
+//! # let prefix = format!("rcdoc{}typedquotes", std::process::id());
+//! # let config = PublisherConfig::default().prefix(&prefix);
+//! # let opts = SubscriberOptions::default().prefix(&prefix);
 //!
 //! #[derive(ringcast::rkyv::Archive, ringcast::rkyv::Serialize)]
 //! #[rkyv(crate = ringcast::rkyv)]
@@ -34,11 +40,11 @@
 //! }
 //!
 //! // Process A
-//! let mut publisher = TypedPublisher::<Quote>::create("quotes", PublisherConfig::default())?;
-//! publisher.send(&Quote { symbol: 7, bid: 1.0841, ask: 1.0843 })?;
+//! let mut publisher = TypedPublisher::<Quote>::create("quotes", config)?;
 //!
-//! // Process B
-//! let mut sub = TypedSubscriber::<Quote>::attach("quotes", SubscriberOptions::default())?;
+//! // Process B (here the same process)
+//! let mut sub = TypedSubscriber::<Quote>::attach("quotes", opts)?;
+//! publisher.send(&Quote { symbol: 7, bid: 1.0841, ask: 1.0843 })?;
 //! let quote = sub.recv()?;
 //! assert_eq!(quote.symbol, 7);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -49,14 +55,30 @@
 //! A [`WaitSet`] owns subscribers of any topics (raw and typed) and `Block` publishers,
 //! and sleeps until one of them is ready, a deadline passes, or a [`Notifier`] rings:
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //! use ringcast::{Subscriber, SubscriberOptions, TryRecvError, TypedSubscriber, WaitSet};
+//! # use ringcast::{Publisher, PublisherConfig, TypedPublisher};
+//! # let prefix = format!("rcdoc{}waitset", std::process::id());
+//! # let config = PublisherConfig::default().prefix(&prefix);
+//! # let opts = SubscriberOptions::default().prefix(&prefix);
+//! # let mut imu_publisher = Publisher::create("imu", config.clone())?;
+//! # let mut odom_publisher = TypedPublisher::<u64>::create("odom", config)?;
 //!
 //! let mut set = WaitSet::new();
-//! let imu = set.add(Subscriber::attach("imu", SubscriberOptions::default())?)?;
-//! let odom = set.add(TypedSubscriber::<u64>::attach("odom", SubscriberOptions::default())?)?;
+//! let imu = set.add(Subscriber::attach("imu", opts.clone())?)?;
+//! let odom = set.add(TypedSubscriber::<u64>::attach("odom", opts)?)?;
 //! let stop = set.notifier(); // give it to whoever may stop the loop
+//!
+//! // The publishers (here a thread of this process) send three messages each, then close.
+//! let publishers = std::thread::spawn(move || {
+//!     for tick in 0..3u64 {
+//!         imu_publisher.send(&[0; 24]).unwrap();
+//!         odom_publisher.send(&tick).unwrap();
+//!     }
+//! });
+//!
+//! let (mut imu_bytes, mut ticks) = (0, Vec::new());
 //! loop {
 //!     let woke = set.wait_timeout(Duration::from_millis(100))?;
 //!     if woke.notified() {
@@ -65,16 +87,20 @@
 //!     if let Some(imu) = set.ready_mut(imu) {
 //!         while let Ok(sample) = imu.try_recv() {
 //!             println!("imu #{}: {} bytes", sample.seq(), sample.len());
+//!             imu_bytes += sample.len();
 //!         }
 //!     }
 //!     if let Some(odom) = set.ready_mut(odom) {
 //!         match odom.try_recv() {
-//!             Ok(pose) => println!("odom ticks {}", *pose),
+//!             Ok(pose) => ticks.push(pose.to_native()),
 //!             Err(ringcast::TypedRecvError::Recv(TryRecvError::Disconnected)) => break,
 //!             Err(_) => {}
 //!         }
 //!     }
 //! }
+//! publishers.join().unwrap();
+//! // Each imu message went out before an odom tick, so all were read before odom closed.
+//! assert_eq!((imu_bytes, ticks), (3 * 24, vec![0, 1, 2]));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

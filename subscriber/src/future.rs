@@ -84,13 +84,26 @@ impl Subscriber {
     /// docs](crate::future)). A crashed publisher is noticed within the liveness bound,
     /// as for [`recv`](Self::recv).
     ///
-    /// ```no_run
-    /// # async fn node() -> Result<(), Box<dyn std::error::Error>> {
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use ringcast_subscriber::{Subscriber, SubscriberOptions};
-    /// let mut sub = Subscriber::attach("imu", SubscriberOptions::default())?;
+    /// # use ringcast_publisher::{Publisher, PublisherConfig};
+    /// # let prefix = format!("rcdoc{}recvasync", std::process::id());
+    /// # let mut publisher = Publisher::create("imu", PublisherConfig::default().prefix(&prefix))?;
+    /// # let opts = SubscriberOptions::default().prefix(&prefix);
+    /// let mut sub = Subscriber::attach("imu", opts)?;
+    /// # let publisher = std::thread::spawn(move || {
+    /// #     for len in 1..=3 { publisher.send(&vec![0u8; len]).unwrap(); }
+    /// # });
+    /// // Here another thread sends three messages (1, 2 and 3 bytes) and closes the topic.
+    /// let mut total = 0;
     /// while let Ok(sample) = sub.recv_async().await {
     ///     println!("#{}: {} bytes", sample.seq(), sample.len());
+    ///     total += sample.len();
     /// }
+    /// assert_eq!(total, 6);
+    /// # publisher.join().unwrap();
     /// # Ok(()) }
     /// ```
     pub async fn recv_async(&mut self) -> Result<Sample<'_>, RecvError> {
@@ -109,14 +122,20 @@ impl Subscriber {
     /// [`recv_async`](Self::recv_async): a pending poll consumes nothing, and
     /// [`disarm`](Self::disarm) withdraws the arm.
     ///
-    /// ```no_run
+    /// ```
     /// use std::task::{Poll, Waker};
     /// use ringcast_subscriber::{Subscriber, SubscriberOptions};
-    /// let mut sub = Subscriber::attach("imu", SubscriberOptions::default())?;
+    /// # use ringcast_publisher::{Publisher, PublisherConfig};
+    /// # let prefix = format!("rcdoc{}pollrecv", std::process::id());
+    /// # let mut publisher = Publisher::create("imu", PublisherConfig::default().prefix(&prefix))?;
+    /// # let opts = SubscriberOptions::default().prefix(&prefix);
+    /// let mut sub = Subscriber::attach("imu", opts)?;
+    /// // Nothing yet: the reactor is armed to wake the waker once there may be news.
+    /// assert!(sub.poll_recv(Waker::noop()).is_pending());
+    /// publisher.send(b"hello")?;
     /// // A real loop passes its own waker and polls again when it is woken.
-    /// if let Poll::Ready(r) = sub.poll_recv(Waker::noop()) {
-    ///     println!("#{}", r?.seq());
-    /// }
+    /// let Poll::Ready(r) = sub.poll_recv(Waker::noop()) else { unreachable!("sent above") };
+    /// assert_eq!(&*r?, b"hello");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn poll_recv(&mut self, waker: &Waker) -> Poll<Result<Sample<'_>, RecvError>> {

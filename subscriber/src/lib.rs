@@ -1,17 +1,29 @@
 //! The subscribing side of ringcast: attach to a topic by name and receive its messages.
 //!
-//! ```no_run
+//! ```
 //! use ringcast_subscriber::{Subscriber, SubscriberOptions, RecvError};
+//! # use ringcast_publisher::{Publisher, PublisherConfig};
+//! # let prefix = format!("rcdoc{}sublib", std::process::id());
+//! # let mut publisher = Publisher::create("imu", PublisherConfig::default().prefix(&prefix))?;
+//! # let opts = SubscriberOptions::default().prefix(&prefix);
 //!
-//! let mut sub = Subscriber::attach("imu", SubscriberOptions::default())?;
+//! let mut sub = Subscriber::attach("imu", opts)?;
+//! # for m in [b"ax", b"ay", b"az"] { publisher.send(m)?; }
+//! # drop(publisher);
+//! // Here the publisher sends three messages and closes the topic.
+//! let mut received = 0;
 //! loop {
 //!     match sub.recv() {
-//!         Ok(sample) => println!("#{}: {} bytes", sample.seq(), sample.len()),
+//!         Ok(sample) => {
+//!             println!("#{}: {} bytes", sample.seq(), sample.len());
+//!             received += 1;
+//!         }
 //!         Err(RecvError::Lagged(n)) => eprintln!("lost {n} messages"),
 //!         Err(RecvError::Disconnected) => break,
 //!         Err(e) => return Err(e.into()),
 //!     }
 //! }
+//! assert_eq!(received, 3);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -62,19 +62,28 @@ pub fn type_info_of<T: Archive>(schema_version: u64) -> TypeInfo {
 /// [`TryRecvError`], [`RecvError`] or [`RecvTimeoutError`]), or a message that failed
 /// validation.
 ///
-/// ```no_run
+/// ```
 /// use ringcast_subscriber::{RecvError, SubscriberOptions, TypedRecvError, TypedSubscriber};
+/// # use ringcast_publisher::{PublisherConfig, TypedPublisher};
+/// # let prefix = format!("rcdoc{}recverror", std::process::id());
+/// # let mut publisher = TypedPublisher::<u64>::create("counter", PublisherConfig::default().prefix(&prefix))?;
+/// # let opts = SubscriberOptions::default().prefix(&prefix);
 ///
-/// let mut sub = TypedSubscriber::<u64>::attach("counter", SubscriberOptions::default())?;
+/// let mut sub = TypedSubscriber::<u64>::attach("counter", opts)?;
+/// # for n in 1..=3u64 { publisher.send(&n)?; }
+/// # drop(publisher);
+/// // Here the publisher sends 1, 2, 3 and closes the topic.
+/// let mut got = Vec::new();
 /// loop {
 ///     match sub.recv() {
-///         Ok(n) => println!("{}", n.to_native()),
+///         Ok(n) => got.push(n.to_native()),
 ///         Err(TypedRecvError::Recv(RecvError::Lagged(n))) => eprintln!("lost {n}"),
 ///         Err(TypedRecvError::Recv(RecvError::Disconnected)) => break,
 ///         Err(e @ TypedRecvError::Invalid { .. }) => eprintln!("skipped: {e}"),
 ///         Err(e) => return Err(e.into()),
 ///     }
 /// }
+/// assert_eq!(got, [1, 2, 3]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, thiserror::Error)]
@@ -100,8 +109,11 @@ pub enum TypedRecvError<E> {
 /// One subscriber of a typed topic: receives `&Archived<T>`, validated by default.
 /// `Send`, not `Sync`.
 ///
-/// ```no_run
+/// ```
 /// use ringcast_subscriber::{SubscriberOptions, TypedSubscriber};
+/// # use ringcast_publisher::{PublisherConfig, TypedPublisher};
+/// # let prefix = format!("rcdoc{}typedsub", std::process::id());
+/// # let opts = SubscriberOptions::default().prefix(&prefix);
 ///
 /// #[derive(rkyv::Archive, rkyv::Serialize)]
 /// struct Pose {
@@ -110,9 +122,12 @@ pub enum TypedRecvError<E> {
 ///     frame: String,
 /// }
 ///
-/// let mut sub = TypedSubscriber::<Pose>::attach("pose", SubscriberOptions::default())?;
+/// # let mut publisher = TypedPublisher::<Pose>::create("pose", PublisherConfig::default().prefix(&prefix))?;
+/// let mut sub = TypedSubscriber::<Pose>::attach("pose", opts)?;
+/// # publisher.send(&Pose { x: 1.0, y: 2.0, frame: "map".into() })?;
 /// let pose = sub.recv()?;
 /// println!("#{}: ({}, {}) in {}", pose.seq(), pose.x, pose.y, pose.frame);
+/// assert_eq!((pose.x.to_native(), pose.y.to_native(), pose.frame.as_str()), (1.0, 2.0, "map"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct TypedSubscriber<T> {
@@ -146,13 +161,18 @@ where
 
     /// Like [`attach`](Self::attach), for schema version `schema_version`.
     ///
-    /// ```no_run
-    /// # use ringcast_subscriber::{SubscriberOptions, TypedSubscriber};
-    /// let sub = TypedSubscriber::<(u32, f64)>::attach_versioned(
-    ///     "odometry",
-    ///     SubscriberOptions::default(),
-    ///     2,
-    /// )?;
+    /// ```
+    /// # use ringcast_publisher::{PublisherConfig, TypedPublisher};
+    /// # use ringcast_subscriber::{AttachError, SubscriberOptions, TypedSubscriber};
+    /// # let prefix = format!("rcdoc{}attachver", std::process::id());
+    /// # let config = PublisherConfig::default().prefix(&prefix);
+    /// # let publisher = TypedPublisher::<(u32, f64)>::create_versioned("odometry", config, 2)?;
+    /// # let opts = SubscriberOptions::default().prefix(&prefix);
+    /// // "odometry" carries (u32, f64) under schema version 2.
+    /// let sub = TypedSubscriber::<(u32, f64)>::attach_versioned("odometry", opts.clone(), 2)?;
+    /// // Another version of the same type is refused.
+    /// let old = TypedSubscriber::<(u32, f64)>::attach_versioned("odometry", opts, 1);
+    /// assert!(matches!(old, Err(AttachError::TypeMismatch { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn attach_versioned(
@@ -232,12 +252,19 @@ where
     /// for the archived root, and handed out as is. Saves the validation pass (a walk over
     /// the archive, proportional to its size) on every message.
     ///
-    /// ```no_run
+    /// ```
+    /// # use ringcast_publisher::{PublisherConfig, TypedPublisher};
     /// # use ringcast_subscriber::{SubscriberOptions, TypedSubscriber};
-    /// let mut sub = TypedSubscriber::<u64>::attach("counter", SubscriberOptions::default())?;
+    /// # let prefix = format!("rcdoc{}skipvalid", std::process::id());
+    /// # let mut publisher = TypedPublisher::<u64>::create("counter", PublisherConfig::default().prefix(&prefix))?;
+    /// # let opts = SubscriberOptions::default().prefix(&prefix);
+    /// let mut sub = TypedSubscriber::<u64>::attach("counter", opts)?;
     /// // SAFETY: "counter" is published only by our own TypedPublisher<u64>, built from the
     /// // same source, and no other process can write the segment (mode 0600, one user).
     /// unsafe { sub.skip_validation() };
+    /// assert!(!sub.validates());
+    /// # publisher.send(&42)?;
+    /// assert_eq!(sub.recv()?.to_native(), 42);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
@@ -368,10 +395,17 @@ impl<T: Archive> TypedSample<'_, T> {
 
     /// Deserializes the archive into an owned `T` (allocating as `T` needs).
     ///
-    /// ```no_run
+    /// ```
+    /// # use ringcast_publisher::{PublisherConfig, TypedPublisher};
     /// # use ringcast_subscriber::{SubscriberOptions, TypedSubscriber};
-    /// let mut sub = TypedSubscriber::<Vec<String>>::attach("names", SubscriberOptions::default())?;
+    /// # let prefix = format!("rcdoc{}deserialize", std::process::id());
+    /// # let mut publisher =
+    /// #     TypedPublisher::<Vec<String>>::create("names", PublisherConfig::default().prefix(&prefix))?;
+    /// # let opts = SubscriberOptions::default().prefix(&prefix);
+    /// let mut sub = TypedSubscriber::<Vec<String>>::attach("names", opts)?;
+    /// # publisher.send(&vec!["ada".to_owned(), "alan".to_owned()])?;
     /// let names: Vec<String> = sub.recv()?.deserialize()?;
+    /// assert_eq!(names, ["ada", "alan"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn deserialize(&self) -> Result<T, rancor::Error>

@@ -229,13 +229,14 @@ struct Slot {
 
 /// Sleeps until any of many topics has news. See the [module docs](self).
 ///
-/// ```no_run
+/// ```
 /// # // The facade re-exports this type with working members; see `ringcast::WaitSet`.
 /// use ringcast_core::waitset::WaitSet;
 /// let mut set = WaitSet::new();
 /// let stop = set.notifier();
-/// std::thread::spawn(move || stop.notify());
+/// let ringer = std::thread::spawn(move || stop.notify());
 /// assert!(set.wait()?.notified());
+/// # ringer.join().unwrap();
 /// # Ok::<(), ringcast_core::waitset::WaitError>(())
 /// ```
 pub struct WaitSet {
