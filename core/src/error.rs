@@ -2,72 +2,8 @@
 
 use crate::layout::TypeInfo;
 
-/// Why a topic name (or prefix) was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NameError {
-    /// The name is empty.
-    #[error("topic name is empty; use 1 to {max} characters of [A-Za-z0-9._-]", max = crate::name::MAX_TOPIC_LEN)]
-    Empty,
-    /// The name is longer than allowed.
-    #[error("topic name is {len} bytes long; the limit is {max}: use a shorter name")]
-    TooLong {
-        /// Length given.
-        len: usize,
-        /// Longest allowed.
-        max: usize,
-    },
-    /// The name starts with a dot.
-    #[error("topic name starts with '.'; names may not be hidden files or '..': drop the dot")]
-    LeadingDot,
-    /// The name holds a character outside `[A-Za-z0-9._-]`.
-    #[error("topic name has {ch:?} at byte {pos}; only [A-Za-z0-9._-] are allowed")]
-    BadChar {
-        /// The offending character.
-        ch: char,
-        /// Its byte offset.
-        pos: usize,
-    },
-}
-
-/// Why a publisher configuration was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// `slots` must be a power of two between 2 and 2^24.
-    #[error("slot count {0} is not a power of two in 2..={max}: pick one such as 64 or 1024", max = crate::geometry::MAX_SLOTS)]
-    SlotCount(u64),
-    /// `slot_size` must be between 1 byte and 1 GiB.
-    #[error("slot size {0} is not in 1..={max} bytes: size a slot for the largest message", max = crate::geometry::MAX_SLOT_BYTES)]
-    SlotSize(u64),
-    /// `alignment` must be a power of two between 16 and 4096.
-    #[error("payload alignment {0} is not a power of two in {lo}..={hi}: use 16 unless the message type needs more", lo = crate::geometry::ALIGNMENT_RANGE.start(), hi = crate::geometry::ALIGNMENT_RANGE.end())]
-    Alignment(u64),
-    /// `max_subscribers` must be between 1 and 4096.
-    #[error("max subscribers {0} is not in 1..={max}: size the table for the subscribers you expect", max = crate::geometry::MAX_SUBSCRIBERS)]
-    MaxSubscribers(u64),
-    /// The whole segment would exceed the addressable limit (1 TiB).
-    #[error("the segment would be larger than {max} bytes ({slots} slots of {stride} bytes): use fewer or smaller slots", max = crate::geometry::MAX_TOTAL_BYTES)]
-    TooLarge {
-        /// Slots asked for.
-        slots: u64,
-        /// Bytes per slot including its header.
-        stride: u64,
-    },
-    /// A stall timeout only makes sense under `Overflow::Block` (an `Overwrite` publisher
-    /// never waits for anyone).
-    #[error("a stall timeout needs Overflow::Block; an Overwrite publisher never waits")]
-    StallTimeoutWithoutBlock,
-    /// The stall timeout is outside 1 ms ..= 1 day.
-    #[error("stall timeout {0:?} is not in {lo:?}..={hi:?}", lo = crate::geometry::STALL_TIMEOUT_RANGE.start(), hi = crate::geometry::STALL_TIMEOUT_RANGE.end())]
-    StallTimeout(std::time::Duration),
-    /// The mode asks for bits other than read/write permissions.
-    #[error("mode {0:o} has bits other than rw for user/group/other: use read and write bits only, such as 600 or 640")]
-    Mode(u32),
-    /// An imported topic's origin is empty, longer than 112 bytes or has control
-    /// characters.
-    #[error("origin {0:?} is empty, longer than {max} bytes or has control characters", max = crate::layout::ORIGIN_BYTES)]
-    Origin(String),
-}
+pub use crate::geometry::ConfigError;
+pub use crate::name::NameError;
 
 /// Why creating a topic failed.
 #[derive(Debug, thiserror::Error)]

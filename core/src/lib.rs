@@ -1,26 +1,37 @@
 //! ringcast-core: the shared-memory segment, the lock-free SPMC ring protocol, futex
 //! wake-ups and liveness that the `ringcast` publisher and subscriber are built on.
 //!
-//! | module | holds |
-//! |---|---|
-//! | [`sync`](crate) (private) | the std/loom switch every atomic goes through |
-//! | [`layout`] | the `repr(C)` header, subscriber table and slot headers |
-//! | [`geometry`] | sizes computed at creation and re-validated at attach |
-//! | [`stamp`] | slot stamps: which sequence a slot holds, busy or committed |
-//! | [`ring`] | the protocol: [`ring::Writer`] and [`ring::Reader`] |
-//! | `entry` (private) | the subscriber-entry lifecycle: claim, attach, hold, release, evict, reap, detach |
-//! | [`endpoint`] | the owned, safe ends of a topic: the only way to a `Writer` or `Reader` |
-//! | [`wait`] | the announce / re-check / sleep handshake and wait strategies |
-//! | [`waitset`] | waiting on many topics at once: the wait set, its sleep, its notifier |
-//! | [`reactor`] | the async reactor thread: wakes tasks' `Waker`s through the wait set's sleep |
-//! | [`stall`] | the stall-timeout eviction policy of a `Block` publisher |
-//! | [`clock`] | the per-handle liveness clock and saturating deadlines |
-//! | [`futex`] | shared futex wait and wake |
-//! | [`segment`] | create / reclaim / open / validate in `/dev/shm` |
-//! | [`lock`] | liveness through OFD locks |
-//! | [`inspect`] | read-only snapshots and garbage collection for tools |
-//! | [`name`] | topic names |
-//! | [`error`] | typed errors |
+//! The crate is in four layers, each a folder, each using only the layers above it in this
+//! list (no module imports one of a later layer, and there are no import cycles):
+//!
+//! | layer | module | holds |
+//! |---|---|---|
+//! | | `sync` (private) | the std/loom switch every atomic goes through |
+//! | [`os`] | [`futex`] | shared futex wait and wake |
+//! | | [`lock`] | liveness through OFD locks |
+//! | | [`residency`] | prefault, `mlock`, huge pages; the page size |
+//! | | [`clock`] | the per-handle liveness clock and saturating deadlines |
+//! | | [`trust`] | segment owners and whom a subscriber trusts |
+//! | [`shm`] | [`layout`] | the `repr(C)` header, subscriber table and slot headers |
+//! | | [`geometry`] | sizes computed at creation and re-validated at attach; a new header |
+//! | | [`stamp`] | slot stamps: which sequence a slot holds, busy or committed |
+//! | | [`name`] | topic names |
+//! | | [`memory`] | the mapped segment's accessors (std and loom flavours) |
+//! | | [`segment`] | create / reclaim / open / validate in `/dev/shm` |
+//! | | [`error`] | typed errors (beside `shm`: used from here up) |
+//! | [`protocol`] | [`protocol::wake`] | the announce / re-check / sleep handshake, both halves |
+//! | | `entry` (private) | the subscriber-entry lifecycle: claim, attach, hold, release, evict, reap, detach |
+//! | | [`handback`] | deferred releases handed back before any blocking wait |
+//! | | [`ring`] | the ring: [`ring::Writer`] and [`ring::Reader`] |
+//! | | [`stall`] | the stall-timeout eviction policy of a `Block` publisher |
+//! | [`waiting`] | [`wait`] | wait strategies and the deadline / liveness loop |
+//! | | [`waitset`] | waiting on many topics at once: the wait set, its sleep, its notifier |
+//! | | [`reactor`] | the async reactor thread: wakes tasks' `Waker`s through the wait set's sleep |
+//! | (top) | [`endpoint`] | the owned, safe ends of a topic: the only way to a `Writer` or `Reader` |
+//! | | [`inspect`] | read-only snapshots and garbage collection for tools |
+//!
+//! Every module keeps its flat path (`ringcast_core::ring`, `ringcast_core::futex`, ...)
+//! beside its place in a folder.
 //!
 //! Users normally depend on the `ringcast` facade crate instead of this one.
 //!
@@ -49,41 +60,37 @@
 //! ```compile_fail,E0603
 //! // Nor the sleep handshake run on someone else's entry.
 //! fn sleep_as(mem: &ringcast_core::memory::SegmentMemory) {
-//!     ringcast_core::wait::subscriber_sleep(mem, 3, None, || false);
+//!     ringcast_core::protocol::wake::subscriber_sleep(mem, 3, None, || false);
 //! }
 //! ```
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-pub mod clock;
-mod entry;
 pub mod error;
-pub mod futex;
-pub mod geometry;
-pub mod handback;
-pub mod layout;
-pub mod memory;
-pub mod name;
-#[cfg(not(loom))]
-pub mod reactor;
-pub mod ring;
-pub mod stall;
-pub mod stamp;
+pub mod os;
+pub mod protocol;
+pub mod shm;
 mod sync;
-pub mod trust;
-pub mod wait;
-pub mod waitset;
+pub mod waiting;
 
 #[cfg(not(loom))]
 pub mod endpoint;
 #[cfg(not(loom))]
 pub mod inspect;
+
+// The modules keep their flat paths (`ringcast_core::ring`, `ringcast_core::futex`, ...):
+// the folders are for readers; the public paths did not change.
+pub use os::{clock, futex, trust};
 #[cfg(not(loom))]
-pub mod lock;
+pub use os::{lock, residency};
+pub(crate) use protocol::entry;
+pub use protocol::{handback, ring, stall};
 #[cfg(not(loom))]
-pub mod residency;
+pub use shm::segment;
+pub use shm::{geometry, layout, memory, name, stamp};
 #[cfg(not(loom))]
-pub mod segment;
+pub use waiting::reactor;
+pub use waiting::{wait, waitset};
 
 pub use entry::Reaped;
 
@@ -141,9 +148,9 @@ pub mod model {
     }
 
     /// A subscriber killed while it sleeps: it announces the sleep (the shipped first half
-    /// of `wait::subscriber_sleep`), then dies before it wakes.
+    /// of `wake::subscriber_sleep`), then dies before it wakes.
     pub fn die_asleep(reader: Reader) {
-        crate::wait::announce_sleep(reader.memory(), reader.entry_index());
+        crate::protocol::wake::announce_sleep(reader.memory(), reader.entry_index());
         die(reader)
     }
 

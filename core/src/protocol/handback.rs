@@ -150,7 +150,7 @@ impl Deferral {
             }
         }
         if raised {
-            crate::wait::after_release(&self.mem);
+            crate::protocol::wake::after_release(&self.mem);
         }
         drop(alive);
     }

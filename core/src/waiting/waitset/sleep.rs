@@ -1,5 +1,5 @@
 //! The multi-topic sleep: the announce / fence / re-check handshake of a single `recv`
-//! (see [`crate::wait`]), run on every member of a wait set at once, then one
+//! (see [`crate::protocol::wake`]), run on every member of a wait set at once, then one
 //! `futex_waitv` over every distinct futex word.
 //!
 //! For each member, in order: read its futex word (the value the sleep will expect), then
@@ -27,8 +27,9 @@ use std::time::Duration;
 
 use crate::futex::{self, WaitWord, WakeAny, MAX_WAIT_WORDS};
 use crate::memory::SegmentMemory;
+use crate::protocol::wake;
+use crate::ring::{Reader, Writer};
 use crate::sync::{fence, mutant_or, AtomicU32, Ordering};
-use crate::wait;
 
 /// What a target sleeps on.
 enum Side {
@@ -50,6 +51,22 @@ enum Side {
 /// alive.
 pub struct SleepTarget {
     side: Side,
+}
+
+impl Writer {
+    /// What a wait set sleeps on for this writer: the topic's publisher futex (`Block`).
+    pub fn sleep_target(&self) -> SleepTarget {
+        SleepTarget::publisher(self.memory().clone())
+    }
+}
+
+impl Reader {
+    /// What a wait set sleeps on for this reader: the topic's subscriber futex, announced
+    /// in this reader's table entry. The target must not be slept on after this reader is
+    /// gone ([`SleepList::sleep`] is `unsafe` for that).
+    pub fn sleep_target(&self) -> SleepTarget {
+        SleepTarget::subscriber(self.memory().clone(), self.entry_index())
+    }
 }
 
 impl SleepTarget {
@@ -108,16 +125,16 @@ impl SleepTarget {
     /// Reads the word, then announces; returns the value read.
     fn announce(&self) -> u32 {
         match &self.side {
-            Side::Subscriber { mem, entry } => wait::announce_sleep(mem, *entry),
-            Side::Publisher { mem } => wait::announce_publisher_sleep(mem),
+            Side::Subscriber { mem, entry } => wake::announce_sleep(mem, *entry),
+            Side::Publisher { mem } => wake::announce_publisher_sleep(mem),
             Side::Bell(bell) => bell.announce(),
         }
     }
 
     fn withdraw(&self) {
         match &self.side {
-            Side::Subscriber { mem, entry } => wait::withdraw_sleep(mem, *entry),
-            Side::Publisher { mem } => wait::withdraw_publisher_sleep(mem),
+            Side::Subscriber { mem, entry } => wake::withdraw_sleep(mem, *entry),
+            Side::Publisher { mem } => wake::withdraw_publisher_sleep(mem),
             Side::Bell(bell) => bell.withdraw(),
         }
     }
@@ -154,7 +171,7 @@ impl Bell {
         // wrote before ringing (e.g. a registration).
         self.word.fetch_add(1, Ordering::Release);
         // SeqCst: the ringer's half of the handshake; pairs with the waiter's fence in
-        // `SleepList::sleep`, as `wait::after_commit` does for a topic.
+        // `SleepList::sleep`, as `wake::after_commit` does for a topic.
         fence(mutant_or(Ordering::SeqCst, Ordering::Release));
         // Relaxed: ordered by the fence above.
         if self.sleepers.load(Ordering::Relaxed) != 0 {
@@ -176,7 +193,7 @@ impl Bell {
     }
 
     fn announce(&self) -> u32 {
-        // Relaxed: read before the announcement, as in `wait::announce_sleep`.
+        // Relaxed: read before the announcement, as in `wake::announce_sleep`.
         let seen = self.word.load(Ordering::Relaxed);
         // Relaxed: ordered before the re-check by the waiter's fence.
         self.sleepers.fetch_add(1, Ordering::Relaxed);
@@ -315,7 +332,7 @@ impl SleepList {
             words.push(WaitWord {
                 word,
                 // Relaxed: read before the announcements below (program order), as in
-                // `wait::announce_sleep`; the fence below orders those before the re-check.
+                // `wake::announce_sleep`; the fence below orders those before the re-check.
                 expected: word.load(Ordering::Relaxed),
             });
         }
@@ -324,7 +341,7 @@ impl SleepList {
             let _ = t.announce();
         }
         // SeqCst: the waiter's half of every member's handshake at once; pairs with the
-        // fence in `wait::after_commit` (subscriber targets) or `wait::after_release`
+        // fence in `wake::after_commit` (subscriber targets) or `wake::after_release`
         // (publisher targets) of each topic. Every announcement above precedes it, every
         // re-check below follows it.
         fence(mutant_or(Ordering::SeqCst, Ordering::Relaxed));

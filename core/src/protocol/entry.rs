@@ -28,8 +28,21 @@ use crate::layout::{
     ROLE_MONITOR, ROLE_SUBSCRIBER,
 };
 use crate::memory::SegmentMemory;
-use crate::ring::Role;
 use crate::sync::{fence, mutant_or, Ordering};
+
+/// How a reader takes part in the topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Role {
+    /// An ordinary subscriber: under `Block` the publisher waits for it, and it reads in
+    /// place.
+    #[default]
+    Subscriber,
+    /// A monitor (for diagnostic tools): never gates the publisher, whatever the topic's
+    /// policy; reads every message by verified copy, and what the publisher laps is lost
+    /// and counted exactly, as under `Overwrite`. Cannot freeze a `Block` pipeline, even
+    /// when it is stopped.
+    Monitor,
+}
 
 /// Who owns which table entry: the segment file's OFD locks in a process, a table of
 /// model locks under loom. `try_lock_dead` succeeds only if nobody (alive) owns entry `i`.
@@ -133,7 +146,7 @@ impl OwnEntry {
             // the cursor forward is a release like any other and must wake it. (Found by
             // the loom model `block_attach_and_detach_race_with_publishing`: without this,
             // writer and newcomer each wait for the other.)
-            crate::wait::after_release(mem);
+            crate::protocol::wake::after_release(mem);
         }
         let own = OwnEntry {
             index,
@@ -227,7 +240,7 @@ impl OwnEntry {
             .state
             .store(ENTRY_FREE, Ordering::Release);
         if !self.monitor && mem.geometry().overflow == Overflow::Block {
-            crate::wait::after_release(mem);
+            crate::protocol::wake::after_release(mem);
         }
     }
 }
@@ -350,4 +363,15 @@ pub(crate) fn count_attached(mem: &SegmentMemory) -> usize {
         // Relaxed: a snapshot count; nothing is published through it.
         .filter(|&i| entry_gates(mem.entry(i).state.load(Ordering::Relaxed)))
         .count()
+}
+
+/// The model's stand-ins for the kernel's entry locks (loom builds).
+#[cfg(loom)]
+impl EntryLocks for SegmentMemory {
+    fn try_lock_dead(&self, i: usize) -> bool {
+        self.model_lock(i)
+    }
+    fn unlock(&self, i: usize) {
+        self.model_unlock(i)
+    }
 }

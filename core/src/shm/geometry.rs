@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
-use crate::error::ConfigError;
-use crate::layout::{Overflow, TypeInfo, LINE, SLOT_HEADER_BYTES};
+use crate::layout::{
+    Header, Identity, ImportLine, Overflow, PublisherLine, PublisherWakeLine, SubscriberWakeLine,
+    TypeInfo, LINE, ORIGIN_BYTES, PUB_OPEN, SLOT_HEADER_BYTES,
+};
+use crate::sync::{AtomicU32, AtomicU64};
 
 /// Bytes of the fixed header before the subscriber table (`size_of::<Header>()` in a
 /// normal build; a constant here so that loom builds, whose atomics are larger, agree).
@@ -246,5 +249,97 @@ mod tests {
             }),
             ConfigError::TooLarge { .. }
         ));
+    }
+}
+
+/// Why a publisher configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `slots` must be a power of two between 2 and 2^24.
+    #[error("slot count {0} is not a power of two in 2..={max}: pick one such as 64 or 1024", max = MAX_SLOTS)]
+    SlotCount(u64),
+    /// `slot_size` must be between 1 byte and 1 GiB.
+    #[error("slot size {0} is not in 1..={max} bytes: size a slot for the largest message", max = MAX_SLOT_BYTES)]
+    SlotSize(u64),
+    /// `alignment` must be a power of two between 16 and 4096.
+    #[error("payload alignment {0} is not a power of two in {lo}..={hi}: use 16 unless the message type needs more", lo = ALIGNMENT_RANGE.start(), hi = ALIGNMENT_RANGE.end())]
+    Alignment(u64),
+    /// `max_subscribers` must be between 1 and 4096.
+    #[error("max subscribers {0} is not in 1..={max}: size the table for the subscribers you expect", max = MAX_SUBSCRIBERS)]
+    MaxSubscribers(u64),
+    /// The whole segment would exceed the addressable limit (1 TiB).
+    #[error("the segment would be larger than {max} bytes ({slots} slots of {stride} bytes): use fewer or smaller slots", max = MAX_TOTAL_BYTES)]
+    TooLarge {
+        /// Slots asked for.
+        slots: u64,
+        /// Bytes per slot including its header.
+        stride: u64,
+    },
+    /// A stall timeout only makes sense under `Overflow::Block` (an `Overwrite` publisher
+    /// never waits for anyone).
+    #[error("a stall timeout needs Overflow::Block; an Overwrite publisher never waits")]
+    StallTimeoutWithoutBlock,
+    /// The stall timeout is outside 1 ms ..= 1 day.
+    #[error("stall timeout {0:?} is not in {lo:?}..={hi:?}", lo = STALL_TIMEOUT_RANGE.start(), hi = STALL_TIMEOUT_RANGE.end())]
+    StallTimeout(std::time::Duration),
+    /// The mode asks for bits other than read/write permissions.
+    #[error("mode {0:o} has bits other than rw for user/group/other: use read and write bits only, such as 600 or 640")]
+    Mode(u32),
+    /// An imported topic's origin is empty, longer than 112 bytes or has control
+    /// characters.
+    #[error("origin {0:?} is empty, longer than {max} bytes or has control characters", max = crate::layout::ORIGIN_BYTES)]
+    Origin(String),
+}
+
+impl Geometry {
+    /// A header for this geometry, with the magic/version word still 0 (the creator stores it last).
+    /// `origin` is empty for a local topic and at most [`ORIGIN_BYTES`] long (checked by
+    /// the creator).
+    pub(crate) fn new_header(&self, creator_pid: u64, origin: &str) -> Header {
+        let g = self;
+        Header {
+            identity: Identity {
+                magic_version: AtomicU64::new(0),
+                header_size: g.header_size,
+                total_size: g.total_size,
+                slot_count: g.slot_count,
+                slot_capacity: g.slot_capacity,
+                slot_stride: g.slot_stride,
+                payload_offset: g.payload_offset,
+                alignment: g.alignment,
+                max_subscribers: g.max_subscribers,
+                table_offset: g.table_offset,
+                overflow: g.overflow.to_word(),
+                creation_id: g.creation_id,
+                creator_pid,
+                type_info: g.type_info,
+                stall_timeout_ns: g.stall_timeout_ns,
+            },
+            publisher: PublisherLine {
+                write_cursor: AtomicU64::new(0),
+                // Nothing is written yet and no subscriber exists: the publisher may fill
+                // the ring once before it has to look at the table.
+                gate_limit: AtomicU64::new(g.slot_count - 1),
+            },
+            sub_wake: SubscriberWakeLine {
+                futex: AtomicU32::new(0),
+                sleepers: AtomicU32::new(0),
+                state: AtomicU32::new(PUB_OPEN),
+            },
+            pub_wake: PublisherWakeLine {
+                futex: AtomicU32::new(0),
+                waiting: AtomicU32::new(0),
+            },
+            import: ImportLine {
+                upstream_lost: AtomicU64::new(0),
+                origin_len: origin.len() as u64,
+                origin: {
+                    let mut bytes = [0u8; ORIGIN_BYTES];
+                    bytes[..origin.len()].copy_from_slice(origin.as_bytes());
+                    bytes
+                },
+            },
+        }
     }
 }

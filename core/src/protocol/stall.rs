@@ -13,10 +13,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::clock::LIVENESS_SLICE;
 use crate::geometry::Geometry;
 use crate::layout::{entry_kind, EntryKind};
 use crate::ring::Writer;
-use crate::wait::LIVENESS_SLICE;
 
 /// What the watch did with one blocking subscriber.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

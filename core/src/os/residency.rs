@@ -166,7 +166,7 @@ pub(crate) unsafe fn apply(
                 return Err((HUGE_POPULATE_OP, e));
             }
             // Before Linux 5.14: touch one byte per page.
-            let page = crate::segment::page_size() as usize;
+            let page = page_size() as usize;
             for off in (0..len).step_by(page) {
                 // SAFETY: `off < len`, inside the mapping; volatile so the access stays.
                 unsafe {
@@ -187,6 +187,17 @@ pub(crate) unsafe fn apply(
         }
     }
     Ok(())
+}
+
+/// The system page size.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as u64
+    } else {
+        4096
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,6 @@
 //! never be a path, a hidden file, or `.`/`..`. The segment of topic `t` under prefix `p`
 //! is the POSIX shared-memory object `/p.t` (the file `/dev/shm/p.t` on Linux).
 
-use crate::error::NameError;
-
 /// The prefix used when none is given: segments are `/dev/shm/ringcast.<topic>`.
 pub const DEFAULT_PREFIX: &str = "ringcast";
 /// Longest topic name.
@@ -127,4 +125,31 @@ mod tests {
         assert!(validate_topic(&"x".repeat(200)).is_ok());
         assert!(validate_topic("A-z_0.9").is_ok());
     }
+}
+
+/// Why a topic name (or prefix) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// The name is empty.
+    #[error("topic name is empty; use 1 to {max} characters of [A-Za-z0-9._-]", max = MAX_TOPIC_LEN)]
+    Empty,
+    /// The name is longer than allowed.
+    #[error("topic name is {len} bytes long; the limit is {max}: use a shorter name")]
+    TooLong {
+        /// Length given.
+        len: usize,
+        /// Longest allowed.
+        max: usize,
+    },
+    /// The name starts with a dot.
+    #[error("topic name starts with '.'; names may not be hidden files or '..': drop the dot")]
+    LeadingDot,
+    /// The name holds a character outside `[A-Za-z0-9._-]`.
+    #[error("topic name has {ch:?} at byte {pos}; only [A-Za-z0-9._-] are allowed")]
+    BadChar {
+        /// The offending character.
+        ch: char,
+        /// Its byte offset.
+        pos: usize,
+    },
 }

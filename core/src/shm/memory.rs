@@ -363,7 +363,7 @@ mod model {
                 ..cfg
             };
             let geometry = Geometry::compute(&cfg, 4096, 1).expect("valid model geometry");
-            let header = Box::new(Header::new(&geometry, 0, ""));
+            let header = Box::new(geometry.new_header(0, ""));
             header
                 .identity
                 .magic_version
@@ -438,15 +438,6 @@ mod model {
                     *d = w.load(Ordering::Relaxed);
                 }
             });
-        }
-    }
-
-    impl crate::entry::EntryLocks for SegmentMemory {
-        fn try_lock_dead(&self, i: usize) -> bool {
-            self.model_lock(i)
-        }
-        fn unlock(&self, i: usize) {
-            self.model_unlock(i)
         }
     }
 }

@@ -117,16 +117,7 @@ pub(crate) struct Segment {
     shm_name: String,
 }
 
-/// The system page size.
-pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 {
-        p as u64
-    } else {
-        4096
-    }
-}
+pub use crate::residency::page_size;
 
 fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -408,7 +399,7 @@ impl Segment {
         unsafe {
             std::ptr::write(
                 base as *mut Header,
-                Header::new(&g, std::process::id() as u64, &origin),
+                g.new_header(std::process::id() as u64, &origin),
             )
         };
         // SAFETY: as above, the ring starts header_size bytes in, inside the mapping.

@@ -44,6 +44,7 @@
 
 use std::sync::Arc;
 
+pub use crate::entry::Role;
 use crate::entry::{self, OwnEntry};
 use crate::futex::Wake;
 use crate::handback::Deferral;
@@ -205,7 +206,7 @@ impl Writer {
         // Release: a reader that sees the cursor also sees the stamps of all sequences
         // below it. Pairs with the Acquire loads in `OwnEntry::attach` and `Reader::recover_lag`.
         hdr.publisher.write_cursor.store(s + 1, Ordering::Release);
-        if crate::wait::after_commit(&self.mem) {
+        if crate::protocol::wake::after_commit(&self.mem) {
             self.woke = true;
         }
         s
@@ -289,12 +290,7 @@ impl Writer {
     /// passes, or a spurious wake). The caller loops and re-checks.
     pub fn sleep_for_room(&mut self, timeout: Option<std::time::Duration>) -> Wake {
         let mem = self.mem.clone();
-        crate::wait::publisher_sleep(&mem, timeout, || self.has_room())
-    }
-
-    /// What a wait set sleeps on for this writer: the topic's publisher futex (`Block`).
-    pub fn sleep_target(&self) -> crate::waitset::SleepTarget {
-        crate::waitset::SleepTarget::publisher(self.mem.clone())
+        crate::protocol::wake::publisher_sleep(&mem, timeout, || self.has_room())
     }
 
     /// Marks the topic closed and wakes every sleeper. Readers drain what was committed,
@@ -310,7 +306,7 @@ impl Writer {
         // value and misses the only wake. (Found by the loom model
         // `close_racing_a_sleeping_subscriber_ends_in_closed_after_draining`.)
         fence(mutant_or(Ordering::SeqCst, Ordering::Release));
-        crate::wait::wake_all_subscribers(&self.mem);
+        crate::protocol::wake::wake_all_subscribers(&self.mem);
     }
 }
 
@@ -340,20 +336,6 @@ pub enum Start {
     Latest,
     /// With the oldest message still in the ring (replay).
     Oldest,
-}
-
-/// How a reader takes part in the topic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Role {
-    /// An ordinary subscriber: under `Block` the publisher waits for it, and it reads in
-    /// place.
-    #[default]
-    Subscriber,
-    /// A monitor (for diagnostic tools): never gates the publisher, whatever the topic's
-    /// policy; reads every message by verified copy, and what the publisher laps is lost
-    /// and counted exactly, as under `Overwrite`. Cannot freeze a `Block` pipeline, even
-    /// when it is stopped.
-    Monitor,
 }
 
 /// What a reader found.
@@ -667,7 +649,7 @@ impl Reader {
     fn publish_release(&mut self) {
         self.published = self.next;
         self.own.release(&self.mem, self.next);
-        crate::wait::after_release(&self.mem);
+        crate::protocol::wake::after_release(&self.mem);
     }
 
     fn publish_position(&self) {
@@ -677,14 +659,9 @@ impl Reader {
     /// One announced sleep until there is news (a message, a lap, the close) or `timeout`
     /// passes (or a spurious wake). The caller loops and re-checks.
     pub fn sleep(&self, timeout: Option<std::time::Duration>) -> Wake {
-        crate::wait::subscriber_sleep(&self.mem, self.entry_index(), timeout, || self.has_news())
-    }
-
-    /// What a wait set sleeps on for this reader: the topic's subscriber futex, announced
-    /// in this reader's table entry. The target must not be slept on after this reader is
-    /// gone ([`SleepList::sleep`](crate::waitset::SleepList::sleep) is `unsafe` for that).
-    pub fn sleep_target(&self) -> crate::waitset::SleepTarget {
-        crate::waitset::SleepTarget::subscriber(self.mem.clone(), self.own.index)
+        crate::protocol::wake::subscriber_sleep(&self.mem, self.entry_index(), timeout, || {
+            self.has_news()
+        })
     }
 
     /// Whether a message (or a lap) waits in the next slot; unlike
