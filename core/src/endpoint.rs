@@ -104,9 +104,20 @@ impl Drop for PublisherEnd {
 /// Dropping it detaches (a `Block` publisher stops waiting for it).
 pub struct SubscriberEnd {
     // Field order is drop order: the reader frees its table entry before the segment's
-    // descriptor (and with it the entry's lock) goes away.
+    // descriptor (and with it the entry's lock) goes away: when this end drops, or when
+    // the last share of its claim ([`EntryClaim`]) does, if that is later.
     reader: Reader,
-    segment: Segment,
+    segment: Arc<Segment>,
+}
+
+/// A share of a subscriber's claim on its table entry: the segment's open file
+/// description, whose OFD lock on the entry's byte claims it. While a share lives, no
+/// other subscriber (of any process) can claim the entry, even after the end detached
+/// from it; the async reactor holds one while a pass of it may announce its sleep in the
+/// entry ([`crate::reactor`]).
+#[derive(Clone)]
+pub(crate) struct EntryClaim {
+    _segment: Arc<Segment>,
 }
 
 impl SubscriberEnd {
@@ -145,9 +156,20 @@ impl SubscriberEnd {
             })?;
         // SAFETY: `claim_entry` took entry `index`'s OFD lock through this segment's open
         // file description, which the end keeps until after the reader is dropped (field
-        // order); the segment was validated by `open`.
+        // order; shares of the claim only keep it longer); the segment was validated by
+        // `open`.
         let reader = unsafe { Reader::attach(segment.memory().clone(), index, start, role) };
-        Ok(SubscriberEnd { reader, segment })
+        Ok(SubscriberEnd {
+            reader,
+            segment: Arc::new(segment),
+        })
+    }
+
+    /// A share of this end's claim on its table entry.
+    pub(crate) fn claim(&self) -> EntryClaim {
+        EntryClaim {
+            _segment: self.segment.clone(),
+        }
     }
 
     /// The ring's reader.

@@ -25,6 +25,10 @@ pub struct TopicInfo {
     pub write_cursor: u64,
     /// Subscribers in the table.
     pub subscribers: Vec<SubscriberInfo>,
+    /// Sleeps announced on the subscribers' futex word now (a subscriber's blocking
+    /// receive, a wait set or the async reactor sleeping on one of its entries): 0 when
+    /// nobody sleeps, so a publish makes no wake system call.
+    pub sleepers: u32,
     /// Mean payload length of the most recent messages still in the ring (up to 64 of
     /// them; `None` before the first): with the write cursor's rate, a bandwidth estimate
     /// that needs no subscriber (`ringcast top`).
@@ -112,6 +116,8 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
         creator_pid: hdr.identity.creator_pid,
         write_cursor,
         subscribers,
+        // Relaxed: as above, a snapshot for humans.
+        sleepers: hdr.sub_wake.sleepers.load(Ordering::Relaxed),
     })
 }
 

@@ -1,7 +1,7 @@
 //! ringcast-core: the shared-memory segment, the lock-free SPMC ring protocol, futex
 //! wake-ups and liveness that the `ringcast` publisher and subscriber are built on.
 //!
-//! The crate is in four layers, each a folder, each using only the layers above it in this
+//! The crate is in layers, four of them folders, each using only the layers above it in this
 //! list (no module imports one of a later layer, and there are no import cycles):
 //!
 //! | layer | module | holds |
@@ -24,11 +24,11 @@
 //! | | [`handback`] | deferred releases handed back before any blocking wait |
 //! | | [`ring`] | the ring: [`ring::Writer`] and [`ring::Reader`] |
 //! | | [`stall`] | the stall-timeout eviction policy of a `Block` publisher |
+//! | (ends) | [`endpoint`] | the owned, safe ends of a topic: the only way to a `Writer` or `Reader` |
 //! | [`waiting`] | [`wait`] | wait strategies and the deadline / liveness loop |
 //! | | [`waitset`] | waiting on many topics at once: the wait set, its sleep, its notifier |
 //! | | [`reactor`] | the async reactor thread: wakes tasks' `Waker`s through the wait set's sleep |
-//! | (top) | [`endpoint`] | the owned, safe ends of a topic: the only way to a `Writer` or `Reader` |
-//! | | [`inspect`] | read-only snapshots and garbage collection for tools |
+//! | (top) | [`inspect`] | read-only snapshots and garbage collection for tools |
 //!
 //! Every module keeps its flat path (`ringcast_core::ring`, `ringcast_core::futex`, ...)
 //! beside its place in a folder.

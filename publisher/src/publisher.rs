@@ -39,8 +39,8 @@ pub enum SendError {
 /// topic (subscribers drain what was published, then see `Disconnected`) and removes its
 /// name. `Send`, not `Sync`: one thread publishes at a time.
 pub struct Publisher {
-    /// The async reactor's registration (after the first wait in `loan_async`). Declared
-    /// first: it is dropped before the end, whose writer it names.
+    /// The async reactor's registration (after the first wait in `loan_async`), dropped
+    /// with the publisher.
     pub(crate) reactor: Option<Registration>,
     end: PublisherEnd,
     wait: WaitStrategy,
@@ -240,11 +240,8 @@ impl Publisher {
     /// The reactor registration of this publisher, made on first use.
     pub(crate) fn registration(&mut self) -> &Registration {
         let end = &self.end;
-        self.reactor.get_or_insert_with(|| {
-            // SAFETY: the registration lives in this publisher's `reactor` field, which is
-            // dropped before `end` (field order), whose writer it names.
-            unsafe { Registration::for_writer(end.writer_ref()) }
-        })
+        self.reactor
+            .get_or_insert_with(|| Registration::for_writer(end.writer_ref()))
     }
 
     #[inline]

@@ -1,7 +1,9 @@
 //! ringcast in a child after `fork()` without `exec`: the parent has started the async
 //! reactor thread and a wait set's helper threads (a set of more than 128 topics), which
 //! the child does not have. In the child, `recv_async` (on a new subscriber and on one
-//! inherited from the parent) and the inherited wait set must still work.
+//! inherited from the parent) and the inherited wait set must still work, and a subscriber
+//! the parent dropped while its reactor slept in the subscriber's table entry must not
+//! stay claimed by the child.
 //!
 //! The child runs only ringcast and exits with `_exit` (never back into the test harness);
 //! its exit code is the verdict. The tests take one lock so that no other test of this
@@ -206,4 +208,52 @@ fn a_wait_set_past_128_topics_keeps_working_in_a_forked_child() {
         Ok(())
     });
     assert_eq!(code, 0, "the child's wait set failed (-1: it hung)");
+}
+
+#[test]
+fn a_child_does_not_keep_a_subscriber_dropped_while_the_parents_reactor_slept_in_its_entry() {
+    let _one = FORKING.lock().unwrap_or_else(|e| e.into_inner());
+    let n = Names::new("fork", "dropped");
+    let _p = Publisher::create(&n.topic, config(&n.prefix)).unwrap();
+    let attach =
+        || Subscriber::attach(&n.topic, SubscriberOptions::default().prefix(&n.prefix)).unwrap();
+    let (mut a, mut b, mut c) = (attach(), attach(), attach());
+    for s in [&mut a, &mut b, &mut c] {
+        assert!(s.poll_ready(std::task::Waker::noop()).is_pending());
+    }
+    // The parent's reactor sleeps in all three entries.
+    let info = || ringcast::inspect::inspect(&n.prefix, &n.topic).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info().sleepers < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the reactor never slept on the subscribers"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Dropped while that pass sleeps in its entry (a third of the pass: not cut short),
+    // so the pass still holds the segment (its file and a mapping: the entry's claim)
+    // when the process forks. The child must not inherit that hold: it has no reactor
+    // thread to let go of it, and the entry would stay claimed for as long as it lives.
+    drop(a);
+    let code = in_forked_child(|| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = info();
+            if now.subscribers.len() == 2 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the dropped subscriber's entry is still held: {now:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    assert_eq!(
+        code, 0,
+        "the child kept the dropped subscriber's entry (-1: it hung)"
+    );
+    drop((b, c));
 }

@@ -20,8 +20,9 @@ use crate::{RecvError, RecvTimeoutError, SubscriberOptions, TryRecvError};
 /// One subscriber of one topic. Receives every message in publish order, never the same
 /// one twice, never a torn one. `Send`, not `Sync`.
 pub struct Subscriber {
-    /// The async reactor's registration (after the first `recv_async`). Declared first:
-    /// it is dropped before the end, whose reader owns the entry the reactor sleeps in.
+    /// The async reactor's registration (after the first `recv_async`). It shares the
+    /// end's claim on its table entry, which the reactor sleeps in (see
+    /// `ringcast_core::reactor`), and is dropped with the subscriber.
     pub(crate) reactor: Option<Registration>,
     pub(crate) end: SubscriberEnd,
     pub(crate) buf: AlignedBuf,
@@ -209,11 +210,8 @@ impl Subscriber {
     /// The reactor registration of this subscriber, made on first use.
     pub(crate) fn registration(&mut self) -> &Registration {
         let end = &self.end;
-        self.reactor.get_or_insert_with(|| {
-            // SAFETY: the registration lives in this subscriber's `reactor` field, which is
-            // dropped before `end` (field order), whose reader it names.
-            unsafe { Registration::for_reader(end.reader_ref()) }
-        })
+        self.reactor
+            .get_or_insert_with(|| Registration::for_subscriber(end))
     }
 
     /// Payload alignment of the topic's slots (and of this subscriber's copy buffer).

@@ -21,7 +21,10 @@
 //! Whoever frees a dead owner's entry holds the entry's lock while doing so, so a reaper
 //! and a new claimer never both act on one dead owner: one takes the lock first, and the
 //! other finds the entry either live (locked) or already free. Either takes back the
-//! sleeper count the owner left behind if it died asleep ([`uncount_dead_sleeper`]).
+//! sleeper count the owner left behind if it died asleep ([`uncount_dead_sleeper`]),
+//! also from an entry already free: a process's async reactor may be announced in the
+//! entry of a subscriber that has detached, under the claim (lock) the process holds
+//! until the reactor withdraws (`crate::reactor`).
 
 use crate::layout::{
     entry_gates, entry_kind, entry_with_kind, entry_word, EntryKind, Overflow, ENTRY_FREE,
@@ -314,8 +317,14 @@ pub(crate) fn reap_dead(mem: &SegmentMemory, locks: &impl EntryLocks) -> Reaped 
     let mut reaped = Reaped::default();
     for i in 0..mem.geometry().max_subscribers as usize {
         let e = mem.entry(i);
-        // Relaxed: only a hint that skips free entries; the lock below decides.
-        if entry_kind(e.state.load(Ordering::Relaxed)) == EntryKind::Free {
+        // Relaxed (both): only a hint that skips free entries nobody is announced asleep
+        // in; the lock below decides. (A free entry can carry a sleep: a process's async
+        // reactor may still be announced in the entry of a subscriber that detached, its
+        // claim on the entry held until it withdraws; if the process dies first, the
+        // count is left behind in a free entry whose lock is free.)
+        if entry_kind(e.state.load(Ordering::Relaxed)) == EntryKind::Free
+            && e.asleep.load(Ordering::Relaxed) == 0
+        {
             continue;
         }
         // The negative control frees without the lock: the loom model
