@@ -29,7 +29,7 @@ use crate::{meta, signal, Failure};
 enum Event {
     Attached {
         topic: usize,
-        geometry: Geometry,
+        geometry: Box<Geometry>,
     },
     Message {
         topic: usize,
@@ -90,7 +90,7 @@ fn receive(
     if tx
         .send(Event::Attached {
             topic: idx,
-            geometry,
+            geometry: Box::new(geometry),
         })
         .is_err()
     {

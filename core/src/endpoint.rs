@@ -20,23 +20,45 @@ use crate::ring::{Reader, Role, Start, Writer};
 use crate::segment::{Access, AttachLimits, CreateOptions, Segment};
 use crate::sync::Ordering;
 
-/// The publishing end of a topic. Dropping it closes the topic (subscribers drain what was
-/// published, then see the end) and removes its name.
+/// The publishing end of a topic: one lane of it. Dropping it leaves the lane; the last
+/// publisher to leave closes the topic (subscribers drain what was published, then see
+/// the end) and removes its name.
 pub struct PublisherEnd {
     writer: Writer,
     segment: Segment,
+    /// The lane's generation when we took it: with the lane, our publisher id.
+    generation: u64,
 }
 
 impl PublisherEnd {
-    /// Creates `topic` (see `Segment::create`): fails with `AlreadyPublished` if a live
-    /// publisher has it; a topic whose publisher died is reclaimed.
+    /// Creates `topic` (see `Segment::create`), or joins it if it admits several
+    /// publishers and has a free lane: fails with `AlreadyPublished` if a live publisher
+    /// has an exclusive topic of that name; a topic whose publishers all died is reclaimed.
     pub fn create(topic: &str, opts: &CreateOptions) -> Result<PublisherEnd, CreateError> {
-        let segment = Segment::create(topic, opts)?;
-        // SAFETY: `Segment::create` made this segment, mapped it writable and holds its
-        // publisher lock; this is the only writer ever built for it (the segment is moved
-        // into the end, and no other path builds a writer from a created segment).
-        let writer = unsafe { Writer::new(segment.memory().clone()) };
-        Ok(PublisherEnd { writer, segment })
+        let (segment, lane) = Segment::create(topic, opts)?;
+        // SAFETY: `Segment::create` made or joined this segment, mapped it writable and
+        // holds lane `lane`'s lock through its descriptor; this is the only writer ever
+        // built for that lane while the lock is held (the segment is moved into the end,
+        // and no other path builds a writer from a created segment).
+        let writer = unsafe { Writer::take_lane(segment.memory().clone(), lane) };
+        Ok(PublisherEnd {
+            generation: writer.generation(),
+            writer,
+            segment,
+        })
+    }
+
+    /// The lane this publisher writes (0 on a topic with one publisher).
+    #[inline]
+    pub fn lane(&self) -> usize {
+        self.writer.lane()
+    }
+
+    /// This publisher's id in its lane: the low 32 bits of the lane's generation when it
+    /// took the lane (what subscribers see as the writer of its messages).
+    #[inline]
+    pub fn writer_id(&self) -> u32 {
+        self.generation as u32
     }
 
     /// The ring's writer.
@@ -95,8 +117,8 @@ impl PublisherEnd {
 
 impl Drop for PublisherEnd {
     fn drop(&mut self) {
-        self.writer.close();
-        self.segment.unlink();
+        let writer = &self.writer;
+        self.segment.leave(writer.lane(), || writer.close());
     }
 }
 

@@ -36,6 +36,28 @@ pub enum CreateError {
         /// Who owns the segment that has the name.
         holder: crate::trust::Owner,
     },
+    /// The topic admits several publishers, and all its lanes are taken by live ones.
+    #[error("topic {topic:?} already has its {max} publishers: wait for one to leave, or create the topic with more (max_publishers)")]
+    PublishersFull {
+        /// The topic.
+        topic: String,
+        /// Publishers it admits.
+        max: u64,
+    },
+    /// The topic exists, admits several publishers, and was created with another
+    /// configuration: a publisher joins only with the same geometry, policy and type.
+    #[error("topic {topic:?} exists with {field} {existing}, this publisher asks for {requested}: use the topic's configuration to join it")]
+    Mismatch {
+        /// The topic.
+        topic: String,
+        /// What differs: "max publishers", "overflow policy", "slots", "slot size",
+        /// "alignment", "max subscribers", "message type" or "stall timeout".
+        field: &'static str,
+        /// The topic's value.
+        existing: String,
+        /// This publisher's.
+        requested: String,
+    },
     /// Something that is not a ringcast segment already has the topic's name; we will not
     /// delete it. Remove it by hand if it is stale.
     #[error("topic {topic:?}: its name is taken by a shared-memory object that is not a ringcast segment")]

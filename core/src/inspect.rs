@@ -15,14 +15,17 @@ pub struct TopicInfo {
     pub topic: String,
     /// Its validated geometry.
     pub geometry: Geometry,
-    /// Whether a live process holds the publisher lock.
+    /// Whether a live process holds a publisher lock (of any lane).
     pub publisher_alive: bool,
     /// Whether the publisher closed the topic.
     pub closed: bool,
     /// PID of the process that created the segment (informational; may be reused).
     pub creator_pid: u64,
-    /// Messages published so far.
+    /// Messages published so far (all lanes together).
     pub write_cursor: u64,
+    /// Each lane: its publisher and what it published (one lane for a topic with one
+    /// publisher).
+    pub lanes: Vec<LaneInfo>,
     /// Subscribers in the table.
     pub subscribers: Vec<SubscriberInfo>,
     /// Sleeps announced on the subscribers' futex word now (a subscriber's blocking
@@ -62,6 +65,24 @@ pub struct SubscriberInfo {
     pub monitor: bool,
 }
 
+/// One lane of a topic: the publisher that writes it (or wrote it last).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaneInfo {
+    /// The lane's index.
+    pub lane: usize,
+    /// Whether a live process holds the lane's lock (its publisher lives).
+    pub alive: bool,
+    /// PID of the lane's last publisher (informational; 0 if nobody took it).
+    pub pid: u32,
+    /// The publisher id of its last publisher (the lane generation's low 32 bits; 0 if
+    /// nobody took it).
+    pub writer_id: u32,
+    /// Whether that publisher left it cleanly.
+    pub left: bool,
+    /// Messages published into the lane so far.
+    pub write_cursor: u64,
+}
+
 /// Takes a snapshot of `topic` under `prefix` without attaching as a subscriber.
 pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
     let seg = Segment::open(
@@ -81,7 +102,22 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
     let hdr = mem.header();
     // Acquire (read-only mapping, so through `load_acquire_ro`) or Relaxed below: a
     // snapshot for humans; each value is individually coherent.
-    let write_cursor = load_acquire_ro(&hdr.publisher.write_cursor);
+    let lanes: Vec<LaneInfo> = (0..g.max_publishers as usize)
+        .map(|l| {
+            let lane = mem.lane(l);
+            LaneInfo {
+                lane: l,
+                alive: seg.lane_alive(l),
+                pid: lane.owner.pid.load(Ordering::Relaxed),
+                writer_id: lane.owner.generation.load(Ordering::Relaxed) as u32,
+                left: lane.owner.state.load(Ordering::Relaxed) == crate::layout::LANE_LEFT,
+                write_cursor: load_acquire_ro(&lane.publisher.write_cursor),
+            }
+        })
+        .collect();
+    let write_cursor = lanes
+        .iter()
+        .fold(0u64, |a, l| a.saturating_add(l.write_cursor));
     let subscribers = (0..g.max_subscribers as usize)
         .filter_map(|i| {
             let e = mem.entry(i);
@@ -90,21 +126,26 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
             if kind == EntryKind::Free && !alive {
                 return None;
             }
-            let cursor = e.cursor.load(Ordering::Relaxed);
+            let (mut cursor, mut lost) = (0u64, 0u64);
+            for l in 0..g.max_publishers as usize {
+                let c = mem.cursor(i, l);
+                cursor = cursor.saturating_add(c.cursor.load(Ordering::Relaxed));
+                lost = lost.saturating_add(c.lost.load(Ordering::Relaxed));
+            }
             let monitor = e.role.load(Ordering::Relaxed) == ROLE_MONITOR;
             Some(SubscriberInfo {
                 entry: i,
                 pid: e.pid.load(Ordering::Relaxed),
                 cursor,
                 lag: write_cursor.saturating_sub(cursor),
-                lost: e.lost.load(Ordering::Relaxed),
+                lost,
                 alive,
                 evicted: kind == EntryKind::Evicted && !monitor,
                 monitor,
             })
         })
         .collect();
-    let recent_mean_len = recent_mean_len(mem, write_cursor);
+    let recent_mean_len = recent_mean_len(mem, &lanes);
     Ok(TopicInfo {
         recent_mean_len,
         origin: mem.origin(),
@@ -115,26 +156,31 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
         closed: load_acquire_ro(&hdr.sub_wake.state) == PUB_CLOSED,
         creator_pid: hdr.identity.creator_pid,
         write_cursor,
+        lanes,
         subscribers,
         // Relaxed: as above, a snapshot for humans.
         sleepers: hdr.sub_wake.sleepers.load(Ordering::Relaxed),
     })
 }
 
-/// Mean committed length of up to 64 of the newest slots below `write_cursor`; slots
-/// being rewritten meanwhile are skipped (their stamp no longer says the sequence).
-fn recent_mean_len(mem: &crate::memory::SegmentMemory, write_cursor: u64) -> Option<f64> {
+/// Mean committed length of up to 64 of the newest slots of each lane; slots being
+/// rewritten meanwhile are skipped (their stamp no longer says the sequence).
+fn recent_mean_len(mem: &crate::memory::SegmentMemory, lanes: &[LaneInfo]) -> Option<f64> {
     let g = mem.geometry();
-    let newest = write_cursor.min(g.slot_count).min(64);
     let (mut sum, mut n) = (0u64, 0u64);
-    for seq in (write_cursor - newest)..write_cursor {
-        let slot = mem.slot(seq);
-        // Acquire (read-only mapping): pairs with the Release stamp store of the commit,
-        // so the length read next is the committed one.
-        if load_acquire_ro(&slot.stamp) == crate::stamp::committed(seq) {
-            // Relaxed: ordered by the stamp load above; bounded like any reader's.
-            sum += slot.len.load(Ordering::Relaxed).min(g.slot_capacity);
-            n += 1;
+    for lane in lanes {
+        let write_cursor = lane.write_cursor;
+        let newest = write_cursor.min(g.slot_count).min(64);
+        for seq in (write_cursor - newest)..write_cursor {
+            let slot = mem.slot(lane.lane, seq);
+            // Acquire (read-only mapping): pairs with the Release stamp store of the
+            // commit, so the length read next is the committed one.
+            if load_acquire_ro(&slot.stamp) == crate::stamp::committed(seq) {
+                // Relaxed: ordered by the stamp load above; bounded like any reader's.
+                let len = slot.len.load(Ordering::Relaxed) & crate::layout::LEN_MASK;
+                sum += len.min(g.slot_capacity);
+                n += 1;
+            }
         }
     }
     (n > 0).then(|| sum as f64 / n as f64)

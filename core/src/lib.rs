@@ -22,7 +22,10 @@
 //! | [`protocol`] | [`protocol::wake`] | the announce / re-check / sleep handshake, both halves |
 //! | | `entry` (private) | the subscriber-entry lifecycle: claim, attach, hold, release, evict, reap, detach |
 //! | | [`handback`] | deferred releases handed back before any blocking wait |
-//! | | [`ring`] | the ring: [`ring::Writer`] and [`ring::Reader`] |
+//! | | [`protocol::terms`] | what the ends exchange: `Start`, `Poll`, `Full`, `PublisherId`; the looks before a sleep |
+//! | | [`protocol::writer`] | a lane's [`ring::Writer`]: take the lane, claim, commit, gate, close |
+//! | | [`protocol::reader`] | a subscriber's [`ring::Reader`]: a cursor in every lane, fair polling, copies, holds, releases |
+//! | | [`ring`] | the protocol's description, and its public names |
 //! | | [`stall`] | the stall-timeout eviction policy of a `Block` publisher |
 //! | (ends) | [`endpoint`] | the owned, safe ends of a topic: the only way to a `Writer` or `Reader` |
 //! | [`waiting`] | [`wait`] | wait strategies and the deadline / liveness loop |
@@ -112,7 +115,24 @@ pub mod model {
     /// At most one writer per model segment exists at a time.
     pub unsafe fn writer(mem: Arc<SegmentMemory>) -> Writer {
         // SAFETY: passed on to the caller; a model segment is writable.
-        unsafe { Writer::new(mem) }
+        unsafe { Writer::take_lane(mem, 0) }
+    }
+
+    /// Takes lane `lane` (its model lock) and returns its writer, as a joining publisher
+    /// does; `None` if the lane is taken.
+    pub fn join_lane(mem: Arc<SegmentMemory>, lane: usize) -> Option<Writer> {
+        if !mem.model_lock_lane(lane) {
+            return None;
+        }
+        // SAFETY: we hold the lane's model lock until `leave_lane`, and build one writer.
+        Some(unsafe { Writer::take_lane(mem, lane) })
+    }
+
+    /// A publisher leaving its lane (the lane's model lock is released).
+    pub fn leave_lane(writer: Writer) {
+        let (mem, lane) = (writer.memory().clone(), writer.lane());
+        drop(writer);
+        mem.model_unlock_lane(lane);
     }
 
     /// A reader through entry `entry`.
@@ -167,5 +187,5 @@ pub mod model {
 pub use error::{AttachError, ConfigError, CreateError, NameError};
 pub use geometry::{Geometry, SegmentConfig};
 pub use layout::{Overflow, TypeInfo};
-pub use ring::{Full, Poll, Reader, Role, Start, Writer};
+pub use ring::{Full, Poll, PublisherId, Reader, Role, Start, Writer};
 pub use wait::WaitStrategy;

@@ -18,7 +18,12 @@ const LAYERS: &[(&str, &[&str])] = &[
             "stamp", "layout", "geometry", "name", "memory", "segment", "error",
         ],
     ),
-    ("protocol", &["wake", "entry", "handback", "ring", "stall"]),
+    (
+        "protocol",
+        &[
+            "wake", "entry", "handback", "terms", "writer", "reader", "ring", "stall",
+        ],
+    ),
     ("ends", &["endpoint"]),
     ("waiting", &["wait", "waitset", "reactor"]),
     ("top", &["inspect"]),

@@ -66,6 +66,18 @@ pub mod model {
         Ok(w.commit(16))
     }
 
+    /// Publishes one message into the writer's lane, sleeping for room as [`publish`]
+    /// does.
+    pub fn publish_lane(w: &mut Writer, mem: &SegmentMemory) -> u64 {
+        loop {
+            if let Ok(seq) = w.try_claim() {
+                mem.model_write_lane(w.lane(), seq, &words(seq));
+                return w.commit(16);
+            }
+            w.sleep_for_room(None);
+        }
+    }
+
     /// Publishes one message, sleeping on the publisher's futex (the shipped handshake)
     /// while the ring is full. (Spinning would make loom's path explode.)
     pub fn publish(w: &mut Writer, mem: &SegmentMemory) -> u64 {

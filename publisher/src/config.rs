@@ -50,6 +50,32 @@ impl PublisherConfig {
         self.options.config.max_subscribers = n;
         self
     }
+    /// Publishers the topic admits at once (default 1: the topic is this publisher's
+    /// alone, and a second gets `AlreadyPublished`). With `n > 1` every publisher writes
+    /// its own lane (a single-writer ring: the publish path is the same as with one
+    /// publisher), and a later [`Publisher::create`](crate::Publisher::create) of the
+    /// same topic with the same configuration joins while fewer than `n` are live
+    /// (`CreateError::Mismatch` names a difference, `PublishersFull` says all are taken).
+    /// Subscribers receive from every lane: each publisher's messages in its order, with
+    /// `Sample::publisher` saying whose; no order across
+    /// publishers. The last publisher to leave closes the topic. Each lane has the
+    /// topic's slots, so memory grows with `n`.
+    ///
+    /// ```
+    /// # use ringcast_publisher::{Publisher, PublisherConfig};
+    /// # let prefix = format!("rcdoc{}mp", std::process::id());
+    /// let cfg = PublisherConfig::default().prefix(&prefix).max_publishers(4);
+    /// let mut a = Publisher::create("tf", cfg.clone())?;
+    /// let mut b = Publisher::create("tf", cfg)?; // joins: a second lane
+    /// assert_ne!(a.lane(), b.lane());
+    /// a.send(b"from a")?;
+    /// b.send(b"from b")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_publishers(mut self, n: u64) -> Self {
+        self.options.config.max_publishers = n;
+        self
+    }
     /// Permission bits of the segment (default 0o600: only this user may attach).
     pub fn mode(mut self, mode: u32) -> Self {
         self.options.mode = mode;

@@ -27,7 +27,7 @@ impl Future for Room<'_> {
             return Poll::Ready(());
         }
         let next = self.publisher.next_seq();
-        self.publisher.registration().arm(next, cx.waker());
+        self.publisher.registration().arm([next], cx.waker());
         self.armed = true;
         Poll::Pending
     }

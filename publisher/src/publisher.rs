@@ -112,7 +112,22 @@ impl Publisher {
         Retained::new(memory, staging.map(|b| Box::new(b) as Box<dyn Send + Sync>))
     }
 
-    /// The topic name.
+    /// The lane this publisher writes (0 on a topic with one publisher; see
+    /// [`PublisherConfig::max_publishers`](crate::PublisherConfig::max_publishers)).
+    pub fn lane(&self) -> usize {
+        self.end.lane()
+    }
+
+    /// This publisher's id: its lane and its id there, as subscribers see it in
+    /// `Sample::publisher`.
+    pub fn id(&self) -> ringcast_core::PublisherId {
+        ringcast_core::PublisherId {
+            lane: self.end.lane() as u32,
+            writer: self.end.writer_id(),
+        }
+    }
+
+    /// The topic's name.
     pub fn topic(&self) -> &str {
         self.end.topic()
     }

@@ -145,17 +145,24 @@ pub use ringcast_core::clock::LIVENESS_SLICE;
 /// Whether /dev/shm can back a topic with huge pages here (`Err`: why not and what to
 /// change), as [`PublisherConfig::huge_pages`] will find at creation.
 pub use ringcast_core::residency::huge_pages_offered;
+/// On a topic with several publishers, the most messages a subscriber takes from one
+/// publisher in a row while others have messages waiting.
+pub use ringcast_core::ring::QUANTUM as LANE_QUANTUM;
 pub use ringcast_core::waitset::{
     AddError, Key, Member, Notifier, Refusal, WaitError, WaitSet, Wakeup, MAX_MEMBERS, POLL_NAP,
 };
 pub use ringcast_core::{
-    AttachError, ConfigError, CreateError, Full, NameError, Overflow, Start, TypeInfo, WaitStrategy,
+    AttachError, ConfigError, CreateError, Full, NameError, Overflow, PublisherId, Start, TypeInfo,
+    WaitStrategy,
 };
 
 /// Read-only snapshots of topics (`ringcast inspect`, `list`) and garbage collection of
 /// dead ones (`ringcast gc`).
 pub mod inspect {
-    pub use ringcast_core::inspect::{gc, inspect, remove, GcOutcome, SubscriberInfo, TopicInfo};
+    pub use ringcast_core::geometry::MAX_PUBLISHERS;
+    pub use ringcast_core::inspect::{
+        gc, inspect, remove, GcOutcome, LaneInfo, SubscriberInfo, TopicInfo,
+    };
     pub use ringcast_core::layout::LAYOUT_VERSION;
     pub use ringcast_core::Geometry;
 }

@@ -222,7 +222,7 @@ fn truncated_segment_is_too_small() {
         AttachError::TooSmall { actual, needed, .. } if *actual == total - 1 && *needed == total
     );
     // Inside the fixed 640-byte header.
-    for cut in [600usize, HEADER_BYTES as usize - 1, 8] {
+    for cut in [400usize, HEADER_BYTES as usize - 1, 8] {
         let topic = format!("trunc-fixed-{cut}");
         assert_err!(
             attach_image_err(&topic, &image[..cut]),
@@ -398,6 +398,12 @@ fn impossible_geometry_is_refused() {
     let to = offset_of!(Identity, table_offset);
     geometry("geo-table-off", &patched(to, 1 << 30), "table offset");
     geometry("geo-table-0", &patched(to, 0), "table offset");
+    // The lane count (many publishers per topic): absent, absurd, or one that the sizes
+    // do not allow.
+    let mp = offset_of!(Identity, max_publishers);
+    geometry("geo-lanes0", &patched(mp, 0), "max publishers 0");
+    geometry("geo-lanesmax", &patched(mp, u64::MAX), "max publishers");
+    geometry("geo-lanes-more", &patched(mp, 2), "the geometry implies");
 
     // Control: the unpatched copy attaches.
     let g = ShmGuard::new("geo-copy");
@@ -734,9 +740,14 @@ fn lying_length_is_corrupt_and_skipped() {
             let bad = p.send(b"will be corrupted").unwrap();
             assert_eq!(bad, 2 * i as u64);
             forge_len(&topic, bad, lie);
+            // The length is the low half of the `len` word (the high half names the
+            // publisher).
             assert_eq!(
                 s.try_recv().unwrap_err(),
-                TryRecvError::Corrupt { seq: bad, len: lie },
+                TryRecvError::Corrupt {
+                    seq: bad,
+                    len: lie & 0xFFFF_FFFF
+                },
                 "{overflow:?}"
             );
             let good = p.send(b"fine").unwrap();
@@ -794,9 +805,11 @@ fn forge_word(topic: &str, offset: u64, value: u64) {
 /// memory got wrapping/saturating arithmetic.)
 #[test]
 fn absurd_cursors_in_the_header_never_panic_a_subscriber() {
-    use ringcast_core::layout::{Header, PublisherLine};
-    let cursor = (offset_of!(Header, publisher) + offset_of!(PublisherLine, write_cursor)) as u64;
-    let limit = (offset_of!(Header, publisher) + offset_of!(PublisherLine, gate_limit)) as u64;
+    use ringcast_core::layout::{Lane, PublisherLine};
+    // Lane 0's lines start the lane table, right after the header.
+    let lane0 = HEADER_BYTES as usize + offset_of!(Lane, publisher);
+    let cursor = (lane0 + offset_of!(PublisherLine, write_cursor)) as u64;
+    let limit = (lane0 + offset_of!(PublisherLine, gate_limit)) as u64;
     for overflow in [Overflow::Overwrite, Overflow::Block] {
         for (field, value) in [
             (cursor, u64::MAX),

@@ -134,7 +134,7 @@ fn run(overflow: Overflow) {
     let header_size = info.geometry.header_size as usize;
     let scribbler = {
         let path = format!("/dev/shm/{}.{}", n.prefix, n.topic);
-        let from = std::mem::offset_of!(Header, publisher);
+        let from = std::mem::offset_of!(Header, sub_wake);
         let stop = stop.clone();
         std::thread::spawn(move || scribble(path, from, header_size, stop))
     };

@@ -45,8 +45,7 @@ impl Fetch<'_> {
             Err(e) => match waiting_error(e) {
                 Some(e) => Err(e),
                 None => {
-                    let next = self.sub.next_seq();
-                    self.sub.registration().arm(next, cx.waker());
+                    self.sub.arm_reactor(cx.waker());
                     self.armed = true;
                     return Poll::Pending;
                 }
@@ -166,8 +165,7 @@ impl Subscriber {
         if self.ready_now() {
             return Poll::Ready(());
         }
-        let next = self.next_seq();
-        self.registration().arm(next, waker);
+        self.arm_reactor(waker);
         Poll::Pending
     }
 

@@ -32,6 +32,7 @@ use ringcast_core::endpoint::Retained;
 use crate::buffer::AlignedBuf;
 use crate::subscriber::Got;
 use crate::{RecvError, RecvTimeoutError, Subscriber, TryRecvError};
+use ringcast_core::PublisherId;
 
 /// Which message a subscriber keeps (see [`Subscriber::try_recv_kept`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,12 +42,17 @@ pub struct Kept {
     pub seq: u64,
     /// Its payload length.
     pub len: usize,
+    /// Which publisher wrote it.
+    pub publisher: PublisherId,
 }
 
 impl Kept {
     fn of(got: Got) -> Kept {
-        let (Got::InPlace { seq, len } | Got::Copied { seq, len }) = got;
-        Kept { seq, len }
+        Kept {
+            seq: got.seq,
+            len: got.len,
+            publisher: got.from,
+        }
     }
 }
 
@@ -94,8 +100,10 @@ impl Subscriber {
     /// returns which it was; `None` if none was kept.
     pub fn release_kept(&mut self) -> Option<Kept> {
         let got = self.kept.take()?;
-        if let Got::InPlace { seq, .. } = got {
-            self.end.reader().release(seq);
+        if got.in_place {
+            self.end
+                .reader()
+                .release_at(got.from.lane as usize, got.seq);
         }
         Some(Kept::of(got))
     }

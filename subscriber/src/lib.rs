@@ -46,7 +46,7 @@ pub use kept::Kept;
 pub use options::SubscriberOptions;
 pub use ringcast_core::endpoint::Retained;
 pub use ringcast_core::TypeInfo;
-pub use ringcast_core::{AttachError, Overflow, Start, WaitStrategy};
+pub use ringcast_core::{AttachError, Overflow, PublisherId, Start, WaitStrategy};
 /// The rkyv this crate validates with; derive your message types with it.
 pub use rkyv;
 pub use subscriber::{Sample, Subscriber};

@@ -8,7 +8,7 @@ use ringcast_core::endpoint::SubscriberEnd;
 use ringcast_core::futex::Wake;
 use ringcast_core::reactor::Registration;
 use ringcast_core::residency::MemoryOptions;
-use ringcast_core::ring::{Poll, Reader};
+use ringcast_core::ring::{Poll, PublisherId, Reader};
 use ringcast_core::wait::{self, Stop, Waitable};
 use ringcast_core::waitset::sealed::MemberImpl;
 use ringcast_core::waitset::{Refusal, SleepTarget};
@@ -40,15 +40,22 @@ pub struct Subscriber {
     liveness: LivenessClock,
     /// The liveness check found the publisher dead: drain, then `Disconnected`.
     publisher_gone: bool,
+    /// The lane of the last `Lagged` report.
+    lag_lane: u32,
 }
 
 /// A received message that is ready to use.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Got {
-    /// `Block`: in place in shared memory, held until the sample drops.
-    InPlace { seq: u64, len: usize },
-    /// `Overwrite`: verified copy in our buffer.
-    Copied { seq: u64, len: usize },
+pub(crate) struct Got {
+    /// `Block`: in place in shared memory, held until the sample drops; else
+    /// (`Overwrite`, a monitor) a verified copy in our buffer.
+    pub(crate) in_place: bool,
+    /// Its sequence in its lane.
+    pub(crate) seq: u64,
+    /// Its payload length.
+    pub(crate) len: usize,
+    /// Who wrote it.
+    pub(crate) from: PublisherId,
 }
 
 impl Subscriber {
@@ -105,6 +112,7 @@ impl Subscriber {
             monitor: opts.role == ringcast_core::Role::Monitor,
             liveness: LivenessClock::default(),
             publisher_gone: false,
+            lag_lane: 0,
         })
     }
 
@@ -176,9 +184,23 @@ impl Subscriber {
         self.end.reader_ref().next_seq()
     }
 
-    /// Messages lost to lapping since attach (`Overwrite`).
+    /// Messages lost to lapping since attach (`Overwrite`), all publishers together.
     pub fn lost(&self) -> u64 {
         self.end.reader_ref().lost()
+    }
+
+    /// On a topic with several publishers: the lane (see [`PublisherId::lane`]) that the
+    /// last `Lagged(n)` this subscriber reported came from; its `n` messages were that
+    /// lane's. 0 on a topic with one publisher.
+    pub fn lagged_lane(&self) -> u32 {
+        self.lag_lane
+    }
+
+    /// Messages of lane `lane` lost to lapping since attach (`None` if the topic has no
+    /// such lane).
+    pub fn lost_in(&self, lane: u32) -> Option<u64> {
+        let reader = self.end.reader_ref();
+        ((lane as usize) < reader.lanes()).then(|| reader.lost_in(lane as usize))
     }
 
     /// The topic's geometry, policy and message type.
@@ -207,11 +229,14 @@ impl Subscriber {
         self.end.reader_ref().has_news() || self.publisher_gone
     }
 
-    /// The reactor registration of this subscriber, made on first use.
-    pub(crate) fn registration(&mut self) -> &Registration {
+    /// Arms the reactor to wake `waker` when any lane has news for this subscriber.
+    pub(crate) fn arm_reactor(&mut self, waker: &std::task::Waker) {
         let end = &self.end;
-        self.reactor
-            .get_or_insert_with(|| Registration::for_subscriber(end))
+        let reg = self
+            .reactor
+            .get_or_insert_with(|| Registration::for_subscriber(end));
+        let reader = end.reader_ref();
+        reg.arm((0..reader.lanes()).map(|l| reader.next_seq_in(l)), waker);
     }
 
     /// Payload alignment of the topic's slots (and of this subscriber's copy buffer).
@@ -290,14 +315,25 @@ impl Subscriber {
         }
         match self.end.reader().poll() {
             Poll::Ready { seq, len } => {
+                let reader = self.end.reader_ref();
+                let from = PublisherId {
+                    lane: reader.lane() as u32,
+                    writer: reader.writer_id(),
+                };
+                let got = |in_place, len| Got {
+                    in_place,
+                    seq,
+                    len,
+                    from,
+                };
                 match self.reads_by {
                     // `hold` is free unless the topic has a stall timeout; then it marks
                     // the in-place read so the publisher cannot evict us mid-read.
-                    Overflow::Block if self.end.reader().hold(seq) => Ok(Got::InPlace { seq, len }),
+                    Overflow::Block if self.end.reader().hold(seq) => Ok(got(true, len)),
                     Overflow::Block => Err(self.evicted()),
                     Overflow::Overwrite => {
                         match self.end.reader().read_copy(seq, len, self.buf.words_mut()) {
-                            Ok(len) => Ok(Got::Copied { seq, len }),
+                            Ok(len) => Ok(got(false, len)),
                             Err(Poll::Lagged(n)) => Err(self.lagged(n)),
                             Err(_) => Err(TryRecvError::Empty),
                         }
@@ -309,8 +345,11 @@ impl Subscriber {
             Poll::Closed => Err(TryRecvError::Disconnected),
             Poll::Overrun => Err(self.evicted()),
             Poll::Corrupt { len } => {
-                let seq = self.end.reader_ref().next_seq();
-                self.end.reader().release(seq);
+                let (lane, seq) = (
+                    self.end.reader_ref().lane(),
+                    self.end.reader_ref().next_seq(),
+                );
+                self.end.reader().release_at(lane, seq);
                 Err(TryRecvError::Corrupt { seq, len })
             }
         }
@@ -327,7 +366,8 @@ impl Subscriber {
     }
 
     #[cold]
-    fn lagged(&self, n: u64) -> TryRecvError {
+    fn lagged(&mut self, n: u64) -> TryRecvError {
+        self.lag_lane = self.end.reader_ref().lane() as u32;
         tracing::debug!(
             topic = self.topic(),
             lost = n,
@@ -378,13 +418,9 @@ impl Subscriber {
             // SAFETY: the bytes live in the mapping (owned through an `Arc` by the end) or
             // in `buf`; the sample borrows the subscriber mutably for its whole life.
             data: unsafe { &*data },
-            seq: match got {
-                Got::InPlace { seq, .. } | Got::Copied { seq, .. } => seq,
-            },
-            hold: match got {
-                Got::InPlace { .. } => Some(self.end.reader()),
-                Got::Copied { .. } => None,
-            },
+            seq: got.seq,
+            from: got.from,
+            hold: got.in_place.then(|| self.end.reader()),
             in_run,
         }
     }
@@ -395,13 +431,17 @@ impl Subscriber {
     /// `got` is the message this subscriber holds now (fetched and neither released nor
     /// followed by another fetch), and the caller keeps it held while the bytes are used.
     pub(crate) unsafe fn bytes_of(&self, got: Got) -> &[u8] {
-        match got {
-            Got::Copied { len, .. } => self.buf.bytes(len),
-            // SAFETY: the topic is `Block`, `len` was checked against the capacity by
-            // `poll`, our cursor stays at `seq` (unreleased) while the caller holds it, and
-            // `hold` succeeded (our entry says Holding, which the publisher's eviction CAS
-            // cannot override), so the publisher cannot write this slot meanwhile.
-            Got::InPlace { seq, len } => unsafe { self.end.memory().payload(seq, len) },
+        if !got.in_place {
+            return self.buf.bytes(got.len);
+        }
+        // SAFETY: the topic is `Block`, `len` was checked against the capacity by `poll`,
+        // our cursor in the message's lane stays at `seq` (unreleased) while the caller
+        // holds it, and `hold` succeeded (our entry says Holding, which a publisher's
+        // eviction CAS cannot override), so no publisher writes this slot meanwhile.
+        unsafe {
+            self.end
+                .memory()
+                .payload(got.from.lane as usize, got.seq, got.len)
         }
     }
 }
@@ -441,15 +481,23 @@ impl Waitable for NewsWait<'_> {
 pub struct Sample<'a> {
     data: &'a [u8],
     seq: u64,
+    from: PublisherId,
     hold: Option<&'a mut Reader>,
     /// Released as part of a drained run (see `Subscriber::drain`).
     in_run: bool,
 }
 
 impl<'a> Sample<'a> {
-    /// The message's sequence number (0 for the topic's first message).
+    /// The message's sequence number in its publisher's lane (0 for the lane's first
+    /// message; on a topic with one publisher, simply the topic's sequence).
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Which publisher wrote it: its lane and its id there (always lane 0 on a topic with
+    /// one publisher).
+    pub fn publisher(&self) -> PublisherId {
+        self.from
     }
 
     /// The payload.
@@ -497,10 +545,11 @@ impl std::fmt::Debug for Sample<'_> {
 impl Drop for Sample<'_> {
     fn drop(&mut self) {
         if let Some(reader) = self.hold.take() {
+            let lane = self.from.lane as usize;
             if self.in_run {
-                reader.release_in_run(self.seq);
+                reader.release_in_run(lane, self.seq);
             } else {
-                reader.release(self.seq);
+                reader.release_at(lane, self.seq);
             }
         }
     }

@@ -1,7 +1,9 @@
 //! Liveness through kernel-held locks: open file description (OFD) byte-range locks.
 //!
-//! The publisher holds a write lock on byte 0 of its segment file for as long as it lives;
-//! subscriber table entry `i` is owned by whoever holds a write lock on byte `1 + i`. The
+//! The publisher of lane `l` holds a write lock on [`lane_byte`]`(l)` of its segment file
+//! for as long as it lives (byte 0 for lane 0, the only lane of a topic with one
+//! publisher); subscriber table entry `i` is owned by whoever holds a write lock on byte
+//! `1 + i`. The
 //! kernel drops these locks when the owning file description is closed, including when the
 //! process dies by SIGKILL, so "is anybody holding it?" (F_OFD_GETLK) is a liveness test
 //! that PID reuse and PID namespaces cannot fool. OFD locks (unlike classic POSIX locks)
@@ -16,6 +18,20 @@ use nix::fcntl::{fcntl, FcntlArg};
 
 /// The byte the publisher locks.
 pub const PUBLISHER_BYTE: i64 = 0;
+
+/// Where the lane locks start (lane 0 is [`PUBLISHER_BYTE`]): past the subscriber
+/// entries' bytes, before the remover byte.
+pub const LANE_BYTE_BASE: i64 = 1 << 39;
+
+/// The byte the publisher of lane `l` locks: [`PUBLISHER_BYTE`] for lane 0 (a topic with
+/// one publisher locks exactly what it always did), then from [`LANE_BYTE_BASE`].
+pub const fn lane_byte(l: usize) -> i64 {
+    if l == 0 {
+        PUBLISHER_BYTE
+    } else {
+        LANE_BYTE_BASE + l as i64
+    }
+}
 
 /// The byte owned by subscriber table entry `i`.
 pub const fn entry_byte(i: usize) -> i64 {

@@ -89,19 +89,24 @@ impl OwnEntry {
         index: usize,
         role: Role,
         pick: impl Fn(u64) -> u64,
-    ) -> (OwnEntry, u64) {
+    ) -> (OwnEntry, Box<[u64]>) {
         let g = mem.geometry();
         let n = g.slot_count;
-        let hdr = mem.header();
+        let lanes = g.max_publishers as usize;
         let e = mem.entry(index);
         // Acquire: pairs with the Release cursor store in `Writer::commit`.
-        let tentative = pick(hdr.publisher.write_cursor.load(Ordering::Acquire));
+        let tentative: Box<[u64]> = (0..lanes)
+            .map(|l| pick(mem.lane(l).publisher.write_cursor.load(Ordering::Acquire)))
+            .collect();
         // A predecessor that died asleep left its sleeper count behind: take it back (we
         // own the entry now, so nobody else touches its flag).
         uncount_dead_sleeper(mem, index);
-        // Relaxed: published by the Release store of the Active word just below.
-        e.cursor.store(tentative, Ordering::Relaxed);
-        e.lost.store(0, Ordering::Relaxed);
+        for (l, &t) in tentative.iter().enumerate() {
+            let c = mem.cursor(index, l);
+            // Relaxed: published by the Release store of the Active word just below.
+            c.cursor.store(t, Ordering::Relaxed);
+            c.lost.store(0, Ordering::Relaxed);
+        }
         e.pid.store(std::process::id(), Ordering::Relaxed);
         // Relaxed: only we write it while we own the entry; published by the store below.
         let generation = e.generation.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
@@ -111,8 +116,8 @@ impl OwnEntry {
         if role == Role::Monitor && !cfg!(ringcast_loom_mutant_monitor) {
             // Relaxed: for `inspect` only; published by the Release store below.
             e.role.store(ROLE_MONITOR, Ordering::Relaxed);
-            // Release: an observer that sees the word sees the cursor and role. Pairs with
-            // the Acquire state loads of `inspect`; the writer skips this word (not gating).
+            // Release: an observer that sees the word sees the cursors and role. Pairs with
+            // the Acquire state loads of `inspect`; writers skip this word (not gating).
             e.state.store(
                 entry_word(generation, EntryKind::Evicted),
                 Ordering::Release,
@@ -128,28 +133,35 @@ impl OwnEntry {
         }
         // Relaxed: published by the Release store of the Active word just below.
         e.role.store(ROLE_SUBSCRIBER, Ordering::Relaxed);
-        // Release: a writer that sees the Active word sees the tentative cursor. Pairs with
-        // the Acquire state load in `slowest_cursor`.
+        // Release: a writer that sees the Active word sees the tentative cursors. Pairs
+        // with the Acquire state load in `slowest_cursor`.
         e.state.store(active_word, Ordering::Release);
-        // SeqCst: the attach half of the Dekker handshake with `refresh_limit`.
+        // SeqCst: the attach half of the Dekker handshake with every lane's
+        // `refresh_limit` (one fence serves all lanes: each lane's writer fences too).
         fence(mutant_or(Ordering::SeqCst, Ordering::Relaxed));
-        // Acquire: as above; a later cursor only moves the start forward.
-        let mut next = pick(hdr.publisher.write_cursor.load(Ordering::Acquire)).max(tentative);
-        if g.overflow == Overflow::Block {
-            // Relaxed: ordered by the fence above (see `refresh_limit`).
-            let limit = hdr.publisher.gate_limit.load(Ordering::Relaxed);
-            // The writer may overwrite anything below `limit + 1 - n` without rescanning.
-            next = next.max(limit.saturating_add(1).saturating_sub(n));
-        }
-        // Release: as for every cursor store, pairs with the Acquire cursor load in
-        // `slowest_cursor`.
-        e.cursor.store(next, Ordering::Release);
-        if g.overflow == Overflow::Block {
-            // The writer may have gated on our tentative cursor and gone to sleep; moving
-            // the cursor forward is a release like any other and must wake it. (Found by
-            // the loom model `block_attach_and_detach_race_with_publishing`: without this,
-            // writer and newcomer each wait for the other.)
-            crate::protocol::wake::after_release(mem);
+        let mut next = tentative;
+        for (l, start) in next.iter_mut().enumerate() {
+            let lane = &mem.lane(l).publisher;
+            // Acquire: as above; a later cursor only moves the start forward.
+            *start = pick(lane.write_cursor.load(Ordering::Acquire)).max(*start);
+            if g.overflow == Overflow::Block {
+                // Relaxed: ordered by the fence above (see `refresh_limit`).
+                let limit = lane.gate_limit.load(Ordering::Relaxed);
+                // The lane's writer may overwrite anything below `limit + 1 - n` without
+                // rescanning.
+                *start = (*start).max(limit.saturating_add(1).saturating_sub(n));
+            }
+            // Release: as for every cursor store, pairs with the Acquire cursor load in
+            // `slowest_cursor`.
+            mem.cursor(index, l).cursor.store(*start, Ordering::Release);
+            if g.overflow == Overflow::Block {
+                // The lane's writer may have gated on our tentative cursor and gone to
+                // sleep; moving the cursor forward is a release like any other and must
+                // wake it. (Found by the loom model
+                // `block_attach_and_detach_race_with_publishing`: without this, writer and
+                // newcomer each wait for the other.)
+                crate::protocol::wake::after_release(mem, l);
+            }
         }
         let own = OwnEntry {
             index,
@@ -192,12 +204,13 @@ impl OwnEntry {
         }
     }
 
-    /// Publishes `cursor` (everything below it is released) and ends a hold.
+    /// Publishes `cursor` in lane `lane` (everything below it is released) and ends a
+    /// hold.
     #[inline]
-    pub(crate) fn release(&mut self, mem: &SegmentMemory, cursor: u64) {
+    pub(crate) fn release(&mut self, mem: &SegmentMemory, lane: usize, cursor: u64) {
         // Release: our reads of the slot happen before the writer's overwrite. Pairs with
         // the Acquire cursor load in `slowest_cursor`.
-        mem.entry(self.index)
+        mem.cursor(self.index, lane)
             .cursor
             .store(cursor, mutant_or(Ordering::Release, Ordering::Relaxed));
         self.end_hold(mem);
@@ -227,12 +240,12 @@ impl OwnEntry {
 
     /// Publishes our position and loss count for `inspect` (Relaxed: informational; under
     /// `Block` the cursor moves only in `release`).
-    pub(crate) fn publish_position(&self, mem: &SegmentMemory, next: u64, lost: u64) {
-        let e = mem.entry(self.index);
+    pub(crate) fn publish_position(&self, mem: &SegmentMemory, lane: usize, next: u64, lost: u64) {
+        let c = mem.cursor(self.index, lane);
         if self.monitor || mem.geometry().overflow == Overflow::Overwrite {
-            e.cursor.store(next, Ordering::Relaxed);
+            c.cursor.store(next, Ordering::Relaxed);
         }
-        e.lost.store(lost, Ordering::Relaxed);
+        c.lost.store(lost, Ordering::Relaxed);
     }
 
     /// Leaves the table: the writer stops gating on this entry. (The caller then drops the
@@ -243,13 +256,16 @@ impl OwnEntry {
             .state
             .store(ENTRY_FREE, Ordering::Release);
         if !self.monitor && mem.geometry().overflow == Overflow::Block {
-            crate::protocol::wake::after_release(mem);
+            for l in 0..mem.geometry().max_publishers as usize {
+                crate::protocol::wake::after_release(mem, l);
+            }
         }
     }
 }
 
-/// The smallest cursor of any gating entry, capped at `cap`. (The writer's rescan.)
-pub(crate) fn slowest_cursor(mem: &SegmentMemory, cap: u64) -> u64 {
+/// The smallest cursor in lane `lane` of any gating entry, capped at `cap`. (The lane
+/// writer's rescan.)
+pub(crate) fn slowest_cursor(mem: &SegmentMemory, lane: usize, cap: u64) -> u64 {
     let mut min = cap;
     for i in 0..mem.geometry().max_subscribers as usize {
         let e = mem.entry(i);
@@ -258,15 +274,20 @@ pub(crate) fn slowest_cursor(mem: &SegmentMemory, cap: u64) -> u64 {
         if entry_gates(e.state.load(Ordering::Acquire)) {
             // Acquire: pairs with the Release cursor store in `OwnEntry::release`: the
             // reader's in-place reads of older slots happen before we overwrite them.
-            min = min.min(e.cursor.load(Ordering::Acquire));
+            min = min.min(mem.cursor(i, lane).cursor.load(Ordering::Acquire));
         }
     }
     min
 }
 
-/// Calls `f(entry, state word, cursor)` for each gating entry whose cursor is a whole
-/// ring behind `next` (it keeps `next` from being claimed).
-pub(crate) fn for_each_blocker(mem: &SegmentMemory, next: u64, mut f: impl FnMut(usize, u32, u64)) {
+/// Calls `f(entry, state word, cursor)` for each gating entry whose cursor in lane `lane`
+/// is a whole ring behind `next` (it keeps `next` from being claimed).
+pub(crate) fn for_each_blocker(
+    mem: &SegmentMemory,
+    lane: usize,
+    next: u64,
+    mut f: impl FnMut(usize, u32, u64),
+) {
     let slots = mem.geometry().slot_count;
     for i in 0..mem.geometry().max_subscribers as usize {
         let e = mem.entry(i);
@@ -276,7 +297,7 @@ pub(crate) fn for_each_blocker(mem: &SegmentMemory, next: u64, mut f: impl FnMut
             continue;
         }
         // Acquire: as in `slowest_cursor`.
-        let cursor = e.cursor.load(Ordering::Acquire);
+        let cursor = mem.cursor(i, lane).cursor.load(Ordering::Acquire);
         if cursor.saturating_add(slots) <= next {
             f(i, word, cursor);
         }

@@ -50,6 +50,8 @@ pub(crate) struct Deferral {
     mem: Arc<SegmentMemory>,
     /// The reader's table entry.
     entry: usize,
+    /// The lane whose releases it defers (a reader has one deferral per lane).
+    lane: usize,
     /// A cursor the owner has released everything below (0: none yet). Written only by
     /// the owner (Release), read by [`hand_back`] (Acquire).
     upto: AtomicU64,
@@ -90,11 +92,12 @@ fn lock<T>(m: &Mutex<T>) -> impl std::ops::DerefMut<Target = T> + '_ {
 }
 
 impl Deferral {
-    /// Registers a deferral for the reader of entry `entry`.
-    pub(crate) fn register(mem: Arc<SegmentMemory>, entry: usize) -> Arc<Deferral> {
+    /// Registers a deferral for the reader of entry `entry`, in lane `lane`.
+    pub(crate) fn register(mem: Arc<SegmentMemory>, entry: usize, lane: usize) -> Arc<Deferral> {
         let d = Arc::new(Deferral {
             mem,
             entry,
+            lane,
             upto: AtomicU64::new(0),
             alive: Mutex::new(true),
         });
@@ -133,7 +136,7 @@ impl Deferral {
         let upto = self.upto.load(Ordering::Acquire);
         // Nothing deferred yet (0) stays nothing; the negative control over-releases.
         let upto = if upto == 0 { 0 } else { upto + OVER_RELEASE };
-        let cursor = &self.mem.entry(self.entry).cursor;
+        let cursor = &self.mem.cursor(self.entry, self.lane).cursor;
         // Relaxed: only decides whether to try; the CAS below is what publishes.
         let mut seen = cursor.load(Ordering::Relaxed);
         let mut raised = false;
@@ -150,7 +153,7 @@ impl Deferral {
             }
         }
         if raised {
-            crate::protocol::wake::after_release(&self.mem);
+            crate::protocol::wake::after_release(&self.mem, self.lane);
         }
         drop(alive);
     }

@@ -4,6 +4,9 @@
 
 pub(crate) mod entry;
 pub mod handback;
+pub mod reader;
 pub mod ring;
 pub mod stall;
+pub mod terms;
 pub mod wake;
+pub mod writer;

@@ -11,8 +11,10 @@
 //! [atomics.order] p4-5), so its FUTEX_WAIT either fails with EAGAIN or is woken. No lost
 //! wake-up; and with no sleepers a publish costs a fence and one load, no system call.
 //!
-//! **The publisher** (`Block`, ring full) sleeps on `pub_wake.futex` with the same
-//! handshake against subscribers' releases (`pub_wake.waiting` is the announcement).
+//! **A lane's publisher** (`Block`, ring full) sleeps on its lane's `pub_wake.futex` with
+//! the same handshake against subscribers' releases in that lane (`pub_wake.waiting` is
+//! the announcement). Every lane's publisher wakes the subscribers through the one
+//! `sub_wake` line, so a subscriber sleeps on one futex however many lanes there are.
 //!
 //! The loom models in `ringcast-loom-tests` check both handshakes, and a mutant build
 //! (`--cfg ringcast_loom_mutant`) that drops the fences is expected to fail them.
@@ -50,20 +52,20 @@ pub(crate) fn wake_all_subscribers(mem: &SegmentMemory) {
 
 /// Subscriber, after releasing a `Block` slot: wake the publisher if it waits for room.
 #[inline]
-pub(crate) fn after_release(mem: &SegmentMemory) {
+pub(crate) fn after_release(mem: &SegmentMemory, lane: usize) {
     // SeqCst: the subscriber half of the publisher sleep handshake: orders the cursor
     // store before the `waiting` load.
     fence(mutant_or(Ordering::SeqCst, Ordering::Release));
-    let w = &mem.header().pub_wake;
+    let w = &mem.lane(lane).pub_wake;
     // Relaxed: ordered by the fence above.
     if w.waiting.load(Ordering::Relaxed) != 0 {
-        wake_publisher(mem);
+        wake_publisher(mem, lane);
     }
 }
 
 #[cold]
-fn wake_publisher(mem: &SegmentMemory) {
-    let w = &mem.header().pub_wake;
+fn wake_publisher(mem: &SegmentMemory, lane: usize) {
+    let w = &mem.lane(lane).pub_wake;
     // Relaxed: as in `wake_all_subscribers`.
     w.futex.fetch_add(1, Ordering::Relaxed);
     futex::wake_one(&w.futex);
@@ -121,28 +123,30 @@ pub(crate) fn withdraw_sleep(mem: &SegmentMemory, entry: usize) {
         .fetch_sub(1, Ordering::Relaxed);
 }
 
-/// One announced publisher sleep of at most `timeout` (`Block`, ring full).
+/// One announced sleep of lane `lane`'s publisher of at most `timeout` (`Block`, ring
+/// full).
 pub(crate) fn publisher_sleep(
     mem: &SegmentMemory,
+    lane: usize,
     timeout: Option<Duration>,
     ready: impl FnOnce() -> bool,
 ) -> Wake {
-    let seen = announce_publisher_sleep(mem);
+    let seen = announce_publisher_sleep(mem, lane);
     // SeqCst: pairs with the fence in `after_release`.
     fence(mutant_or(Ordering::SeqCst, Ordering::Relaxed));
     let r = if ready() {
         Wake::Changed
     } else {
-        futex::wait(&mem.header().pub_wake.futex, seen, timeout)
+        futex::wait(&mem.lane(lane).pub_wake.futex, seen, timeout)
     };
-    withdraw_publisher_sleep(mem);
+    withdraw_publisher_sleep(mem, lane);
     r
 }
 
 /// The first half of [`publisher_sleep`]: reads the futex word (returned: what the sleep
 /// will expect), then raises `waiting`.
-pub(crate) fn announce_publisher_sleep(mem: &SegmentMemory) -> u32 {
-    let w = &mem.header().pub_wake;
+pub(crate) fn announce_publisher_sleep(mem: &SegmentMemory, lane: usize) -> u32 {
+    let w = &mem.lane(lane).pub_wake;
     // Relaxed: as in `announce_sleep`.
     let seen = w.futex.load(Ordering::Relaxed);
     // Relaxed: ordered before the re-check by the caller's fence.
@@ -151,7 +155,7 @@ pub(crate) fn announce_publisher_sleep(mem: &SegmentMemory) -> u32 {
 }
 
 /// The second half of [`publisher_sleep`].
-pub(crate) fn withdraw_publisher_sleep(mem: &SegmentMemory) {
+pub(crate) fn withdraw_publisher_sleep(mem: &SegmentMemory, lane: usize) {
     // Relaxed: a stale 1 only costs a subscriber one spare wake call.
-    mem.header().pub_wake.waiting.store(0, Ordering::Relaxed);
+    mem.lane(lane).pub_wake.waiting.store(0, Ordering::Relaxed);
 }

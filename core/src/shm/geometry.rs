@@ -4,14 +4,16 @@
 use std::time::Duration;
 
 use crate::layout::{
-    Header, Identity, ImportLine, Overflow, PublisherLine, PublisherWakeLine, SubscriberWakeLine,
-    TypeInfo, LINE, ORIGIN_BYTES, PUB_OPEN, SLOT_HEADER_BYTES,
+    Header, Identity, ImportLine, Overflow, SubscriberWakeLine, TypeInfo, ENTRY_BYTES, LANE_BYTES,
+    LANE_CURSOR_BYTES, LINE, ORIGIN_BYTES, PUB_OPEN, SLOT_HEADER_BYTES,
 };
 use crate::sync::{AtomicU32, AtomicU64};
 
-/// Bytes of the fixed header before the subscriber table (`size_of::<Header>()` in a
-/// normal build; a constant here so that loom builds, whose atomics are larger, agree).
-pub const HEADER_BYTES: u64 = 768;
+/// Bytes of the fixed header before the lane table (`size_of::<Header>()` in a normal
+/// build; a constant here so that loom builds, whose atomics are larger, agree).
+pub const HEADER_BYTES: u64 = 512;
+/// Most publishers (lanes) a topic may admit at once.
+pub const MAX_PUBLISHERS: u64 = 64;
 /// Largest segment we agree to create or map.
 pub const MAX_TOTAL_BYTES: u64 = 1 << 40;
 /// The largest slot payload a topic may have (1 GiB).
@@ -36,6 +38,9 @@ pub struct SegmentConfig {
     /// `Block` only: how long a live subscriber may keep the publisher waiting before it is
     /// evicted (1 ms ..= 1 day); `None` (the default) never evicts a live subscriber.
     pub stall_timeout: Option<Duration>,
+    /// Publishers the topic admits at once, each writing its own lane: 1 (the default, an
+    /// exclusive topic) ..= [`MAX_PUBLISHERS`].
+    pub max_publishers: u64,
 }
 
 /// Most slots in a ring (a power of two; at least 2).
@@ -59,6 +64,7 @@ impl Default for SegmentConfig {
             overflow: Overflow::Overwrite,
             type_info: TypeInfo::RAW,
             stall_timeout: None,
+            max_publishers: 1,
         }
     }
 }
@@ -92,6 +98,12 @@ pub struct Geometry {
     pub type_info: TypeInfo,
     /// Stall timeout in nanoseconds; 0 = live subscribers are never evicted.
     pub stall_timeout_ns: u64,
+    /// Lanes: publishers the topic admits at once.
+    pub max_publishers: u64,
+    /// Offset of the lane table (`HEADER_BYTES`).
+    pub lane_table_offset: u64,
+    /// Bytes of one subscriber entry with its lane cursors: a multiple of [`LINE`].
+    pub entry_stride: u64,
 }
 
 fn round_up(x: u64, to: u64) -> Option<u64> {
@@ -114,6 +126,9 @@ impl Geometry {
         if !(1..=MAX_SUBSCRIBERS).contains(&cfg.max_subscribers) {
             return Err(ConfigError::MaxSubscribers(cfg.max_subscribers));
         }
+        if !(1..=MAX_PUBLISHERS).contains(&cfg.max_publishers) {
+            return Err(ConfigError::MaxPublishers(cfg.max_publishers));
+        }
         let stall_timeout_ns = match cfg.stall_timeout {
             None => 0,
             Some(_) if cfg.overflow == Overflow::Overwrite => {
@@ -133,14 +148,22 @@ impl Geometry {
         let capacity = round_up(cfg.slot_size, 8).ok_or_else(too_large)?;
         let stride = round_up(payload_offset + capacity, cfg.alignment.max(LINE as u64))
             .ok_or_else(too_large)?;
-        let table_offset = HEADER_BYTES;
+        let lanes = cfg.max_publishers;
+        let lane_table_offset = HEADER_BYTES;
+        let table_offset = lane_table_offset + LANE_BYTES as u64 * lanes;
+        let entry_stride = round_up(
+            ENTRY_BYTES as u64 + LANE_CURSOR_BYTES as u64 * lanes,
+            LINE as u64,
+        )
+        .ok_or_else(too_large)?;
         let header_size = round_up(
-            table_offset + LINE as u64 * cfg.max_subscribers,
+            table_offset + entry_stride * cfg.max_subscribers,
             page.max(4096),
         )
         .ok_or_else(too_large)?;
         let total = stride
             .checked_mul(cfg.slots)
+            .and_then(|r| r.checked_mul(lanes))
             .and_then(|r| r.checked_add(header_size))
             .filter(|&t| t <= MAX_TOTAL_BYTES)
             .ok_or(ConfigError::TooLarge {
@@ -161,6 +184,9 @@ impl Geometry {
             creation_id,
             type_info: cfg.type_info,
             stall_timeout_ns,
+            max_publishers: lanes,
+            lane_table_offset,
+            entry_stride,
         })
     }
 
@@ -177,6 +203,7 @@ impl Geometry {
             type_info: self.type_info,
             stall_timeout: (self.stall_timeout_ns != 0)
                 .then(|| Duration::from_nanos(self.stall_timeout_ns)),
+            max_publishers: self.max_publishers,
         };
         let expect = Geometry::compute(&cfg, page, self.creation_id).map_err(|e| e.to_string())?;
         let fields = [
@@ -186,6 +213,12 @@ impl Geometry {
             ("slot stride", self.slot_stride, expect.slot_stride),
             ("payload offset", self.payload_offset, expect.payload_offset),
             ("table offset", self.table_offset, expect.table_offset),
+            (
+                "lane table offset",
+                self.lane_table_offset,
+                expect.lane_table_offset,
+            ),
+            ("entry stride", self.entry_stride, expect.entry_stride),
         ];
         for (what, found, want) in fields {
             if found != want {
@@ -206,6 +239,27 @@ impl Geometry {
     #[inline]
     pub fn evicts_stalled(&self) -> bool {
         self.stall_timeout_ns != 0
+    }
+
+    /// Bytes of one lane's ring (`slot_count * slot_stride`).
+    #[inline]
+    pub fn lane_bytes(&self) -> u64 {
+        self.slot_count * self.slot_stride
+    }
+
+    /// The configuration this geometry was computed from (creation id and page aside).
+    pub fn config(&self) -> SegmentConfig {
+        SegmentConfig {
+            slots: self.slot_count,
+            slot_size: self.slot_capacity,
+            alignment: self.alignment,
+            max_subscribers: self.max_subscribers,
+            overflow: self.overflow,
+            type_info: self.type_info,
+            stall_timeout: (self.stall_timeout_ns != 0)
+                .then(|| Duration::from_nanos(self.stall_timeout_ns)),
+            max_publishers: self.max_publishers,
+        }
     }
 
     /// `slot_count - 1`: a sequence's slot index is `seq & mask`.
@@ -265,6 +319,9 @@ pub enum ConfigError {
     /// `alignment` must be a power of two between 16 and 4096.
     #[error("payload alignment {0} is not a power of two in {lo}..={hi}: use 16 unless the message type needs more", lo = ALIGNMENT_RANGE.start(), hi = ALIGNMENT_RANGE.end())]
     Alignment(u64),
+    /// `max_publishers` must be between 1 and [`MAX_PUBLISHERS`].
+    #[error("max publishers {0} is not in 1..={max}: 1 for a topic with one publisher, more for a topic that several share", max = MAX_PUBLISHERS)]
+    MaxPublishers(u64),
     /// `max_subscribers` must be between 1 and 4096.
     #[error("max subscribers {0} is not in 1..={max}: size the table for the subscribers you expect", max = MAX_SUBSCRIBERS)]
     MaxSubscribers(u64),
@@ -315,21 +372,12 @@ impl Geometry {
                 creator_pid,
                 type_info: g.type_info,
                 stall_timeout_ns: g.stall_timeout_ns,
-            },
-            publisher: PublisherLine {
-                write_cursor: AtomicU64::new(0),
-                // Nothing is written yet and no subscriber exists: the publisher may fill
-                // the ring once before it has to look at the table.
-                gate_limit: AtomicU64::new(g.slot_count - 1),
+                max_publishers: g.max_publishers,
             },
             sub_wake: SubscriberWakeLine {
                 futex: AtomicU32::new(0),
                 sleepers: AtomicU32::new(0),
                 state: AtomicU32::new(PUB_OPEN),
-            },
-            pub_wake: PublisherWakeLine {
-                futex: AtomicU32::new(0),
-                waiting: AtomicU32::new(0),
             },
             import: ImportLine {
                 upstream_lost: AtomicU64::new(0),

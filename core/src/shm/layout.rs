@@ -1,13 +1,21 @@
-//! The segment layout: a page-aligned control header, a subscriber table, then the slot ring.
+//! The segment layout: a page-aligned control header, the lane table, a subscriber table,
+//! then one slot ring per lane.
 //!
 //! ```text
-//! offset 0              Header (repr C): identity + geometry lines, then one cache line
-//!                       per writer: the publisher's cursor line, the subscribers' wake
-//!                       line, the publisher's wake line, the import line
-//! table_offset          [SubscriberEntry; max_subscribers], one cache line each
-//! header_size (page)    slot 0 | slot 1 | ... | slot N-1   (each `slot_stride` bytes)
+//! offset 0              Header (repr C): identity + geometry lines, the subscribers' wake
+//!                       line, the import line
+//! lane_table_offset     [Lane; max_publishers]: per lane, its writer's cursor line, its
+//!                       writer's wake line, its owner line
+//! table_offset          max_subscribers entries of `entry_stride` bytes: SubscriberEntry,
+//!                       then one LaneCursor (cursor, lost) per lane
+//! header_size (page)    lane 0: slot 0 | slot 1 | ... | slot N-1   (each `slot_stride` bytes)
+//!                       lane 1: ...
 //!                       slot = SlotHeader (stamp, len) .. payload at `payload_offset`
 //! ```
+//!
+//! A topic has one lane per publisher it admits (`max_publishers`, 1 for an exclusive
+//! topic): each lane is a single-writer ring of its own, written by whichever publisher
+//! holds the lane's lock, and every subscriber has a cursor in every lane.
 //!
 //! Subscribers map `[0, header_size)` read-write (they write only their own table entry and
 //! the wake words) and the ring read-only. Everything in shared memory is an offset or an
@@ -24,7 +32,7 @@ use crate::sync::{AtomicU32, AtomicU64};
 /// High half of the magic/version word: ASCII "RCST".
 pub const MAGIC: u32 = u32::from_be_bytes(*b"RCST");
 /// The layout version this build reads and writes. Bump on any change to this file.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 /// The magic/version word of a finished segment: magic in the high half, version in the low.
 pub const MAGIC_VERSION: u64 = ((MAGIC as u64) << 32) | LAYOUT_VERSION as u64;
 
@@ -32,6 +40,12 @@ pub const MAGIC_VERSION: u64 = ((MAGIC as u64) << 32) | LAYOUT_VERSION as u64;
 pub const LINE: usize = 128;
 /// Bytes of a slot's header (stamp and length) before any padding to the payload.
 pub const SLOT_HEADER_BYTES: usize = 16;
+/// Bytes of a [`SubscriberEntry`] before its lane cursors.
+pub const ENTRY_BYTES: usize = 32;
+/// Bytes of one [`LaneCursor`].
+pub const LANE_CURSOR_BYTES: usize = 16;
+/// Bytes of one [`Lane`] in the lane table.
+pub const LANE_BYTES: usize = 3 * LINE;
 /// Longest type name kept in the type fingerprint; longer names are truncated (the hash
 /// still covers the whole name).
 pub const TYPE_NAME_BYTES: usize = 96;
@@ -103,10 +117,22 @@ pub const fn entry_gates(word: u32) -> bool {
     matches!(entry_kind(word), EntryKind::Active | EntryKind::Holding)
 }
 
-/// `PublisherLine::state`: the publisher is publishing.
+/// `SubscriberWakeLine::state`: the topic is open (a publisher may still write).
 pub const PUB_OPEN: u32 = 0;
-/// `PublisherLine::state`: the publisher closed the topic; nothing more will be written.
+/// `SubscriberWakeLine::state`: the last publisher closed the topic; nothing more will be
+/// written to any lane.
 pub const PUB_CLOSED: u32 = 1;
+
+/// `LaneOwner::state`: no publisher ever took the lane.
+pub const LANE_IDLE: u32 = 0;
+/// `LaneOwner::state`: a publisher took the lane (it may have died since: its lock says).
+pub const LANE_TAKEN: u32 = 1;
+/// `LaneOwner::state`: the lane's last publisher left it cleanly.
+pub const LANE_LEFT: u32 = 2;
+
+/// The low half of a slot's `len` word: the payload length. The high half names the
+/// writer that committed it (the low 32 bits of its lane generation).
+pub const LEN_MASK: u64 = 0xFFFF_FFFF;
 
 /// What happens when the ring is full relative to a slow subscriber. Fixed at creation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -291,6 +317,8 @@ pub struct Identity {
     /// is evicted; 0 = never (pure backpressure). Subscribers of a topic with a stall
     /// timeout mark in-place reads in their entry so that eviction never hits a held slot.
     pub stall_timeout_ns: u64,
+    /// Lanes (publishers the topic admits at once): 1 ..= `MAX_PUBLISHERS`.
+    pub max_publishers: u64,
 }
 
 /// The publisher's cursor line: written by the publisher on every commit.
@@ -326,6 +354,31 @@ pub struct PublisherWakeLine {
     pub waiting: AtomicU32,
 }
 
+/// Who writes a lane: written by the publisher that takes the lane (holding the lane's
+/// lock and the topic's membership lock), for `inspect` and for the publisher id of the
+/// lane's messages.
+#[repr(C, align(128))]
+pub struct LaneOwner {
+    /// Bumped by each publisher that takes the lane; the low 32 bits name it in the `len`
+    /// word of every slot it commits.
+    pub generation: AtomicU64,
+    /// PID of the lane's publisher, for humans only.
+    pub pid: AtomicU32,
+    /// [`LANE_IDLE`], [`LANE_TAKEN`] or [`LANE_LEFT`].
+    pub state: AtomicU32,
+}
+
+/// One lane: a single-writer ring's control lines. The slots are in the ring area.
+#[repr(C, align(128))]
+pub struct Lane {
+    /// Written by the lane's publisher per message.
+    pub publisher: PublisherLine,
+    /// Written around the lane publisher's sleeps.
+    pub pub_wake: PublisherWakeLine,
+    /// Written when a publisher takes or leaves the lane.
+    pub owner: LaneOwner,
+}
+
 /// Bytes of an imported topic's origin description ([`ImportLine::origin`]).
 pub const ORIGIN_BYTES: usize = 112;
 
@@ -352,33 +405,24 @@ pub struct ImportLine {
 pub struct Header {
     /// Written once at creation.
     pub identity: Identity,
-    /// Written by the publisher per message.
-    pub publisher: PublisherLine,
-    /// Written around subscriber sleeps.
+    /// Written around subscriber sleeps (by every lane's publisher when it wakes them).
     pub sub_wake: SubscriberWakeLine,
-    /// Written around publisher sleeps.
-    pub pub_wake: PublisherWakeLine,
     /// Written at creation (origin) and by the publisher after an upstream gap.
     pub import: ImportLine,
 }
 
 /// One subscriber's entry in the table: written only by the subscriber that owns it
-/// (except `state`, which the publisher's eviction and reaping change).
-#[repr(C, align(128))]
+/// (except `state`, which the publishers' eviction and reaping change). Followed by one
+/// [`LaneCursor`] per lane; the whole entry is `entry_stride` bytes (a multiple of
+/// [`LINE`]).
+#[repr(C)]
 pub struct SubscriberEntry {
     /// [`ENTRY_FREE`] or an [`entry_word`]. A subscriber stores its `Active` word (Release)
-    /// after its cursor, and only while it holds the entry's OFD lock; the publisher moves
-    /// `Active` to `Evicted` by CAS (stall timeout) and frees entries of dead owners.
+    /// after its cursors, and only while it holds the entry's OFD lock; a lane's publisher
+    /// moves `Active` to `Evicted` by CAS (stall timeout) and frees entries of dead owners.
     pub state: AtomicU32,
     /// PID of the owner, for humans only.
     pub pid: AtomicU32,
-    /// The next sequence this subscriber has not yet released. Under `Block` the
-    /// publisher never writes sequence `s` while `s >= cursor + slot_count`. Written only
-    /// by the owner, with Release (pairs with the Acquire cursor load in the publisher's
-    /// rescan, `entry::slowest_cursor`).
-    pub cursor: AtomicU64,
-    /// Messages this subscriber has lost to lapping (`Overwrite`), for `inspect`.
-    pub lost: AtomicU64,
     /// Bumped each time the entry is claimed, so observers can tell owners apart.
     pub generation: AtomicU64,
     /// 1 while the owner is counted in `SubscriberWakeLine::sleepers`, else 0. The owner
@@ -388,9 +432,22 @@ pub struct SubscriberEntry {
     /// spare count, never remove a live sleeper's).
     pub asleep: AtomicU32,
     /// [`ROLE_SUBSCRIBER`] or [`ROLE_MONITOR`], stored by the owner before its state word
-    /// (for `inspect`; gating is decided by the state word alone). A field in what was
-    /// padding in earlier builds, which left it zero: an ordinary subscriber.
+    /// (for `inspect`; gating is decided by the state word alone).
     pub role: AtomicU32,
+    /// Zero.
+    pub reserved: u64,
+}
+
+/// A subscriber's position in one lane (after its [`SubscriberEntry`], one per lane).
+#[repr(C)]
+pub struct LaneCursor {
+    /// The next sequence of the lane this subscriber has not yet released. Under `Block`
+    /// the lane's publisher never writes sequence `s` while `s >= cursor + slot_count`.
+    /// Written only by the owner, with Release (pairs with the Acquire cursor load in the
+    /// publisher's rescan, `entry::slowest_cursor`).
+    pub cursor: AtomicU64,
+    /// Messages of the lane this subscriber has lost to lapping, for `inspect`.
+    pub lost: AtomicU64,
 }
 
 /// The header of one slot in the ring.
@@ -399,8 +456,10 @@ pub struct SlotHeader {
     /// Which sequence the slot holds and whether a write is in progress; see
     /// [`crate::stamp`]. Written only by the publisher.
     pub stamp: AtomicU64,
-    /// Payload bytes of the committed message. Written by the publisher before the
-    /// committing stamp store; readers must bound-check it (a hostile publisher may lie).
+    /// Payload bytes of the committed message (low half, [`LEN_MASK`]) and the low 32 bits
+    /// of the committing publisher's lane generation (high half). Written by the publisher
+    /// before the committing stamp store; readers must bound-check the length (a hostile
+    /// publisher may lie).
     pub len: AtomicU64,
 }
 
@@ -413,15 +472,18 @@ const _: () = {
     assert!(offset_of!(Identity, type_info) == 104);
     assert!(size_of::<TypeInfo>() == 136);
     assert!(offset_of!(Identity, stall_timeout_ns) == 240);
-    assert!(size_of::<Identity>() == 248);
-    assert!(offset_of!(Header, publisher) == 256);
-    assert!(offset_of!(Header, sub_wake) == 384);
-    assert!(offset_of!(Header, pub_wake) == 512);
-    assert!(offset_of!(Header, import) == 640);
+    assert!(offset_of!(Identity, max_publishers) == 248);
+    assert!(size_of::<Identity>() == 256);
+    assert!(offset_of!(Header, sub_wake) == 256);
+    assert!(offset_of!(Header, import) == 384);
     assert!(size_of::<ImportLine>() == LINE);
-    assert!(size_of::<Header>() == 768);
+    assert!(size_of::<Header>() == 512);
     assert!(align_of::<Header>() == LINE);
-    assert!(size_of::<SubscriberEntry>() == LINE);
-    assert!(offset_of!(SubscriberEntry, role) == 36);
+    assert!(size_of::<Lane>() == 3 * LINE);
+    assert!(offset_of!(Lane, pub_wake) == LINE);
+    assert!(offset_of!(Lane, owner) == 2 * LINE);
+    assert!(size_of::<SubscriberEntry>() == ENTRY_BYTES);
+    assert!(offset_of!(SubscriberEntry, role) == 20);
+    assert!(size_of::<LaneCursor>() == LANE_CURSOR_BYTES);
     assert!(size_of::<SlotHeader>() == SLOT_HEADER_BYTES);
 };

@@ -10,7 +10,7 @@
 //! `crate::sync` atomics either way, reached through the same methods.
 
 use crate::geometry::Geometry;
-use crate::layout::{Header, SlotHeader, SubscriberEntry};
+use crate::layout::{Header, Lane, LaneCursor, SlotHeader, SubscriberEntry, ENTRY_BYTES};
 #[cfg(not(loom))]
 use crate::sync::{AtomicU64, Ordering};
 
@@ -18,9 +18,12 @@ use crate::sync::{AtomicU64, Ordering};
 pub struct SegmentMemory {
     geometry: Geometry,
     header: *const Header,
-    table: *const SubscriberEntry,
-    /// First byte of slot 0. Read-only memory in a subscriber: never written through here
-    /// except by the publisher.
+    /// Lane 0's lines; lane `l`'s are `l` lanes further.
+    lanes: *const Lane,
+    /// First byte of entry 0; entry `i` is `i * entry_stride` bytes further.
+    table: *const u8,
+    /// First byte of lane 0's slot 0 (lane `l`'s ring is `l * lane_bytes` further).
+    /// Read-only memory in a subscriber: never written through here except by publishers.
     ring: *mut u8,
     #[cfg(not(loom))]
     _maps: Vec<memmap2::MmapRaw>,
@@ -73,9 +76,12 @@ impl SegmentMemory {
         SegmentMemory {
             geometry,
             header: base as *const Header,
-            // SAFETY: table_offset + entries*LINE <= header_size (validated geometry), so
-            // the offset stays inside the header mapping.
-            table: unsafe { base.add(geometry.table_offset as usize) } as *const SubscriberEntry,
+            // SAFETY: lane_table_offset + lanes * LANE_BYTES = table_offset <= header_size
+            // (validated geometry), so the offset stays inside the header mapping.
+            lanes: unsafe { base.add(geometry.lane_table_offset as usize) } as *const Lane,
+            // SAFETY: table_offset + entries * entry_stride <= header_size (validated
+            // geometry), so the offset stays inside the header mapping.
+            table: unsafe { base.add(geometry.table_offset as usize) },
             ring,
             _maps: maps,
         }
@@ -118,38 +124,93 @@ impl SegmentMemory {
         unsafe { &*self.header }
     }
 
+    /// Lane `l`'s control lines (crate-private, as [`header`](Self::header)).
+    #[inline]
+    pub(crate) fn lane(&self, l: usize) -> &Lane {
+        assert!((l as u64) < self.geometry.max_publishers);
+        #[cfg(not(loom))]
+        {
+            // SAFETY: l < max_publishers, and the lane table holds that many lanes inside
+            // the header mapping (validated geometry); all fields are atomics.
+            unsafe { &*self.lanes.add(l) }
+        }
+        #[cfg(loom)]
+        {
+            let _ = self.lanes;
+            &self.model.lanes[l]
+        }
+    }
+
     /// Subscriber table entry `i` (crate-private, as [`header`](Self::header)).
     #[inline]
     pub(crate) fn entry(&self, i: usize) -> &SubscriberEntry {
         assert!((i as u64) < self.geometry.max_subscribers);
-        // SAFETY: i < max_subscribers, and the table holds that many entries inside the
-        // mapping (validated geometry); all fields are atomics.
-        unsafe { &*self.table.add(i) }
+        #[cfg(not(loom))]
+        {
+            // SAFETY: i < max_subscribers, and the table holds that many entries of
+            // `entry_stride` bytes (a multiple of 128) inside the mapping (validated
+            // geometry); all fields are atomics.
+            unsafe {
+                &*(self.table.add(i * self.geometry.entry_stride as usize)
+                    as *const SubscriberEntry)
+            }
+        }
+        #[cfg(loom)]
+        {
+            let _ = self.table;
+            &self.model.entries[i]
+        }
+    }
+
+    /// Entry `i`'s cursor in lane `l` (crate-private, as [`header`](Self::header)).
+    #[inline]
+    pub(crate) fn cursor(&self, i: usize, l: usize) -> &LaneCursor {
+        assert!((i as u64) < self.geometry.max_subscribers);
+        assert!((l as u64) < self.geometry.max_publishers);
+        #[cfg(not(loom))]
+        {
+            // SAFETY: i and l are in range, and the entry's stride holds ENTRY_BYTES plus
+            // one LaneCursor per lane (validated geometry), 8-aligned; all atomics.
+            unsafe {
+                &*(self
+                    .table
+                    .add(i * self.geometry.entry_stride as usize + ENTRY_BYTES + l * 16)
+                    as *const LaneCursor)
+            }
+        }
+        #[cfg(loom)]
+        {
+            &self.model.cursors[i * self.geometry.max_publishers as usize + l]
+        }
     }
 
     #[cfg(not(loom))]
     #[inline]
-    fn slot_base(&self, seq: u64) -> *mut u8 {
+    fn slot_base(&self, lane: usize, seq: u64) -> *mut u8 {
+        debug_assert!((lane as u64) < self.geometry.max_publishers);
         let idx = seq & self.geometry.mask();
-        // SAFETY: idx < slot_count and slot_count * stride bytes follow `ring` (validated
-        // geometry), so the result stays inside the ring mapping.
-        unsafe { self.ring.add((idx * self.geometry.slot_stride) as usize) }
+        let at = lane as u64 * self.geometry.lane_bytes() + idx * self.geometry.slot_stride;
+        // SAFETY: lane < max_publishers (every caller got `lane` from a writer or reader
+        // built for this geometry, or checked it) and idx < slot_count, and max_publishers
+        // lanes of slot_count * stride bytes follow `ring` (validated geometry), so the
+        // result stays inside the ring mapping.
+        unsafe { self.ring.add(at as usize) }
     }
 
-    /// The header of the slot that holds `seq` (crate-private, as [`header`](Self::header);
-    /// read-only memory in a subscriber).
+    /// The header of the slot of lane `lane` that holds `seq` (crate-private, as
+    /// [`header`](Self::header); read-only memory in a subscriber).
     #[inline]
-    pub(crate) fn slot(&self, seq: u64) -> &SlotHeader {
+    pub(crate) fn slot(&self, lane: usize, seq: u64) -> &SlotHeader {
         #[cfg(not(loom))]
         {
             // SAFETY: each slot starts with a `SlotHeader` at a 128-aligned offset inside
             // the ring mapping; its fields are atomics.
-            unsafe { &*(self.slot_base(seq) as *const SlotHeader) }
+            unsafe { &*(self.slot_base(lane, seq) as *const SlotHeader) }
         }
         #[cfg(loom)]
         {
             let _ = self.ring;
-            &self.model.slots[(seq & self.geometry.mask()) as usize].header
+            &self.model.slot(&self.geometry, lane, seq).header
         }
     }
 
@@ -160,17 +221,17 @@ impl SegmentMemory {
     /// has claimed, with no other reference to the payload alive.
     #[cfg(not(loom))]
     #[inline]
-    pub(crate) fn payload_ptr(&self, seq: u64) -> *mut [u8] {
+    pub(crate) fn payload_ptr(&self, lane: usize, seq: u64) -> *mut [u8] {
         // SAFETY: payload_offset + capacity <= stride (validated geometry), so the offset
         // stays inside the slot of the ring mapping.
         let start = unsafe {
-            self.slot_base(seq)
+            self.slot_base(lane, seq)
                 .add(self.geometry.payload_offset as usize)
         };
         std::ptr::slice_from_raw_parts_mut(start, self.geometry.slot_capacity as usize)
     }
 
-    /// The first `len` committed payload bytes of `seq`, read in place.
+    /// The first `len` committed payload bytes of `seq` in lane `lane`, read in place.
     ///
     /// # Safety
     /// The topic is `Block`, `len <= slot_capacity`, and the caller's subscriber entry
@@ -178,33 +239,35 @@ impl SegmentMemory {
     /// publisher cannot write the slot meanwhile.
     #[cfg(not(loom))]
     #[inline]
-    pub unsafe fn payload(&self, seq: u64, len: usize) -> &[u8] {
+    pub unsafe fn payload(&self, lane: usize, seq: u64, len: usize) -> &[u8] {
         debug_assert!(len as u64 <= self.geometry.slot_capacity);
+        assert!((lane as u64) < self.geometry.max_publishers);
         // SAFETY: in bounds as for `payload_ptr`; immutability for the slice's life is the
         // caller's obligation.
         unsafe {
             std::slice::from_raw_parts(
-                self.slot_base(seq)
+                self.slot_base(lane, seq)
                     .add(self.geometry.payload_offset as usize),
                 len,
             )
         }
     }
 
-    /// Copies the first `len` payload bytes of `seq` into `dst` with per-word atomic loads,
+    /// Copies the first `len` payload bytes of `seq` in lane `lane` into `dst` with per-word atomic loads,
     /// so that a concurrent overwrite by the publisher is a detectable race (the caller
     /// re-checks the stamp afterwards), never undefined behaviour.
     #[inline]
-    pub fn copy_out(&self, seq: u64, len: usize, dst: &mut [u64]) {
+    pub fn copy_out(&self, lane: usize, seq: u64, len: usize, dst: &mut [u64]) {
         let words = len.div_ceil(8);
         assert!(words <= dst.len() && len as u64 <= self.geometry.slot_capacity);
+        assert!((lane as u64) < self.geometry.max_publishers);
         #[cfg(not(loom))]
         {
             // SAFETY: payload_offset + capacity <= stride (validated geometry) and
             // len <= capacity, so `words` u64 reads stay inside the slot; the payload is
             // 16-aligned, so each word is aligned.
             let src = unsafe {
-                self.slot_base(seq)
+                self.slot_base(lane, seq)
                     .add(self.geometry.payload_offset as usize)
             } as *mut u64;
             for (i, d) in dst[..words].iter_mut().enumerate() {
@@ -221,7 +284,7 @@ impl SegmentMemory {
             }
         }
         #[cfg(loom)]
-        self.model.copy_out(seq & self.geometry.mask(), words, dst);
+        self.model.copy_out(&self.geometry, lane, seq, words, dst);
     }
 
     /// Stores `bytes` at byte `offset` of the payload of `seq` with word-wise atomic
@@ -235,7 +298,7 @@ impl SegmentMemory {
     /// payload), mapped the ring writable, and holds no reference to this payload.
     #[cfg(not(loom))]
     #[inline]
-    pub(crate) unsafe fn store_payload(&self, seq: u64, offset: usize, bytes: &[u8]) {
+    pub(crate) unsafe fn store_payload(&self, lane: usize, seq: u64, offset: usize, bytes: &[u8]) {
         let cap = self.geometry.slot_capacity as usize;
         assert!(offset <= cap && bytes.len() <= cap - offset);
         if bytes.is_empty() {
@@ -245,7 +308,7 @@ impl SegmentMemory {
         // whole words still inside the stride (both are multiples of 8), so every word we
         // touch lies in this slot; the payload is 16-aligned.
         let base = unsafe {
-            self.slot_base(seq)
+            self.slot_base(lane, seq)
                 .add(self.geometry.payload_offset as usize)
         } as *mut u64;
         let (first, last) = (offset / 8, (offset + bytes.len() - 1) / 8);
@@ -278,7 +341,7 @@ impl SegmentMemory {
     ///
     /// # Safety
     /// As for the std flavour: the caller is the writer and has claimed `seq`.
-    pub(crate) unsafe fn store_payload(&self, seq: u64, offset: usize, bytes: &[u8]) {
+    pub(crate) unsafe fn store_payload(&self, lane: usize, seq: u64, offset: usize, bytes: &[u8]) {
         assert!(
             offset % 8 == 0 && bytes.len() % 8 == 0,
             "model payloads are whole words"
@@ -287,7 +350,7 @@ impl SegmentMemory {
             .chunks(8)
             .map(|c| u64::from_ne_bytes(c.try_into().unwrap()))
             .collect();
-        self.model_write_at(seq, offset / 8, &words);
+        self.model_write_at(lane, seq, offset / 8, &words);
     }
 }
 
@@ -315,15 +378,33 @@ mod model {
 
     pub(super) struct Backing {
         _header: Box<Header>,
-        _table: Box<[SubscriberEntry]>,
+        pub(super) lanes: Box<[Lane]>,
+        pub(super) entries: Box<[SubscriberEntry]>,
+        /// Entry `i`'s cursor in lane `l` at `i * lanes + l`.
+        pub(super) cursors: Box<[LaneCursor]>,
+        /// Lane `l`'s slot `k` at `l * slot_count + k`.
         pub(super) slots: Box<[Slot]>,
         /// Stand-ins for the entries' OFD locks: `true` while someone owns entry `i`.
         pub(super) locks: Box<[AtomicBool]>,
+        /// Stand-ins for the lanes' OFD locks: `true` while a publisher owns lane `l`.
+        pub(super) lane_locks: Box<[AtomicBool]>,
     }
 
     impl Backing {
-        pub(super) fn copy_out(&self, idx: u64, words: usize, dst: &mut [u64]) {
-            let slot = &self.slots[idx as usize];
+        pub(super) fn slot(&self, g: &Geometry, lane: usize, seq: u64) -> &Slot {
+            assert!((lane as u64) < g.max_publishers);
+            &self.slots[lane * g.slot_count as usize + (seq & g.mask()) as usize]
+        }
+
+        pub(super) fn copy_out(
+            &self,
+            g: &Geometry,
+            lane: usize,
+            seq: u64,
+            words: usize,
+            dst: &mut [u64],
+        ) {
+            let slot = self.slot(g, lane, seq);
             for (d, w) in dst[..words].iter_mut().zip(&slot.words) {
                 // Relaxed: as in the std flavour, ordered by `read_copy`'s Acquire fence.
                 *d = w.load(Ordering::Relaxed);
@@ -335,11 +416,28 @@ mod model {
         SubscriberEntry {
             state: AtomicU32::new(ENTRY_FREE),
             pid: AtomicU32::new(0),
-            cursor: AtomicU64::new(0),
-            lost: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             asleep: AtomicU32::new(0),
             role: AtomicU32::new(0),
+            reserved: 0,
+        }
+    }
+
+    fn zero_lane(slot_count: u64) -> Lane {
+        Lane {
+            publisher: PublisherLine {
+                write_cursor: AtomicU64::new(0),
+                gate_limit: AtomicU64::new(slot_count - 1),
+            },
+            pub_wake: PublisherWakeLine {
+                futex: AtomicU32::new(0),
+                waiting: AtomicU32::new(0),
+            },
+            owner: LaneOwner {
+                generation: AtomicU64::new(0),
+                pid: AtomicU32::new(0),
+                state: AtomicU32::new(LANE_IDLE),
+            },
         }
     }
 
@@ -357,7 +455,8 @@ mod model {
         /// A model segment for `cfg` (its slot size is replaced by [`PAYLOAD_WORDS`] words),
         /// e.g. a `Block` topic with a stall timeout.
         pub fn model_with(cfg: crate::geometry::SegmentConfig) -> Self {
-            let (slots, max_subscribers) = (cfg.slots, cfg.max_subscribers);
+            let (slots, max_subscribers, lanes) =
+                (cfg.slots, cfg.max_subscribers, cfg.max_publishers);
             let cfg = crate::geometry::SegmentConfig {
                 slot_size: (PAYLOAD_WORDS * 8) as u64,
                 ..cfg
@@ -368,9 +467,16 @@ mod model {
                 .identity
                 .magic_version
                 .store(MAGIC_VERSION, Ordering::Release);
-            let table: Box<[SubscriberEntry]> =
+            let entries: Box<[SubscriberEntry]> =
                 (0..max_subscribers).map(|_| zero_entry()).collect();
-            let slot_vec: Box<[Slot]> = (0..slots)
+            let cursors: Box<[LaneCursor]> = (0..max_subscribers * lanes)
+                .map(|_| LaneCursor {
+                    cursor: AtomicU64::new(0),
+                    lost: AtomicU64::new(0),
+                })
+                .collect();
+            let lane_vec: Box<[Lane]> = (0..lanes).map(|_| zero_lane(slots)).collect();
+            let slot_vec: Box<[Slot]> = (0..slots * lanes)
                 .map(|_| Slot {
                     header: SlotHeader {
                         stamp: AtomicU64::new(0),
@@ -383,15 +489,19 @@ mod model {
             SegmentMemory {
                 geometry,
                 header: &*header as *const Header,
-                table: table.as_ptr(),
+                lanes: std::ptr::null(),
+                table: std::ptr::null(),
                 ring: std::ptr::null_mut(),
                 model: Backing {
                     _header: header,
-                    _table: table,
+                    lanes: lane_vec,
+                    entries,
+                    cursors,
                     slots: slot_vec,
                     locks: (0..max_subscribers)
                         .map(|_| AtomicBool::new(false))
                         .collect(),
+                    lane_locks: (0..lanes).map(|_| AtomicBool::new(false)).collect(),
                 },
             }
         }
@@ -400,11 +510,16 @@ mod model {
         /// against in-place readers), then Relaxed word stores (published by the commit's
         /// Release stamp store, or raced by `Overwrite` readers who re-check the stamp).
         pub fn model_write(&self, seq: u64, words: &[u64]) {
-            self.model_write_at(seq, 0, words)
+            self.model_write_at(0, seq, 0, words)
         }
 
-        pub(crate) fn model_write_at(&self, seq: u64, first: usize, words: &[u64]) {
-            let slot = &self.model.slots[(seq & self.geometry.mask()) as usize];
+        /// [`model_write`](Self::model_write) into lane `lane`.
+        pub fn model_write_lane(&self, lane: usize, seq: u64, words: &[u64]) {
+            self.model_write_at(lane, seq, 0, words)
+        }
+
+        pub(crate) fn model_write_at(&self, lane: usize, seq: u64, first: usize, words: &[u64]) {
+            let slot = self.model.slot(&self.geometry, lane, seq);
             slot.cell.with_mut(|_| {
                 for (w, v) in slot.words[first..].iter().zip(words) {
                     // Relaxed: published by the commit's Release stamp store.
@@ -428,10 +543,30 @@ mod model {
             self.model.locks[i].store(false, Ordering::Release);
         }
 
+        /// Takes model lane lock `l` (a publisher taking lane `l`) if it is free.
+        pub fn model_lock_lane(&self, l: usize) -> bool {
+            // Acquire on success: pairs with the Release in `model_unlock_lane`, as the
+            // kernel's lock orders a leaving writer's last stores before the next one.
+            self.model.lane_locks[l]
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        }
+
+        /// Releases model lane lock `l` (a publisher leaving, or dying).
+        pub fn model_unlock_lane(&self, l: usize) {
+            // Release: see `model_lock_lane`.
+            self.model.lane_locks[l].store(false, Ordering::Release);
+        }
+
         /// Model of a `Block` subscriber reading `seq` in place while it holds the sample:
         /// shared access, which loom proves never overlaps a publisher write.
         pub fn model_read_in_place(&self, seq: u64, dst: &mut [u64]) {
-            let slot = &self.model.slots[(seq & self.geometry.mask()) as usize];
+            self.model_read_in_place_lane(0, seq, dst)
+        }
+
+        /// [`model_read_in_place`](Self::model_read_in_place) in lane `lane`.
+        pub fn model_read_in_place_lane(&self, lane: usize, seq: u64, dst: &mut [u64]) {
+            let slot = self.model.slot(&self.geometry, lane, seq);
             slot.cell.with(|_| {
                 for (d, w) in dst.iter_mut().zip(&slot.words) {
                     // Relaxed: the stamp's Acquire load already made the payload visible.

@@ -52,6 +52,8 @@ pub enum Access {
     Subscribe,
     /// Look only (`ringcast inspect`, `gc`): everything read-only.
     Inspect,
+    /// Join as another publisher of a topic that several share: everything read-write.
+    Publish,
 }
 
 /// What a subscriber accepts from a segment before mapping anything: whose it is (see
@@ -247,8 +249,18 @@ pub(crate) enum Removal {
 /// either.
 pub(crate) fn remove_if_dead(file: &File, name: &str) -> io::Result<Removal> {
     let _remover = lock::RemoverLock::take(file.as_fd())?;
-    if !lock::try_lock(file.as_fd(), lock::PUBLISHER_BYTE)? {
-        return Ok(Removal::Alive);
+    // Every lane's publisher must be dead: take each lane's lock (lane 0's is the
+    // publisher lock) and hold them until after the unlink.
+    let lanes = lanes_of(file);
+    let mut taken = 0;
+    while taken < lanes {
+        if !lock::try_lock(file.as_fd(), lock::lane_byte(taken))? {
+            for l in 0..taken {
+                let _ = lock::unlock(file.as_fd(), lock::lane_byte(l));
+            }
+            return Ok(Removal::Alive);
+        }
+        taken += 1;
     }
     let removal = if !names_file(name, file) {
         Ok(Removal::Moved)
@@ -259,8 +271,22 @@ pub(crate) fn remove_if_dead(file: &File, name: &str) -> io::Result<Removal> {
             Err(e) => Err(e.into()),
         }
     };
-    let _ = lock::unlock(file.as_fd(), lock::PUBLISHER_BYTE);
+    for l in 0..lanes {
+        let _ = lock::unlock(file.as_fd(), lock::lane_byte(l));
+    }
     removal
+}
+
+/// The lane count a segment file's header states (read with `pread`), clamped to
+/// `1 ..= MAX_PUBLISHERS`: a corrupt count never makes us check fewer than one lane nor
+/// loop for ever.
+fn lanes_of(file: &File) -> usize {
+    let mut raw = [0u8; 8];
+    let n = match file.read_at(&mut raw, offset_of!(Identity, max_publishers) as u64) {
+        Ok(8) => u64::from_ne_bytes(raw),
+        _ => 1,
+    };
+    n.clamp(1, crate::geometry::MAX_PUBLISHERS) as usize
 }
 
 /// Whether `file` starts with ringcast's magic number (any layout version), read with
@@ -280,8 +306,13 @@ fn names_file(name: &str, file: &File) -> bool {
 }
 
 impl Segment {
-    /// Creates the segment of `topic`, or reclaims it if its publisher is dead.
-    pub(crate) fn create(topic: &str, opts: &CreateOptions) -> Result<Segment, CreateError> {
+    /// Creates the segment of `topic`, or reclaims it if its publisher is dead, or (for a
+    /// topic that several publishers share) joins it; returns the segment and the lane
+    /// this publisher writes (whose lock it holds).
+    pub(crate) fn create(
+        topic: &str,
+        opts: &CreateOptions,
+    ) -> Result<(Segment, usize), CreateError> {
         let t = || topic.to_owned();
         validate_topic(topic).map_err(|source| CreateError::Name { topic: t(), source })?;
         validate_prefix(&opts.prefix).map_err(|source| CreateError::Name {
@@ -296,6 +327,12 @@ impl Segment {
         }
         let g = Geometry::compute(&opts.config, page_size(), random_u64())
             .map_err(|source| CreateError::Config { topic: t(), source })?;
+        let shared = g.max_publishers > 1;
+        if shared {
+            if let Some(joined) = Self::join(topic, opts)? {
+                return Ok(joined);
+            }
+        }
         let origin = opts.origin.clone().unwrap_or_default();
         let bad_origin = opts.origin.as_ref().is_some_and(|o| o.is_empty())
             || origin.len() > crate::layout::ORIGIN_BYTES
@@ -407,6 +444,17 @@ impl Segment {
         // SAFETY: base/ring point into `map`, which the memory keeps; the geometry is ours;
         // the header is initialized and the table and slots are zero (valid "free"/"empty").
         let memory = Arc::new(unsafe { SegmentMemory::from_maps(g, base, ring, vec![map]) });
+        // Relaxed, all of them: nobody else can see the file yet (the link below orders
+        // these stores before any attach, as for the header).
+        for l in 0..g.max_publishers as usize {
+            // Nothing is written yet and no subscriber exists: a lane's publisher may
+            // fill its ring once before it has to look at the table.
+            let lane = memory.lane(l);
+            lane.publisher
+                .gate_limit
+                .store(g.slot_count - 1, Ordering::Relaxed);
+        }
+
         // Release: no atomic load pairs with it (attachers `pread` the header, and only
         // after `linkat` below has named the file: the system calls order it). Release
         // keeps "complete once set" true for anything that ever loads it from a mapping,
@@ -424,17 +472,150 @@ impl Segment {
             tries += 1;
             match link_unnamed(&file, &name) {
                 Ok(()) => break,
-                Err(Errno::EEXIST) if tries < 16 => Self::reclaim_dead(topic, &name)?,
+                Err(Errno::EEXIST) if tries < 16 => {
+                    if shared {
+                        // Another publisher created it meanwhile: join it instead.
+                        if let Some(joined) = Self::join(topic, opts)? {
+                            return Ok(joined);
+                        }
+                    }
+                    Self::reclaim_dead(topic, &name)?
+                }
                 Err(e) => return Err(io_err("linkat")(e)),
             }
         }
         tracing::info!(topic, slots = g.slot_count, slot_size = g.slot_capacity, overflow = ?g.overflow, "created topic");
-        Ok(Segment {
+        let segment = Segment {
             memory,
             file,
             topic: topic.to_owned(),
             shm_name: name,
-        })
+        };
+        // We are lane 0's first publisher (its lock is the publisher lock taken above).
+        Ok((segment, 0))
+    }
+
+    /// Joins `topic` as another publisher if it exists, admits several publishers, has a
+    /// live one, matches `opts` and has a free lane: returns the segment and the lane
+    /// taken (its lock held). `Ok(None)` if there is nothing to join (no
+    /// such topic, or no live publisher: the caller creates or reclaims it). Joining and
+    /// leaving are serialized by the segment's remover lock, which is also what a last
+    /// publisher holds while it closes and unlinks the topic, so a join never lands in a
+    /// topic that is ending.
+    pub(crate) fn join(
+        topic: &str,
+        opts: &CreateOptions,
+    ) -> Result<Option<(Segment, usize)>, CreateError> {
+        let t = || topic.to_owned();
+        let segment = match Segment::open(
+            &opts.prefix,
+            topic,
+            Access::Publish,
+            None,
+            Duration::from_millis(250),
+            &AttachLimits::default(),
+        ) {
+            Ok(s) => s,
+            Err(AttachError::NotFound { .. }) => return Ok(None),
+            Err(AttachError::UntrustedOwner { owner, .. }) => {
+                return Err(CreateError::AlreadyPublished {
+                    topic: t(),
+                    holder: owner,
+                })
+            }
+            Err(AttachError::PermissionDenied { .. }) => {
+                return Err(CreateError::PermissionDenied {
+                    topic: t(),
+                    holder: Owner::of_path(&shm_path(&shm_name(&opts.prefix, topic))),
+                })
+            }
+            // Not a segment of ours, another layout, corrupt: let create's reclaim decide
+            // (it refuses what is not a dead ringcast segment).
+            Err(_) => return Ok(None),
+        };
+        let g = *segment.memory.geometry();
+        let existing = g.config();
+        if existing.max_publishers == 1 {
+            // An exclusive topic: create's reclaim says who holds it (or takes it if dead).
+            return Ok(None);
+        }
+        if let Some((field, found, want)) = mismatch(&existing, &opts.config) {
+            return Err(CreateError::Mismatch {
+                topic: t(),
+                field,
+                existing: found,
+                requested: want,
+            });
+        }
+        let io = |op| {
+            move |e| CreateError::Io {
+                topic: t(),
+                op,
+                source: e,
+            }
+        };
+        let taken = {
+            let _membership = lock::RemoverLock::take(segment.file.as_fd()).map_err(io("lock"))?;
+            // Acquire: pairs with the Release close of the last publisher (under this
+            // lock).
+            let closed = segment
+                .memory
+                .header()
+                .sub_wake
+                .state
+                .load(Ordering::Acquire)
+                == crate::layout::PUB_CLOSED;
+            if closed || !segment.any_lane_alive() || !names_file(&segment.shm_name, &segment.file)
+            {
+                return Ok(None);
+            }
+            let mut taken = None;
+            for l in 0..g.max_publishers as usize {
+                if lock::try_lock(segment.file.as_fd(), lock::lane_byte(l)).map_err(io("lock"))? {
+                    taken = Some(l);
+                    break;
+                }
+            }
+            taken
+        };
+        match taken {
+            Some(l) => {
+                tracing::info!(topic, lane = l, "joined topic as another publisher");
+                Ok(Some((segment, l)))
+            }
+            None => Err(CreateError::PublishersFull {
+                topic: t(),
+                max: g.max_publishers,
+            }),
+        }
+    }
+
+    /// Whether another open file description holds some lane's lock.
+    fn any_lane_alive(&self) -> bool {
+        (0..self.memory.geometry().max_publishers as usize)
+            .any(|l| lock::is_locked(self.file.as_fd(), lock::lane_byte(l)).unwrap_or(true))
+    }
+
+    /// Leaves lane `lane` (ours): marks it left and gives up its lock, and if no other
+    /// publisher is left, runs `close` (which closes the topic) and removes the name, all
+    /// under the remover lock (see [`join`](Self::join)).
+    pub(crate) fn leave(&self, lane: usize, close: impl FnOnce()) {
+        let membership = lock::RemoverLock::take(self.file.as_fd());
+        // Relaxed: informational (inspect); the lock release below orders it anyway.
+        self.memory
+            .lane(lane)
+            .owner
+            .state
+            .store(crate::layout::LANE_LEFT, Ordering::Relaxed);
+        let _ = lock::unlock(self.file.as_fd(), lock::lane_byte(lane));
+        // Without the membership lock (a hostile holder) we close as if we were last: a
+        // subscriber that sees the topic closed while others still publish is told so by
+        // its liveness check, never handed a wrong message.
+        if membership.is_err() || !self.any_lane_alive() {
+            close();
+            self.unlink();
+        }
+        drop(membership);
     }
 
     /// The name exists: if it is a ringcast segment whose publisher is dead, unlink it
@@ -501,7 +682,7 @@ impl Segment {
             source,
         })?;
         let name = shm_name(prefix, topic);
-        let file = open_existing(&name, access == Access::Subscribe).map_err(|e| match e {
+        let file = open_existing(&name, access != Access::Inspect).map_err(|e| match e {
             OpenFail::Missing => AttachError::NotFound { topic: t() },
             OpenFail::Denied => AttachError::PermissionDenied { topic: t() },
             OpenFail::NotRegular(kind) => AttachError::NotRegularFile { topic: t(), kind },
@@ -619,6 +800,13 @@ impl Segment {
                     .len(ring_len)
                     .map_raw_read_only(&file),
             ),
+            Access::Publish => (
+                MmapOptions::new().len(header_len).map_raw(&file),
+                MmapOptions::new()
+                    .offset(g.header_size)
+                    .len(ring_len)
+                    .map_raw(&file),
+            ),
         };
         let (hmap, rmap) = (hmap.map_err(map_err)?, rmap.map_err(map_err)?);
         let (base, ring) = (hmap.as_mut_ptr(), rmap.as_mut_ptr());
@@ -647,10 +835,28 @@ impl Segment {
 
     /// Whether some live process holds this segment's publisher lock. (In the publisher's
     /// own process, with its own descriptor, this answers `false`: use it from elsewhere.)
+    ///
+    /// On a topic that several publishers share, "some lane's lock is held"; a topic that
+    /// looks dead is looked at again under the remover lock, which joiners hold while
+    /// they join, so "dead" is final: a publisher arriving later starts a new topic.
     pub fn publisher_alive(&self) -> bool {
         // An error here (it cannot happen on a valid descriptor) counts as alive: we never
         // declare a publisher dead without the kernel saying so.
-        lock::is_locked(self.file.as_fd(), lock::PUBLISHER_BYTE).unwrap_or(true)
+        if self.any_lane_alive() {
+            return true;
+        }
+        if self.memory.geometry().max_publishers == 1 {
+            return false;
+        }
+        match lock::RemoverLock::take(self.file.as_fd()) {
+            Ok(_membership) => self.any_lane_alive(),
+            Err(_) => true,
+        }
+    }
+
+    /// Whether a live process (other than this descriptor) holds lane `l`'s lock.
+    pub fn lane_alive(&self, l: usize) -> bool {
+        lock::is_locked(self.file.as_fd(), lock::lane_byte(l)).unwrap_or(true)
     }
 
     /// Whether a live process owns subscriber table entry `i`.
@@ -682,8 +888,9 @@ impl Segment {
     /// Removes the topic's name if it still names this segment. Attached subscribers keep
     /// their mappings; new ones can no longer find it.
     ///
-    /// Only the publisher calls this on its own topic: it holds the publisher lock, so no
-    /// reclaimer or `gc` can replace the name between the check and the unlink.
+    /// Only the topic's last publisher calls this, leaving, under the remover lock, which
+    /// every reclaimer and `gc` also takes: none can replace the name between the check
+    /// and the unlink.
     pub(crate) fn unlink(&self) {
         if names_file(&self.shm_name, &self.file) {
             let _ = shm_unlink(self.shm_name.as_str());
@@ -713,6 +920,7 @@ fn parse_geometry(raw: &[u8]) -> Result<Geometry, String> {
         name,
     };
     let overflow_word = f(offset_of!(Identity, overflow));
+    let max_publishers = f(offset_of!(Identity, max_publishers));
     let overflow = Overflow::from_word(overflow_word)
         .ok_or_else(|| format!("unknown overflow policy {overflow_word}"))?;
     Ok(Geometry {
@@ -729,7 +937,70 @@ fn parse_geometry(raw: &[u8]) -> Result<Geometry, String> {
         creation_id: f(offset_of!(Identity, creation_id)),
         type_info,
         stall_timeout_ns: f(offset_of!(Identity, stall_timeout_ns)),
+        max_publishers,
+        lane_table_offset: HEADER_BYTES,
+        // Derived, like the offsets `validate` recomputes; saturating for a hostile count
+        // (which `validate` then refuses).
+        entry_stride: (crate::layout::ENTRY_BYTES as u64)
+            .saturating_add(max_publishers.saturating_mul(crate::layout::LANE_CURSOR_BYTES as u64))
+            .div_ceil(crate::layout::LINE as u64)
+            .saturating_mul(crate::layout::LINE as u64),
     })
+}
+
+/// The first field in which `existing` differs from `requested`, described.
+fn mismatch(
+    existing: &SegmentConfig,
+    requested: &SegmentConfig,
+) -> Option<(&'static str, String, String)> {
+    let fields: [(&'static str, String, String); 8] = [
+        (
+            "max publishers",
+            existing.max_publishers.to_string(),
+            requested.max_publishers.to_string(),
+        ),
+        (
+            "overflow policy",
+            format!("{:?}", existing.overflow),
+            format!("{:?}", requested.overflow),
+        ),
+        (
+            "slots",
+            existing.slots.to_string(),
+            requested.slots.to_string(),
+        ),
+        // Capacities are rounded to 8 bytes at creation: compare what the ring holds.
+        (
+            "slot size",
+            existing.slot_size.to_string(),
+            requested
+                .slot_size
+                .div_ceil(8)
+                .saturating_mul(8)
+                .to_string(),
+        ),
+        (
+            "alignment",
+            existing.alignment.to_string(),
+            requested.alignment.to_string(),
+        ),
+        (
+            "max subscribers",
+            existing.max_subscribers.to_string(),
+            requested.max_subscribers.to_string(),
+        ),
+        (
+            "message type",
+            existing.type_info.to_string(),
+            requested.type_info.to_string(),
+        ),
+        (
+            "stall timeout",
+            format!("{:?}", existing.stall_timeout),
+            format!("{:?}", requested.stall_timeout),
+        ),
+    ];
+    fields.into_iter().find(|(_, a, b)| a != b)
 }
 
 /// Removes the segment file of `topic` outright (tests and `gc`); `Ok(false)` if absent.

@@ -395,12 +395,14 @@ impl Registration {
 
     /// Asks the reactor to wake `waker` once sequence `next` can be read (or written, for
     /// a publisher), the topic closes, or a liveness slice passes.
-    pub fn arm(&self, next: u64, waker: &Waker) {
+    pub fn arm(&self, next: impl IntoIterator<Item = u64>, waker: &Waker) {
         let shared = reactor();
         {
             let mut reg = lock(&shared.registry);
             let e = reg.entry(self.id);
-            e.next = next;
+            for (slot, n) in e.next.iter_mut().zip(next) {
+                *slot = n;
+            }
             match &mut e.waker {
                 Some(w) if w.will_wake(waker) => {}
                 w => *w = Some(waker.clone()),

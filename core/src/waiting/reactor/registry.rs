@@ -85,8 +85,9 @@ pub(super) struct Entry {
     /// the reactor's sleep (`None` for a publisher): dropped only after the last pass
     /// that sleeps on this entry has withdrawn from it.
     _claim: Option<EntryClaim>,
-    /// The sequence the handle waits for (to read, or to write).
-    pub(super) next: u64,
+    /// The sequences the handle waits for: to read, one per lane (a subscriber), or to
+    /// write (a publisher, one). Sized at registration; arming only overwrites it.
+    pub(super) next: Box<[u64]>,
     pub(super) waker: Option<Waker>,
     pub(super) armed_at: Option<Instant>,
     /// Position in `Registry::armed` while armed.
@@ -101,10 +102,14 @@ pub(super) struct Entry {
 impl Entry {
     /// A registered entry, not armed.
     pub(super) fn new(target: SleepTarget, claim: Option<EntryClaim>) -> Entry {
+        let lanes = match (target.is_publisher(), target.memory()) {
+            (false, Some(mem)) => mem.geometry().max_publishers as usize,
+            _ => 1,
+        };
         Entry {
             target,
             _claim: claim,
-            next: 0,
+            next: vec![0; lanes].into_boxed_slice(),
             waker: None,
             armed_at: None,
             armed_pos: 0,
@@ -115,10 +120,13 @@ impl Entry {
 
     pub(super) fn ready(&self) -> bool {
         let mem: &SegmentMemory = self.target.memory().expect("a topic target");
-        if self.target.is_publisher() {
-            room_at(mem, self.next)
-        } else {
-            news_at(mem, self.next)
+        match self.target.lane() {
+            Some(lane) => room_at(mem, lane, self.next[0]),
+            None => self
+                .next
+                .iter()
+                .enumerate()
+                .any(|(l, &next)| news_at(mem, l, next)),
         }
     }
 }

@@ -38,8 +38,11 @@ enum Side {
         mem: Arc<SegmentMemory>,
         entry: usize,
     },
-    /// The `Block` publisher, sleeping for room.
-    Publisher { mem: Arc<SegmentMemory> },
+    /// A `Block` publisher of lane `lane`, sleeping for room.
+    Publisher {
+        mem: Arc<SegmentMemory>,
+        lane: usize,
+    },
     /// A process-local bell (a wait set's notifier, the reactor's doorbell).
     Bell(Arc<Bell>),
 }
@@ -54,9 +57,9 @@ pub struct SleepTarget {
 }
 
 impl Writer {
-    /// What a wait set sleeps on for this writer: the topic's publisher futex (`Block`).
+    /// What a wait set sleeps on for this writer: its lane's publisher futex (`Block`).
     pub fn sleep_target(&self) -> SleepTarget {
-        SleepTarget::publisher(self.memory().clone())
+        SleepTarget::publisher(self.memory().clone(), self.lane())
     }
 }
 
@@ -76,9 +79,9 @@ impl SleepTarget {
         }
     }
 
-    pub(crate) fn publisher(mem: Arc<SegmentMemory>) -> SleepTarget {
+    pub(crate) fn publisher(mem: Arc<SegmentMemory>, lane: usize) -> SleepTarget {
         SleepTarget {
-            side: Side::Publisher { mem },
+            side: Side::Publisher { mem, lane },
         }
     }
 
@@ -89,7 +92,10 @@ impl SleepTarget {
                 mem: mem.clone(),
                 entry: *entry,
             },
-            Side::Publisher { mem } => Side::Publisher { mem: mem.clone() },
+            Side::Publisher { mem, lane } => Side::Publisher {
+                mem: mem.clone(),
+                lane: *lane,
+            },
             Side::Bell(bell) => Side::Bell(bell.clone()),
         };
         SleepTarget { side }
@@ -98,7 +104,7 @@ impl SleepTarget {
     /// The topic's memory (none for a bell).
     pub(crate) fn memory(&self) -> Option<&Arc<SegmentMemory>> {
         match &self.side {
-            Side::Subscriber { mem, .. } | Side::Publisher { mem } => Some(mem),
+            Side::Subscriber { mem, .. } | Side::Publisher { mem, .. } => Some(mem),
             Side::Bell(_) => None,
         }
     }
@@ -108,11 +114,19 @@ impl SleepTarget {
         matches!(self.side, Side::Publisher { .. })
     }
 
+    /// A publisher target's lane (`None` for a subscriber or a bell).
+    pub(crate) fn lane(&self) -> Option<usize> {
+        match self.side {
+            Side::Publisher { lane, .. } => Some(lane),
+            _ => None,
+        }
+    }
+
     /// The futex word this target's wakers ring.
     fn word(&self) -> &AtomicU32 {
         match &self.side {
             Side::Subscriber { mem, .. } => &mem.header().sub_wake.futex,
-            Side::Publisher { mem } => &mem.header().pub_wake.futex,
+            Side::Publisher { mem, lane } => &mem.lane(*lane).pub_wake.futex,
             Side::Bell(bell) => &bell.word,
         }
     }
@@ -126,7 +140,7 @@ impl SleepTarget {
     fn announce(&self) -> u32 {
         match &self.side {
             Side::Subscriber { mem, entry } => wake::announce_sleep(mem, *entry),
-            Side::Publisher { mem } => wake::announce_publisher_sleep(mem),
+            Side::Publisher { mem, lane } => wake::announce_publisher_sleep(mem, *lane),
             Side::Bell(bell) => bell.announce(),
         }
     }
@@ -134,7 +148,7 @@ impl SleepTarget {
     fn withdraw(&self) {
         match &self.side {
             Side::Subscriber { mem, entry } => wake::withdraw_sleep(mem, *entry),
-            Side::Publisher { mem } => wake::withdraw_publisher_sleep(mem),
+            Side::Publisher { mem, lane } => wake::withdraw_publisher_sleep(mem, *lane),
             Side::Bell(bell) => bell.withdraw(),
         }
     }
