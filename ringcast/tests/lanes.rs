@@ -21,8 +21,17 @@ const CAP: usize = 64;
 #[test]
 #[ignore = "entry point for child processes spawned by the other tests"]
 fn lanes_child_entry() {
-    if std::env::var(ROLE).as_deref() == Ok("publisher") {
-        publisher_child()
+    match std::env::var(ROLE).as_deref() {
+        Ok("publisher") => publisher_child(),
+        Ok("subscriber") => {
+            let (prefix, topic): (String, String) = (env("PREFIX"), env("TOPIC"));
+            let _sub = Subscriber::attach(&topic, SubscriberOptions::default().prefix(&prefix))
+                .expect("attach");
+            println!("ATTACHED");
+            // Reads nothing: holds both lanes back until it is killed.
+            std::thread::sleep(LONG);
+        }
+        _ => {}
     }
 }
 
@@ -424,4 +433,168 @@ fn a_topic_whose_publishers_all_died_ends_and_is_created_anew() {
     assert_eq!(books.next.values().copied().collect::<Vec<_>>(), [5]);
     let fresh = Publisher::create(&n.topic, config(&n.prefix, true)).expect("reclaim");
     assert_eq!(fresh.lane(), 0, "a new topic, not a join of the dead one");
+}
+
+/// A subscriber of a shared topic is one member of a wait set, one async receiver and one
+/// drain: each is woken by, and gets, the messages of every lane.
+#[test]
+fn a_shared_topic_works_in_a_wait_set_async_and_drain() {
+    let n = Names::new("lanes", "members");
+    let cfg = config(&n.prefix, true);
+    let mut a = Publisher::create(&n.topic, cfg.clone()).expect("create");
+    let opts = SubscriberOptions::default()
+        .prefix(&n.prefix)
+        .wait_strategy(WaitStrategy::Park);
+    let in_set = Subscriber::attach(&n.topic, opts.clone()).expect("attach");
+    let mut in_async = Subscriber::attach(&n.topic, opts.clone()).expect("attach");
+    let mut drained = Subscriber::attach(&n.topic, opts).expect("attach");
+    let set_thread = std::thread::spawn(move || {
+        let mut set = WaitSet::new();
+        let k = set.add(in_set).expect("add");
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            set.wait_timeout(LONG).expect("wait");
+            let m = set.get_mut(k).expect("member");
+            while let Ok(s) = m.try_recv() {
+                got.push(s.publisher());
+            }
+        }
+        got
+    });
+    let async_thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                got.push(in_async.recv_async().await.expect("message").publisher());
+            }
+            got
+        })
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    // The second lane's publisher joins while all three wait.
+    let mut b = Publisher::create(&n.topic, cfg).expect("join");
+    publish(&mut b, 0);
+    publish(&mut a, 0);
+    let want = |got: Vec<PublisherId>| {
+        let mut got = got;
+        got.sort();
+        let mut ids = vec![a.id(), b.id()];
+        ids.sort();
+        assert_eq!(got, ids);
+    };
+    want(set_thread.join().unwrap());
+    want(async_thread.join().unwrap());
+    let mut got = Vec::new();
+    let d = drained.drain(16, |s| got.push(s.publisher()));
+    assert_eq!(d.delivered, 2, "{d:?}");
+    want(got);
+}
+
+/// A typed topic shared by two publishers: one type for all, checked at join.
+#[test]
+fn a_typed_topic_is_shared_by_publishers_of_its_type_only() {
+    let n = Names::new("lanes", "typed");
+    let cfg = PublisherConfig::default()
+        .prefix(&n.prefix)
+        .max_publishers(2)
+        .overflow(Overflow::Block);
+    let mut a = TypedPublisher::<u64>::create(&n.topic, cfg.clone()).expect("create");
+    let mut b = TypedPublisher::<u64>::create(&n.topic, cfg.clone()).expect("join");
+    let e = TypedPublisher::<u32>::create(&n.topic, cfg).unwrap_err();
+    assert!(format!("{e}").contains("message type"), "{e}");
+    let mut sub =
+        TypedSubscriber::<u64>::attach(&n.topic, SubscriberOptions::default().prefix(&n.prefix))
+            .expect("attach");
+    a.send(&7).unwrap();
+    b.send(&8).unwrap();
+    let mut got: Vec<u64> = (0..2)
+        .map(|_| u64::from(*sub.try_recv().expect("message")))
+        .collect();
+    got.sort();
+    assert_eq!(got, [7, 8]);
+}
+
+/// Publishers killed at random moments, many inside their join: the topic, its live
+/// publisher and its subscriber never notice; the killed ones' lanes become free again.
+#[test]
+fn publishers_killed_inside_their_join_leave_the_topic_whole() {
+    let n = Names::new("lanes", "joinkill");
+    let mut main = Publisher::create(&n.topic, config(&n.prefix, false)).expect("create");
+    let mut sub = Subscriber::attach(&n.topic, SubscriberOptions::default().prefix(&n.prefix))
+        .expect("attach");
+    for round in 0..24u64 {
+        let mut child = spawn(
+            CHILD,
+            "publisher",
+            &[
+                ("PREFIX", n.prefix.clone()),
+                ("TOPIC", n.topic.clone()),
+                ("COUNT", "1000000".to_owned()),
+                ("PAUSE_EVERY", "0".to_owned()),
+                ("POLICY", "overwrite".to_owned()),
+            ],
+        );
+        // 0..11 ms: before, inside and after the join.
+        std::thread::sleep(Duration::from_micros(round * 450));
+        let _ = child.kill();
+        let _ = child.wait();
+        publish(&mut main, round);
+    }
+    // Every lane but ours is free again: three joins succeed.
+    let others: Vec<Publisher> = (0..3)
+        .map(|_| Publisher::create(&n.topic, config(&n.prefix, false)).expect("a free lane"))
+        .collect();
+    assert_eq!(others.len(), 3);
+    // The subscriber got the main publisher's 24, in order (other lanes may have given
+    // some of their messages before their publishers died).
+    let mut mine = Vec::new();
+    loop {
+        match sub.try_recv() {
+            Ok(s) if s.publisher() == main.id() => mine.push(s.seq()),
+            Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+            Err(TryRecvError::Empty) => break,
+            Err(e) => panic!("subscriber: {e}"),
+        }
+    }
+    assert_eq!(mine, (0..24).collect::<Vec<_>>());
+    let gc = ringcast::inspect::gc(&n.prefix).expect("gc");
+    assert!(
+        ringcast::inspect::inspect(&n.prefix, &n.topic).is_ok(),
+        "gc left the live topic: {gc:?}"
+    );
+}
+
+/// A subscriber that dies holding both lanes of a `Block` topic back is reaped, and both
+/// publishers go on.
+#[test]
+fn a_dead_subscriber_is_reaped_for_every_lane() {
+    let n = Names::new("lanes", "deadsub");
+    let cfg = config(&n.prefix, true).slots(4);
+    let mut a = Publisher::create(&n.topic, cfg.clone()).expect("create");
+    let mut b = Publisher::create(&n.topic, cfg).expect("join");
+    let child = spawn_talking(
+        CHILD,
+        "subscriber",
+        &[("PREFIX", n.prefix.clone()), ("TOPIC", n.topic.clone())],
+    );
+    child.expect("ATTACHED", LONG);
+    for seq in 0..4 {
+        publish(&mut a, seq);
+        publish(&mut b, seq);
+    }
+    assert!(
+        a.try_loan().is_err(),
+        "the stopped subscriber holds lane a back"
+    );
+    child.kill();
+    // Each lane's publisher reaps the dead entry when it waits for room.
+    for seq in 4..100 {
+        publish(&mut a, seq);
+        publish(&mut b, seq);
+    }
+    assert_eq!(a.subscriber_count(), 0);
 }
