@@ -162,6 +162,9 @@ fn figure(raw: &Raw, payload: usize) -> f64 {
     }
 }
 
+/// Rows compared with `ringcast-spin`: topics that several publishers may share.
+const VS_SPIN_ROW: &[&str] = &["ringcast-shared", "ringcast-mpsc-2", "ringcast-mpsc-4"];
+
 /// The references measurement `m` is compared with.
 fn references(m: &Measurement) -> Vec<&'static str> {
     let t = m.transport();
@@ -180,6 +183,9 @@ fn references(m: &Measurement) -> Vec<&'static str> {
         }
         Scenario::Throughput if t != MEMCPY => out.push(MEMCPY),
         _ => {}
+    }
+    if VS_SPIN_ROW.contains(&t) {
+        out.push("ringcast-spin");
     }
     if t.starts_with(RINGCAST) || t == "iceoryx2" {
         out.push(BEST_BASELINE);

@@ -229,6 +229,29 @@ fn joining_needs_the_same_configuration_and_a_free_lane() {
     let _only = Publisher::create(&x.topic, config(&x.prefix, true).max_publishers(1)).unwrap();
     let e = Publisher::create(&x.topic, config(&x.prefix, true).max_publishers(1)).unwrap_err();
     assert!(matches!(e, CreateError::AlreadyPublished { .. }), "{e}");
+    // Asking for another number of publishers than a live topic admits names it.
+    let e = Publisher::create(&x.topic, config(&x.prefix, true)).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            CreateError::Mismatch {
+                field: "max publishers",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = Publisher::create(&n.topic, cfg.clone().max_publishers(1)).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            CreateError::Mismatch {
+                field: "max publishers",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]

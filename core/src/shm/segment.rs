@@ -479,7 +479,7 @@ impl Segment {
                             return Ok(joined);
                         }
                     }
-                    Self::reclaim_dead(topic, &name)?
+                    Self::reclaim_dead(topic, &name, g.max_publishers)?
                 }
                 Err(e) => return Err(io_err("linkat")(e)),
             }
@@ -620,7 +620,7 @@ impl Segment {
 
     /// The name exists: if it is a ringcast segment whose publisher is dead, unlink it
     /// (under its remover lock, see the module docs) so that our link can take the name.
-    fn reclaim_dead(topic: &str, name: &str) -> Result<(), CreateError> {
+    fn reclaim_dead(topic: &str, name: &str, requested_lanes: u64) -> Result<(), CreateError> {
         let t = || topic.to_owned();
         let io = |op| {
             move |e| CreateError::Io {
@@ -645,6 +645,16 @@ impl Segment {
             return Err(CreateError::NotASegment { topic: t() });
         }
         match remove_if_dead(&old, name) {
+            // A live topic that admits another number of publishers than asked for: say
+            // what differs (a publisher of a shared topic joins before it gets here).
+            Ok(Removal::Alive) if lanes_of(&old) as u64 != requested_lanes => {
+                Err(CreateError::Mismatch {
+                    topic: t(),
+                    field: "max publishers",
+                    existing: lanes_of(&old).to_string(),
+                    requested: requested_lanes.to_string(),
+                })
+            }
             Ok(Removal::Alive) => Err(CreateError::AlreadyPublished {
                 topic: t(),
                 holder: Owner::of_file(&old),
