@@ -24,12 +24,15 @@ pub enum Command {
     ///
     /// Default overflow: block, so every attached subscriber gets every line. With
     /// --stall-timeout-ms a subscriber that stalls the publisher that long is evicted
-    /// instead of waited for.
+    /// instead of waited for. With --max-publishers N the topic is shared: a `pub` of a
+    /// topic that exists with the same N and configuration joins it, and the topic ends
+    /// when its last publisher does.
     Pub(PubArgs),
     /// Wait for the topic and print each message (one line each, or --hex/--raw/--json).
     ///
-    /// Exits 0 after --count messages or once the publisher is gone and everything was
-    /// printed, 1 at the timeout. Losses are reported on standard error.
+    /// Exits 0 after --count messages or once the publisher (on a shared topic, the last
+    /// one) is gone and everything was printed, 1 at the timeout. Losses are reported on
+    /// standard error (on a shared topic, with the lane they were lost from).
     #[command(visible_alias = "echo")]
     Sub(SubArgs),
     /// List the topics under the prefix, with their publisher state.
@@ -100,6 +103,10 @@ pub struct PubArgs {
     /// Evict a subscriber that stalls the (block) publisher this long.
     #[arg(long, value_name = "MS")]
     pub stall_timeout_ms: Option<u64>,
+    /// Share the topic among up to N publishers (1..=64): creates it, or joins it when it
+    /// exists (every `pub` of a shared topic gives the same N and configuration).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=ringcast::inspect::MAX_PUBLISHERS))]
+    pub max_publishers: Option<u64>,
 }
 
 /// How `sub` prints a message.
@@ -112,7 +119,9 @@ pub struct Format {
     /// Write the payloads' bytes as they are, with no separator.
     #[arg(long)]
     pub raw: bool,
-    /// Print one JSON object per message: {"seq":..,"len":..,"data_hex":".."}.
+    /// Print one JSON object per message: {"seq":..,"len":..,"data_hex":".."}, on a
+    /// topic that several publishers share with "publisher":"LANE/WRITER" after "seq"
+    /// (the sequence is then the publisher's lane's).
     #[arg(long)]
     pub json: bool,
 }

@@ -6,6 +6,7 @@
 
 mod cli;
 mod meta;
+mod play;
 mod pubsub;
 mod rate;
 mod record;
@@ -37,7 +38,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Inspect(a) => tools::inspect(&prefix, a),
         Command::Gc => tools::gc(&prefix),
         Command::Record(a) => record::record(&prefix, a),
-        Command::Play(a) => record::play(&prefix, a),
+        Command::Play(a) => play::play(&prefix, a),
         Command::Hz(a) => rate::hz(&prefix, a),
         Command::Top(a) => rate::top(&prefix, a),
         Command::Completions { shell } => {

@@ -4,7 +4,8 @@ use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use ringcast::{
-    Publisher, PublisherConfig, RecvTimeoutError, Start, Subscriber, SubscriberOptions,
+    CreateError, Publisher, PublisherConfig, PublisherId, RecvTimeoutError, Start, Subscriber,
+    SubscriberOptions,
 };
 
 use crate::cli::{Format, FromArg, PubArgs, SubArgs};
@@ -24,15 +25,38 @@ pub fn publish(prefix: &str, a: PubArgs) -> Result<(), Failure> {
     if let Some(ms) = a.stall_timeout_ms {
         cfg = cfg.stall_timeout(Duration::from_millis(ms));
     }
-    run_publisher(&a.topic, cfg, a.wait_subscribers)
+    if let Some(n) = a.max_publishers {
+        cfg = cfg.max_publishers(n);
+    }
+    let publisher = match Publisher::create(&a.topic, cfg) {
+        Ok(p) => p,
+        Err(e @ CreateError::AlreadyPublished { .. }) if a.max_publishers.is_none() => {
+            return Err(exclusive_on_shared(prefix, &a.topic).unwrap_or_else(|| e.into()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    run_publisher(&a.topic, publisher, a.wait_subscribers)
+}
+
+/// Why an exclusive `pub` (no `--max-publishers`) of a topic that a live publisher holds
+/// failed, if that topic is shared: the core only says it is held, while the user needs
+/// to hear that it could be joined, and how.
+fn exclusive_on_shared(prefix: &str, topic: &str) -> Option<Failure> {
+    let info = ringcast::inspect::inspect(prefix, topic).ok()?;
+    let n = info.geometry.max_publishers;
+    (n > 1).then(|| {
+        Failure(format!(
+            "topic {topic:?} exists with max publishers {n}, this publisher asks for 1: \
+             pass --max-publishers {n} (and the topic's configuration) to join it"
+        ))
+    })
 }
 
 fn run_publisher(
     topic: &str,
-    cfg: PublisherConfig,
+    mut publisher: Publisher,
     wait_subs: Option<usize>,
 ) -> Result<(), Failure> {
-    let mut publisher = Publisher::create(topic, cfg)?;
     if let Some(n) = wait_subs {
         while publisher
             .wait_for_subscribers(n, Duration::from_secs(3600))
@@ -89,6 +113,8 @@ fn run_subscriber(
         None => Duration::from_secs(u32::MAX as u64),
     };
     let mut sub = Subscriber::attach_wait(topic, opts, remaining(deadline))?;
+    // A shared topic's messages say whose they are (`--json`), and so do its losses.
+    let shared = sub.geometry().max_publishers > 1;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed = 0u64;
@@ -102,17 +128,27 @@ fn run_subscriber(
         if !sub.has_news() && flush(&mut out)? {
             return Ok(());
         }
-        let got = sub.recv_timeout(remaining(deadline));
-        match got {
+        let got = match sub.recv_timeout(remaining(deadline)) {
             Ok(sample) => {
-                let seq = sample.seq();
                 copy.clear();
                 copy.extend_from_slice(&sample);
-                drop(sample);
-                if write_message(&mut out, seq, &copy, format)? {
+                Ok((sample.seq(), sample.publisher()))
+            }
+            Err(e) => Err(e),
+        };
+        match got {
+            Ok((seq, from)) => {
+                let from = shared.then_some(from);
+                if write_message(&mut out, seq, from, &copy, format)? {
                     return Ok(());
                 }
                 printed += 1;
+            }
+            Err(RecvTimeoutError::Lagged(n)) if shared => {
+                let lane = sub.lagged_lane();
+                eprintln!(
+                    "ringcast: topic {topic:?}: lost {n} messages of lane {lane} (subscriber lagged)"
+                );
             }
             Err(RecvTimeoutError::Lagged(n)) => {
                 eprintln!("ringcast: topic {topic:?}: lost {n} messages (subscriber lagged)");
@@ -136,11 +172,14 @@ fn run_subscriber(
     Ok(())
 }
 
-/// Writes one message in `format` (a line of its bytes by default). `Ok(true)` if the
-/// reader went away (broken pipe), which ends `sub` quietly, as `head` users expect.
+/// Writes one message in `format` (a line of its bytes by default). `from` is its
+/// publisher on a shared topic (`None` on an exclusive one), which `--json` shows as
+/// `"publisher":"lane/writer"`. `Ok(true)` if the reader went away (broken pipe), which
+/// ends `sub` quietly, as `head` users expect.
 fn write_message(
     out: &mut impl Write,
     seq: u64,
+    from: Option<PublisherId>,
     bytes: &[u8],
     format: Format,
 ) -> Result<bool, Failure> {
@@ -149,11 +188,11 @@ fn write_message(
     } else if format.hex {
         write_hex(out, bytes).and_then(|()| out.write_all(b"\n"))
     } else if format.json {
-        write!(
-            out,
-            "{{\"seq\":{seq},\"len\":{},\"data_hex\":\"",
-            bytes.len()
-        )
+        match from {
+            Some(from) => write!(out, "{{\"seq\":{seq},\"publisher\":\"{from}\","),
+            None => write!(out, "{{\"seq\":{seq},"),
+        }
+        .and_then(|()| write!(out, "\"len\":{},\"data_hex\":\"", bytes.len()))
         .and_then(|()| write_hex(out, bytes))
         .and_then(|()| out.write_all(b"\"}\n"))
     } else {

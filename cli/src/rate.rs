@@ -232,11 +232,44 @@ fn row(info: &TopicInfo, rate: Option<f64>) -> String {
     )
 }
 
+/// The rows under a shared topic's row, each after a newline: one per lane a publisher ever took, with its
+/// state, its publisher (`lane N pid P`), its rate and what it published (the subscriber
+/// columns are the topic's, so blank here).
+fn lane_rows(
+    info: &TopicInfo,
+    now: Instant,
+    previous: &mut HashMap<(String, usize), (u64, Instant)>,
+) -> String {
+    let mut text = String::new();
+    for l in info.lanes.iter().filter(|l| tools::taken(l)) {
+        let key = (info.topic.clone(), l.lane);
+        let rate = previous.get(&key).map(|(c, t)| {
+            l.write_cursor.saturating_sub(*c) as f64
+                / now.duration_since(*t).as_secs_f64().max(1e-9)
+        });
+        previous.insert(key, (l.write_cursor, now));
+        let who = format!("  lane {} pid {}", l.lane, l.pid);
+        text.push_str(&format!(
+            "\n{:<24} {:<6} {:>12} {:>12} {:>5} {:>10} {:>10} {:>12}",
+            who,
+            tools::lane_state(l),
+            rate.map_or("-".into(), |r| format!("{r:.1}")),
+            "",
+            "",
+            "",
+            "",
+            l.write_cursor
+        ));
+    }
+    text
+}
+
 pub fn top(prefix: &str, a: TopArgs) -> Result<(), Failure> {
     signal::catch_stop_signals();
     let terminal = std::io::stdout().is_terminal();
     let keys = RawStdin::enter();
     let mut previous: HashMap<String, (u64, Instant)> = HashMap::new();
+    let mut previous_lanes: HashMap<(String, usize), (u64, Instant)> = HashMap::new();
     let mut out = std::io::stdout().lock();
     let mut shown = 0u64;
     loop {
@@ -260,6 +293,9 @@ pub fn top(prefix: &str, a: TopArgs) -> Result<(), Failure> {
                     });
                     previous.insert(topic.clone(), (info.write_cursor, now));
                     text.push_str(&row(&info, rate));
+                    if tools::shared(&info) {
+                        text.push_str(&lane_rows(&info, now, &mut previous_lanes));
+                    }
                 }
                 Err(e) => text.push_str(&format!(
                     "{topic:<24} unreadable: {}",

@@ -1,28 +1,28 @@
-//! `ringcast record` and `ringcast play`: topics to and from MCAP files (the `mcap` crate).
+//! `ringcast record`: topics into MCAP files (the `mcap` crate); `play` (in
+//! [`crate::play`]) reads them back.
 //!
-//! A recording has one channel per topic (message encoding `ringcast.raw` or
-//! `ringcast.rkyv`, the topic's geometry, policy and type fingerprint in the channel
-//! metadata, see [`crate::meta`]), a loss channel `<topic>/ringcast.lost` per topic with
-//! one JSON record per `Lagged` report, and a closing metadata record `ringcast.recording`
-//! with each topic's received and lost counts. Log and publish time are the receive time
-//! (ns since the Unix epoch); the MCAP sequence is the low 32 bits of ringcast's sequence.
+//! A recording has one channel per topic and publisher (message encoding `ringcast.raw` or
+//! `ringcast.rkyv`, the topic's geometry, policy, type fingerprint and publishers admitted
+//! in the channel metadata, and the publisher's id, see [`crate::meta`]; a topic that sent
+//! nothing gets one channel without an id), a loss channel `<topic>/ringcast.lost` per
+//! topic with one JSON record per `Lagged` report (`"lane"` too on a shared topic), and a
+//! closing metadata record `ringcast.recording` with each topic's received and lost counts.
+//! Log and publish time are the receive time (ns since the Unix epoch); the MCAP sequence
+//! is the low 32 bits of the message's sequence in its publisher's lane.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufWriter, IsTerminal, Read, Seek, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError as ChanTimeout, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mcap::records::{op, MessageHeader, Record};
-use mcap::sans_io::linear_reader::{LinearReadEvent, LinearReader, LinearReaderOptions};
+use mcap::records::MessageHeader;
 use mcap::{Compression, WriteOptions};
 use ringcast::inspect::Geometry;
-use ringcast::{
-    Publisher, PublisherConfig, RecvTimeoutError, Start, Subscriber, SubscriberOptions,
-};
+use ringcast::{PublisherId, RecvTimeoutError, Start, Subscriber, SubscriberOptions};
 
-use crate::cli::{CompressionArg, PlayArgs, RecordArgs};
+use crate::cli::{CompressionArg, RecordArgs};
 use crate::{meta, signal, Failure};
 
 /// What a topic's receiving thread tells the writer.
@@ -34,12 +34,14 @@ enum Event {
     Message {
         topic: usize,
         seq: u64,
+        from: PublisherId,
         time: u64,
         data: Vec<u8>,
     },
     Lost {
         topic: usize,
         lost: u64,
+        lane: u32,
         next_seq: u64,
         time: u64,
     },
@@ -98,13 +100,14 @@ fn receive(
     }
     while !stopping() {
         let got = match sub.recv_timeout(Duration::from_millis(50)) {
-            Ok(m) => Ok((m.seq(), m.to_vec())),
+            Ok(m) => Ok((m.seq(), m.publisher(), m.to_vec())),
             Err(e) => Err(e),
         };
         let event = match got {
-            Ok((seq, data)) => Event::Message {
+            Ok((seq, from, data)) => Event::Message {
                 topic: idx,
                 seq,
+                from,
                 time: now_ns(),
                 data,
             },
@@ -112,6 +115,8 @@ fn receive(
             Err(RecvTimeoutError::Lagged(n)) => Event::Lost {
                 topic: idx,
                 lost: n,
+                lane: sub.lagged_lane(),
+                // After a `Lagged`, the reader is at the lane that lagged.
                 next_seq: sub.next_seq(),
                 time: now_ns(),
             },
@@ -128,7 +133,12 @@ fn receive(
 /// One recorded topic, as the writer sees it.
 #[derive(Default)]
 struct Track {
-    channel: Option<u16>,
+    /// The topic's description (channel metadata) and message encoding, once attached.
+    described: Option<(BTreeMap<String, String>, &'static str)>,
+    /// Whether several publishers may share it.
+    shared: bool,
+    /// The channel of each publisher that sent something.
+    channels: HashMap<PublisherId, u16>,
     loss_channel: Option<u16>,
     received: u64,
     lost: u64,
@@ -137,11 +147,11 @@ struct Track {
 
 /// Uncompressed message bytes after which the open chunk is closed (and the file flushed),
 /// whatever `--chunk-interval` says.
-const CHUNK_BYTES: u64 = mcap::WriteOptions::DEFAULT_CHUNK_SIZE;
+pub(crate) const CHUNK_BYTES: u64 = mcap::WriteOptions::DEFAULT_CHUNK_SIZE;
 
 /// A line on standard error that cannot fail: after SIGHUP the terminal may be gone, and a
 /// failed `eprintln!` (a panic) would leave the recording unfinished.
-fn note(args: std::fmt::Arguments) {
+pub(crate) fn note(args: std::fmt::Arguments) {
     let _ = std::io::stderr().write_fmt(args);
 }
 
@@ -253,12 +263,10 @@ pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
         match event {
             Event::Attached { topic, geometry } => {
                 let name = &a.topics[topic];
-                let md = meta::to_metadata(&geometry);
                 let t = &mut tracks[topic];
-                t.channel = Some(
-                    out.add_channel(0, name, meta::encoding(&geometry), &md)
-                        .map_err(mcap_err)?,
-                );
+                // A channel per publisher, added at its first message.
+                t.described = Some((meta::to_metadata(&geometry), meta::encoding(&geometry)));
+                t.shared = geometry.max_publishers > 1;
                 t.loss_channel = Some(
                     out.add_channel(
                         0,
@@ -272,16 +280,28 @@ pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
             Event::Message {
                 topic,
                 seq,
+                from,
                 time,
                 data,
             } => {
                 let t = &mut tracks[topic];
-                let Some(channel_id) = t.channel else {
+                let Some((md, encoding)) = &t.described else {
                     continue;
                 };
                 if a.count.is_some_and(|c| total >= c) {
                     continue;
                 }
+                let channel_id = match t.channels.get(&from) {
+                    Some(&c) => c,
+                    None => {
+                        let md = meta::with_publisher(md, from);
+                        let c = out
+                            .add_channel(0, &a.topics[topic], encoding, &md)
+                            .map_err(mcap_err)?;
+                        t.channels.insert(from, c);
+                        c
+                    }
+                };
                 let header = MessageHeader {
                     channel_id,
                     sequence: seq as u32,
@@ -297,17 +317,27 @@ pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
             Event::Lost {
                 topic,
                 lost,
+                lane,
                 next_seq,
                 time,
             } => {
                 let t = &mut tracks[topic];
                 t.lost += lost;
+                let of_lane = match t.shared {
+                    true => format!(" of lane {lane}"),
+                    false => String::new(),
+                };
                 note(format_args!(
-                    "ringcast: topic {:?}: lost {lost} messages (recorder lagged)\n",
+                    "ringcast: topic {:?}: lost {lost} messages{of_lane} (recorder lagged)\n",
                     a.topics[topic]
                 ));
                 if let Some(channel_id) = t.loss_channel {
-                    let json = format!("{{\"lost\":{lost},\"next_seq\":{next_seq}}}");
+                    let json = match t.shared {
+                        true => {
+                            format!("{{\"lost\":{lost},\"lane\":{lane},\"next_seq\":{next_seq}}}")
+                        }
+                        false => format!("{{\"lost\":{lost},\"next_seq\":{next_seq}}}"),
+                    };
                     let header = MessageHeader {
                         channel_id,
                         sequence: 0,
@@ -340,6 +370,13 @@ pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
     for t in threads {
         let _ = t.join();
     }
+    // A topic that sent nothing still gets its channel, without a publisher: `play`
+    // re-creates it.
+    for (name, t) in a.topics.iter().zip(&tracks) {
+        if let (Some((md, encoding)), true) = (&t.described, t.channels.is_empty()) {
+            out.add_channel(0, name, encoding, md).map_err(mcap_err)?;
+        }
+    }
     let summary: BTreeMap<String, String> = a
         .topics
         .iter()
@@ -366,343 +403,5 @@ pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
     match failure {
         Some(f) => Err(Failure(f)),
         None => Ok(()),
-    }
-}
-
-/// A recording read record by record from its file (the `mcap` crate's sans-io reader):
-/// memory stays at about one chunk whatever the file's size. Chunk CRCs are checked before
-/// any of a chunk's messages is handed out, so a chunk cut short by a crash yields nothing
-/// rather than part of itself.
-struct RecordingReader {
-    file: std::io::BufReader<std::fs::File>,
-    reader: LinearReader,
-    path: String,
-}
-
-/// One record of a recording that `play` cares about.
-enum Item {
-    Channel(mcap::records::Channel),
-    /// A message, its bytes in the caller's buffer.
-    Message {
-        channel: u16,
-        log_time: u64,
-    },
-}
-
-/// How much is asked of the file at a time, whatever the reader hints (a hostile length
-/// then costs what the file really holds, not what it claims).
-const READ_BYTES: usize = 1 << 20;
-
-impl RecordingReader {
-    /// Opens `path`; refuses at once a file that is empty or does not start like MCAP.
-    /// Records longer than `limit` are refused as the reader meets them.
-    fn open(path: &std::path::Path, limit: u64) -> Result<RecordingReader, Failure> {
-        let shown = path.display().to_string();
-        let mut file =
-            std::fs::File::open(path).map_err(|e| Failure(format!("reading {shown}: {e}")))?;
-        let mut magic = [0u8; 8];
-        let mut got = 0;
-        while got < magic.len() {
-            match file.read(&mut magic[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Failure(format!("reading {shown}: {e}"))),
-            }
-        }
-        if got < mcap::MAGIC.len() || magic[..] != *mcap::MAGIC {
-            let what = if got == 0 {
-                "an empty file"
-            } else {
-                "not an MCAP file"
-            };
-            return Err(Failure(format!(
-                "{shown}: {what} (no MCAP magic at the start)"
-            )));
-        }
-        file.seek(std::io::SeekFrom::Start(0))
-            .map_err(|e| Failure(format!("reading {shown}: {e}")))?;
-        let options = LinearReaderOptions::default()
-            .with_validate_chunk_crcs(true)
-            .with_prevalidate_chunk_crcs(true)
-            .with_record_length_limit(usize::try_from(limit).unwrap_or(usize::MAX));
-        Ok(RecordingReader {
-            file: std::io::BufReader::with_capacity(READ_BYTES, file),
-            reader: LinearReader::new_with_options(options),
-            path: shown,
-        })
-    }
-
-    /// The next channel or message (its bytes copied into `data`); `Ok(None)` at the end of
-    /// a complete file; `Err` with the reader's message where the file stops making sense
-    /// (cut short, corrupt).
-    fn next(&mut self, data: &mut Vec<u8>) -> Result<Option<Item>, String> {
-        loop {
-            let event = match self.reader.next_event() {
-                None => return Ok(None),
-                Some(Err(e)) => return Err(e.to_string()),
-                Some(Ok(event)) => event,
-            };
-            match event {
-                LinearReadEvent::ReadRequest(want) => {
-                    let buf = self.reader.insert(want.clamp(1, READ_BYTES));
-                    let n = loop {
-                        match self.file.read(buf) {
-                            Ok(n) => break n,
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                            Err(e) => return Err(format!("reading {}: {e}", self.path)),
-                        }
-                    };
-                    self.reader.notify_read(n);
-                }
-                LinearReadEvent::Record { data: body, opcode } => {
-                    if opcode != op::CHANNEL && opcode != op::MESSAGE {
-                        continue;
-                    }
-                    match mcap::parse_record(opcode, body).map_err(|e| e.to_string())? {
-                        Record::Channel(c) => return Ok(Some(Item::Channel(c))),
-                        Record::Message {
-                            header,
-                            data: bytes,
-                        } => {
-                            data.clear();
-                            data.extend_from_slice(&bytes);
-                            return Ok(Some(Item::Message {
-                                channel: header.channel_id,
-                                log_time: header.log_time,
-                            }));
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// What a first pass over a recording found.
-struct Scan {
-    channels: BTreeMap<u16, mcap::records::Channel>,
-    /// Messages readable from the start, in order.
-    messages: u64,
-}
-
-/// Reads the whole recording once: its channels, its readable messages, and whether it is
-/// complete. A file that is cut short or corrupt is refused unless `allow_truncated`, and
-/// then reported on standard error.
-fn scan(path: &std::path::Path, limit: u64, allow_truncated: bool) -> Result<Scan, Failure> {
-    let mut reader = RecordingReader::open(path, limit)?;
-    let shown = reader.path.clone();
-    let mut scan = Scan {
-        channels: BTreeMap::new(),
-        messages: 0,
-    };
-    let mut data = Vec::new();
-    let broken = loop {
-        match reader.next(&mut data) {
-            Ok(None) => break None,
-            Ok(Some(Item::Message { .. })) => scan.messages += 1,
-            Ok(Some(Item::Channel(c))) => match scan.channels.get(&c.id) {
-                Some(known) if *known != c => {
-                    return Err(Failure(format!(
-                        "{shown}: channel {} is defined twice, as topic {:?} and as {:?}: \
-                         the file is corrupt or was not written by ringcast record",
-                        c.id, known.topic, c.topic
-                    )))
-                }
-                Some(_) => {}
-                None => {
-                    scan.channels.insert(c.id, c);
-                }
-            },
-            Err(e) => break Some(e),
-        }
-    };
-    if let Some(e) = broken {
-        let messages = scan.messages;
-        if !allow_truncated {
-            return Err(Failure(format!(
-                "{shown}: the file is truncated ({messages} complete messages are readable; \
-                 then: {e}); --allow-truncated plays those"
-            )));
-        }
-        note(format_args!(
-            "ringcast: {shown}: the file is truncated; playing its {messages} complete \
-             messages (then: {e})\n"
-        ));
-    }
-    Ok(scan)
-}
-
-/// The page size, for the segment sizes `play` would create.
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(page).unwrap_or(4096).max(4096)
-}
-
-/// The recorded topics `play` will re-create, by channel id, checked before any is created:
-/// each channel's metadata must describe a valid topic, a topic recorded on several
-/// channels must have one description, and all of them together must fit `max_shm`.
-fn plan(
-    prefix: &str,
-    path: &str,
-    scan: &Scan,
-    only: &[String],
-    max_shm: u64,
-) -> Result<Plan, Failure> {
-    let mut plan = Plan {
-        publishers: HashMap::new(),
-        topics: Vec::new(),
-    };
-    let mut configs: Vec<(String, u16, &BTreeMap<String, String>, PublisherConfig)> = Vec::new();
-    let mut total = 0u64;
-    for ch in scan.channels.values() {
-        if !(ch.message_encoding == meta::RAW_ENCODING
-            || ch.message_encoding == meta::RKYV_ENCODING)
-            || (!only.is_empty() && !only.contains(&ch.topic))
-        {
-            continue;
-        }
-        if let Some(i) = configs.iter().position(|(t, ..)| *t == ch.topic) {
-            let (_, first, metadata, _) = &configs[i];
-            if **metadata != ch.metadata {
-                return Err(Failure(format!(
-                    "{path}: topic {:?} is recorded on channels {first} and {} with different \
-                     geometry or types; it cannot be re-created as one topic",
-                    ch.topic, ch.id
-                )));
-            }
-            plan.publishers.insert(ch.id, i);
-            continue;
-        }
-        let cfg = meta::to_config(&ch.metadata)
-            .map_err(|e| Failure(format!("{path}: channel {:?}: {e}", ch.topic)))?
-            .prefix(prefix);
-        let geometry = Geometry::compute(cfg.segment(), page_size(), 0)
-            .map_err(|e| Failure(format!("{path}: channel {:?}: {e}", ch.topic)))?;
-        total = total.saturating_add(geometry.total_size);
-        if total > max_shm {
-            return Err(Failure(format!(
-                "{path}: topic {:?} needs a shared-memory segment of {} bytes ({} slots of {} \
-                 bytes), which brings the recording to {total} bytes, over the limit of {max_shm} \
-                 bytes; if the file is trusted, pass --max-segment-size {total} (or more)",
-                ch.topic, geometry.total_size, geometry.slot_count, geometry.slot_capacity
-            )));
-        }
-        plan.publishers.insert(ch.id, configs.len());
-        configs.push((ch.topic.clone(), ch.id, &ch.metadata, cfg));
-    }
-    if let Some(missing) = only.iter().find(|t| !configs.iter().any(|(n, ..)| n == *t)) {
-        return Err(Failure(format!("{path}: no recorded topic {missing:?}")));
-    }
-    for (topic, _, _, cfg) in configs {
-        let publisher = Publisher::create(&topic, cfg)
-            .map_err(|e| Failure(format!("{path}: re-creating topic {topic:?}: {e}")))?;
-        plan.topics.push((topic, publisher));
-    }
-    Ok(plan)
-}
-
-/// A recording's channels that `play` re-creates, by channel id.
-struct Plan {
-    publishers: HashMap<u16, usize>,
-    topics: Vec<(String, Publisher)>,
-}
-
-/// Sleeps until `at`, in short naps so that a stop signal is noticed; false if stopped.
-fn sleep_until(at: Instant) -> bool {
-    loop {
-        if signal::stopped() {
-            return false;
-        }
-        let left = at.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return true;
-        }
-        std::thread::sleep(left.min(Duration::from_millis(50)));
-    }
-}
-
-/// The longest record `play` reads: a message never exceeds its topic's slot, which the
-/// segment limit bounds, and a chunk holds about one `CHUNK_BYTES` of messages more.
-fn record_limit(max_shm: u64) -> u64 {
-    // The core's largest slot payload (1 GiB).
-    const MAX_SLOT_BYTES: u64 = 1 << 30;
-    max_shm.min(MAX_SLOT_BYTES).saturating_add(4 * CHUNK_BYTES)
-}
-
-pub fn play(prefix: &str, a: PlayArgs) -> Result<(), Failure> {
-    signal::catch_stop_signals();
-    let path = a.file.display().to_string();
-    let limit = record_limit(a.max_segment_size);
-    let scan = scan(&a.file, limit, a.allow_truncated)?;
-    let mut plan = plan(prefix, &path, &scan, &a.topics, a.max_segment_size)?;
-    if let Some(n) = a.wait_subscribers {
-        for (topic, p) in &mut plan.topics {
-            while p
-                .wait_for_subscribers(n, Duration::from_millis(100))
-                .is_err()
-            {
-                if signal::stopped() {
-                    return Err(Failure(format!(
-                        "topic {topic:?}: interrupted waiting for subscribers"
-                    )));
-                }
-            }
-        }
-    }
-    let mut data = Vec::new();
-    loop {
-        let mut reader = RecordingReader::open(&a.file, limit)?;
-        let (start, mut first) = (Instant::now(), None);
-        // The first pass's count: a file that changed since stops where it stopped then.
-        for _ in 0..scan.messages {
-            let (channel, log_time) = loop {
-                match reader.next(&mut data) {
-                    Ok(Some(Item::Message { channel, log_time })) => break (channel, log_time),
-                    Ok(Some(Item::Channel(_))) => {}
-                    Ok(None) | Err(_) => {
-                        return Err(Failure(format!(
-                            "{path}: the file changed while it was played"
-                        )))
-                    }
-                }
-            };
-            let Some(&i) = plan.publishers.get(&channel) else {
-                continue;
-            };
-            if a.rate > 0.0 {
-                let t0 = *first.get_or_insert(log_time);
-                let offset = log_time.saturating_sub(t0) as f64 / a.rate;
-                let at = start + Duration::from_nanos(offset.min(u64::MAX as f64) as u64);
-                if !sleep_until(at) {
-                    return Ok(());
-                }
-            }
-            let (topic, p) = &mut plan.topics[i];
-            loop {
-                if signal::stopped() {
-                    return Ok(());
-                }
-                match p.loan_timeout(Duration::from_millis(100)) {
-                    Ok(mut loan) if data.len() <= loan.len() => {
-                        loan.write_at(0, &data);
-                        loan.commit(data.len());
-                        break;
-                    }
-                    Ok(_) => {
-                        return Err(Failure(format!(
-                        "topic {topic:?}: a recorded message of {} bytes does not fit the topic",
-                        data.len()
-                    )))
-                    }
-                    Err(ringcast::Full) => {}
-                }
-            }
-        }
-        if !a.repeat || signal::stopped() {
-            return Ok(());
-        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use ringcast::inspect::{self, GcOutcome, TopicInfo};
+use ringcast::inspect::{self, GcOutcome, LaneInfo, TopicInfo};
 use ringcast::name;
 
 use crate::cli::InspectArgs;
@@ -35,10 +35,18 @@ pub fn list(prefix: &str) -> Result<(), Failure> {
         for topic in topics {
             match inspect::inspect(prefix, &topic) {
                 Ok(info) => println!(
-                    "{topic}\t{}\t{} subscribers\t{} published{}",
+                    "{topic}\t{}\t{} subscribers\t{} published{}{}",
                     state(&info),
                     info.subscribers.len(),
                     info.write_cursor,
+                    match shared(&info) {
+                        true => format!(
+                            "\t{} of {} publishers live",
+                            live_publishers(&info),
+                            info.geometry.max_publishers
+                        ),
+                        false => String::new(),
+                    },
                     match &info.origin {
                         Some(o) => format!(
                             "\timported from {} ({} lost upstream)",
@@ -53,6 +61,32 @@ pub fn list(prefix: &str) -> Result<(), Failure> {
         }
         Ok(())
     })()
+}
+
+/// Whether several publishers may share the topic (it has lanes worth showing).
+pub fn shared(info: &TopicInfo) -> bool {
+    info.geometry.max_publishers > 1
+}
+
+/// Publishers of the topic alive now.
+pub fn live_publishers(info: &TopicInfo) -> usize {
+    info.lanes.iter().filter(|l| l.alive).count()
+}
+
+/// Whether a publisher ever took the lane (the lanes `inspect` and `top` show).
+pub fn taken(lane: &LaneInfo) -> bool {
+    lane.pid != 0 || lane.writer_id != 0 || lane.write_cursor != 0
+}
+
+/// A lane's state: `live` (its publisher holds it), `left` (it left cleanly), `dead` (it
+/// died holding it) or `free` (never taken).
+pub fn lane_state(lane: &LaneInfo) -> &'static str {
+    match (lane.alive, lane.left, taken(lane)) {
+        (true, ..) => "live",
+        (false, true, _) => "left",
+        (false, false, true) => "dead",
+        (false, false, false) => "free",
+    }
 }
 
 pub fn state(info: &TopicInfo) -> &'static str {
@@ -105,6 +139,26 @@ fn print_text(i: &TopicInfo) {
         println!("lost upstream  {}", i.upstream_lost);
     }
     println!("write cursor   {}", i.write_cursor);
+    if shared(i) {
+        // Lanes nobody ever took are left out: a topic for 64 publishers that 2 use shows 2.
+        println!(
+            "publishers     {} live of {} (lanes taken: {})",
+            live_publishers(i),
+            g.max_publishers,
+            i.lanes.iter().filter(|l| taken(l)).count()
+        );
+        for l in i.lanes.iter().filter(|l| taken(l)) {
+            println!(
+                "  lane {:>4}  pid {:>7}  {:<5}  publisher {}/{}  published {}",
+                l.lane,
+                l.pid,
+                lane_state(l),
+                l.lane,
+                l.writer_id,
+                l.write_cursor
+            );
+        }
+    }
     println!(
         "subscribers    {} of {}",
         i.subscribers.len(),
@@ -156,13 +210,29 @@ fn to_json(i: &TopicInfo) -> String {
             )
         })
         .collect();
+    let lanes: Vec<String> = i
+        .lanes
+        .iter()
+        .map(|l| {
+            format!(
+                r#"{{"lane":{},"state":"{}","alive":{},"left":{},"pid":{},"writer":{},"write_cursor":{}}}"#,
+                l.lane,
+                lane_state(l),
+                l.alive,
+                l.left,
+                l.pid,
+                l.writer_id,
+                l.write_cursor
+            )
+        })
+        .collect();
     format!(
         concat!(
             r#"{{"topic":{},"publisher_alive":{},"closed":{},"creator_pid":{},"#,
             r#""overflow":{},"slot_count":{},"slot_size":{},"slot_stride":{},"alignment":{},"#,
-            r#""total_size":{},"header_size":{},"max_subscribers":{},"message_type":{},"#,
-            r#""stall_timeout_ns":{},"origin":{},"upstream_lost":{},"#,
-            r#""write_cursor":{},"subscribers":[{}]}}"#
+            r#""total_size":{},"header_size":{},"max_subscribers":{},"max_publishers":{},"#,
+            r#""message_type":{},"stall_timeout_ns":{},"origin":{},"upstream_lost":{},"#,
+            r#""write_cursor":{},"lanes":[{}],"subscribers":[{}]}}"#
         ),
         json_str(&i.topic),
         i.publisher_alive,
@@ -179,11 +249,13 @@ fn to_json(i: &TopicInfo) -> String {
         g.total_size,
         g.header_size,
         g.max_subscribers,
+        g.max_publishers,
         json_str(&g.type_info.to_string()),
         g.stall_timeout_ns,
         i.origin.as_deref().map_or("null".to_owned(), json_str),
         i.upstream_lost,
         i.write_cursor,
+        lanes.join(","),
         subs.join(",")
     )
 }
