@@ -30,26 +30,20 @@ pub fn publish(prefix: &str, a: PubArgs) -> Result<(), Failure> {
     }
     let publisher = match Publisher::create(&a.topic, cfg) {
         Ok(p) => p,
-        Err(e @ CreateError::AlreadyPublished { .. }) if a.max_publishers.is_none() => {
-            return Err(exclusive_on_shared(prefix, &a.topic).unwrap_or_else(|| e.into()))
+        Err(CreateError::Mismatch {
+            field: "max publishers",
+            existing,
+            ..
+        }) if a.max_publishers.is_none() => {
+            return Err(Failure(format!(
+                "topic {:?} exists with max publishers {existing}, this publisher asks for 1: \
+                 pass --max-publishers {existing} (and the topic's configuration) to join it",
+                a.topic
+            )))
         }
         Err(e) => return Err(e.into()),
     };
     run_publisher(&a.topic, publisher, a.wait_subscribers)
-}
-
-/// Why an exclusive `pub` (no `--max-publishers`) of a topic that a live publisher holds
-/// failed, if that topic is shared: the core only says it is held, while the user needs
-/// to hear that it could be joined, and how.
-fn exclusive_on_shared(prefix: &str, topic: &str) -> Option<Failure> {
-    let info = ringcast::inspect::inspect(prefix, topic).ok()?;
-    let n = info.geometry.max_publishers;
-    (n > 1).then(|| {
-        Failure(format!(
-            "topic {topic:?} exists with max publishers {n}, this publisher asks for 1: \
-             pass --max-publishers {n} (and the topic's configuration) to join it"
-        ))
-    })
 }
 
 fn run_publisher(
