@@ -126,6 +126,14 @@ enum ringcast_status
   // only its own user and root): add that user to `trust_users` (or its group to
   // `trust_groups`) if its publisher is genuine.
   RINGCAST_ERR_UNTRUSTED = -22,
+  // The topic admits several publishers and exists with another configuration (slots,
+  // slot size, policy, alignment, max subscribers, max publishers, stall timeout or
+  // message type): a publisher joins only with the topic's own. The message names the
+  // field and both values.
+  RINGCAST_ERR_MISMATCH = -23,
+  // The topic admits several publishers and all of them are live: wait for one to
+  // leave, or create the topic with a larger `max_publishers`.
+  RINGCAST_ERR_PUBLISHERS_FULL = -24,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -138,7 +146,8 @@ typedef int32_t ringcast_status;
 // Wakes a wait set's waiter from any thread (opaque; thread-safe).
 typedef struct ringcast_notifier ringcast_notifier;
 
-// A topic's one publisher (opaque). Used by one thread at a time.
+// A publisher of a topic (opaque): its only one, or one of several if the topic admits
+// several (`max_publishers`). Used by one thread at a time.
 typedef struct ringcast_publisher ringcast_publisher;
 
 // A subscriber of one topic (opaque). Used by one thread at a time.
@@ -172,6 +181,16 @@ typedef struct ringcast_publisher_config {
   const char *prefix;
   // `RINGCAST_MEMORY_*` flags, or-ed (default 0: none).
   uint32_t memory;
+  // Publishers the topic admits at once, 1 ..= 64 (default 1: this publisher's alone;
+  // a second gets `RINGCAST_ERR_EXISTS`). With `n > 1` each publisher writes its own
+  // lane, and a later `ringcast_publisher_create` of the same topic with the same
+  // configuration joins it while fewer than `n` are live (`RINGCAST_ERR_MISMATCH`
+  // names a difference, `RINGCAST_ERR_PUBLISHERS_FULL` says every lane is taken).
+  // Subscribers get every publisher's messages, each publisher's in its order
+  // (`ringcast_sample.lane` and `.writer` say whose); the last publisher to leave
+  // closes the topic. Each lane has the topic's `slots`, so memory grows with `n`.
+  // (Added after `memory`: a struct of the earlier size is read with 1 here.)
+  uint64_t max_publishers;
 } ringcast_publisher_config;
 
 // How to attach. Fill it with `ringcast_subscriber_options_init`, then set fields.
@@ -225,20 +244,35 @@ typedef struct ringcast_loan {
 // A received message: `len` bytes at `data`, valid until `ringcast_sample_release` (under
 // `Block` they are the slot itself, in shared memory; under `Overwrite`, the subscriber's
 // own verified copy).
+//
+// The library writes samples into the caller's memory, so the struct grows in a way old
+// callers cannot be overrun by: `lane` and `writer` were added after `lost`, and
+// `ringcast_subscriber_recv` (the symbol) still writes only the fields before `lane`, as
+// the headers before them had it; `ringcast_subscriber_recv_sized` writes the size the
+// caller names, and this header's `ringcast_subscriber_recv(s, t, out)` is a macro that
+// calls it with `sizeof(ringcast_sample)`, so code built against it gets every field.
 typedef struct ringcast_sample {
   // The payload (read-only).
   const void *data;
   // Its length.
   size_t len;
-  // The message's sequence number (0 for the topic's first).
+  // The message's sequence number in its publisher's lane (0 for the lane's first; on a
+  // topic with one publisher, simply the topic's sequence).
   uint64_t seq;
-  // `Overwrite` (or a monitor): messages lost (overwritten unread) just before this
-  // one; 0 for an ordinary subscriber of a `Block` topic.
+  // `Overwrite` (or a monitor): messages of this sample's lane lost (overwritten
+  // unread) just before this one, so `seq` is the lane's previous `seq` + 1 + `lost`; 0
+  // for an ordinary subscriber of a `Block` topic.
   uint64_t lost;
+  // The lane of the publisher that wrote it (0 on a topic with one publisher; see
+  // `ringcast_publisher_lane`). No order holds across lanes.
+  uint32_t lane;
+  // That publisher's id in its lane (see `ringcast_publisher_writer`): `(lane, writer)`
+  // names the publisher, even across a lane taken over by a newcomer.
+  uint32_t writer;
 } ringcast_sample;
 
 // Every status, for `ringcast_status_str` and the tests.
-#define ringcast_status_ALL { RINGCAST_OK, RINGCAST_TIMEOUT, RINGCAST_DISCONNECTED, RINGCAST_EVICTED, RINGCAST_FULL, RINGCAST_CORRUPT, RINGCAST_NOTIFIED, RINGCAST_ABANDONED, RINGCAST_ERR_NULL, RINGCAST_ERR_INVALID_ARGUMENT, RINGCAST_ERR_VERSION, RINGCAST_ERR_NAME, RINGCAST_ERR_CONFIG, RINGCAST_ERR_TOO_LARGE, RINGCAST_ERR_EXISTS, RINGCAST_ERR_NOT_FOUND, RINGCAST_ERR_PERMISSION, RINGCAST_ERR_NOT_A_SEGMENT, RINGCAST_ERR_TYPE_MISMATCH, RINGCAST_ERR_RESOURCE, RINGCAST_ERR_CLOSED, RINGCAST_ERR_LOAN_OUTSTANDING, RINGCAST_ERR_SAMPLE_OUTSTANDING, RINGCAST_ERR_NOT_HELD, RINGCAST_ERR_WAITSET, RINGCAST_ERR_NOT_READY, RINGCAST_ERR_IO, RINGCAST_ERR_PANIC, RINGCAST_ERR_REENTRANT, RINGCAST_ERR_UNTRUSTED, }
+#define ringcast_status_ALL { RINGCAST_OK, RINGCAST_TIMEOUT, RINGCAST_DISCONNECTED, RINGCAST_EVICTED, RINGCAST_FULL, RINGCAST_CORRUPT, RINGCAST_NOTIFIED, RINGCAST_ABANDONED, RINGCAST_ERR_NULL, RINGCAST_ERR_INVALID_ARGUMENT, RINGCAST_ERR_VERSION, RINGCAST_ERR_NAME, RINGCAST_ERR_CONFIG, RINGCAST_ERR_TOO_LARGE, RINGCAST_ERR_EXISTS, RINGCAST_ERR_NOT_FOUND, RINGCAST_ERR_PERMISSION, RINGCAST_ERR_NOT_A_SEGMENT, RINGCAST_ERR_TYPE_MISMATCH, RINGCAST_ERR_RESOURCE, RINGCAST_ERR_CLOSED, RINGCAST_ERR_LOAN_OUTSTANDING, RINGCAST_ERR_SAMPLE_OUTSTANDING, RINGCAST_ERR_NOT_HELD, RINGCAST_ERR_WAITSET, RINGCAST_ERR_NOT_READY, RINGCAST_ERR_IO, RINGCAST_ERR_PANIC, RINGCAST_ERR_REENTRANT, RINGCAST_ERR_UNTRUSTED, RINGCAST_ERR_MISMATCH, RINGCAST_ERR_PUBLISHERS_FULL, }
 
 #ifdef __cplusplus
 extern "C" {
@@ -268,9 +302,13 @@ const char *ringcast_status_str(int32_t status);
 // This library's version ("MAJOR.MINOR.PATCH"), static.
 const char *ringcast_version(void);
 
-// Creates `topic` with `cfg` (NULL: the defaults) and stores its publisher in `*out`.
-// Failures: `RINGCAST_ERR_NAME`, `_CONFIG`, `_EXISTS`, `_NOT_A_SEGMENT`, `_PERMISSION`,
-// `_RESOURCE`, `_VERSION`, `_INVALID_ARGUMENT`.
+// Creates `topic` with `cfg` (NULL: the defaults) and stores its publisher in `*out`. If
+// the topic exists, admits several publishers (`max_publishers > 1`) and has a live one,
+// this publisher joins it in a lane of its own (`cfg` must then be the topic's
+// configuration). Failures: `RINGCAST_ERR_NAME`, `_CONFIG`, `_EXISTS` (a live publisher
+// has the topic to itself), `_MISMATCH` (a shared topic with another configuration),
+// `_PUBLISHERS_FULL` (a shared topic with all its publishers live), `_NOT_A_SEGMENT`,
+// `_PERMISSION`, `_RESOURCE`, `_VERSION`, `_INVALID_ARGUMENT`.
 //
 // # Safety
 // `topic` is NULL or NUL-terminated; `cfg` is NULL or a readable config (see its
@@ -330,6 +368,21 @@ ringcast_status ringcast_loan_abort(struct ringcast_publisher *p, struct ringcas
 // `p` is a live handle (or NULL); `out` is NULL or writable.
 ringcast_status ringcast_publisher_slot_size(struct ringcast_publisher *p, size_t *out);
 
+// `*out` = the lane this publisher writes: 0 on a topic with one publisher, else which of
+// the topic's `max_publishers` lanes it took. Subscribers see it in `ringcast_sample.lane`.
+//
+// # Safety
+// `p` is a live handle (or NULL); `out` is NULL or writable.
+ringcast_status ringcast_publisher_lane(struct ringcast_publisher *p, uint32_t *out);
+
+// `*out` = this publisher's id in its lane, as subscribers see it in
+// `ringcast_sample.writer`: a publisher that takes over a lane another one left has a new
+// id there, so (lane, writer) names one publisher.
+//
+// # Safety
+// `p` is a live handle (or NULL); `out` is NULL or writable.
+ringcast_status ringcast_publisher_writer(struct ringcast_publisher *p, uint32_t *out);
+
 // `*out` = subscribers attached and alive now (refused while a loan is outstanding).
 //
 // # Safety
@@ -345,9 +398,11 @@ ringcast_status ringcast_publisher_wait_subscribers(struct ringcast_publisher *p
                                                     size_t n,
                                                     int64_t timeout_ns);
 
-// Closes the topic (subscribers drain it, then see `RINGCAST_DISCONNECTED`) and frees the
-// handle. NULL is a no-op. An outstanding loan is aborted first, and the call returns
-// `RINGCAST_ABANDONED` to say so. The handle is freed whatever the call returns.
+// Leaves the topic and frees the handle: the topic closes (subscribers drain it, then see
+// `RINGCAST_DISCONNECTED`) when this was its last publisher; otherwise it lives on with
+// the others, and subscribers drain this publisher's lane. NULL is a no-op. An
+// outstanding loan is aborted first, and the call returns `RINGCAST_ABANDONED` to say so.
+// The handle is freed whatever the call returns.
 //
 // # Safety
 // `p` is NULL or a live handle, not used again after this call.
@@ -368,22 +423,43 @@ ringcast_status ringcast_subscriber_attach(const char *topic,
 
 // Receives the next message into `*out` and holds it until `ringcast_sample_release`.
 // `timeout_ns < 0` waits for ever, `0` does not wait, `> 0` waits at most that long.
-// Returns `RINGCAST_OK`, `RINGCAST_TIMEOUT`, `RINGCAST_DISCONNECTED` (the publisher is gone
-// and everything was received), `RINGCAST_EVICTED`, `RINGCAST_CORRUPT` (a message was
-// skipped), or `RINGCAST_ERR_SAMPLE_OUTSTANDING` (one sample at a time).
+// Returns `RINGCAST_OK`, `RINGCAST_TIMEOUT`, `RINGCAST_DISCONNECTED` (every publisher is
+// gone and everything was received), `RINGCAST_EVICTED`, `RINGCAST_CORRUPT` (a message
+// was skipped), or `RINGCAST_ERR_SAMPLE_OUTSTANDING` (one sample at a time). `sample_size`
+// is `sizeof(ringcast_sample)` in the caller's header (this header's, or the smaller one
+// of the headers before `lane`, which gets the fields before `lane`); any other size is
+// `RINGCAST_ERR_VERSION`, and nothing is received. Exactly `sample_size` bytes are
+// written. `ringcast_subscriber_recv(s, timeout_ns, out)` calls this with this header's
+// size.
 //
 // # Safety
-// `s` is a live handle (or NULL); `out` is NULL or writable.
+// `s` is a live handle (or NULL); `out` is NULL or writable for `sample_size` bytes.
+ringcast_status ringcast_subscriber_recv_sized(struct ringcast_subscriber *s,
+                                               int64_t timeout_ns,
+                                               struct ringcast_sample *out,
+                                               size_t sample_size);
+
+// The receive of the headers before `ringcast_sample` had `lane` and `writer`: as
+// [`ringcast_subscriber_recv_sized`] with the size of that older sample, so programs
+// built against those headers are never written past the end of their struct. Code
+// built against this header calls `ringcast_subscriber_recv_sized` through the macro of
+// this name (defined at the end of the header); this symbol is what older builds and
+// hand-written FFI declarations reach.
+//
+// # Safety
+// `s` is a live handle (or NULL); `out` is NULL or writable for the fields before `lane`.
 ringcast_status ringcast_subscriber_recv(struct ringcast_subscriber *s,
                                          int64_t timeout_ns,
                                          struct ringcast_sample *out);
 
 // Releases the held sample `*sample` (under `Block`, frees its slot for the publisher)
-// and clears `*sample`. `RINGCAST_ERR_NOT_HELD` if it is not the held one (e.g. released
-// twice).
+// and clears its `data`, `len`, `seq` and `lost` (`lane` and `writer` are left as they
+// are: a caller built against a header before them has no room for them).
+// `RINGCAST_ERR_NOT_HELD` if it is not the held one (e.g. released twice).
 //
 // # Safety
-// `s` is a live handle (or NULL); `sample` is NULL or readable and writable.
+// `s` is a live handle (or NULL); `sample` is NULL or readable and writable for the
+// fields before `lane`.
 ringcast_status ringcast_sample_release(struct ringcast_subscriber *s,
                                         struct ringcast_sample *sample);
 
@@ -411,12 +487,24 @@ ringcast_status ringcast_subscriber_drain(struct ringcast_subscriber *s,
                                           void *ctx,
                                           size_t *count);
 
-// `*out` = messages this subscriber has lost in all (`Overwrite` laps): the sum of the
-// `lost` of every sample received so far, plus any loss the next sample will report.
+// `*out` = messages this subscriber has lost in all (`Overwrite` laps), every lane
+// together: the sum of the `lost` of every sample received so far, plus any loss later
+// samples of their lanes will report.
 //
 // # Safety
 // `s` is a live handle (or NULL); `out` is NULL or writable.
 ringcast_status ringcast_subscriber_lost(struct ringcast_subscriber *s, uint64_t *out);
+
+// `*out` = messages of lane `lane` (see `ringcast_sample.lane`) this subscriber has lost
+// (`Overwrite` laps): the `lost` of that lane's samples received so far, plus any loss its
+// next sample will report. `RINGCAST_ERR_INVALID_ARGUMENT` if the topic has no such lane
+// (it has `max_publishers` of them).
+//
+// # Safety
+// `s` is a live handle (or NULL); `out` is NULL or writable.
+ringcast_status ringcast_subscriber_lost_in(struct ringcast_subscriber *s,
+                                            uint32_t lane,
+                                            uint64_t *out);
 
 // Detaches and frees the handle (removing it from its wait set, if any). NULL is a
 // no-op. A held sample is released first, and the call returns `RINGCAST_ABANDONED` to
@@ -502,3 +590,14 @@ ringcast_status ringcast_waitset_destroy(struct ringcast_waitset *ws);
 #endif  // __cplusplus
 
 #endif  /* RINGCAST_H */
+
+/*
+ * Code built against this header receives whole samples (with `lane` and `writer`):
+ * ringcast_subscriber_recv(s, timeout_ns, out) is ringcast_subscriber_recv_sized with this
+ * header's sizeof(ringcast_sample). The function of that name, which programs built
+ * against earlier headers call, writes only the fields before `lane`.
+ */
+#ifndef ringcast_subscriber_recv
+#define ringcast_subscriber_recv(s, timeout_ns, out) \
+  ringcast_subscriber_recv_sized((s), (timeout_ns), (out), sizeof(ringcast_sample))
+#endif

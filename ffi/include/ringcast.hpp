@@ -62,6 +62,9 @@ class PublisherConfig {
   PublisherConfig& block() { c_.overflow = RINGCAST_OVERFLOW_BLOCK; return *this; }
   PublisherConfig& overwrite() { c_.overflow = RINGCAST_OVERFLOW_OVERWRITE; return *this; }
   PublisherConfig& max_subscribers(uint64_t n) { c_.max_subscribers = n; return *this; }
+  /// Publishers the topic admits at once (default 1). With n > 1, a Publisher::create of
+  /// the same topic with the same configuration joins it in a lane of its own.
+  PublisherConfig& max_publishers(uint64_t n) { c_.max_publishers = n; return *this; }
   PublisherConfig& stall_timeout(std::chrono::nanoseconds t) {
     c_.stall_timeout_ns = static_cast<uint64_t>(t.count());
     return *this;
@@ -158,7 +161,8 @@ class Loan {
   ringcast_loan l_{};
 };
 
-/// A topic's one publisher. Destroying it closes the topic.
+/// A publisher of a topic: its only one, or one of several (max_publishers). Destroying
+/// the last one closes the topic.
 class Publisher {
  public:
   static Publisher create(const std::string& topic, PublisherConfig cfg = {}) {
@@ -193,6 +197,18 @@ class Publisher {
   std::size_t slot_size() const {
     std::size_t n = 0;
     detail::check(ringcast_publisher_slot_size(p_, &n));
+    return n;
+  }
+  /// The lane this publisher writes (0 on a topic with one publisher): Sample::lane().
+  uint32_t lane() const {
+    uint32_t n = 0;
+    detail::check(ringcast_publisher_lane(p_, &n));
+    return n;
+  }
+  /// Its id in that lane: Sample::writer(). (lane(), writer()) names this publisher.
+  uint32_t writer() const {
+    uint32_t n = 0;
+    detail::check(ringcast_publisher_writer(p_, &n));
     return n;
   }
   std::size_t subscriber_count() {
@@ -246,9 +262,13 @@ class Sample {
   std::string_view view() const noexcept {
     return std::string_view(static_cast<const char*>(c_.data), c_.len);
   }
+  /// The sequence number in its publisher's lane.
   uint64_t seq() const noexcept { return c_.seq; }
-  /// Messages lost just before this one (Overwrite).
+  /// Messages of its lane lost just before this one (Overwrite).
   uint64_t lost() const noexcept { return c_.lost; }
+  /// Which publisher wrote it: its lane and its id there (Publisher::lane(), writer()).
+  uint32_t lane() const noexcept { return c_.lane; }
+  uint32_t writer() const noexcept { return c_.writer; }
   /// Releases the slot now (also done by the destructor).
   void release() noexcept {
     if (s_ != nullptr) ringcast_sample_release(std::exchange(s_, nullptr), &c_);
@@ -288,7 +308,8 @@ class Subscriber {
   /// which throws RINGCAST_ERR_SAMPLE_OUTSTANDING.
   Sample recv(std::chrono::nanoseconds timeout = forever) {
     ringcast_sample c{};
-    ringcast_status s = detail::check(ringcast_subscriber_recv(s_, detail::ns(timeout), &c));
+    ringcast_status s = detail::check(
+        ringcast_subscriber_recv_sized(s_, detail::ns(timeout), &c, sizeof c));
     if (s != RINGCAST_OK) return Sample(s);
     return Sample(s_, c);
   }
@@ -335,10 +356,17 @@ class Subscriber {
     if (stopped != nullptr) *stopped = s;
     return n;
   }
-  /// Messages lost in all (Overwrite laps).
+  /// Messages lost in all (Overwrite laps), every lane together.
   uint64_t lost() const {
     uint64_t n = 0;
     detail::check(ringcast_subscriber_lost(s_, &n));
+    return n;
+  }
+  /// Messages of lane `lane` lost (Overwrite laps); throws RINGCAST_ERR_INVALID_ARGUMENT
+  /// for a lane the topic does not have.
+  uint64_t lost_in(uint32_t lane) const {
+    uint64_t n = 0;
+    detail::check(ringcast_subscriber_lost_in(s_, lane, &n));
     return n;
   }
   ringcast_subscriber* handle() const noexcept { return s_; }

@@ -62,6 +62,16 @@ pub struct ringcast_publisher_config {
     pub prefix: *const c_char,
     /// `RINGCAST_MEMORY_*` flags, or-ed (default 0: none).
     pub memory: u32,
+    /// Publishers the topic admits at once, 1 ..= 64 (default 1: this publisher's alone;
+    /// a second gets `RINGCAST_ERR_EXISTS`). With `n > 1` each publisher writes its own
+    /// lane, and a later `ringcast_publisher_create` of the same topic with the same
+    /// configuration joins it while fewer than `n` are live (`RINGCAST_ERR_MISMATCH`
+    /// names a difference, `RINGCAST_ERR_PUBLISHERS_FULL` says every lane is taken).
+    /// Subscribers get every publisher's messages, each publisher's in its order
+    /// (`ringcast_sample.lane` and `.writer` say whose); the last publisher to leave
+    /// closes the topic. Each lane has the topic's `slots`, so memory grows with `n`.
+    /// (Added after `memory`: a struct of the earlier size is read with 1 here.)
+    pub max_publishers: u64,
 }
 
 /// How to attach. Fill it with `ringcast_subscriber_options_init`, then set fields.
@@ -132,6 +142,7 @@ pub unsafe extern "C" fn ringcast_publisher_config_init(
             wait: RINGCAST_WAIT_SPIN_THEN_PARK,
             prefix: std::ptr::null(),
             memory: 0,
+            max_publishers: seg.max_publishers,
         };
         // SAFETY: non-NULL and writable for one struct, by the caller's contract; `write`
         // does not read the (possibly uninitialised) old value.
@@ -174,8 +185,9 @@ pub unsafe extern "C" fn ringcast_subscriber_options_init(
 }
 
 /// `sizeof(ringcast_publisher_config)` in the headers this library accepts, oldest first:
-/// before `memory` (56), then this one.
-const PUBLISHER_CONFIG_SIZES: [usize; 2] = [56, size_of::<ringcast_publisher_config>()];
+/// before `memory` (56), before `max_publishers` (64), then this one.
+const PUBLISHER_CONFIG_SIZES: [usize; 3] = [56, 64, size_of::<ringcast_publisher_config>()];
+const _: () = assert!(size_of::<ringcast_publisher_config>() == 72);
 /// `sizeof(ringcast_subscriber_options)` in the headers this library accepts, oldest
 /// first: before `release_batch` (32; `memory` was then a `reserved` field documented as
 /// 0), before the `trust_*` fields (40), then this one.
@@ -279,6 +291,7 @@ pub(crate) unsafe fn publisher_config(
         .slots(c.slots)
         .slot_size(c.slot_size)
         .max_subscribers(c.max_subscribers)
+        .max_publishers(c.max_publishers)
         .mode(c.mode)
         .wait_strategy(wait_arg(c.wait)?);
     let all = RINGCAST_MEMORY_PREFAULT | RINGCAST_MEMORY_LOCK | RINGCAST_MEMORY_HUGE_PAGES;

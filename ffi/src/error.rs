@@ -107,6 +107,8 @@ impl From<CreateError> for Failure {
             CreateError::Name { .. } => RINGCAST_ERR_NAME,
             CreateError::Config { .. } => RINGCAST_ERR_CONFIG,
             CreateError::AlreadyPublished { .. } => RINGCAST_ERR_EXISTS,
+            CreateError::Mismatch { .. } => RINGCAST_ERR_MISMATCH,
+            CreateError::PublishersFull { .. } => RINGCAST_ERR_PUBLISHERS_FULL,
             CreateError::NotASegment { .. } => RINGCAST_ERR_NOT_A_SEGMENT,
             CreateError::NoSpace { .. }
             | CreateError::OutOfMemory { .. }

@@ -10,7 +10,8 @@ use crate::config::{publisher_config, ringcast_publisher_config};
 use crate::error::{guard, str_arg, timeout_arg, Failure};
 use crate::status::ringcast_status::{self, *};
 
-/// A topic's one publisher (opaque). Used by one thread at a time.
+/// A publisher of a topic (opaque): its only one, or one of several if the topic admits
+/// several (`max_publishers`). Used by one thread at a time.
 pub struct ringcast_publisher {
     publisher: Publisher,
     /// The loan handed to C (its sequence and data pointer, compared, never dereferenced
@@ -68,9 +69,13 @@ unsafe fn handle<'a>(p: *mut ringcast_publisher) -> Result<&'a mut ringcast_publ
     unsafe { p.as_mut() }.ok_or_else(|| Failure::null("publisher"))
 }
 
-/// Creates `topic` with `cfg` (NULL: the defaults) and stores its publisher in `*out`.
-/// Failures: `RINGCAST_ERR_NAME`, `_CONFIG`, `_EXISTS`, `_NOT_A_SEGMENT`, `_PERMISSION`,
-/// `_RESOURCE`, `_VERSION`, `_INVALID_ARGUMENT`.
+/// Creates `topic` with `cfg` (NULL: the defaults) and stores its publisher in `*out`. If
+/// the topic exists, admits several publishers (`max_publishers > 1`) and has a live one,
+/// this publisher joins it in a lane of its own (`cfg` must then be the topic's
+/// configuration). Failures: `RINGCAST_ERR_NAME`, `_CONFIG`, `_EXISTS` (a live publisher
+/// has the topic to itself), `_MISMATCH` (a shared topic with another configuration),
+/// `_PUBLISHERS_FULL` (a shared topic with all its publishers live), `_NOT_A_SEGMENT`,
+/// `_PERMISSION`, `_RESOURCE`, `_VERSION`, `_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// `topic` is NULL or NUL-terminated; `cfg` is NULL or a readable config (see its
@@ -281,6 +286,47 @@ pub unsafe extern "C" fn ringcast_publisher_slot_size(
     })
 }
 
+/// `*out` = the lane this publisher writes: 0 on a topic with one publisher, else which of
+/// the topic's `max_publishers` lanes it took. Subscribers see it in `ringcast_sample.lane`.
+///
+/// # Safety
+/// `p` is a live handle (or NULL); `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_publisher_lane(
+    p: *mut ringcast_publisher,
+    out: *mut u32,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let h = unsafe { handle(p) }?;
+        // SAFETY: NULL or writable, by the caller's contract.
+        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
+        *out = h.publisher.id().lane;
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// `*out` = this publisher's id in its lane, as subscribers see it in
+/// `ringcast_sample.writer`: a publisher that takes over a lane another one left has a new
+/// id there, so (lane, writer) names one publisher.
+///
+/// # Safety
+/// `p` is a live handle (or NULL); `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_publisher_writer(
+    p: *mut ringcast_publisher,
+    out: *mut u32,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let h = unsafe { handle(p) }?;
+        // SAFETY: NULL or writable, by the caller's contract.
+        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
+        *out = h.publisher.id().writer;
+        Ok(RINGCAST_OK)
+    })
+}
+
 /// `*out` = subscribers attached and alive now (refused while a loan is outstanding).
 ///
 /// # Safety
@@ -322,9 +368,11 @@ pub unsafe extern "C" fn ringcast_publisher_wait_subscribers(
     })
 }
 
-/// Closes the topic (subscribers drain it, then see `RINGCAST_DISCONNECTED`) and frees the
-/// handle. NULL is a no-op. An outstanding loan is aborted first, and the call returns
-/// `RINGCAST_ABANDONED` to say so. The handle is freed whatever the call returns.
+/// Leaves the topic and frees the handle: the topic closes (subscribers drain it, then see
+/// `RINGCAST_DISCONNECTED`) when this was its last publisher; otherwise it lives on with
+/// the others, and subscribers drain this publisher's lane. NULL is a no-op. An
+/// outstanding loan is aborted first, and the call returns `RINGCAST_ABANDONED` to say so.
+/// The handle is freed whatever the call returns.
 ///
 /// # Safety
 /// `p` is NULL or a live handle, not used again after this call.

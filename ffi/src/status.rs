@@ -75,11 +75,19 @@ pub enum ringcast_status {
     /// only its own user and root): add that user to `trust_users` (or its group to
     /// `trust_groups`) if its publisher is genuine.
     RINGCAST_ERR_UNTRUSTED = -22,
+    /// The topic admits several publishers and exists with another configuration (slots,
+    /// slot size, policy, alignment, max subscribers, max publishers, stall timeout or
+    /// message type): a publisher joins only with the topic's own. The message names the
+    /// field and both values.
+    RINGCAST_ERR_MISMATCH = -23,
+    /// The topic admits several publishers and all of them are live: wait for one to
+    /// leave, or create the topic with a larger `max_publishers`.
+    RINGCAST_ERR_PUBLISHERS_FULL = -24,
 }
 
 impl ringcast_status {
     /// Every status, for `ringcast_status_str` and the tests.
-    pub const ALL: [ringcast_status; 30] = [
+    pub const ALL: [ringcast_status; 32] = [
         Self::RINGCAST_OK,
         Self::RINGCAST_TIMEOUT,
         Self::RINGCAST_DISCONNECTED,
@@ -110,6 +118,8 @@ impl ringcast_status {
         Self::RINGCAST_ERR_PANIC,
         Self::RINGCAST_ERR_REENTRANT,
         Self::RINGCAST_ERR_UNTRUSTED,
+        Self::RINGCAST_ERR_MISMATCH,
+        Self::RINGCAST_ERR_PUBLISHERS_FULL,
     ];
 
     /// A short description (static, NUL-terminated).
@@ -158,6 +168,10 @@ impl ringcast_status {
             RINGCAST_ERR_REENTRANT => {
                 c"called from inside a callback of the same handle or wait set: return first"
             }
+            RINGCAST_ERR_MISMATCH => {
+                c"the topic exists with another configuration: join it with the topic's own"
+            }
+            RINGCAST_ERR_PUBLISHERS_FULL => c"the topic already has all the publishers it admits",
         }
     }
 }

@@ -20,9 +20,10 @@ pub struct ringcast_subscriber {
     /// The sample handed to C (its sequence and data pointer), kept in the subscriber
     /// (`Subscriber::try_recv_kept`) until `ringcast_sample_release`.
     held: Option<(u64, *const c_void)>,
-    /// Lag reported but not yet given to C in a sample's `lost` (a receive that lags and
-    /// then times out, or ends, keeps it for the next sample).
-    pending_lost: u64,
+    /// Per lane: lag reported but not yet given to C in a sample's `lost` (a receive that
+    /// lags and then times out, ends, or gets another lane's message keeps it for that
+    /// lane's next sample). Grown on demand, to at most the topic's lanes.
+    pending_lost: Vec<u64>,
     /// Every message lost to lapping since attach.
     lost_total: u64,
 }
@@ -44,6 +45,13 @@ pub(crate) enum Place {
 /// A received message: `len` bytes at `data`, valid until `ringcast_sample_release` (under
 /// `Block` they are the slot itself, in shared memory; under `Overwrite`, the subscriber's
 /// own verified copy).
+///
+/// The library writes samples into the caller's memory, so the struct grows in a way old
+/// callers cannot be overrun by: `lane` and `writer` were added after `lost`, and
+/// `ringcast_subscriber_recv` (the symbol) still writes only the fields before `lane`, as
+/// the headers before them had it; `ringcast_subscriber_recv_sized` writes the size the
+/// caller names, and this header's `ringcast_subscriber_recv(s, t, out)` is a macro that
+/// calls it with `sizeof(ringcast_sample)`, so code built against it gets every field.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ringcast_sample {
@@ -51,17 +59,67 @@ pub struct ringcast_sample {
     pub data: *const c_void,
     /// Its length.
     pub len: usize,
-    /// The message's sequence number (0 for the topic's first).
+    /// The message's sequence number in its publisher's lane (0 for the lane's first; on a
+    /// topic with one publisher, simply the topic's sequence).
     pub seq: u64,
-    /// `Overwrite` (or a monitor): messages lost (overwritten unread) just before this
-    /// one; 0 for an ordinary subscriber of a `Block` topic.
+    /// `Overwrite` (or a monitor): messages of this sample's lane lost (overwritten
+    /// unread) just before this one, so `seq` is the lane's previous `seq` + 1 + `lost`; 0
+    /// for an ordinary subscriber of a `Block` topic.
     pub lost: u64,
+    /// The lane of the publisher that wrote it (0 on a topic with one publisher; see
+    /// `ringcast_publisher_lane`). No order holds across lanes.
+    pub lane: u32,
+    /// That publisher's id in its lane (see `ringcast_publisher_writer`): `(lane, writer)`
+    /// names the publisher, even across a lane taken over by a newcomer.
+    pub writer: u32,
+}
+
+/// `sizeof(ringcast_sample)` of the headers before `lane` and `writer`.
+const SAMPLE_SIZE_BEFORE_LANES: usize = std::mem::offset_of!(ringcast_sample, lane);
+/// `sizeof(ringcast_sample)` in the headers this library writes for, oldest first.
+const SAMPLE_SIZES: [usize; 2] = [SAMPLE_SIZE_BEFORE_LANES, size_of::<ringcast_sample>()];
+// No padding anywhere (the library copies a prefix of the bytes), on 64-bit Linux 32 and 40.
+const _: () = assert!(
+    size_of::<ringcast_sample>() == SAMPLE_SIZE_BEFORE_LANES + 8
+        && SAMPLE_SIZE_BEFORE_LANES == 2 * size_of::<usize>() + 16
+);
+
+/// Writes the first `size` bytes of `sample` to `out`.
+///
+/// # Safety
+/// `out` is non-NULL and writable for `size` bytes; `size` is one of `SAMPLE_SIZES`.
+unsafe fn write_sample(out: *mut ringcast_sample, sample: &ringcast_sample, size: usize) {
+    debug_assert!(SAMPLE_SIZES.contains(&size));
+    // SAFETY: `sample` is readable for its whole size, at least `size`; `out` is writable
+    // for `size` bytes by the caller's contract, and not `sample` (a local of ours); the
+    // struct has no padding, so every byte copied is initialised.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (sample as *const ringcast_sample).cast::<u8>(),
+            out.cast::<u8>(),
+            size,
+        );
+    }
+}
+
+/// The pending loss of lane `lane`.
+fn pending(v: &mut Vec<u64>, lane: u32) -> &mut u64 {
+    let lane = lane as usize;
+    if v.len() <= lane {
+        v.resize(lane + 1, 0);
+    }
+    &mut v[lane]
 }
 
 impl ringcast_subscriber {
     /// The subscriber, wherever it lives.
     pub(crate) fn subscriber(&mut self) -> Result<&mut Subscriber, Failure> {
-        match &mut self.place {
+        Self::subscriber_in(&mut self.place)
+    }
+
+    /// The subscriber of `place` (borrowing only that field of the handle).
+    fn subscriber_in(place: &mut Place) -> Result<&mut Subscriber, Failure> {
+        match place {
             Place::Own(s) => Ok(s),
             Place::InSet { set, key } => {
                 reentry::refuse(set.as_ptr(), "wait set")?;
@@ -119,15 +177,19 @@ impl ringcast_subscriber {
                 Ok(kept) => {
                     let data = sub.kept().expect("just kept").as_ptr().cast();
                     self.held = Some((kept.seq, data));
+                    let from = kept.publisher;
                     return Ok(ringcast_sample {
                         data,
                         len: kept.len,
                         seq: kept.seq,
-                        lost: std::mem::take(&mut self.pending_lost),
+                        lost: std::mem::take(pending(&mut self.pending_lost, from.lane)),
+                        lane: from.lane,
+                        writer: from.writer,
                     });
                 }
                 Err(RecvTimeoutError::Lagged(n)) => {
-                    self.pending_lost += n;
+                    let lane = sub.lagged_lane();
+                    *pending(&mut self.pending_lost, lane) += n;
                     self.lost_total += n;
                 }
                 Err(e) => return Err(e.into()),
@@ -135,9 +197,10 @@ impl ringcast_subscriber {
         }
     }
 
-    fn release(&mut self, sample: &ringcast_sample) -> Result<(), Failure> {
+    /// Releases the held sample, if `(seq, data)` are its.
+    fn release(&mut self, seq: u64, data: *const c_void) -> Result<(), Failure> {
         match self.held {
-            Some((seq, data)) if seq == sample.seq && data == sample.data => {
+            Some((held_seq, held_data)) if held_seq == seq && held_data == data => {
                 self.subscriber()?.release_kept();
                 self.held = None;
                 Ok(())
@@ -192,7 +255,7 @@ pub unsafe extern "C" fn ringcast_subscriber_attach(
         let value = ringcast_subscriber {
             place: Place::Own(sub),
             held: None,
-            pending_lost: 0,
+            pending_lost: Vec::new(),
             lost_total: 0,
         };
         // SAFETY: `out` was checked by `clear`.
@@ -203,17 +266,23 @@ pub unsafe extern "C" fn ringcast_subscriber_attach(
 
 /// Receives the next message into `*out` and holds it until `ringcast_sample_release`.
 /// `timeout_ns < 0` waits for ever, `0` does not wait, `> 0` waits at most that long.
-/// Returns `RINGCAST_OK`, `RINGCAST_TIMEOUT`, `RINGCAST_DISCONNECTED` (the publisher is gone
-/// and everything was received), `RINGCAST_EVICTED`, `RINGCAST_CORRUPT` (a message was
-/// skipped), or `RINGCAST_ERR_SAMPLE_OUTSTANDING` (one sample at a time).
+/// Returns `RINGCAST_OK`, `RINGCAST_TIMEOUT`, `RINGCAST_DISCONNECTED` (every publisher is
+/// gone and everything was received), `RINGCAST_EVICTED`, `RINGCAST_CORRUPT` (a message
+/// was skipped), or `RINGCAST_ERR_SAMPLE_OUTSTANDING` (one sample at a time). `sample_size`
+/// is `sizeof(ringcast_sample)` in the caller's header (this header's, or the smaller one
+/// of the headers before `lane`, which gets the fields before `lane`); any other size is
+/// `RINGCAST_ERR_VERSION`, and nothing is received. Exactly `sample_size` bytes are
+/// written. `ringcast_subscriber_recv(s, timeout_ns, out)` calls this with this header's
+/// size.
 ///
 /// # Safety
-/// `s` is a live handle (or NULL); `out` is NULL or writable.
+/// `s` is a live handle (or NULL); `out` is NULL or writable for `sample_size` bytes.
 #[no_mangle]
-pub unsafe extern "C" fn ringcast_subscriber_recv(
+pub unsafe extern "C" fn ringcast_subscriber_recv_sized(
     s: *mut ringcast_subscriber,
     timeout_ns: i64,
     out: *mut ringcast_sample,
+    sample_size: usize,
 ) -> ringcast_status {
     guard(|| {
         // SAFETY: by the caller's contract.
@@ -221,19 +290,50 @@ pub unsafe extern "C" fn ringcast_subscriber_recv(
         if out.is_null() {
             return Err(Failure::null("out"));
         }
+        if !SAMPLE_SIZES.contains(&sample_size) {
+            return Err(Failure::new(
+                RINGCAST_ERR_VERSION,
+                format!(
+                    "sample_size is {sample_size}: pass sizeof(ringcast_sample) of this \
+                     library's header (it writes samples of {SAMPLE_SIZES:?} bytes)"
+                ),
+            ));
+        }
         let sample = h.recv(timeout_arg(timeout_ns))?;
-        // SAFETY: non-NULL (checked) and writable, by the caller's contract.
-        unsafe { out.write(sample) };
+        // SAFETY: non-NULL (checked) and writable for `sample_size` bytes, by the caller's
+        // contract; `sample_size` is one of `SAMPLE_SIZES` (checked).
+        unsafe { write_sample(out, &sample, sample_size) };
         Ok(RINGCAST_OK)
     })
 }
 
-/// Releases the held sample `*sample` (under `Block`, frees its slot for the publisher)
-/// and clears `*sample`. `RINGCAST_ERR_NOT_HELD` if it is not the held one (e.g. released
-/// twice).
+/// The receive of the headers before `ringcast_sample` had `lane` and `writer`: as
+/// [`ringcast_subscriber_recv_sized`] with the size of that older sample, so programs
+/// built against those headers are never written past the end of their struct. Code
+/// built against this header calls `ringcast_subscriber_recv_sized` through the macro of
+/// this name (defined at the end of the header); this symbol is what older builds and
+/// hand-written FFI declarations reach.
 ///
 /// # Safety
-/// `s` is a live handle (or NULL); `sample` is NULL or readable and writable.
+/// `s` is a live handle (or NULL); `out` is NULL or writable for the fields before `lane`.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_subscriber_recv(
+    s: *mut ringcast_subscriber,
+    timeout_ns: i64,
+    out: *mut ringcast_sample,
+) -> ringcast_status {
+    // SAFETY: the caller's contract, with the size it is writable for.
+    unsafe { ringcast_subscriber_recv_sized(s, timeout_ns, out, SAMPLE_SIZE_BEFORE_LANES) }
+}
+
+/// Releases the held sample `*sample` (under `Block`, frees its slot for the publisher)
+/// and clears its `data`, `len`, `seq` and `lost` (`lane` and `writer` are left as they
+/// are: a caller built against a header before them has no room for them).
+/// `RINGCAST_ERR_NOT_HELD` if it is not the held one (e.g. released twice).
+///
+/// # Safety
+/// `s` is a live handle (or NULL); `sample` is NULL or readable and writable for the
+/// fields before `lane`.
 #[no_mangle]
 pub unsafe extern "C" fn ringcast_sample_release(
     s: *mut ringcast_subscriber,
@@ -242,15 +342,28 @@ pub unsafe extern "C" fn ringcast_sample_release(
     guard(|| {
         // SAFETY: by the caller's contract.
         let h = unsafe { handle(s) }?;
-        // SAFETY: NULL or readable and writable, by the caller's contract.
-        let sample = unsafe { sample.as_mut() }.ok_or_else(|| Failure::null("sample"))?;
-        h.release(sample)?;
-        *sample = ringcast_sample {
-            data: std::ptr::null(),
-            len: 0,
-            seq: 0,
-            lost: 0,
+        if sample.is_null() {
+            return Err(Failure::null("sample"));
+        }
+        // Field by field through raw pointers: the caller's struct may end before `lane`,
+        // so no reference to a whole `ringcast_sample` is made.
+        // SAFETY: non-NULL (checked) and readable for the fields before `lane`, by the
+        // caller's contract; `seq` and `data` are among them, so the projections stay in
+        // the caller's object.
+        let (seq, data) = unsafe {
+            (
+                (&raw const (*sample).seq).read(),
+                (&raw const (*sample).data).read(),
+            )
         };
+        h.release(seq, data)?;
+        // SAFETY: as above, writable too.
+        unsafe {
+            (&raw mut (*sample).data).write(std::ptr::null());
+            (&raw mut (*sample).len).write(0);
+            (&raw mut (*sample).seq).write(0);
+            (&raw mut (*sample).lost).write(0);
+        }
         Ok(RINGCAST_OK)
     })
 }
@@ -274,19 +387,22 @@ impl ringcast_subscriber {
         ctx: *mut c_void,
     ) -> Result<(usize, Option<Failure>), Failure> {
         self.no_sample_held()?;
-        let mut pending_lost = self.pending_lost;
         let set = self.set_ptr();
-        let sub = self.subscriber()?;
+        let sub = Self::subscriber_in(&mut self.place)?;
+        let pending_lost = &mut self.pending_lost;
         // From here until the callbacks are done, calls on this handle or its set refuse.
         let _running = Running::mark(&[me.cast(), set.cast()]);
         let (mut delivered, mut lagged) = (0usize, 0u64);
         let stopped = loop {
             let d = sub.drain_while(max - delivered, |sample| {
+                let from = sample.publisher();
                 let out = ringcast_sample {
                     data: sample.as_ptr().cast(),
                     len: sample.len(),
                     seq: sample.seq(),
-                    lost: std::mem::take(&mut pending_lost),
+                    lost: std::mem::take(pending(pending_lost, from.lane)),
+                    lane: from.lane,
+                    writer: from.writer,
                 };
                 // SAFETY: `f` is the caller's callback, called as its contract says: with a
                 // sample valid for the call (it is dropped, released, after it returns).
@@ -302,7 +418,7 @@ impl ringcast_subscriber {
             match d.stopped {
                 // Folded into the next sample's `lost`; drain on unless at the bound.
                 Some(ringcast::TryRecvError::Lagged(n)) => {
-                    pending_lost += n;
+                    *pending(pending_lost, sub.lagged_lane()) += n;
                     lagged += n;
                     if delivered == max {
                         break None;
@@ -312,7 +428,6 @@ impl ringcast_subscriber {
                 None => break None,
             }
         };
-        self.pending_lost = pending_lost;
         self.lost_total += lagged;
         Ok((delivered, stopped))
     }
@@ -364,8 +479,9 @@ pub unsafe extern "C" fn ringcast_subscriber_drain(
     })
 }
 
-/// `*out` = messages this subscriber has lost in all (`Overwrite` laps): the sum of the
-/// `lost` of every sample received so far, plus any loss the next sample will report.
+/// `*out` = messages this subscriber has lost in all (`Overwrite` laps), every lane
+/// together: the sum of the `lost` of every sample received so far, plus any loss later
+/// samples of their lanes will report.
 ///
 /// # Safety
 /// `s` is a live handle (or NULL); `out` is NULL or writable.
@@ -380,6 +496,34 @@ pub unsafe extern "C" fn ringcast_subscriber_lost(
         // SAFETY: NULL or writable, by the caller's contract.
         let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
         *out = h.lost_total;
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// `*out` = messages of lane `lane` (see `ringcast_sample.lane`) this subscriber has lost
+/// (`Overwrite` laps): the `lost` of that lane's samples received so far, plus any loss its
+/// next sample will report. `RINGCAST_ERR_INVALID_ARGUMENT` if the topic has no such lane
+/// (it has `max_publishers` of them).
+///
+/// # Safety
+/// `s` is a live handle (or NULL); `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_subscriber_lost_in(
+    s: *mut ringcast_subscriber,
+    lane: u32,
+    out: *mut u64,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let h = unsafe { handle(s) }?;
+        // SAFETY: NULL or writable, by the caller's contract.
+        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
+        *out = h.subscriber()?.lost_in(lane).ok_or_else(|| {
+            Failure::new(
+                RINGCAST_ERR_INVALID_ARGUMENT,
+                format!("lane is {lane}: the topic has no such lane"),
+            )
+        })?;
         Ok(RINGCAST_OK)
     })
 }

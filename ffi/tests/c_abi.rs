@@ -2,7 +2,9 @@
 //! library this test links: the header compiles as C99 and C++17 with -Werror; every
 //! entry point with bad arguments (under ASan/UBSan where the compiler has them);
 //! round trips C -> Rust and Rust -> C++ under both policies, 0 B to the slot size; exact
-//! lag counts; a C subscriber SIGKILLed holding a `Block` sample; the two examples.
+//! lag counts; a C subscriber SIGKILLed holding a `Block` sample; C publishers sharing a
+//! topic (two handles in one process and another process) read by a C++ subscriber that
+//! checks each publisher's order; the two examples.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -123,6 +125,14 @@ fn programs() -> &'static Programs {
         };
         build("cc", "-std=c99", "tests/c/api_checks.c", "api_checks", asan);
         build("cc", "-std=c99", "tests/c/peer_pub.c", "peer_pub", &[]);
+        build("cc", "-std=c99", "tests/c/lanes_pub.c", "lanes_pub", &[]);
+        build(
+            "c++",
+            "-std=c++17",
+            "tests/c/lanes_sub.cpp",
+            "lanes_sub",
+            &[],
+        );
         build(
             "cc",
             "-std=c99",
@@ -295,6 +305,7 @@ fn every_entry_point_with_bad_arguments_gives_a_status_never_a_crash() {
     let topic = "api-checks".to_owned();
     let _cleanup = Cleanup(prefix.clone(), topic.clone());
     let _cleanup2 = Cleanup(prefix.clone(), format!("{topic}-2"));
+    let _cleanup3 = Cleanup(prefix.clone(), format!("{topic}-lanes"));
     let child = p
         .command("api_checks")
         .args([&prefix, &topic])
@@ -444,6 +455,114 @@ fn a_lapped_cpp_subscriber_reports_the_exact_loss() {
     assert_eq!(bad, 0, "order or payload or loss total wrong");
     assert!((1..=8).contains(&received), "received {received}");
     assert_eq!(lost, 100 - received, "lost is exact");
+}
+
+/// Three C publishers share a topic a Rust publisher created (and leaves once they have
+/// joined): two handles in one process and one in another. A C++ subscriber checks each
+/// publisher's order and payloads and its lane's losses; returns its RESULT line's
+/// (publishers, received, lost, bad) and its PUB lines.
+fn cpp_reads_c_lanes(policy: &str, slots: u64, count: u64) -> ((u64, u64, u64, u64), String) {
+    const SLOT: usize = 300;
+    let prefix = prefix(&format!("lanes{policy}"));
+    let topic = "lanes".to_owned();
+    let _cleanup = Cleanup(prefix.clone(), topic.clone());
+    let overflow = if policy == "block" {
+        Overflow::Block
+    } else {
+        Overflow::Overwrite
+    };
+    let config = PublisherConfig::default()
+        .prefix(&prefix)
+        .slots(slots)
+        .slot_size(SLOT as u64)
+        .overflow(overflow)
+        .max_publishers(4);
+    // Keeps the topic alive until every C publisher has joined.
+    let creator = Publisher::create(&topic, config).unwrap();
+    let mut sub = programs()
+        .command("lanes_sub")
+        .args([&prefix, &topic, &SLOT.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sub_out = expect_line(&mut sub, "ATTACHED");
+    let spawn_pub = |handles: &str| {
+        let mut child = programs()
+            .command("lanes_pub")
+            .args([
+                prefix.as_str(),
+                &topic,
+                policy,
+                &slots.to_string(),
+                &SLOT.to_string(),
+                "4",
+                &count.to_string(),
+                handles,
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = expect_line(&mut child, "READY");
+        (child, out)
+    };
+    let (two, two_out) = spawn_pub("2");
+    let (one, one_out) = spawn_pub("1");
+    drop(creator);
+    for (child, out) in [(two, two_out), (one, one_out)] {
+        let rest: String = out.lines().map(|l| l.unwrap() + "\n").collect();
+        let (code, _) = finish(child, LONG);
+        assert_eq!(code, Some(0), "lanes_pub failed: {rest}");
+        assert_eq!(field(&rest, "sent"), count);
+    }
+    let out: String = sub_out.lines().map(|l| l.unwrap() + "\n").collect();
+    let (code, _) = finish(sub, LONG);
+    assert_eq!(code, Some(0), "lanes_sub failed: {out}");
+    (
+        (
+            field(&out, "publishers"),
+            field(&out, "received"),
+            field(&out, "lost"),
+            field(&out, "bad"),
+        ),
+        out,
+    )
+}
+
+#[test]
+fn c_publishers_sharing_a_topic_reach_a_cpp_subscriber_each_in_order() {
+    const COUNT: u64 = 3000;
+    let ((publishers, received, lost, bad), out) = cpp_reads_c_lanes("block", 8, COUNT);
+    assert_eq!(
+        (publishers, received, lost, bad),
+        (3, 3 * COUNT, 0, 0),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("PUB") && l.contains(&format!("received={COUNT} lost=0")))
+            .count(),
+        3,
+        "every publisher's messages, all of them: {out}"
+    );
+    // Overwrite: per publisher, what arrived is in order (checked by lanes_sub) and what
+    // did not is counted, exactly, against its lane.
+    let ((publishers, received, lost, bad), out) = cpp_reads_c_lanes("overwrite", 64, COUNT);
+    assert_eq!(
+        (publishers, received + lost, bad),
+        (3, 3 * COUNT, 0),
+        "{out}"
+    );
+    for line in out.lines().filter(|l| l.starts_with("PUB")) {
+        let n = |key: &str| -> u64 {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert!(n("received") > 0, "{line}");
+        assert_eq!(n("received") + n("lost"), COUNT, "{line}");
+    }
 }
 
 #[test]

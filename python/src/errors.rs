@@ -16,13 +16,13 @@ create_exception!(
     ringcast,
     Lagged,
     Error,
-    "Overwrite: the publisher lapped this subscriber; `.lost` messages are gone and the next receive resumes at the oldest one still intact."
+    "Overwrite: a publisher lapped this subscriber; `.lost` messages of lane `.lane` (that publisher's) are gone and the next receive there resumes at the oldest one still intact."
 );
 create_exception!(
     ringcast,
     Disconnected,
     Error,
-    "The publisher is gone and everything it published was received."
+    "Every publisher is gone and everything they published was received."
 );
 create_exception!(
     ringcast,
@@ -117,6 +117,19 @@ create_exception!(
 
 create_exception!(
     ringcast,
+    Mismatch,
+    AlreadyExists,
+    "The topic admits several publishers and exists with another configuration: a publisher joins only with the topic's own. `.field` names the difference (\"slots\", \"slot size\", \"overflow policy\", \"alignment\", \"max subscribers\", \"max publishers\", \"stall timeout\" or \"message type\"), `.existing` the topic's value and `.requested` this publisher's (as text)."
+);
+create_exception!(
+    ringcast,
+    PublishersFull,
+    AlreadyExists,
+    "The topic admits several publishers and all `.max` of them are live: wait for one to leave, or create the topic with more (max_publishers)."
+);
+
+create_exception!(
+    ringcast,
     UntrustedOwner,
     PermissionDenied,
     "The topic's segment belongs to a user this subscriber does not trust (by default only its own user and root): pass trust_users / trust_groups if that publisher is genuine. `.uid` is the owner's user id."
@@ -134,6 +147,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("Corrupt", py.get_type::<Corrupt>()),
         ("NotFound", py.get_type::<NotFound>()),
         ("AlreadyExists", py.get_type::<AlreadyExists>()),
+        ("Mismatch", py.get_type::<Mismatch>()),
+        ("PublishersFull", py.get_type::<PublishersFull>()),
         ("InvalidName", py.get_type::<InvalidName>()),
         ("InvalidConfig", py.get_type::<InvalidConfig>()),
         ("PermissionDenied", py.get_type::<PermissionDenied>()),
@@ -151,13 +166,15 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// `Lagged` with its `.lost` attribute.
-pub fn lagged(py: Python<'_>, lost: u64) -> PyErr {
+/// `Lagged` with its `.lost` and `.lane` attributes.
+pub fn lagged(py: Python<'_>, lost: u64, lane: u32) -> PyErr {
     let err = Lagged::new_err(format!(
-        "lagged behind: {lost} messages were overwritten before this subscriber read them"
+        "lagged behind: {lost} messages of lane {lane} were overwritten before this \
+         subscriber read them"
     ));
     // Setting an attribute on a fresh exception instance cannot fail but for memory.
     let _ = err.value(py).setattr("lost", lost);
+    let _ = err.value(py).setattr("lane", lane);
     err
 }
 
@@ -165,6 +182,30 @@ pub fn lagged(py: Python<'_>, lost: u64) -> PyErr {
 pub fn create(e: CreateError) -> PyErr {
     let msg = e.to_string();
     match e {
+        CreateError::Mismatch {
+            field,
+            existing,
+            requested,
+            ..
+        } => {
+            let err = Mismatch::new_err(msg);
+            // Setting attributes on a fresh exception instance cannot fail but for memory.
+            Python::attach(|py| {
+                let v = err.value(py);
+                let _ = v.setattr("field", field);
+                let _ = v.setattr("existing", existing);
+                let _ = v.setattr("requested", requested);
+            });
+            err
+        }
+        CreateError::PublishersFull { max, .. } => {
+            let err = PublishersFull::new_err(msg);
+            // As above.
+            Python::attach(|py| {
+                let _ = err.value(py).setattr("max", max);
+            });
+            err
+        }
         CreateError::Name { .. } => InvalidName::new_err(msg),
         CreateError::Config { .. } => InvalidConfig::new_err(msg),
         CreateError::AlreadyPublished { .. } => AlreadyExists::new_err(msg),
@@ -208,11 +249,11 @@ pub fn attach(e: AttachError) -> PyErr {
     }
 }
 
-/// A receive failure as its exception.
-pub fn recv(py: Python<'_>, e: RecvTimeoutError) -> PyErr {
+/// A receive failure as its exception (`lane`: the lane of a `Lagged`).
+pub fn recv(py: Python<'_>, e: RecvTimeoutError, lane: u32) -> PyErr {
     match e {
         RecvTimeoutError::Timeout => Timeout::new_err("no message within the timeout"),
-        RecvTimeoutError::Lagged(n) => lagged(py, n),
+        RecvTimeoutError::Lagged(n) => lagged(py, n, lane),
         RecvTimeoutError::Disconnected => Disconnected::new_err(e.to_string()),
         RecvTimeoutError::Evicted => Evicted::new_err(e.to_string()),
         RecvTimeoutError::Corrupt { .. } => Corrupt::new_err(e.to_string()),

@@ -43,12 +43,18 @@ struct State {
 // threads), never shared.
 unsafe impl Sync for State {}
 
-/// The one publisher of a topic; creating it creates the topic, closing it (or garbage
-/// collection) closes the topic.
+/// A publisher of a topic; creating the first creates the topic, closing the last (or
+/// garbage collection) closes it.
 ///
 /// `Publisher(topic, slots=64, slot_size=4096, overflow="block", prefix=None,
 /// max_subscribers=None, stall_timeout=None, message_type=None, prefault=False,
-/// lock_memory=False, huge_pages=False, mode=0o600)`; `mode` is the segment's permission
+/// lock_memory=False, huge_pages=False, mode=0o600, max_publishers=1)`;
+/// `max_publishers` is how many publishers the topic admits at once (1: this one's alone,
+/// a second raises `AlreadyExists`): with more, a later `Publisher` of the same topic
+/// with the same configuration joins it in a lane of its own (`Mismatch` names a
+/// difference, `PublishersFull` says every lane is live), subscribers get every
+/// publisher's messages (`Sample.publisher` says whose, each publisher's in its order),
+/// and the topic lives until its last publisher closes; `mode` is the segment's permission
 /// bits (0o600: only this user may attach); prefault / lock_memory / huge_pages fault the segment in at
 /// creation, `mlock` it, and back it with huge pages (refused with `ResourceExhausted`
 /// saying what to change where /dev/shm cannot give them); `message_type`
@@ -67,6 +73,8 @@ pub struct Publisher {
     topic: String,
     capacity: usize,
     overflow: Overflow,
+    /// `(lane, writer)`: who this publisher is to subscribers.
+    id: (u32, u32),
     next_token: u64,
     /// `Loan` objects of this publisher alive now.
     live: usize,
@@ -170,7 +178,7 @@ impl Drop for View {
 #[pymethods]
 impl Publisher {
     #[new]
-    #[pyo3(signature = (topic, slots=64, slot_size=4096, overflow="block", prefix=None, max_subscribers=None, stall_timeout=None, message_type=None, prefault=false, lock_memory=false, huge_pages=false, mode=0o600))]
+    #[pyo3(signature = (topic, slots=64, slot_size=4096, overflow="block", prefix=None, max_subscribers=None, stall_timeout=None, message_type=None, prefault=false, lock_memory=false, huge_pages=false, mode=0o600, max_publishers=1))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         topic: String,
@@ -185,6 +193,7 @@ impl Publisher {
         lock_memory: bool,
         huge_pages: bool,
         mode: u32,
+        max_publishers: u64,
     ) -> PyResult<Self> {
         let overflow = match overflow {
             "block" => Overflow::Block,
@@ -202,7 +211,8 @@ impl Publisher {
             .prefault(prefault)
             .lock_memory(lock_memory)
             .huge_pages(huge_pages)
-            .mode(mode);
+            .mode(mode)
+            .max_publishers(max_publishers);
         if let Some(p) = prefix {
             cfg = cfg.prefix(p);
         }
@@ -216,8 +226,10 @@ impl Publisher {
             cfg = cfg.type_info(type_info(spec));
         }
         let publisher = ringcast::Publisher::create(&topic, cfg).map_err(errors::create)?;
+        let id = publisher.id();
         Ok(Publisher {
             capacity: publisher.capacity(),
+            id: (id.lane, id.writer),
             state: Some(State {
                 publisher,
                 loan: None,
@@ -326,14 +338,30 @@ impl Publisher {
         self.capacity
     }
 
+    /// The lane this publisher writes: 0 on a topic with one publisher, else which of the
+    /// topic's `max_publishers` lanes it took.
+    #[getter]
+    fn lane(&self) -> u32 {
+        self.id.0
+    }
+
+    /// `(lane, writer)`: this publisher as subscribers see it in `Sample.publisher` (a
+    /// publisher that takes over a lane another left has a new `writer` there).
+    #[getter]
+    fn id(&self) -> (u32, u32) {
+        self.id
+    }
+
     /// `"block"` or `"overwrite"`.
     #[getter]
     fn overflow(&self) -> &'static str {
         overflow_name(self.overflow)
     }
 
-    /// Closes the topic now (subscribers drain it, then see `Disconnected`; the name is
-    /// free again) and aborts an outstanding loan; every later call raises `Closed`. A
+    /// Leaves the topic now and aborts an outstanding loan; every later call raises
+    /// `Closed`. The last publisher to leave closes the topic (subscribers drain it, then
+    /// see `Disconnected`; the name is free again); before that, subscribers drain this
+    /// publisher's lane and the others go on. A
     /// view of that loan still alive keeps its memory mapped, but writes to it reach
     /// nobody. Closing twice does nothing.
     fn close(&mut self) {
@@ -358,10 +386,11 @@ impl Publisher {
 
     fn __repr__(&self) -> String {
         format!(
-            "<ringcast.Publisher topic={:?} slot_size={} overflow={}{}>",
+            "<ringcast.Publisher topic={:?} slot_size={} overflow={} id={:?}{}>",
             self.topic,
             self.capacity,
             overflow_name(self.overflow),
+            self.id,
             if self.state.is_none() { " closed" } else { "" }
         )
     }

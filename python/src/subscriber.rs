@@ -50,7 +50,7 @@ struct State {
 /// topic it reads copies and loses, and counts in `lost`, what the publisher laps; it is
 /// not counted by `subscriber_count`). Receive with
 /// `recv(timeout=None)`, `try_recv()`, or by iterating (which
-/// ends when the publisher is gone and everything was received; lag is skipped and
+/// ends when every publisher is gone and everything was received; lag is skipped and
 /// counted in `lost`). One thread uses a subscriber at a time; blocking calls release the
 /// GIL, so other threads run meanwhile. `close()` detaches at once.
 #[pyclass(module = "ringcast", subclass)]
@@ -66,6 +66,8 @@ pub struct Subscriber {
     monitor: bool,
     next_token: u64,
     lost: u64,
+    /// The lane of the last `Lagged`.
+    lag_lane: u32,
     /// `Sample` objects of this subscriber alive now.
     live: usize,
 }
@@ -107,6 +109,7 @@ impl Subscriber {
             token,
             seq: kept.seq,
             len: kept.len,
+            publisher: (kept.publisher.lane, kept.publisher.writer),
         })
     }
 
@@ -132,6 +135,7 @@ impl Subscriber {
         let kept = match got {
             None => return Ok(Err(RecvTimeoutError::Timeout)),
             Some(Err(RecvTimeoutError::Lagged(n))) => {
+                this.lag_lane = this.state()?.sub.lagged_lane();
                 this.lost += n;
                 return Ok(Err(RecvTimeoutError::Lagged(n)));
             }
@@ -139,6 +143,12 @@ impl Subscriber {
             Some(Ok(k)) => k,
         };
         Ok(Ok(this.hold(slf, kept)?))
+    }
+
+    /// A receive failure as its exception (a `Lagged` names the lane).
+    fn error(slf: &Bound<'_, Self>, e: RecvTimeoutError) -> PyErr {
+        let lane = slf.try_borrow().map_or(0, |s| s.lag_lane);
+        errors::recv(slf.py(), e, lane)
     }
 
     /// The last `Sample` object went: free what a close retained.
@@ -252,18 +262,20 @@ impl Subscriber {
             monitor,
             next_token: 0,
             lost: 0,
+            lag_lane: 0,
             live: 0,
         })
     }
 
     /// The next message, waiting at most `timeout` seconds (`None`: for ever). Raises
-    /// `Timeout`, `Lagged` (with `.lost`; the next receive resumes at the oldest message
-    /// still intact), `Disconnected` (the publisher is gone and everything was received)
-    /// or `Evicted`. Releases the GIL while it waits; Ctrl-C interrupts it.
+    /// `Timeout`, `Lagged` (with `.lost` and `.lane`; the next receive from that lane
+    /// resumes at its oldest message still intact), `Disconnected` (every publisher is gone
+    /// and everything was received) or `Evicted`. Releases the GIL while it waits; Ctrl-C
+    /// interrupts it.
     #[pyo3(signature = (timeout=None))]
     fn recv(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<Sample> {
         let timeout = timeout_arg(timeout)?;
-        Self::receive(slf, timeout)?.map_err(|e| errors::recv(slf.py(), e))
+        Self::receive(slf, timeout)?.map_err(|e| Self::error(slf, e))
     }
 
     /// The next message if there is one now, else `None`; raises as `recv` otherwise.
@@ -271,7 +283,7 @@ impl Subscriber {
         match Self::receive(slf, Some(Duration::ZERO))? {
             Ok(s) => Ok(Some(s)),
             Err(RecvTimeoutError::Timeout) => Ok(None),
-            Err(e) => Err(errors::recv(slf.py(), e)),
+            Err(e) => Err(Self::error(slf, e)),
         }
     }
 
@@ -279,7 +291,7 @@ impl Subscriber {
         slf
     }
 
-    /// The next message; the iteration ends when the publisher is gone and everything
+    /// The next message; the iteration ends when every publisher is gone and everything
     /// was received. Lag is skipped (counted in `lost`).
     fn __next__(slf: &Bound<'_, Self>) -> PyResult<Option<Sample>> {
         loop {
@@ -287,7 +299,7 @@ impl Subscriber {
                 Ok(s) => return Ok(Some(s)),
                 Err(RecvTimeoutError::Disconnected) => return Ok(None),
                 Err(RecvTimeoutError::Lagged(_)) | Err(RecvTimeoutError::Corrupt { .. }) => {}
-                Err(e) => return Err(errors::recv(slf.py(), e)),
+                Err(e) => return Err(Self::error(slf, e)),
             }
         }
     }
@@ -304,11 +316,12 @@ impl Subscriber {
         let kept = match this.state()?.sub.poll_recv_kept(&waker) {
             std::task::Poll::Pending => return Ok(None),
             std::task::Poll::Ready(Err(ringcast::RecvError::Lagged(n))) => {
+                this.lag_lane = this.state()?.sub.lagged_lane();
                 this.lost += n;
-                return Err(errors::lagged(py, n));
+                return Err(errors::lagged(py, n, this.lag_lane));
             }
             std::task::Poll::Ready(Err(e)) => {
-                return Err(errors::recv(py, RecvTimeoutError::from(e)))
+                return Err(errors::recv(py, RecvTimeoutError::from(e), this.lag_lane))
             }
             std::task::Poll::Ready(Ok(k)) => k,
         };
@@ -334,10 +347,23 @@ impl Subscriber {
         Ok(())
     }
 
-    /// Messages lost to lapping (`Overwrite`) since attach.
+    /// Messages lost to lapping (`Overwrite`) since attach, every publisher's together.
     #[getter]
     fn lost(&self) -> u64 {
         self.lost
+    }
+
+    /// The lane of the last `Lagged` this subscriber reported (its `.lane`; 0 before any,
+    /// and always on a topic with one publisher).
+    #[getter]
+    fn lagged_lane(&self) -> u32 {
+        self.lag_lane
+    }
+
+    /// Messages of lane `lane` (a `Sample.publisher[0]`) lost to lapping since attach;
+    /// `None` if the topic has no such lane (it has `max_publishers` of them).
+    fn lost_in(&mut self, lane: u32) -> PyResult<Option<u64>> {
+        Ok(self.state()?.sub.lost_in(lane))
     }
 
     /// The topic's name.
@@ -416,6 +442,7 @@ pub struct Sample {
     token: u64,
     seq: u64,
     len: usize,
+    publisher: (u32, u32),
 }
 
 impl Sample {
@@ -447,10 +474,19 @@ impl Sample {
 
 #[pymethods]
 impl Sample {
-    /// The message's sequence number (0 for the topic's first).
+    /// The message's sequence number in its publisher's lane (0 for the lane's first; on
+    /// a topic with one publisher, simply the topic's sequence).
     #[getter]
     fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Which publisher wrote it: `(lane, writer)`, as its `Publisher.id` says (lane 0 on a
+    /// topic with one publisher). Each publisher's messages arrive in its order; there is
+    /// no order across publishers.
+    #[getter]
+    fn publisher(&self) -> (u32, u32) {
+        self.publisher
     }
 
     fn __len__(&self) -> usize {
@@ -507,9 +543,10 @@ impl Sample {
 
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "<ringcast.Sample seq={} len={}{}>",
+            "<ringcast.Sample seq={} len={} publisher={:?}{}>",
             self.seq,
             self.len,
+            self.publisher,
             if self.released(py) { " released" } else { "" }
         )
     }

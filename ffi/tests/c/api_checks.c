@@ -11,11 +11,14 @@
 
 static uint64_t drained[16];
 static int drained_n;
+static uint32_t last_lane, last_writer;
 
 static int on_drained(const ringcast_sample *sample, void *ctx) {
   (void)ctx;
   if (drained_n < 16) drained[drained_n] = sample->seq;
   drained_n++;
+  last_lane = sample->lane;
+  last_writer = sample->writer;
   return 0;
 }
 
@@ -418,6 +421,160 @@ int main(int argc, char **argv) {
     EXPECT_TRUE(lost == 6);
     EXPECT(ringcast_subscriber_destroy(m), RINGCAST_OK);
     EXPECT(ringcast_publisher_destroy(mp), RINGCAST_OK);
+  }
+
+  /* Many publishers per topic: the config field and its versions, joining, the two new
+   * errors, lane and writer in samples, the old-size receive, losses per lane. */
+  {
+    char ltopic[128];
+    ringcast_publisher *a = NULL, *b = NULL, *c = NULL;
+    ringcast_subscriber *ls = NULL;
+    ringcast_publisher_config lcfg = cfg;
+    uint32_t lane_a = 99, lane_b = 99, writer_a = 0, writer_b = 0;
+    snprintf(ltopic, sizeof ltopic, "%s-lanes", topic);
+    EXPECT_TRUE(sizeof(ringcast_sample) == 40 && sizeof(ringcast_publisher_config) == 72);
+    EXPECT_TRUE(cfg.max_publishers == 1); /* the default */
+    EXPECT_TRUE(strcmp(ringcast_status_str(RINGCAST_ERR_MISMATCH), "unknown status") != 0);
+    EXPECT_TRUE(strcmp(ringcast_status_str(RINGCAST_ERR_PUBLISHERS_FULL), "unknown status") != 0);
+    EXPECT_TRUE(RINGCAST_ERR_MISMATCH == -23 && RINGCAST_ERR_PUBLISHERS_FULL == -24);
+    lcfg.max_publishers = 0;
+    EXPECT(ringcast_publisher_create(ltopic, &lcfg, &a), RINGCAST_ERR_CONFIG);
+    lcfg.max_publishers = 65;
+    EXPECT(ringcast_publisher_create(ltopic, &lcfg, &a), RINGCAST_ERR_CONFIG);
+    /* A config of the header before max_publishers (64 bytes) is read with 1 there: an
+     * exclusive topic, which a second publisher cannot join. */
+    {
+      struct {
+        uint32_t struct_size, overflow;
+        uint64_t slots, slot_size, max_subscribers, stall_timeout_ns;
+        uint32_t mode, wait;
+        const char *prefix;
+        uint32_t memory;
+      } old_cfg;
+      EXPECT_TRUE(sizeof old_cfg == 64);
+      memcpy(&old_cfg, &cfg, sizeof old_cfg);
+      old_cfg.struct_size = sizeof old_cfg;
+      EXPECT(ringcast_publisher_create(ltopic, (const ringcast_publisher_config *)(void *)&old_cfg, &a),
+             RINGCAST_OK);
+      EXPECT(ringcast_publisher_lane(a, &lane_a), RINGCAST_OK);
+      EXPECT_TRUE(lane_a == 0);
+      lcfg.max_publishers = 2;
+      EXPECT(ringcast_publisher_create(ltopic, &lcfg, &b), RINGCAST_ERR_EXISTS);
+      EXPECT_TRUE(b == NULL);
+      EXPECT(ringcast_publisher_destroy(a), RINGCAST_OK);
+      a = NULL;
+    }
+    lcfg.max_publishers = 2;
+    EXPECT(ringcast_publisher_create(ltopic, &lcfg, &a), RINGCAST_OK);
+    EXPECT(ringcast_subscriber_attach(ltopic, &opts, 0, &ls), RINGCAST_OK); /* oldest */
+    EXPECT(ringcast_publisher_create(ltopic, &lcfg, &b), RINGCAST_OK); /* joins */
+    /* Joining needs the topic's configuration, and a free lane. */
+    {
+      ringcast_publisher_config other = lcfg;
+      other.slots = 8;
+      EXPECT(ringcast_publisher_create(ltopic, &other, &c), RINGCAST_ERR_MISMATCH);
+      EXPECT_TRUE(c == NULL && strstr(ringcast_last_error(), "slots") != NULL);
+      other = lcfg;
+      other.max_publishers = 3;
+      EXPECT(ringcast_publisher_create(ltopic, &other, &c), RINGCAST_ERR_MISMATCH);
+      EXPECT_TRUE(c == NULL && strstr(ringcast_last_error(), "max publishers") != NULL);
+      other = lcfg;
+      other.overflow = RINGCAST_OVERFLOW_OVERWRITE;
+      EXPECT(ringcast_publisher_create(ltopic, &other, &c), RINGCAST_ERR_MISMATCH);
+      EXPECT_TRUE(c == NULL && strstr(ringcast_last_error(), "overflow") != NULL);
+      EXPECT(ringcast_publisher_create(ltopic, &lcfg, &c), RINGCAST_ERR_PUBLISHERS_FULL);
+      EXPECT_TRUE(c == NULL && strstr(ringcast_last_error(), "2 publishers") != NULL);
+    }
+    EXPECT(ringcast_publisher_lane(NULL, &lane_a), RINGCAST_ERR_NULL);
+    EXPECT(ringcast_publisher_lane(a, NULL), RINGCAST_ERR_NULL);
+    EXPECT(ringcast_publisher_writer(NULL, &writer_a), RINGCAST_ERR_NULL);
+    EXPECT(ringcast_publisher_writer(a, NULL), RINGCAST_ERR_NULL);
+    EXPECT(ringcast_publisher_lane(a, &lane_a), RINGCAST_OK);
+    EXPECT(ringcast_publisher_lane(b, &lane_b), RINGCAST_OK);
+    EXPECT(ringcast_publisher_writer(a, &writer_a), RINGCAST_OK);
+    EXPECT(ringcast_publisher_writer(b, &writer_b), RINGCAST_OK);
+    EXPECT_TRUE(lane_a == 0 && lane_b == 1);
+    /* Lane and writer are readable with a loan outstanding (they never change). */
+    EXPECT(ringcast_publisher_loan(a, 0, &loan), RINGCAST_OK);
+    EXPECT(ringcast_publisher_lane(a, &lane_a), RINGCAST_OK);
+    memcpy(loan.data, "A0", 2);
+    EXPECT(ringcast_loan_commit(a, &loan, 2, &seq), RINGCAST_OK);
+    EXPECT_TRUE(seq == 0);
+    EXPECT(ringcast_publisher_send(b, "B0", 2, &seq), RINGCAST_OK);
+    EXPECT_TRUE(seq == 0); /* sequences are per lane */
+    EXPECT(ringcast_publisher_send(b, "B1", 2, &seq), RINGCAST_OK);
+    EXPECT_TRUE(seq == 1);
+    EXPECT(ringcast_publisher_send(a, "A1", 2, &seq), RINGCAST_OK);
+    EXPECT(ringcast_publisher_send(b, "B2", 2, &seq), RINGCAST_OK);
+    /* A sample size no header had: refused, and nothing is received. */
+    EXPECT(ringcast_subscriber_recv_sized(ls, 0, &sample, 0), RINGCAST_ERR_VERSION);
+    EXPECT(ringcast_subscriber_recv_sized(ls, 0, &sample, sizeof sample + 8), RINGCAST_ERR_VERSION);
+    EXPECT(ringcast_subscriber_recv_sized(ls, 0, NULL, sizeof sample), RINGCAST_ERR_NULL);
+    EXPECT(ringcast_subscriber_recv_sized(NULL, 0, &sample, sizeof sample), RINGCAST_ERR_NULL);
+    {
+      /* Receive everything: each publisher's in its order, named by lane and writer. The
+       * first with a caller of the header before lanes: the function (not this header's
+       * macro) writes the 32 bytes that caller has, never the canary after them, and
+       * release clears only those. */
+      struct {
+        struct {
+          const void *data;
+          size_t len;
+          uint64_t seq, lost;
+        } old;
+        uint64_t canary;
+      } o;
+      EXPECT_TRUE(sizeof o.old == 32 && (char *)&o.canary == (char *)&o + 32);
+      o.canary = 0x5a5a5a5a5a5a5a5aULL;
+      EXPECT((ringcast_subscriber_recv)(ls, 0, (ringcast_sample *)(void *)&o), RINGCAST_OK);
+      EXPECT_TRUE(o.canary == 0x5a5a5a5a5a5a5a5aULL && o.old.len == 2 && o.old.lost == 0);
+      char seen[5][3];
+      uint64_t seqs[5];
+      memcpy(seen[0], o.old.data, 2);
+      seen[0][2] = 0;
+      seqs[0] = o.old.seq;
+      EXPECT(ringcast_sample_release(ls, (ringcast_sample *)(void *)&o), RINGCAST_OK);
+      EXPECT_TRUE(o.canary == 0x5a5a5a5a5a5a5a5aULL && o.old.data == NULL && o.old.seq == 0);
+      int from_a = seen[0][0] == 'A', next_a = 0, next_b = 0, bad = 0;
+      uint32_t lanes_seen[5];
+      lanes_seen[0] = from_a ? lane_a : lane_b;
+      for (int i = 1; i < 5; i++) {
+        memset(&sample, 0xee, sizeof sample);
+        EXPECT(ringcast_subscriber_recv(ls, 0, &sample), RINGCAST_OK);
+        memcpy(seen[i], sample.data, 2);
+        seen[i][2] = 0;
+        seqs[i] = sample.seq;
+        lanes_seen[i] = sample.lane;
+        int is_a = seen[i][0] == 'A';
+        if (sample.lane != (is_a ? lane_a : lane_b) || sample.writer != (is_a ? writer_a : writer_b))
+          bad++;
+        EXPECT(ringcast_sample_release(ls, &sample), RINGCAST_OK);
+      }
+      for (int i = 0; i < 5; i++) {
+        int is_a = seen[i][0] == 'A';
+        int *next = is_a ? &next_a : &next_b;
+        if (seqs[i] != (uint64_t)*next || seen[i][1] != (char)('0' + *next)) bad++;
+        if (lanes_seen[i] != (is_a ? lane_a : lane_b)) bad++;
+        (*next)++;
+      }
+      EXPECT_TRUE(bad == 0 && next_a == 2 && next_b == 3);
+    }
+    EXPECT(ringcast_subscriber_lost_in(ls, 0, &lost), RINGCAST_OK);
+    EXPECT_TRUE(lost == 0);
+    EXPECT(ringcast_subscriber_lost_in(ls, 2, &lost), RINGCAST_ERR_INVALID_ARGUMENT);
+    EXPECT(ringcast_subscriber_lost_in(ls, 0, NULL), RINGCAST_ERR_NULL);
+    EXPECT(ringcast_subscriber_lost_in(NULL, 0, &lost), RINGCAST_ERR_NULL);
+    /* One leaves: the topic lives on with the other, whose lane the drain names. */
+    EXPECT(ringcast_publisher_destroy(a), RINGCAST_OK);
+    EXPECT(ringcast_publisher_send(b, "B3", 2, &seq), RINGCAST_OK);
+    drained_n = 0;
+    last_lane = 99;
+    EXPECT(ringcast_subscriber_drain(ls, 8, on_drained, NULL, &count), RINGCAST_OK);
+    EXPECT_TRUE(count == 1 && drained[0] == 3 && last_lane == lane_b && last_writer == writer_b);
+    /* The last one leaves: the end. */
+    EXPECT(ringcast_publisher_destroy(b), RINGCAST_OK);
+    EXPECT(ringcast_subscriber_recv(ls, 1000000000, &sample), RINGCAST_DISCONNECTED);
+    EXPECT(ringcast_subscriber_destroy(ls), RINGCAST_OK);
   }
 
   /* Destroy with a loan outstanding and with a sample held: said so, nothing leaks. */

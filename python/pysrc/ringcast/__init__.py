@@ -1,8 +1,9 @@
 """ringcast: zero-copy shared-memory publish/subscribe for Linux.
 
-One publisher per topic writes messages into a ring in a named POSIX shared-memory
-segment; subscribers in other processes (Python, Rust, C, C++) attach by name and read
-the messages in place. A ``Block`` sample supports the buffer protocol without a copy, so
+A publisher writes messages into a ring in a named POSIX shared-memory segment;
+subscribers in other processes (Python, Rust, C, C++) attach by name and read the
+messages in place. A topic has one publisher, or up to ``max_publishers`` of them, each
+writing its own lane (``Sample.publisher`` says whose a message is). A ``Block`` sample supports the buffer protocol without a copy, so
 ``numpy.frombuffer(sample, dtype)`` is a view of the slot itself.
 
 >>> import ringcast
@@ -34,10 +35,12 @@ from ._ringcast import (
     InvalidName,
     Lagged,
     Loan,
+    Mismatch,
     NotASegment,
     NotFound,
     PermissionDenied,
     Publisher,
+    PublishersFull,
     UntrustedOwner,
     ResourceExhausted,
     Sample,
@@ -145,10 +148,12 @@ __all__ = [
     "InvalidName",
     "Lagged",
     "Loan",
+    "Mismatch",
     "NotASegment",
     "NotFound",
     "PermissionDenied",
     "Publisher",
+    "PublishersFull",
     "UntrustedOwner",
     "ResourceExhausted",
     "Sample",

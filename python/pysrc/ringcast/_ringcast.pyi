@@ -11,11 +11,12 @@ class Error(Exception):
     """Base of every ringcast error."""
 
 class Lagged(Error):
-    """Overwrite: the publisher lapped this subscriber; `lost` messages are gone."""
+    """Overwrite: a publisher lapped this subscriber; `lost` messages of lane `lane` are gone."""
     lost: int
+    lane: int
 
 class Disconnected(Error):
-    """The publisher is gone and everything it published was received."""
+    """Every publisher is gone and everything they published was received."""
 
 class Timeout(Error):
     """Nothing arrived (or no room appeared) within the timeout."""
@@ -28,6 +29,17 @@ class Corrupt(Error):
 
 class NotFound(Error): ...
 class AlreadyExists(Error): ...
+
+class Mismatch(AlreadyExists):
+    """A topic admitting several publishers exists with another configuration."""
+    field: str
+    existing: str
+    requested: str
+
+class PublishersFull(AlreadyExists):
+    """A topic admitting several publishers has all `max` of them live."""
+    max: int
+
 class InvalidName(Error): ...
 class InvalidConfig(Error): ...
 class PermissionDenied(Error): ...
@@ -61,7 +73,7 @@ class Loan:
     ) -> bool: ...
 
 class Publisher:
-    """The one publisher of a topic."""
+    """A publisher of a topic (its only one, or one of up to `max_publishers`)."""
     def __init__(
         self,
         topic: str,
@@ -76,6 +88,7 @@ class Publisher:
         lock_memory: bool = False,
         huge_pages: bool = False,
         mode: int = 0o600,
+        max_publishers: int = 1,
     ) -> None: ...
     def send(self, data: Buffer, timeout: Optional[float] = None) -> int: ...
     def loan(self, timeout: Optional[float] = None) -> Loan: ...
@@ -87,6 +100,10 @@ class Publisher:
     def slot_size(self) -> int: ...
     @property
     def overflow(self) -> Literal["block", "overwrite"]: ...
+    @property
+    def lane(self) -> int: ...
+    @property
+    def id(self) -> Tuple[int, int]: ...
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...
     def __exit__(
@@ -100,6 +117,8 @@ class Sample:
     """A received message; a read-only buffer (zero copy under Block)."""
     @property
     def seq(self) -> int: ...
+    @property
+    def publisher(self) -> Tuple[int, int]: ...
     @property
     def released(self) -> bool: ...
     def __len__(self) -> int: ...
@@ -141,6 +160,9 @@ class Subscriber:
     def __next__(self) -> Sample: ...
     @property
     def lost(self) -> int: ...
+    @property
+    def lagged_lane(self) -> int: ...
+    def lost_in(self, lane: int) -> Optional[int]: ...
     @property
     def topic(self) -> str: ...
     @property
