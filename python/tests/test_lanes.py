@@ -145,11 +145,15 @@ def test_joining_needs_the_same_configuration_and_a_free_lane(prefix, topic):
     others[1].close()
     again = shared(topic, prefix, "block")
     assert again.lane == left[0] and again.id != left
-    # An exclusive topic (the default) is still exclusive: AlreadyExists, nothing newer.
+    # An exclusive topic (the default) is still exclusive: AlreadyExists, nothing newer;
+    # asking it for several publishers names the difference.
     only = ringcast.Publisher(f"{topic}x", prefix=prefix)  # noqa: F841 (kept alive)
     with pytest.raises(ringcast.AlreadyExists) as e:
-        ringcast.Publisher(f"{topic}x", prefix=prefix, max_publishers=4)
+        ringcast.Publisher(f"{topic}x", prefix=prefix)
     assert type(e.value) is ringcast.AlreadyExists
+    with pytest.raises(ringcast.Mismatch) as e:
+        ringcast.Publisher(f"{topic}x", prefix=prefix, max_publishers=4)
+    assert e.value.field == "max publishers"
     with pytest.raises(ringcast.InvalidConfig):
         ringcast.Publisher(f"{topic}y", prefix=prefix, max_publishers=0)
 

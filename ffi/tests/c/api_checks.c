@@ -459,7 +459,7 @@ int main(int argc, char **argv) {
       EXPECT(ringcast_publisher_lane(a, &lane_a), RINGCAST_OK);
       EXPECT_TRUE(lane_a == 0);
       lcfg.max_publishers = 2;
-      EXPECT(ringcast_publisher_create(ltopic, &lcfg, &b), RINGCAST_ERR_EXISTS);
+      EXPECT(ringcast_publisher_create(ltopic, &lcfg, &b), RINGCAST_ERR_MISMATCH);
       EXPECT_TRUE(b == NULL);
       EXPECT(ringcast_publisher_destroy(a), RINGCAST_OK);
       a = NULL;
