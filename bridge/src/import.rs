@@ -37,9 +37,10 @@ use crate::Shared;
 const SLICE: Duration = Duration::from_millis(50);
 /// How often a refused-for-now source (a local publisher holds the name) is retried.
 const RETRY: Duration = Duration::from_secs(1);
-/// Messages, and payload bytes, of not-yet-adopted incarnations kept until their
-/// announcement arrives (Zenoh may deliver a source's first messages before its
-/// liveliness token). Past either bound the oldest go, and the gap is counted on replay.
+/// Puts (single messages or batches), and their bytes (payloads and batch indexes), of
+/// not-yet-adopted incarnations kept until their announcement arrives (Zenoh may deliver
+/// a source's first messages before its liveliness token). Past either bound the oldest
+/// go, and the gap is counted on replay.
 const PENDING: usize = 4096;
 const PENDING_BYTES: usize = 64 << 20;
 /// After its token is withdrawn, a source is closed once it has been quiet this long (or
@@ -492,13 +493,17 @@ impl Importer {
                 return ControlFlow::Continue(());
             }
         } else {
-            let mut loan = loop {
-                match cur.publisher.loan_timeout(SLICE) {
-                    Ok(loan) => break loan,
-                    Err(_) if self.shared.stopping() => return ControlFlow::Break(()),
-                    Err(_) => {}
+            if cur.publisher.try_loan().is_err() {
+                // Full: wait (a dropped loan keeps its claim, and the loan below takes it).
+                loop {
+                    match cur.publisher.loan_timeout(SLICE) {
+                        Ok(_) => break,
+                        Err(_) if self.shared.stopping() => return ControlFlow::Break(()),
+                        Err(_) => {}
+                    }
                 }
-            };
+            }
+            let mut loan = cur.publisher.loan();
             bytes.copy(len, |at, chunk| loan.write_at(at, chunk));
             loan.commit(len);
         }
