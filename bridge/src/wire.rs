@@ -211,7 +211,7 @@ impl Put {
             };
         }
         let index = &att[LEN..];
-        if index.len() < INDEX_HEADER || (index.len() - INDEX_HEADER) % ENTRY != 0 {
+        if index.len() < INDEX_HEADER || !(index.len() - INDEX_HEADER).is_multiple_of(ENTRY) {
             return Err(WireError::IndexLength(index.len()));
         }
         let said = u32_at(index, 0);
