@@ -246,39 +246,40 @@ impl Out<'_> {
         mut payload: Vec<u8>,
         carry: &mut Option<(u64, Vec<u8>)>,
     ) -> zenoh::Result<()> {
+        if payload.len() >= self.max_bytes || !sub.has_news() {
+            return self.alone(seq, payload);
+        }
         let mut index = BatchIndex::new();
-        if payload.len() < self.max_bytes && sub.has_news() {
-            index.push(seq, payload.len());
-            payload.reserve(self.max_bytes - payload.len());
-            let max = self.max_bytes;
-            let drained = sub.drain_while(MAX_BATCH - 1, |m| {
-                let bytes = m.bytes();
-                if payload.len() + bytes.len() > max {
-                    let mut next = Vec::with_capacity(max.max(bytes.len()));
-                    next.extend_from_slice(bytes);
-                    *carry = Some((m.seq(), next));
-                    return ControlFlow::Break(());
-                }
-                payload.extend_from_slice(bytes);
-                index.push(m.seq(), bytes.len());
-                if payload.len() < max {
-                    ControlFlow::Continue(())
-                } else {
-                    ControlFlow::Break(())
-                }
-            });
-            // `Disconnected` and `Evicted` are reported again by the next receive.
-            match drained.stopped {
-                Some(TryRecvError::Lagged(n)) => bump(&self.stats.lost, n),
-                Some(e @ TryRecvError::Corrupt { .. }) => {
-                    tracing::warn!(topic = self.topic, error = %e, "skipping a corrupt message");
-                    bump(&self.stats.lost, 1);
-                }
-                _ => {}
+        index.push(seq, payload.len());
+        payload.reserve(self.max_bytes - payload.len());
+        let max = self.max_bytes;
+        let drained = sub.drain_while(MAX_BATCH - 1, |m| {
+            let bytes = m.bytes();
+            if payload.len() + bytes.len() > max {
+                let mut next = Vec::with_capacity(max.max(bytes.len()));
+                next.extend_from_slice(bytes);
+                *carry = Some((m.seq(), next));
+                return ControlFlow::Break(());
             }
+            payload.extend_from_slice(bytes);
+            index.push(m.seq(), bytes.len());
+            if payload.len() < max {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        });
+        // `Disconnected` and `Evicted` are reported again by the next receive.
+        match drained.stopped {
+            Some(TryRecvError::Lagged(n)) => bump(&self.stats.lost, n),
+            Some(e @ TryRecvError::Corrupt { .. }) => {
+                tracing::warn!(topic = self.topic, error = %e, "skipping a corrupt message");
+                bump(&self.stats.lost, 1);
+            }
+            _ => {}
         }
         match index.count() {
-            0 | 1 => self.alone(seq, payload),
+            1 => self.alone(seq, payload),
             count => {
                 let attachment = index.finish(now_ns(), self.creation_id);
                 self.put(payload, attachment, count)
