@@ -11,6 +11,11 @@ pub const DEFAULT_DOMAIN: &str = "default";
 /// The largest segment an import creates unless told otherwise (4 GiB): an announcement
 /// is remote input, and a ring over this is refused rather than allocated.
 pub const DEFAULT_MAX_IMPORT_BYTES: u64 = 4 << 30;
+/// The most message bytes an export packs into one Zenoh put by default (32 KiB: with a
+/// full index, a batch of small messages still fits one 64 KiB Zenoh transport batch).
+pub const DEFAULT_MAX_BATCH_BYTES: u32 = 32 << 10;
+/// The largest batch bound accepted (16 MiB).
+pub const MAX_BATCH_BYTES: u32 = 16 << 20;
 
 /// How to run a bridge. Chainable setters; [`Bridge::start`](crate::Bridge::start)
 /// checks everything.
@@ -36,6 +41,7 @@ pub struct BridgeConfig {
     pub(crate) multicast_scouting: bool,
     pub(crate) max_import_bytes: u64,
     pub(crate) import_mode: u32,
+    pub(crate) max_batch_bytes: u32,
     pub(crate) tls: Option<TlsFiles>,
 }
 
@@ -66,6 +72,7 @@ impl Default for BridgeConfig {
             multicast_scouting: false,
             max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
             import_mode: 0o600,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             tls: None,
         }
     }
@@ -121,6 +128,16 @@ impl BridgeConfig {
         self.import_mode = mode;
         self
     }
+    /// The most message bytes an export packs into one Zenoh put (default
+    /// [`DEFAULT_MAX_BATCH_BYTES`], at most [`MAX_BATCH_BYTES`]). When several messages
+    /// wait in an exported ring, the export carries them in one put (a batch, with each
+    /// message's sequence number: see [`wire`](crate::wire)) up to this many bytes and
+    /// [`wire::MAX_BATCH`](crate::wire::MAX_BATCH) messages; a message alone in the ring,
+    /// or this large or larger, goes alone at once. 0 sends every message alone.
+    pub fn max_batch_bytes(mut self, bytes: u32) -> Self {
+        self.max_batch_bytes = bytes;
+        self
+    }
     /// Mutual TLS for `tls/` endpoints (see [`TlsFiles`]); needed for any `tls/`
     /// endpoint.
     pub fn tls(mut self, files: TlsFiles) -> Self {
@@ -161,6 +178,13 @@ impl BridgeConfig {
         }
         for e in self.listen.iter().chain(&self.connect) {
             check_endpoint(e, self.tls.is_some())?;
+        }
+        if self.max_batch_bytes > MAX_BATCH_BYTES {
+            return Err(BridgeError::Limit {
+                what: "max batch bytes",
+                value: u64::from(self.max_batch_bytes),
+                max: u64::from(MAX_BATCH_BYTES),
+            });
         }
         if let Some(t) = &self.tls {
             for (what, path) in [
@@ -313,6 +337,12 @@ mod tests {
             ok().export("../x").validate(),
             Err(BridgeError::Name { what: "topic", .. })
         ));
+        assert!(matches!(
+            ok().max_batch_bytes(MAX_BATCH_BYTES + 1).validate(),
+            Err(BridgeError::Limit { .. })
+        ));
+        assert!(ok().max_batch_bytes(MAX_BATCH_BYTES).validate().is_ok());
+        assert!(ok().max_batch_bytes(0).validate().is_ok());
         assert!(matches!(
             ok().domain("a/b").validate(),
             Err(BridgeError::Name { what: "domain", .. })

@@ -4,8 +4,12 @@
 //! declare the Zenoh publisher and the liveliness token that announces the topic, then,
 //! while a remote subscriber matches, attach as one more subscriber, say where it starts
 //! (a SYNC stamp, repeated every second for importers that join later) and put every
-//! message with its [`Stamp`]. Under `Block` it copies each message into Zenoh's
-//! buffer straight from the slot and releases the slot before the put: Zenoh's blocking congestion control
+//! message with its sequence number. A message alone in the ring when it is read goes at
+//! once, in a put of its own; when more wait behind it, the export takes them too, without
+//! waiting for any, and puts them all in one batch (bounded by bytes and count; see
+//! [`wire`](crate::wire)), which is what carries small messages at a high rate. Each
+//! message is copied once, from its slot into the put's buffer, and every slot is released
+//! before the put. Under `Block`, Zenoh's blocking congestion control
 //! then carries the importer's backpressure back to the source publisher, and the source's
 //! stall rules bound it (the bridge is a subscriber like any other, and Zenoh closes a
 //! link blocked past its `wait_before_close`). Under `Overwrite` puts may be dropped
@@ -13,11 +17,13 @@
 //! gaps in the sequence numbers. When the source closes, an END stamp tells the importer
 //! how many messages there were, so a loss at the very end is counted too.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringcast::{
-    AttachError, Overflow, RecvTimeoutError, Start, Subscriber, SubscriberOptions, WaitStrategy,
+    AttachError, Overflow, RecvTimeoutError, Start, Subscriber, SubscriberOptions, TryRecvError,
+    WaitStrategy,
 };
 use zenoh::bytes::ZBytes;
 use zenoh::qos::CongestionControl;
@@ -26,7 +32,7 @@ use zenoh::Wait;
 
 use crate::announce::Announcement;
 use crate::stats::{bump, Counters};
-use crate::wire::{now_ns, Stamp, END, SYNC};
+use crate::wire::{now_ns, BatchIndex, Stamp, END, MAX_BATCH, SYNC};
 use crate::Shared;
 
 /// How often an export asks whether a remote subscriber still matches.
@@ -130,12 +136,25 @@ fn export_incarnation(
         stats.set_active(true);
         let (mut checked, mut synced) = (Instant::now(), Instant::now());
         let mut drain_until = None;
+        // At most one message read from the ring but not put yet (it did not fit the last
+        // batch), the start of the next put.
+        let mut carry = None;
+        let out = Out {
+            publisher: &publisher,
+            creation_id: a.creation_id,
+            max_bytes: shared.max_batch_bytes,
+            stats,
+            topic,
+        };
         loop {
             // Stopping: forward what is already in the ring (bounded), then go.
             if shared.stopping() && drain_until.is_none() {
                 drain_until = Some(Instant::now() + DRAIN);
             }
             if drain_until.is_some_and(|t| Instant::now() >= t) {
+                if let Some((seq, payload)) = carry.take() {
+                    out.alone(seq, payload)?;
+                }
                 return Ok(());
             }
             let wait = if drain_until.is_some() {
@@ -144,46 +163,49 @@ fn export_incarnation(
                 SLICE
             };
             let mut closed = false;
-            match sub.recv_timeout(wait) {
-                Ok(sample) => {
-                    let stamp = Stamp {
-                        seq: sample.seq(),
-                        publish_ns: now_ns(),
-                        creation_id: a.creation_id,
-                        flags: 0,
-                    };
-                    // Zenoh copies the payload anyway: copy it, release the slot, then
-                    // put. The slot is never held while a put blocks, so the source's
-                    // stall timeout (which spares a subscriber holding a slot) applies.
-                    let payload = ZBytes::from(sample.bytes());
-                    drop(sample);
-                    let len = payload.len() as u64;
-                    publisher
-                        .put(payload)
-                        .attachment(&stamp.encode()[..])
-                        .wait()?;
-                    bump(&stats.messages, 1);
-                    bump(&stats.bytes, len);
-                }
-                Err(RecvTimeoutError::Lagged(n)) => bump(&stats.lost, n),
-                Err(RecvTimeoutError::Timeout) if drain_until.is_some() => return Ok(()),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => closed = true,
-                // Evicted for stalling the source (a slow link under a stall timeout):
-                // attach again; what we missed shows as a gap at the importer.
-                Err(RecvTimeoutError::Evicted) => {
-                    tracing::warn!(topic, "evicted by the source publisher for stalling it");
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(topic, error = %e, "skipping a corrupt message");
-                    bump(&stats.lost, 1);
-                }
+            // A message taken from the ring that did not fit the last batch goes first.
+            let first = match carry.take() {
+                Some(c) => Some(c),
+                None => match sub.recv_timeout(wait) {
+                    // Copy it out and release the slot before anything else: the slot is
+                    // never held while a put blocks, so the source's stall timeout (which
+                    // spares a subscriber holding a slot) applies.
+                    Ok(sample) => Some((sample.seq(), sample.bytes().to_vec())),
+                    Err(RecvTimeoutError::Lagged(n)) => {
+                        bump(&stats.lost, n);
+                        None
+                    }
+                    Err(RecvTimeoutError::Timeout) if drain_until.is_some() => return Ok(()),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        closed = true;
+                        None
+                    }
+                    // Evicted for stalling the source (a slow link under a stall timeout):
+                    // attach again; what we missed shows as a gap at the importer.
+                    Err(RecvTimeoutError::Evicted) => {
+                        tracing::warn!(topic, "evicted by the source publisher for stalling it");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic, error = %e, "skipping a corrupt message");
+                        bump(&stats.lost, 1);
+                        None
+                    }
+                },
+            };
+            if let Some((seq, payload)) = first {
+                out.forward(&mut sub, seq, payload, &mut carry)?;
             }
             if closed {
                 return end_of_source(shared, &key, a.creation_id, sub.next_seq(), topic);
             }
             if checked.elapsed() >= MATCH_CHECK {
+                // A carried message goes before any SYNC (which says we read past it) and
+                // before we detach.
+                if let Some((seq, payload)) = carry.take() {
+                    out.alone(seq, payload)?;
+                }
                 checked = Instant::now();
                 if !matching()? {
                     tracing::info!(topic, "no remote subscriber; detaching from the source");
@@ -197,6 +219,96 @@ fn export_incarnation(
             }
         }
         stats.set_active(false);
+    }
+}
+
+/// Where an attached export puts its messages.
+struct Out<'a> {
+    publisher: &'a zenoh::pubsub::Publisher<'a>,
+    creation_id: u64,
+    max_bytes: usize,
+    stats: &'a Counters,
+    topic: &'a str,
+}
+
+impl Out<'_> {
+    /// Puts the message `seq` just taken from the ring (its bytes in `payload`): alone if
+    /// nothing else waits in the ring or it is large, else in a batch with the messages
+    /// that wait behind it, read without waiting, up to `max_bytes` and
+    /// [`MAX_BATCH`](crate::wire::MAX_BATCH) messages. Never waits to fill a batch. Each
+    /// message is copied once, from its slot into the put's buffer, and every slot is
+    /// released before the put (which may block). A message that does not fit is copied
+    /// out into `carry`, the start of the next put.
+    fn forward(
+        &self,
+        sub: &mut Subscriber,
+        seq: u64,
+        mut payload: Vec<u8>,
+        carry: &mut Option<(u64, Vec<u8>)>,
+    ) -> zenoh::Result<()> {
+        if payload.len() >= self.max_bytes || !sub.has_news() {
+            return self.alone(seq, payload);
+        }
+        let mut index = BatchIndex::new();
+        index.push(seq, payload.len());
+        payload.reserve(self.max_bytes - payload.len());
+        let max = self.max_bytes;
+        let drained = sub.drain_while(MAX_BATCH - 1, |m| {
+            let bytes = m.bytes();
+            if payload.len() + bytes.len() > max {
+                let mut next = Vec::with_capacity(max.max(bytes.len()));
+                next.extend_from_slice(bytes);
+                *carry = Some((m.seq(), next));
+                return ControlFlow::Break(());
+            }
+            payload.extend_from_slice(bytes);
+            index.push(m.seq(), bytes.len());
+            if payload.len() < max {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        });
+        // `Disconnected` and `Evicted` are reported again by the next receive.
+        match drained.stopped {
+            Some(TryRecvError::Lagged(n)) => bump(&self.stats.lost, n),
+            Some(e @ TryRecvError::Corrupt { .. }) => {
+                tracing::warn!(topic = self.topic, error = %e, "skipping a corrupt message");
+                bump(&self.stats.lost, 1);
+            }
+            _ => {}
+        }
+        match index.count() {
+            1 => self.alone(seq, payload),
+            count => {
+                let attachment = index.finish(now_ns(), self.creation_id);
+                self.put(payload, attachment, count)
+            }
+        }
+    }
+
+    /// Puts message `seq` alone (a single message's stamp).
+    fn alone(&self, seq: u64, payload: Vec<u8>) -> zenoh::Result<()> {
+        let stamp = Stamp {
+            seq,
+            publish_ns: now_ns(),
+            creation_id: self.creation_id,
+            flags: 0,
+        };
+        self.put(payload, stamp.encode().to_vec(), 1)
+    }
+
+    fn put(&self, payload: Vec<u8>, attachment: Vec<u8>, messages: usize) -> zenoh::Result<()> {
+        let len = payload.len() as u64;
+        // Both buffers are handed over, not copied again.
+        self.publisher
+            .put(ZBytes::from(payload))
+            .attachment(ZBytes::from(attachment))
+            .wait()?;
+        bump(&self.stats.messages, messages as u64);
+        bump(&self.stats.bytes, len);
+        bump(&self.stats.puts, 1);
+        Ok(())
     }
 }
 

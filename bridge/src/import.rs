@@ -4,29 +4,32 @@
 //! and to its messages (remote origin only), act on one state under a mutex, right in
 //! their callbacks (no thread hop per message); the topic's thread only keeps the clock
 //! (retries, the withdrawal grace) and the stop. On an announcement it creates the local topic
-//! with the source's geometry, policy and type, marked as imported; on each message it
-//! counts any gap in the source's sequence numbers (`upstream_lost`) and republishes the
-//! payload; on the source's END stamp or the token's disappearance (the exporting bridge
+//! with the source's geometry, policy and type, marked as imported; on each message (a
+//! put of its own, or one of a batch, taken in order) it counts any gap in the source's
+//! sequence numbers (`upstream_lost`) and republishes the payload with one copy, from
+//! Zenoh's buffer into the slot; on the source's END stamp or the token's disappearance (the exporting bridge
 //! stopped or died) it closes the local topic, so local subscribers drain it and get
 //! `Disconnected`. Under `Block` a full local ring blocks the message callback, and with
 //! it Zenoh's receive path: backpressure reaches the source.
 //!
 //! Nothing remote is trusted: a malformed or oversized announcement is refused (counted,
 //! logged once), a message without a valid stamp or larger than the slot is dropped and
-//! counted, and a local topic that already has a live publisher is never touched.
+//! counted, a malformed batch is refused whole before any of it is applied (counted once,
+//! logged once), and a local topic that already has a live publisher is never touched.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ringcast::{CreateError, Publisher};
-use zenoh::bytes::ZBytes;
+use ringcast::{CreateError, Overflow, Publisher};
+use zenoh::bytes::{ZBytes, ZBytesSliceIterator};
 use zenoh::sample::{Locality, SampleKind};
 use zenoh::Wait;
 
 use crate::announce::Announcement;
 use crate::stats::{bump, Counters};
-use crate::wire::Stamp;
+use crate::wire::{Entry, Put, Stamp, WireError};
 use crate::Shared;
 
 /// How long a wait for room in the ring lasts before it looks at the stop flag, and the
@@ -34,9 +37,10 @@ use crate::Shared;
 const SLICE: Duration = Duration::from_millis(50);
 /// How often a refused-for-now source (a local publisher holds the name) is retried.
 const RETRY: Duration = Duration::from_secs(1);
-/// Messages, and payload bytes, of not-yet-adopted incarnations kept until their
-/// announcement arrives (Zenoh may deliver a source's first messages before its
-/// liveliness token). Past either bound the oldest go, and the gap is counted on replay.
+/// Puts (single messages or batches), and their bytes (payloads and batch indexes), of
+/// not-yet-adopted incarnations kept until their announcement arrives (Zenoh may deliver
+/// a source's first messages before its liveliness token). Past either bound the oldest
+/// go, and the gap is counted on replay.
 const PENDING: usize = 4096;
 const PENDING_BYTES: usize = 64 << 20;
 /// After its token is withdrawn, a source is closed once it has been quiet this long (or
@@ -85,9 +89,9 @@ struct Importer {
     finished: Remembered<u64>,
     /// Keys refused for good (malformed, too large, not creatable): logged once.
     refused: Remembered<String>,
-    /// Messages of incarnations not adopted yet (with the bridge that sent them), oldest
-    /// first, and their payload bytes.
-    pending: VecDeque<(String, Stamp, ZBytes)>,
+    /// Puts of incarnations not adopted yet (with the bridge that sent them), oldest
+    /// first, and their bytes (payloads and batch indexes).
+    pending: VecDeque<(String, Put, ZBytes)>,
     pending_bytes: usize,
     /// Per sending bridge and incarnation, the first sequence evicted from `pending`
     /// (replay counts from it); at most [`MAX_REMEMBERED`].
@@ -95,6 +99,8 @@ struct Importer {
     /// Incarnations whose announcement was refused: their messages are not kept.
     refused_ids: Remembered<u64>,
     last_try: Option<Instant>,
+    /// A malformed put was logged (once per import).
+    said_malformed: bool,
 }
 
 pub(crate) fn run(shared: Arc<Shared>, topic: String, stats: Arc<Counters>) {
@@ -111,6 +117,7 @@ pub(crate) fn run(shared: Arc<Shared>, topic: String, stats: Arc<Counters>) {
         evicted: HashMap::new(),
         refused_ids: Remembered::default(),
         last_try: None,
+        said_malformed: false,
     }));
     let session = &shared.session;
     let on_token = importer.clone();
@@ -132,7 +139,8 @@ pub(crate) fn run(shared: Arc<Shared>, topic: String, stats: Arc<Counters>) {
         .declare_subscriber(shared.keys.data_of(&topic))
         .allowed_origin(Locality::Remote)
         .callback(move |s| {
-            let stamp = s.attachment().and_then(|a| Stamp::decode(&a.to_bytes()));
+            let attachment = s.attachment().map(ZBytes::to_bytes);
+            let put = Put::decode(attachment.as_deref(), s.payload().len());
             let mut imp = lock(&on_data);
             let sender = imp
                 .shared
@@ -142,7 +150,7 @@ pub(crate) fn run(shared: Arc<Shared>, topic: String, stats: Arc<Counters>) {
             // Re-published right here on Zenoh's receive path, with no thread hop: a
             // full `Block` ring blocks this callback, which is the backpressure.
             match sender {
-                Some(zid) => imp.message(&zid, stamp, s.payload().clone()),
+                Some(zid) => imp.message(&zid, put, s.payload().clone()),
                 None => bump(&imp.stats.refused, 1),
             }
         })
@@ -317,25 +325,33 @@ impl Importer {
         let (ours, others): (VecDeque<_>, VecDeque<_>) = self
             .pending
             .drain(..)
-            .partition(|(z, s, _)| *z == zid && s.creation_id == id);
+            .partition(|(z, p, _)| *z == zid && p.stamp.creation_id == id);
         self.pending = others;
-        self.pending_bytes = self.pending.iter().map(|(_, _, p)| p.len()).sum();
+        self.pending_bytes = self.pending.iter().map(|(_, p, b)| weight(p, b)).sum();
         let evicted = self.evicted.remove(&(zid.clone(), id));
         if let (Some(first), Some(c)) = (evicted, self.current.as_mut()) {
             // Some of its first messages were evicted: count them as lost.
             c.expected = Some(first);
         }
-        for (_, stamp, payload) in ours {
-            self.message(&zid, Some(stamp), payload);
+        for (_, put, payload) in ours {
+            self.message(&zid, Ok(put), payload);
         }
     }
 
-    /// A message, END or SYNC that bridge `zid` sent for the topic.
-    fn message(&mut self, zid: &str, stamp: Option<Stamp>, payload: ZBytes) {
-        let Some(stamp) = stamp else {
-            bump(&self.stats.refused, 1);
-            return;
+    /// A put (a message, a batch of them, an END or a SYNC) that bridge `zid` sent for
+    /// the topic, checked by [`Put::decode`].
+    fn message(&mut self, zid: &str, put: Result<Put, WireError>, payload: ZBytes) {
+        let put = match put {
+            Ok(put) => put,
+            Err(e) => {
+                bump(&self.stats.refused, 1);
+                if !std::mem::replace(&mut self.said_malformed, true) {
+                    tracing::warn!(topic = self.topic, error = %e, "refusing a malformed put (logged once)");
+                }
+                return;
+            }
         };
+        let stamp = put.stamp;
         let adopted = self
             .current
             .as_ref()
@@ -353,19 +369,24 @@ impl Importer {
             // arrived yet (kept, bounded), or one that ended (dropped).
             let id = stamp.creation_id;
             if !self.finished.contains(&id) && !self.refused_ids.contains(&id) {
-                self.pending_bytes += payload.len();
-                self.pending.push_back((zid.to_owned(), stamp, payload));
+                self.pending_bytes += weight(&put, &payload);
+                self.pending.push_back((zid.to_owned(), put, payload));
                 while self.pending.len() > PENDING || self.pending_bytes > PENDING_BYTES {
                     let Some((z, old, p)) = self.pending.pop_front() else {
                         break;
                     };
-                    self.pending_bytes -= p.len();
+                    self.pending_bytes -= weight(&old, &p);
                     if self.evicted.len() >= MAX_REMEMBERED {
                         // Bounded: a loss count of some unannounced incarnation is lost.
                         self.evicted.clear();
                     }
-                    let first = self.evicted.entry((z, old.creation_id)).or_insert(old.seq);
-                    *first = (*first).min(old.seq);
+                    // A batch's stamp has its first message's sequence.
+                    let seq = old.stamp.seq;
+                    let first = self
+                        .evicted
+                        .entry((z, old.stamp.creation_id))
+                        .or_insert(seq);
+                    *first = (*first).min(seq);
                 }
             }
             return;
@@ -376,16 +397,44 @@ impl Importer {
         if cur.withdrawn.is_some() {
             cur.withdrawn = Some(Instant::now());
         }
+        if put.messages() > 0 {
+            bump(&self.stats.puts, 1);
+        }
+        let mut bytes = Chunks::new(payload.slices());
+        if put.batch.is_empty() {
+            let _ = self.one(stamp, &mut bytes, payload.len());
+            return;
+        }
+        for e in &put.batch {
+            let one = Stamp {
+                seq: e.seq,
+                flags: 0,
+                ..stamp
+            };
+            if self.one(one, &mut bytes, e.len).is_break() {
+                return;
+            }
+        }
+    }
+
+    /// One message (of `len` bytes, next in `bytes`), END or SYNC of the adopted source:
+    /// counts the gap before it and re-publishes it with one copy. `Break` when the rest
+    /// of a batch must not be applied (the source closed, or we are stopping).
+    fn one(&mut self, stamp: Stamp, bytes: &mut Chunks<'_>, len: usize) -> ControlFlow<()> {
+        let Some(cur) = self.current.as_mut() else {
+            return ControlFlow::Break(());
+        };
         if stamp.is_sync() && cur.expected.is_none() {
             // The exporter starts reading here: anything it misses from now on is a gap.
             cur.expected = Some(stamp.seq);
-            return;
+            return ControlFlow::Continue(());
         }
         if stamp.seq == u64::MAX {
             // No source can have sent 2^64 messages: a forged stamp, refused before it
             // can count a loss.
             bump(&self.stats.refused, 1);
-            return;
+            bytes.skip(len);
+            return ControlFlow::Continue(());
         }
         let mut expected = cur.expected.unwrap_or(stamp.seq);
         if stamp.seq < expected {
@@ -393,7 +442,8 @@ impl Importer {
             // after a run of these, believe the source again.
             cur.behind += 1;
             if cur.behind < RESYNC_AFTER {
-                return;
+                bytes.skip(len);
+                return ControlFlow::Continue(());
             }
             tracing::warn!(
                 topic = self.topic,
@@ -416,35 +466,109 @@ impl Importer {
             self.finished.insert(creation_id);
             self.close("the source closed");
             self.adopt();
-            return;
+            return ControlFlow::Break(());
         }
         if stamp.is_sync() {
             // Re-attached (after an eviction or a lost match) at `seq`: the gap is counted.
             cur.expected = Some(stamp.seq);
-            return;
+            return ControlFlow::Continue(());
         }
         cur.expected = Some(stamp.seq + 1); // below u64::MAX: checked above
-        if payload.len() > cur.publisher.capacity() {
+        if len > cur.publisher.capacity() {
             bump(&self.stats.refused, 1);
-            return;
+            bytes.skip(len);
+            return ControlFlow::Continue(());
         }
-        let len = payload.len();
-        // Under `Block` wait for room in slices, so that stopping is never held up.
-        let mut loan = loop {
-            match cur.publisher.loan_timeout(SLICE) {
-                Ok(loan) => break loan,
-                Err(_) if self.shared.stopping() => return,
-                Err(_) => {}
-            }
+        // One copy, from Zenoh's buffer into the slot. `Overwrite` never waits for room,
+        // and its `send` stores straight into the slot (a loan there goes through a
+        // staging buffer); under `Block` the loan is the slot, and we wait for room in
+        // slices, so that stopping is never held up.
+        let contiguous = match cur.publisher.overflow() {
+            Overflow::Overwrite => bytes.contiguous(len),
+            Overflow::Block => None,
         };
-        let mut at = 0;
-        for chunk in payload.slices() {
-            loan.write_at(at, chunk);
-            at += chunk.len();
+        if let Some(b) = contiguous {
+            if cur.publisher.send(b).is_err() {
+                bump(&self.stats.refused, 1);
+                return ControlFlow::Continue(());
+            }
+        } else {
+            if cur.publisher.try_loan().is_err() {
+                // Full: wait (a dropped loan keeps its claim, and the loan below takes it).
+                loop {
+                    match cur.publisher.loan_timeout(SLICE) {
+                        Ok(_) => break,
+                        Err(_) if self.shared.stopping() => return ControlFlow::Break(()),
+                        Err(_) => {}
+                    }
+                }
+            }
+            let mut loan = cur.publisher.loan();
+            bytes.copy(len, |at, chunk| loan.write_at(at, chunk));
+            loan.commit(len);
         }
-        loan.commit(len);
         bump(&self.stats.messages, 1);
         bump(&self.stats.bytes, len as u64);
+        ControlFlow::Continue(())
+    }
+}
+
+/// What a kept put costs in memory: its payload and its index.
+fn weight(put: &Put, payload: &ZBytes) -> usize {
+    payload.len() + put.batch.len() * std::mem::size_of::<Entry>()
+}
+
+/// Reads a payload's messages in order across its slices (one slice, unless Zenoh
+/// reassembled the put from fragments). Lengths were checked against the payload's by
+/// [`Put::decode`]; past its end it yields nothing rather than fail.
+struct Chunks<'a> {
+    rest: ZBytesSliceIterator<'a>,
+    cur: &'a [u8],
+}
+
+impl<'a> Chunks<'a> {
+    fn new(rest: ZBytesSliceIterator<'a>) -> Chunks<'a> {
+        Chunks { rest, cur: &[] }
+    }
+
+    fn fill(&mut self) {
+        while self.cur.is_empty() {
+            match self.rest.next() {
+                Some(s) => self.cur = s,
+                None => return,
+            }
+        }
+    }
+
+    /// The next `len` bytes as one slice, if they lie in one (else nothing is taken).
+    fn contiguous(&mut self, len: usize) -> Option<&'a [u8]> {
+        self.fill();
+        if self.cur.len() < len {
+            return None;
+        }
+        let (head, tail) = self.cur.split_at(len);
+        self.cur = tail;
+        Some(head)
+    }
+
+    /// Hands the next `len` bytes to `f`, piece by piece, each with its offset.
+    fn copy(&mut self, len: usize, mut f: impl FnMut(usize, &[u8])) {
+        let mut at = 0;
+        while at < len {
+            self.fill();
+            if self.cur.is_empty() {
+                return;
+            }
+            let n = (len - at).min(self.cur.len());
+            let (head, tail) = self.cur.split_at(n);
+            f(at, head);
+            self.cur = tail;
+            at += n;
+        }
+    }
+
+    fn skip(&mut self, len: usize) {
+        self.copy(len, |_, _| {});
     }
 }
 

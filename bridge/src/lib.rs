@@ -64,7 +64,10 @@ use std::thread::JoinHandle;
 
 use zenoh::Wait;
 
-pub use config::{BridgeConfig, TlsFiles, DEFAULT_DOMAIN, DEFAULT_MAX_IMPORT_BYTES};
+pub use config::{
+    BridgeConfig, TlsFiles, DEFAULT_DOMAIN, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_IMPORT_BYTES,
+    MAX_BATCH_BYTES,
+};
 pub use stats::{Direction, TopicReport};
 
 use announce::Keys;
@@ -100,6 +103,16 @@ pub enum BridgeError {
         /// Its message.
         message: String,
     },
+    /// A setting is over its limit.
+    #[error("{what} {value} is over the limit of {max}")]
+    Limit {
+        /// Which setting.
+        what: &'static str,
+        /// The value given.
+        value: u64,
+        /// The largest accepted.
+        max: u64,
+    },
     /// A worker thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
@@ -124,6 +137,7 @@ pub(crate) struct Shared {
     pub host: String,
     pub max_import_bytes: u64,
     pub import_mode: u32,
+    pub max_batch_bytes: usize,
     stop: AtomicBool,
 }
 
@@ -164,6 +178,7 @@ impl Bridge {
             host: host_name(),
             max_import_bytes: config.max_import_bytes,
             import_mode: config.import_mode,
+            max_batch_bytes: config.max_batch_bytes as usize,
             stop: AtomicBool::new(false),
         });
         let mut bridge = Bridge {

@@ -48,6 +48,10 @@ struct Args {
     /// must also trust this user: `--trust-user`).
     #[arg(long, value_name = "OCTAL", default_value = "600", value_parser = octal_mode)]
     mode: u32,
+    /// Most message bytes an export packs into one Zenoh put when several messages wait
+    /// (a message alone goes at once; 0: every message alone).
+    #[arg(long, value_name = "BYTES", default_value_t = ringcast_bridge::DEFAULT_MAX_BATCH_BYTES)]
+    max_batch_bytes: u32,
     /// PEM file of the CA that signs every bridge's certificate: with --tls-cert and
     /// --tls-key, tls/HOST:PORT endpoints use mutual TLS (only holders of a certificate
     /// from this CA can connect, either way).
@@ -88,7 +92,8 @@ fn run(a: Args) -> Result<(), BridgeError> {
         .domain(a.domain)
         .multicast_scouting(a.multicast_scouting)
         .max_import_bytes(a.max_import_bytes)
-        .import_mode(a.mode);
+        .import_mode(a.mode)
+        .max_batch_bytes(a.max_batch_bytes);
     if let (Some(root_ca), Some(certificate), Some(private_key)) = (a.tls_ca, a.tls_cert, a.tls_key)
     {
         cfg = cfg.tls(ringcast_bridge::TlsFiles {
@@ -120,8 +125,8 @@ fn run(a: Args) -> Result<(), BridgeError> {
     bridge.stop();
     for t in reports {
         eprintln!(
-            "ringcast-bridge: {:?} {}: {} messages, {} bytes, {} lost, {} refused",
-            t.direction, t.topic, t.messages, t.bytes, t.lost, t.refused
+            "ringcast-bridge: {:?} {}: {} messages, {} bytes, {} lost, {} refused, {} puts",
+            t.direction, t.topic, t.messages, t.bytes, t.lost, t.refused, t.puts
         );
     }
     Ok(())
@@ -147,7 +152,10 @@ fn main() -> ExitCode {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("ringcast-bridge: {e}");
-            let usage = matches!(e, BridgeError::Name { .. } | BridgeError::Endpoint { .. });
+            let usage = matches!(
+                e,
+                BridgeError::Name { .. } | BridgeError::Endpoint { .. } | BridgeError::Limit { .. }
+            );
             ExitCode::from(if usage { 2 } else { 1 })
         }
         Err(_) => {

@@ -19,6 +19,7 @@ pub(crate) struct Counters {
     pub direction: Direction,
     pub messages: AtomicU64,
     pub bytes: AtomicU64,
+    pub puts: AtomicU64,
     pub lost: AtomicU64,
     pub refused: AtomicU64,
     pub active: AtomicBool,
@@ -31,6 +32,7 @@ impl Counters {
             direction,
             messages: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            puts: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             active: AtomicBool::new(false),
@@ -48,6 +50,7 @@ impl Counters {
             direction: self.direction,
             messages: get(&self.messages),
             bytes: get(&self.bytes),
+            puts: get(&self.puts),
             lost: get(&self.lost),
             refused: get(&self.refused),
             active: self.active.load(Ordering::Relaxed),
@@ -71,6 +74,9 @@ pub struct TopicReport {
     pub messages: u64,
     /// Payload bytes carried.
     pub bytes: u64,
+    /// Zenoh puts that carried them (sent, or received and applied; SYNC and END stamps
+    /// not counted): fewer than `messages` when several went in one batch.
+    pub puts: u64,
     /// Export: messages the bridge lost by lagging behind the local publisher (an
     /// `Overwrite` topic). Import: messages of the source that never arrived (gaps in its
     /// sequence numbers), also in the topic's `upstream_lost`.

@@ -375,3 +375,227 @@ fn imports_get_the_mode_asked_for() {
         assert_eq!(got, want, "mode of {path} with --mode {mode:?}");
     }
 }
+
+/// A small-message source on host A (8-byte payloads in 64-byte slots).
+fn small_source(pair: &Pair, topic: &str, overflow: Overflow, slots: u64) -> Publisher {
+    Publisher::create(
+        topic,
+        PublisherConfig::default()
+            .prefix(pair.a.as_str())
+            .overflow(overflow)
+            .slots(slots)
+            .slot_size(64),
+    )
+    .expect("source topic")
+}
+
+/// Stops both bridges (SIGINT) and returns their logs, A's then B's.
+fn stop_both(a: &mut Proc, b: &mut Proc) -> (String, String) {
+    for p in [&mut *a, &mut *b] {
+        let status = p.interrupt();
+        assert!(status.success(), "{status:?}\n{}", p.log());
+    }
+    (a.log(), b.log())
+}
+
+#[test]
+fn a_burst_of_small_messages_goes_in_batches_each_once_and_in_order() {
+    // The exporting bridge is frozen while a burst goes into its ring, so that all of it
+    // waits when it resumes: it must go in batches. More follow flat out.
+    const BURST: u64 = 4000;
+    const M: u64 = 50_000;
+    let mut pair = Pair::new("bat");
+    let topic = "burst";
+    pair.topics(&[topic]);
+    let mut a = pair.bridge_a(&["--export", topic]);
+    let mut b = pair.bridge_b(&["--import", topic]);
+    let mut src = small_source(&pair, topic, Overflow::Block, 4096);
+    let mut sub = attach(&pair.b, topic);
+    src.wait_for_subscribers(1, WAIT)
+        .expect("the exporter attaches");
+    freeze(&a);
+    for i in 0..BURST {
+        // Fewer than the ring's slots: never waits for the frozen exporter.
+        src.send(&i.to_le_bytes()).unwrap();
+    }
+    thaw(&a);
+    let rx = std::thread::spawn(move || {
+        for i in 0..M {
+            let m = sub
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|e| panic!("message {i}: {e}"));
+            assert_eq!(m.bytes(), i.to_le_bytes(), "message {i}");
+        }
+        match sub.recv_timeout(WAIT) {
+            Err(RecvTimeoutError::Disconnected) => {}
+            other => panic!("expected the end, got {:?}", other.map(|s| s.seq())),
+        }
+        (sub.lost(), sub.upstream_lost())
+    });
+    for i in BURST..M {
+        src.send(&i.to_le_bytes()).unwrap();
+    }
+    drop(src);
+    assert_eq!(rx.join().expect("receiver"), (0, 0), "nothing lost");
+    let (log_a, log_b) = stop_both(&mut a, &mut b);
+    let (out, inn) = (
+        counts(&log_a, "Export", topic),
+        counts(&log_b, "Import", topic),
+    );
+    eprintln!("export {out:?}\nimport {inn:?}");
+    assert_eq!((out.messages, out.bytes, out.lost), (M, 8 * M, 0));
+    assert_eq!(
+        (inn.messages, inn.bytes, inn.lost, inn.refused),
+        (M, 8 * M, 0, 0)
+    );
+    // The burst alone saves thousands of puts (at most 1024 messages in one).
+    assert!(
+        out.messages - out.puts >= BURST / 2,
+        "the burst was not batched: {out:?}"
+    );
+    assert_eq!(inn.puts, out.puts, "every put arrived and was applied");
+}
+
+#[test]
+fn overwrite_batches_count_every_loss_exactly_with_a_slow_importing_subscriber() {
+    // The exporter is frozen while a burst laps it (losses upstream, inside and between
+    // batches), and the importing host's subscriber reads nothing until the import has
+    // closed, so it is lapped too (local losses): every message is received or counted,
+    // each exactly once, where it was lost.
+    const SLOTS: u64 = 1024;
+    const BURST: u64 = 3000;
+    let mut pair = Pair::new("obat");
+    let topic = "lapped";
+    pair.topics(&[topic]);
+    let mut a = pair.bridge_a(&["--export", topic]);
+    let mut b = pair.bridge_b(&["--import", topic]);
+    let mut src = small_source(&pair, topic, Overflow::Overwrite, SLOTS);
+    let mut sub = attach(&pair.b, topic);
+    src.wait_for_subscribers(1, WAIT)
+        .expect("the exporter attaches");
+    let imported = || ringcast::inspect::inspect(&pair.b, topic).map_or(0, |i| i.write_cursor);
+    freeze(&a);
+    for i in 0..BURST {
+        src.send(&i.to_le_bytes()).unwrap();
+    }
+    thaw(&a);
+    // Go on until the import has re-published more than its ring holds (the subscriber,
+    // which reads nothing yet, is lapped), then a little more.
+    let mut n = BURST;
+    let t = std::time::Instant::now();
+    while imported() <= SLOTS + 64 {
+        assert!(t.elapsed() < WAIT, "the import stalls at {}", imported());
+        for _ in 0..64 {
+            src.send(&n.to_le_bytes()).unwrap();
+            n += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for _ in 0..5000 {
+        src.send(&n.to_le_bytes()).unwrap();
+        n += 1;
+    }
+    drop(src);
+    eventually("the import to close", || {
+        !matches!(
+            ringcast::inspect::inspect(&pair.b, topic),
+            Ok(i) if i.publisher_alive && !i.closed
+        )
+    });
+    let (mut got, mut lagged, mut prev, mut gaps) = (0u64, 0u64, -1i64, 0u64);
+    loop {
+        match sub.recv_timeout(WAIT) {
+            Ok(s) => {
+                let i = u64::from_le_bytes(s.bytes().try_into().unwrap()) as i64;
+                assert!(i > prev, "out of order: {i} after {prev}");
+                gaps += (i - prev - 1) as u64;
+                prev = i;
+                got += 1;
+            }
+            Err(RecvTimeoutError::Lagged(k)) => lagged += k,
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    gaps += (n as i64 - prev - 1) as u64;
+    let upstream = sub.upstream_lost();
+    let (log_a, log_b) = stop_both(&mut a, &mut b);
+    let (out, inn) = (
+        counts(&log_a, "Export", topic),
+        counts(&log_b, "Import", topic),
+    );
+    eprintln!("sent {n}: received {got}, lapped locally {lagged}, lost upstream {upstream}");
+    eprintln!("export {out:?}\nimport {inn:?}");
+    assert_eq!(
+        got + lagged + upstream,
+        n,
+        "every message is received or counted"
+    );
+    assert_eq!(gaps, lagged + upstream, "the counts are where the gaps are");
+    assert!(lagged > 0, "the subscriber that read nothing was lapped");
+    assert!(out.lost > 0, "the frozen exporter was lapped");
+    assert!(
+        upstream >= out.lost,
+        "the exporter's losses are counted upstream"
+    );
+    assert_eq!(inn.lost, upstream, "the import counts what the topic shows");
+    assert_eq!(
+        inn.messages,
+        got + lagged,
+        "what the import published was received or lapped"
+    );
+    assert!(out.puts < out.messages, "nothing was batched: {out:?}");
+}
+
+#[test]
+fn a_message_alone_goes_alone_and_at_once() {
+    // Ping-pong through both bridges, one message in flight: each must go at once (an
+    // exporter that waited to fill a batch would never answer) and in a put of its own.
+    const ROUNDS: u64 = 500;
+    let mut pair = Pair::new("pp");
+    let (ping, pong) = ("ping", "pong");
+    pair.topics(&[ping, pong]);
+    let mut a = pair.bridge_a(&["--export", ping, "--import", pong]);
+    let mut b = pair.bridge_b(&["--import", ping, "--export", pong]);
+    let mut ping_src = small_source(&pair, ping, Overflow::Block, 64);
+    let mut pong_src = Publisher::create(
+        pong,
+        PublisherConfig::default()
+            .prefix(pair.b.as_str())
+            .overflow(Overflow::Block)
+            .slots(64)
+            .slot_size(64),
+    )
+    .unwrap();
+    let mut ping_sub = attach(&pair.b, ping);
+    let mut pong_sub = attach(&pair.a, pong);
+    ping_src.wait_for_subscribers(1, WAIT).expect("A exports");
+    pong_src.wait_for_subscribers(1, WAIT).expect("B exports");
+    let echo = std::thread::spawn(move || {
+        for i in 0..ROUNDS {
+            let m = ping_sub
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|e| panic!("ping {i}: {e}"));
+            assert_eq!(m.bytes(), i.to_le_bytes());
+            drop(m);
+            pong_src.send(&i.to_le_bytes()).unwrap();
+        }
+    });
+    for i in 0..ROUNDS {
+        ping_src.send(&i.to_le_bytes()).unwrap();
+        let m = pong_sub
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|e| panic!("pong {i}: {e}"));
+        assert_eq!(m.bytes(), i.to_le_bytes());
+    }
+    echo.join().expect("echo");
+    let (log_a, log_b) = stop_both(&mut a, &mut b);
+    for (log, topic) in [(&log_a, ping), (&log_b, pong)] {
+        let c = counts(log, "Export", topic);
+        assert_eq!(
+            (c.messages, c.puts),
+            (ROUNDS, ROUNDS),
+            "{topic}: one put per message"
+        );
+    }
+}

@@ -4,7 +4,8 @@
 //! used): the importer applies none of it. The genuine stream arrives whole, in order,
 //! with no loss counted, and the imported topic ends only when its real source does.
 //! (A peer that forges under the adopted bridge's own id is kept out only by an
-//! authenticated transport: see `tls.rs`.)
+//! authenticated transport: see `tls.rs`.) A peer that is itself the adopted source and
+//! sends malformed batches gets each refused whole and counted, never applied in part.
 
 mod harness;
 
@@ -12,8 +13,9 @@ use std::time::Duration;
 
 use harness::*;
 use ringcast::*;
-use ringcast_bridge::announce::Keys;
-use ringcast_bridge::wire::{Stamp, END, SYNC};
+use ringcast_bridge::announce::{Announcement, Keys};
+use ringcast_bridge::wire::{BatchIndex, Stamp, BATCH, END, LEN, MAX_BATCH, SYNC};
+use zenoh::qos::CongestionControl;
 use zenoh::Wait;
 
 /// A topic exported by host B's bridge and imported by host A's, which listens (the
@@ -196,4 +198,231 @@ fn a_forged_jump_under_the_exporters_own_id_costs_a_bounded_number_of_messages()
         assert_eq!(m.bytes(), want.to_le_bytes());
     }
     peer.close().wait().unwrap();
+}
+
+/// A batch's attachment (stamp's sequence `first`, creation id 42) as written by hand, so
+/// that it can lie.
+fn batch(first: u64, count: u32, entries: &[(u64, u32)]) -> Vec<u8> {
+    let mut att = Stamp {
+        seq: first,
+        publish_ns: 0,
+        creation_id: 42,
+        flags: BATCH,
+    }
+    .encode()
+    .to_vec();
+    att.extend_from_slice(&count.to_le_bytes());
+    att.extend_from_slice(&[0; 4]);
+    for &(seq, len) in entries {
+        att.extend_from_slice(&seq.to_le_bytes());
+        att.extend_from_slice(&len.to_le_bytes());
+    }
+    att
+}
+
+/// A well-formed batch of `msgs` from sequence `first` on: its attachment and payload.
+fn good_batch(msgs: &[(u64, &[u8])]) -> (Vec<u8>, Vec<u8>) {
+    let mut ix = BatchIndex::new();
+    let mut payload = Vec::new();
+    for &(seq, m) in msgs {
+        ix.push(seq, m.len());
+        payload.extend_from_slice(m);
+    }
+    (ix.finish(0, 42), payload)
+}
+
+#[test]
+fn malformed_batches_are_refused_whole_and_counted() {
+    // The hostile peer is the source here: it announces the topic (64-byte slots) and the
+    // victim adopts it, then it sends batches that lie, between good ones.
+    let mut pair = Pair::new("badbat");
+    let topic = "batched";
+    pair.topics(&[topic]);
+    let mut victim = pair.bridge_a(&["--import", topic]);
+    let peer = hostile_peer(&pair.endpoint);
+    linked_to(&peer, &zid_of(&victim));
+    let record = Announcement {
+        slot_count: 64,
+        slot_capacity: 64,
+        alignment: 16,
+        max_subscribers: 8,
+        overflow: Overflow::Block,
+        stall_timeout_ns: 0,
+        creation_id: 42,
+        type_info: TypeInfo::RAW,
+        host: "evil".into(),
+        prefix: "peer".into(),
+    };
+    let token_key = format!(
+        "ringcast/{}/@topic/{topic}/badzid/{}",
+        pair.domain,
+        record.encode()
+    );
+    let token = peer.liveliness().declare_token(token_key).wait().unwrap();
+    let mut sub = attach(&pair.a, topic);
+    let key = Keys::new(&pair.domain).data(topic, "badzid");
+    let put = |att: Vec<u8>, payload: Vec<u8>| {
+        peer.put(key.as_str(), payload)
+            .attachment(att)
+            .congestion_control(CongestionControl::Block)
+            .wait()
+            .unwrap()
+    };
+    let (att, payload) = good_batch(&[(1, b"a"), (2, b"bb"), (3, b"ccc")]);
+    put(att, payload);
+
+    // Each of these would be applied, at sequences far ahead, if it got through.
+    let at = 1000u64;
+    let with_flags = |flags: u64| {
+        let mut att = batch(at, 2, &[(at, 1), (at + 1, 1)]);
+        att[24..LEN].copy_from_slice(&flags.to_le_bytes());
+        att
+    };
+    let many: Vec<(u64, u32)> = (0..=MAX_BATCH as u64).map(|i| (at + i, 0)).collect();
+    let mut reserved = batch(at, 2, &[(at, 1), (at + 1, 1)]);
+    reserved[LEN + 4] = 1;
+    let mut trailing = Stamp {
+        seq: at,
+        publish_ns: 0,
+        creation_id: 42,
+        flags: 0,
+    }
+    .encode()
+    .to_vec();
+    trailing.extend_from_slice(&[0; 8]);
+    let two = vec![7u8; 2];
+    let malformed: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
+        (
+            "lengths overrun the payload",
+            batch(at, 2, &[(at, 4), (at + 1, 4)]),
+            two.clone(),
+        ),
+        (
+            "lengths fall short of it",
+            batch(at, 2, &[(at, 1), (at + 1, 0)]),
+            two.clone(),
+        ),
+        (
+            "a length past any payload",
+            batch(at, 2, &[(at, u32::MAX), (at + 1, 3)]),
+            two.clone(),
+        ),
+        (
+            "a count over its entries",
+            batch(at, 3, &[(at, 1), (at + 1, 1)]),
+            two.clone(),
+        ),
+        (
+            "a count under its entries",
+            batch(at, 1, &[(at, 1), (at + 1, 1)]),
+            two.clone(),
+        ),
+        ("a count of zero", batch(at, 0, &[]), Vec::new()),
+        (
+            "a count over the bound",
+            batch(at, many.len() as u32, &many),
+            Vec::new(),
+        ),
+        (
+            "a sequence going back",
+            batch(at, 2, &[(at, 1), (at - 1, 1)]),
+            two.clone(),
+        ),
+        (
+            "a sequence repeated",
+            batch(at, 2, &[(at, 1), (at, 1)]),
+            two.clone(),
+        ),
+        (
+            "a first entry not the stamp's",
+            batch(at, 2, &[(at + 1, 1), (at + 2, 1)]),
+            two.clone(),
+        ),
+        (
+            "the last possible sequence",
+            batch(u64::MAX - 1, 2, &[(u64::MAX - 1, 1), (u64::MAX, 1)]),
+            two.clone(),
+        ),
+        (
+            "a batch that ends the source",
+            with_flags(BATCH | END),
+            two.clone(),
+        ),
+        ("a batch that syncs", with_flags(BATCH | SYNC), two.clone()),
+        (
+            "a batch stamp without an index",
+            batch(at, 0, &[])[..LEN].to_vec(),
+            two.clone(),
+        ),
+        (
+            "a torn index",
+            {
+                let b = batch(at, 2, &[(at, 1), (at + 1, 1)]);
+                b[..b.len() - 1].to_vec()
+            },
+            two.clone(),
+        ),
+        ("a reserved word set", reserved, two.clone()),
+        ("an index after a single stamp", trailing, two.clone()),
+    ];
+    let refused = malformed.len() as u64;
+    for (what, att, payload) in malformed {
+        eprintln!("sending {what}");
+        put(att, payload);
+    }
+    // Good ones after them: a batch, a single message, a batch with a message larger than
+    // the slot (only that one refused), a batch with a gap (a loss the exporter saw) and
+    // one that is all behind (duplicates: dropped, not counted as loss).
+    let (att, payload) = good_batch(&[(4, b"4"), (5, b"5")]);
+    put(att, payload);
+    let single = Stamp {
+        seq: 6,
+        publish_ns: 0,
+        creation_id: 42,
+        flags: 0,
+    };
+    put(single.encode().to_vec(), b"6".to_vec());
+    let big = [9u8; 65];
+    let (att, payload) = good_batch(&[(7, &big[..]), (8, b"8")]);
+    put(att, payload);
+    let (att, payload) = good_batch(&[(9, b"9"), (12, b"12")]);
+    put(att, payload);
+    let (att, payload) = good_batch(&[(2, b"dup2"), (3, b"dup3")]);
+    put(att, payload);
+    let (att, payload) = good_batch(&[(13, b"13")]);
+    put(att, payload);
+
+    let want: [&[u8]; 10] = [
+        b"a", b"bb", b"ccc", b"4", b"5", b"6", b"8", b"9", b"12", b"13",
+    ];
+    for (i, w) in want.iter().enumerate() {
+        let m = sub
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|e| panic!("message {i}: {e}"));
+        assert_eq!(m.bytes(), *w, "message {i}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        matches!(sub.try_recv(), Err(TryRecvError::Empty)),
+        "more arrived"
+    );
+    // Only the gap inside the good batch (10 and 11) is a loss.
+    assert_eq!(sub.upstream_lost(), 2);
+    drop(token);
+    peer.close().wait().unwrap();
+    match sub.recv_timeout(WAIT) {
+        Err(RecvTimeoutError::Disconnected) => {}
+        other => panic!("expected Disconnected, got {:?}", other.map(|s| s.seq())),
+    }
+    let status = victim.interrupt();
+    let log = victim.log();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(log.contains("refusing a malformed put"), "{log}");
+    let c = counts(&log, "Import", topic);
+    assert_eq!(
+        (c.messages, c.lost, c.refused),
+        (10, 2, refused + 1),
+        "each malformed batch and the oversized message counted once"
+    );
 }

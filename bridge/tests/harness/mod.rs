@@ -257,3 +257,64 @@ pub fn linked_to(session: &zenoh::Session, zid: &str) {
     });
     std::thread::sleep(Duration::from_millis(500));
 }
+
+/// Stops a bridge process (SIGSTOP) and waits until every one of its threads is stopped,
+/// so that nothing it does can overlap what the test does next.
+pub fn freeze(p: &Proc) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(p.pid(), libc::SIGSTOP) }, 0);
+    eventually("every thread of the bridge to stop", || {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", p.pid())).expect("its tasks");
+        tasks.flatten().all(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // The state follows the parenthesised command name.
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            matches!(state, Some("T" | "t") | None)
+        })
+    });
+}
+
+/// Lets a frozen bridge go on (SIGCONT).
+pub fn thaw(p: &Proc) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(p.pid(), libc::SIGCONT) }, 0);
+}
+
+/// A topic's counts as a bridge prints them when it stops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub messages: u64,
+    pub bytes: u64,
+    pub lost: u64,
+    pub refused: u64,
+    pub puts: u64,
+}
+
+/// The counts of `direction` (`Export` or `Import`) `topic` in a stopped bridge's log.
+pub fn counts(log: &str, direction: &str, topic: &str) -> Counts {
+    let head = format!("ringcast-bridge: {direction} {topic}: ");
+    let line = log
+        .lines()
+        .find_map(|l| l.strip_prefix(head.as_str()))
+        .unwrap_or_else(|| panic!("no {head:?} in\n{log}"));
+    let mut c = Counts::default();
+    let mut found = 0;
+    for part in line.split(", ") {
+        found += 1;
+        let (n, what) = part.split_once(' ').expect("N what");
+        let n: u64 = n.parse().expect("a count");
+        match what {
+            "messages" => c.messages = n,
+            "bytes" => c.bytes = n,
+            "lost" => c.lost = n,
+            "refused" => c.refused = n,
+            "puts" => c.puts = n,
+            other => panic!("unknown count {other:?} in {line:?}"),
+        }
+    }
+    assert_eq!(found, 5, "not every count in {line:?}");
+    c
+}
