@@ -50,6 +50,7 @@ const EXPORT_RELEASE_BATCH: u64 = 16;
 
 pub(crate) fn run(shared: Arc<Shared>, topic: String, stats: Arc<Counters>) {
     let mut said_imported = false;
+    let mut said_shared = false;
     while !shared.stopping() {
         let info = match ringcast::inspect::inspect(&shared.prefix, &topic) {
             Ok(i) if i.publisher_alive && !i.closed => i,
@@ -72,6 +73,23 @@ pub(crate) fn run(shared: Arc<Shared>, topic: String, stats: Arc<Counters>) {
             continue;
         }
         said_imported = false;
+        if info.geometry.max_publishers > 1 {
+            // Each publisher of a shared topic numbers its own messages; the wire carries
+            // one sequence per topic. Exporting it would make the importer count the
+            // other publishers' messages as gaps and duplicates: refuse it, and say so.
+            if !said_shared {
+                tracing::warn!(
+                    topic,
+                    max_publishers = info.geometry.max_publishers,
+                    "not exporting a topic that several publishers share: the bridge \
+                     carries topics with one publisher only"
+                );
+                said_shared = true;
+            }
+            std::thread::sleep(LOOK_AGAIN * 5);
+            continue;
+        }
+        said_shared = false;
         let a = Announcement::of(&info.geometry, &shared.host, &shared.prefix);
         if let Err(e) = export_incarnation(&shared, &topic, &a, &stats) {
             tracing::warn!(topic, error = %e, "export failed; trying again");

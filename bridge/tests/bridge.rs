@@ -599,3 +599,40 @@ fn a_message_alone_goes_alone_and_at_once() {
         );
     }
 }
+
+/// A topic that several publishers share is not exported (the wire carries one sequence
+/// per topic): the exporting bridge says so, the importing side never sees the topic, and
+/// an exclusive topic next to it goes on as usual.
+#[test]
+fn a_shared_topic_is_refused_by_the_exporter_and_said_so() {
+    let mut pair = Pair::new("shared");
+    pair.topics(&["shared", "alone"]);
+    let mut a = pair.bridge_a(&["--export", "shared", "--export", "alone"]);
+    let mut b = pair.bridge_b(&["--import", "shared", "--import", "alone"]);
+    let cfg = PublisherConfig::default()
+        .prefix(pair.a.as_str())
+        .overflow(Overflow::Block)
+        .max_publishers(2);
+    let mut p1 = Publisher::create("shared", cfg.clone()).expect("shared source");
+    let mut p2 = Publisher::create("shared", cfg).expect("second publisher");
+    p1.send(b"one").unwrap();
+    p2.send(b"two").unwrap();
+    let mut alone = source(&pair, "alone", Overflow::Block, 64);
+    let mut sub = attach(&pair.b, "alone");
+    alone.send(b"fine").unwrap();
+    let got = sub
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the exclusive topic");
+    assert_eq!(&*got, b"fine");
+    drop(got);
+    eventually("the refusal in the exporter's log", || {
+        a.log().contains("several publishers share")
+    });
+    assert!(
+        !ringcast::name::list_topics(&pair.b)
+            .unwrap()
+            .contains(&"shared".to_owned()),
+        "the shared topic was imported"
+    );
+    let (_, _) = stop_both(&mut a, &mut b);
+}
