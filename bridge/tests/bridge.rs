@@ -619,12 +619,19 @@ fn a_shared_topic_is_refused_by_the_exporter_and_said_so() {
     p2.send(b"two").unwrap();
     let mut alone = source(&pair, "alone", Overflow::Block, 64);
     let mut sub = attach(&pair.b, "alone");
-    alone.send(b"fine").unwrap();
-    let got = sub
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the exclusive topic");
-    assert_eq!(&*got, b"fine");
-    drop(got);
+    // The export attaches once the import matches: send until one arrives.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        alone.send(b"fine").unwrap();
+        if let Ok(got) = sub.recv_timeout(Duration::from_millis(100)) {
+            assert_eq!(&*got, b"fine");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the exclusive topic never arrived"
+        );
+    }
     eventually("the refusal in the exporter's log", || {
         a.log().contains("several publishers share")
     });
