@@ -650,23 +650,6 @@ mod tests {
     }
 
     #[test]
-    fn four_times_the_members_costs_far_less_than_sixteen_times_the_time() {
-        // Linear: x4; quadratic: x16 (and the old removal was cubic). The best of several
-        // interleaved runs of each size hides a noisy machine's stalls; the factor 10
-        // leaves room for cache effects.
-        let bound = Duration::from_secs(60);
-        let (mut small, mut large) = (Duration::MAX, Duration::MAX);
-        for _ in 0..5 {
-            small = small.min(churn(2_500, bound));
-            large = large.min(churn(10_000, bound));
-        }
-        assert!(
-            large < small * 10,
-            "2 500 members: {small:?}, 10 000 members: {large:?}: worse than linear"
-        );
-    }
-
-    #[test]
     fn members_sharing_a_word_wait_on_it_once_until_the_last_leaves() {
         let bell = Arc::new(Bell::new());
         let mut list = SleepList::new();
