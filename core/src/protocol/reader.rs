@@ -251,20 +251,20 @@ impl Reader {
         // committed(s).
         let stamp = load_ro(&slot.stamp, mutant_or(Ordering::Acquire, Ordering::Relaxed));
         if stamp == committed(s) {
-            return self.ready(s);
+            return self.ready(l, s);
         }
         self.poll_slow(stamp)
     }
 
     #[inline]
-    fn ready(&mut self, s: u64) -> Poll {
+    fn ready(&mut self, l: usize, s: u64) -> Poll {
         // Relaxed: made visible by the Acquire stamp load that preceded this.
-        let word = self.mem.slot(self.at, s).len.load(Ordering::Relaxed);
+        let word = self.mem.slot(l, s).len.load(Ordering::Relaxed);
         let len = word & LEN_MASK;
         if len > self.capacity {
             return Poll::Corrupt { len };
         }
-        self.lanes[self.at].writer = (word >> 32) as u32;
+        self.lanes[l].writer = (word >> 32) as u32;
         Poll::Ready {
             seq: s,
             len: len as usize,
@@ -286,7 +286,7 @@ impl Reader {
             // Acquire (read-only mapping): as in `poll_lane`.
             let stamp = load_acquire_ro(&self.mem.slot(l, s).stamp);
             if stamp == committed(s) {
-                return self.ready(s);
+                return self.ready(l, s);
             }
             if stamp > committed(s) {
                 return self.poll_slow(stamp);
@@ -411,6 +411,8 @@ impl Reader {
 
     #[inline]
     fn release_bounded(&mut self, l: usize, seq: u64, batch: u64) {
+        // One lane (every topic with one publisher): a constant lane from here on.
+        let l = if self.lanes.len() == 1 { 0 } else { l };
         // A release of anything but the lane's next message would move its cursor to a
         // place the protocol never allows: refuse it loudly (a caller bug, never input).
         assert_eq!(seq, self.lanes[l].next, "release of a message not held");

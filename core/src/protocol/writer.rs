@@ -23,6 +23,8 @@ pub struct Writer {
     mem: Arc<SegmentMemory>,
     /// The lane this writer owns.
     lane: usize,
+    /// The topic has one lane (then `lane` is 0).
+    one_lane: bool,
     /// The lane generation it took the lane with.
     generation: u64,
     /// The high half of every `len` word it commits: the low 32 bits of its lane
@@ -95,6 +97,7 @@ impl Writer {
         let next = line.write_cursor.load(Ordering::Relaxed);
         let limit = line.gate_limit.load(Ordering::Relaxed);
         Writer {
+            one_lane: g.max_publishers == 1,
             mem,
             lane,
             generation,
@@ -163,6 +166,17 @@ impl Writer {
         self.lane
     }
 
+    /// [`lane`](Self::lane), as a constant 0 on a topic with one lane (so the hot path
+    /// of an exclusive topic computes no lane offsets).
+    #[inline(always)]
+    fn ix(&self) -> usize {
+        if self.one_lane {
+            0
+        } else {
+            self.lane
+        }
+    }
+
     /// The lane generation this writer took the lane with (its low 32 bits are the
     /// publisher id readers see).
     #[inline]
@@ -189,7 +203,7 @@ impl Writer {
         if self.overflow == Overflow::Block && s > self.limit && !self.refresh_limit() {
             return Err(Full);
         }
-        let slot = self.mem.slot(self.lane, s);
+        let slot = self.mem.slot(self.ix(), s);
         // A lane taken over from a writer that died mid-write may still say busy(s).
         debug_assert!(slot.stamp.load(Ordering::Relaxed) <= busy(s));
         // Relaxed: ordered before the payload writes by the Release fence below.
@@ -212,7 +226,7 @@ impl Writer {
         assert!(self.claimed, "commit without a claimed slot");
         assert!(len as u64 <= self.mem.geometry().slot_capacity);
         let s = self.next;
-        let slot = self.mem.slot(self.lane, s);
+        let slot = self.mem.slot(self.ix(), s);
         // Relaxed: published by the Release stamp store below.
         slot.len.store(len as u64 | self.tag, Ordering::Relaxed);
         // Release: publishes the payload and length. Pairs with the Acquire stamp load in
@@ -223,7 +237,7 @@ impl Writer {
         // Release: a reader that sees the cursor also sees the stamps of all sequences
         // below it. Pairs with the Acquire loads in `OwnEntry::attach` and `Reader::recover_lag`.
         self.mem
-            .lane(self.lane)
+            .lane(self.ix())
             .publisher
             .write_cursor
             .store(s + 1, Ordering::Release);

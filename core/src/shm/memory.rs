@@ -189,7 +189,13 @@ impl SegmentMemory {
     fn slot_base(&self, lane: usize, seq: u64) -> *mut u8 {
         debug_assert!((lane as u64) < self.geometry.max_publishers);
         let idx = seq & self.geometry.mask();
-        let at = lane as u64 * self.geometry.lane_bytes() + idx * self.geometry.slot_stride;
+        // Lane 0 (every topic with one publisher) costs no multiplication.
+        let lane_start = if lane == 0 {
+            0
+        } else {
+            lane as u64 * self.geometry.lane_bytes()
+        };
+        let at = lane_start + idx * self.geometry.slot_stride;
         // SAFETY: lane < max_publishers (every caller got `lane` from a writer or reader
         // built for this geometry, or checked it) and idx < slot_count, and max_publishers
         // lanes of slot_count * stride bytes follow `ring` (validated geometry), so the
