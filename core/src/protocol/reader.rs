@@ -107,7 +107,7 @@ impl Reader {
     }
 
     /// `Block`: the most releases this reader defers before it stores its cursor (see the
-    /// module docs of [`crate::ring`](crate::ring)); 1 (every release stored at once) unless set.
+    /// module docs of [`crate::ring`]); 1 (every release stored at once) unless set.
     #[inline]
     pub fn release_batch(&self) -> u64 {
         self.batch
@@ -380,7 +380,7 @@ impl Reader {
     /// lane, and not yet released) and moves on in that lane. Under `Block` this lets the
     /// lane's writer reuse the slot and wakes it if it sleeps, at once if no further
     /// message waits in the lane, else with the rest of the run (batched release,
-    /// [`crate::ring`](crate::ring)). A holder that polls again before it releases (a wait set asking
+    /// [`crate::ring`]). A holder that polls again before it releases (a wait set asking
     /// for readiness) names the lane it holds.
     #[inline]
     pub fn release_at(&mut self, lane: usize, seq: u64) {

@@ -1,5 +1,5 @@
 //! The writer of one lane: claim, write, commit, gate on the slowest subscriber of the
-//! lane (`Block`), sleep for room, close. See [`crate::ring`](crate::ring) for the protocol.
+//! lane (`Block`), sleep for room, close. See [`crate::ring`] for the protocol.
 
 use std::sync::Arc;
 

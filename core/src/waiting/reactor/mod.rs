@@ -14,7 +14,7 @@
 //! liveness check), is disarmed and its waker woken.
 //!
 //! A subscriber's registration holds a share of the claim on its table entry
-//! ([`EntryClaim`]: the segment's open file, whose OFD lock claims the entry), because a
+//! (`EntryClaim`: the segment's open file, whose OFD lock claims the entry), because a
 //! pass announces the reactor's sleep in that entry (its `asleep` flag and the topic's
 //! sleeper count, which whoever claims the entry next takes back as a dead owner's). The
 //! subscriber detaches when it drops, at once (a `Block` publisher stops gating on it and
