@@ -4,36 +4,16 @@
 //! with a clear error, never a panic or a hang; `top --interval 0` does not spin; text from
 //! segments is escaped before it reaches a terminal.
 
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::*;
 use ringcast::{Overflow, Publisher, PublisherConfig, Start, Subscriber, SubscriberOptions};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ringcast");
-const LONG: Duration = Duration::from_secs(60);
-
-/// A private prefix per test, with everything under it removed at the end.
-struct Prefix(String);
-
+/// The topic settings this suite's tests share, under its prefix (`rcfault<tag><pid>`).
 impl Prefix {
-    fn new(tag: &str) -> Prefix {
-        Prefix(format!("rcfault{tag}{}", std::process::id()))
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args).env("RINGCAST_PREFIX", &self.0);
-        c
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        let child = self
-            .cmd(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run ringcast");
-        finish(child, LONG)
-    }
     fn config(&self) -> PublisherConfig {
         PublisherConfig::default()
             .prefix(&self.0)
@@ -45,14 +25,6 @@ impl Prefix {
         SubscriberOptions::default()
             .prefix(&self.0)
             .start(Start::Oldest)
-    }
-}
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        for t in ringcast::name::list_topics(&self.0).unwrap_or_default() {
-            let _ = ringcast::inspect::remove(&self.0, &t);
-        }
     }
 }
 
@@ -77,44 +49,12 @@ impl Drop for TempFile {
 }
 
 /// Waits for `child` to exit within `limit` (killing it otherwise) and returns its output.
-fn finish(child: Child, limit: Duration) -> Output {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("child output"),
-        Err(_) => {
-            kill(pid, libc::SIGKILL);
-            panic!("ringcast (pid {pid}) did not exit within {limit:?}");
-        }
-    }
-}
-
-fn kill(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill(2) on a child of this test.
-    unsafe { libc::kill(pid as i32, sig) };
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LONG;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// `sub` writing into a pipe nobody reads: once the pipe is full `sub` blocks in write(2).
 /// It must not hold a `Block` slot while it does, so the publisher's stall timeout evicts it
 /// and the publisher goes on; before the fix the held slot pinned the publisher for good.
 #[test]
 fn a_sub_whose_output_nobody_reads_never_pins_a_block_publisher() {
-    let p = Prefix::new("pin");
+    let p = Prefix::new("fault", "pin");
     let stall = Duration::from_millis(200);
     let mut publisher = Publisher::create(
         "pinned",
@@ -170,7 +110,7 @@ fn a_sub_whose_output_nobody_reads_never_pins_a_block_publisher() {
 /// control that shows the test can fail).
 #[test]
 fn stopped_monitoring_tools_never_hold_a_block_publisher() {
-    let p = Prefix::new("mon");
+    let p = Prefix::new("fault", "mon");
     let run = |args: &[&str], topic: &str, gating: bool| {
         let mut publisher = Publisher::create(topic, p.config().slots(4).slot_size(4096)).unwrap();
         let mut tool = p
@@ -336,7 +276,7 @@ fn play_into_subscriber(
 /// chunk, and nothing of it was readable.
 #[test]
 fn a_recorder_killed_with_sigkill_loses_at_most_about_a_second() {
-    let p = Prefix::new("kill");
+    let p = Prefix::new("fault", "kill");
     let file = TempFile::new("kill.mcap");
     let mut publisher = Publisher::create("slow", p.config()).unwrap();
     let recorder = p
@@ -398,7 +338,7 @@ fn a_recorder_killed_with_sigkill_loses_at_most_about_a_second() {
 /// its summary and closing metadata. Before the fix SIGHUP killed the recorder.
 #[test]
 fn sighup_ends_a_recording_cleanly() {
-    let p = Prefix::new("hup");
+    let p = Prefix::new("fault", "hup");
     let file = TempFile::new("hup.mcap");
     let mut publisher = Publisher::create("hup", p.config()).unwrap();
     let recorder = p
@@ -439,7 +379,7 @@ fn sighup_ends_a_recording_cleanly() {
 /// created, with the topic, the size and the flag named; the limit is configurable.
 #[test]
 fn play_refuses_a_recording_that_asks_for_too_much_shared_memory() {
-    let p = Prefix::new("huge");
+    let p = Prefix::new("fault", "huge");
     let file = TempFile::new("huge.mcap");
     // 2^20 slots of 64 KiB: 64 GiB of shared memory, under the core's own 1 TiB cap.
     write_recording(&file.0, "huge", 1 << 20, 1 << 16, 1, None, |_| vec![1]);
@@ -482,7 +422,7 @@ fn play_refuses_a_recording_that_asks_for_too_much_shared_memory() {
 /// Before the fix two receivers wrote each message twice into the one channel.
 #[test]
 fn recording_the_same_topic_twice_gives_a_playable_file() {
-    let p = Prefix::new("dup");
+    let p = Prefix::new("fault", "dup");
     let file = TempFile::new("dup.mcap");
     let mut publisher = Publisher::create("dup", p.config()).unwrap();
     let recorder = p
@@ -521,7 +461,7 @@ fn recording_the_same_topic_twice_gives_a_playable_file() {
 /// never a panic (an internal error) or a hang.
 #[test]
 fn play_survives_hostile_truncated_and_corrupt_files() {
-    let p = Prefix::new("hostile");
+    let p = Prefix::new("fault", "hostile");
     let good = TempFile::new("hostile-good.mcap");
     write_recording(
         &good.0,
@@ -592,7 +532,7 @@ fn play_survives_hostile_truncated_and_corrupt_files() {
 /// Before the fix it read the whole file first.
 #[test]
 fn play_streams_a_large_recording_in_bounded_memory() {
-    let p = Prefix::new("big");
+    let p = Prefix::new("fault", "big");
     let file = TempFile::new("big.mcap");
     let size = 60_000usize;
     write_recording(&file.0, "big", 4, 65536, 1000, None, |i| {
@@ -627,7 +567,7 @@ fn play_streams_a_large_recording_in_bounded_memory() {
 /// `top --interval 0` would redraw in a busy loop: refused as bad usage.
 #[test]
 fn top_refuses_an_interval_that_would_spin() {
-    let p = Prefix::new("spin");
+    let p = Prefix::new("fault", "spin");
     for interval in ["0", "0.000001"] {
         let out = p.run(&["top", "--interval", interval, "--count", "3"]);
         let err = stderr(&out);
@@ -643,7 +583,7 @@ fn top_refuses_an_interval_that_would_spin() {
 /// such text, so the segment is rewritten behind its back, as a hostile process could.
 #[test]
 fn text_from_a_segment_is_escaped_before_it_is_printed() {
-    let p = Prefix::new("esc");
+    let p = Prefix::new("fault", "esc");
     let _publisher = Publisher::create(
         "esc",
         p.config()

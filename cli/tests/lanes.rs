@@ -5,42 +5,23 @@
 //! `record` keeps each publisher's identity and `play` republishes each through its own
 //! publisher; a SIGKILLed `pub` leaves the other going and `sub` printing it to the end.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Output, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
+
+use common::*;
 
 use ringcast::{
     Overflow, Publisher, PublisherConfig, PublisherId, RecvTimeoutError, Start, Subscriber,
     SubscriberOptions,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_ringcast");
-const LONG: Duration = Duration::from_secs(60);
-
-/// A private prefix per test, with everything under it removed at the end.
-struct Prefix(String);
-
+/// What this suite runs under its prefix (`rclanes<tag><pid>`) besides `ringcast` itself.
 impl Prefix {
-    fn new(tag: &str) -> Prefix {
-        Prefix(format!("rclanes{tag}{}", std::process::id()))
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args).env("RINGCAST_PREFIX", &self.0);
-        c
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        let child = self
-            .cmd(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run ringcast");
-        finish(child, LONG)
-    }
     /// `ringcast pub` with its standard input ours to write.
     fn pub_process(&self, args: &[&str]) -> (Child, ChildStdin) {
         let mut child = self
@@ -99,47 +80,6 @@ impl Prefix {
     }
 }
 
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        for t in ringcast::name::list_topics(&self.0).unwrap_or_default() {
-            let _ = ringcast::inspect::remove(&self.0, &t);
-        }
-    }
-}
-
-/// Waits for `child` to exit within `limit` (killing it otherwise) and returns its output.
-fn finish(child: Child, limit: Duration) -> Output {
-    let pid = child.id();
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(out) => out.expect("child output"),
-        Err(_) => {
-            kill(pid, libc::SIGKILL);
-            panic!("ringcast (pid {pid}) did not exit within {limit:?}");
-        }
-    }
-}
-
-fn kill(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill(2) on a child of this test.
-    unsafe { libc::kill(pid as i32, sig) };
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LONG;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// Every line `rx` gets until `sub` ends, then `sub`'s exit.
 fn collect(sub: Child, rx: Receiver<String>) -> (Vec<String>, Output) {
     let out = finish(sub, LONG);
@@ -160,7 +100,7 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn two_pubs_share_a_topic_and_sub_prints_both_then_exits_zero() {
-    let p = Prefix::new("two");
+    let p = Prefix::new("lanes", "two");
     let n = 500u64;
     let (text_sub, text_rx) = p.sub_process(&["two", "--timeout", "60"]);
     let (json_sub, json_rx) = p.sub_process(&["two", "--timeout", "60", "--json"]);
@@ -241,7 +181,7 @@ fn two_pubs_share_a_topic_and_sub_prints_both_then_exits_zero() {
 
 #[test]
 fn a_pub_that_does_not_match_the_shared_topic_fails_naming_the_field() {
-    let p = Prefix::new("mis");
+    let p = Prefix::new("lanes", "mis");
     let (mut first, first_in) = p.pub_process(&["mis", "--max-publishers", "2", "--slots", "16"]);
     wait_until("the topic", || p.live_lanes("mis") == 1);
     for (args, says) in [
@@ -298,7 +238,7 @@ fn a_pub_that_does_not_match_the_shared_topic_fails_naming_the_field() {
 
 #[test]
 fn inspect_list_and_top_show_a_shared_topics_lanes_and_not_an_exclusive_ones() {
-    let p = Prefix::new("show");
+    let p = Prefix::new("lanes", "show");
     let mut a = Publisher::create("tf", p.shared(3)).unwrap();
     let mut b = Publisher::create("tf", p.shared(3)).unwrap();
     for _ in 0..5 {
@@ -391,7 +331,7 @@ fn inspect_list_and_top_show_a_shared_topics_lanes_and_not_an_exclusive_ones() {
 
 #[test]
 fn hz_counts_every_publisher_of_a_shared_topic() {
-    let p = Prefix::new("hz");
+    let p = Prefix::new("lanes", "hz");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let feeders: Vec<_> = (0..2)
         .map(|_| {
@@ -453,7 +393,7 @@ fn replayed(sub: &mut Subscriber) -> BTreeMap<PublisherId, Vec<Vec<u8>>> {
 
 #[test]
 fn record_keeps_each_publisher_and_play_republishes_each_through_its_own() {
-    let p = Prefix::new("rec");
+    let p = Prefix::new("lanes", "rec");
     let file = std::env::temp_dir().join(format!("ringcast-lanes-{}.mcap", std::process::id()));
     let _ = std::fs::remove_file(&file);
     let n = 2000u64;
@@ -600,7 +540,7 @@ fn write_recording(path: &std::path::Path, max: u64, messages: &[(&str, u8, u64)
 /// everything, sharing publishers.
 #[test]
 fn play_gives_a_lane_taken_over_to_a_new_publisher_and_never_ends_the_topic_meanwhile() {
-    let p = Prefix::new("take");
+    let p = Prefix::new("lanes", "take");
     let file = std::env::temp_dir().join(format!("ringcast-take-{}.mcap", std::process::id()));
     // Lane 0's first publisher (0/1) sends 3, lane 1's (1/1) 6, then lane 0's second (0/2)
     // 3 after the first's last: never more than 2 at once.
@@ -656,7 +596,7 @@ fn play_gives_a_lane_taken_over_to_a_new_publisher_and_never_ends_the_topic_mean
 /// one's up to where it died, in order, none twice), and exits 0 once the survivor ends.
 #[test]
 fn a_sigkilled_pub_of_a_shared_topic_leaves_the_other_going_and_sub_printing_it_all() {
-    let p = Prefix::new("kill");
+    let p = Prefix::new("lanes", "kill");
     let (sub, rx) = p.sub_process(&["k", "--timeout", "60"]);
     let args = [
         "k",
@@ -736,7 +676,7 @@ fn a_sigkilled_pub_of_a_shared_topic_leaves_the_other_going_and_sub_printing_it_
 /// as many as the recording, not a new set per pass.
 #[test]
 fn play_loop_of_a_shared_topic_keeps_its_publishers() {
-    let p = Prefix::new("loop");
+    let p = Prefix::new("lanes", "loop");
     let file = std::env::temp_dir().join(format!("ringcast-loop-{}.mcap", std::process::id()));
     let messages: Vec<_> = (0..4)
         .flat_map(|i| [("0/1", b'a', i), ("1/1", b'b', i)])

@@ -26,8 +26,6 @@ use crate::sync::Ordering;
 pub struct PublisherEnd {
     writer: Writer,
     segment: Segment,
-    /// The lane's generation when we took it: with the lane, our publisher id.
-    generation: u64,
 }
 
 impl PublisherEnd {
@@ -41,11 +39,7 @@ impl PublisherEnd {
         // built for that lane while the lock is held (the segment is moved into the end,
         // and no other path builds a writer from a created segment).
         let writer = unsafe { Writer::take_lane(segment.memory().clone(), lane) };
-        Ok(PublisherEnd {
-            generation: writer.generation(),
-            writer,
-            segment,
-        })
+        Ok(PublisherEnd { writer, segment })
     }
 
     /// The lane this publisher writes (0 on a topic with one publisher).
@@ -58,7 +52,7 @@ impl PublisherEnd {
     /// took the lane (what subscribers see as the writer of its messages).
     #[inline]
     pub fn writer_id(&self) -> u32 {
-        self.generation as u32
+        self.writer.generation() as u32
     }
 
     /// The ring's writer.

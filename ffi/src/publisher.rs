@@ -69,6 +69,25 @@ unsafe fn handle<'a>(p: *mut ringcast_publisher) -> Result<&'a mut ringcast_publ
     unsafe { p.as_mut() }.ok_or_else(|| Failure::null("publisher"))
 }
 
+/// The getters' body: `*out = f(publisher)`, NULLs refused.
+///
+/// # Safety
+/// `p` is a live handle (or NULL); `out` is NULL or writable.
+unsafe fn get<T>(
+    p: *mut ringcast_publisher,
+    out: *mut T,
+    f: impl FnOnce(&mut ringcast_publisher) -> Result<T, Failure>,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let h = unsafe { handle(p) }?;
+        // SAFETY: NULL or writable, by the caller's contract.
+        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
+        *out = f(h)?;
+        Ok(RINGCAST_OK)
+    })
+}
+
 /// Creates `topic` with `cfg` (NULL: the defaults) and stores its publisher in `*out`. If
 /// the topic exists, admits several publishers (`max_publishers > 1`) and has a live one,
 /// this publisher joins it in a lane of its own (`cfg` must then be the topic's
@@ -276,14 +295,8 @@ pub unsafe extern "C" fn ringcast_publisher_slot_size(
     p: *mut ringcast_publisher,
     out: *mut usize,
 ) -> ringcast_status {
-    guard(|| {
-        // SAFETY: by the caller's contract.
-        let h = unsafe { handle(p) }?;
-        // SAFETY: NULL or writable, by the caller's contract.
-        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
-        *out = h.capacity;
-        Ok(RINGCAST_OK)
-    })
+    // SAFETY: passed on from the caller's contract.
+    unsafe { get(p, out, |h| Ok(h.capacity)) }
 }
 
 /// `*out` = the lane this publisher writes: 0 on a topic with one publisher, else which of
@@ -296,14 +309,8 @@ pub unsafe extern "C" fn ringcast_publisher_lane(
     p: *mut ringcast_publisher,
     out: *mut u32,
 ) -> ringcast_status {
-    guard(|| {
-        // SAFETY: by the caller's contract.
-        let h = unsafe { handle(p) }?;
-        // SAFETY: NULL or writable, by the caller's contract.
-        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
-        *out = h.publisher.id().lane;
-        Ok(RINGCAST_OK)
-    })
+    // SAFETY: passed on from the caller's contract.
+    unsafe { get(p, out, |h| Ok(h.publisher.id().lane)) }
 }
 
 /// `*out` = this publisher's id in its lane, as subscribers see it in
@@ -317,14 +324,8 @@ pub unsafe extern "C" fn ringcast_publisher_writer(
     p: *mut ringcast_publisher,
     out: *mut u32,
 ) -> ringcast_status {
-    guard(|| {
-        // SAFETY: by the caller's contract.
-        let h = unsafe { handle(p) }?;
-        // SAFETY: NULL or writable, by the caller's contract.
-        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
-        *out = h.publisher.id().writer;
-        Ok(RINGCAST_OK)
-    })
+    // SAFETY: passed on from the caller's contract.
+    unsafe { get(p, out, |h| Ok(h.publisher.id().writer)) }
 }
 
 /// `*out` = subscribers attached and alive now (refused while a loan is outstanding).
@@ -336,14 +337,8 @@ pub unsafe extern "C" fn ringcast_publisher_subscriber_count(
     p: *mut ringcast_publisher,
     out: *mut usize,
 ) -> ringcast_status {
-    guard(|| {
-        // SAFETY: by the caller's contract.
-        let publisher = unsafe { handle(p) }?.publisher()?;
-        // SAFETY: NULL or writable, by the caller's contract.
-        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
-        *out = publisher.subscriber_count();
-        Ok(RINGCAST_OK)
-    })
+    // SAFETY: passed on from the caller's contract.
+    unsafe { get(p, out, |h| Ok(h.publisher()?.subscriber_count())) }
 }
 
 /// Waits until at least `n` subscribers are attached: `timeout_ns < 0` for ever, else at

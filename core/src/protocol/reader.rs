@@ -47,8 +47,6 @@ pub struct Reader {
     at: usize,
     /// Messages consumed from lane `at` in a row (the fairness quantum).
     served: u32,
-    /// Messages lost to lapping so far, all lanes.
-    lost: u64,
     slots: u64,
     capacity: u64,
     /// The policy this reader reads by: the topic's, or `Overwrite` for a monitor.
@@ -94,7 +92,6 @@ impl Reader {
             lanes,
             at: 0,
             served: 0,
-            lost: 0,
             slots: n,
             capacity: g.slot_capacity,
             overflow: match role {
@@ -175,7 +172,7 @@ impl Reader {
     /// Messages lost to lapping since attach, all lanes.
     #[inline]
     pub fn lost(&self) -> u64 {
-        self.lost
+        self.lanes.iter().fold(0, |a, p| a.saturating_add(p.lost))
     }
 
     /// Messages of lane `lane` lost to lapping since attach.
@@ -321,7 +318,6 @@ impl Reader {
         let skipped = target - pos.next;
         pos.next = target;
         pos.lost = pos.lost.saturating_add(skipped);
-        self.lost = self.lost.saturating_add(skipped);
         self.publish_position(l);
         Poll::Lagged(skipped)
     }

@@ -592,8 +592,7 @@ impl Segment {
 
     /// Whether another open file description holds some lane's lock.
     fn any_lane_alive(&self) -> bool {
-        (0..self.memory.geometry().max_publishers as usize)
-            .any(|l| lock::is_locked(self.file.as_fd(), lock::lane_byte(l)).unwrap_or(true))
+        (0..self.memory.geometry().max_publishers as usize).any(|l| self.lane_alive(l))
     }
 
     /// Leaves lane `lane` (ours): marks it left and gives up its lock, and if no other
@@ -644,17 +643,16 @@ impl Segment {
         if !has_magic(&old) {
             return Err(CreateError::NotASegment { topic: t() });
         }
+        let lanes = lanes_of(&old) as u64;
         match remove_if_dead(&old, name) {
             // A live topic that admits another number of publishers than asked for: say
             // what differs (a publisher of a shared topic joins before it gets here).
-            Ok(Removal::Alive) if lanes_of(&old) as u64 != requested_lanes => {
-                Err(CreateError::Mismatch {
-                    topic: t(),
-                    field: "max publishers",
-                    existing: lanes_of(&old).to_string(),
-                    requested: requested_lanes.to_string(),
-                })
-            }
+            Ok(Removal::Alive) if lanes != requested_lanes => Err(CreateError::Mismatch {
+                topic: t(),
+                field: "max publishers",
+                existing: lanes.to_string(),
+                requested: requested_lanes.to_string(),
+            }),
             Ok(Removal::Alive) => Err(CreateError::AlreadyPublished {
                 topic: t(),
                 holder: Owner::of_file(&old),
