@@ -39,6 +39,12 @@ struct Cli {
     /// prefault, mlock and huge pages (interleaved trials; --rounds sets their number).
     #[arg(long)]
     cold_start: bool,
+    /// Instead of the suite: N topics (default 1000) through two ringcast-bridge
+    /// processes on loopback: time until all flow, idle CPU, threads and memory per topic
+    /// (against a 10-topic trial in each round; --rounds sets the rounds).
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "1000",
+          value_parser = clap::value_parser!(u32).range(11..=100_000))]
+    bridge_scale: Option<u32>,
     #[command(subcommand)]
     child: Option<Hidden>,
 }
@@ -76,6 +82,8 @@ pub struct Options {
     pub rounds: Option<u32>,
     /// `--cold-start`.
     pub cold_start: bool,
+    /// `--bridge-scale [N]`: the number of topics.
+    pub bridge_scale: Option<u32>,
 }
 
 /// What the command line asks for.
@@ -101,6 +109,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, clap::
             filter: cli.filter,
             rounds: cli.rounds,
             cold_start: cli.cold_start,
+            bridge_scale: cli.bridge_scale,
         }),
     })
 }
@@ -130,6 +139,7 @@ mod tests {
             filter: vec!["pipe".into(), "tcp".into()],
             rounds: Some(3),
             cold_start: false,
+            bridge_scale: None,
         };
         let separate = run(&[
             "--quick", "--json", "out.json", "--plots", "plots", "--filter", "pipe", "--rounds",

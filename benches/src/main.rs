@@ -12,7 +12,9 @@
 //! the zero-copy loan path: see `transport::ringcast`), the physical floors
 //! (`floor`: a cache line bounced between two spinning cores; `futex-floor`:
 //! the same with a futex sleep and wake per message) and the kernel IPC
-//! baselines (`pipe`, `uds-stream`, `uds-dgram`, `tcp`, `mqueue`). It prints a
+//! baselines (`pipe`, `uds-stream`, `uds-dgram`, `tcp`, `mqueue`); and the service rows
+//! (`ringcast-rpc`, `ringcast-rpc-1`, `ringcast-rpc-4`: calls through a ringcast `Server`
+//! and `Client`, see `transport::rpc`). It prints a
 //! progress line per measurement on stderr, a Markdown table on stdout, and
 //! optionally JSON rows (`--json`, the row format the README's benchmark contract fixes) and SVG
 //! charts (`--plots`).
@@ -30,6 +32,7 @@
 //! Exit codes: 0 success (skipped rows included), 1 a runtime failure (no CPU
 //! to pin to, a report that could not be written), 2 bad usage.
 
+mod bridgescale;
 mod cli;
 mod coldstart;
 mod error;
@@ -83,6 +86,16 @@ fn run(opts: &Options) -> Result<()> {
         harness::pin_to(cpus.parent)?;
         let trials = opts.rounds.map_or(coldstart::TRIALS, |n| n as usize);
         return coldstart::run(cpus, trials);
+    }
+    if let Some(topics) = opts.bridge_scale {
+        let rounds = opts.rounds.map_or(bridgescale::ROUNDS, |n| n as usize);
+        let trials = bridgescale::run(topics as usize, rounds)?;
+        if let Some(path) = &opts.json {
+            let text = serde_json::to_string_pretty(&trials)
+                .map_err(|e| error::BenchError::Protocol(e.to_string()))?;
+            std::fs::write(path, text).map_err(|e| error::BenchError::sys("write the JSON", e))?;
+        }
+        return Ok(());
     }
     let cfg = Config {
         payloads: if opts.quick {

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{BenchError, Result};
 use crate::scenario::throughput::{Rate, MEMCPY};
 use crate::scenario::Scenario;
+use crate::transport::rpc::CALL_RATES;
 use crate::transport::{BASELINES, FLOOR, FUTEX_FLOOR, RINGCAST, SLEEPING};
 
 /// One row of `--json`: exactly the fields of the design contract, in order;
@@ -190,8 +191,17 @@ fn floor_of(row: &Row) -> &'static str {
     }
 }
 
+/// The rows whose rate is completed calls, not one-way messages: compared with neither
+/// `memcpy` nor the baselines.
+fn counts_calls(row: &Row) -> bool {
+    CALL_RATES.contains(&row.transport.as_str())
+}
+
 /// "vs floor": the ratio of this row's figure to its floor's.
 fn vs_floor(row: &Row, rows: &[&Row]) -> Option<f64> {
+    if counts_calls(row) {
+        return None;
+    }
     let (value, latency) = figure(row)?;
     let reference = if latency {
         let scenario = reference_scenario(row);
@@ -218,6 +228,9 @@ fn vs_floor(row: &Row, rows: &[&Row]) -> Option<f64> {
 
 /// "vs best baseline": the ratio to the best baseline at the same payload.
 fn vs_best_baseline(row: &Row, rows: &[&Row]) -> Option<f64> {
+    if counts_calls(row) {
+        return None;
+    }
     let (value, latency) = figure(row)?;
     let scenario = reference_scenario(row);
     let figures = rows
@@ -293,6 +306,17 @@ pub fn markdown(results: &[Measured]) -> String {
              count only the messages they received, not those lost to lapping. The optional \
              `iceoryx2` row (feature `iceoryx2`) is measured the same way: header-only in \
              ping-pong, every byte in throughput.\n",
+        );
+    }
+    if rows.iter().any(|r| r.transport.starts_with("ringcast-rpc")) {
+        out.push_str(
+            "\nringcast-rpc rows go through the service layer (`Server`, `Client`). Ping-pong: \
+             one call per round trip, the payload echoed byte for byte and copied at each end \
+             (the service API takes and gives slices), unlike the loan path of the other \
+             ringcast rows. Throughput (`ringcast-rpc-N`: N client threads on one CPU, each \
+             with its whole queue of calls in flight, the server on the other): msgs/s are \
+             completed calls per second of all clients, bytes/s calls times the payload; no \
+             floor or baseline ratio.\n",
         );
     }
     if rows.iter().any(|r| r.scenario == Scenario::Fanout.name()) {
@@ -425,6 +449,26 @@ mod tests {
         let refs = [&memcpy, &tcp];
         assert_eq!(vs_floor(&tcp, &refs), Some(0.1));
         assert_eq!(vs_best_baseline(&memcpy, &refs), Some(10.0));
+    }
+
+    #[test]
+    fn call_rates_get_no_memcpy_or_baseline_ratio() {
+        let mut memcpy = Row::empty(Scenario::Throughput, MEMCPY, 64);
+        memcpy.bytes_per_s = Some(10e9);
+        let mut pipe = Row::empty(Scenario::Throughput, "pipe", 64);
+        pipe.bytes_per_s = Some(1e9);
+        let mut calls = Row::empty(Scenario::Throughput, "ringcast-rpc-1", 64);
+        calls.bytes_per_s = Some(1e8);
+        let refs = [&memcpy, &pipe, &calls];
+        assert_eq!(vs_floor(&calls, &refs), None);
+        assert_eq!(vs_best_baseline(&calls, &refs), None);
+        // A round trip is compared as any ringcast ping-pong row.
+        let rows = [
+            latency_row("uds-stream", 64, 2000.0),
+            latency_row("ringcast-rpc", 64, 200.0),
+        ];
+        let refs: Vec<&Row> = rows.iter().collect();
+        assert_eq!(vs_best_baseline(&rows[1], &refs), Some(0.1));
     }
 
     #[test]

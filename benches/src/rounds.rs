@@ -23,6 +23,8 @@ use crate::report::{self, Measured};
 use crate::scenario::throughput::{Rate, MEMCPY};
 use crate::scenario::{Scenario, Timing};
 use crate::suite::{self, Measurement, Raw};
+use crate::transport::ringcast_many::VS_TOPICS;
+use crate::transport::rpc;
 use crate::transport::{
     BASELINES, BRIDGE, FLOOR, FUTEX_FLOOR, RINGCAST, RINGCAST_FUTEX, SLEEPING, ZENOH,
 };
@@ -162,8 +164,13 @@ fn figure(raw: &Raw, payload: usize) -> f64 {
     }
 }
 
-/// Rows compared with `ringcast-spin`: topics that several publishers may share.
-const VS_SPIN_ROW: &[&str] = &["ringcast-shared", "ringcast-mpsc-2", "ringcast-mpsc-4"];
+/// Rows compared with `ringcast-spin`: topics that several publishers may share (the
+/// `mpsc` rows in throughput only: their ping-pong publishers wait asleep).
+const VS_SPIN_ROW: &[(Option<Scenario>, &str)] = &[
+    (None, "ringcast-shared"),
+    (Some(Scenario::Throughput), "ringcast-mpsc-2"),
+    (Some(Scenario::Throughput), "ringcast-mpsc-4"),
+];
 
 /// The references measurement `m` is compared with.
 fn references(m: &Measurement) -> Vec<&'static str> {
@@ -181,13 +188,31 @@ fn references(m: &Measurement) -> Vec<&'static str> {
                 out.push(RINGCAST_FUTEX);
             }
         }
-        Scenario::Throughput if t != MEMCPY => out.push(MEMCPY),
+        // Completed calls are not one-way messages: no memcpy or baseline ratio.
+        Scenario::Throughput if t != MEMCPY && !rpc::CALL_RATES.contains(&t) => out.push(MEMCPY),
         _ => {}
     }
-    if VS_SPIN_ROW.contains(&t) {
+    if VS_SPIN_ROW
+        .iter()
+        .any(|&(s, name)| name == t && s.is_none_or(|s| s == m.scenario))
+    {
         out.push("ringcast-spin");
     }
-    if t.starts_with(RINGCAST) || t == "iceoryx2" {
+    // Lanes against the same publishers on a topic each in one wait set.
+    out.extend(
+        VS_TOPICS
+            .iter()
+            .filter(|&&(s, lanes, _)| s == m.scenario && lanes == t)
+            .map(|&(_, _, topics)| topics),
+    );
+    // The service rows against raw topics, a Unix socket, or fewer clients.
+    out.extend(
+        rpc::VS
+            .iter()
+            .filter(|&&(s, row, _)| s == m.scenario && row == t)
+            .map(|&(_, _, reference)| reference),
+    );
+    if (t.starts_with(RINGCAST) && !rpc::CALL_RATES.contains(&t)) || t == "iceoryx2" {
         out.push(BEST_BASELINE);
     }
     if t == BRIDGE {
@@ -405,8 +430,12 @@ pub fn markdown(ratios: &[Ratio]) -> String {
          (a cache line bounced between the two CPUs: no transport can beat it, so a ratio \
          below 1.0 marks a bad run), `futex-floor` (one futex sleep and wake per message, for \
          rows whose receivers may sleep: a receiver that does not fall asleep in time beats \
-         it), `ringcast-futex` (for the wait-set and async rows), `memcpy` (throughput), and \
-         the best kernel baseline of that round.\n",
+         it), `ringcast-futex` (for the wait-set and async rows), `ringcast-spin` (for the \
+         shared-topic rows and `ringcast-rpc`), `uds-stream` (for `ringcast-rpc`: a \
+         request/response over a Unix socket), `ringcast-rpc-1` (for `ringcast-rpc-4`: calls \
+         per second with four clients against one), `ringcast-topics-N` (for the rows with N publishers on one \
+         shared topic: the same publishers on a topic each, in one wait set), `memcpy` \
+         (throughput), and the best kernel baseline of that round.\n",
     );
     out
 }
@@ -435,7 +464,8 @@ mod tests {
         };
         let plan = suite::plan(&cfg);
         let groups = groups(&plan);
-        assert_eq!(groups.len(), 2);
+        // 64 B, 1 KiB, and the 4 KiB of `ringcast-rpc` and its references.
+        assert_eq!(groups.len(), 3);
         for g in &groups {
             let names: Vec<_> = g.members.iter().map(|&i| plan[i].transport()).collect();
             assert!(
@@ -491,6 +521,17 @@ mod tests {
         assert!(ratios
             .iter()
             .any(|r| r.reference == FLOOR && r.below_floor()));
+    }
+
+    #[test]
+    fn service_rows_are_compared_with_raw_topics_a_socket_and_fewer_clients() {
+        let refs = references(&member("ringcast-rpc", 4096));
+        for r in ["ringcast-spin", "uds-stream", FLOOR, BEST_BASELINE] {
+            assert!(refs.contains(&r), "{refs:?} lacks {r}");
+        }
+        let mut four = member("ringcast-rpc-4", 64);
+        four.scenario = Scenario::Throughput;
+        assert_eq!(references(&four), ["ringcast-rpc-1"]);
     }
 
     #[test]

@@ -27,6 +27,16 @@ pub const FULL_PAYLOADS: &[usize] = &[8, 64, 1024, 64 * 1024, 1024 * 1024];
 /// Payloads of `--quick` (64 B is the latency CDF's payload).
 pub const QUICK_PAYLOADS: &[usize] = &[64, 64 * 1024];
 
+/// Payloads a few rows are measured at beyond the run's (full and quick runs alike), with
+/// the rows compared with them: `ringcast-rpc` at 4 KiB (issue 27) against `ringcast-spin`
+/// and `uds-stream` (the floors join every ping-pong group). Only those rows, so that the
+/// payload adds one small group, not a column of every transport.
+pub const EXTRA_PAYLOADS: &[(Scenario, usize, &[&str])] = &[(
+    Scenario::PingPong,
+    4096,
+    &["uds-stream", "ringcast-spin", "ringcast-rpc"],
+)];
+
 /// Subscriber processes of the fan-out rows (full and quick runs alike).
 pub const FANOUT_SUBSCRIBERS: &[usize] = &[1, 2, 4, 8];
 
@@ -116,7 +126,14 @@ pub fn plan(cfg: &Config) -> Vec<Measurement> {
             let (payloads, subscribers) = match (scenario, t.fixed_payload()) {
                 (Scenario::Fanout, _) => (vec![FANOUT_PAYLOAD], FANOUT_SUBSCRIBERS),
                 (_, Some(n)) => (vec![n], t.set_sizes()),
-                (_, None) => (cfg.payloads.clone(), t.set_sizes()),
+                (_, None) => (
+                    cfg.payloads
+                        .iter()
+                        .copied()
+                        .filter(|p| t.payloads().is_none_or(|only| only.contains(p)))
+                        .collect(),
+                    t.set_sizes(),
+                ),
             };
             for payload in payloads {
                 for &n in subscribers {
@@ -125,6 +142,21 @@ pub fn plan(cfg: &Config) -> Vec<Measurement> {
                         target: Target::Link(t),
                         payload,
                         subscribers: n,
+                    });
+                }
+            }
+        }
+        for &(s, payload, names) in EXTRA_PAYLOADS {
+            if s != scenario || cfg.payloads.contains(&payload) {
+                continue;
+            }
+            for &t in transport::all() {
+                if names.contains(&t.name()) && t.supports(scenario) {
+                    out.push(Measurement {
+                        scenario,
+                        target: Target::Link(t),
+                        payload,
+                        subscribers: 1,
                     });
                 }
             }

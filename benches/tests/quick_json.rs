@@ -162,7 +162,9 @@ fn quick_ringcast_spin_run_writes_both_scenarios_and_the_loan_path_note() {
             row["payload_bytes"].to_string(),
         ));
     }
-    assert_eq!(seen.len(), 4, "rows:\n{text}\nstderr:\n{stderr}");
+    // Both quick payloads in both scenarios, and ping-pong at 4 KiB (a reference of
+    // `ringcast-rpc`).
+    assert_eq!(seen.len(), 5, "rows:\n{text}\nstderr:\n{stderr}");
 }
 
 #[test]

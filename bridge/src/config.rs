@@ -14,6 +14,9 @@ pub const DEFAULT_MAX_IMPORT_BYTES: u64 = 4 << 30;
 /// The most message bytes an export packs into one Zenoh put by default (32 KiB: with a
 /// full index, a batch of small messages still fits one 64 KiB Zenoh transport batch).
 pub const DEFAULT_MAX_BATCH_BYTES: u32 = 32 << 10;
+/// How long an imported service's call may take, end to end, unless told otherwise
+/// (30 s): past it the Zenoh query times out and the local request's stream is ended.
+pub const DEFAULT_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The largest batch bound accepted (16 MiB).
 pub const MAX_BATCH_BYTES: u32 = 16 << 20;
 
@@ -38,6 +41,9 @@ pub struct BridgeConfig {
     pub(crate) connect: Vec<String>,
     pub(crate) exports: Vec<String>,
     pub(crate) imports: Vec<String>,
+    pub(crate) service_exports: Vec<String>,
+    pub(crate) service_imports: Vec<String>,
+    pub(crate) call_timeout: std::time::Duration,
     pub(crate) multicast_scouting: bool,
     pub(crate) max_import_bytes: u64,
     pub(crate) import_mode: u32,
@@ -69,6 +75,9 @@ impl Default for BridgeConfig {
             connect: Vec::new(),
             exports: Vec::new(),
             imports: Vec::new(),
+            service_exports: Vec::new(),
+            service_imports: Vec::new(),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
             multicast_scouting: false,
             max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
             import_mode: 0o600,
@@ -108,6 +117,25 @@ impl BridgeConfig {
     /// A remote topic to re-publish locally (repeatable).
     pub fn import(mut self, topic: impl Into<String>) -> Self {
         self.imports.push(topic.into());
+        self
+    }
+    /// A local service (request and response) to offer to the other bridges
+    /// (repeatable): its calls are answered by the local server, through a client of the
+    /// bridge's.
+    pub fn export_service(mut self, service: impl Into<String>) -> Self {
+        self.service_exports.push(service.into());
+        self
+    }
+    /// A remote service to serve locally (repeatable): a local server of that name
+    /// forwards each request to the remote one and its responses back.
+    pub fn import_service(mut self, service: impl Into<String>) -> Self {
+        self.service_imports.push(service.into());
+        self
+    }
+    /// How long an imported service's call may take, from the request to the end of its
+    /// stream (default [`DEFAULT_CALL_TIMEOUT`]); then its stream is ended.
+    pub fn call_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.call_timeout = timeout;
         self
     }
     /// Whether to find peers by UDP multicast scouting (off by default: bridges connect
@@ -153,7 +181,18 @@ impl BridgeConfig {
         &self.imports
     }
 
-    /// Checks every name and endpoint; topics named twice are kept once.
+    /// The services to export.
+    pub fn service_exports(&self) -> &[String] {
+        &self.service_exports
+    }
+    /// The services to import.
+    pub fn service_imports(&self) -> &[String] {
+        &self.service_imports
+    }
+
+    /// Checks every name and endpoint; topics named twice are kept once. A service's own
+    /// topics (`S..service`, `S..requests`, `S..responses.*`) are refused as topics: a
+    /// service travels whole, with `export_service` / `import_service`.
     pub(crate) fn validate(&mut self) -> Result<(), BridgeError> {
         validate_prefix(&self.prefix).map_err(|source| BridgeError::Name {
             what: "prefix",
@@ -173,8 +212,40 @@ impl BridgeConfig {
                     source,
                 })?;
             }
+            for t in list.iter() {
+                if let Some(part) = ringcast::service::parse_topic(t) {
+                    let service = match part {
+                        ringcast::service::ServiceTopic::Anchor(s)
+                        | ringcast::service::ServiceTopic::Requests(s)
+                        | ringcast::service::ServiceTopic::Responses(s) => s,
+                        _ => t.as_str(),
+                    };
+                    return Err(BridgeError::ServiceTopic {
+                        topic: t.clone(),
+                        service: service.to_owned(),
+                    });
+                }
+            }
             let mut seen = std::collections::HashSet::new();
             list.retain(|t| seen.insert(t.clone()));
+        }
+        for list in [&mut self.service_exports, &mut self.service_imports] {
+            for s in list.iter() {
+                ringcast::service::validate_service(s).map_err(|source| BridgeError::Name {
+                    what: "service",
+                    name: s.clone(),
+                    source,
+                })?;
+            }
+            let mut seen = std::collections::HashSet::new();
+            list.retain(|t| seen.insert(t.clone()));
+        }
+        if self.call_timeout.is_zero() {
+            return Err(BridgeError::Limit {
+                what: "call timeout (ms)",
+                value: 0,
+                max: u64::MAX,
+            });
         }
         for e in self.listen.iter().chain(&self.connect) {
             check_endpoint(e, self.tls.is_some())?;
@@ -343,6 +414,31 @@ mod tests {
         ));
         assert!(ok().max_batch_bytes(MAX_BATCH_BYTES).validate().is_ok());
         assert!(ok().max_batch_bytes(0).validate().is_ok());
+        for internal in [
+            "clock..service",
+            "clock..requests",
+            "clock..responses.00000000000000ff",
+        ] {
+            assert!(
+                matches!(
+                    ok().export(internal).validate(),
+                    Err(BridgeError::ServiceTopic { ref service, .. }) if service == "clock"
+                ),
+                "{internal}"
+            );
+            assert!(matches!(
+                ok().import(internal).validate(),
+                Err(BridgeError::ServiceTopic { .. })
+            ));
+        }
+        assert!(ok().export_service("clock").validate().is_ok());
+        assert!(matches!(
+            ok().import_service("../x").validate(),
+            Err(BridgeError::Name {
+                what: "service",
+                ..
+            })
+        ));
         assert!(matches!(
             ok().domain("a/b").validate(),
             Err(BridgeError::Name { what: "domain", .. })

@@ -4,7 +4,8 @@
 //! every message under `ringcast/<domain>/<topic>`, stamped with its sequence number,
 //! export time and the source's incarnation) and *imports* remote ones (it becomes the
 //! local publisher of a topic with the source's geometry, overflow policy and type
-//! fingerprint, so typed subscribers keep their checks). Topics are announced by Zenoh
+//! fingerprint, so typed subscribers keep their checks; of a shared topic, one local
+//! publisher per remote one, each on a lane of its own). Topics are announced by Zenoh
 //! liveliness tokens whose keys carry their description ([`announce`]); a bridge that
 //! dies takes its tokens with it, and its imports elsewhere close.
 //!
@@ -15,6 +16,12 @@
 //! `ringcast list` / `inspect`, and [`TopicReport::lost`]). An imported topic is marked as
 //! such in its segment and never exported back; Zenoh locality filters keep a bridge from
 //! hearing itself.
+//!
+//! Services (request and response) travel too, over Zenoh's queryables and `get`
+//! ([`BridgeConfig::export_service`], [`BridgeConfig::import_service`]): a remote server
+//! appears as a local `ringcast::Server` run by the importing bridge, with the same
+//! streams, the same liveness and the same request and response type fingerprints, so
+//! typed clients keep their checks (see the `services` module's docs and docs/bridge.md).
 //!
 //! ```
 //! use std::time::Duration;
@@ -53,8 +60,10 @@
 
 pub mod announce;
 mod config;
+pub mod credit;
 mod export;
 mod import;
+mod services;
 mod stats;
 pub mod wire;
 
@@ -65,8 +74,8 @@ use std::thread::JoinHandle;
 use zenoh::Wait;
 
 pub use config::{
-    BridgeConfig, TlsFiles, DEFAULT_DOMAIN, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_IMPORT_BYTES,
-    MAX_BATCH_BYTES,
+    BridgeConfig, TlsFiles, DEFAULT_CALL_TIMEOUT, DEFAULT_DOMAIN, DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_IMPORT_BYTES, MAX_BATCH_BYTES,
 };
 pub use stats::{Direction, TopicReport};
 
@@ -113,6 +122,15 @@ pub enum BridgeError {
         /// The largest accepted.
         max: u64,
     },
+    /// A topic to export or import is one of a service's own topics: services travel
+    /// whole (`export_service` / `import_service`), never topic by topic.
+    #[error("{topic:?} is a topic of the service {service:?}: carry the service instead (--export-service / --import-service {service})")]
+    ServiceTopic {
+        /// The topic given.
+        topic: String,
+        /// The service it belongs to.
+        service: String,
+    },
     /// A worker thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
@@ -138,6 +156,10 @@ pub(crate) struct Shared {
     pub max_import_bytes: u64,
     pub import_mode: u32,
     pub max_batch_bytes: usize,
+    /// An imported service's call bound (the Zenoh query's timeout).
+    pub call_timeout: std::time::Duration,
+    /// Services this bridge serves locally as imports: never exported back.
+    pub imported_services: std::sync::Mutex<std::collections::HashSet<String>>,
     stop: AtomicBool,
 }
 
@@ -149,8 +171,10 @@ impl Shared {
     }
 }
 
-/// A running bridge: one thread per exported and per imported topic over one Zenoh
-/// session. Dropping it stops it (as [`stop`](Self::stop)).
+/// A running bridge over one Zenoh session: one thread carries every exported topic, one
+/// keeps the clock of every imported topic (their messages are applied in Zenoh's
+/// callbacks), and each service has a thread. Dropping it stops it (as
+/// [`stop`](Self::stop)).
 pub struct Bridge {
     shared: Arc<Shared>,
     counters: Vec<Arc<Counters>>,
@@ -179,6 +203,8 @@ impl Bridge {
             max_import_bytes: config.max_import_bytes,
             import_mode: config.import_mode,
             max_batch_bytes: config.max_batch_bytes as usize,
+            call_timeout: config.call_timeout,
+            imported_services: Default::default(),
             stop: AtomicBool::new(false),
         });
         let mut bridge = Bridge {
@@ -186,29 +212,59 @@ impl Bridge {
             counters: Vec::new(),
             workers: Vec::new(),
         };
-        let jobs = config
-            .exports
-            .iter()
-            .map(|t| (t, Direction::Export))
-            .chain(config.imports.iter().map(|t| (t, Direction::Import)));
-        for (topic, direction) in jobs {
-            let counters = Arc::new(Counters::new(topic, direction));
-            let (shared, c, t) = (bridge.shared.clone(), counters.clone(), topic.clone());
-            let name = match direction {
-                Direction::Export => format!("export {topic}"),
-                Direction::Import => format!("import {topic}"),
-            };
-            let handle = std::thread::Builder::new()
-                .name(name.chars().take(15).collect())
-                .spawn(move || match direction {
-                    Direction::Export => export::run(shared, t, c),
-                    Direction::Import => import::run(shared, t, c),
-                })
-                .map_err(BridgeError::Thread)?;
+        // One thread carries every exported topic, one keeps the clock of every imported
+        // one (their messages are applied in Zenoh's callbacks); a service has a thread
+        // of its own.
+        let mut exports = Vec::new();
+        for topic in &config.exports {
+            let c = Arc::new(Counters::new(topic, Direction::Export));
+            bridge.counters.push(c.clone());
+            exports.push((topic.clone(), c));
+        }
+        let mut imports = Vec::new();
+        for topic in &config.imports {
+            let c = Arc::new(Counters::new(topic, Direction::Import));
+            bridge.counters.push(c.clone());
+            imports.push((topic.clone(), c));
+        }
+        if !exports.is_empty() {
+            let shared = bridge.shared.clone();
+            bridge.spawn("export".into(), move || export::run(shared, exports))?;
+        }
+        if !imports.is_empty() {
+            let shared = bridge.shared.clone();
+            bridge.spawn("import".into(), move || import::run(shared, imports))?;
+        }
+        let services = (config.service_exports.iter())
+            .map(|s| (s, Direction::ServiceExport))
+            .chain((config.service_imports.iter()).map(|s| (s, Direction::ServiceImport)));
+        for (service, direction) in services {
+            let counters = Arc::new(Counters::new(service, direction));
+            let (shared, c, s) = (bridge.shared.clone(), counters.clone(), service.clone());
             bridge.counters.push(counters);
-            bridge.workers.push(handle);
+            let name = match direction {
+                Direction::ServiceExport => format!("sexport {service}"),
+                _ => format!("simport {service}"),
+            };
+            bridge.spawn(name, move || match direction {
+                Direction::ServiceExport => services::export(shared, s, c),
+                _ => services::import(shared, s, c),
+            })?;
         }
         Ok(bridge)
+    }
+
+    fn spawn(
+        &mut self,
+        name: String,
+        work: impl FnOnce() + Send + 'static,
+    ) -> Result<(), BridgeError> {
+        let handle = std::thread::Builder::new()
+            .name(name.chars().take(15).collect())
+            .spawn(work)
+            .map_err(BridgeError::Thread)?;
+        self.workers.push(handle);
+        Ok(())
     }
 
     /// This bridge's Zenoh id.
@@ -216,7 +272,8 @@ impl Bridge {
         &self.shared.zid
     }
 
-    /// The counters of every exported and imported topic, in configuration order.
+    /// The counters of every exported and imported topic, then service, in configuration
+    /// order.
     pub fn reports(&self) -> Vec<TopicReport> {
         self.counters.iter().map(|c| c.report()).collect()
     }

@@ -11,7 +11,8 @@ use clap::Parser;
 use nix::sys::signal::{SigSet, Signal};
 use ringcast_bridge::{Bridge, BridgeConfig, BridgeError};
 
-/// Carries ringcast topics to and from other machines over Zenoh (peer to peer, TCP).
+/// Carries ringcast topics and services to and from other machines over Zenoh (peer to
+/// peer, TCP).
 ///
 /// Example, two hosts:
 ///   host-a$ ringcast-bridge --listen tcp/0.0.0.0:7447 --export imu
@@ -37,6 +38,18 @@ struct Args {
     /// Remote topic to re-publish here once it is seen (repeatable).
     #[arg(long, value_name = "TOPIC")]
     import: Vec<String>,
+    /// Local service (request and response) to offer to the other bridges; waits for its
+    /// server to appear (repeatable).
+    #[arg(long, value_name = "SERVICE")]
+    export_service: Vec<String>,
+    /// Remote service to serve here once it is seen, unless a local server has the name
+    /// (repeatable).
+    #[arg(long, value_name = "SERVICE")]
+    import_service: Vec<String>,
+    /// How long a call of an imported service may take, in milliseconds, from the
+    /// request to the end of its responses; then its stream is ended.
+    #[arg(long, value_name = "MS", default_value_t = ringcast_bridge::DEFAULT_CALL_TIMEOUT.as_millis() as u64)]
+    call_timeout_ms: u64,
     /// Find other bridges by UDP multicast scouting too.
     #[arg(long)]
     multicast_scouting: bool,
@@ -93,7 +106,8 @@ fn run(a: Args) -> Result<(), BridgeError> {
         .multicast_scouting(a.multicast_scouting)
         .max_import_bytes(a.max_import_bytes)
         .import_mode(a.mode)
-        .max_batch_bytes(a.max_batch_bytes);
+        .max_batch_bytes(a.max_batch_bytes)
+        .call_timeout(std::time::Duration::from_millis(a.call_timeout_ms));
     if let (Some(root_ca), Some(certificate), Some(private_key)) = (a.tls_ca, a.tls_cert, a.tls_key)
     {
         cfg = cfg.tls(ringcast_bridge::TlsFiles {
@@ -114,7 +128,14 @@ fn run(a: Args) -> Result<(), BridgeError> {
     for t in a.import {
         cfg = cfg.import(t);
     }
+    for s in a.export_service {
+        cfg = cfg.export_service(s);
+    }
+    for s in a.import_service {
+        cfg = cfg.import_service(s);
+    }
     let signals = block_stop_signals()?;
+    raise_descriptor_limit();
     let bridge = Bridge::start(cfg)?;
     tracing::info!(zid = bridge.zid(), "bridge running");
     match signals.wait() {
@@ -128,8 +149,33 @@ fn run(a: Args) -> Result<(), BridgeError> {
             "ringcast-bridge: {:?} {}: {} messages, {} bytes, {} lost, {} refused, {} puts",
             t.direction, t.topic, t.messages, t.bytes, t.lost, t.refused, t.puts
         );
+        if !t.lost_by_lane.is_empty() {
+            let lanes: Vec<String> = t.lost_by_lane.iter().map(u64::to_string).collect();
+            eprintln!(
+                "ringcast-bridge: {:?} {} lost by lane: {}",
+                t.direction,
+                t.topic,
+                lanes.join(" ")
+            );
+        }
     }
     Ok(())
+}
+
+/// Lifts the soft limit on open descriptors to the hard one: an exported topic holds one
+/// (its source's segment) while someone remote listens, an imported one one per local
+/// publisher, and a bridge of a thousand topics would otherwise meet the common soft
+/// limit of 1024. Where it cannot be lifted the bridge runs with what it has (a topic
+/// that cannot open its segment is reported and tried again).
+fn raise_descriptor_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(soft, hard, error = %e, "cannot raise the descriptor limit");
+            }
+        }
+    }
 }
 
 /// Log lines to standard error (standard output stays free), coloured only on a terminal.
@@ -154,7 +200,10 @@ fn main() -> ExitCode {
             eprintln!("ringcast-bridge: {e}");
             let usage = matches!(
                 e,
-                BridgeError::Name { .. } | BridgeError::Endpoint { .. } | BridgeError::Limit { .. }
+                BridgeError::Name { .. }
+                    | BridgeError::Endpoint { .. }
+                    | BridgeError::Limit { .. }
+                    | BridgeError::ServiceTopic { .. }
             );
             ExitCode::from(if usage { 2 } else { 1 })
         }

@@ -37,9 +37,31 @@
 //! or `BATCH` with `END` or `SYNC`, and the put is refused whole. An importer from before
 //! batches refuses every batch (its attachment is not 32 bytes) and counts the messages
 //! it carried as lost when the next single message arrives: upgrade importers first.
+//!
+//! A topic that several publishers share (lanes) has one sequence per lane, so each of its
+//! puts says whose messages it carries: flag [`LANE`] (8) added to the stamp's, and 8
+//! more bytes after the 32, making a 40-byte stamp (a batch's index then starts at 40):
+//!
+//! ```text
+//! 32  lane           u32: the source lane
+//! 36  writer         u32: the id of the lane's publisher (its generation: a publisher
+//!                    that takes the lane over has a new one)
+//! ```
+//!
+//! `seq` is then the lane's sequence (it goes on across a takeover). A batch carries
+//! one lane's messages from one writer (the exporter ends a batch where the lane or the
+//! writer changes). With `LANE`, the kinds are a message, `SYNC` (where the exporter reads
+//! that lane from; `writer` its live publisher), `BATCH` and [`LEAVE`] (16: the lane's
+//! publisher `writer` left or died after `seq` messages, all forwarded), and never
+//! `END` (a shared topic's END is lane-less: all its publishers are gone); `LEAVE`
+//! never comes without `LANE`. Exclusive topics never use `LANE`: their puts are the
+//! bytes above, unchanged. An importer checks the lane against the topic's lanes
+//! ([`Put::check_lanes`]).
 
 /// Bytes of a stamp (the whole attachment of a single message, SYNC or END).
 pub const LEN: usize = 32;
+/// Bytes of a stamp with [`LANE`]: [`LEN`], then the lane and the writer (u32 each).
+pub const LANE_LEN: usize = LEN + 8;
 /// Flag: the source topic closed; `seq` holds its final message count and the payload is
 /// empty. Sent reliably, so the importer can count a loss at the very end too.
 pub const END: u64 = 1;
@@ -48,12 +70,27 @@ pub const END: u64 = 1;
 pub const SYNC: u64 = 2;
 /// Flag: a batch; the attachment goes on with the index (see the module's docs).
 pub const BATCH: u64 = 4;
+/// Flag: the stamp carries a lane and a writer (a shared topic); see the module's docs.
+/// Set on the wire from [`Stamp::lane`], never in [`Stamp::flags`].
+pub const LANE: u64 = 8;
+/// Flag (with [`LANE`] only): the lane's publisher `writer` left or died after `seq`
+/// messages; the payload is empty. Sent reliably, after the lane's last message.
+pub const LEAVE: u64 = 16;
 /// Bytes of a batch's index header (count, reserved) after the stamp.
 pub const INDEX_HEADER: usize = 8;
 /// Bytes of one index entry (seq, len).
 pub const ENTRY: usize = 12;
 /// Most messages in one batch: an exporter sends no more, an importer refuses more.
 pub const MAX_BATCH: usize = 1024;
+
+/// Whose messages a put of a shared topic carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LaneTag {
+    /// The source lane (`0..max_publishers`).
+    pub lane: u32,
+    /// The id of the lane's publisher (the low 32 bits of its generation).
+    pub writer: u32,
+}
 
 /// One message's attachment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,46 +102,79 @@ pub struct Stamp {
     pub publish_ns: u64,
     /// The source topic's incarnation.
     pub creation_id: u64,
-    /// [`END`], [`SYNC`], [`BATCH`] or 0.
+    /// [`END`], [`SYNC`], [`BATCH`], [`LEAVE`] or 0 (never [`LANE`]: see `lane`).
     pub flags: u64,
+    /// A shared topic's lane and writer (encoded with [`LANE`]); `None` on a topic with
+    /// one publisher.
+    pub lane: Option<LaneTag>,
 }
 
 impl Stamp {
-    /// The 32 bytes.
-    pub fn encode(&self) -> [u8; LEN] {
-        let mut out = [0u8; LEN];
+    /// The stamp's bytes: 32, or 40 with a lane.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.encoded_len()];
         self.write(&mut out);
         out
     }
 
-    fn write(&self, out: &mut [u8; LEN]) {
-        for (i, w) in [self.seq, self.publish_ns, self.creation_id, self.flags]
+    /// Bytes of the encoded stamp.
+    pub fn encoded_len(&self) -> usize {
+        match self.lane {
+            None => LEN,
+            Some(_) => LANE_LEN,
+        }
+    }
+
+    /// Writes the stamp into `out`, which is [`encoded_len`](Self::encoded_len) bytes long.
+    fn write(&self, out: &mut [u8]) {
+        let flags = self.flags | self.lane.map_or(0, |_| LANE);
+        for (i, w) in [self.seq, self.publish_ns, self.creation_id, flags]
             .into_iter()
             .enumerate()
         {
             out[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
         }
+        if let Some(t) = self.lane {
+            out[LEN..LEN + 4].copy_from_slice(&t.lane.to_le_bytes());
+            out[LEN + 4..LANE_LEN].copy_from_slice(&t.writer.to_le_bytes());
+        }
     }
 
-    /// Parses a single message's attachment (or a SYNC or END); `None` unless it is
-    /// exactly 32 bytes with known flags, and not a batch's.
+    /// Parses a single message's attachment (or a SYNC, END or LEAVE); `None` unless it
+    /// is exactly a stamp (32 bytes, or 40 with a lane) with a known kind, and not a
+    /// batch's.
     pub fn decode(bytes: &[u8]) -> Option<Stamp> {
         let s = Stamp::decode_any(bytes)?;
-        (s.flags & BATCH == 0).then_some(s)
+        (s.flags & BATCH == 0 && s.encoded_len() == bytes.len()).then_some(s)
     }
 
-    /// The stamp of any put, a batch's too.
+    /// The stamp at the start of any put's attachment, a batch's too (the bytes after it
+    /// are not looked at).
     fn decode_any(bytes: &[u8]) -> Option<Stamp> {
-        let bytes: &[u8; LEN] = bytes.try_into().ok()?;
-        let s = Stamp {
-            seq: u64_at(bytes, 0),
-            publish_ns: u64_at(bytes, 8),
-            creation_id: u64_at(bytes, 16),
-            flags: u64_at(bytes, 24),
+        let head: &[u8; LEN] = bytes.get(..LEN)?.try_into().ok()?;
+        let flags = u64_at(head, 24);
+        let lane = if flags & LANE != 0 {
+            let tail = bytes.get(LEN..LANE_LEN)?;
+            Some(LaneTag {
+                lane: u32_at(tail, 0),
+                writer: u32_at(tail, 4),
+            })
+        } else {
+            None
         };
-        let known = s.flags & !(END | SYNC | BATCH) == 0;
-        let one = [0, END, SYNC, BATCH].contains(&s.flags);
-        (known && one).then_some(s)
+        let s = Stamp {
+            seq: u64_at(head, 0),
+            publish_ns: u64_at(head, 8),
+            creation_id: u64_at(head, 16),
+            flags: flags & !LANE,
+            lane,
+        };
+        // Exactly one kind; END only without a lane, LEAVE only with one.
+        let one = match lane {
+            None => [0, END, SYNC, BATCH].contains(&s.flags),
+            Some(_) => [0, SYNC, BATCH, LEAVE].contains(&s.flags),
+        };
+        one.then_some(s)
     }
 
     /// Whether this marks the end of the source.
@@ -120,6 +190,11 @@ impl Stamp {
     /// Whether this is a batch's stamp.
     pub fn is_batch(&self) -> bool {
         self.flags & BATCH != 0
+    }
+
+    /// Whether this says that a lane's publisher is gone.
+    pub fn is_leave(&self) -> bool {
+        self.flags & LEAVE != 0
     }
 }
 
@@ -192,6 +267,15 @@ pub enum WireError {
         /// The entry's index.
         at: usize,
     },
+    /// A put of a shared topic without a lane, one with a lane the topic does not have,
+    /// or a put of a topic with one publisher with a lane.
+    #[error("a put for lane {lane:?} of a topic with {lanes} lane(s)")]
+    Lane {
+        /// The lane the put names (`None`: none).
+        lane: Option<u32>,
+        /// The topic's lanes (its `max_publishers`).
+        lanes: u64,
+    },
 }
 
 impl Put {
@@ -199,18 +283,19 @@ impl Put {
     /// put is applied.
     pub fn decode(attachment: Option<&[u8]>, payload_len: usize) -> Result<Put, WireError> {
         let att = attachment.ok_or(WireError::Missing)?;
-        let stamp =
-            Stamp::decode_any(att.get(..LEN).ok_or(WireError::Stamp)?).ok_or(WireError::Stamp)?;
+        let stamp = Stamp::decode_any(att).ok_or(WireError::Stamp)?;
+        let head = stamp.encoded_len();
         if !stamp.is_batch() {
-            return match att.len() {
-                LEN => Ok(Put {
+            return match att.len() == head {
+                true => Ok(Put {
                     stamp,
                     batch: Vec::new(),
                 }),
-                _ => Err(WireError::Stamp),
+                false => Err(WireError::Stamp),
             };
         }
-        let index = &att[LEN..];
+        // `decode_any` read `head` bytes, so the attachment has them.
+        let index = att.get(head..).ok_or(WireError::Stamp)?;
         if index.len() < INDEX_HEADER || !(index.len() - INDEX_HEADER).is_multiple_of(ENTRY) {
             return Err(WireError::IndexLength(index.len()));
         }
@@ -248,7 +333,24 @@ impl Put {
         Ok(Put { stamp, batch })
     }
 
-    /// Messages this put carries (0 for a SYNC or an END).
+    /// Checks the put's lane against a topic of `lanes` lanes (its `max_publishers`): a
+    /// shared topic's puts name one of its lanes, an exclusive topic's none (an END, which
+    /// is about the whole topic, never does).
+    pub fn check_lanes(&self, lanes: u64) -> Result<(), WireError> {
+        let ok = match self.stamp.lane {
+            None => lanes == 1 || self.stamp.is_end(),
+            Some(t) => lanes > 1 && u64::from(t.lane) < lanes,
+        };
+        match ok {
+            true => Ok(()),
+            false => Err(WireError::Lane {
+                lane: self.stamp.lane.map(|t| t.lane),
+                lanes,
+            }),
+        }
+    }
+
+    /// Messages this put carries (0 for a SYNC, an END or a LEAVE).
     pub fn messages(&self) -> usize {
         match (self.batch.len(), self.stamp.flags) {
             (0, 0) => 1,
@@ -265,21 +367,28 @@ pub struct BatchIndex {
     bytes: Vec<u8>,
     count: usize,
     first: u64,
+    lane: Option<LaneTag>,
 }
 
 impl Default for BatchIndex {
     fn default() -> Self {
-        BatchIndex::new()
+        BatchIndex::new(None)
     }
 }
 
 impl BatchIndex {
-    /// An empty index.
-    pub fn new() -> BatchIndex {
+    /// An empty index, for messages of `lane` (a shared topic's; `None` for a topic with
+    /// one publisher).
+    pub fn new(lane: Option<LaneTag>) -> BatchIndex {
+        let head = match lane {
+            None => LEN,
+            Some(_) => LANE_LEN,
+        };
         BatchIndex {
-            bytes: vec![0; LEN + INDEX_HEADER],
+            bytes: vec![0; head + INDEX_HEADER],
             count: 0,
             first: 0,
+            lane,
         }
     }
 
@@ -307,11 +416,11 @@ impl BatchIndex {
             publish_ns,
             creation_id,
             flags: BATCH,
+            lane: self.lane,
         };
-        let mut head = [0u8; LEN];
-        stamp.write(&mut head);
-        self.bytes[..LEN].copy_from_slice(&head);
-        self.bytes[LEN..LEN + 4].copy_from_slice(&(self.count as u32).to_le_bytes());
+        let head = stamp.encoded_len();
+        stamp.write(&mut self.bytes[..head]);
+        self.bytes[head..head + 4].copy_from_slice(&(self.count as u32).to_le_bytes());
         self.bytes
     }
 }
@@ -334,6 +443,7 @@ mod tests {
             publish_ns: 1 << 60,
             creation_id: u64::MAX,
             flags: END,
+            lane: None,
         };
         assert_eq!(Stamp::decode(&s.encode()), Some(s));
         assert!(Stamp::decode(&s.encode()[..31]).is_none());
@@ -354,7 +464,7 @@ mod tests {
     /// first entry's), built by hand past [`MAX_BATCH`] entries.
     fn index(first: u64, entries: &[(u64, usize)]) -> Vec<u8> {
         let mut att = if entries.len() <= MAX_BATCH {
-            let mut ix = BatchIndex::new();
+            let mut ix = BatchIndex::new(None);
             for &(seq, len) in entries {
                 ix.push(seq, len);
             }
@@ -365,9 +475,9 @@ mod tests {
                 publish_ns: 5,
                 creation_id: 42,
                 flags: BATCH,
+                lane: None,
             }
-            .encode()
-            .to_vec();
+            .encode();
             att.extend_from_slice(&(entries.len() as u32).to_le_bytes());
             att.extend_from_slice(&[0; 4]);
             for &(seq, len) in entries {
@@ -402,6 +512,7 @@ mod tests {
             publish_ns: 0,
             creation_id: 1,
             flags: 0,
+            lane: None,
         };
         let put = Put::decode(Some(&single.encode()), 99).unwrap();
         assert_eq!((put.stamp, put.batch.len(), put.messages()), (single, 0, 1));
@@ -489,5 +600,114 @@ mod tests {
         bad[24..32].copy_from_slice(&0u64.to_le_bytes());
         assert_eq!(Put::decode(Some(&bad), 8), Err(WireError::Stamp));
         assert_eq!(Put::decode(Some(&good[..31]), 8), Err(WireError::Stamp));
+    }
+
+    #[test]
+    fn lane_stamps_and_batches_round_trip_and_are_checked() {
+        let tag = LaneTag {
+            lane: 3,
+            writer: 0xdead_beef,
+        };
+        for flags in [0, SYNC, LEAVE] {
+            let s = Stamp {
+                seq: 9,
+                publish_ns: 1,
+                creation_id: 2,
+                flags,
+                lane: Some(tag),
+            };
+            let bytes = s.encode();
+            assert_eq!(bytes.len(), LANE_LEN);
+            assert_eq!(u64_at(&bytes, 24), flags | LANE);
+            assert_eq!(Stamp::decode(&bytes), Some(s));
+            let put = Put::decode(Some(&bytes), 0).unwrap();
+            assert_eq!(put.stamp, s);
+            assert_eq!(put.check_lanes(4), Ok(()));
+            // Lane 3 of a topic of 3 lanes, or of an exclusive topic: refused.
+            assert_eq!(
+                put.check_lanes(3),
+                Err(WireError::Lane {
+                    lane: Some(3),
+                    lanes: 3
+                })
+            );
+            assert!(put.check_lanes(1).is_err());
+            // Torn (the lane word cut), or a lane stamp with trailing bytes.
+            for cut in [LEN, LEN + 1, LANE_LEN - 1] {
+                assert_eq!(Put::decode(Some(&bytes[..cut]), 0), Err(WireError::Stamp));
+                assert!(Stamp::decode(&bytes[..cut]).is_none());
+            }
+            let mut long = bytes.clone();
+            long.push(0);
+            assert_eq!(Put::decode(Some(&long), 0), Err(WireError::Stamp));
+        }
+        // A put without a lane is refused by a shared topic (an END excepted).
+        let plain = Stamp {
+            seq: 1,
+            publish_ns: 0,
+            creation_id: 2,
+            flags: 0,
+            lane: None,
+        };
+        let put = Put::decode(Some(&plain.encode()), 1).unwrap();
+        assert_eq!(put.check_lanes(1), Ok(()));
+        assert_eq!(
+            put.check_lanes(2),
+            Err(WireError::Lane {
+                lane: None,
+                lanes: 2
+            })
+        );
+        let end = Stamp {
+            flags: END,
+            ..plain
+        };
+        assert_eq!(
+            Put::decode(Some(&end.encode()), 0).unwrap().check_lanes(2),
+            Ok(())
+        );
+        // END with a lane, LEAVE without one, LEAVE with another kind: refused.
+        for (flags, lane) in [
+            (END | LANE, true),
+            (LEAVE, false),
+            (LEAVE | SYNC | LANE, true),
+            (LEAVE | BATCH | LANE, true),
+            (32 | LANE, true),
+        ] {
+            let mut bytes = Stamp {
+                lane: lane.then_some(tag),
+                ..plain
+            }
+            .encode();
+            bytes[24..32].copy_from_slice(&flags.to_le_bytes());
+            assert_eq!(
+                Put::decode(Some(&bytes), 0),
+                Err(WireError::Stamp),
+                "{flags}"
+            );
+        }
+        // A batch of one lane: its index starts after the 40-byte stamp.
+        let mut ix = BatchIndex::new(Some(tag));
+        ix.push(7, 2);
+        ix.push(8, 3);
+        let att = ix.finish(5, 42);
+        assert_eq!(att.len(), LANE_LEN + INDEX_HEADER + 2 * ENTRY);
+        let put = Put::decode(Some(&att), 5).unwrap();
+        assert_eq!(put.stamp.lane, Some(tag));
+        assert_eq!((put.stamp.seq, put.messages()), (7, 2));
+        assert_eq!(put.batch[1], Entry { seq: 8, len: 3 });
+        assert_eq!(
+            Put::decode(Some(&att), 6),
+            Err(WireError::Lengths { sum: 5, payload: 6 })
+        );
+        // The same batch read as if it had no lane: the lane word is taken for the
+        // index, which then does not add up.
+        let mut unlaned = att.clone();
+        unlaned[24..32].copy_from_slice(&BATCH.to_le_bytes());
+        assert!(Put::decode(Some(&unlaned), 5).is_err());
+        // Every truncation of a lane batch is refused, never read past.
+        for cut in 0..att.len() {
+            assert!(Put::decode(Some(&att[..cut]), 5).is_err(), "{cut}");
+        }
     }
 }

@@ -79,17 +79,19 @@ fn announcement(slots: u64, cap: u64) -> Announcement {
         overflow: Overflow::Block,
         stall_timeout_ns: 0,
         creation_id: 42,
+        max_publishers: 1,
         type_info: TypeInfo::RAW,
         host: "evil".into(),
         prefix: "peer".into(),
     }
 }
 
-fn stamp(seq: u64, flags: u64) -> [u8; 32] {
+fn stamp(seq: u64, flags: u64) -> Vec<u8> {
     Stamp {
         seq,
         publish_ns: 0,
         creation_id: 42,
+        lane: None,
         flags,
     }
     .encode()

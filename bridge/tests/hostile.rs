@@ -14,7 +14,9 @@ use std::time::Duration;
 use harness::*;
 use ringcast::*;
 use ringcast_bridge::announce::{Announcement, Keys};
-use ringcast_bridge::wire::{BatchIndex, Stamp, BATCH, END, LEN, MAX_BATCH, SYNC};
+use ringcast_bridge::wire::{
+    BatchIndex, LaneTag, Stamp, BATCH, END, LANE, LANE_LEN, LEAVE, LEN, MAX_BATCH, SYNC,
+};
 use zenoh::qos::CongestionControl;
 use zenoh::Wait;
 
@@ -87,6 +89,7 @@ fn forged_data_sync_and_end_from_other_senders_are_never_applied() {
             publish_ns: 0,
             creation_id,
             flags,
+            lane: None,
         };
         peer.put(key, payload.to_vec())
             .attachment(&stamp.encode()[..])
@@ -175,6 +178,7 @@ fn a_forged_jump_under_the_exporters_own_id_costs_a_bounded_number_of_messages()
         publish_ns: 0,
         creation_id: source.announcement.creation_id,
         flags: 0,
+        lane: None,
     };
     peer.put(keys.data(topic, source.zid), b"forged".to_vec())
         .attachment(&stamp.encode()[..])
@@ -207,6 +211,7 @@ fn batch(first: u64, count: u32, entries: &[(u64, u32)]) -> Vec<u8> {
         seq: first,
         publish_ns: 0,
         creation_id: 42,
+        lane: None,
         flags: BATCH,
     }
     .encode()
@@ -222,7 +227,7 @@ fn batch(first: u64, count: u32, entries: &[(u64, u32)]) -> Vec<u8> {
 
 /// A well-formed batch of `msgs` from sequence `first` on: its attachment and payload.
 fn good_batch(msgs: &[(u64, &[u8])]) -> (Vec<u8>, Vec<u8>) {
-    let mut ix = BatchIndex::new();
+    let mut ix = BatchIndex::new(None);
     let mut payload = Vec::new();
     for &(seq, m) in msgs {
         ix.push(seq, m.len());
@@ -249,6 +254,7 @@ fn malformed_batches_are_refused_whole_and_counted() {
         overflow: Overflow::Block,
         stall_timeout_ns: 0,
         creation_id: 42,
+        max_publishers: 1,
         type_info: TypeInfo::RAW,
         host: "evil".into(),
         prefix: "peer".into(),
@@ -285,6 +291,7 @@ fn malformed_batches_are_refused_whole_and_counted() {
         seq: at,
         publish_ns: 0,
         creation_id: 42,
+        lane: None,
         flags: 0,
     }
     .encode()
@@ -379,6 +386,7 @@ fn malformed_batches_are_refused_whole_and_counted() {
         seq: 6,
         publish_ns: 0,
         creation_id: 42,
+        lane: None,
         flags: 0,
     };
     put(single.encode().to_vec(), b"6".to_vec());
@@ -424,5 +432,162 @@ fn malformed_batches_are_refused_whole_and_counted() {
         (c.messages, c.lost, c.refused),
         (10, 2, refused + 1),
         "each malformed batch and the oversized message counted once"
+    );
+}
+
+#[test]
+fn lane_puts_that_lie_are_refused_and_counted_and_good_lanes_go_on() {
+    // The hostile peer is the source of a shared topic (2 lanes): the victim adopts it;
+    // the peer's lane puts lie between good ones.
+    let mut pair = Pair::new("badlane");
+    let topic = "laned";
+    pair.topics(&[topic]);
+    let mut victim = pair.bridge_a(&["--import", topic]);
+    let peer = hostile_peer(&pair.endpoint);
+    linked_to(&peer, &zid_of(&victim));
+    let record = Announcement {
+        slot_count: 64,
+        slot_capacity: 64,
+        alignment: 16,
+        max_subscribers: 8,
+        overflow: Overflow::Block,
+        stall_timeout_ns: 0,
+        creation_id: 42,
+        max_publishers: 2,
+        type_info: TypeInfo::RAW,
+        host: "evil".into(),
+        prefix: "peer".into(),
+    };
+    let token_key = format!(
+        "ringcast/{}/@topic/{topic}/badzid/{}",
+        pair.domain,
+        record.encode()
+    );
+    let token = peer.liveliness().declare_token(token_key).wait().unwrap();
+    let key = Keys::new(&pair.domain).data(topic, "badzid");
+    let put = |att: Vec<u8>, payload: &[u8]| {
+        peer.put(key.as_str(), payload.to_vec())
+            .attachment(att)
+            .congestion_control(CongestionControl::Block)
+            .wait()
+            .unwrap()
+    };
+    let stamp = |seq: u64, flags: u64, lane: Option<(u32, u32)>| {
+        Stamp {
+            seq,
+            publish_ns: 0,
+            creation_id: 42,
+            flags,
+            lane: lane.map(|(lane, writer)| LaneTag { lane, writer }),
+        }
+        .encode()
+    };
+    // The exporter's SYNC for lane 0 (writer 7): the local topic appears with its lane.
+    put(stamp(0, SYNC, Some((0, 7))), b"");
+    let mut sub = attach(&pair.a, topic);
+    assert_eq!(sub.geometry().max_publishers, 2);
+
+    let mut torn = stamp(50, 0, Some((0, 7)));
+    torn.truncate(LANE_LEN - 4);
+    let mut trailing = stamp(50, 0, Some((0, 7)));
+    trailing.push(0);
+    let mut end_with_lane = stamp(50, 0, Some((0, 7)));
+    end_with_lane[24..LEN].copy_from_slice(&(END | LANE).to_le_bytes());
+    let overrun = {
+        let mut ix = BatchIndex::new(Some(LaneTag { lane: 1, writer: 9 }));
+        ix.push(50, 4);
+        ix.push(51, 4);
+        ix.finish(0, 42)
+    };
+    let malformed: Vec<(&str, Vec<u8>, &[u8])> = vec![
+        ("a message without a lane", stamp(50, 0, None), b"x"),
+        ("a lane the topic lacks", stamp(50, 0, Some((2, 7))), b"x"),
+        (
+            "the last lane number",
+            stamp(50, 0, Some((u32::MAX, 7))),
+            b"x",
+        ),
+        ("an END with a lane", end_with_lane, b""),
+        ("a LEAVE without a lane", stamp(50, LEAVE, None), b""),
+        ("a torn lane stamp", torn, b"x"),
+        ("a lane stamp with trailing bytes", trailing, b"x"),
+        ("a lane batch whose lengths overrun", overrun, b"xx"),
+    ];
+    let refused = malformed.len() as u64;
+    for (what, att, payload) in malformed {
+        eprintln!("sending {what}");
+        put(att, payload);
+    }
+    // Good ones: lane 0 (writer 7), lane 1 (writer 9, first heard of here) in a single
+    // message and a batch, then lane 0 with a gap of one.
+    put(stamp(1, 0, Some((0, 7))), b"a1");
+    put(stamp(0, 0, Some((1, 9))), b"b0");
+    let mut ix = BatchIndex::new(Some(LaneTag { lane: 1, writer: 9 }));
+    ix.push(1, 2);
+    ix.push(2, 2);
+    put(ix.finish(0, 42), b"b1b2");
+    put(stamp(3, 0, Some((0, 7))), b"a3");
+    let mut by: std::collections::BTreeMap<PublisherId, Vec<Vec<u8>>> = Default::default();
+    for i in 0..5 {
+        let m = sub
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|e| panic!("message {i}: {e}"));
+        by.entry(m.publisher())
+            .or_default()
+            .push(m.bytes().to_vec());
+    }
+    let got: Vec<Vec<Vec<u8>>> = by.values().cloned().collect();
+    assert_eq!(by.len(), 2, "two local publishers: {by:?}");
+    assert!(
+        got.contains(&vec![b"a1".to_vec(), b"a3".to_vec()]),
+        "{by:?}"
+    );
+    assert!(
+        got.contains(&vec![b"b0".to_vec(), b"b1".to_vec(), b"b2".to_vec()]),
+        "{by:?}"
+    );
+    let id_of = |first: &[u8]| {
+        *by.iter()
+            .find(|(_, v)| v[0] == first)
+            .expect("that publisher")
+            .0
+    };
+    let (a, b) = (id_of(b"a1"), id_of(b"b0"));
+    // Writer 7 leaves after 4 messages: its local lane ends; writer 9's lives.
+    put(stamp(4, LEAVE, Some((0, 7))), b"");
+    eventually("lane 0's local publisher to leave", || {
+        sub.lane_publisher(a.lane).is_none()
+    });
+    assert_eq!(sub.lane_publisher(b.lane), Some(b));
+    // Writer 10 takes lane 1 over: writer 9's local publisher leaves, a new one carries it.
+    put(stamp(3, 0, Some((1, 10))), b"c3");
+    let m = sub.recv_timeout(WAIT).expect("the new writer's message");
+    assert_eq!(m.bytes(), b"c3");
+    let c = m.publisher();
+    drop(m);
+    assert_ne!(c, b, "a new local publisher for the new writer");
+    assert_eq!(sub.lane_publisher(b.lane).filter(|&id| id == b), None);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        matches!(sub.try_recv(), Err(TryRecvError::Empty)),
+        "more arrived"
+    );
+    // Lane 0 was synced at 0: its messages 0 and 2 never came.
+    assert_eq!(sub.upstream_lost(), 2, "messages 0 and 2 of lane 0");
+    drop(token);
+    peer.close().wait().unwrap();
+    match sub.recv_timeout(WAIT) {
+        Err(RecvTimeoutError::Disconnected) => {}
+        other => panic!("expected Disconnected, got {:?}", other.map(|s| s.seq())),
+    }
+    let status = victim.interrupt();
+    let log = victim.log();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    let c = counts(&log, "Import", topic);
+    assert_eq!(
+        (c.messages, c.lost, c.refused),
+        (6, 2, refused),
+        "each lying put counted once"
     );
 }

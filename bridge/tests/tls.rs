@@ -140,6 +140,7 @@ fn bridges_over_mutual_tls_carry_a_topic_and_keep_uncertified_peers_out() {
         publish_ns: 0,
         creation_id: 0,
         flags: END,
+        lane: None,
     };
     // No certificate at all, and one from another CA: neither can join.
     for client in [None, Some(&rogue)] {

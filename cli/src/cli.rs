@@ -35,9 +35,11 @@ pub enum Command {
     /// standard error (on a shared topic, with the lane they were lost from).
     #[command(visible_alias = "echo")]
     Sub(SubArgs),
-    /// List the topics under the prefix, with their publisher state.
+    /// List the topics under the prefix, with their publisher state; a service is one line
+    /// (its server's state and clients) instead of its internal topics.
     List,
-    /// Show a topic's geometry, liveness, cursors and each subscriber's lag.
+    /// Show a topic's geometry, liveness, cursors and each subscriber's lag, or a
+    /// service's server, clients and queued requests.
     Inspect(InspectArgs),
     /// Remove segments whose publisher is dead (never a live one).
     Gc,
@@ -54,6 +56,23 @@ pub enum Command {
     ///
     /// On a terminal it refreshes in place and `q` quits; into a pipe it prints snapshots.
     Top(TopArgs),
+    /// Send each line of standard input as a request to a service and print each response
+    /// as a line, in the order of the input.
+    ///
+    /// A response with several parts (a stream) prints a line per part; a request the
+    /// server ends with no response prints nothing. Exits 0 at the end of input once every
+    /// request is answered, 1 if the server is gone or a response does not come within
+    /// --timeout.
+    Call(CallArgs),
+    /// Serve a service with a program: run CMD once, write each request to its standard
+    /// input as a line, and answer with the next line it prints.
+    ///
+    /// CMD must print exactly one line per line it reads, and flush it (a program that
+    /// buffers its output into a pipe needs e.g. `stdbuf -oL`, `sed -u`, `python3 -u`).
+    /// A request containing a newline cannot be a line: it is ended with no response. Ends
+    /// with exit 1 when CMD exits or closes its output, with exit 0 on SIGINT, SIGTERM or
+    /// SIGHUP (CMD is killed).
+    Serve(ServeArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -158,6 +177,21 @@ impl TrustArgs {
         }
         opts
     }
+
+    /// A client's `opts` trusting what these arguments say (for a service: its name
+    /// plate, request topic and response topic).
+    pub fn apply_client(&self, mut opts: ringcast::ClientOptions) -> ringcast::ClientOptions {
+        for &uid in &self.users {
+            opts = opts.trust_user(uid);
+        }
+        for &gid in &self.groups {
+            opts = opts.trust_group(gid);
+        }
+        if self.trust_any_owner {
+            opts = opts.trust_any_owner();
+        }
+        opts
+    }
 }
 
 fn user_id(s: &str) -> Result<u32, String> {
@@ -222,12 +256,61 @@ pub enum FromArg {
 /// `ringcast inspect`.
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// The topic.
+    /// The topic, or the service (a name with no topic of its own but a service's topics
+    /// is shown as the service).
     #[arg(value_parser = topic_name)]
     pub topic: String,
+    /// Show the service of this name even if a topic has the same name.
+    #[arg(long)]
+    pub service: bool,
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `ringcast call`.
+#[derive(Args, Debug)]
+pub struct CallArgs {
+    /// The service.
+    #[arg(value_parser = service_name)]
+    pub service: String,
+    /// Give up (exit 1) when a request's next response does not come within this many
+    /// seconds.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
+    pub timeout: Duration,
+    /// Wait this many seconds for the server to be up (default: fail at once).
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = seconds)]
+    pub wait: Duration,
+    /// Whose services to call: your own user's and root's by default (a service whose
+    /// topics another user owns is refused, naming that user).
+    #[command(flatten)]
+    pub trust: TrustArgs,
+}
+
+/// `ringcast serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The service.
+    #[arg(value_parser = service_name)]
+    pub service: String,
+    /// Clients connected at once.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..ringcast::inspect::MAX_PUBLISHERS))]
+    pub max_clients: u64,
+    /// Largest request in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(0..=1 << 24))]
+    pub max_request: u64,
+    /// Largest response (a line CMD prints, without its newline) in bytes; a longer line
+    /// ends its request with no response.
+    #[arg(long, value_name = "BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(0..=1 << 24))]
+    pub max_response: u64,
+    /// Permission bits of the service's topics, in octal: 600 lets only your user call;
+    /// 660 the file's group (your group), 666 every local user (callers of another user
+    /// must also trust yours: `ringcast call --trust-user`).
+    #[arg(long, value_parser = octal_mode, default_value = "600")]
+    pub mode: u32,
+    /// The program and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// Chunk compression of a recording.
@@ -333,6 +416,12 @@ pub struct TopArgs {
 
 fn topic_name(s: &str) -> Result<String, String> {
     ringcast::name::validate_topic(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+fn service_name(s: &str) -> Result<String, String> {
+    ringcast::service::validate_service(s)
         .map(|()| s.to_owned())
         .map_err(|e| e.to_string())
 }

@@ -10,7 +10,9 @@ mod play;
 mod pubsub;
 mod rate;
 mod record;
+mod service;
 mod signal;
+mod svcview;
 mod tools;
 
 use std::io::Write;
@@ -41,6 +43,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Play(a) => play::play(&prefix, a),
         Command::Hz(a) => rate::hz(&prefix, a),
         Command::Top(a) => rate::top(&prefix, a),
+        Command::Call(a) => service::call(&prefix, a),
+        Command::Serve(a) => service::serve(&prefix, a),
         Command::Completions { shell } => {
             cli::completions(shell);
             Ok(())

@@ -207,18 +207,24 @@ impl Drop for RawStdin {
     }
 }
 
+/// The MSG/S and BANDWIDTH columns: a message rate (`None` before a second snapshot) and
+/// the mean length of the newest messages (`None` before the first).
+fn rates(rate: Option<f64>, mean_len: Option<f64>) -> (String, String) {
+    match rate {
+        Some(r) => (
+            format!("{r:.1}"),
+            format!("{}/s", human_bytes(r * mean_len.unwrap_or(0.0))),
+        ),
+        None => ("-".into(), "-".into()),
+    }
+}
+
 /// One topic's row of `top`.
 fn row(info: &TopicInfo, rate: Option<f64>) -> String {
     let alive: Vec<_> = info.subscribers.iter().filter(|s| s.alive).collect();
     let lag = alive.iter().map(|s| s.lag).max().unwrap_or(0);
     let lost: u64 = info.subscribers.iter().map(|s| s.lost).sum();
-    let (rate_s, bw) = match rate {
-        Some(r) => (
-            format!("{r:.1}"),
-            format!("{}/s", human_bytes(r * info.recent_mean_len.unwrap_or(0.0))),
-        ),
-        None => ("-".into(), "-".into()),
-    };
+    let (rate_s, bw) = rates(rate, info.recent_mean_len);
     format!(
         "{:<24} {:<6} {:>12} {:>12} {:>5} {:>10} {:>10} {:>12}",
         info.topic,
@@ -232,9 +238,11 @@ fn row(info: &TopicInfo, rate: Option<f64>) -> String {
     )
 }
 
-/// The rows under a shared topic's row, each after a newline: one per lane a publisher ever took, with its
-/// state, its publisher (`lane N pid P`), its rate and what it published (the subscriber
-/// columns are the topic's, so blank here).
+/// The rows under a shared topic's row, each after a newline: one per lane a publisher
+/// ever took, with its publisher (`pub LANE/WRITER pid P`, the id `Sample::publisher`
+/// gives), its state, its message rate and bandwidth (the write cursor's rate times the
+/// mean length of the lane's newest messages, as the topic's row) and what it published
+/// (the subscriber columns are the topic's, so blank here).
 fn lane_rows(
     info: &TopicInfo,
     now: Instant,
@@ -248,13 +256,14 @@ fn lane_rows(
                 / now.duration_since(*t).as_secs_f64().max(1e-9)
         });
         previous.insert(key, (l.write_cursor, now));
-        let who = format!("  lane {} pid {}", l.lane, l.pid);
+        let who = format!("  pub {}/{} pid {}", l.lane, l.writer_id, l.pid);
+        let (rate_s, bw) = rates(rate, l.recent_mean_len);
         text.push_str(&format!(
             "\n{:<24} {:<6} {:>12} {:>12} {:>5} {:>10} {:>10} {:>12}",
             who,
             tools::lane_state(l),
-            rate.map_or("-".into(), |r| format!("{r:.1}")),
-            "",
+            rate_s,
+            bw,
             "",
             "",
             "",

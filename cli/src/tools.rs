@@ -4,6 +4,7 @@ use std::borrow::Cow;
 
 use ringcast::inspect::{self, GcOutcome, LaneInfo, TopicInfo};
 use ringcast::name;
+use ringcast::AttachError;
 
 use crate::cli::InspectArgs;
 use crate::Failure;
@@ -32,35 +33,51 @@ pub fn list(prefix: &str) -> Result<(), Failure> {
     (|| {
         let topics = name::list_topics(prefix)
             .map_err(|e| Failure(format!("listing {}: {e}", name::SHM_DIR)))?;
-        for topic in topics {
-            match inspect::inspect(prefix, &topic) {
-                Ok(info) => println!(
-                    "{topic}\t{}\t{} subscribers\t{} published{}{}",
-                    state(&info),
-                    info.subscribers.len(),
-                    info.write_cursor,
-                    match shared(&info) {
-                        true => format!(
-                            "\t{} of {} publishers live",
-                            live_publishers(&info),
-                            info.geometry.max_publishers
-                        ),
-                        false => String::new(),
-                    },
-                    match &info.origin {
-                        Some(o) => format!(
-                            "\timported from {} ({} lost upstream)",
-                            printable(o),
-                            info.upstream_lost
-                        ),
-                        None => String::new(),
-                    }
-                ),
-                Err(e) => println!("{topic}\tunreadable\t{}", printable(&e.to_string())),
-            }
+        // A service is one line (its server and clients), not its internal topics.
+        let (services, topics) = crate::svcview::group(prefix, topics);
+        let mut lines: Vec<(String, String)> = services
+            .values()
+            .map(|s| (s.name.clone(), s.list_line()))
+            .collect();
+        lines.extend(topics.into_iter().map(|t| {
+            let line = topic_line(prefix, &t);
+            (t, line)
+        }));
+        lines.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, line) in lines {
+            println!("{line}");
         }
         Ok(())
     })()
+}
+
+/// A topic's line in `ringcast list`.
+fn topic_line(prefix: &str, topic: &str) -> String {
+    match inspect::inspect(prefix, topic) {
+        Ok(info) => format!(
+            "{topic}\t{}\t{} subscribers\t{} published{}{}",
+            state(&info),
+            info.subscribers.len(),
+            info.write_cursor,
+            match shared(&info) {
+                true => format!(
+                    "\t{} of {} publishers live",
+                    live_publishers(&info),
+                    info.geometry.max_publishers
+                ),
+                false => String::new(),
+            },
+            match &info.origin {
+                Some(o) => format!(
+                    "\timported from {} ({} lost upstream)",
+                    printable(o),
+                    info.upstream_lost
+                ),
+                None => String::new(),
+            }
+        ),
+        Err(e) => format!("{topic}\tunreadable\t{}", printable(&e.to_string())),
+    }
 }
 
 /// Whether several publishers may share the topic (it has lanes worth showing).
@@ -99,15 +116,49 @@ pub fn state(info: &TopicInfo) -> &'static str {
 
 pub fn inspect(prefix: &str, a: InspectArgs) -> Result<(), Failure> {
     let (json, topic) = (a.json, a.topic);
-    (|| {
-        let info = inspect::inspect(prefix, &topic)?;
-        if json {
-            println!("{}", to_json(&info));
-        } else {
-            print_text(&info);
+    if a.service {
+        return inspect_service(prefix, &topic, json);
+    }
+    match inspect::inspect(prefix, &topic) {
+        Ok(info) => {
+            if json {
+                println!("{}", to_json(&info));
+            } else {
+                print_text(&info);
+            }
+            Ok(())
         }
-        Ok(())
-    })()
+        // No topic of that name: a service of that name, if there is one.
+        Err(e @ AttachError::NotFound { .. }) => match crate::svcview::find(prefix, &topic)? {
+            Some(view) => {
+                show_service(&view, json);
+                Ok(())
+            }
+            None => Err(e.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn inspect_service(prefix: &str, service: &str, json: bool) -> Result<(), Failure> {
+    match crate::svcview::find(prefix, service)? {
+        Some(view) => {
+            show_service(&view, json);
+            Ok(())
+        }
+        None => Err(Failure(format!(
+            "service {service:?}: not found (no topic {service}..service, {service}..requests \
+             or {service}..responses.* under prefix {prefix:?})"
+        ))),
+    }
+}
+
+fn show_service(view: &crate::svcview::ServiceView, json: bool) {
+    if json {
+        println!("{}", view.to_json());
+    } else {
+        view.print_text();
+    }
 }
 
 fn print_text(i: &TopicInfo) {
@@ -182,7 +233,7 @@ fn print_text(i: &TopicInfo) {
     }
 }
 
-fn json_str(s: &str) -> String {
+pub fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -291,7 +291,7 @@ fn inspect_list_and_top_show_a_shared_topics_lanes_and_not_an_exclusive_ones() {
     let top =
         String::from_utf8(p.run(&["top", "--count", "2", "--interval", "0.2"]).stdout).unwrap();
     for id in [a.id(), b.id()] {
-        let who = format!("  lane {} pid {pid}", id.lane);
+        let who = format!("  pub {id} pid {pid}");
         assert_eq!(
             top.lines()
                 .filter(|l| l.starts_with(&who) && l.contains(" live "))
@@ -302,7 +302,7 @@ fn inspect_list_and_top_show_a_shared_topics_lanes_and_not_an_exclusive_ones() {
         );
     }
     assert!(
-        !top.contains("  lane 2 "),
+        !top.contains("  pub 2/"),
         "a lane nobody took is not shown: {top}"
     );
 
@@ -313,7 +313,7 @@ fn inspect_list_and_top_show_a_shared_topics_lanes_and_not_an_exclusive_ones() {
         "{text}"
     );
     assert_eq!(
-        top.matches("  lane ").count(),
+        top.matches("  pub ").count(),
         4,
         "lane rows of tf only: {top}"
     );
@@ -366,6 +366,105 @@ fn hz_counts_every_publisher_of_a_shared_topic() {
     assert!(
         (rate - 200.0).abs() <= 20.0,
         "hz said {rate} msg/s for two publishers of 100: {text}"
+    );
+}
+
+/// One lane row of `top`'s output: `pub ID pid P STATE MSG/S BANDWIDTH PUBLISHED`, the
+/// bandwidth as `<number> <unit>/s`.
+struct LaneRow {
+    state: String,
+    rate: f64,
+    bandwidth: f64,
+    bandwidth_unit: String,
+    published: u64,
+}
+
+/// The row of publisher `id` (pid `pid`) in the last snapshot of `top`'s output.
+fn lane_row(top: &str, id: PublisherId, pid: u32) -> LaneRow {
+    let last = top
+        .rsplit("TOPIC ")
+        .next()
+        .unwrap_or_else(|| panic!("no snapshot in {top}"));
+    let who = format!("  pub {id} pid {pid} ");
+    let line = last
+        .lines()
+        .find(|l| l.starts_with(&who))
+        .unwrap_or_else(|| panic!("no row for publisher {id} in the last snapshot: {top}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let [_, _, _, _, state, rate, bw, unit, published] = f[..] else {
+        panic!("unexpected lane row {line:?}");
+    };
+    let parse = |s: &str| -> f64 { s.parse().unwrap_or_else(|_| panic!("{s:?} in {line:?}")) };
+    LaneRow {
+        state: state.to_owned(),
+        rate: parse(rate),
+        bandwidth: parse(bw),
+        bandwidth_unit: unit.to_owned(),
+        published: parse(published) as u64,
+    }
+}
+
+/// `top` shows each publisher's own rate, bandwidth and count under a shared topic: of
+/// three publishers, one sends 10 messages of 100 bytes for every 1 of 200 bytes another
+/// sends, the third none.
+#[test]
+fn top_shows_each_publishers_rate_and_bandwidth_on_a_shared_topic() {
+    let p = Prefix::new("lanes", "top");
+    let config = p.shared(3).overflow(Overflow::Overwrite);
+    let mut fast = Publisher::create("mix", config.clone()).unwrap();
+    let mut slow = Publisher::create("mix", config.clone()).unwrap();
+    let idle = Publisher::create("mix", config).unwrap();
+    let (fast_id, slow_id, idle_id) = (fast.id(), slow.id(), idle.id());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for _ in 0..10 {
+                    fast.send(&[1u8; 100]).unwrap();
+                }
+                slow.send(&[2u8; 200]).unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    wait_until("the slow publisher's second message", || {
+        ringcast::inspect::inspect(&p.0, "mix")
+            .is_ok_and(|i| i.lanes[slow_id.lane as usize].write_cursor >= 2)
+    });
+    let out = p.run(&["top", "--count", "3", "--interval", "0.3"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sender.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let top = String::from_utf8(out.stdout).unwrap();
+    let pid = std::process::id();
+
+    let (f, s, i) = (
+        lane_row(&top, fast_id, pid),
+        lane_row(&top, slow_id, pid),
+        lane_row(&top, idle_id, pid),
+    );
+    for row in [&f, &s, &i] {
+        assert_eq!(row.state, "live", "{top}");
+    }
+    for row in [&f, &s] {
+        assert!(
+            row.rate > 0.0 && row.bandwidth > 0.0 && row.bandwidth_unit.ends_with("B/s"),
+            "a sending publisher's row has a rate and a bandwidth: {top}"
+        );
+    }
+    // The fast lane publishes its 10 before the slow lane's 1, and the snapshot reads it
+    // first: it is ahead whatever the timing.
+    assert!(
+        f.published > s.published && s.published >= 2,
+        "fast {} slow {}: {top}",
+        f.published,
+        s.published
+    );
+    assert_eq!(
+        (i.rate, i.bandwidth, i.bandwidth_unit.as_str(), i.published),
+        (0.0, 0.0, "B/s", 0),
+        "the idle publisher's row: {top}"
     );
 }
 

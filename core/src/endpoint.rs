@@ -222,6 +222,12 @@ impl SubscriberEnd {
     pub fn publisher_alive(&self) -> bool {
         self.segment.publisher_alive()
     }
+
+    /// Whether a live process holds lane `lane`'s lock (its publisher lives; a system
+    /// call). `lane` must be below the topic's lane count.
+    pub fn lane_alive(&self, lane: usize) -> bool {
+        self.segment.lane_alive(lane)
+    }
 }
 
 /// Memory a closed handle leaves mapped for a foreign pointer into it (a Python buffer

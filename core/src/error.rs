@@ -44,6 +44,13 @@ pub enum CreateError {
         /// Publishers it admits.
         max: u64,
     },
+    /// Asked to join an existing topic only: there is no live topic of that name that
+    /// admits several publishers.
+    #[error("topic {topic:?} has no live publishers to join (or admits only one): start the topic's first publisher, or create it")]
+    NothingToJoin {
+        /// The topic.
+        topic: String,
+    },
     /// The topic exists, admits several publishers, and was created with another
     /// configuration: a publisher joins only with the same geometry, policy and type.
     #[error("topic {topic:?} exists with {field} {existing}, this publisher asks for {requested}: use the topic's configuration to join it")]

@@ -63,10 +63,14 @@ pub struct SubscriberInfo {
     /// Whether it attached as a monitor ([`Role::Monitor`](crate::ring::Role)): it never
     /// gates the publisher and loses what it is lapped by.
     pub monitor: bool,
+    /// Per lane (indexed as [`TopicInfo::lanes`]): its next sequence in that lane. The
+    /// sum is `cursor`; a lane's write cursor minus this is what it has not read there
+    /// (for a service's server, a client's queued requests).
+    pub lane_cursors: Vec<u64>,
 }
 
 /// One lane of a topic: the publisher that writes it (or wrote it last).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LaneInfo {
     /// The lane's index.
     pub lane: usize,
@@ -81,6 +85,10 @@ pub struct LaneInfo {
     pub left: bool,
     /// Messages published into the lane so far.
     pub write_cursor: u64,
+    /// Mean committed length of the lane's newest messages (up to 64 of them; `None`
+    /// before its first): with the lane's write-cursor rate, its bandwidth
+    /// (`ringcast top`).
+    pub recent_mean_len: Option<f64>,
 }
 
 /// Takes a snapshot of `topic` under `prefix` without attaching as a subscriber.
@@ -102,7 +110,7 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
     let hdr = mem.header();
     // Acquire (read-only mapping, so through `load_acquire_ro`) or Relaxed below: a
     // snapshot for humans; each value is individually coherent.
-    let lanes: Vec<LaneInfo> = (0..g.max_publishers as usize)
+    let mut lanes: Vec<LaneInfo> = (0..g.max_publishers as usize)
         .map(|l| {
             let lane = mem.lane(l);
             LaneInfo {
@@ -112,6 +120,7 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
                 writer_id: lane.owner.generation.load(Ordering::Relaxed) as u32,
                 left: lane.owner.state.load(Ordering::Relaxed) == crate::layout::LANE_LEFT,
                 write_cursor: load_acquire_ro(&lane.publisher.write_cursor),
+                recent_mean_len: None,
             }
         })
         .collect();
@@ -127,9 +136,12 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
                 return None;
             }
             let (mut cursor, mut lost) = (0u64, 0u64);
+            let mut lane_cursors = Vec::with_capacity(g.max_publishers as usize);
             for l in 0..g.max_publishers as usize {
                 let c = mem.cursor(i, l);
-                cursor = cursor.saturating_add(c.cursor.load(Ordering::Relaxed));
+                let at = c.cursor.load(Ordering::Relaxed);
+                lane_cursors.push(at);
+                cursor = cursor.saturating_add(at);
                 lost = lost.saturating_add(c.lost.load(Ordering::Relaxed));
             }
             let monitor = e.role.load(Ordering::Relaxed) == ROLE_MONITOR;
@@ -142,10 +154,11 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
                 alive,
                 evicted: kind == EntryKind::Evicted && !monitor,
                 monitor,
+                lane_cursors,
             })
         })
         .collect();
-    let recent_mean_len = recent_mean_len(mem, &lanes);
+    let recent_mean_len = recent_mean_len(mem, &mut lanes);
     Ok(TopicInfo {
         recent_mean_len,
         origin: mem.origin(),
@@ -163,12 +176,14 @@ pub fn inspect(prefix: &str, topic: &str) -> Result<TopicInfo, AttachError> {
     })
 }
 
-/// Mean committed length of up to 64 of the newest slots of each lane; slots being
-/// rewritten meanwhile are skipped (their stamp no longer says the sequence).
-fn recent_mean_len(mem: &crate::memory::SegmentMemory, lanes: &[LaneInfo]) -> Option<f64> {
+/// Mean committed length of up to 64 of the newest slots of each lane, per lane (into
+/// each lane's `recent_mean_len`) and over all of them (returned); slots being rewritten
+/// meanwhile are skipped (their stamp no longer says the sequence).
+fn recent_mean_len(mem: &crate::memory::SegmentMemory, lanes: &mut [LaneInfo]) -> Option<f64> {
     let g = mem.geometry();
     let (mut sum, mut n) = (0u64, 0u64);
     for lane in lanes {
+        let (mut lane_sum, mut lane_n) = (0u64, 0u64);
         let write_cursor = lane.write_cursor;
         let newest = write_cursor.min(g.slot_count).min(64);
         for seq in (write_cursor - newest)..write_cursor {
@@ -178,10 +193,13 @@ fn recent_mean_len(mem: &crate::memory::SegmentMemory, lanes: &[LaneInfo]) -> Op
             if load_acquire_ro(&slot.stamp) == crate::stamp::committed(seq) {
                 // Relaxed: ordered by the stamp load above; bounded like any reader's.
                 let len = slot.len.load(Ordering::Relaxed) & crate::layout::LEN_MASK;
-                sum += len.min(g.slot_capacity);
-                n += 1;
+                lane_sum += len.min(g.slot_capacity);
+                lane_n += 1;
             }
         }
+        lane.recent_mean_len = (lane_n > 0).then(|| lane_sum as f64 / lane_n as f64);
+        sum += lane_sum;
+        n += lane_n;
     }
     (n > 0).then(|| sum as f64 / n as f64)
 }

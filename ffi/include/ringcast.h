@@ -76,6 +76,9 @@ enum ringcast_status
   // The handle was destroyed, and the loan it had outstanding aborted (or the sample it
   // held released): nothing is left to free.
   RINGCAST_ABANDONED = 7,
+  // A service call's stream ended: the server sent its last response (or ended it
+  // with none), or the call is not in flight. No response was received.
+  RINGCAST_ENDED = 8,
   // A required pointer argument is NULL.
   RINGCAST_ERR_NULL = -1,
   // An argument is invalid: not UTF-8, an unknown enum value, an out-of-range number.
@@ -134,6 +137,24 @@ enum ringcast_status
   // The topic admits several publishers and all of them are live: wait for one to
   // leave, or create the topic with a larger `max_publishers`.
   RINGCAST_ERR_PUBLISHERS_FULL = -24,
+  // No live server serves the service (within the wait, if one was given): start it,
+  // or connect with a wait.
+  RINGCAST_ERR_NO_SERVER = -25,
+  // A live server already serves the service: stop it, or use another name.
+  RINGCAST_ERR_ALREADY_SERVED = -26,
+  // The server has all the clients it admits connected (`max_clients`).
+  RINGCAST_ERR_TOO_MANY_CLIENTS = -27,
+  // The client a response is for is gone (it died or disconnected): nobody to answer.
+  RINGCAST_ERR_CLIENT_GONE = -28,
+  // The client's response ring is full (it is not reading): nothing was sent; try
+  // again later. The server never waits for one client.
+  RINGCAST_ERR_CLIENT_FULL = -29,
+  // `ringcast_client_call`: the server ended the request with no response.
+  RINGCAST_ERR_NO_RESPONSE = -30,
+  // The client has its most requests in flight: receive their responses first.
+  RINGCAST_ERR_TOO_MANY_IN_FLIGHT = -31,
+  // The call id is not one this client sent.
+  RINGCAST_ERR_UNKNOWN_CALL = -32,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -143,6 +164,30 @@ typedef int32_t ringcast_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What kind of handle a `ringcast_member` is.
+enum ringcast_member_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // A `ringcast_subscriber`.
+  RINGCAST_MEMBER_SUBSCRIBER = 1,
+  // A `ringcast_server`.
+  RINGCAST_MEMBER_SERVER = 2,
+  // A `ringcast_client`.
+  RINGCAST_MEMBER_CLIENT = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ringcast_member_kind ringcast_member_kind;
+#else
+typedef uint32_t ringcast_member_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// The client of a service (opaque). Used by one thread at a time.
+typedef struct ringcast_client ringcast_client;
+
 // Wakes a wait set's waiter from any thread (opaque; thread-safe).
 typedef struct ringcast_notifier ringcast_notifier;
 
@@ -150,12 +195,15 @@ typedef struct ringcast_notifier ringcast_notifier;
 // several (`max_publishers`). Used by one thread at a time.
 typedef struct ringcast_publisher ringcast_publisher;
 
+// The server of a service (opaque). Used by one thread at a time.
+typedef struct ringcast_server ringcast_server;
+
 // A subscriber of one topic (opaque). Used by one thread at a time.
 typedef struct ringcast_subscriber ringcast_subscriber;
 
-// A set of subscribers one thread waits on (opaque). The set owns its members' state
-// while they are in it; their handles stay valid and are used as before (receive,
-// release), by the set's thread.
+// A set of subscribers, servers and clients one thread waits on (opaque). The set owns
+// its members' state while they are in it; their handles stay valid and are used as
+// before (receive, release, respond, call), by the set's thread.
 typedef struct ringcast_waitset ringcast_waitset;
 
 // How to create a topic. Fill it with `ringcast_publisher_config_init`, then set fields.
@@ -241,6 +289,82 @@ typedef struct ringcast_loan {
   uint64_t seq;
 } ringcast_loan;
 
+// How to serve. Fill it with `ringcast_server_config_init` (every number 0: the
+// library's default), then set fields.
+typedef struct ringcast_server_config {
+  // `sizeof(ringcast_server_config)`, set by `_init`: the struct's version.
+  uint32_t struct_size;
+  // How the server waits for requests: `RINGCAST_WAIT_*`.
+  uint32_t wait;
+  // Segment name prefix (NULL: the default, "ringcast"); clients use the same. Copied
+  // during the call.
+  const char *prefix;
+  // Clients connected at once (0: the default, 16).
+  uint64_t max_clients;
+  // Requests each client may have queued, and in flight: a power of two (0: 16).
+  uint64_t queue;
+  // Largest request payload in bytes (0: 4096).
+  uint64_t max_request;
+  // Responses each client's ring holds unread: a power of two, at least `queue`
+  // (0: 16).
+  uint64_t response_slots;
+  // Largest response payload in bytes (0: 4096).
+  uint64_t max_response;
+  // Permission bits of the service's topics (`_init`: 0o600, and 0 means that too:
+  // only the server's user may call). Callers of other users need read and write
+  // bits (0o660: the file's group, 0o666: every local user); at least 0o600, at most
+  // 0o666, else `RINGCAST_ERR_CONFIG`. Such clients must also trust the server's
+  // user (`ringcast_client_options.trust_users`).
+  uint32_t mode;
+} ringcast_server_config;
+
+// How a client connects. Fill it with `ringcast_client_options_init`, then set fields.
+typedef struct ringcast_client_options {
+  // `sizeof(ringcast_client_options)`, set by `_init`: the struct's version.
+  uint32_t struct_size;
+  // How the client waits for responses: `RINGCAST_WAIT_*`.
+  uint32_t wait;
+  // Segment name prefix (NULL: the default, "ringcast"): the server's. Copied during
+  // the call.
+  const char *prefix;
+  // How long connecting waits for a live server to answer the greeting (0: the default,
+  // 5 s); then `RINGCAST_TIMEOUT`.
+  uint64_t handshake_timeout_ns;
+  // Requests this client may have in flight (0: the server's queue, also the most).
+  uint64_t max_in_flight;
+  // User ids whose services (their topics' owner) to use besides this process's own
+  // user and root, who alone are trusted by default (another user's service is
+  // `RINGCAST_ERR_UNTRUSTED`); `trust_users_len` of them (NULL with 0: none). Copied
+  // during the call. As `ringcast_subscriber_options.trust_users`.
+  const uint32_t *trust_users;
+  // How many ids `trust_users` points to.
+  size_t trust_users_len;
+  // Group ids whose services (the topics' file group) to use, likewise.
+  const uint32_t *trust_groups;
+  // How many ids `trust_groups` points to.
+  size_t trust_groups_len;
+  // Non-zero: use services of any owner.
+  uint32_t trust_any_owner;
+} ringcast_client_options;
+
+// A request a server received: `len` bytes at `data` (in place in the client's lane),
+// valid until the request is answered to its end (`ringcast_request_respond`,
+// `ringcast_request_end`) or released (`ringcast_request_release`). `client_lane`,
+// `client_writer` and `id` name it: the struct can be kept (copied) to answer it later,
+// after its bytes were released.
+typedef struct ringcast_request {
+  // The payload (read-only); NULL once released.
+  const void *data;
+  // Its length.
+  size_t len;
+  // The request's id at its client (the `seq` of the client's responses to it).
+  uint64_t id;
+  // The lane of the server's request topic its client sends on.
+  uint32_t client_lane;
+  // Its client's id in that lane.
+  uint32_t client_writer;
+} ringcast_request;
+
 // A received message: `len` bytes at `data`, valid until `ringcast_sample_release` (under
 // `Block` they are the slot itself, in shared memory; under `Overwrite`, the subscriber's
 // own verified copy).
@@ -271,8 +395,21 @@ typedef struct ringcast_sample {
   uint32_t writer;
 } ringcast_sample;
 
+// A ready member of a wait set, as `ringcast_waitset_wait_members` reports it: the
+// pointer of its `kind` is the member's handle, the other two are NULL.
+typedef struct ringcast_member {
+  // Which of the pointers is set.
+  ringcast_member_kind kind;
+  // The subscriber, for `RINGCAST_MEMBER_SUBSCRIBER` (else NULL).
+  struct ringcast_subscriber *subscriber;
+  // The server, for `RINGCAST_MEMBER_SERVER` (else NULL).
+  struct ringcast_server *server;
+  // The client, for `RINGCAST_MEMBER_CLIENT` (else NULL).
+  struct ringcast_client *client;
+} ringcast_member;
+
 // Every status, for `ringcast_status_str` and the tests.
-#define ringcast_status_ALL { RINGCAST_OK, RINGCAST_TIMEOUT, RINGCAST_DISCONNECTED, RINGCAST_EVICTED, RINGCAST_FULL, RINGCAST_CORRUPT, RINGCAST_NOTIFIED, RINGCAST_ABANDONED, RINGCAST_ERR_NULL, RINGCAST_ERR_INVALID_ARGUMENT, RINGCAST_ERR_VERSION, RINGCAST_ERR_NAME, RINGCAST_ERR_CONFIG, RINGCAST_ERR_TOO_LARGE, RINGCAST_ERR_EXISTS, RINGCAST_ERR_NOT_FOUND, RINGCAST_ERR_PERMISSION, RINGCAST_ERR_NOT_A_SEGMENT, RINGCAST_ERR_TYPE_MISMATCH, RINGCAST_ERR_RESOURCE, RINGCAST_ERR_CLOSED, RINGCAST_ERR_LOAN_OUTSTANDING, RINGCAST_ERR_SAMPLE_OUTSTANDING, RINGCAST_ERR_NOT_HELD, RINGCAST_ERR_WAITSET, RINGCAST_ERR_NOT_READY, RINGCAST_ERR_IO, RINGCAST_ERR_PANIC, RINGCAST_ERR_REENTRANT, RINGCAST_ERR_UNTRUSTED, RINGCAST_ERR_MISMATCH, RINGCAST_ERR_PUBLISHERS_FULL, }
+#define ringcast_status_ALL { RINGCAST_OK, RINGCAST_TIMEOUT, RINGCAST_DISCONNECTED, RINGCAST_EVICTED, RINGCAST_FULL, RINGCAST_CORRUPT, RINGCAST_NOTIFIED, RINGCAST_ABANDONED, RINGCAST_ENDED, RINGCAST_ERR_NULL, RINGCAST_ERR_INVALID_ARGUMENT, RINGCAST_ERR_VERSION, RINGCAST_ERR_NAME, RINGCAST_ERR_CONFIG, RINGCAST_ERR_TOO_LARGE, RINGCAST_ERR_EXISTS, RINGCAST_ERR_NOT_FOUND, RINGCAST_ERR_PERMISSION, RINGCAST_ERR_NOT_A_SEGMENT, RINGCAST_ERR_TYPE_MISMATCH, RINGCAST_ERR_RESOURCE, RINGCAST_ERR_CLOSED, RINGCAST_ERR_LOAN_OUTSTANDING, RINGCAST_ERR_SAMPLE_OUTSTANDING, RINGCAST_ERR_NOT_HELD, RINGCAST_ERR_WAITSET, RINGCAST_ERR_NOT_READY, RINGCAST_ERR_IO, RINGCAST_ERR_PANIC, RINGCAST_ERR_REENTRANT, RINGCAST_ERR_UNTRUSTED, RINGCAST_ERR_MISMATCH, RINGCAST_ERR_PUBLISHERS_FULL, RINGCAST_ERR_NO_SERVER, RINGCAST_ERR_ALREADY_SERVED, RINGCAST_ERR_TOO_MANY_CLIENTS, RINGCAST_ERR_CLIENT_GONE, RINGCAST_ERR_CLIENT_FULL, RINGCAST_ERR_NO_RESPONSE, RINGCAST_ERR_TOO_MANY_IN_FLIGHT, RINGCAST_ERR_UNKNOWN_CALL, }
 
 #ifdef __cplusplus
 extern "C" {
@@ -407,6 +544,227 @@ ringcast_status ringcast_publisher_wait_subscribers(struct ringcast_publisher *p
 // # Safety
 // `p` is NULL or a live handle, not used again after this call.
 ringcast_status ringcast_publisher_destroy(struct ringcast_publisher *p);
+
+// Fills `cfg` with the defaults (and its `struct_size`).
+//
+// # Safety
+// `cfg` is NULL or writable for one `ringcast_server_config`.
+ringcast_status ringcast_server_config_init(struct ringcast_server_config *cfg);
+
+// Fills `opts` with the defaults (and its `struct_size`).
+//
+// # Safety
+// `opts` is NULL or writable for one `ringcast_client_options`.
+ringcast_status ringcast_client_options_init(struct ringcast_client_options *opts);
+
+// Starts serving `service` with `cfg` (NULL: the defaults) and stores the server in
+// `*out`. `RINGCAST_ERR_ALREADY_SERVED` if a live server has the name (a dead one's
+// topics are reclaimed), `RINGCAST_ERR_NAME`, `RINGCAST_ERR_CONFIG`.
+//
+// # Safety
+// `service` is NULL or NUL-terminated; `cfg` is NULL or a readable config (see its
+// `_init`); `out` is NULL or writable.
+ringcast_status ringcast_server_create(const char *service,
+                                       const struct ringcast_server_config *cfg,
+                                       struct ringcast_server **out);
+
+// Receives the next request into `*req` and holds it (its bytes in place) until it is
+// answered to its end or released. `timeout_ns < 0` waits for ever, `0` does not wait,
+// `> 0` waits at most that long (`RINGCAST_TIMEOUT`). Greetings of new clients are
+// handled on the way: a server must receive for clients to connect.
+// `RINGCAST_ERR_SAMPLE_OUTSTANDING` if a request is held (answer or release it first);
+// `RINGCAST_ERR_CLOSED` if the request topic was closed under the server (only a hostile
+// peer does that: create the server again). A request a wait set's wait received to
+// report the server ready (`ringcast_waitset_wait_members`) is returned first, at once.
+//
+// # Safety
+// `s` is a live handle (or NULL); `req` is NULL or writable.
+ringcast_status ringcast_server_recv(struct ringcast_server *s,
+                                     int64_t timeout_ns,
+                                     struct ringcast_request *req);
+
+// Answers `*req` with its last (or only) response, `len` bytes at `data` (copied),
+// never waiting; a held request is then released (`req->data` cleared). Works for a
+// request received earlier and released since (from a copy of its struct).
+// `RINGCAST_ERR_CLIENT_GONE` (the client died or left), `RINGCAST_ERR_CLIENT_FULL` (its
+// response ring is full: try again later), `RINGCAST_ERR_TOO_LARGE`
+// (`len > max_response`); after an error the request stays held.
+//
+// # Safety
+// `s` is a live handle (or NULL); `req` is NULL or a readable and writable request this
+// server received; `data` is NULL or readable for `len` bytes (NULL only with `len` 0).
+ringcast_status ringcast_request_respond(struct ringcast_server *s,
+                                         struct ringcast_request *req,
+                                         const void *data,
+                                         size_t len);
+
+// Sends one response of `*req`'s stream (`len` bytes at `data`, copied), with more to
+// come; the request stays held. Errors as `ringcast_request_respond`.
+//
+// # Safety
+// As for [`ringcast_request_respond`].
+ringcast_status ringcast_request_respond_part(struct ringcast_server *s,
+                                              struct ringcast_request *req,
+                                              const void *data,
+                                              size_t len);
+
+// Loans the next slot of `*req`'s client's response ring for a response written in
+// place (zero copy): `*data` = where to write its payload, `*capacity` = how many bytes
+// (the service's largest response). Never waits. Send it with
+// `ringcast_request_commit`; until then no other response reaches that client
+// (`RINGCAST_ERR_LOAN_OUTSTANDING` for another request of it), and a second loan for the
+// same request returns the same bytes. Works for a held request and for a copy of a
+// released one's struct. `RINGCAST_ERR_CLIENT_GONE`, `RINGCAST_ERR_CLIENT_FULL`.
+//
+// # Safety
+// `s` is a live handle (or NULL); `req` is NULL or a readable request this server
+// received; `data` and `capacity` are NULL or writable. The loaned bytes are valid for
+// writes of `*capacity` bytes until the commit or the server's destruction.
+ringcast_status ringcast_request_loan(struct ringcast_server *s,
+                                      const struct ringcast_request *req,
+                                      void **data,
+                                      size_t *capacity);
+
+// Sends the first `len` bytes of `*req`'s loaned response (`ringcast_request_loan`):
+// the last of its stream if `last` is non-zero (a held request is then released), else
+// one with more to come. `RINGCAST_ERR_NOT_HELD` if no response of `*req` is loaned,
+// `RINGCAST_ERR_TOO_LARGE` if `len` is over the capacity (the loan stays).
+//
+// # Safety
+// `s` is a live handle (or NULL); `req` is NULL or a readable and writable request this
+// server received.
+ringcast_status ringcast_request_commit(struct ringcast_server *s,
+                                        struct ringcast_request *req,
+                                        size_t len,
+                                        int last);
+
+// Ends `*req`'s stream with no further response (a client waiting in
+// `ringcast_client_call` gets `RINGCAST_ERR_NO_RESPONSE`, one in `ringcast_client_recv`
+// `RINGCAST_ENDED`); a held request is then released. Errors as
+// `ringcast_request_respond`.
+//
+// # Safety
+// `s` is a live handle (or NULL); `req` is NULL or a readable and writable request this
+// server received.
+ringcast_status ringcast_request_end(struct ringcast_server *s, struct ringcast_request *req);
+
+// Releases the held request `*req` without answering it (clears `req->data` and
+// `req->len`): its slot goes back to its client, and the server can receive the next.
+// The struct still names the request, so it can be answered later. Unlike the Rust
+// API, a request released unanswered is not ended: answer it, or its client waits until
+// its timeout. `RINGCAST_ERR_NOT_HELD` if `*req` is not the held request.
+//
+// # Safety
+// `s` is a live handle (or NULL); `req` is NULL or readable and writable.
+ringcast_status ringcast_request_release(struct ringcast_server *s, struct ringcast_request *req);
+
+// `*out` = clients connected to the server now.
+//
+// # Safety
+// `s` is a live handle (or NULL); `out` is NULL or writable.
+ringcast_status ringcast_server_clients(struct ringcast_server *s, size_t *out);
+
+// Stops serving and frees the handle (taking it out of its wait set, if any): clients'
+// pending and later calls end with `RINGCAST_DISCONNECTED`. NULL is a no-op. A held
+// request is released first, and the call returns `RINGCAST_ABANDONED` to say so.
+// `RINGCAST_ERR_REENTRANT` (nothing done) from inside a callback its wait set runs.
+//
+// # Safety
+// `s` is NULL or a live handle, not used again after this call (unless it returned
+// `RINGCAST_ERR_REENTRANT`).
+ringcast_status ringcast_server_destroy(struct ringcast_server *s);
+
+// Connects to the server of `service` with `opts` (NULL: the defaults) and stores the
+// client in `*out`. `wait_ns`: how long to wait for a live server (`0`: not at all,
+// `< 0`: for ever); then `RINGCAST_ERR_NO_SERVER`. `RINGCAST_TIMEOUT` if the server did
+// not answer the greeting within `opts->handshake_timeout_ns` (it is not receiving);
+// `RINGCAST_ERR_TOO_MANY_CLIENTS`; `RINGCAST_ERR_NAME`.
+//
+// # Safety
+// `service` is NULL or NUL-terminated; `opts` is NULL or readable options (see their
+// `_init`); `out` is NULL or writable.
+ringcast_status ringcast_client_connect(const char *service,
+                                        const struct ringcast_client_options *opts,
+                                        int64_t wait_ns,
+                                        struct ringcast_client **out);
+
+// Sends a request (`len` bytes at `data`, copied) and receives its first response into
+// `*response`, waiting at most `timeout_ns` in all (`< 0`: for ever); the response is
+// held (in place in the client's response ring) until `ringcast_response_release`, and
+// `response->seq` is the call's id. Any further responses to the call are dropped. For
+// services that answer each request with one response. Returns `RINGCAST_OK`,
+// `RINGCAST_TIMEOUT` (the call is abandoned), `RINGCAST_DISCONNECTED` (the server is
+// gone: connect again), `RINGCAST_FULL` (`timeout_ns` 0 and the server's queue is
+// full), `RINGCAST_ERR_NO_RESPONSE` (the server ended the request with none),
+// `RINGCAST_ERR_TOO_LARGE`, `RINGCAST_ERR_TOO_MANY_IN_FLIGHT`,
+// `RINGCAST_ERR_SAMPLE_OUTSTANDING` (a response is held).
+//
+// # Safety
+// `c` is a live handle (or NULL); `data` is NULL or readable for `len` bytes (NULL only
+// with `len` 0); `response` is NULL or writable for one `ringcast_sample` of this
+// header.
+ringcast_status ringcast_client_call(struct ringcast_client *c,
+                                     const void *data,
+                                     size_t len,
+                                     int64_t timeout_ns,
+                                     struct ringcast_sample *response);
+
+// Sends a request (`len` bytes at `data`, copied), waiting up to `timeout_ns` for room
+// in the server's queue (`0`: `RINGCAST_FULL` if there is none now), and stores its
+// call id in `*call`: receive its responses with `ringcast_client_recv`.
+// `RINGCAST_DISCONNECTED`, `RINGCAST_TIMEOUT`, `RINGCAST_ERR_TOO_LARGE`,
+// `RINGCAST_ERR_TOO_MANY_IN_FLIGHT`.
+//
+// # Safety
+// `c` is a live handle (or NULL); `data` is NULL or readable for `len` bytes; `call` is
+// NULL or writable.
+ringcast_status ringcast_client_send(struct ringcast_client *c,
+                                     const void *data,
+                                     size_t len,
+                                     int64_t timeout_ns,
+                                     uint64_t *call);
+
+// Receives the next response to call `call` (from `ringcast_client_send`) into
+// `*response`, held until `ringcast_response_release`; waits at most `timeout_ns`
+// (`< 0`: for ever, `0`: not at all). Returns `RINGCAST_OK`, `RINGCAST_ENDED` (the
+// call's stream ended: the server's last response was received before, or it ended the
+// stream with none), `RINGCAST_TIMEOUT` (the call stays in flight),
+// `RINGCAST_DISCONNECTED`, `RINGCAST_ERR_UNKNOWN_CALL`,
+// `RINGCAST_ERR_SAMPLE_OUTSTANDING`. Responses to other calls that arrive first are
+// kept (copied) for them.
+//
+// # Safety
+// `c` is a live handle (or NULL); `response` is NULL or writable for one
+// `ringcast_sample` of this header.
+ringcast_status ringcast_client_recv(struct ringcast_client *c,
+                                     uint64_t call,
+                                     int64_t timeout_ns,
+                                     struct ringcast_sample *response);
+
+// Releases the held response `*response` (its slot goes back to the server's ring) and
+// clears its `data`, `len` and `seq`. `RINGCAST_ERR_NOT_HELD` if it is not the held one
+// (e.g. released twice).
+//
+// # Safety
+// `c` is a live handle (or NULL); `response` is NULL or readable and writable.
+ringcast_status ringcast_response_release(struct ringcast_client *c,
+                                          struct ringcast_sample *response);
+
+// `*out` = the largest request payload the server takes.
+//
+// # Safety
+// `c` is a live handle (or NULL); `out` is NULL or writable.
+ringcast_status ringcast_client_max_request(struct ringcast_client *c, size_t *out);
+
+// Disconnects and frees the handle (taking it out of its wait set, if any; the server
+// reclaims what it held for this client). NULL is a no-op. A held response is released
+// first, and the call returns `RINGCAST_ABANDONED` to say so. `RINGCAST_ERR_REENTRANT`
+// (nothing done) from inside a callback its wait set runs.
+//
+// # Safety
+// `c` is NULL or a live handle, not used again after this call (unless it returned
+// `RINGCAST_ERR_REENTRANT`).
+ringcast_status ringcast_client_destroy(struct ringcast_client *c);
 
 // Attaches to `topic` with `opts` (NULL: the defaults) and stores the subscriber in
 // `*out`. `wait_ns`: how long to wait for a live publisher to create the topic (`0`: not
@@ -544,7 +902,9 @@ ringcast_status ringcast_waitset_remove(struct ringcast_waitset *ws, struct ring
 // none is starved. Returns `RINGCAST_OK`,
 // `RINGCAST_NOTIFIED`, or `RINGCAST_TIMEOUT`. Every member must have released its sample
 // (`RINGCAST_ERR_SAMPLE_OUTSTANDING`); an empty set without a notifier cannot wait for
-// ever (`RINGCAST_ERR_WAITSET`).
+// ever (`RINGCAST_ERR_WAITSET`). A set with servers or clients in it is refused
+// (`RINGCAST_ERR_WAITSET`, nothing done): wait on it with
+// `ringcast_waitset_wait_members`, which reports every kind of member.
 //
 // # Safety
 // `ws` is a live handle (or NULL); `ready` is NULL or writable for `ready_cap` pointers;
@@ -554,6 +914,72 @@ ringcast_status ringcast_waitset_wait(struct ringcast_waitset *ws,
                                       struct ringcast_subscriber **ready,
                                       size_t ready_cap,
                                       size_t *ready_len);
+
+// Waits as `ringcast_waitset_wait` does, on a set of any members (subscribers, servers,
+// clients), and writes up to `ready_cap` ready members to `ready` (each with its kind and
+// handle), their number to `*ready_len`; round robin as `ringcast_waitset_wait`. Returns
+// `RINGCAST_OK`, `RINGCAST_NOTIFIED`, or `RINGCAST_TIMEOUT`.
+//
+// Ready means a receive with a zero timeout would not return `RINGCAST_TIMEOUT`: for a
+// subscriber, as in `ringcast_waitset_wait`; for a server, a request is there (the wait
+// receives it to know, and the next `ringcast_server_recv` returns it at once) or its
+// request topic was closed (`RINGCAST_ERR_CLOSED`); greetings of new clients are handled
+// on the way and wake no one. For a client, a response is there, or its server is gone
+// (found within a liveness slice of its death: `ringcast_client_recv` of a call in flight
+// then returns `RINGCAST_DISCONNECTED`; a client whose server is gone stays ready:
+// destroy it, or remove it from the set). A response nobody waits for (to a call a
+// timed-out `ringcast_client_call` abandoned, or a later part of a stream `call` took
+// the first of) is dropped by the wait and never makes a client ready.
+//
+// Every member must have released its sample, request or response
+// (`RINGCAST_ERR_SAMPLE_OUTSTANDING`); an empty set without a notifier cannot wait for
+// ever (`RINGCAST_ERR_WAITSET`).
+//
+// # Safety
+// `ws` is a live handle (or NULL); `ready` is NULL or writable for `ready_cap` members;
+// `ready_len` is NULL or writable.
+ringcast_status ringcast_waitset_wait_members(struct ringcast_waitset *ws,
+                                              int64_t timeout_ns,
+                                              struct ringcast_member *ready,
+                                              size_t ready_cap,
+                                              size_t *ready_len);
+
+// Adds server `s` to the set: it is ready when a request waits (see
+// `ringcast_waitset_wait_members`). Its handle stays valid and usable by the set's
+// thread. Refused: `RINGCAST_ERR_WAITSET` (already in a set),
+// `RINGCAST_ERR_SAMPLE_OUTSTANDING` (it holds a request: answer or release it first),
+// `RINGCAST_ERR_CLOSED` (its request topic was closed), `RINGCAST_ERR_RESOURCE` (the set
+// is full).
+//
+// # Safety
+// `ws` and `s` are live handles (or NULL), used by this thread.
+ringcast_status ringcast_waitset_add_server(struct ringcast_waitset *ws, struct ringcast_server *s);
+
+// Takes server `s` out of the set (`RINGCAST_ERR_WAITSET` if it is not in it). A request
+// a wait received for it stays for its next `ringcast_server_recv`.
+//
+// # Safety
+// As for [`ringcast_waitset_add_server`].
+ringcast_status ringcast_waitset_remove_server(struct ringcast_waitset *ws,
+                                               struct ringcast_server *s);
+
+// Adds client `c` to the set: it is ready when a response waits or its server is gone
+// (see `ringcast_waitset_wait_members`). Its handle stays valid and usable by the set's
+// thread. Refused: `RINGCAST_ERR_WAITSET` (already in a set),
+// `RINGCAST_ERR_SAMPLE_OUTSTANDING` (it holds a response: release it first),
+// `RINGCAST_ERR_CLOSED` (its server is gone and every response was received),
+// `RINGCAST_ERR_RESOURCE` (the set is full).
+//
+// # Safety
+// `ws` and `c` are live handles (or NULL), used by this thread.
+ringcast_status ringcast_waitset_add_client(struct ringcast_waitset *ws, struct ringcast_client *c);
+
+// Takes client `c` out of the set (`RINGCAST_ERR_WAITSET` if it is not in it).
+//
+// # Safety
+// As for [`ringcast_waitset_add_client`].
+ringcast_status ringcast_waitset_remove_client(struct ringcast_waitset *ws,
+                                               struct ringcast_client *c);
 
 // Creates a notifier for the set: `ringcast_notifier_notify` from any thread wakes the
 // set's waiter with `RINGCAST_NOTIFIED`. Destroy it with `ringcast_notifier_destroy` (it

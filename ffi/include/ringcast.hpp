@@ -401,17 +401,23 @@ class Notifier {
   ringcast_notifier* n_ = nullptr;
 };
 
-/// One thread waits on many subscribers. Subscribers added stay usable as before
-/// (receive from the ready ones after wait()); destroying a subscriber removes it. Every
-/// member must have released its sample before wait().
+class Server;
+class Client;
+
+/// One thread waits on many subscribers, servers and clients. Members added stay usable
+/// as before (receive from the ready ones after wait()); destroying a member removes it.
+/// Every member must have released its sample, request or response before wait(). A
+/// server is ready when a request waits (the wait receives it; the next recv() returns
+/// it), a client when a response waits or its server is gone.
 class WaitSet {
  public:
   explicit WaitSet(std::size_t capacity = 0) {
     detail::check(ringcast_waitset_create(capacity, &w_));
   }
   WaitSet(WaitSet&& o) noexcept
-      : w_(std::exchange(o.w_, nullptr)), members_(std::move(o.members_)),
-        ready_(std::move(o.ready_)) {}
+      : w_(std::exchange(o.w_, nullptr)), members_(std::exchange(o.members_, 0)),
+        services_(std::exchange(o.services_, 0)), ready_(std::move(o.ready_)),
+        ready_members_(std::move(o.ready_members_)) {}
   WaitSet& operator=(WaitSet&&) = delete;
   WaitSet(const WaitSet&) = delete;
   WaitSet& operator=(const WaitSet&) = delete;
@@ -427,6 +433,10 @@ class WaitSet {
     detail::check(ringcast_waitset_remove(w_, s.handle()));
     members_--;
   }
+  inline void add(Server& s);
+  inline void remove(Server& s);
+  inline void add(Client& c);
+  inline void remove(Client& c);
   Notifier notifier() {
     ringcast_notifier* n = nullptr;
     detail::check(ringcast_waitset_notifier(w_, &n));
@@ -434,11 +444,22 @@ class WaitSet {
   }
   /// Waits; returns RINGCAST_OK (members ready), RINGCAST_NOTIFIED or RINGCAST_TIMEOUT.
   ringcast_status wait(std::chrono::nanoseconds timeout = forever) {
-    ready_.assign(members_ > 0 ? members_ : 1, nullptr);
     std::size_t n = 0;
-    ringcast_status s = detail::check(
-        ringcast_waitset_wait(w_, detail::ns(timeout), ready_.data(), ready_.size(), &n));
-    ready_.resize(n);
+    if (services_ == 0) {
+      ready_members_.clear();
+      ready_.assign(members_ > 0 ? members_ : 1, nullptr);
+      ringcast_status s = detail::check(
+          ringcast_waitset_wait(w_, detail::ns(timeout), ready_.data(), ready_.size(), &n));
+      ready_.resize(n);
+      return s;
+    }
+    ready_.clear();
+    ready_members_.assign(members_ > 0 ? members_ : 1, ringcast_member{});
+    ringcast_status s = detail::check(ringcast_waitset_wait_members(
+        w_, detail::ns(timeout), ready_members_.data(), ready_members_.size(), &n));
+    ready_members_.resize(n);
+    for (const auto& m : ready_members_)
+      if (m.subscriber != nullptr) ready_.push_back(m.subscriber);
     return s;
   }
   /// Whether the last wait found `s` ready.
@@ -447,12 +468,330 @@ class WaitSet {
       if (r == s.handle()) return true;
     return false;
   }
+  inline bool is_ready(const Server& s) const;
+  inline bool is_ready(const Client& c) const;
 
  private:
   ringcast_waitset* w_ = nullptr;
   std::size_t members_ = 0;
+  std::size_t services_ = 0;
   std::vector<ringcast_subscriber*> ready_;
+  std::vector<ringcast_member> ready_members_;
 };
+
+// ---- Services: request and response ----------------------------------------------
+
+/// How to serve: defaults from the library (0: its default), chainable setters.
+class ServerConfig {
+ public:
+  ServerConfig() { detail::check(ringcast_server_config_init(&c_)); }
+  ServerConfig& max_clients(uint64_t n) { c_.max_clients = n; return *this; }
+  ServerConfig& queue(uint64_t n) { c_.queue = n; return *this; }
+  ServerConfig& max_request(uint64_t bytes) { c_.max_request = bytes; return *this; }
+  ServerConfig& response_slots(uint64_t n) { c_.response_slots = n; return *this; }
+  ServerConfig& max_response(uint64_t bytes) { c_.max_response = bytes; return *this; }
+  ServerConfig& wait(uint32_t strategy) { c_.wait = strategy; return *this; }
+  ServerConfig& prefix(std::string p) { prefix_ = std::move(p); return *this; }
+  const ringcast_server_config* get() {
+    c_.prefix = prefix_.empty() ? nullptr : prefix_.c_str();
+    return &c_;
+  }
+
+ private:
+  ringcast_server_config c_{};
+  std::string prefix_;
+};
+
+/// How to connect: defaults from the library, chainable setters.
+class ClientOptions {
+ public:
+  ClientOptions() { detail::check(ringcast_client_options_init(&c_)); }
+  ClientOptions& handshake_timeout(std::chrono::nanoseconds t) {
+    c_.handshake_timeout_ns = static_cast<uint64_t>(t.count());
+    return *this;
+  }
+  ClientOptions& max_in_flight(uint64_t n) { c_.max_in_flight = n; return *this; }
+  ClientOptions& wait(uint32_t strategy) { c_.wait = strategy; return *this; }
+  ClientOptions& prefix(std::string p) { prefix_ = std::move(p); return *this; }
+  const ringcast_client_options* get() {
+    c_.prefix = prefix_.empty() ? nullptr : prefix_.c_str();
+    return &c_;
+  }
+
+ private:
+  ringcast_client_options c_{};
+  std::string prefix_;
+};
+
+/// A request a Server received, or why there is none (status()). Its bytes are read in
+/// place until it is answered to its end (respond(), end()), deferred (defer()) or goes
+/// out of scope. As in Rust, a request that goes out of scope neither answered to its
+/// end nor deferred is ended (its client gets no response rather than waiting).
+class Request {
+ public:
+  Request() = default;
+  Request(Request&& o) noexcept
+      : s_(std::exchange(o.s_, nullptr)), r_(std::exchange(o.r_, {})),
+        status_(std::exchange(o.status_, RINGCAST_TIMEOUT)) {}
+  Request& operator=(Request&& o) noexcept {
+    if (this != &o) {
+      finish();
+      s_ = std::exchange(o.s_, nullptr);
+      r_ = std::exchange(o.r_, {});
+      status_ = std::exchange(o.status_, RINGCAST_TIMEOUT);
+    }
+    return *this;
+  }
+  Request(const Request&) = delete;
+  Request& operator=(const Request&) = delete;
+  ~Request() { finish(); }
+
+  /// True if this holds a request that is not yet answered to its end or deferred.
+  explicit operator bool() const noexcept { return s_ != nullptr; }
+  /// RINGCAST_OK with a request; else RINGCAST_TIMEOUT.
+  ringcast_status status() const noexcept { return status_; }
+  const std::byte* data() const noexcept { return static_cast<const std::byte*>(r_.data); }
+  std::size_t size() const noexcept { return r_.len; }
+  std::string_view view() const noexcept {
+    return std::string_view(static_cast<const char*>(r_.data), r_.len);
+  }
+  /// The request's id at its client.
+  uint64_t id() const noexcept { return r_.id; }
+  /// Answers with the last (or only) response (copied, never waiting). Throws
+  /// RINGCAST_ERR_CLIENT_GONE, _CLIENT_FULL (the request stays answerable), _TOO_LARGE.
+  void respond(const void* data, std::size_t len) {
+    detail::check(ringcast_request_respond(s_, &r_, data, len));
+    s_ = nullptr;
+  }
+  void respond(std::string_view bytes) { respond(bytes.data(), bytes.size()); }
+  /// Sends one response of a stream, with more to come.
+  void respond_part(const void* data, std::size_t len) {
+    detail::check(ringcast_request_respond_part(s_, &r_, data, len));
+  }
+  void respond_part(std::string_view bytes) { respond_part(bytes.data(), bytes.size()); }
+  /// Ends the stream with no further response.
+  void end() {
+    detail::check(ringcast_request_end(s_, &r_));
+    s_ = nullptr;
+  }
+  /// Releases the bytes (copy what you need first) and returns the C request, to answer
+  /// later with Server::respond / respond_part / end.
+  ringcast_request defer() {
+    if (s_ != nullptr) detail::check(ringcast_request_release(std::exchange(s_, nullptr), &r_));
+    return r_;
+  }
+
+ private:
+  friend class Server;
+  Request(ringcast_server* s, ringcast_request r) : s_(s), r_(r), status_(RINGCAST_OK) {}
+  explicit Request(ringcast_status why) : status_(why) {}
+  void finish() noexcept {
+    if (s_ == nullptr) return;
+    ringcast_server* s = std::exchange(s_, nullptr);
+    // Best effort, as in Rust: a gone or full client is told nothing more.
+    if (ringcast_request_end(s, &r_) != RINGCAST_OK) ringcast_request_release(s, &r_);
+  }
+  ringcast_server* s_ = nullptr;
+  ringcast_request r_{};
+  ringcast_status status_ = RINGCAST_TIMEOUT;
+};
+
+/// The one server of a service. Destroying it ends the service: clients' calls end with
+/// RINGCAST_DISCONNECTED.
+class Server {
+ public:
+  static Server create(const std::string& service, ServerConfig cfg = {}) {
+    ringcast_server* s = nullptr;
+    detail::check(ringcast_server_create(service.c_str(), cfg.get(), &s));
+    return Server(s);
+  }
+  Server(Server&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  Server& operator=(Server&& o) noexcept {
+    if (this != &o) { reset(); s_ = std::exchange(o.s_, nullptr); }
+    return *this;
+  }
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  ~Server() { reset(); }
+
+  /// The next request (empty on a timeout). One at a time: answer, defer or drop the
+  /// previous one first (else RINGCAST_ERR_SAMPLE_OUTSTANDING is thrown).
+  Request recv(std::chrono::nanoseconds timeout = forever) {
+    ringcast_request r{};
+    ringcast_status st = detail::check(ringcast_server_recv(s_, detail::ns(timeout), &r));
+    if (st != RINGCAST_OK) return Request(st);
+    return Request(s_, r);
+  }
+  Request try_recv() { return recv(std::chrono::nanoseconds(0)); }
+  /// Answers a deferred request (Request::defer) with its last response.
+  void respond(ringcast_request& to, const void* data, std::size_t len) {
+    detail::check(ringcast_request_respond(s_, &to, data, len));
+  }
+  void respond(ringcast_request& to, std::string_view bytes) {
+    respond(to, bytes.data(), bytes.size());
+  }
+  void respond_part(ringcast_request& to, std::string_view bytes) {
+    detail::check(ringcast_request_respond_part(s_, &to, bytes.data(), bytes.size()));
+  }
+  void end(ringcast_request& to) { detail::check(ringcast_request_end(s_, &to)); }
+  /// Clients connected now.
+  std::size_t clients() {
+    std::size_t n = 0;
+    detail::check(ringcast_server_clients(s_, &n));
+    return n;
+  }
+  ringcast_server* handle() const noexcept { return s_; }
+
+ private:
+  explicit Server(ringcast_server* s) : s_(s) {}
+  void reset() noexcept {
+    if (s_ != nullptr) ringcast_server_destroy(std::exchange(s_, nullptr));
+  }
+  ringcast_server* s_ = nullptr;
+};
+
+/// A response, or why there is none (status()). Read in place; released when it goes
+/// out of scope.
+class Response {
+ public:
+  Response() = default;
+  Response(Response&& o) noexcept
+      : c_(std::exchange(o.c_, nullptr)), r_(std::exchange(o.r_, {})),
+        status_(std::exchange(o.status_, RINGCAST_TIMEOUT)) {}
+  Response& operator=(Response&& o) noexcept {
+    if (this != &o) {
+      release();
+      c_ = std::exchange(o.c_, nullptr);
+      r_ = std::exchange(o.r_, {});
+      status_ = std::exchange(o.status_, RINGCAST_TIMEOUT);
+    }
+    return *this;
+  }
+  Response(const Response&) = delete;
+  Response& operator=(const Response&) = delete;
+  ~Response() { release(); }
+
+  explicit operator bool() const noexcept { return c_ != nullptr; }
+  /// RINGCAST_OK with a response; else RINGCAST_TIMEOUT, _DISCONNECTED, _FULL, _ENDED.
+  ringcast_status status() const noexcept { return status_; }
+  const std::byte* data() const noexcept { return static_cast<const std::byte*>(r_.data); }
+  std::size_t size() const noexcept { return r_.len; }
+  std::string_view view() const noexcept {
+    return std::string_view(static_cast<const char*>(r_.data), r_.len);
+  }
+  /// The call it answers.
+  uint64_t call() const noexcept { return r_.seq; }
+  void release() noexcept {
+    if (c_ != nullptr) ringcast_response_release(std::exchange(c_, nullptr), &r_);
+  }
+
+ private:
+  friend class Client;
+  Response(ringcast_client* c, ringcast_sample r) : c_(c), r_(r), status_(RINGCAST_OK) {}
+  explicit Response(ringcast_status why) : status_(why) {}
+  ringcast_client* c_ = nullptr;
+  ringcast_sample r_{};
+  ringcast_status status_ = RINGCAST_TIMEOUT;
+};
+
+/// A client of a service. Destroying it disconnects.
+class Client {
+ public:
+  /// Connects, waiting up to `wait` for a live server (0: not at all; forever). Throws
+  /// RINGCAST_ERR_NO_SERVER, _TOO_MANY_CLIENTS, or RINGCAST_TIMEOUT as an Error when the
+  /// server does not answer the greeting in time.
+  static Client connect(const std::string& service, ClientOptions opts = {},
+                        std::chrono::nanoseconds wait = std::chrono::nanoseconds(0)) {
+    ringcast_client* c = nullptr;
+    ringcast_status st = detail::check(
+        ringcast_client_connect(service.c_str(), opts.get(), detail::ns(wait), &c));
+    if (st != RINGCAST_OK) throw Error(st, "service " + service + ": no answer to the greeting");
+    return Client(c);
+  }
+  Client(Client&& o) noexcept : c_(std::exchange(o.c_, nullptr)) {}
+  Client& operator=(Client&& o) noexcept {
+    if (this != &o) { reset(); c_ = std::exchange(o.c_, nullptr); }
+    return *this;
+  }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  ~Client() { reset(); }
+
+  /// Sends a request and returns its first response (empty on RINGCAST_TIMEOUT,
+  /// _DISCONNECTED, _FULL: see status()). Throws RINGCAST_ERR_NO_RESPONSE when the server
+  /// ended the request with none. One response held at a time: release the previous one.
+  Response call(const void* data, std::size_t len, std::chrono::nanoseconds timeout = forever) {
+    ringcast_sample r{};
+    ringcast_status st =
+        detail::check(ringcast_client_call(c_, data, len, detail::ns(timeout), &r));
+    if (st != RINGCAST_OK) return Response(st);
+    return Response(c_, r);
+  }
+  Response call(std::string_view bytes, std::chrono::nanoseconds timeout = forever) {
+    return call(bytes.data(), bytes.size(), timeout);
+  }
+  /// Sends a request; returns its call id, or 0 on RINGCAST_TIMEOUT / _FULL /
+  /// _DISCONNECTED.
+  uint64_t send(std::string_view bytes, std::chrono::nanoseconds timeout = forever) {
+    uint64_t call = 0;
+    detail::check(
+        ringcast_client_send(c_, bytes.data(), bytes.size(), detail::ns(timeout), &call));
+    return call;
+  }
+  /// The next response to `call` (empty with RINGCAST_ENDED once its stream ended, or on
+  /// a timeout or disconnection).
+  Response recv(uint64_t call, std::chrono::nanoseconds timeout = forever) {
+    ringcast_sample r{};
+    ringcast_status st =
+        detail::check(ringcast_client_recv(c_, call, detail::ns(timeout), &r));
+    if (st != RINGCAST_OK) return Response(st);
+    return Response(c_, r);
+  }
+  std::size_t max_request() {
+    std::size_t n = 0;
+    detail::check(ringcast_client_max_request(c_, &n));
+    return n;
+  }
+  ringcast_client* handle() const noexcept { return c_; }
+
+ private:
+  explicit Client(ringcast_client* c) : c_(c) {}
+  void reset() noexcept {
+    if (c_ != nullptr) ringcast_client_destroy(std::exchange(c_, nullptr));
+  }
+  ringcast_client* c_ = nullptr;
+};
+
+inline void WaitSet::add(Server& s) {
+  detail::check(ringcast_waitset_add_server(w_, s.handle()));
+  members_++;
+  services_++;
+}
+inline void WaitSet::remove(Server& s) {
+  detail::check(ringcast_waitset_remove_server(w_, s.handle()));
+  members_--;
+  services_--;
+}
+inline void WaitSet::add(Client& c) {
+  detail::check(ringcast_waitset_add_client(w_, c.handle()));
+  members_++;
+  services_++;
+}
+inline void WaitSet::remove(Client& c) {
+  detail::check(ringcast_waitset_remove_client(w_, c.handle()));
+  members_--;
+  services_--;
+}
+inline bool WaitSet::is_ready(const Server& s) const {
+  for (const auto& m : ready_members_)
+    if (m.server != nullptr && m.server == s.handle()) return true;
+  return false;
+}
+inline bool WaitSet::is_ready(const Client& c) const {
+  for (const auto& m : ready_members_)
+    if (m.client != nullptr && m.client == c.handle()) return true;
+  return false;
+}
 
 }  // namespace ringcast
 

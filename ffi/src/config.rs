@@ -201,7 +201,7 @@ const _: () = assert!(size_of::<ringcast_subscriber_options>() == 80);
 /// # Safety
 /// `p` is non-NULL and readable for its leading `u32` `struct_size` and for that many
 /// bytes; `T` is one of the config structs (plain old data, `struct_size` first).
-unsafe fn read_versioned<T: Copy>(
+pub(crate) unsafe fn read_versioned<T: Copy>(
     p: *const T,
     defaults: T,
     sizes: &[usize],
@@ -247,7 +247,7 @@ fn memory_arg(memory: u32, allowed: u32, what: &str) -> Result<(bool, bool, bool
     ))
 }
 
-fn wait_arg(wait: u32) -> Result<WaitStrategy, Failure> {
+pub(crate) fn wait_arg(wait: u32) -> Result<WaitStrategy, Failure> {
     match wait {
         RINGCAST_WAIT_SPIN_THEN_PARK => Ok(WaitStrategy::default()),
         RINGCAST_WAIT_PARK => Ok(WaitStrategy::Park),
@@ -311,7 +311,11 @@ pub(crate) unsafe fn publisher_config(
 ///
 /// # Safety
 /// `p` is NULL or readable for `len` ids.
-unsafe fn id_list<'a>(p: *const u32, len: usize, what: &str) -> Result<&'a [u32], Failure> {
+pub(crate) unsafe fn id_list<'a>(
+    p: *const u32,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u32], Failure> {
     match (p.is_null(), len) {
         (_, 0) => Ok(&[]),
         (true, _) => Err(Failure::null(what)),

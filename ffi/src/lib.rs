@@ -1,4 +1,5 @@
-//! The C ABI of ringcast: byte topics from C, C++ and any language with a C FFI.
+//! The C ABI of ringcast: byte topics and services (request / response) from C, C++ and
+//! any language with a C FFI.
 //!
 //! Built as a `cdylib` (`libringcast_ffi.so`) and a `staticlib` (`libringcast_ffi.a`);
 //! the header `include/ringcast.h` is generated from this crate by cbindgen (the test
@@ -26,6 +27,7 @@ mod config;
 mod error;
 mod publisher;
 mod reentry;
+mod service;
 mod status;
 mod subscriber;
 mod waitset;
@@ -33,6 +35,7 @@ mod waitset;
 pub use config::*;
 pub use error::{ringcast_last_error, ringcast_status_str, ringcast_version};
 pub use publisher::*;
+pub use service::*;
 pub use status::ringcast_status;
 pub use subscriber::*;
 pub use waitset::*;

@@ -25,6 +25,9 @@ pub enum ringcast_status {
     /// The handle was destroyed, and the loan it had outstanding aborted (or the sample it
     /// held released): nothing is left to free.
     RINGCAST_ABANDONED = 7,
+    /// A service call's stream ended: the server sent its last response (or ended it
+    /// with none), or the call is not in flight. No response was received.
+    RINGCAST_ENDED = 8,
     /// A required pointer argument is NULL.
     RINGCAST_ERR_NULL = -1,
     /// An argument is invalid: not UTF-8, an unknown enum value, an out-of-range number.
@@ -83,11 +86,29 @@ pub enum ringcast_status {
     /// The topic admits several publishers and all of them are live: wait for one to
     /// leave, or create the topic with a larger `max_publishers`.
     RINGCAST_ERR_PUBLISHERS_FULL = -24,
+    /// No live server serves the service (within the wait, if one was given): start it,
+    /// or connect with a wait.
+    RINGCAST_ERR_NO_SERVER = -25,
+    /// A live server already serves the service: stop it, or use another name.
+    RINGCAST_ERR_ALREADY_SERVED = -26,
+    /// The server has all the clients it admits connected (`max_clients`).
+    RINGCAST_ERR_TOO_MANY_CLIENTS = -27,
+    /// The client a response is for is gone (it died or disconnected): nobody to answer.
+    RINGCAST_ERR_CLIENT_GONE = -28,
+    /// The client's response ring is full (it is not reading): nothing was sent; try
+    /// again later. The server never waits for one client.
+    RINGCAST_ERR_CLIENT_FULL = -29,
+    /// `ringcast_client_call`: the server ended the request with no response.
+    RINGCAST_ERR_NO_RESPONSE = -30,
+    /// The client has its most requests in flight: receive their responses first.
+    RINGCAST_ERR_TOO_MANY_IN_FLIGHT = -31,
+    /// The call id is not one this client sent.
+    RINGCAST_ERR_UNKNOWN_CALL = -32,
 }
 
 impl ringcast_status {
     /// Every status, for `ringcast_status_str` and the tests.
-    pub const ALL: [ringcast_status; 32] = [
+    pub const ALL: [ringcast_status; 41] = [
         Self::RINGCAST_OK,
         Self::RINGCAST_TIMEOUT,
         Self::RINGCAST_DISCONNECTED,
@@ -96,6 +117,7 @@ impl ringcast_status {
         Self::RINGCAST_CORRUPT,
         Self::RINGCAST_NOTIFIED,
         Self::RINGCAST_ABANDONED,
+        Self::RINGCAST_ENDED,
         Self::RINGCAST_ERR_NULL,
         Self::RINGCAST_ERR_INVALID_ARGUMENT,
         Self::RINGCAST_ERR_VERSION,
@@ -120,6 +142,14 @@ impl ringcast_status {
         Self::RINGCAST_ERR_UNTRUSTED,
         Self::RINGCAST_ERR_MISMATCH,
         Self::RINGCAST_ERR_PUBLISHERS_FULL,
+        Self::RINGCAST_ERR_NO_SERVER,
+        Self::RINGCAST_ERR_ALREADY_SERVED,
+        Self::RINGCAST_ERR_TOO_MANY_CLIENTS,
+        Self::RINGCAST_ERR_CLIENT_GONE,
+        Self::RINGCAST_ERR_CLIENT_FULL,
+        Self::RINGCAST_ERR_NO_RESPONSE,
+        Self::RINGCAST_ERR_TOO_MANY_IN_FLIGHT,
+        Self::RINGCAST_ERR_UNKNOWN_CALL,
     ];
 
     /// A short description (static, NUL-terminated).
@@ -172,6 +202,19 @@ impl ringcast_status {
                 c"the topic exists with another configuration: join it with the topic's own"
             }
             RINGCAST_ERR_PUBLISHERS_FULL => c"the topic already has all the publishers it admits",
+            RINGCAST_ENDED => c"the call's stream ended: no more responses",
+            RINGCAST_ERR_NO_SERVER => c"the service has no live server",
+            RINGCAST_ERR_ALREADY_SERVED => c"the service already has a live server",
+            RINGCAST_ERR_TOO_MANY_CLIENTS => c"the service already has all the clients it admits",
+            RINGCAST_ERR_CLIENT_GONE => c"the client is gone",
+            RINGCAST_ERR_CLIENT_FULL => {
+                c"the client's response ring is full (it is not reading); try again later"
+            }
+            RINGCAST_ERR_NO_RESPONSE => c"the server ended the request without a response",
+            RINGCAST_ERR_TOO_MANY_IN_FLIGHT => {
+                c"the client has its most requests in flight: receive their responses first"
+            }
+            RINGCAST_ERR_UNKNOWN_CALL => c"not a call of this client",
         }
     }
 }

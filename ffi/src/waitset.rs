@@ -1,32 +1,150 @@
-//! `ringcast_waitset`: one thread waits on many subscribers at once (futex_waitv), and a
-//! thread-safe notifier wakes it.
+//! `ringcast_waitset`: one thread waits on many subscribers, servers and clients at once
+//! (futex_waitv), and a thread-safe notifier wakes it.
 
 use std::ptr::NonNull;
+use std::time::Instant;
 
-use ringcast::{Key, Notifier, Subscriber, WaitError, WaitSet, MAX_MEMBERS};
+use ringcast::service::{Client, Server};
+use ringcast::{Key, Member, Notifier, Subscriber, WaitError, WaitSet, Wakeup, MAX_MEMBERS};
 
 use crate::boxed;
 use crate::error::{guard, timeout_arg, Failure};
 use crate::reentry;
+use crate::service::{self, ringcast_client, ringcast_server};
 use crate::status::ringcast_status::{self, *};
 use crate::subscriber::{handle, ringcast_subscriber, Place};
 
-/// A set of subscribers one thread waits on (opaque). The set owns its members' state
-/// while they are in it; their handles stay valid and are used as before (receive,
-/// release), by the set's thread.
+/// A set of subscribers, servers and clients one thread waits on (opaque). The set owns
+/// its members' state while they are in it; their handles stay valid and are used as
+/// before (receive, release, respond, call), by the set's thread.
 pub struct ringcast_waitset {
     set: WaitSet,
     /// The handles of the members and their keys, so destroying the set can give each its
     /// state back.
-    members: Vec<(NonNull<ringcast_subscriber>, Key<Subscriber>)>,
+    members: Vec<Entry>,
     /// Where the next wait starts reporting ready members, so that members ready past a
     /// short `ready` array are reported by the next wait (round robin).
     cursor: usize,
+    /// Per member (in `members` order): whether the last wait found it ready (reused).
+    ready: Vec<bool>,
 }
 
 /// Wakes a wait set's waiter from any thread (opaque; thread-safe).
 pub struct ringcast_notifier {
     notifier: Notifier,
+}
+
+/// What kind of handle a `ringcast_member` is.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ringcast_member_kind {
+    /// A `ringcast_subscriber`.
+    RINGCAST_MEMBER_SUBSCRIBER = 1,
+    /// A `ringcast_server`.
+    RINGCAST_MEMBER_SERVER = 2,
+    /// A `ringcast_client`.
+    RINGCAST_MEMBER_CLIENT = 3,
+}
+
+/// A ready member of a wait set, as `ringcast_waitset_wait_members` reports it: the
+/// pointer of its `kind` is the member's handle, the other two are NULL.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ringcast_member {
+    /// Which of the pointers is set.
+    pub kind: ringcast_member_kind,
+    /// The subscriber, for `RINGCAST_MEMBER_SUBSCRIBER` (else NULL).
+    pub subscriber: *mut ringcast_subscriber,
+    /// The server, for `RINGCAST_MEMBER_SERVER` (else NULL).
+    pub server: *mut ringcast_server,
+    /// The client, for `RINGCAST_MEMBER_CLIENT` (else NULL).
+    pub client: *mut ringcast_client,
+}
+
+/// A member of a set: its handle and its key.
+#[derive(Clone, Copy)]
+enum Entry {
+    Subscriber(NonNull<ringcast_subscriber>, Key<Subscriber>),
+    Server(NonNull<ringcast_server>, Key<Server>),
+    Client(NonNull<ringcast_client>, Key<Client>),
+}
+
+impl Entry {
+    /// The handle's address.
+    fn handle(&self) -> *const () {
+        match self {
+            Entry::Subscriber(p, _) => p.as_ptr().cast_const().cast(),
+            Entry::Server(p, _) => p.as_ptr().cast_const().cast(),
+            Entry::Client(p, _) => p.as_ptr().cast_const().cast(),
+        }
+    }
+
+    /// The member as C sees it.
+    fn to_c(self) -> ringcast_member {
+        let mut m = ringcast_member {
+            kind: ringcast_member_kind::RINGCAST_MEMBER_SUBSCRIBER,
+            subscriber: std::ptr::null_mut(),
+            server: std::ptr::null_mut(),
+            client: std::ptr::null_mut(),
+        };
+        match self {
+            Entry::Subscriber(p, _) => m.subscriber = p.as_ptr(),
+            Entry::Server(p, _) => {
+                m.kind = ringcast_member_kind::RINGCAST_MEMBER_SERVER;
+                m.server = p.as_ptr();
+            }
+            Entry::Client(p, _) => {
+                m.kind = ringcast_member_kind::RINGCAST_MEMBER_CLIENT;
+                m.client = p.as_ptr();
+            }
+        }
+        m
+    }
+}
+
+/// Where a server or client lives: in its handle, or in the wait set it was added to
+/// (which owns its members, as for subscribers: see `subscriber::Place`).
+pub(crate) enum MemberPlace<T> {
+    Own(T),
+    /// Only while `ringcast_waitset_add_server` / `_add_client` moves it into the set.
+    Moving,
+    InSet {
+        set: NonNull<ringcast_waitset>,
+        key: Key<T>,
+    },
+}
+
+impl<T: Member> MemberPlace<T> {
+    /// The member, wherever it lives. `RINGCAST_ERR_REENTRANT` from inside a callback its
+    /// set runs.
+    pub(crate) fn get(&mut self) -> Result<&mut T, Failure> {
+        match self {
+            MemberPlace::Own(m) => Ok(m),
+            MemberPlace::InSet { set, key } => {
+                reentry::refuse(set.as_ptr(), "wait set")?;
+                // SAFETY: a set keeps a pointer to each member handle and, when destroyed,
+                // moves every member back into its handle first (and destroying a member
+                // takes it out first); so a handle `InSet` names a live set. The set and
+                // its members are used by one thread (the documented contract), and the
+                // set is not running a callback (checked), so no other reference to it is
+                // in use.
+                let set = unsafe { set.as_mut() };
+                Ok(set
+                    .set
+                    .get_mut(*key)
+                    .expect("a handle in a set has a key of that set"))
+            }
+            MemberPlace::Moving => unreachable!("a handle is never left moving"),
+        }
+    }
+
+    /// The set this member is in (NULL: none).
+    pub(crate) fn set_ptr(&self) -> *const ringcast_waitset {
+        match self {
+            MemberPlace::InSet { set, .. } => set.as_ptr(),
+            _ => std::ptr::null(),
+        }
+    }
 }
 
 impl ringcast_waitset {
@@ -48,18 +166,54 @@ impl ringcast_waitset {
             .expect("a handle in a set has a key of that set");
         h.place = Place::Own(sub);
         let ptr: *const ringcast_subscriber = h;
-        self.members.retain(|(m, _)| !std::ptr::eq(m.as_ptr(), ptr));
+        self.members.retain(|e| e.handle() != ptr.cast());
+    }
+
+    /// Moves the server or client at `place` (of the handle at `handle`) out of this set
+    /// back into its handle.
+    pub(crate) fn take_back_member<T: Member>(
+        &mut self,
+        place: &mut MemberPlace<T>,
+        handle: *const (),
+    ) {
+        let MemberPlace::InSet { key, .. } = *place else {
+            return;
+        };
+        let member = self
+            .set
+            .remove(key)
+            .expect("a handle in a set has a key of that set");
+        *place = MemberPlace::Own(member);
+        self.members.retain(|e| e.handle() != handle);
     }
 }
 
 impl Drop for ringcast_waitset {
     fn drop(&mut self) {
-        for (m, key) in std::mem::take(&mut self.members) {
-            // SAFETY: a member handle is live while it is in the set (destroying a
-            // subscriber takes it out first), and used by this thread.
-            let h = unsafe { &mut *m.as_ptr() };
-            if let Some(sub) = self.set.remove(key) {
-                h.place = Place::Own(sub);
+        for entry in std::mem::take(&mut self.members) {
+            match entry {
+                Entry::Subscriber(m, key) => {
+                    // SAFETY: a member handle is live while it is in the set (destroying
+                    // a member takes it out first), and used by this thread.
+                    let h = unsafe { &mut *m.as_ptr() };
+                    if let Some(sub) = self.set.remove(key) {
+                        h.place = Place::Own(sub);
+                    }
+                }
+                Entry::Server(m, key) => {
+                    // SAFETY: as for a subscriber.
+                    let h = unsafe { &mut *m.as_ptr() };
+                    if let Some(server) = self.set.remove(key) {
+                        h.server = MemberPlace::Own(server);
+                    }
+                }
+                Entry::Client(m, key) => {
+                    // SAFETY: as for a subscriber.
+                    let h = unsafe { &mut *m.as_ptr() };
+                    if let Some(client) = self.set.remove(key) {
+                        h.client = MemberPlace::Own(client);
+                    }
+                }
             }
         }
     }
@@ -91,6 +245,7 @@ pub unsafe extern "C" fn ringcast_waitset_create(
             set: WaitSet::with_capacity(capacity),
             members: Vec::new(),
             cursor: 0,
+            ready: Vec::new(),
         };
         // SAFETY: `out` was checked by `clear`.
         unsafe { boxed::give(out, ws) };
@@ -142,7 +297,7 @@ pub unsafe extern "C" fn ringcast_waitset_add(
                     unreachable!("checked non-NULL")
                 };
                 h.place = Place::InSet { set: ws, key };
-                set.members.push((s, key));
+                set.members.push(Entry::Subscriber(s, key));
                 Ok(RINGCAST_OK)
             }
             Err(e) => {
@@ -192,7 +347,9 @@ pub unsafe extern "C" fn ringcast_waitset_remove(
 /// none is starved. Returns `RINGCAST_OK`,
 /// `RINGCAST_NOTIFIED`, or `RINGCAST_TIMEOUT`. Every member must have released its sample
 /// (`RINGCAST_ERR_SAMPLE_OUTSTANDING`); an empty set without a notifier cannot wait for
-/// ever (`RINGCAST_ERR_WAITSET`).
+/// ever (`RINGCAST_ERR_WAITSET`). A set with servers or clients in it is refused
+/// (`RINGCAST_ERR_WAITSET`, nothing done): wait on it with
+/// `ringcast_waitset_wait_members`, which reports every kind of member.
 ///
 /// # Safety
 /// `ws` is a live handle (or NULL); `ready` is NULL or writable for `ready_cap` pointers;
@@ -214,45 +371,358 @@ pub unsafe extern "C" fn ringcast_waitset_wait(
         // SAFETY: NULL or writable, by the caller's contract.
         let ready_len = unsafe { ready_len.as_mut() }.ok_or_else(|| Failure::null("ready_len"))?;
         *ready_len = 0;
-        let (set, members) = (&mut ws.set, &ws.members);
-        if members
+        if ws
+            .members
             .iter()
-            .any(|(_, k)| set.get_mut(*k).is_some_and(|s| s.kept_info().is_some()))
+            .any(|e| !matches!(e, Entry::Subscriber(..)))
         {
             return Err(Failure::new(
-                RINGCAST_ERR_SAMPLE_OUTSTANDING,
-                "a member holds a sample: release it before waiting",
+                RINGCAST_ERR_WAITSET,
+                "the set has servers or clients: wait with ringcast_waitset_wait_members",
             ));
         }
-        let wake = match timeout_arg(timeout_ns) {
-            None => ws.set.wait(),
-            Some(t) => ws.set.wait_timeout(t),
+        let (status, n) = ws.wait_ready(timeout_ns, ready_cap, |n, entry| {
+            if let Entry::Subscriber(member, _) = entry {
+                // SAFETY: `n < ready_cap` (`wait_ready` reports at most `ready_cap`) and
+                // `ready` is writable for `ready_cap` pointers.
+                unsafe { ready.add(n).write(member.as_ptr()) };
+            }
+        })?;
+        *ready_len = n;
+        Ok(status)
+    })
+}
+
+/// Waits as `ringcast_waitset_wait` does, on a set of any members (subscribers, servers,
+/// clients), and writes up to `ready_cap` ready members to `ready` (each with its kind and
+/// handle), their number to `*ready_len`; round robin as `ringcast_waitset_wait`. Returns
+/// `RINGCAST_OK`, `RINGCAST_NOTIFIED`, or `RINGCAST_TIMEOUT`.
+///
+/// Ready means a receive with a zero timeout would not return `RINGCAST_TIMEOUT`: for a
+/// subscriber, as in `ringcast_waitset_wait`; for a server, a request is there (the wait
+/// receives it to know, and the next `ringcast_server_recv` returns it at once) or its
+/// request topic was closed (`RINGCAST_ERR_CLOSED`); greetings of new clients are handled
+/// on the way and wake no one. For a client, a response is there, or its server is gone
+/// (found within a liveness slice of its death: `ringcast_client_recv` of a call in flight
+/// then returns `RINGCAST_DISCONNECTED`; a client whose server is gone stays ready:
+/// destroy it, or remove it from the set). A response nobody waits for (to a call a
+/// timed-out `ringcast_client_call` abandoned, or a later part of a stream `call` took
+/// the first of) is dropped by the wait and never makes a client ready.
+///
+/// Every member must have released its sample, request or response
+/// (`RINGCAST_ERR_SAMPLE_OUTSTANDING`); an empty set without a notifier cannot wait for
+/// ever (`RINGCAST_ERR_WAITSET`).
+///
+/// # Safety
+/// `ws` is a live handle (or NULL); `ready` is NULL or writable for `ready_cap` members;
+/// `ready_len` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_waitset_wait_members(
+    ws: *mut ringcast_waitset,
+    timeout_ns: i64,
+    ready: *mut ringcast_member,
+    ready_cap: usize,
+    ready_len: *mut usize,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let ws = unsafe { set_handle(ws) }?;
+        if ready.is_null() && ready_cap > 0 {
+            return Err(Failure::null("ready (with a non-zero ready_cap)"));
         }
-        .map_err(|e: WaitError| Failure::new(RINGCAST_ERR_WAITSET, e.to_string()))?;
+        // SAFETY: NULL or writable, by the caller's contract.
+        let ready_len = unsafe { ready_len.as_mut() }.ok_or_else(|| Failure::null("ready_len"))?;
+        *ready_len = 0;
+        let (status, n) = ws.wait_ready(timeout_ns, ready_cap, |n, entry| {
+            // SAFETY: `n < ready_cap` (`wait_ready` reports at most `ready_cap`) and
+            // `ready` is writable for `ready_cap` members.
+            unsafe { ready.add(n).write(entry.to_c()) };
+        })?;
+        *ready_len = n;
+        Ok(status)
+    })
+}
+
+impl ringcast_waitset {
+    /// The wait of `ringcast_waitset_wait` and `_wait_members`: waits, then calls
+    /// `report(n, member)` for the `n`th ready member reported, at most `cap` of them,
+    /// round robin. Returns the status and how many were reported.
+    fn wait_ready(
+        &mut self,
+        timeout_ns: i64,
+        cap: usize,
+        mut report: impl FnMut(usize, Entry),
+    ) -> Result<(ringcast_status, usize), Failure> {
+        for entry in &self.members {
+            let held = match *entry {
+                Entry::Subscriber(_, k) => {
+                    self.set.get_mut(k).is_some_and(|s| s.kept_info().is_some())
+                }
+                // SAFETY: a member handle is live while it is in the set, and used by this
+                // thread; only its own fields are read.
+                Entry::Server(p, _) => unsafe { (*p.as_ptr()).held.is_some() },
+                // SAFETY: as for a server.
+                Entry::Client(p, _) => unsafe { (*p.as_ptr()).held.is_some() },
+            };
+            if held {
+                return Err(Failure::new(
+                    RINGCAST_ERR_SAMPLE_OUTSTANDING,
+                    "a member holds a sample, request or response: release it before waiting",
+                ));
+            }
+        }
+        let deadline = timeout_arg(timeout_ns).and_then(|t| Instant::now().checked_add(t));
+        let (wake, any) = loop {
+            let pending = self.members.iter().any(|e| match *e {
+                // SAFETY: as above.
+                Entry::Server(p, _) => unsafe { (*p.as_ptr()).ready.is_some() },
+                _ => false,
+            });
+            let wake = if pending {
+                // A server has a request the last wait received: report it now, with any
+                // other member ready now.
+                self.set.wait_timeout(std::time::Duration::ZERO)
+            } else {
+                self.set.wait_deadline(deadline)
+            }
+            .map_err(|e: WaitError| Failure::new(RINGCAST_ERR_WAITSET, e.to_string()))?;
+            let (any, spurious) = self.settle();
+            if any || !spurious || wake.notified() || wake.timed_out() {
+                break (wake, any);
+            }
+            // Only greetings woke a server: nothing to report, wait on.
+        };
         let mut n = 0;
-        let len = ws.members.len();
+        let len = self.members.len();
         for j in 0..len {
-            if n == ready_cap {
+            if n == cap {
                 // Start after the last one reported next time.
-                ws.cursor = (ws.cursor + j) % len;
+                self.cursor = (self.cursor + j) % len;
                 break;
             }
-            let at = (ws.cursor + j) % len;
-            let (member, key) = ws.members[at];
-            if ws.set.is_ready(key) {
-                // SAFETY: `n < ready_cap` and `ready` is writable for `ready_cap` pointers.
-                unsafe { ready.add(n).write(member.as_ptr()) };
+            let at = (self.cursor + j) % len;
+            if self.ready[at] {
+                report(n, self.members[at]);
                 n += 1;
             }
         }
-        *ready_len = n;
-        Ok(if wake.notified() {
-            RINGCAST_NOTIFIED
-        } else if wake.timed_out() {
-            RINGCAST_TIMEOUT
-        } else {
-            RINGCAST_OK
+        let status = status_of(&wake, any);
+        Ok((status, n))
+    }
+
+    /// Finds which members are ready after a wait (into `self.ready`): a server the wait
+    /// found ready receives its request here (kept for its next `ringcast_server_recv`),
+    /// to tell a request from greetings only. Returns whether any member is ready, and
+    /// whether a server was found ready with no request (greetings).
+    fn settle(&mut self) -> (bool, bool) {
+        self.ready.clear();
+        let (mut any, mut spurious) = (false, false);
+        for at in 0..self.members.len() {
+            let ready = match self.members[at] {
+                Entry::Subscriber(_, k) => self.set.is_ready(k),
+                Entry::Client(_, k) => self.set.is_ready(k),
+                Entry::Server(p, k) => {
+                    // SAFETY: a member handle is live while it is in the set, and used by
+                    // this thread; its `ready` field is not borrowed elsewhere (the
+                    // server's state lives in this set, borrowed below separately).
+                    let h = unsafe { &mut *p.as_ptr() };
+                    if h.ready.is_some() {
+                        true
+                    } else if self.set.is_ready(k) {
+                        let server = self.set.get_mut(k).expect("a member's key is of its set");
+                        match service::receive(server, Some(std::time::Duration::ZERO)) {
+                            Ok(request) => {
+                                h.ready = Some(request);
+                                true
+                            }
+                            Err(f) if f.status == RINGCAST_TIMEOUT => {
+                                spurious = true;
+                                false
+                            }
+                            // Closed: a receive reports it.
+                            Err(_) => true,
+                        }
+                    } else {
+                        false
+                    }
+                }
+            };
+            any |= ready;
+            self.ready.push(ready);
+        }
+        (any, spurious)
+    }
+}
+
+/// The status of a wait that woke with `wake` and found members ready (`any`) or not.
+fn status_of(wake: &Wakeup, any: bool) -> ringcast_status {
+    if wake.notified() {
+        RINGCAST_NOTIFIED
+    } else if wake.timed_out() && !any {
+        RINGCAST_TIMEOUT
+    } else {
+        RINGCAST_OK
+    }
+}
+
+/// Adds the server or client at `place` to `set` (whose C pointer is `ws`); `entry` makes
+/// its member entry from its key.
+fn add_member<T: Member>(
+    ws: *mut ringcast_waitset,
+    set: &mut ringcast_waitset,
+    place: &mut MemberPlace<T>,
+    what: &str,
+    entry: impl FnOnce(Key<T>) -> Entry,
+) -> Result<ringcast_status, Failure> {
+    let member = match place {
+        MemberPlace::Own(_) => match std::mem::replace(place, MemberPlace::Moving) {
+            MemberPlace::Own(m) => m,
+            _ => unreachable!("matched above"),
+        },
+        _ => {
+            return Err(Failure::new(
+                RINGCAST_ERR_WAITSET,
+                format!("the {what} is already in a wait set"),
+            ))
+        }
+    };
+    match set.set.add(member) {
+        Ok(key) => {
+            let Some(ws) = NonNull::new(ws) else {
+                unreachable!("checked non-NULL")
+            };
+            *place = MemberPlace::InSet { set: ws, key };
+            set.members.push(entry(key));
+            Ok(RINGCAST_OK)
+        }
+        Err(e) => {
+            let status = match e.refusal {
+                ringcast::Refusal::Full { .. } => RINGCAST_ERR_RESOURCE,
+                _ => RINGCAST_ERR_CLOSED,
+            };
+            let message = format!("the {what} cannot join the wait set: {}", e.refusal);
+            *place = MemberPlace::Own(e.into_member());
+            Err(Failure::new(status, message))
+        }
+    }
+}
+
+/// Adds server `s` to the set: it is ready when a request waits (see
+/// `ringcast_waitset_wait_members`). Its handle stays valid and usable by the set's
+/// thread. Refused: `RINGCAST_ERR_WAITSET` (already in a set),
+/// `RINGCAST_ERR_SAMPLE_OUTSTANDING` (it holds a request: answer or release it first),
+/// `RINGCAST_ERR_CLOSED` (its request topic was closed), `RINGCAST_ERR_RESOURCE` (the set
+/// is full).
+///
+/// # Safety
+/// `ws` and `s` are live handles (or NULL), used by this thread.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_waitset_add_server(
+    ws: *mut ringcast_waitset,
+    s: *mut ringcast_server,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let set = unsafe { set_handle(ws) }?;
+        // SAFETY: by the caller's contract.
+        let h = unsafe { service::server(s) }?;
+        if h.held.is_some() && matches!(h.server, MemberPlace::Own(_)) {
+            return Err(Failure::new(
+                RINGCAST_ERR_SAMPLE_OUTSTANDING,
+                "answer or release the held request before adding the server to a wait set",
+            ));
+        }
+        let Some(handle) = NonNull::new(s) else {
+            unreachable!("checked non-NULL")
+        };
+        add_member(ws, set, &mut h.server, "server", |k| {
+            Entry::Server(handle, k)
         })
+    })
+}
+
+/// Takes server `s` out of the set (`RINGCAST_ERR_WAITSET` if it is not in it). A request
+/// a wait received for it stays for its next `ringcast_server_recv`.
+///
+/// # Safety
+/// As for [`ringcast_waitset_add_server`].
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_waitset_remove_server(
+    ws: *mut ringcast_waitset,
+    s: *mut ringcast_server,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let set = unsafe { set_handle(ws) }?;
+        // SAFETY: by the caller's contract.
+        let h = unsafe { service::server(s) }?;
+        if !std::ptr::eq(h.server.set_ptr(), &*set) {
+            return Err(Failure::new(
+                RINGCAST_ERR_WAITSET,
+                "the server is not in this wait set",
+            ));
+        }
+        set.take_back_member(&mut h.server, s.cast_const().cast());
+        Ok(RINGCAST_OK)
+    })
+}
+
+/// Adds client `c` to the set: it is ready when a response waits or its server is gone
+/// (see `ringcast_waitset_wait_members`). Its handle stays valid and usable by the set's
+/// thread. Refused: `RINGCAST_ERR_WAITSET` (already in a set),
+/// `RINGCAST_ERR_SAMPLE_OUTSTANDING` (it holds a response: release it first),
+/// `RINGCAST_ERR_CLOSED` (its server is gone and every response was received),
+/// `RINGCAST_ERR_RESOURCE` (the set is full).
+///
+/// # Safety
+/// `ws` and `c` are live handles (or NULL), used by this thread.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_waitset_add_client(
+    ws: *mut ringcast_waitset,
+    c: *mut ringcast_client,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let set = unsafe { set_handle(ws) }?;
+        // SAFETY: by the caller's contract.
+        let h = unsafe { service::client(c) }?;
+        if h.held.is_some() && matches!(h.client, MemberPlace::Own(_)) {
+            return Err(Failure::new(
+                RINGCAST_ERR_SAMPLE_OUTSTANDING,
+                "release the held response before adding the client to a wait set",
+            ));
+        }
+        let Some(handle) = NonNull::new(c) else {
+            unreachable!("checked non-NULL")
+        };
+        add_member(ws, set, &mut h.client, "client", |k| {
+            Entry::Client(handle, k)
+        })
+    })
+}
+
+/// Takes client `c` out of the set (`RINGCAST_ERR_WAITSET` if it is not in it).
+///
+/// # Safety
+/// As for [`ringcast_waitset_add_client`].
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_waitset_remove_client(
+    ws: *mut ringcast_waitset,
+    c: *mut ringcast_client,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let set = unsafe { set_handle(ws) }?;
+        // SAFETY: by the caller's contract.
+        let h = unsafe { service::client(c) }?;
+        if !std::ptr::eq(h.client.set_ptr(), &*set) {
+            return Err(Failure::new(
+                RINGCAST_ERR_WAITSET,
+                "the client is not in this wait set",
+            ));
+        }
+        set.take_back_member(&mut h.client, c.cast_const().cast());
+        Ok(RINGCAST_OK)
     })
 }
 

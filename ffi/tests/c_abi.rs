@@ -4,7 +4,10 @@
 //! round trips C -> Rust and Rust -> C++ under both policies, 0 B to the slot size; exact
 //! lag counts; a C subscriber SIGKILLed holding a `Block` sample; C publishers sharing a
 //! topic (two handles in one process and another process) read by a C++ subscriber that
-//! checks each publisher's order; the two examples.
+//! checks each publisher's order; the two examples. Services: a C server and a C client
+//! in two processes, the service entry points with bad arguments, the C++ wrapper, a C
+//! client whose server is SIGKILLed mid-call, and one C wait set holding a subscriber, a
+//! server and a client.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -175,6 +178,38 @@ fn programs() -> &'static Programs {
             "examples/c_subscriber.c",
             "c_subscriber",
             &[],
+        );
+        build("cc", "-std=c99", "tests/c/svc_server.c", "svc_server", &[]);
+        build("cc", "-std=c99", "tests/c/svc_client.c", "svc_client", &[]);
+        let mut threaded = asan.to_vec();
+        threaded.push("-pthread");
+        build(
+            "cc",
+            "-std=c99",
+            "tests/c/svc_checks.c",
+            "svc_checks",
+            &threaded,
+        );
+        build(
+            "cc",
+            "-std=c99",
+            "tests/c/svc_trust.c",
+            "svc_trust",
+            &threaded,
+        );
+        build(
+            "cc",
+            "-std=c99",
+            "tests/c/svc_waitset.c",
+            "svc_waitset",
+            &threaded,
+        );
+        build(
+            "c++",
+            "-std=c++17",
+            "tests/c/svc_cpp.cpp",
+            "svc_cpp",
+            &["-pthread"],
         );
         Programs { dir, sanitized }
     })
@@ -498,16 +533,25 @@ fn cpp_reads_c_lanes(policy: &str, slots: u64, count: u64) -> ((u64, u64, u64, u
                 "4",
                 &count.to_string(),
                 handles,
+                "gate",
             ])
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let out = expect_line(&mut child, "READY");
         (child, out)
     };
-    let (two, two_out) = spawn_pub("2");
-    let (one, one_out) = spawn_pub("1");
+    // Both processes join before either publishes: one that finished and left before
+    // the other joined would hand its lane over, and the joiner continues that lane's
+    // sequence, so a loss across the handover could not be told apart per publisher.
+    let (mut two, two_out) = spawn_pub("2");
+    let (mut one, one_out) = spawn_pub("1");
     drop(creator);
+    for child in [&mut two, &mut one] {
+        let mut gate = child.stdin.take().unwrap();
+        gate.write_all(b"go\n").unwrap();
+    }
     for (child, out) in [(two, two_out), (one, one_out)] {
         let rest: String = out.lines().map(|l| l.unwrap() + "\n").collect();
         let (code, _) = finish(child, LONG);
@@ -733,4 +777,193 @@ fn the_cpp_market_data_publisher_feeds_the_c_subscriber_example() {
     assert_eq!(field(&out, "out_of_order"), 0);
     let (code, _) = finish(publisher, LONG);
     assert_eq!(code, Some(0));
+}
+
+/// Removes every topic under `prefix` when dropped (a service has several).
+struct PrefixCleanup(String);
+
+impl Drop for PrefixCleanup {
+    fn drop(&mut self) {
+        for t in ringcast::name::list_topics(&self.0).unwrap_or_default() {
+            let _ = ringcast::inspect::remove(&self.0, &t);
+        }
+    }
+}
+
+/// A hang bound for a dead server to be noticed, not a speed claim (liveness is two
+/// 50 ms slices plus a wait's period).
+const BOUND: Duration = Duration::from_secs(5);
+
+#[test]
+fn a_c_server_and_a_c_client_in_two_processes_call_stream_defer_and_end() {
+    let p = programs();
+    let prefix = prefix("svc");
+    let _cleanup = PrefixCleanup(prefix.clone());
+    let mut server = p
+        .command("svc_server")
+        .args([&prefix, "c-echo"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _reader = expect_line(&mut server, "SERVING");
+    let client = p
+        .command("svc_client")
+        .args([&prefix, "c-echo", "basic"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out) = finish(client, LONG);
+    assert_eq!(code, Some(0), "svc_client failed:\n{out}");
+    assert_eq!(field(&out, "failed"), 0);
+    assert!(field(&out, "checks") >= 30, "{out}");
+    let (code, _) = finish(server, LONG);
+    assert_eq!(code, Some(0), "svc_server failed");
+}
+
+#[test]
+fn every_service_entry_point_with_bad_arguments_gives_a_status_never_a_crash() {
+    let p = programs();
+    let prefix = prefix("svcapi");
+    let _cleanup = PrefixCleanup(prefix.clone());
+    let child = p
+        .command("svc_checks")
+        .args([&prefix, "svc-checks"])
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out) = finish(child, LONG);
+    assert_eq!(code, Some(0), "svc_checks failed:\n{out}");
+    assert_eq!(field(&out, "failed"), 0);
+    assert!(field(&out, "checks") >= 130, "{out}");
+}
+
+#[test]
+fn a_c_server_takes_a_mode_and_a_c_client_trusts_whom_it_is_told() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to give the name plate to another user");
+        return;
+    }
+    let prefix = prefix("svctrust");
+    let _cleanup = PrefixCleanup(prefix.clone());
+    let child = programs()
+        .command("svc_trust")
+        .args([&prefix, "svc-trust", "65534"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out) = finish(child, LONG);
+    assert_eq!(code, Some(0), "svc_trust failed:\n{out}");
+    assert_eq!(field(&out, "failed"), 0);
+    assert!(field(&out, "checks") >= 20, "{out}");
+}
+
+#[test]
+fn the_cpp_service_wrapper_calls_streams_defers_and_ends_dropped_requests() {
+    let p = programs();
+    let prefix = prefix("svccpp");
+    let _cleanup = PrefixCleanup(prefix.clone());
+    let child = p
+        .command("svc_cpp")
+        .args([&prefix, "cpp-svc"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out) = finish(child, LONG);
+    assert_eq!(code, Some(0), "svc_cpp failed:\n{out}");
+    assert_eq!(field(&out, "failed"), 0);
+    assert!(field(&out, "checks") >= 20, "{out}");
+}
+
+#[test]
+fn a_server_sigkilled_while_a_c_client_calls_ends_the_call_disconnected_within_a_bound() {
+    let p = programs();
+    let prefix = prefix("svckill");
+    let _cleanup = PrefixCleanup(prefix.clone());
+    let mut server = p
+        .command("svc_server")
+        .args([&prefix, "doomed"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server_out = expect_line(&mut server, "SERVING");
+    let mut client = p
+        .command("svc_client")
+        .args([&prefix, "doomed", "hang"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut client_out = expect_line(&mut client, "CALLING");
+    // The server has the request (and will never answer it).
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(server_out.read_line(&mut line).unwrap() > 0, "server ended");
+        if line.starts_with("HANGING") {
+            break;
+        }
+    }
+    let killed = Instant::now();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    line.clear();
+    client_out.read_line(&mut line).unwrap();
+    let after = killed.elapsed();
+    assert!(line.starts_with("RESULT"), "client said {line:?}");
+    assert_eq!(field(&line, "status"), 2, "RINGCAST_DISCONNECTED: {line}");
+    assert!(after < BOUND, "the call ended {after:?} after the kill");
+    let (code, _) = finish(client, LONG);
+    assert_eq!(code, Some(0), "svc_client failed its checks after the kill");
+    eprintln!("call ended {after:?} after the kill");
+}
+
+#[test]
+fn one_c_wait_set_reports_a_subscriber_a_server_and_a_client_and_a_dead_server() {
+    let p = programs();
+    let prefix = prefix("svcws");
+    let _cleanup = PrefixCleanup(prefix.clone());
+    let mut server = p
+        .command("svc_server")
+        .args([&prefix, "ws-remote"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server_out = expect_line(&mut server, "SERVING");
+    let mut waiter = p
+        .command("svc_waitset")
+        .args([&prefix, "ws-local", "ws-remote", "ws-topic"])
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut waiter_out = expect_line(&mut waiter, "HANG_SENT");
+    // The server has the "hang" request (and will never answer it).
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(server_out.read_line(&mut line).unwrap() > 0, "server ended");
+        if line.starts_with("HANGING") {
+            break;
+        }
+    }
+    let killed = Instant::now();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    line.clear();
+    waiter_out.read_line(&mut line).unwrap();
+    let after = killed.elapsed();
+    assert!(
+        line.starts_with("CLIENT_READY"),
+        "svc_waitset said {line:?}"
+    );
+    assert!(
+        after < BOUND,
+        "the client was ready {after:?} after the kill"
+    );
+    let rest: String = waiter_out.lines().map(|l| l.unwrap() + "\n").collect();
+    let (code, _) = finish(waiter, LONG);
+    assert_eq!(code, Some(0), "svc_waitset failed:\n{line}{rest}");
+    assert_eq!(field(&rest, "failed"), 0, "{rest}");
+    assert!(field(&rest, "checks") >= 60, "{rest}");
+    eprintln!("client ready {after:?} after the kill");
 }

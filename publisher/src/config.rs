@@ -76,9 +76,62 @@ impl PublisherConfig {
         self.options.config.max_publishers = n;
         self
     }
+
+    /// Only join: [`Publisher::create`](crate::Publisher::create) takes a free lane of a
+    /// live topic that admits several publishers, with the configuration that topic has
+    /// (the geometry, policy and type set here are ignored), and never creates one
+    /// (`CreateError::NothingToJoin` when there is nothing to join).
+    ///
+    /// ```
+    /// # use ringcast_publisher::{Publisher, PublisherConfig};
+    /// # use ringcast_core::CreateError;
+    /// # let prefix = format!("rcdoc{}join", std::process::id());
+    /// let join = PublisherConfig::default().prefix(&prefix).join_only();
+    /// assert!(matches!(
+    ///     Publisher::create("orders", join.clone()),
+    ///     Err(CreateError::NothingToJoin { .. })
+    /// ));
+    /// let first = PublisherConfig::default().prefix(&prefix).slots(8).max_publishers(2);
+    /// let _gateway = Publisher::create("orders", first)?;
+    /// let strategy = Publisher::create("orders", join)?; // 8 slots, from the topic
+    /// assert_eq!(strategy.geometry().slot_count, 8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn join_only(mut self) -> Self {
+        self.options.join_only = true;
+        self
+    }
     /// Permission bits of the segment (default 0o600: only this user may attach).
     pub fn mode(mut self, mode: u32) -> Self {
         self.options.mode = mode;
+        self
+    }
+    /// Also join shared topics whose segment belongs to user `uid` (with
+    /// [`join_only`](Self::join_only) or a topic of several publishers). By default a
+    /// publisher joins only its own user's and root's topics: another user's is refused
+    /// with `CreateError::AlreadyPublished` naming that user, as a subscriber refuses it
+    /// (`SubscriberOptions::trust_user`), because any local user who may create files in
+    /// /dev/shm could otherwise stand in for the topic and read what is published to it.
+    /// Joining needs write permission on the segment (its creator's [`mode`](Self::mode)).
+    pub fn trust_user(mut self, uid: u32) -> Self {
+        self.options.trust = self.options.trust.user(uid);
+        self
+    }
+    /// Also join shared topics whose segment file's group is `gid` (see
+    /// [`trust_user`](Self::trust_user)).
+    pub fn trust_group(mut self, gid: u32) -> Self {
+        self.options.trust = self.options.trust.group(gid);
+        self
+    }
+    /// Join shared topics of any owner (see [`trust_user`](Self::trust_user)).
+    pub fn trust_any_owner(mut self) -> Self {
+        self.options.trust = self.options.trust.any_owner();
+        self
+    }
+    /// Whose shared topics to join, all at once (replaces what
+    /// [`trust_user`](Self::trust_user) and the others added).
+    pub fn trust(mut self, trust: ringcast_core::trust::Trust) -> Self {
+        self.options.trust = trust;
         self
     }
     /// Segment name prefix (default `ringcast`): segments are `/dev/shm/<prefix>.<topic>`.

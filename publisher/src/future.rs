@@ -22,12 +22,10 @@ struct Room<'a> {
 impl Future for Room<'_> {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.publisher.claim_now() {
+        if self.publisher.poll_room(cx.waker()).is_ready() {
             self.disarm();
             return Poll::Ready(());
         }
-        let next = self.publisher.next_seq();
-        self.publisher.registration().arm([next], cx.waker());
         self.armed = true;
         Poll::Pending
     }
@@ -50,6 +48,30 @@ impl Drop for Room<'_> {
 }
 
 impl Publisher {
+    /// Poll-style wait for room, for event loops that are not Rust futures (Python's
+    /// asyncio, a C or C++ reactor): `Poll::Ready` once the next slot is claimed (the next
+    /// loan, e.g. [`try_loan`](Self::try_loan), gets it), else `Poll::Pending` after arming
+    /// the process's reactor to wake `waker` once there may be room (or a liveness slice
+    /// passed: poll again then, which reaps dead subscribers as a loan does).
+    /// [`loan_async`](Self::loan_async) waits through it; [`disarm`](Self::disarm)
+    /// withdraws the arm.
+    pub fn poll_room(&mut self, waker: &std::task::Waker) -> Poll<()> {
+        if self.claim_now() {
+            return Poll::Ready(());
+        }
+        let next = self.next_seq();
+        self.registration().arm([next], waker);
+        Poll::Pending
+    }
+
+    /// Withdraws an arm left by [`poll_room`](Self::poll_room) (its waker will not be
+    /// woken).
+    pub fn disarm(&mut self) {
+        if let Some(r) = &self.reactor {
+            r.disarm();
+        }
+    }
+
     /// Loans the next slot, waiting for room under `Block` without blocking the thread
     /// (dead subscribers are reaped, and stalled ones evicted with a stall timeout, as for
     /// [`loan`](Self::loan)). Under `Overwrite` it is ready at once. Cancel-safe.

@@ -29,5 +29,6 @@ pub use ringcast_core::{CreateError, Full, Overflow, TypeInfo, WaitStrategy};
 /// The rkyv this crate serializes with; derive your message types with it.
 pub use rkyv;
 pub use typed::{
-    type_info_of, SlotSerializer, SlotWriter, TypedPublisher, TypedSendError, DEFAULT_SCRATCH_BYTES,
+    serialize_into, type_info_of, SlotSerializer, SlotWriter, TypedPublisher, TypedSendError,
+    DEFAULT_SCRATCH_BYTES,
 };

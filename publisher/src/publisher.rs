@@ -152,6 +152,16 @@ impl Publisher {
         self.end.geometry()
     }
 
+    /// Where the topic is imported from (see [`PublisherConfig::imported_from`]); `None`
+    /// for a local topic. A publisher that joined a shared topic gets the topic's
+    /// origin, whatever its own configuration said: a bridge checks it to learn whether
+    /// it joined its own import or a local topic.
+    ///
+    /// [`PublisherConfig::imported_from`]: crate::PublisherConfig::imported_from
+    pub fn origin(&self) -> Option<String> {
+        self.end.memory().origin()
+    }
+
     /// For a topic that re-publishes another (see [`PublisherConfig::imported_from`]):
     /// adds `n` to the messages its source published that never arrived here. Call it
     /// *before* sending the first message after the gap: a subscriber that has received

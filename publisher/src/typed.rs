@@ -267,16 +267,45 @@ fn write_message<T>(
 where
     T: for<'a> Serialize<SlotSerializer<'a>>,
 {
-    let capacity = loan.len();
+    let len = serialize_into(&mut loan, scratch, value)?;
+    Ok(loan.commit(len))
+}
+
+/// Serializes `value` into `buf` (from its start, root object last) with `scratch` as
+/// rkyv's scratch space, and returns the bytes written: the way a [`TypedPublisher`]
+/// writes into its loaned slot, for code that frames its own messages around an archive
+/// (a service's request behind its header). `TooLarge` if the archive outgrows `buf`.
+///
+/// ```
+/// use std::mem::MaybeUninit;
+/// # use ringcast_publisher::serialize_into;
+/// #[repr(align(16))]
+/// struct Buf([u8; 64]);
+/// let mut buf = Buf([0; 64]);
+/// let mut scratch = [MaybeUninit::uninit(); 64];
+/// let len = serialize_into(&mut buf.0, &mut scratch, &7u64)?;
+/// assert_eq!(len, 8);
+/// # Ok::<(), ringcast_publisher::TypedSendError>(())
+/// ```
+#[inline]
+pub fn serialize_into<T>(
+    buf: &mut [u8],
+    scratch: &mut [MaybeUninit<u8>],
+    value: &T,
+) -> Result<usize, TypedSendError>
+where
+    T: for<'a> Serialize<SlotSerializer<'a>>,
+{
+    let capacity = buf.len();
     let mut overflowed = false;
     let writer = SlotWriter {
-        slot: &mut loan,
+        slot: buf,
         pos: 0,
         overflowed: &mut overflowed,
     };
     let written = to_bytes_in_with_alloc(value, writer, SubAllocator::new(scratch));
     match written.map(|writer| writer.pos) {
-        Ok(len) => Ok(loan.commit(len)),
+        Ok(len) => Ok(len),
         Err(_) if overflowed => Err(TypedSendError::TooLarge { capacity }),
         Err(e) => Err(TypedSendError::Serialize(e)),
     }

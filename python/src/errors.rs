@@ -135,6 +135,49 @@ create_exception!(
     "The topic's segment belongs to a user this subscriber does not trust (by default only its own user and root): pass trust_users / trust_groups if that publisher is genuine. `.uid` is the owner's user id."
 );
 
+create_exception!(
+    ringcast,
+    NoServer,
+    NotFound,
+    "The service has no live server (within the wait, if one was given): start it, or connect with a wait."
+);
+create_exception!(
+    ringcast,
+    AlreadyServed,
+    AlreadyExists,
+    "The service already has a live server: stop it, or use another name."
+);
+create_exception!(
+    ringcast,
+    TooManyClients,
+    ResourceExhausted,
+    "The service's server has all the clients it admits (max_clients) connected."
+);
+create_exception!(
+    ringcast,
+    TooManyInFlight,
+    Error,
+    "The client has its most requests in flight: receive their responses (or cancel one) first."
+);
+create_exception!(
+    ringcast,
+    NoResponse,
+    Error,
+    "The server ended the request without a response."
+);
+create_exception!(
+    ringcast,
+    ClientGone,
+    Error,
+    "The client the response is for is gone (it died or disconnected): nobody to answer."
+);
+create_exception!(
+    ringcast,
+    ClientFull,
+    Full,
+    "The client's response ring is full (it is not reading): nothing was sent; try again later."
+);
+
 /// Adds the exceptions to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -160,6 +203,13 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("TooLarge", py.get_type::<TooLarge>()),
         ("Full", py.get_type::<Full>()),
         ("Busy", py.get_type::<Busy>()),
+        ("NoServer", py.get_type::<NoServer>()),
+        ("AlreadyServed", py.get_type::<AlreadyServed>()),
+        ("TooManyClients", py.get_type::<TooManyClients>()),
+        ("TooManyInFlight", py.get_type::<TooManyInFlight>()),
+        ("NoResponse", py.get_type::<NoResponse>()),
+        ("ClientGone", py.get_type::<ClientGone>()),
+        ("ClientFull", py.get_type::<ClientFull>()),
     ] {
         m.add(name, ty)?;
     }

@@ -5,7 +5,9 @@
 
 mod errors;
 mod publisher;
+mod service;
 mod subscriber;
+mod view;
 mod wait;
 
 use pyo3::prelude::*;
@@ -20,6 +22,10 @@ fn _ringcast(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<publisher::Loan>()?;
     m.add_class::<subscriber::Subscriber>()?;
     m.add_class::<subscriber::Sample>()?;
+    m.add_class::<service::Server>()?;
+    m.add_class::<service::Request>()?;
+    m.add_class::<service::Client>()?;
+    m.add_class::<service::Response>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -134,10 +134,10 @@ fn no_room(timeout: Option<Duration>) -> PyErr {
 }
 
 /// A contiguous read-only view of any bytes-like object, released on drop (with the GIL).
-struct View(ffi::Py_buffer);
+pub(crate) struct View(ffi::Py_buffer);
 
 impl View {
-    fn of(obj: &Bound<'_, PyAny>) -> PyResult<View> {
+    pub(crate) fn of(obj: &Bound<'_, PyAny>) -> PyResult<View> {
         let mut v = MaybeUninit::<ffi::Py_buffer>::zeroed();
         // SAFETY: `obj` is a live object; `v` is writable; PyBUF_SIMPLE asks for a
         // contiguous byte buffer (exporters that cannot give one raise BufferError).
@@ -157,7 +157,7 @@ impl View {
         (self.0.buf.cast::<u8>(), self.0.len as usize)
     }
 
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         if self.0.len <= 0 || self.0.buf.is_null() {
             return &[];
         }

@@ -18,6 +18,7 @@ use pyo3::types::PyBytes;
 use ringcast::{Overflow, RecvTimeoutError, Retained, Start, SubscriberOptions};
 
 use crate::errors;
+use crate::view;
 use crate::wait::{blocking, timeout_arg, type_info, TypeSpec};
 
 /// The Python side of the message the subscriber keeps (`try_recv_kept`).
@@ -175,7 +176,7 @@ impl std::task::Wake for PyWaker {
     }
 }
 
-fn py_waker(callback: Py<PyAny>) -> std::task::Waker {
+pub(crate) fn py_waker(callback: Py<PyAny>) -> std::task::Waker {
     std::task::Waker::from(std::sync::Arc::new(PyWaker(callback)))
 }
 
@@ -560,37 +561,9 @@ impl Sample {
         view: *mut ffi::Py_buffer,
         flags: c_int,
     ) -> PyResult<()> {
-        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
-            return Err(PyBufferError::new_err("a sample is read-only"));
-        }
-        let py = slf.py();
-        let this = slf.get();
-        let (ptr, len) = this.with_held(py, |h, bytes| {
-            h.exports += 1;
-            Ok((bytes.as_ptr(), bytes.len()))
-        })?;
-        // SAFETY: `view` is Python's to fill; the bytes stay valid while the export count
-        // is non-zero (nothing releases a held sample with views alive, and a close keeps
-        // the memory in `retained` while this `Sample` lives), and the view keeps `slf`
-        // (so the subscriber object) alive.
-        let r = unsafe {
-            ffi::PyBuffer_FillInfo(
-                view,
-                slf.as_ptr(),
-                ptr.cast_mut().cast(),
-                len as ffi::Py_ssize_t,
-                1,
-                flags,
-            )
-        };
-        if r == -1 {
-            let _ = this.with_held(py, |h, _| {
-                h.exports -= 1;
-                Ok(())
-            });
-            return Err(PyErr::fetch(py));
-        }
-        Ok(())
+        // SAFETY: Python's `view`; a held sample is never released with views alive, and
+        // a close keeps its memory retained while this object lives (`HeldBytes`).
+        unsafe { view::get_buffer(&slf, view, flags) }
     }
 
     /// Buffer protocol: a view ended.
@@ -598,8 +571,20 @@ impl Sample {
     /// # Safety
     /// Called by Python for a view this object filled.
     unsafe fn __releasebuffer__(slf: Bound<'_, Self>, _view: *mut ffi::Py_buffer) {
-        let py = slf.py();
-        let _ = slf.get().with_held(py, |h, _| {
+        view::release_buffer(&slf);
+    }
+}
+
+impl view::HeldBytes for Sample {
+    const WHAT: &'static str = "a sample";
+    fn export(&self, py: Python<'_>) -> PyResult<(*const u8, usize)> {
+        self.with_held(py, |h, bytes| {
+            h.exports += 1;
+            Ok((bytes.as_ptr(), bytes.len()))
+        })
+    }
+    fn unexport(&self, py: Python<'_>) {
+        let _ = self.with_held(py, |h, _| {
             h.exports = h.exports.saturating_sub(1);
             Ok(())
         });

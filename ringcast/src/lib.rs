@@ -182,6 +182,19 @@ pub use ringcast_subscriber::{
     Subscriber, SubscriberOptions, TryRecvError,
 };
 pub use ringcast_subscriber::{SlotValidator, TypedRecvError, TypedSample, TypedSubscriber};
+/// Request and response between processes: a [`Server`] per service, any number of
+/// [`Client`]s (see [`ringcast_service`] for how it is built, and an example).
+pub mod service {
+    pub use ringcast_service::wire::{
+        parse_topic, validate_service, ServiceTopic, HEADER, MAX_SERVICE_LEN,
+    };
+    pub use ringcast_service::*;
+}
+pub use ringcast_service::{
+    CallError, CallId, Client, ClientOptions, ConnectError, Request, RespondError, Responder,
+    Response, ResponseLoan, ServeError, Server, ServerConfig, ServerRecvError, TypedCallError,
+    TypedClient, TypedRequest, TypedRespondError, TypedResponse, TypedServer, TypedServerRecvError,
+};
 /// The rkyv that typed topics use: derive message types with it
 /// (`#[rkyv(crate = ringcast::rkyv)]` when you do not depend on rkyv yourself).
 pub use rkyv;

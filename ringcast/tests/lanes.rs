@@ -345,6 +345,57 @@ fn a_left_lane_is_drained_and_taken_again_and_the_last_publisher_ends_the_topic(
 }
 
 #[test]
+fn a_subscriber_sees_which_lanes_live_and_which_have_news() {
+    let n = Names::new("lanes", "query");
+    let cfg = config(&n.prefix, true);
+    let mut a = Publisher::create(&n.topic, cfg.clone()).expect("create");
+    let b = Publisher::create(&n.topic, cfg.clone()).expect("join");
+    let mut sub = Subscriber::attach(&n.topic, SubscriberOptions::default().prefix(&n.prefix))
+        .expect("attach");
+    let (al, bl) = (a.lane() as u32, b.lane() as u32);
+    assert_eq!(sub.lane_publisher(al), Some(a.id()));
+    assert_eq!(sub.lane_publisher(bl), Some(b.id()));
+    // Lanes nobody took, and lanes the topic does not have.
+    assert_eq!(sub.lane_publisher(3), None);
+    assert_eq!(sub.lane_publisher(4), None);
+    assert_eq!(sub.lane_publisher(u32::MAX), None);
+    assert!(!sub.has_news_in(al) && !sub.has_news_in(bl) && !sub.has_news_in(9));
+    assert_eq!(sub.next_seq_in(al), Some(0));
+    assert_eq!(sub.next_seq_in(4), None);
+    publish(&mut a, 0);
+    assert!(sub.has_news_in(al) && !sub.has_news_in(bl));
+    // b leaves: its lane has no live publisher, a's still has.
+    let b_id = b.id();
+    drop(b);
+    assert_eq!(sub.lane_publisher(bl), None);
+    assert_eq!(sub.lane_publisher(al), Some(a.id()));
+    assert_eq!(sub.try_recv().expect("a's").seq(), 0);
+    assert_eq!(sub.next_seq_in(al), Some(1));
+    assert!(!sub.has_news_in(al));
+    // A newcomer takes b's lane over under a new id.
+    let c = Publisher::create(&n.topic, cfg).expect("join again");
+    assert_eq!(c.lane() as u32, bl);
+    assert_eq!(sub.lane_publisher(bl), Some(c.id()));
+    assert_ne!(c.id(), b_id);
+    // A publisher of a local topic has no origin.
+    assert_eq!(c.origin(), None);
+}
+
+#[test]
+fn a_publisher_that_joins_an_imported_topic_has_its_origin() {
+    let n = Names::new("lanes", "origin");
+    let first = Publisher::create(
+        &n.topic,
+        config(&n.prefix, true).imported_from("host-a:rc (bridge 1)"),
+    )
+    .expect("create");
+    // Joining with another origin, or none, joins the topic with the topic's.
+    let joined = Publisher::create(&n.topic, config(&n.prefix, true)).expect("join");
+    assert_eq!(first.origin().as_deref(), Some("host-a:rc (bridge 1)"));
+    assert_eq!(joined.origin(), first.origin());
+}
+
+#[test]
 fn inspect_shows_every_lane_and_its_publisher() {
     let n = Names::new("lanes", "inspect");
     let cfg = config(&n.prefix, true);
@@ -620,4 +671,57 @@ fn a_dead_subscriber_is_reaped_for_every_lane() {
         publish(&mut b, seq);
     }
     assert_eq!(a.subscriber_count(), 0);
+}
+
+/// `join_only` takes the topic's own configuration, and never creates: nothing there, an
+/// exclusive topic, a file that is not a segment, or a topic whose publishers all left
+/// are each `NothingToJoin`.
+#[test]
+fn join_only_adopts_the_topics_configuration_and_never_creates() {
+    let names = Names::new("lanes", "joinonly");
+    let join = PublisherConfig::default().prefix(&names.prefix).join_only();
+    let nothing = |r: Result<Publisher, ringcast::CreateError>| {
+        matches!(r, Err(ringcast::CreateError::NothingToJoin { .. }))
+    };
+    assert!(nothing(Publisher::create(&names.topic, join.clone())));
+    assert!(
+        !ringcast::name::list_topics(&names.prefix)
+            .unwrap()
+            .contains(&names.topic),
+        "created nothing"
+    );
+    // A shared topic: the joiner gets its slots, size and policy, whatever it asked.
+    let first = PublisherConfig::default()
+        .prefix(&names.prefix)
+        .slots(8)
+        .slot_size(256)
+        .overflow(Overflow::Block)
+        .max_publishers(3);
+    let a = Publisher::create(&names.topic, first).unwrap();
+    let b = Publisher::create(&names.topic, join.clone().slots(64).slot_size(64)).unwrap();
+    assert_eq!(
+        (
+            b.geometry().slot_count,
+            b.capacity(),
+            b.overflow(),
+            b.lane()
+        ),
+        (8, 256, Overflow::Block, 1)
+    );
+    drop((a, b));
+    // Everyone left: the topic ended, and join_only does not start a new one.
+    assert!(nothing(Publisher::create(&names.topic, join.clone())));
+    // An exclusive topic admits no joiner.
+    let solo = Publisher::create(
+        &names.topic,
+        PublisherConfig::default().prefix(&names.prefix),
+    )
+    .unwrap();
+    assert!(nothing(Publisher::create(&names.topic, join.clone())));
+    drop(solo);
+    // A file that is not a segment.
+    let path = format!("/dev/shm/{}.{}", names.prefix, names.topic);
+    std::fs::write(&path, b"not a segment").unwrap();
+    assert!(nothing(Publisher::create(&names.topic, join)));
+    std::fs::remove_file(&path).unwrap();
 }

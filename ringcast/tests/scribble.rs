@@ -4,7 +4,9 @@
 //! evict or disconnect them, cost the publisher spare wake calls, hold a `Block` publisher
 //! back like a slow subscriber), but it must never make anyone panic or wait past its own
 //! timeout. This test scribbles random words over everything a subscriber can write while
-//! a publisher and two subscribers run with timeouts, for both policies.
+//! a publisher and two subscribers run with timeouts, for both policies; and on a topic
+//! that three publishers share, over the lane table (every lane's publisher, wake and owner
+//! lines) and the subscribers' per-lane cursors, while two of its publishers publish.
 
 mod common;
 
@@ -112,18 +114,39 @@ fn s_try(sub: Option<&mut Subscriber>) -> bool {
     sub.is_some_and(|s| s.try_recv().is_ok())
 }
 
-fn run(overflow: Overflow) {
+fn run(overflow: Overflow, publishers: usize) {
     let n = Names::new("scrib", "header");
     let mut cfg = PublisherConfig::default()
         .prefix(&n.prefix)
         .slots(8)
         .slot_size(64)
         .overflow(overflow);
+    if publishers > 1 {
+        cfg = cfg.max_publishers(publishers as u64 + 1);
+    }
     if overflow == Overflow::Block {
         cfg = cfg.stall_timeout(Duration::from_millis(20));
     }
-    let mut p = Publisher::create(&n.topic, cfg).expect("create");
+    let mut p = Publisher::create(&n.topic, cfg.clone()).expect("create");
     let stop = Arc::new(AtomicBool::new(false));
+    // The other publishers of a shared topic: each in its lane, publishing with timeouts.
+    let others: Vec<_> = (1..publishers)
+        .map(|_| {
+            let mut q = Publisher::create(&n.topic, cfg.clone()).expect("join");
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut sent = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(loan) = timed("joined loan_timeout", || q.loan_timeout(CALL)) {
+                        loan.commit(8);
+                        sent += 1;
+                    }
+                }
+                timed("joined drop", || drop(q));
+                sent
+            })
+        })
+        .collect();
     let subs: Vec<_> = (0..2)
         .map(|_| {
             let (prefix, topic, stop) = (n.prefix.clone(), n.topic.clone(), stop.clone());
@@ -153,6 +176,9 @@ fn run(overflow: Overflow) {
     }
     stop.store(true, Ordering::Relaxed);
     let writes = scribbler.join().expect("scribbler");
+    for o in others {
+        o.join().expect("a joined publisher panicked");
+    }
     for s in subs {
         s.join().expect("a subscriber thread panicked");
     }
@@ -162,10 +188,16 @@ fn run(overflow: Overflow) {
 
 #[test]
 fn scribbling_the_header_under_block_never_hangs_or_panics_anyone() {
-    run(Overflow::Block);
+    run(Overflow::Block, 1);
+}
+
+#[test]
+fn scribbling_the_lane_table_of_a_shared_topic_never_hangs_or_panics_anyone() {
+    run(Overflow::Block, 2);
+    run(Overflow::Overwrite, 2);
 }
 
 #[test]
 fn scribbling_the_header_under_overwrite_never_hangs_or_panics_anyone() {
-    run(Overflow::Overwrite);
+    run(Overflow::Overwrite, 1);
 }

@@ -24,7 +24,7 @@
 //! ```
 
 use std::task::{Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ringcast_core::clock::deadline_after;
 use ringcast_core::endpoint::Retained;
@@ -69,6 +69,13 @@ impl Subscriber {
     /// for ever) as [`recv_timeout`](Self::recv_timeout) does.
     pub fn recv_kept_timeout(&mut self, timeout: Duration) -> Result<Kept, RecvTimeoutError> {
         let got = self.recv_until(deadline_after(timeout))?;
+        Ok(self.keep(got))
+    }
+
+    /// [`recv_kept_timeout`](Self::recv_kept_timeout) until `deadline` (`None`: for
+    /// ever): for callers that already read the clock (no second read).
+    pub fn recv_kept_until(&mut self, deadline: Option<Instant>) -> Result<Kept, RecvTimeoutError> {
+        let got = self.recv_until(deadline)?;
         Ok(self.keep(got))
     }
 

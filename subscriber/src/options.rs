@@ -102,6 +102,12 @@ impl SubscriberOptions {
         self.limits.trust = self.limits.trust.any_owner();
         self
     }
+    /// Whose topics to attach to, all at once (replaces what
+    /// [`trust_user`](Self::trust_user) and the others added).
+    pub fn trust(mut self, trust: ringcast_core::trust::Trust) -> Self {
+        self.limits.trust = trust;
+        self
+    }
     /// Fault every page of the mapped segment in at attach (default off), so the first
     /// receives take no page faults.
     pub fn prefault(mut self, on: bool) -> Self {

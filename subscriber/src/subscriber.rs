@@ -184,6 +184,13 @@ impl Subscriber {
         self.end.reader_ref().next_seq()
     }
 
+    /// Sequence number of the next message this subscriber will receive from lane `lane`
+    /// (`None` if the topic has no such lane).
+    pub fn next_seq_in(&self, lane: u32) -> Option<u64> {
+        let reader = self.end.reader_ref();
+        ((lane as usize) < reader.lanes()).then(|| reader.next_seq_in(lane as usize))
+    }
+
     /// Messages lost to lapping since attach (`Overwrite`), all publishers together.
     pub fn lost(&self) -> u64 {
         self.end.reader_ref().lost()
@@ -201,6 +208,36 @@ impl Subscriber {
     pub fn lost_in(&self, lane: u32) -> Option<u64> {
         let reader = self.end.reader_ref();
         ((lane as usize) < reader.lanes()).then(|| reader.lost_in(lane as usize))
+    }
+
+    /// The publisher that writes lane `lane` now, if a live one does (see
+    /// [`PublisherId`]); `None` if the lane's publisher left or died, nobody has taken the
+    /// lane yet, or the topic has no such lane. A system call (the lane's lock): not for
+    /// the hot path. A publisher that takes the lane over has a new id, so comparing ids
+    /// tells a takeover from the same publisher. Together with
+    /// [`has_news_in`](Self::has_news_in) it tells when a lane's publisher is gone and
+    /// all it published has been received (what a bridge needs to end the lane remotely).
+    pub fn lane_publisher(&self, lane: u32) -> Option<PublisherId> {
+        let reader = self.end.reader_ref();
+        let l = lane as usize;
+        if l >= reader.lanes() {
+            return None;
+        }
+        // The id first, then the lock: an id read before a takeover that the lock then
+        // sees as alive is the old publisher's; the caller compares it with the ids of
+        // the messages it received, which always name their writer.
+        let writer = reader.lane_writer(l);
+        self.end
+            .lane_alive(l)
+            .then_some(PublisherId { lane, writer })
+    }
+
+    /// Whether a receive would find something in lane `lane`: a message (or a lag) not
+    /// received yet, or the end of the topic. Consumes nothing; `false` for a lane the
+    /// topic does not have.
+    pub fn has_news_in(&self, lane: u32) -> bool {
+        let reader = self.end.reader_ref();
+        (lane as usize) < reader.lanes() && reader.has_news_in(lane as usize)
     }
 
     /// The topic's geometry, policy and message type.
@@ -247,6 +284,13 @@ impl Subscriber {
     /// Whether the publisher is still alive (a system call: not for the hot path).
     pub fn publisher_alive(&self) -> bool {
         self.end.publisher_alive() && !self.end.reader_ref().is_closed()
+    }
+
+    /// Whether publisher `id` (as [`Sample::publisher`] names it) is alive and still
+    /// writes its lane: `false` once it died or left, even if another publisher has taken
+    /// its lane since (a system call: not for the hot path).
+    pub fn publisher_live(&self, id: PublisherId) -> bool {
+        self.lane_publisher(id.lane) == Some(id)
     }
 
     /// Receives the next message if there is one, without waiting. A poller learns that

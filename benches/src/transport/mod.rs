@@ -16,6 +16,9 @@
 //! (cargo feature `iceoryx2`, off by default, module `iox2`): its services live in
 //! iceoryx2's own shared memory, whose leftovers iceoryx2 cleans up itself.
 //!
+//! The service rows ([`rpc`]: `ringcast-rpc`, `ringcast-rpc-1`, `ringcast-rpc-4`) carry
+//! each message as a call to a ringcast `Server` and its response, under the same prefix.
+//!
 //! Every message starts with an 8-byte tag ([`Tag`]) that tells data from
 //! warm-up traffic and the end of a run, so every scenario stops in-band.
 //!
@@ -30,7 +33,9 @@ mod mqueue;
 mod net;
 mod pipe;
 pub mod ringcast;
+pub mod ringcast_many;
 mod ringcast_waiting;
+pub mod rpc;
 mod shm;
 mod socket;
 mod stream;
@@ -86,11 +91,18 @@ const ALL: &[&dyn Transport] = &[
     &ringcast::FUTEX,
     &ringcast::OVERWRITE,
     &ringcast::SHARED,
-    &ringcast::MPSC_2,
-    &ringcast::MPSC_4,
+    &ringcast_many::MPSC_1,
+    &ringcast_many::MPSC_2,
+    &ringcast_many::MPSC_4,
+    &ringcast_many::TOPICS_1,
+    &ringcast_many::TOPICS_2,
+    &ringcast_many::TOPICS_4,
     &ringcast_waiting::WAITSET,
     &ringcast_waiting::WAITSET_PACED,
     &ringcast_waiting::ASYNC,
+    &rpc::PINGPONG,
+    &rpc::THROUGHPUT_1,
+    &rpc::THROUGHPUT_4,
     &net::ZENOH,
     &net::BRIDGE,
     #[cfg(feature = "iceoryx2")]
@@ -144,6 +156,12 @@ pub trait Transport: Sync {
     /// `Some(n)` when the transport moves exactly `n` bytes whatever payload is
     /// asked for (the floors): it is then measured once, with payload `n`.
     fn fixed_payload(&self) -> Option<usize> {
+        None
+    }
+
+    /// `Some(sizes)` when the transport is measured only at those of the run's payloads
+    /// (`None`, the default: at every payload of the run).
+    fn payloads(&self) -> Option<&'static [usize]> {
         None
     }
 

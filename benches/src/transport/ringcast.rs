@@ -6,13 +6,10 @@
 //! | `ringcast-futex` | `Block` | [`WaitStrategy::Park`]: a futex sleep between messages | pingpong, throughput, fanout |
 //! | `ringcast-overwrite` | `Overwrite` | [`WaitStrategy::BusySpin`] | throughput |
 //! | `ringcast-shared` | `Block`, a topic that admits 4 publishers, one publishing | [`WaitStrategy::BusySpin`] | pingpong, throughput |
-//! | `ringcast-mpsc-2`, `-4` | `Block`, 4 lanes, 2 or 4 publishers (threads of the sending process, each with its own lane) into one subscriber | [`WaitStrategy::BusySpin`] | throughput |
 //!
-//! The `shared` and `mpsc` rows are compared with `ringcast-spin` (interleaved): what a
-//! shared topic costs with one publisher, and what several publishers deliver together.
-//! The sending process is pinned to one CPU like every child of the suite, so the `mpsc`
-//! publishers share that CPU: on a 2-core machine the rows measure the lanes' overhead and
-//! fairness, not parallel speed-up.
+//! `ringcast-shared` is compared with `ringcast-spin` (interleaved): what a shared topic
+//! costs with one publisher. The rows with several publishers (`ringcast-mpsc-N`) and
+//! their hand-made alternative (`ringcast-topics-N`) are in [`super::ringcast_many`].
 //!
 //! A `Block` publisher facing a full ring waits the same way as the row's
 //! subscribers (an `Overwrite` publisher never waits).
@@ -64,9 +61,7 @@
 //! `Disconnected` once the publisher is gone (closed or dead), and the harness
 //! kills a child that overruns its deadline.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use ringcast::{
     Overflow, Publisher, PublisherConfig, RecvError, Start, Subscriber, SubscriberOptions,
@@ -97,8 +92,6 @@ pub struct Ringcast {
     scenarios: &'static [Scenario],
     /// Publishers the row's topics admit (`max_publishers`).
     lanes: u64,
-    /// Publishers sending in throughput rows (the end's own and `publishers - 1` threads).
-    publishers: usize,
 }
 
 /// `ringcast-spin`: `Block`, busy-spinning subscribers.
@@ -108,7 +101,6 @@ pub const SPIN: Ringcast = Ringcast {
     wait: WaitStrategy::BusySpin,
     scenarios: &[Scenario::PingPong, Scenario::Throughput],
     lanes: 1,
-    publishers: 1,
 };
 
 /// `ringcast-futex`: `Block`, subscribers that sleep on the futex between messages.
@@ -120,7 +112,6 @@ pub const FUTEX: Ringcast = Ringcast {
     wait: WaitStrategy::Park,
     scenarios: &[Scenario::PingPong, Scenario::Throughput, Scenario::Fanout],
     lanes: 1,
-    publishers: 1,
 };
 
 /// `ringcast-overwrite`: `Overwrite`, busy-spinning subscribers that receive
@@ -132,7 +123,6 @@ pub const OVERWRITE: Ringcast = Ringcast {
     wait: WaitStrategy::BusySpin,
     scenarios: &[Scenario::Throughput],
     lanes: 1,
-    publishers: 1,
 };
 
 /// `ringcast-shared`: `ringcast-spin` on topics that admit 4 publishers, one publishing.
@@ -142,27 +132,6 @@ pub const SHARED: Ringcast = Ringcast {
     wait: WaitStrategy::BusySpin,
     scenarios: &[Scenario::PingPong, Scenario::Throughput],
     lanes: 4,
-    publishers: 1,
-};
-
-/// `ringcast-mpsc-2`: two publishers of one topic into one subscriber.
-pub const MPSC_2: Ringcast = Ringcast {
-    name: "ringcast-mpsc-2",
-    overflow: Overflow::Block,
-    wait: WaitStrategy::BusySpin,
-    scenarios: &[Scenario::Throughput],
-    lanes: 4,
-    publishers: 2,
-};
-
-/// `ringcast-mpsc-4`: four publishers of one topic into one subscriber.
-pub const MPSC_4: Ringcast = Ringcast {
-    name: "ringcast-mpsc-4",
-    overflow: Overflow::Block,
-    wait: WaitStrategy::BusySpin,
-    scenarios: &[Scenario::Throughput],
-    lanes: 4,
-    publishers: 4,
 };
 
 /// Removes the segments of earlier runs under [`PREFIX`] whose publisher is
@@ -196,7 +165,7 @@ pub(crate) fn topic(base: &str, direction: &str) -> String {
 }
 
 /// The subscribers' `release_batch`: a quarter of the largest ring the rows use.
-const RELEASE_BATCH: u64 = 16;
+pub(super) const RELEASE_BATCH: u64 = 16;
 
 /// Slots for a payload: about [`RING_BYTES`] of ring, a power of two.
 pub(super) fn slots_for(payload: usize) -> u64 {
@@ -236,7 +205,6 @@ impl Ringcast {
             publisher,
             subscribers,
             peer_ready: false,
-            others: None,
         })
     }
 
@@ -330,19 +298,10 @@ impl Transport for Ringcast {
                 Some(self.publish(&topic(base, "up"), spec.payload, 1)?),
                 subscribe("down")?,
             ),
-            Scenario::Throughput => {
-                let data = topic(base, "data");
-                let mut tx = self.publish(&data, spec.payload, 1)?;
-                if self.publishers > 1 {
-                    tx.others = Some(Others::start(
-                        &data,
-                        self.config(spec.payload),
-                        spec.payload,
-                        self.publishers - 1,
-                    ));
-                }
-                (Some(tx), Rx::None)
-            }
+            Scenario::Throughput => (
+                Some(self.publish(&topic(base, "data"), spec.payload, 1)?),
+                Rx::None,
+            ),
             Scenario::Fanout => (None, subscribe("fan")?),
         };
         Ok(self.end(spec.scenario, tx, rx))
@@ -356,70 +315,6 @@ struct Tx {
     subscribers: usize,
     /// Whether they have been seen attached.
     peer_ready: bool,
-    /// `mpsc` rows: the other publishers of the topic, sending what this one sends.
-    others: Option<Others>,
-}
-
-/// The other publishers of an `mpsc` row's topic: threads that join it (a lane each) and
-/// send back to back, tagged as the end's own sends are (warm-up, then data), until the
-/// end sends its stop message, which it sends only after they have stopped, so the
-/// receiver counts every data message of every lane before the stop.
-struct Others {
-    /// The tag the end's last send carried.
-    tag: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<Result<u64>>>,
-}
-
-impl Others {
-    fn start(topic: &str, config: PublisherConfig, payload: usize, n: usize) -> Others {
-        let tag = Arc::new(AtomicU64::new(Tag::Warmup as u64));
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..n)
-            .map(|_| {
-                let (topic, config) = (topic.to_owned(), config.clone());
-                let (tag, stop) = (tag.clone(), stop.clone());
-                std::thread::spawn(move || -> Result<u64> {
-                    let mut p = Publisher::create(&topic, config)
-                        .map_err(|e| BenchError::Ringcast(format!("join {topic}: {e}")))?;
-                    p.wait_for_subscribers(1, PEER_TIMEOUT)
-                        .map_err(|_| BenchError::Timeout {
-                            what: "the mpsc subscriber to attach",
-                            secs: PEER_TIMEOUT.as_secs(),
-                        })?;
-                    let mut msg = vec![0u8; payload];
-                    let mut sent = 0u64;
-                    // Relaxed: a flag and a label; the receiver orders nothing by them.
-                    while !stop.load(Ordering::Relaxed) {
-                        msg[..Tag::LEN].copy_from_slice(&tag.load(Ordering::Relaxed).to_le_bytes());
-                        let mut loan = p.loan();
-                        loan[..payload].copy_from_slice(&msg);
-                        loan.commit(payload);
-                        sent += 1;
-                    }
-                    Ok(sent)
-                })
-            })
-            .collect();
-        Others { tag, stop, threads }
-    }
-
-    /// Follows the end's send of a message tagged `tag`; before its stop message, stops
-    /// the others and waits until they have.
-    fn follow(&mut self, tag: u64) -> Result<()> {
-        if tag == Tag::Stop as u64 {
-            // Relaxed: see `start`.
-            self.stop.store(true, Ordering::Relaxed);
-            for t in self.threads.drain(..) {
-                t.join()
-                    .map_err(|_| BenchError::Protocol("an mpsc publisher panicked".into()))??;
-            }
-        } else {
-            // Relaxed: see `start`.
-            self.tag.store(tag, Ordering::Relaxed);
-        }
-        Ok(())
-    }
 }
 
 impl Tx {
@@ -486,11 +381,6 @@ impl Endpoint for RingcastEnd {
         };
         if !tx.peer_ready {
             tx.wait_for_peer()?;
-        }
-        if let Some(others) = tx.others.as_mut() {
-            let mut raw = [0u8; Tag::LEN];
-            raw.copy_from_slice(&msg[..Tag::LEN]);
-            others.follow(u64::from_le_bytes(raw))?;
         }
         let head = self.header.min(msg.len());
         let mut loan = tx.publisher.loan();

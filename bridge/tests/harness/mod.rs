@@ -283,6 +283,15 @@ pub fn thaw(p: &Proc) {
     assert_eq!(unsafe { libc::kill(p.pid(), libc::SIGCONT) }, 0);
 }
 
+/// Stops both bridges (SIGINT), checks they exit cleanly, and returns their logs.
+pub fn stop_both(a: &mut Proc, b: &mut Proc) -> (String, String) {
+    for p in [&mut *a, &mut *b] {
+        let status = p.interrupt();
+        assert!(status.success(), "{status:?}\n{}", p.log());
+    }
+    (a.log(), b.log())
+}
+
 /// A topic's counts as a bridge prints them when it stops.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {

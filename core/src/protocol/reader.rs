@@ -47,6 +47,9 @@ pub struct Reader {
     at: usize,
     /// Messages consumed from lane `at` in a row (the fairness quantum).
     served: u32,
+    /// The negative control's wrong answer to [`lane`](Self::lane).
+    #[cfg(ringcast_loom_mutant_service)]
+    mutant_reported: usize,
     slots: u64,
     capacity: u64,
     /// The policy this reader reads by: the topic's, or `Overwrite` for a monitor.
@@ -92,6 +95,8 @@ impl Reader {
             lanes,
             at: 0,
             served: 0,
+            #[cfg(ringcast_loom_mutant_service)]
+            mutant_reported: 0,
             slots: n,
             capacity: g.slot_capacity,
             overflow: match role {
@@ -140,6 +145,12 @@ impl Reader {
     /// The lane of the last poll (0 on a topic with one publisher).
     #[inline]
     pub fn lane(&self) -> usize {
+        // The negative control reports the lane a poll started from, not the lane whose
+        // message it found: the loom model of services (`loom-tests/tests/service.rs`)
+        // must misroute a response.
+        #[cfg(ringcast_loom_mutant_service)]
+        return self.mutant_reported;
+        #[cfg(not(ringcast_loom_mutant_service))]
         self.at
     }
 
@@ -197,6 +208,21 @@ impl Reader {
             .any(|(l, p)| news_at(&self.mem, l, p.next))
     }
 
+    /// Whether lane `lane` has news for this reader: its next slot holds (or has moved
+    /// past) our sequence there, or the topic is closed. Consumes nothing.
+    #[inline]
+    pub fn has_news_in(&self, lane: usize) -> bool {
+        news_at(&self.mem, lane, self.lanes[lane].next)
+    }
+
+    /// The id of the publisher that took lane `lane` last (the low 32 bits of the lane's
+    /// generation; 0 if nobody has): whether it still lives is the segment's lock's to
+    /// say. Acquire (read-only mapping): pairs with nothing in particular; a snapshot.
+    #[inline]
+    pub fn lane_writer(&self, lane: usize) -> u32 {
+        load_acquire_ro(&self.mem.lane(lane).owner.generation) as u32
+    }
+
     /// Looks at the next message without consuming it: in the current lane, or (with
     /// several lanes) the next lane with news, as the module docs say.
     #[inline]
@@ -207,23 +233,31 @@ impl Reader {
         self.poll_lanes()
     }
 
-    #[cold]
+    // Not cold: a server's request topic and every shared topic poll here. No `%`: a
+    // division per lane polled costs more than the poll itself.
     fn poll_lanes(&mut self) -> Poll {
         let n = self.lanes.len();
         if self.served >= QUANTUM {
             self.served = 0;
-            self.at = (self.at + 1) % n;
+            self.at = if self.at + 1 == n { 0 } else { self.at + 1 };
         }
         let first = self.at;
         let mut closed = 0;
-        for k in 0..n {
-            let l = (first + k) % n;
-            match self.poll_lane(l) {
+        let mut l = first;
+        for _ in 0..n {
+            let polled = self.poll_lane(l);
+            let this = l;
+            l = if l + 1 == n { 0 } else { l + 1 };
+            match polled {
                 Poll::Empty => {}
                 Poll::Closed => closed += 1,
                 found => {
-                    if l != first {
+                    if this != first {
                         self.served = 0;
+                    }
+                    #[cfg(ringcast_loom_mutant_service)]
+                    {
+                        self.mutant_reported = first;
                     }
                     return found;
                 }

@@ -95,6 +95,14 @@ pub struct CreateOptions {
     /// import): at most [`ORIGIN_BYTES`](crate::layout::ORIGIN_BYTES) bytes, no control
     /// characters. `None` for a local topic.
     pub origin: Option<String>,
+    /// Join a live topic that admits several publishers, with the configuration it has
+    /// (`config` is ignored); never create one: [`CreateError::NothingToJoin`] if there is
+    /// no such topic or none of its publishers is alive.
+    pub join_only: bool,
+    /// Whose shared topics this publisher joins (see [`crate::trust`]): by default its own
+    /// user's and root's. A topic another user holds is refused as
+    /// [`CreateError::AlreadyPublished`] naming that user, as when creating it.
+    pub trust: Trust,
 }
 
 impl Default for CreateOptions {
@@ -105,6 +113,8 @@ impl Default for CreateOptions {
             mode: 0o600,
             memory: Default::default(),
             origin: None,
+            join_only: false,
+            trust: Trust::default(),
         }
     }
 }
@@ -325,6 +335,9 @@ impl Segment {
                 source: crate::error::ConfigError::Mode(opts.mode),
             });
         }
+        if opts.join_only {
+            return Self::join_existing(topic, opts);
+        }
         let g = Geometry::compute(&opts.config, page_size(), random_u64())
             .map_err(|source| CreateError::Config { topic: t(), source })?;
         let shared = g.max_publishers > 1;
@@ -507,31 +520,8 @@ impl Segment {
         opts: &CreateOptions,
     ) -> Result<Option<(Segment, usize)>, CreateError> {
         let t = || topic.to_owned();
-        let segment = match Segment::open(
-            &opts.prefix,
-            topic,
-            Access::Publish,
-            None,
-            Duration::from_millis(250),
-            &AttachLimits::default(),
-        ) {
-            Ok(s) => s,
-            Err(AttachError::NotFound { .. }) => return Ok(None),
-            Err(AttachError::UntrustedOwner { owner, .. }) => {
-                return Err(CreateError::AlreadyPublished {
-                    topic: t(),
-                    holder: owner,
-                })
-            }
-            Err(AttachError::PermissionDenied { .. }) => {
-                return Err(CreateError::PermissionDenied {
-                    topic: t(),
-                    holder: Owner::of_path(&shm_path(&shm_name(&opts.prefix, topic))),
-                })
-            }
-            // Not a segment of ours, another layout, corrupt: let create's reclaim decide
-            // (it refuses what is not a dead ringcast segment).
-            Err(_) => return Ok(None),
+        let Some(segment) = Self::open_to_join(topic, opts)? else {
+            return Ok(None);
         };
         let g = *segment.memory.geometry();
         let existing = g.config();
@@ -588,6 +578,56 @@ impl Segment {
                 max: g.max_publishers,
             }),
         }
+    }
+
+    /// Opens `topic` to join it as a publisher: `Ok(None)` if there is no such segment, or
+    /// it is not one of ours (another layout, corrupt: create's reclaim decides, and it
+    /// refuses what is not a dead ringcast segment); another owner's segment is named.
+    fn open_to_join(topic: &str, opts: &CreateOptions) -> Result<Option<Segment>, CreateError> {
+        match Segment::open(
+            &opts.prefix,
+            topic,
+            Access::Publish,
+            None,
+            Duration::from_millis(250),
+            &AttachLimits {
+                trust: opts.trust.clone(),
+                ..AttachLimits::default()
+            },
+        ) {
+            Ok(s) => Ok(Some(s)),
+            Err(AttachError::UntrustedOwner { owner, .. }) => Err(CreateError::AlreadyPublished {
+                topic: topic.to_owned(),
+                holder: owner,
+            }),
+            Err(AttachError::PermissionDenied { .. }) => Err(CreateError::PermissionDenied {
+                topic: topic.to_owned(),
+                holder: Owner::of_path(&shm_path(&shm_name(&opts.prefix, topic))),
+            }),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Joins `topic` with the configuration it has (see [`CreateOptions::join_only`]).
+    fn join_existing(topic: &str, opts: &CreateOptions) -> Result<(Segment, usize), CreateError> {
+        let nothing = || CreateError::NothingToJoin {
+            topic: topic.to_owned(),
+        };
+        let existing = match Self::open_to_join(topic, opts)? {
+            Some(segment) => segment.memory.geometry().config(),
+            None => return Err(nothing()),
+        };
+        if existing.max_publishers == 1 {
+            return Err(nothing());
+        }
+        // The configuration read above, checked again by `join` against the segment it
+        // opens (a topic re-created in between with another one is a `Mismatch`).
+        let adopted = CreateOptions {
+            config: existing,
+            join_only: false,
+            ..opts.clone()
+        };
+        Self::join(topic, &adopted)?.ok_or_else(nothing)
     }
 
     /// Whether another open file description holds some lane's lock.

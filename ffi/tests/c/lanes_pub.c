@@ -1,8 +1,11 @@
 /* A C publisher of a topic with several publishers, for the lane tests:
- *   lanes_pub PREFIX TOPIC block|overwrite SLOTS SLOT_SIZE MAX_PUBLISHERS COUNT HANDLES
+ *   lanes_pub PREFIX TOPIC block|overwrite SLOTS SLOT_SIZE MAX_PUBLISHERS COUNT HANDLES [gate]
  * Creates or joins the topic with HANDLES publisher handles (the second and later join;
  * so may the first, if the topic exists), printing "JOINED lane=L writer=W" for each,
- * then "READY". Waits for one subscriber, publishes COUNT pattern messages (pattern.h,
+ * then "READY". With "gate", then waits for a line on standard input (so a test can
+ * have every process join before any publishes and leaves: a lane left early could be
+ * taken over by a later joiner, which continues its sequence). Waits for one subscriber,
+ * publishes COUNT pattern messages (pattern.h,
  * by each message's sequence in its lane) from every handle, round robin, alternately by
  * loan + commit and by send, then prints "RESULT sent=N" (N = COUNT per handle) and
  * leaves. */
@@ -21,9 +24,9 @@ static int fail(const char *what, ringcast_status s) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 9) {
+  if (argc != 9 && !(argc == 10 && strcmp(argv[9], "gate") == 0)) {
     fprintf(stderr,
-            "usage: lanes_pub PREFIX TOPIC block|overwrite SLOTS SLOT_SIZE MAX_PUBLISHERS COUNT HANDLES\n");
+            "usage: lanes_pub PREFIX TOPIC block|overwrite SLOTS SLOT_SIZE MAX_PUBLISHERS COUNT HANDLES [gate]\n");
     return 2;
   }
   ringcast_publisher_config cfg;
@@ -50,6 +53,10 @@ int main(int argc, char **argv) {
   }
   printf("READY\n");
   fflush(stdout);
+  if (argc == 10) {
+    char line[16];
+    if (fgets(line, sizeof line, stdin) == NULL) return fail("gate", RINGCAST_OK);
+  }
   if ((s = ringcast_publisher_wait_subscribers(p[0], 1, 30000000000LL)) != RINGCAST_OK)
     return fail("wait_subscribers", s);
   unsigned char *buf = malloc(slot_size + 1);

@@ -397,18 +397,22 @@ impl Registration {
     /// a publisher), the topic closes, or a liveness slice passes.
     pub fn arm(&self, next: impl IntoIterator<Item = u64>, waker: &Waker) {
         let shared = reactor();
-        {
+        let replaced = {
             let mut reg = lock(&shared.registry);
             let e = reg.entry(self.id);
             for (slot, n) in e.next.iter_mut().zip(next) {
                 *slot = n;
             }
-            match &mut e.waker {
-                Some(w) if w.will_wake(waker) => {}
-                w => *w = Some(waker.clone()),
-            }
+            let replaced = match &mut e.waker {
+                Some(w) if w.will_wake(waker) => None,
+                w => w.replace(waker.clone()),
+            };
             reg.arm(self.id, Instant::now());
-        }
+            replaced
+        };
+        // Dropped outside the lock, as in `disarm`: a waker's drop is foreign code (a
+        // Python waker's may run a finalizer that arms or disarms again).
+        drop(replaced);
         shared.bell.ring();
     }
 

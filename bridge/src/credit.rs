@@ -1,0 +1,235 @@
+//! Flow control of `Block` topics across a bridge: credits.
+//!
+//! Zenoh carries every topic between two bridges on one link, and Zenoh's callbacks for
+//! that link run one after another. An importer that waited for room in a full local
+//! ring inside its callback therefore held the whole link: one stuck `Block` subscriber
+//! slowed every topic. Instead an importer never waits there for a bridge that sends
+//! credits: a message that finds its lane's ring full is queued (per lane, bounded), and
+//! the importer tells the exporter, per lane, up to which sequence it has published
+//! locally (*consumed*) and how many messages past that it takes (*window*). The exporter
+//! reads a `Block` source only while every crediting importer has room:
+//! `next_seq_in(lane) < consumed[lane] + window` for each lane. A stuck importer holds
+//! only its own topic, at the exporter, where the source's `Block` and stall rules apply
+//! exactly as to a slow local subscriber; the other topics on the link go on.
+//!
+//! Wire: a put on `ringcast/<domain>/@credit/<topic>/<exporter zid>/<importer zid>`, no
+//! attachment, payload little-endian:
+//!
+//! ```text
+//! 0   creation_id   the source incarnation the credit is for
+//! 8   window        messages past `consumed` the importer takes (1..=MAX_WINDOW)
+//! 16  lanes         lanes that follow (1..=64: the topic's)
+//! 24  consumed      u64 per lane: the sequence the lane's next local publish has
+//! ```
+//!
+//! An importer sends one when it learns where a lane starts (a SYNC or its first message),
+//! then whenever a lane's `consumed` has moved a quarter window past the last one it sent,
+//! and every second while anything moved. It holds a liveliness token
+//! `ringcast/<domain>/@import/<topic>/<exporter zid>/<importer zid>` while it imports from
+//! that exporter; only a live token's credit limits anything, and its withdrawal (the
+//! importer stopped, died or adopted another source) drops the credit. An importer that sends no credits (a build from before them)
+//! is not waited for: its callback waits for room as before. A message that finds an
+//! importer's queue full (an exporter that ran ahead of its credit: its first messages
+//! before the first credit, or a peer that ignores credits) makes the callback wait for
+//! room, as before credits: nothing is ever dropped for it.
+
+use std::collections::{HashMap, HashSet};
+
+/// Bytes of a credit's fixed words.
+const HEAD: usize = 24;
+/// Largest window an importer states (and an exporter accepts).
+pub const MAX_WINDOW: u64 = 1 << 20;
+/// Most lanes a credit names (a topic's most).
+const MAX_LANES: u64 = 64;
+/// Most importers an exporter keeps credits from per topic; more are not waited for.
+pub const MAX_IMPORTERS: usize = 64;
+
+/// One importer's credit for one source incarnation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credit {
+    /// The source incarnation.
+    pub creation_id: u64,
+    /// Messages past `consumed` the importer takes.
+    pub window: u64,
+    /// Per lane, the sequence of the lane's next local publish.
+    pub consumed: Vec<u64>,
+}
+
+impl Credit {
+    /// The put's payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEAD + 8 * self.consumed.len());
+        for w in [self.creation_id, self.window, self.consumed.len() as u64] {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        for c in &self.consumed {
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads a credit; `None` unless the bytes are exactly one well-formed credit.
+    pub fn decode(b: &[u8]) -> Option<Credit> {
+        let word = |i: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(
+                b.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+            ))
+        };
+        let (creation_id, window, lanes) = (word(0)?, word(1)?, word(2)?);
+        if !(1..=MAX_WINDOW).contains(&window) || !(1..=MAX_LANES).contains(&lanes) {
+            return None;
+        }
+        if b.len() != HEAD + 8 * lanes as usize {
+            return None;
+        }
+        let consumed = (0..lanes as usize)
+            .map(|l| word(3 + l))
+            .collect::<Option<Vec<u64>>>()?;
+        Some(Credit {
+            creation_id,
+            window,
+            consumed,
+        })
+    }
+
+    /// How many more messages of lane `lane` may be read when its next is `next`
+    /// (`u64::MAX`: a lane this credit does not name limits nothing).
+    fn room(&self, lane: usize, next: u64) -> u64 {
+        match self.consumed.get(lane) {
+            Some(&c) => c.saturating_add(self.window).saturating_sub(next),
+            None => u64::MAX,
+        }
+    }
+}
+
+/// What an exporter knows of one topic's importers' credits. Only the credit of an
+/// importer whose token is live limits anything: one that left (or a peer that never
+/// declared a token) cannot hold the source.
+#[derive(Default)]
+pub struct Book {
+    credits: HashMap<String, Credit>,
+    present: HashSet<String>,
+}
+
+impl Book {
+    /// Importer `zid` sent `credit` (a newer one replaces the older; a credit of another
+    /// incarnation is kept too, and limits nothing until that incarnation is read).
+    /// Refused (`false`) past [`MAX_IMPORTERS`].
+    pub fn credit(&mut self, zid: &str, credit: Credit) -> bool {
+        if !self.credits.contains_key(zid) && self.credits.len() >= MAX_IMPORTERS {
+            return false;
+        }
+        self.credits.insert(zid.to_owned(), credit);
+        true
+    }
+
+    /// Importer `zid`'s token appeared. Refused (`false`) past [`MAX_IMPORTERS`].
+    pub fn present(&mut self, zid: &str) -> bool {
+        if !self.present.contains(zid) && self.present.len() >= MAX_IMPORTERS {
+            return false;
+        }
+        self.present.insert(zid.to_owned());
+        true
+    }
+
+    /// Importer `zid` is gone (its token was withdrawn): its credit no longer limits
+    /// anything.
+    pub fn gone(&mut self, zid: &str) {
+        self.credits.remove(zid);
+        self.present.remove(zid);
+    }
+
+    /// Whether no importer's credit limits this topic.
+    pub fn is_empty(&self) -> bool {
+        !self.credits.keys().any(|z| self.present.contains(z))
+    }
+
+    /// How many messages may be read now from incarnation `creation_id`, whose lanes'
+    /// next sequences `next(lane)` gives (`u64::MAX`: no importer limits it).
+    pub fn room(&self, creation_id: u64, lanes: usize, next: impl Fn(usize) -> u64) -> u64 {
+        self.credits
+            .iter()
+            .filter(|(z, c)| c.creation_id == creation_id && self.present.contains(*z))
+            .map(|(_, c)| c)
+            .flat_map(|c| (0..lanes).map(move |l| (c, l)))
+            .map(|(c, l)| c.room(l, next(l)))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credit(consumed: Vec<u64>, window: u64) -> Credit {
+        Credit {
+            creation_id: 7,
+            window,
+            consumed,
+        }
+    }
+
+    #[test]
+    fn a_credit_reads_back_and_nothing_malformed_does() {
+        let c = credit(vec![3, 9], 16);
+        let b = c.encode();
+        assert_eq!(Credit::decode(&b), Some(c));
+        assert_eq!(Credit::decode(&b[..b.len() - 1]), None, "short");
+        assert_eq!(
+            Credit::decode(&[b.clone(), vec![0]].concat()),
+            None,
+            "trailing"
+        );
+        let mut zero_window = b.clone();
+        zero_window[8..16].copy_from_slice(&0u64.to_le_bytes());
+        assert_eq!(Credit::decode(&zero_window), None);
+        let mut huge_window = b.clone();
+        huge_window[8..16].copy_from_slice(&(MAX_WINDOW + 1).to_le_bytes());
+        assert_eq!(Credit::decode(&huge_window), None);
+        let mut no_lanes = b.clone();
+        no_lanes[16..24].copy_from_slice(&0u64.to_le_bytes());
+        assert_eq!(Credit::decode(&no_lanes), None);
+        let mut lying_lanes = b;
+        lying_lanes[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(Credit::decode(&lying_lanes), None);
+        assert_eq!(Credit::decode(&[]), None);
+    }
+
+    #[test]
+    fn the_book_allows_what_the_tightest_importer_has_room_for() {
+        let mut book = Book::default();
+        assert_eq!(book.room(7, 2, |_| 100), u64::MAX, "nobody credits");
+        assert!(book.credit("a", credit(vec![100, 50], 10)));
+        assert!(book.credit("b", credit(vec![95, 60], 10)));
+        assert!(book.is_empty(), "no token yet");
+        assert_eq!(
+            book.room(7, 2, |_| 500),
+            u64::MAX,
+            "credits without a token"
+        );
+        assert!(book.present("a") && book.present("b"));
+        // Lane 0 next 100: a has 10, b 5; lane 1 next 55: a 5, b 15.
+        let next = |l: usize| [100, 55][l];
+        assert_eq!(book.room(7, 2, next), 5);
+        // At the limit: no room; past it (a peer that ran ahead): none either.
+        assert_eq!(book.room(7, 2, |_| 105), 0);
+        assert_eq!(book.room(7, 2, |_| 500), 0);
+        // Another incarnation's credits limit nothing.
+        assert_eq!(book.room(8, 2, next), u64::MAX);
+        book.gone("b");
+        assert_eq!(book.room(7, 2, next), 5, "a's lane 1");
+        book.gone("a");
+        assert!(book.is_empty());
+        for i in 0..MAX_IMPORTERS {
+            assert!(book.credit(&format!("z{i}"), credit(vec![0], 1)));
+            assert!(book.present(&format!("z{i}")));
+        }
+        assert!(!book.credit("one-more", credit(vec![0], 1)), "bounded");
+        assert!(!book.present("one-more"), "bounded");
+        assert!(
+            book.credit("z0", credit(vec![1], 1)),
+            "an old one is updated"
+        );
+    }
+}

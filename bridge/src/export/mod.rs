@@ -1,0 +1,251 @@
+//! Export: one thread carries every exported local topic to the network.
+//!
+//! For each incarnation of a local topic (a live publisher, not itself an import) the
+//! export declares the Zenoh publisher and the liveliness token that announces the topic,
+//! then, while a remote subscriber matches (Zenoh's matching listener says when that
+//! changes), attaches as one more subscriber, says where it starts (a SYNC stamp, repeated
+//! every second for importers that join later) and puts every message with its sequence
+//! number. A message alone in the ring when it is read goes at once, in a put of its own;
+//! when more wait behind it, the export takes them too, without waiting for any, and puts
+//! them all in one batch (bounded by bytes and count; see [`wire`](crate::wire)), which is
+//! what carries small messages at a high rate. Each message is copied once, from its slot
+//! into the put's buffer, and every slot is released before the put. Under `Block`,
+//! Zenoh's blocking congestion control then carries the importer's backpressure back to
+//! the source publisher, and the source's stall rules bound it (the bridge is a subscriber
+//! like any other, and Zenoh closes a link blocked past its `wait_before_close`). Under
+//! `Overwrite` puts may be dropped under congestion, and the bridge itself may be lapped;
+//! the importer counts both as gaps in the sequence numbers. When the source closes, an
+//! END stamp tells the importer how many messages there were, so a loss at the very end is
+//! counted too.
+//!
+//! A shared topic (lanes) goes the same way, each put naming its lane and writer (a batch
+//! is one lane's): the export SYNCs each lane with a live publisher, and puts a LEAVE for
+//! a lane whose writer is gone (`Subscriber::lane_publisher`) once it has forwarded all
+//! of that writer's messages (`Subscriber::has_news_in`), before the topic's END.
+//!
+//! The thread: every attached topic's subscriber is a member of one [`WaitSet`]; the loop
+//! sleeps until a member is ready, a topic's timer is due (looking for an absent topic,
+//! checking an idle one, a SYNC), or a matching listener rings its notifier. A ready topic
+//! gets at most [`PUTS_IN_A_ROW`](topic) puts before the others are served, so a busy
+//! topic cannot starve the rest. Nothing here is per topic but memory: a topic that is
+//! absent costs a failed `open` now and then, an idle one a look at its segment twice a
+//! second, an attached one a SYNC put a second.
+
+mod out;
+mod topic;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use ringcast::{Notifier, WaitSet, WaitStrategy};
+use zenoh::sample::{Locality, SampleKind};
+use zenoh::Wait;
+
+use crate::credit::Credit;
+use crate::stats::{bump, Counters};
+use crate::Shared;
+use topic::{Ctx, Export};
+
+/// Longest sleep of the loop before it looks at the stop flag.
+const SLICE: Duration = Duration::from_millis(50);
+/// Timers due within this of each other are served in one wake-up.
+const GRAIN: Duration = Duration::from_millis(20);
+/// At most this long, a stopping bridge goes on forwarding what the rings hold.
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// What Zenoh's callbacks tell the export loop, by topic index.
+enum Event {
+    /// The topic's remote match may have changed.
+    Match(usize),
+    /// An importer (its zid) credits the topic.
+    Credit(usize, String, Credit),
+    /// An importer (its zid) of the topic declared its token.
+    Present(usize, String),
+    /// An importer (its zid) of the topic is gone.
+    Gone(usize, String),
+}
+
+/// Rings the export loop from Zenoh's callbacks.
+#[derive(Clone)]
+pub(super) struct Wake {
+    tx: mpsc::Sender<Event>,
+    notifier: Notifier,
+}
+
+impl Wake {
+    fn send(&self, e: Event) {
+        // The loop is gone only when the bridge stops: nothing to tell then.
+        let _ = self.tx.send(e);
+        self.notifier.notify();
+    }
+
+    /// Topic `topic`'s remote match may have changed.
+    pub(super) fn ring(&self, topic: usize) {
+        self.send(Event::Match(topic));
+    }
+}
+
+/// The export thread: carries `topics` until the bridge stops.
+pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
+    let mut set = WaitSet::new().strategy(WaitStrategy::Park);
+    let (tx, events) = mpsc::channel();
+    let wake = Wake {
+        tx,
+        notifier: set.notifier(),
+    };
+    let _flow = match flow_control(&shared, &topics, &wake) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot hear importers' credits; importers that send them wait as before");
+            None
+        }
+    };
+    let now = Instant::now();
+    let mut exports: Vec<Export> = topics
+        .into_iter()
+        .map(|(t, c)| Export::new(t, c, now))
+        .collect();
+    // Each topic's next due time; an entry that no longer equals its topic's `due` is
+    // stale and skipped.
+    let mut timers: BinaryHeap<Reverse<(Instant, usize)>> = exports
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Reverse((e.due, i)))
+        .collect();
+    while !shared.stopping() {
+        let now = Instant::now();
+        while let Some(&Reverse((due, i))) = timers.peek() {
+            if due > now {
+                break;
+            }
+            timers.pop();
+            if exports[i].due == due {
+                let mut ctx = ctx(&shared, &mut set, &wake, i);
+                step(&mut exports[i], &mut timers, i, true, |e| {
+                    e.on_timer(&mut ctx, now)
+                });
+            }
+        }
+        while let Ok(ev) = events.try_recv() {
+            let i = match &ev {
+                Event::Match(i)
+                | Event::Credit(i, ..)
+                | Event::Present(i, _)
+                | Event::Gone(i, _) => *i,
+            };
+            let mut ctx = ctx(&shared, &mut set, &wake, i);
+            step(&mut exports[i], &mut timers, i, false, |e| match ev {
+                Event::Match(_) => e.on_match(&mut ctx, now),
+                Event::Credit(_, zid, c) => e.on_credit(&mut ctx, &zid, c),
+                Event::Present(_, zid) => e.on_present(&mut ctx, &zid),
+                Event::Gone(_, zid) => e.on_gone(&mut ctx, &zid),
+            });
+        }
+        for (i, e) in exports.iter_mut().enumerate() {
+            if e.member().is_some_and(|k| set.is_ready(k)) {
+                let mut ctx = ctx(&shared, &mut set, &wake, i);
+                step(e, &mut timers, i, false, |e| e.serve(&mut ctx, now));
+            }
+        }
+        // Timers are served in batches at most every `GRAIN`: a thousand topics' SYNCs a
+        // second would otherwise wake the loop (and re-arm every member) a thousand times.
+        let next = timers
+            .peek()
+            .map_or(now + SLICE, |r| r.0 .0.max(now + GRAIN).min(now + SLICE));
+        // The set always has its notifier: a wait never refuses.
+        let _ = set.wait_deadline(Some(next));
+    }
+    // Stopping: forward what is already in the rings (bounded), then go; dropping the
+    // exports withdraws their announcements.
+    let until = Instant::now() + DRAIN;
+    for (i, e) in exports.iter_mut().enumerate() {
+        e.drain(&mut ctx(&shared, &mut set, &wake, i), until);
+    }
+}
+
+/// Zenoh subscribers that feed the loop importers' credits and departures (see
+/// [`crate::credit`]); they live as long as the loop.
+type Flow = (zenoh::pubsub::Subscriber<()>, zenoh::pubsub::Subscriber<()>);
+
+fn flow_control(
+    shared: &Arc<Shared>,
+    topics: &[(String, Arc<Counters>)],
+    wake: &Wake,
+) -> zenoh::Result<Flow> {
+    let index: Arc<HashMap<String, usize>> = Arc::new(
+        topics
+            .iter()
+            .enumerate()
+            .map(|(i, (t, _))| (t.clone(), i))
+            .collect(),
+    );
+    let stats: Arc<Vec<Arc<Counters>>> = Arc::new(topics.iter().map(|t| t.1.clone()).collect());
+    let (s, idx, w) = (shared.clone(), index.clone(), wake.clone());
+    let credits = shared
+        .session
+        .declare_subscriber(shared.keys.credits_to(&shared.zid))
+        .allowed_origin(Locality::Remote)
+        .callback(move |sample| {
+            let key = sample.key_expr().as_str();
+            let Some((topic, importer)) = s.keys.parse_flow(key, &s.zid) else {
+                return;
+            };
+            let Some(&i) = idx.get(topic) else {
+                return;
+            };
+            match Credit::decode(&sample.payload().to_bytes()) {
+                Some(c) => w.send(Event::Credit(i, importer.to_owned(), c)),
+                None => bump(&stats[i].refused, 1),
+            }
+        })
+        .wait()?;
+    let (s, w) = (shared.clone(), wake.clone());
+    let importers = shared
+        .session
+        .liveliness()
+        .declare_subscriber(shared.keys.importers_of(&shared.zid))
+        .history(true)
+        .callback(move |sample| {
+            let key = sample.key_expr().as_str();
+            let Some((topic, importer)) = s.keys.parse_flow(key, &s.zid) else {
+                return;
+            };
+            let Some(&i) = index.get(topic) else {
+                return;
+            };
+            let importer = importer.to_owned();
+            w.send(match sample.kind() {
+                SampleKind::Put => Event::Present(i, importer),
+                SampleKind::Delete => Event::Gone(i, importer),
+            });
+        })
+        .wait()?;
+    Ok((credits, importers))
+}
+
+fn ctx<'a>(shared: &'a Shared, set: &'a mut WaitSet, wake: &'a Wake, index: usize) -> Ctx<'a> {
+    Ctx {
+        shared,
+        set,
+        wake,
+        index,
+    }
+}
+
+/// Runs one step of topic `i` and schedules its timer if the step moved it (or its
+/// entry was just `popped`).
+fn step(
+    e: &mut Export,
+    timers: &mut BinaryHeap<Reverse<(Instant, usize)>>,
+    i: usize,
+    popped: bool,
+    f: impl FnOnce(&mut Export),
+) {
+    let before = e.due;
+    f(e);
+    if popped || e.due != before {
+        timers.push(Reverse((e.due, i)));
+    }
+}
