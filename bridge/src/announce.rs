@@ -45,12 +45,19 @@ use ringcast::{Overflow, PublisherConfig, TypeInfo};
 /// Bytes of a fingerprint's name (`TypeInfo::name`).
 const TYPE_NAME_BYTES: usize = TypeInfo::RAW.name.len();
 
-/// Version of the announcement record of a topic with one publisher (unchanged since the
-/// first bridges, so they import such topics from this build).
+/// Version of the announcement record of a topic with one publisher from bridges before
+/// [`VERSION_SERVED`] (read, never written).
 const VERSION: u64 = 1;
-/// Version of the record of a shared topic: [`WORDS`] words, then `max_publishers`. A
-/// bridge that reads only [`VERSION`] refuses it (it could not carry the lanes).
+/// Version of the record of a shared topic from bridges before [`VERSION_SERVED`]:
+/// [`WORDS`] words, then `max_publishers` (read, never written).
 const VERSION_LANES: u64 = 2;
+/// Version of every topic record this build writes: [`WORDS`] words, then
+/// `max_publishers` (1 for a topic with one publisher). Its exporter serves only
+/// importers that declare an importing token and (for `Block`) credit it (see
+/// [`crate::credit`]); a bridge from before that would adopt the topic and wait for
+/// messages that never come, so it refuses the record by its version instead, and says
+/// so.
+const VERSION_SERVED: u64 = 5;
 /// Version of an untyped service's record ([`ServiceAnnouncement`]): a topic importer, of
 /// this build or an older one, refuses it.
 const VERSION_SERVICE: u64 = 3;
@@ -119,7 +126,7 @@ pub enum AnnounceError {
     #[error("announcement record is malformed: {0}")]
     Malformed(&'static str),
     /// The record has a version this build does not know.
-    #[error("announcement version {0} is not supported (this build reads {VERSION} and {VERSION_LANES})")]
+    #[error("announcement version {0} is not supported (this build reads {VERSION}, {VERSION_LANES} and {VERSION_SERVED})")]
     Version(u64),
     /// A field has an impossible value.
     #[error("announcement has an impossible {field}: {value}")]
@@ -156,9 +163,8 @@ impl Announcement {
             Overflow::Overwrite => 0,
             Overflow::Block => 1,
         };
-        let shared = self.max_publishers != 1;
         let words: [u64; WORDS] = [
-            if shared { VERSION_LANES } else { VERSION },
+            VERSION_SERVED,
             self.slot_count,
             self.slot_capacity,
             self.alignment,
@@ -173,9 +179,7 @@ impl Announcement {
             t.name_len,
         ];
         let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        if shared {
-            bytes.extend_from_slice(&self.max_publishers.to_le_bytes());
-        }
+        bytes.extend_from_slice(&self.max_publishers.to_le_bytes());
         bytes.extend_from_slice(&t.name[..t.name_len.min(t.name.len() as u64) as usize]);
         for text in [&self.host, &self.prefix] {
             bytes.push(text.len() as u8);
@@ -199,6 +203,10 @@ impl Announcement {
             VERSION_LANES => match r.word()? {
                 n @ 2..=ringcast::inspect::MAX_PUBLISHERS => n,
                 n => return Err(field("publisher count of a shared topic", n)),
+            },
+            VERSION_SERVED => match r.word()? {
+                n @ 1..=ringcast::inspect::MAX_PUBLISHERS => n,
+                n => return Err(field("publisher count", n)),
             },
             v => return Err(AnnounceError::Version(v)),
         };
@@ -741,17 +749,17 @@ mod tests {
             ..a
         };
         assert_eq!(Announcement::decode(&raw.encode()), Ok(raw.clone()));
-        // A shared topic's record is version 2 and carries its lanes; a topic with one
-        // publisher keeps version 1, which older bridges read.
+        // Every topic record is version 5 and carries its publisher count, which bridges
+        // from before importing tokens refuse by the version.
         let shared = Announcement {
             max_publishers: 4,
             ..raw.clone()
         };
-        assert_eq!(unhex(&raw.encode(), MAX_SERVICE_RECORD).unwrap()[0], 1);
-        assert_eq!(unhex(&shared.encode(), MAX_SERVICE_RECORD).unwrap()[0], 2);
+        assert_eq!(unhex(&raw.encode(), MAX_SERVICE_RECORD).unwrap()[0], 5);
+        assert_eq!(unhex(&shared.encode(), MAX_SERVICE_RECORD).unwrap()[0], 5);
         assert_eq!(Announcement::decode(&shared.encode()), Ok(shared.clone()));
         assert_eq!(shared.ring_bytes(), 4 * raw.ring_bytes());
-        for n in [0u64, 1, 65, u64::MAX] {
+        for n in [0u64, 65, u64::MAX] {
             let mut bytes = unhex(&shared.encode(), MAX_SERVICE_RECORD).unwrap();
             bytes[WORDS * 8..WORDS * 8 + 8].copy_from_slice(&n.to_le_bytes());
             let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -760,11 +768,22 @@ mod tests {
                 "{n}"
             );
         }
-        // Version 2 without its lane word is short.
-        let mut bytes = unhex(&raw.encode(), MAX_SERVICE_RECORD).unwrap();
-        bytes[0] = 2;
-        let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        assert!(Announcement::decode(&h).is_err());
+        // Older bridges' records still read: version 1 (one publisher, no lane word) and
+        // version 2 (a shared topic's lane word, never 1).
+        let mut v1 = unhex(&raw.encode(), MAX_SERVICE_RECORD).unwrap();
+        v1[0] = 1;
+        v1.drain(WORDS * 8..WORDS * 8 + 8);
+        let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(Announcement::decode(&hex(&v1)), Ok(raw.clone()));
+        let mut v2 = unhex(&shared.encode(), MAX_SERVICE_RECORD).unwrap();
+        v2[0] = 2;
+        assert_eq!(Announcement::decode(&hex(&v2)), Ok(shared.clone()));
+        let mut v2_one = unhex(&raw.encode(), MAX_SERVICE_RECORD).unwrap();
+        v2_one[0] = 2;
+        assert!(Announcement::decode(&hex(&v2_one)).is_err(), "a v2 record names 2+");
+        // Version 5 cut inside its publisher word is short.
+        let v5 = unhex(&raw.encode(), MAX_SERVICE_RECORD).unwrap();
+        assert!(Announcement::decode(&hex(&v5[..WORDS * 8 + 4])).is_err());
     }
 
     #[test]
@@ -1010,7 +1029,7 @@ mod tests {
         // And a service reader refuses a topic record.
         assert_eq!(
             ServiceAnnouncement::decode(&sample().encode()),
-            Err(AnnounceError::Version(VERSION))
+            Err(AnnounceError::Version(VERSION_SERVED))
         );
         for bad in [
             ServiceAnnouncement {

@@ -22,16 +22,22 @@
 //! 24  consumed      u64 per lane: the sequence the lane's next local publish has
 //! ```
 //!
-//! An importer sends one when it learns where a lane starts (a SYNC or its first message),
-//! then whenever a lane's `consumed` has moved a quarter window past the last one it sent,
-//! and every second while anything moved. It holds a liveliness token
+//! An importer holds a liveliness token
 //! `ringcast/<domain>/@import/<topic>/<exporter zid>/<importer zid>` while it imports from
-//! that exporter; only a live token's credit limits anything, and its withdrawal (the
-//! importer stopped, died or adopted another source) drops the credit. An importer that sends no credits (a build from before them)
-//! is not waited for: its callback waits for room as before. A message that finds an
-//! importer's queue full (an exporter that ran ahead of its credit: its first messages
-//! before the first credit, or a peer that ignores credits) makes the callback wait for
-//! room, as before credits: nothing is ever dropped for it.
+//! that exporter (every topic, `Block` or not): the exporter attaches to its source only
+//! while such a token is live, so nothing is sent to a bridge that does not import the
+//! topic. At a new token the exporter puts a SYNC (where it reads); the importer sends a
+//! credit when it learns where a lane starts (that SYNC, or a lane's first message), then
+//! whenever a lane's `consumed` has moved a quarter window past the last one it sent, and
+//! every second while anything moved. For a `Block` topic every live token limits the
+//! exporter: by its credit for the incarnation, and to **nothing** until that credit
+//! arrives, so an exporter never runs ahead of an importer it has not heard from (a lane
+//! the importer has not heard of yet, `consumed` `u64::MAX`, takes a window from where
+//! the exporter first told of it). A withdrawn token (the importer stopped, died or
+//! adopted another source) drops its credit. A message that still finds an importer's
+//! queue full (an exporter from before version 5 records, or a peer that ignores
+//! credits) makes the callback wait for room, as before credits: nothing is ever dropped
+//! for it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -92,10 +98,14 @@ impl Credit {
         })
     }
 
-    /// How many more messages of lane `lane` may be read when its next is `next`
-    /// (`u64::MAX`: a lane this credit does not name limits nothing).
-    fn room(&self, lane: usize, next: u64) -> u64 {
+    /// How many more messages of lane `lane` may be read when its next is `next` and the
+    /// importers were first told of it at `start` (a SYNC or its first message). A lane
+    /// the importer has not heard of yet (`consumed` is `u64::MAX`: the SYNC or message
+    /// that names it is on its way) takes a window from `start`; a lane this credit does
+    /// not name limits nothing.
+    fn room(&self, lane: usize, next: u64, start: u64) -> u64 {
         match self.consumed.get(lane) {
+            Some(&u64::MAX) => start.saturating_add(self.window).saturating_sub(next),
             Some(&c) => c.saturating_add(self.window).saturating_sub(next),
             None => u64::MAX,
         }
@@ -139,20 +149,29 @@ impl Book {
         self.present.remove(zid);
     }
 
-    /// Whether no importer's credit limits this topic.
-    pub fn is_empty(&self) -> bool {
-        !self.credits.keys().any(|z| self.present.contains(z))
+    /// Whether an importer's token is live: someone imports the topic from us.
+    pub fn any_present(&self) -> bool {
+        !self.present.is_empty()
     }
 
     /// How many messages may be read now from incarnation `creation_id`, whose lanes'
-    /// next sequences `next(lane)` gives (`u64::MAX`: no importer limits it).
-    pub fn room(&self, creation_id: u64, lanes: usize, next: impl Fn(usize) -> u64) -> u64 {
-        self.credits
+    /// next sequences and first told sequences `lane(l)` gives as `(next, start)`. Every
+    /// importer whose token is live limits it: by its credit for this incarnation, or to
+    /// nothing (0) until that credit arrives, so an exporter never runs ahead of an
+    /// importer it has not heard from (`u64::MAX`: no importer is present).
+    pub fn room(&self, creation_id: u64, lanes: usize, lane: impl Fn(usize) -> (u64, u64)) -> u64 {
+        self.present
             .iter()
-            .filter(|(z, c)| c.creation_id == creation_id && self.present.contains(*z))
-            .map(|(_, c)| c)
-            .flat_map(|c| (0..lanes).map(move |l| (c, l)))
-            .map(|(c, l)| c.room(l, next(l)))
+            .map(|z| match self.credits.get(z) {
+                Some(c) if c.creation_id == creation_id => (0..lanes)
+                    .map(|l| {
+                        let (next, start) = lane(l);
+                        c.room(l, next, start)
+                    })
+                    .min()
+                    .unwrap_or(u64::MAX),
+                _ => 0,
+            })
             .min()
             .unwrap_or(u64::MAX)
     }
@@ -199,28 +218,35 @@ mod tests {
     #[test]
     fn the_book_allows_what_the_tightest_importer_has_room_for() {
         let mut book = Book::default();
-        assert_eq!(book.room(7, 2, |_| 100), u64::MAX, "nobody credits");
+        let at = |next: u64| move |_| (next, 0);
+        assert_eq!(book.room(7, 2, at(100)), u64::MAX, "nobody imports");
+        assert!(!book.any_present());
         assert!(book.credit("a", credit(vec![100, 50], 10)));
         assert!(book.credit("b", credit(vec![95, 60], 10)));
-        assert!(book.is_empty(), "no token yet");
-        assert_eq!(
-            book.room(7, 2, |_| 500),
-            u64::MAX,
-            "credits without a token"
-        );
+        assert_eq!(book.room(7, 2, at(500)), u64::MAX, "credits without a token");
         assert!(book.present("a") && book.present("b"));
+        assert!(book.any_present());
         // Lane 0 next 100: a has 10, b 5; lane 1 next 55: a 5, b 15.
-        let next = |l: usize| [100, 55][l];
+        let next = |l: usize| ([100, 55][l], 0);
         assert_eq!(book.room(7, 2, next), 5);
         // At the limit: no room; past it (a peer that ran ahead): none either.
-        assert_eq!(book.room(7, 2, |_| 105), 0);
-        assert_eq!(book.room(7, 2, |_| 500), 0);
-        // Another incarnation's credits limit nothing.
-        assert_eq!(book.room(8, 2, next), u64::MAX);
+        assert_eq!(book.room(7, 2, at(105)), 0);
+        assert_eq!(book.room(7, 2, at(500)), 0);
+        // A present importer without a credit for this incarnation holds it until it
+        // credits: another incarnation's credits, or none at all.
+        assert_eq!(book.room(8, 2, next), 0);
+        assert!(book.present("c"));
+        assert_eq!(book.room(7, 2, next), 0, "c has not credited yet");
+        assert!(book.credit("c", credit(vec![100, u64::MAX], 10)));
+        // c has not heard of lane 1 yet: a window from where it was first told (50).
+        assert_eq!(book.room(7, 2, |l| ([100, 55][l], 50)), 5);
+        assert_eq!(book.room(7, 2, |l| ([100, 58][l], 50)), 2);
+        book.gone("c");
         book.gone("b");
         assert_eq!(book.room(7, 2, next), 5, "a's lane 1");
         book.gone("a");
-        assert!(book.is_empty());
+        assert!(!book.any_present());
+        assert_eq!(book.room(7, 2, next), u64::MAX);
         for i in 0..MAX_IMPORTERS {
             assert!(book.credit(&format!("z{i}"), credit(vec![0], 1)));
             assert!(book.present(&format!("z{i}")));

@@ -18,6 +18,16 @@ const STUCK: u64 = 300_000;
 /// Messages on the free topic while the other is stuck.
 const FREE: u64 = 20_000;
 
+/// Sends `bytes`, failing the test (never hanging it) if the topic stays full for
+/// [`WAIT`]: a held link must show as a failure, not as a CI run that never ends.
+fn send_within(p: &mut Publisher, bytes: &[u8], what: &str) {
+    let mut loan = p
+        .loan_timeout(WAIT)
+        .unwrap_or_else(|_| panic!("{what}: no room for {WAIT:?}"));
+    loan.write_at(0, bytes);
+    loan.commit(bytes.len());
+}
+
 fn block_source(pair: &Pair, topic: &str) -> Publisher {
     let config = PublisherConfig::default()
         .prefix(pair.a.as_str())
@@ -49,9 +59,7 @@ fn a_stuck_block_importer_holds_only_its_own_topic() {
     let done = sent.clone();
     let sender = std::thread::spawn(move || {
         for i in 0..STUCK {
-            stuck
-                .send(&i.to_le_bytes())
-                .expect("send on the stuck topic");
+            send_within(&mut stuck, &i.to_le_bytes(), "the stuck topic");
         }
         // Relaxed: read after the join, which orders it.
         done.store(true, Ordering::Relaxed);
@@ -71,7 +79,7 @@ fn a_stuck_block_importer_holds_only_its_own_topic() {
         free_sub
     });
     for i in 0..FREE {
-        free.send(&i.to_le_bytes()).expect("send on the free topic");
+        send_within(&mut free, &i.to_le_bytes(), &format!("free topic, message {i}"));
     }
     let _free_sub = reader.join().expect("the free topic's reader");
     assert!(
@@ -95,4 +103,113 @@ fn a_stuck_block_importer_holds_only_its_own_topic() {
         matches!(end, Err(RecvTimeoutError::Disconnected)),
         "expected the end, got {end:?}"
     );
+}
+
+/// Messages (single or batched) and SYNCs a test peer received on a data key.
+#[derive(Default)]
+struct Heard {
+    messages: u64,
+    /// The last SYNC's sequence and incarnation.
+    sync: Option<(u64, u64)>,
+}
+
+/// What an exporter sends a peer that imports its `Block` topic: nothing before the peer
+/// declares its importing token, only a SYNC until the peer credits it, then exactly the
+/// credit's window, and more only when the credit moves. This is the rule that keeps a
+/// stuck importer from ever holding the link: a compliant exporter never sends more than
+/// an importer's backlog takes.
+#[test]
+fn an_exporter_sends_only_within_each_importers_credit() {
+    use ringcast_bridge::announce::Keys;
+    use ringcast_bridge::credit::Credit;
+    use ringcast_bridge::wire::{Put, SYNC};
+    use std::sync::Mutex;
+    use zenoh::Wait;
+
+    let mut pair = Pair::new("credit");
+    pair.topics(&["held"]);
+    let mut src = block_source(&pair, "held");
+    let exporter = pair.bridge_a(&["--export", "held"]);
+    let zid = zid_of(&exporter);
+    let peer = hostile_peer(&pair.endpoint);
+    let me = peer.zid().to_string();
+    linked_to(&peer, &zid);
+    let keys = Keys::new(&pair.domain);
+    let heard = Arc::new(Mutex::new(Heard::default()));
+    let h = heard.clone();
+    let _data = peer
+        .declare_subscriber(keys.data("held", &zid))
+        .callback(move |s| {
+            let att = s.attachment().map(|a| a.to_bytes());
+            let put = Put::decode(att.as_deref(), s.payload().len()).expect("a well-formed put");
+            let mut h = h.lock().unwrap();
+            if put.stamp.flags & SYNC != 0 {
+                h.sync = Some((put.stamp.seq, put.stamp.creation_id));
+            } else {
+                h.messages += put.batch.len().max(1) as u64;
+            }
+        })
+        .wait()
+        .unwrap();
+    // The source sends all the time (it blocks while the exporter does not read).
+    let stop = Arc::new(AtomicBool::new(false));
+    let halt = stop.clone();
+    let sender = std::thread::spawn(move || {
+        let mut i = 0u64;
+        // Relaxed: a flag polled between sends; the join orders the rest.
+        while !halt.load(Ordering::Relaxed) {
+            if let Ok(mut loan) = src.loan_timeout(Duration::from_millis(20)) {
+                loan.write_at(0, &i.to_le_bytes());
+                loan.commit(8);
+                i += 1;
+            }
+        }
+        src
+    });
+    let settle = || std::thread::sleep(Duration::from_millis(400));
+    let messages = || heard.lock().unwrap().messages;
+
+    // A data subscriber alone is not an importer: the source is not read.
+    settle();
+    assert_eq!(messages(), 0, "sent to a peer that imports nothing");
+    assert!(heard.lock().unwrap().sync.is_none());
+
+    // The importing token: the exporter attaches and says where it reads, but sends no
+    // message before the credit.
+    let token = peer
+        .liveliness()
+        .declare_token(keys.importing("held", &zid, &me))
+        .wait()
+        .unwrap();
+    eventually("the SYNC", || heard.lock().unwrap().sync.is_some());
+    settle();
+    assert_eq!(messages(), 0, "sent before the importer credited");
+    let (start, creation_id) = heard.lock().unwrap().sync.expect("checked above");
+
+    // A credit of 10 from `start`: exactly 10 messages, then nothing more.
+    let credit = |consumed: u64| {
+        let c = Credit {
+            creation_id,
+            window: 10,
+            consumed: vec![consumed],
+        };
+        peer.put(keys.credit("held", &zid, &me), c.encode())
+            .wait()
+            .unwrap();
+    };
+    credit(start);
+    eventually("the credited messages", || messages() >= 10);
+    settle();
+    assert_eq!(messages(), 10, "past the window");
+    // The credit moves by 25: 25 more.
+    credit(start + 25);
+    eventually("the next credited messages", || messages() >= 35);
+    settle();
+    assert_eq!(messages(), 35, "past the moved window");
+
+    // The token goes: the exporter detaches from the source.
+    drop(token);
+    stop.store(true, Ordering::Relaxed);
+    let mut src = sender.join().expect("the sender");
+    eventually("the exporter detaches", || src.subscriber_count() == 0);
 }

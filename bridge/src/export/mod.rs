@@ -2,10 +2,11 @@
 //!
 //! For each incarnation of a local topic (a live publisher, not itself an import) the
 //! export declares the Zenoh publisher and the liveliness token that announces the topic,
-//! then, while a remote subscriber matches (Zenoh's matching listener says when that
-//! changes), attaches as one more subscriber, says where it starts (a SYNC stamp, repeated
-//! every second for importers that join later) and puts every message with its sequence
-//! number. A message alone in the ring when it is read goes at once, in a put of its own;
+//! then, while a remote importer holds its importing token for the topic (see
+//! [`credit`](crate::credit)), attaches as one more subscriber, says where it starts (a
+//! SYNC stamp, at attach, at each new importer's token, and every second) and puts every
+//! message with its sequence number; a `Block` source is read only within every
+//! importer's credit. A message alone in the ring when it is read goes at once, in a put of its own;
 //! when more wait behind it, the export takes them too, without waiting for any, and puts
 //! them all in one batch (bounded by bytes and count; see [`wire`](crate::wire)), which is
 //! what carries small messages at a high rate. Each message is copied once, from its slot
@@ -25,7 +26,8 @@
 //!
 //! The thread: every attached topic's subscriber is a member of one [`WaitSet`]; the loop
 //! sleeps until a member is ready, a topic's timer is due (looking for an absent topic,
-//! checking an idle one, a SYNC), or a matching listener rings its notifier. A ready topic
+//! checking an idle one, a SYNC), or a Zenoh callback (an importer's token or credit)
+//! rings its notifier. A ready topic
 //! gets at most [`PUTS_IN_A_ROW`](topic) puts before the others are served, so a busy
 //! topic cannot starve the rest. Nothing here is per topic but memory: a topic that is
 //! absent costs a failed `open` now and then, an idle one a look at its segment twice a
@@ -57,8 +59,6 @@ const DRAIN: Duration = Duration::from_secs(1);
 
 /// What Zenoh's callbacks tell the export loop, by topic index.
 enum Event {
-    /// The topic's remote match may have changed.
-    Match(usize),
     /// An importer (its zid) credits the topic.
     Credit(usize, String, Credit),
     /// An importer (its zid) of the topic declared its token.
@@ -69,7 +69,7 @@ enum Event {
 
 /// Rings the export loop from Zenoh's callbacks.
 #[derive(Clone)]
-pub(super) struct Wake {
+struct Wake {
     tx: mpsc::Sender<Event>,
     notifier: Notifier,
 }
@@ -79,11 +79,6 @@ impl Wake {
         // The loop is gone only when the bridge stops: nothing to tell then.
         let _ = self.tx.send(e);
         self.notifier.notify();
-    }
-
-    /// Topic `topic`'s remote match may have changed.
-    pub(super) fn ring(&self, topic: usize) {
-        self.send(Event::Match(topic));
     }
 }
 
@@ -96,10 +91,10 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
         notifier: set.notifier(),
     };
     let _flow = match flow_control(&shared, &topics, &wake) {
-        Ok(f) => Some(f),
+        Ok(f) => f,
         Err(e) => {
-            tracing::error!(error = %e, "cannot hear importers' credits; importers that send them wait as before");
-            None
+            tracing::error!(error = %e, "cannot hear importers; not exporting");
+            return;
         }
     };
     let now = Instant::now();
@@ -122,7 +117,7 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
             }
             timers.pop();
             if exports[i].due == due {
-                let mut ctx = ctx(&shared, &mut set, &wake, i);
+                let mut ctx = ctx(&shared, &mut set);
                 step(&mut exports[i], &mut timers, i, true, |e| {
                     e.on_timer(&mut ctx, now)
                 });
@@ -130,22 +125,18 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
         }
         while let Ok(ev) = events.try_recv() {
             let i = match &ev {
-                Event::Match(i)
-                | Event::Credit(i, ..)
-                | Event::Present(i, _)
-                | Event::Gone(i, _) => *i,
+                Event::Credit(i, ..) | Event::Present(i, _) | Event::Gone(i, _) => *i,
             };
-            let mut ctx = ctx(&shared, &mut set, &wake, i);
+            let mut ctx = ctx(&shared, &mut set);
             step(&mut exports[i], &mut timers, i, false, |e| match ev {
-                Event::Match(_) => e.on_match(&mut ctx, now),
                 Event::Credit(_, zid, c) => e.on_credit(&mut ctx, &zid, c),
-                Event::Present(_, zid) => e.on_present(&mut ctx, &zid),
-                Event::Gone(_, zid) => e.on_gone(&mut ctx, &zid),
+                Event::Present(_, zid) => e.on_present(&mut ctx, &zid, now),
+                Event::Gone(_, zid) => e.on_gone(&mut ctx, &zid, now),
             });
         }
         for (i, e) in exports.iter_mut().enumerate() {
             if e.member().is_some_and(|k| set.is_ready(k)) {
-                let mut ctx = ctx(&shared, &mut set, &wake, i);
+                let mut ctx = ctx(&shared, &mut set);
                 step(e, &mut timers, i, false, |e| e.serve(&mut ctx, now));
             }
         }
@@ -160,8 +151,8 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
     // Stopping: forward what is already in the rings (bounded), then go; dropping the
     // exports withdraws their announcements.
     let until = Instant::now() + DRAIN;
-    for (i, e) in exports.iter_mut().enumerate() {
-        e.drain(&mut ctx(&shared, &mut set, &wake, i), until);
+    for e in &mut exports {
+        e.drain(&mut ctx(&shared, &mut set), until);
     }
 }
 
@@ -225,13 +216,8 @@ fn flow_control(
     Ok((credits, importers))
 }
 
-fn ctx<'a>(shared: &'a Shared, set: &'a mut WaitSet, wake: &'a Wake, index: usize) -> Ctx<'a> {
-    Ctx {
-        shared,
-        set,
-        wake,
-        index,
-    }
+fn ctx<'a>(shared: &'a Shared, set: &'a mut WaitSet) -> Ctx<'a> {
+    Ctx { shared, set }
 }
 
 /// Runs one step of topic `i` and schedules its timer if the step moved it (or its

@@ -22,9 +22,25 @@ pub(super) struct Lanes {
     /// Per lane, the writer whose messages (or SYNC) were put last, until its LEAVE; empty
     /// for a topic with one publisher.
     pub(super) writers: Vec<Option<u32>>,
+    /// Per lane, the sequence at which the importers were told of its writer (its SYNC
+    /// or first message): an importer that has not heard of the lane yet is credited a
+    /// window from there (see [`crate::credit`]).
+    pub(super) starts: Vec<u64>,
 }
 
 impl Lanes {
+    /// The lanes of a topic of `max_publishers` (none kept for an exclusive topic).
+    pub(super) fn new(max_publishers: u64) -> Lanes {
+        let n = match max_publishers {
+            1 => 0,
+            n => n as usize,
+        };
+        Lanes {
+            writers: vec![None; n],
+            starts: vec![0; n],
+        }
+    }
+
     pub(super) fn is_shared(&self) -> bool {
         !self.writers.is_empty()
     }
@@ -42,12 +58,20 @@ impl Lanes {
         self.is_shared().then_some(lane)
     }
 
-    /// A message of `tag` is being put: its writer is the one the importers know.
-    pub(super) fn saw(&mut self, tag: Option<LaneTag>) {
+    /// Message `seq` of `tag` is being put: its writer is the one the importers know.
+    pub(super) fn saw(&mut self, seq: u64, tag: Option<LaneTag>) {
         if let Some(t) = tag {
-            if let Some(w) = self.writers.get_mut(t.lane as usize) {
-                *w = Some(t.writer);
+            self.told(t.lane as usize, t.writer, seq);
+        }
+    }
+
+    /// The importers are told (at `seq`) that `writer` writes lane `l`.
+    fn told(&mut self, l: usize, writer: u32, seq: u64) {
+        if let Some(w) = self.writers.get_mut(l) {
+            if w.is_none() {
+                self.starts[l] = seq;
             }
+            *w = Some(writer);
         }
     }
 
@@ -75,7 +99,7 @@ impl Lanes {
             };
             let seq = sub.next_seq_in(l).unwrap_or(0);
             ctl.put(seq, SYNC, Some(tag))?;
-            self.writers[l as usize] = Some(id.writer);
+            self.told(l as usize, id.writer, seq);
         }
         Ok(())
     }
@@ -156,7 +180,7 @@ impl Out<'_> {
             }
         });
         if let Some(c) = carry {
-            lanes.saw(c.1);
+            lanes.saw(c.0, c.1);
         }
         // `Disconnected` and `Evicted` are reported again by the next receive.
         match drained.stopped {

@@ -16,7 +16,6 @@ use zenoh::sample::Locality;
 use zenoh::Wait;
 
 use super::out::{end_of_source, source_is, Control, Lanes, Msg, Out};
-use super::Wake;
 use crate::announce::Announcement;
 use crate::credit::{Book, Credit};
 use crate::stats::{bump, Counters};
@@ -46,11 +45,6 @@ const EXPORT_RELEASE_BATCH: u64 = 16;
 pub(super) struct Ctx<'a> {
     pub shared: &'a Shared,
     pub set: &'a mut WaitSet,
-    /// Tells the loop that a topic's remote match may have changed (the matching
-    /// listener's callback rings it with the topic's index).
-    pub wake: &'a Wake,
-    /// The topic's index in the loop.
-    pub index: usize,
 }
 
 /// One exported topic.
@@ -184,27 +178,24 @@ impl Export {
         self.apply(next, ctx, now);
     }
 
-    /// The remote match may have changed: attach when someone listens, detach when
-    /// nobody does.
-    pub(super) fn on_match(&mut self, ctx: &mut Ctx<'_>, now: Instant) {
+    /// The importers may have changed: attach when one imports the topic from us (its
+    /// token is live), detach when none does. Only importers are served: a message put
+    /// before an importer's token arrived would reach a bridge that may not take it
+    /// (no credit yet) or does not import the topic at all.
+    fn follow_importers(&mut self, ctx: &mut Ctx<'_>, now: Instant) {
+        let wanted = self.credits.any_present();
         let next = match &self.state {
             State::Looking => Next::Stay,
-            State::Announced(inc) => match inc.matching() {
-                Ok(true) => return self.attach(ctx, now),
-                Ok(false) => Next::Stay,
-                Err(e) => Next::Failed(e.to_string()),
-            },
-            State::Attached(inc, _) => match inc.matching() {
-                Ok(true) => Next::Stay,
-                Ok(false) => {
-                    tracing::info!(
-                        topic = self.topic,
-                        "no remote subscriber; detaching from the source"
-                    );
-                    Next::Detach
-                }
-                Err(e) => Next::Failed(e.to_string()),
-            },
+            State::Announced(_) if wanted => return self.attach(ctx, now),
+            State::Announced(_) => Next::Stay,
+            State::Attached(..) if wanted => Next::Stay,
+            State::Attached(..) => {
+                tracing::info!(
+                    topic = self.topic,
+                    "no remote importer; detaching from the source"
+                );
+                Next::Detach
+            }
         };
         self.apply(next, ctx, now);
     }
@@ -250,18 +241,31 @@ impl Export {
         self.unpark(ctx);
     }
 
-    /// Importer `zid` declared its token: its credits count from now on.
-    pub(super) fn on_present(&mut self, ctx: &mut Ctx<'_>, zid: &str) {
+    /// Importer `zid` declared its token: the topic is served, and (a `Block` topic) held
+    /// within its credit from now on. An attached export says at once where it reads (a
+    /// SYNC), so that the new importer can credit it without waiting for the periodic
+    /// one.
+    pub(super) fn on_present(&mut self, ctx: &mut Ctx<'_>, zid: &str, now: Instant) {
         if !self.credits.present(zid) {
             bump(&self.stats.refused, 1);
+            return;
         }
-        self.unpark(ctx);
+        if let State::Attached(inc, att) = &mut self.state {
+            let sub = member(ctx.set, &mut att.member);
+            let ctl = control(ctx.shared, &inc.key, inc.a.creation_id);
+            if let Err(e) = inc.lanes.sync(&ctl, sub) {
+                return self.apply(Next::Failed(e.to_string()), ctx, now);
+            }
+            att.synced = now;
+        }
+        self.follow_importers(ctx, now);
     }
 
     /// Importer `zid` is gone: its credit limits nothing.
-    pub(super) fn on_gone(&mut self, ctx: &mut Ctx<'_>, zid: &str) {
+    pub(super) fn on_gone(&mut self, ctx: &mut Ctx<'_>, zid: &str, now: Instant) {
         self.credits.gone(zid);
         self.unpark(ctx);
+        self.follow_importers(ctx, now);
     }
 
     fn unpark(&mut self, ctx: &mut Ctx<'_>) {
@@ -326,7 +330,7 @@ impl Export {
                 self.stats.set_active(false);
                 self.state = State::Announced(inc);
                 self.due = now + IDLE_CHECK;
-                self.on_match(ctx, now);
+                self.follow_importers(ctx, now);
             }
         }
     }
@@ -371,9 +375,9 @@ impl Export {
                 tracing::info!(topic = self.topic, announcement = %inc.a, "exporting");
                 self.state = State::Announced(Box::new(inc));
                 self.due = now + IDLE_CHECK;
-                // The listener reports a match that exists already, too; asking once here
-                // costs nothing and needs no ordering against it.
-                self.on_match(ctx, now);
+                // Importers that hold their token already were heard of (the book outlives
+                // incarnations): serve them now.
+                self.follow_importers(ctx, now);
             }
             Err(e) => {
                 tracing::warn!(topic = self.topic, error = %e, "export failed; trying again");
@@ -433,8 +437,7 @@ impl Export {
 }
 
 impl Incarnation {
-    /// Declares the topic's Zenoh publisher (with a matching listener that calls
-    /// `ctx.on_match`) and the liveliness token that announces it.
+    /// Declares the topic's Zenoh publisher and the liveliness token that announces it.
     fn declare(ctx: &Ctx<'_>, topic: &str, a: Announcement) -> zenoh::Result<Incarnation> {
         let session = &ctx.shared.session;
         let key = ctx.shared.keys.data(topic, &ctx.shared.zid);
@@ -447,22 +450,11 @@ impl Incarnation {
             .congestion_control(congestion)
             .allowed_destination(Locality::Remote)
             .wait()?;
-        let (wake, index) = (ctx.wake.clone(), ctx.index);
-        publisher
-            .matching_listener()
-            .callback(move |_| wake.ring(index))
-            .background()
-            .wait()?;
         let token = session
             .liveliness()
             .declare_token(ctx.shared.keys.token(topic, &ctx.shared.zid, &a))
             .wait()?;
-        let lanes = Lanes {
-            writers: match a.max_publishers {
-                1 => Vec::new(),
-                n => vec![None; n as usize],
-            },
-        };
+        let lanes = Lanes::new(a.max_publishers);
         Ok(Incarnation {
             a,
             key,
@@ -470,10 +462,6 @@ impl Incarnation {
             _token: token,
             lanes,
         })
-    }
-
-    fn matching(&self) -> zenoh::Result<bool> {
-        Ok(self.publisher.matching_status().wait()?.matching())
     }
 }
 
@@ -548,7 +536,7 @@ fn forward_some(
                 }
             },
         };
-        inc.lanes.saw(first.1);
+        inc.lanes.saw(first.0, first.1);
         // The first is read: at most `room - 1` more join it.
         let more = usize::try_from(room.saturating_sub(1)).unwrap_or(usize::MAX);
         out.forward(sub, &mut inc.lanes, first, &mut att.carry, more)?;
@@ -570,19 +558,19 @@ fn forward_some(
 /// How many messages the importers' credits let the export read now (`u64::MAX`: no
 /// limit; an `Overwrite` topic has none).
 fn room(credits: &Book, inc: &Incarnation, sub: &Subscriber) -> u64 {
-    if inc.a.overflow != Overflow::Block || credits.is_empty() {
+    if inc.a.overflow != Overflow::Block {
         return u64::MAX;
     }
     let lanes = inc.lanes.writers.len().max(1);
     credits.room(inc.a.creation_id, lanes, |l| {
         if !inc.lanes.is_shared() {
-            sub.next_seq()
+            (sub.next_seq(), 0)
         } else if inc.lanes.writers[l].is_some() {
-            sub.next_seq_in(l as u32).unwrap_or(0)
+            (sub.next_seq_in(l as u32).unwrap_or(0), inc.lanes.starts[l])
         } else {
             // A lane the importers were not told of (no SYNC or message yet, or its
             // LEAVE): their credit for it is stale, so it limits nothing.
-            0
+            (0, 0)
         }
     })
 }

@@ -1,16 +1,20 @@
 //! Import: remote topics re-published locally.
 //!
-//! Per topic, two Zenoh subscribers, to its announcements (liveliness tokens, with history)
-//! and to its messages (remote origin only), act on one state under a mutex, right in
-//! their callbacks (no thread hop per message); one thread keeps the clock of every
-//! imported topic (retries, the withdrawal grace) and the stop. On an announcement it creates the local topic
-//! with the source's geometry, policy and type, marked as imported; on each message (a
+//! Two Zenoh subscribers for all imported topics, to their announcements (liveliness
+//! tokens, with history) and to their messages (remote origin only), act on each topic's
+//! state under its mutex, right in their callbacks (no thread hop per message); one
+//! thread keeps the clock of every imported topic (retries, the withdrawal grace),
+//! publishes `Block` backlogs, sends credits and declares tokens. On an announcement it
+//! creates the local topic with the source's geometry, policy and type, marked as
+//! imported, and declares its *importing token* (the exporter serves only bridges that
+//! hold one, and holds a `Block` source within their credit: see [`crate::credit`]); on
+//! each message (a
 //! put of its own, or one of a batch, taken in order) it counts any gap in the source's
 //! sequence numbers (`upstream_lost`) and republishes the payload with one copy, from
 //! Zenoh's buffer into the slot; on the source's END stamp or the token's disappearance (the exporting bridge
 //! stopped or died) it closes the local topic, so local subscribers drain it and get
-//! `Disconnected`. Under `Block` a full local ring blocks the message callback, and with
-//! it Zenoh's receive path: backpressure reaches the source.
+//! `Disconnected`. Under `Block` a message that finds the local ring full waits in its
+//! lane's backlog ([`backlog`]), and credits carry the backpressure to the source.
 //!
 //! Nothing remote is trusted: a malformed or oversized announcement is refused (counted,
 //! logged once), a message without a valid stamp or larger than the slot is dropped and
@@ -94,8 +98,8 @@ struct Current {
     window: u64,
     /// The per-lane `consumed` of the last credit sent, and when it went.
     credited: Option<(Vec<u64>, Instant)>,
-    /// The token that tells the exporter we import from it (a `Block` topic's), declared
-    /// by the import thread.
+    /// The token that tells the exporter we import from it (it serves only bridges that
+    /// hold one), declared by the import thread.
     importing: Option<LivelinessToken>,
 }
 
@@ -386,8 +390,8 @@ fn lock(m: &Mutex<Importer>) -> MutexGuard<'_, Importer> {
 
 impl Importer {
     /// The import thread's turn: publishes the backlogs (the current lanes' and the
-    /// retired publishers'), undeclares old tokens, declares the importing token of a
-    /// `Block` source, and returns the credit to send (its key and payload), if one is
+    /// retired publishers'), undeclares old tokens, declares the importing token of the
+    /// current source, and returns the credit to send (its key and payload), if one is
     /// due.
     fn pump(&mut self) -> Option<(String, Vec<u8>)> {
         let mut done = Published::default();
@@ -411,9 +415,6 @@ impl Importer {
             self.adopt();
         }
         let cur = self.current.as_mut()?;
-        if cur.window == 0 {
-            return None;
-        }
         if cur.importing.is_none() {
             let key = self
                 .shared
@@ -587,6 +588,8 @@ impl Importer {
                     });
                     self.stats.set_active(true);
                     self.replay();
+                    // The import thread declares our token: the exporter serves us then.
+                    self.pump.ring(self.index);
                     return;
                 }
                 // A local publisher has the name (a local topic, or another import), or
