@@ -780,7 +780,10 @@ mod tests {
         assert_eq!(Announcement::decode(&hex(&v2)), Ok(shared.clone()));
         let mut v2_one = unhex(&raw.encode(), MAX_SERVICE_RECORD).unwrap();
         v2_one[0] = 2;
-        assert!(Announcement::decode(&hex(&v2_one)).is_err(), "a v2 record names 2+");
+        assert!(
+            Announcement::decode(&hex(&v2_one)).is_err(),
+            "a v2 record names 2+"
+        );
         // Version 5 cut inside its publisher word is short.
         let v5 = unhex(&raw.encode(), MAX_SERVICE_RECORD).unwrap();
         assert!(Announcement::decode(&hex(&v5[..WORDS * 8 + 4])).is_err());

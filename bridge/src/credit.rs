@@ -223,7 +223,11 @@ mod tests {
         assert!(!book.any_present());
         assert!(book.credit("a", credit(vec![100, 50], 10)));
         assert!(book.credit("b", credit(vec![95, 60], 10)));
-        assert_eq!(book.room(7, 2, at(500)), u64::MAX, "credits without a token");
+        assert_eq!(
+            book.room(7, 2, at(500)),
+            u64::MAX,
+            "credits without a token"
+        );
         assert!(book.present("a") && book.present("b"));
         assert!(book.any_present());
         // Lane 0 next 100: a has 10, b 5; lane 1 next 55: a 5, b 15.

@@ -79,7 +79,11 @@ fn a_stuck_block_importer_holds_only_its_own_topic() {
         free_sub
     });
     for i in 0..FREE {
-        send_within(&mut free, &i.to_le_bytes(), &format!("free topic, message {i}"));
+        send_within(
+            &mut free,
+            &i.to_le_bytes(),
+            &format!("free topic, message {i}"),
+        );
     }
     let _free_sub = reader.join().expect("the free topic's reader");
     assert!(
@@ -212,4 +216,41 @@ fn an_exporter_sends_only_within_each_importers_credit() {
     stop.store(true, Ordering::Relaxed);
     let mut src = sender.join().expect("the sender");
     eventually("the exporter detaches", || src.subscriber_count() == 0);
+}
+
+/// A source that publishes and closes, and its exporting bridge stopped right after: the
+/// importer still gets every message and the END (a session closed with puts queued in
+/// Zenoh loses them; the stopping exporter waits, bounded, until its importers closed).
+#[test]
+fn an_exporter_stopped_as_its_source_closes_still_delivers_everything() {
+    const N: u64 = 100_000;
+    let mut pair = Pair::new("flowend");
+    pair.topics(&["last"]);
+    let mut src = block_source(&pair, "last");
+    let mut a = pair.bridge_a(&["--export", "last"]);
+    let _b = pair.bridge_b(&["--import", "last"]);
+    let mut sub = attach(&pair.b, "last");
+    src.wait_for_subscribers(1, WAIT)
+        .expect("A's bridge attaches");
+    let reader = std::thread::spawn(move || {
+        for i in 0..N {
+            let m = sub
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|e| panic!("message {i}: {e}"));
+            assert_eq!(&*m, &i.to_le_bytes()[..], "message {i}");
+        }
+        let end = sub.recv_timeout(WAIT).map(|m| m.seq());
+        assert!(
+            matches!(end, Err(RecvTimeoutError::Disconnected)),
+            "expected the end, got {end:?}"
+        );
+        sub.lost()
+    });
+    for i in 0..N {
+        send_within(&mut src, &i.to_le_bytes(), "the source");
+    }
+    drop(src);
+    let status = a.interrupt();
+    assert!(status.success(), "{status:?}\n{}", a.log());
+    assert_eq!(reader.join().expect("the reader"), 0, "lost");
 }
