@@ -279,9 +279,12 @@ impl Bridge {
     }
 
     /// Stops every worker (imported topics close: their local subscribers get
-    /// `Disconnected`), withdraws the announcements and closes the session.
-    pub fn stop(mut self) {
+    /// `Disconnected`), withdraws the announcements and closes the session; returns the
+    /// final [`reports`](Self::reports), read once every worker has ended (a count read
+    /// before may still miss a message a worker was counting).
+    pub fn stop(mut self) -> Vec<TopicReport> {
         self.shutdown();
+        self.reports()
     }
 
     fn shutdown(&mut self) {

@@ -142,8 +142,7 @@ fn run(a: Args) -> Result<(), BridgeError> {
         Ok(sig) => tracing::info!(signal = ?sig, "stopping"),
         Err(e) => tracing::warn!(error = %e, "sigwait failed; stopping"),
     }
-    let reports = bridge.reports();
-    bridge.stop();
+    let reports = bridge.stop();
     for t in reports {
         eprintln!(
             "ringcast-bridge: {:?} {}: {} messages, {} bytes, {} lost, {} refused, {} puts",

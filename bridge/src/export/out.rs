@@ -45,6 +45,15 @@ impl Lanes {
         !self.writers.is_empty()
     }
 
+    /// How soon an attached export of these lanes looks at them again.
+    pub(super) fn timer(&self) -> std::time::Duration {
+        if self.is_shared() {
+            super::topic::LANE_CHECK
+        } else {
+            super::topic::NO_TIMER
+        }
+    }
+
     /// What a put of a message from `from` carries: its lane and writer on a shared topic.
     pub(super) fn tag(&self, from: PublisherId) -> Option<LaneTag> {
         self.is_shared().then_some(LaneTag {
@@ -75,22 +84,33 @@ impl Lanes {
         }
     }
 
-    /// Says where we read from: one SYNC for a topic with one publisher; for a shared one,
-    /// one per lane that has a live publisher whose messages we have all read (a lane with
-    /// unread messages of another writer waits for them: its SYNC would name the new
-    /// writer before the old one's last messages). The importer joins a local publisher
-    /// for each lane it hears of, so a publisher that has sent nothing yet has its lane
-    /// there too, and the local topic lives while any remote publisher does.
-    pub(super) fn sync(&mut self, ctl: &Control<'_>, sub: &Subscriber) -> zenoh::Result<()> {
+    /// Says where we read from (`all`: at attach and for a new importer), or names the
+    /// lanes whose publisher the importers do not know yet (`!all`: the lane check). One
+    /// SYNC for a topic with one publisher; for a shared one, one per lane that has a live
+    /// publisher whose messages we have all read (a lane with unread messages of another
+    /// writer waits for them: its SYNC would name the new writer before the old one's
+    /// last messages). The importer joins a local publisher for each lane it hears of, so
+    /// a publisher that has sent nothing yet has its lane there too, and the local topic
+    /// lives while any remote publisher does.
+    pub(super) fn sync(
+        &mut self,
+        ctl: &Control<'_>,
+        sub: &Subscriber,
+        all: bool,
+    ) -> zenoh::Result<()> {
         if !self.is_shared() {
-            return ctl.put(sub.next_seq(), SYNC, None);
+            return if all {
+                ctl.put(sub.next_seq(), SYNC, None)
+            } else {
+                Ok(())
+            };
         }
         for l in 0..self.writers.len() as u32 {
             let Some(id) = sub.lane_publisher(l) else {
                 continue;
             };
             let known = self.writers[l as usize] == Some(id.writer);
-            if !known && sub.has_news_in(l) {
+            if (known && !all) || (!known && sub.has_news_in(l)) {
                 continue;
             }
             let tag = LaneTag {

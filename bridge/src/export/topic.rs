@@ -31,10 +31,18 @@ const LOOK_SLOW: Duration = Duration::from_millis(250);
 /// How often an announced topic that nobody remote listens to is checked for having
 /// closed or been re-created (its announcement then goes, or changes).
 const IDLE_CHECK: Duration = Duration::from_millis(500);
-/// How often an attached shared topic looks for lanes whose publisher left.
-const LANE_CHECK: Duration = Duration::from_millis(20);
-/// How often an attached export repeats its SYNC stamp, for importers that joined since.
-const SYNC_EVERY: Duration = Duration::from_secs(1);
+/// How often an attached shared topic looks for lanes whose publisher joined (it names
+/// them in a SYNC) or left (a LEAVE).
+pub(super) const LANE_CHECK: Duration = Duration::from_millis(20);
+/// The timer of an attached topic with one publisher, which has nothing periodic to do:
+/// its messages, its end and an eviction wake the loop through its subscriber, and a new
+/// importer through its token (answered by a SYNC at once), so an idle topic costs no
+/// wake-up.
+pub(super) const NO_TIMER: Duration = Duration::from_secs(3600);
+/// How often an export parked for want of credit repeats its SYNC, which every importer
+/// answers with its credit: a credit lost or applied out of order (nothing is known to
+/// lose one, but the wait would otherwise be for ever) costs at most this.
+const PARKED_POKE: Duration = Duration::from_secs(1);
 /// Puts one topic makes in a row before the loop serves the others (each put is one
 /// message or a batch of up to `max_batch_bytes`).
 const PUTS_IN_A_ROW: usize = 16;
@@ -85,7 +93,6 @@ struct Attachment {
     /// A message read from the ring but not put yet (it did not fit the last batch, or is
     /// another lane's): the start of the next put, never kept past a step.
     carry: Option<Msg>,
-    synced: Instant,
 }
 
 /// Where an attached export's subscriber is.
@@ -149,26 +156,23 @@ impl Export {
                 }
             }
             State::Attached(inc, att) => {
+                let parked = matches!(att.member, Member::Parked(_));
                 let sub = member(ctx.set, &mut att.member);
                 let ctl = control(ctx.shared, &inc.key, inc.a.creation_id);
                 let mut step = || -> zenoh::Result<()> {
                     // A lane whose publisher left or died, and whose messages were all
-                    // put: tell the importers it ended.
+                    // put: tell the importers it ended; a lane with a new publisher:
+                    // name it (the importers join a local publisher for it); parked:
+                    // ask every importer for its credit again.
                     inc.lanes.leave_gone(&ctl, sub, false)?;
-                    if now.duration_since(att.synced) >= SYNC_EVERY {
-                        att.synced = now;
-                        inc.lanes.sync(&ctl, sub)?;
-                    }
-                    Ok(())
+                    inc.lanes.sync(&ctl, sub, parked)
                 };
                 match step() {
                     Ok(()) => {
-                        let period = if inc.lanes.is_shared() {
-                            LANE_CHECK
-                        } else {
-                            SYNC_EVERY
-                        };
-                        self.due = (att.synced + SYNC_EVERY).min(now + period);
+                        self.due = now + inc.lanes.timer();
+                        if parked {
+                            self.due = self.due.min(now + PARKED_POKE);
+                        }
                         Next::Stay
                     }
                     Err(e) => Next::Failed(e.to_string()),
@@ -207,7 +211,12 @@ impl Export {
             State::Attached(inc, att) => {
                 let (topic, stats, credits) = (&self.topic, &self.stats, &self.credits);
                 match forward_some(topic, stats, credits, ctx, inc, att, PUTS_IN_A_ROW) {
-                    Ok(n) => n,
+                    Ok(n) => {
+                        if matches!(att.member, Member::Parked(_)) {
+                            self.due = self.due.min(now + PARKED_POKE);
+                        }
+                        n
+                    }
                     Err(e) => Next::Failed(e.to_string()),
                 }
             }
@@ -235,6 +244,7 @@ impl Export {
     /// Importer `zid` sent a credit: a parked export with room again goes back into the
     /// wait set.
     pub(super) fn on_credit(&mut self, ctx: &mut Ctx<'_>, zid: &str, credit: Credit) {
+        tracing::debug!(topic = self.topic, importer = zid, ?credit, "credit");
         if !self.credits.credit(zid, credit) {
             bump(&self.stats.refused, 1);
         }
@@ -246,6 +256,7 @@ impl Export {
     /// SYNC), so that the new importer can credit it without waiting for the periodic
     /// one.
     pub(super) fn on_present(&mut self, ctx: &mut Ctx<'_>, zid: &str, now: Instant) {
+        tracing::debug!(topic = self.topic, importer = zid, "importer present");
         if !self.credits.present(zid) {
             bump(&self.stats.refused, 1);
             return;
@@ -253,16 +264,16 @@ impl Export {
         if let State::Attached(inc, att) = &mut self.state {
             let sub = member(ctx.set, &mut att.member);
             let ctl = control(ctx.shared, &inc.key, inc.a.creation_id);
-            if let Err(e) = inc.lanes.sync(&ctl, sub) {
+            if let Err(e) = inc.lanes.sync(&ctl, sub, true) {
                 return self.apply(Next::Failed(e.to_string()), ctx, now);
             }
-            att.synced = now;
         }
         self.follow_importers(ctx, now);
     }
 
     /// Importer `zid` is gone: its credit limits nothing.
     pub(super) fn on_gone(&mut self, ctx: &mut Ctx<'_>, zid: &str, now: Instant) {
+        tracing::debug!(topic = self.topic, importer = zid, "importer gone");
         self.credits.gone(zid);
         self.unpark(ctx);
         self.follow_importers(ctx, now);
@@ -412,7 +423,7 @@ impl Export {
             }
         };
         let ctl = control(ctx.shared, &inc.key, inc.a.creation_id);
-        if let Err(e) = inc.lanes.sync(&ctl, &sub) {
+        if let Err(e) = inc.lanes.sync(&ctl, &sub, true) {
             self.state = State::Announced(inc);
             return self.apply(Next::Failed(e.to_string()), ctx, now);
         }
@@ -425,13 +436,13 @@ impl Export {
             }
         };
         self.stats.set_active(true);
+        tracing::debug!(topic = self.topic, "attached");
         let att = Attachment {
             member: Member::Waiting(key),
             carry: None,
-            synced: now,
         };
+        self.due = now + inc.lanes.timer();
         self.state = State::Attached(inc, att);
-        self.due = now + LANE_CHECK;
         // What the ring already has is served when the loop finds the member ready.
     }
 }
@@ -549,6 +560,7 @@ fn forward_some(
     if matches!(next, Next::Stay) {
         let sub = member(ctx.set, &mut att.member);
         if room(credits, inc, sub) == 0 {
+            tracing::debug!(topic, next = sub.next_seq(), "out of credit: parked");
             park(ctx.set, &mut att.member);
         }
     }

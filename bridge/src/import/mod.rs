@@ -458,6 +458,7 @@ impl Importer {
             window: cur.window,
             consumed: consumed.clone(),
         };
+        tracing::debug!(topic = self.topic, ?consumed, "credit sent");
         cur.credited = Some((consumed, Instant::now()));
         let key = self
             .shared
@@ -774,6 +775,11 @@ impl Importer {
             return ControlFlow::Break(());
         };
         let shared_topic = cur.lanes.len() > 1;
+        if stamp.is_sync() {
+            // The exporter asks where we are (at attach, for a new importer, or parked
+            // for want of credit): the next credit goes out whether or not it moved.
+            cur.credited = None;
+        }
         if stamp.is_end() && shared_topic {
             // All of a shared source's publishers are gone; each lane's tail was counted
             // at its LEAVE.

@@ -34,6 +34,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Whether a socket listens on TCP `port` (`/proc/net/tcp`, state 0A), without
+/// connecting to it.
+fn listening(port: u16) -> bool {
+    let suffix = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                let mut cols = l.split_whitespace().skip(1);
+                let local = cols.next().unwrap_or("");
+                let state = cols.nth(1).unwrap_or("");
+                local.ends_with(&suffix) && state == "0A"
+            })
+        })
+    })
+}
+
 /// A running `ringcast-bridge`; its standard error goes to a file, printed if the test
 /// fails.
 pub struct Proc {
@@ -159,11 +175,24 @@ impl Pair {
         v
     }
 
-    /// Host A's bridge: listens; `roles` like `["--export", "t"]`.
+    /// Host A's bridge: listens; `roles` like `["--export", "t"]`. Returns once its port
+    /// listens (bounded): a bridge started before that could take the port as its own
+    /// random listening port (every Zenoh peer has one) and then dial itself.
     pub fn bridge_a(&self, roles: &[&str]) -> Proc {
         let mut extra = vec!["--listen", self.endpoint.as_str()];
         extra.extend_from_slice(roles);
-        Proc::spawn(&self.args(&self.a, &extra))
+        let p = Proc::spawn(&self.args(&self.a, &extra));
+        let port: u16 = self
+            .endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port in the endpoint");
+        let t = Instant::now();
+        while !listening(port) && t.elapsed() < WAIT {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        p
     }
 
     /// Host B's bridge: connects to A.
