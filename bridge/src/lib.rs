@@ -161,6 +161,9 @@ pub(crate) struct Shared {
     /// Services this bridge serves locally as imports: never exported back.
     pub imported_services: std::sync::Mutex<std::collections::HashSet<String>>,
     stop: AtomicBool,
+    /// Rung when the bridge stops, after `stop` is set: workers that sleep long register
+    /// theirs, and look at the flag when woken.
+    stop_bells: std::sync::Mutex<Vec<ringcast::Notifier>>,
 }
 
 impl Shared {
@@ -168,6 +171,14 @@ impl Shared {
         // Relaxed: a flag the workers poll; nothing is published through it (they are
         // joined before anything they touched is torn down).
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Rings `bell` when the bridge stops.
+    pub fn ring_on_stop(&self, bell: ringcast::Notifier) {
+        self.stop_bells
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(bell);
     }
 }
 
@@ -206,6 +217,7 @@ impl Bridge {
             call_timeout: config.call_timeout,
             imported_services: Default::default(),
             stop: AtomicBool::new(false),
+            stop_bells: Default::default(),
         });
         let mut bridge = Bridge {
             shared,
@@ -290,6 +302,16 @@ impl Bridge {
     fn shutdown(&mut self) {
         // Relaxed: see `Shared::stopping`; the joins below order everything after it.
         self.shared.stop.store(true, Ordering::Relaxed);
+        // The ring is the bell's release: a worker it wakes sees the flag set above.
+        for bell in self
+            .shared
+            .stop_bells
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            bell.notify();
+        }
         for w in self.workers.drain(..) {
             let _ = w.join();
         }

@@ -314,6 +314,23 @@ impl WaitSet {
         self
     }
 
+    /// How often a waiting set asks its members whether their peers died (default
+    /// [`LIVENESS_SLICE`](crate::clock::LIVENESS_SLICE), 50 ms; at least 1 ms). Each
+    /// check is a system call per member, and a sleeping set wakes for it: a set of
+    /// thousands of members that can learn of a dead peer later spends less by checking
+    /// less often. A dead peer is then noticed within two periods.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ringcast_core::waitset::WaitSet;
+    /// let set = WaitSet::new().liveness_period(Duration::from_millis(250));
+    /// # drop(set);
+    /// ```
+    pub fn liveness_period(mut self, period: Duration) -> WaitSet {
+        self.liveness = LivenessClock::new(period);
+        self
+    }
+
     /// Members in the set.
     pub fn len(&self) -> usize {
         self.order.len()
