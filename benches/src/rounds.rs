@@ -267,7 +267,7 @@ pub fn run(
                         Merged::add(&mut merged[i], raw);
                     }
                     Err(e) => {
-                        line.push(format!("{} skipped", short(m)));
+                        line.push(format!("{} skipped ({e})", short(m)));
                         failures[i] = Some(e.to_string());
                     }
                 }

@@ -641,6 +641,17 @@ impl Keys {
         format!("{ROOT}/{}/@import/*/{exporter}/*", self.domain)
     }
 
+    /// The queryable importer `importer` answers at once: a reply means every put sent to
+    /// it before the query was applied (see `export::run`).
+    pub fn barrier(&self, importer: &str) -> String {
+        format!("{ROOT}/{}/@barrier/{importer}", self.domain)
+    }
+
+    /// What a stopping exporter queries: every importer's barrier.
+    pub fn all_barriers(&self) -> String {
+        format!("{ROOT}/{}/@barrier/*", self.domain)
+    }
+
     /// The topic and importer of a credit or importer-token key sent to `exporter`.
     pub fn parse_flow<'k>(&self, key: &'k str, exporter: &str) -> Option<(&'k str, &'k str)> {
         let rest = self.in_domain(key)?;

@@ -43,6 +43,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use ringcast::{Notifier, WaitSet, WaitStrategy};
+use zenoh::query::{ConsolidationMode, QueryTarget};
 use zenoh::sample::{Locality, SampleKind};
 use zenoh::Wait;
 
@@ -61,6 +62,9 @@ const LIVENESS: Duration = Duration::from_millis(250);
 const GRAIN: Duration = Duration::from_millis(20);
 /// At most this long, a stopping bridge goes on forwarding what the rings hold.
 const DRAIN: Duration = Duration::from_secs(1);
+/// At most this long, a stopping bridge waits for its importers to have applied what it
+/// put (see [`barrier`]).
+const BARRIER: Duration = Duration::from_secs(2);
 
 /// What Zenoh's callbacks tell the export loop, by topic index.
 enum Event {
@@ -161,6 +165,28 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
     let until = Instant::now() + DRAIN;
     for e in &mut exports {
         e.drain(&mut ctx(&shared, &mut set), until);
+    }
+    barrier(&shared);
+}
+
+/// Waits (at most [`BARRIER`]) until every importer has applied what we put: Zenoh drops
+/// what its queues still hold when the session closes, which lost a stream's last
+/// messages and its END when a bridge stopped right after its source closed. The query
+/// travels behind the puts on each link, and an importer answers it only after it
+/// applied them (see `import::run`).
+fn barrier(shared: &Shared) {
+    let replies = shared
+        .session
+        .get(shared.keys.all_barriers())
+        .target(QueryTarget::All)
+        .consolidation(ConsolidationMode::None)
+        .allowed_destination(Locality::Remote)
+        .timeout(BARRIER)
+        .wait();
+    match replies {
+        // Every answer, until the query ends (all answered, or the timeout).
+        Ok(r) => while r.recv().is_ok() {},
+        Err(e) => tracing::warn!(error = %e, "cannot ask importers for a barrier"),
     }
 }
 

@@ -29,7 +29,7 @@ use super::parts::Chunks;
 /// within [`MIN_WINDOW`, `MAX_WINDOW`]).
 const BACKLOG_BYTES: u64 = 4 << 20;
 const MIN_WINDOW: u64 = 16;
-const MAX_WINDOW: u64 = 1024;
+const MAX_WINDOW: u64 = 8192;
 
 /// The window (messages past the last published one) a `Block` lane of `slot_capacity`
 /// bytes takes: what its backlog holds.

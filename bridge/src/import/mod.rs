@@ -238,6 +238,20 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
             return;
         }
     };
+    // A stopping exporter's barrier: Zenoh applies a link's messages in order, one
+    // callback after another, so this answer goes only once every put sent before the
+    // query was applied (see `export::run`).
+    let barrier = shared
+        .session
+        .declare_queryable(shared.keys.barrier(&shared.zid))
+        .allowed_origin(Locality::Remote)
+        .callback(|q| {
+            let _ = q.reply(q.key_expr().clone(), Vec::<u8>::new()).wait();
+        })
+        .wait();
+    if let Err(e) = &barrier {
+        tracing::warn!(error = %e, "cannot answer exporters' barriers; a stopping exporter waits for its timeout");
+    }
     let mut tick = Instant::now() + SLICE;
     while !shared.stopping() {
         for i in pump.wait(tick) {
@@ -253,6 +267,7 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
         }
     }
     // A callback blocked on a full ring sees the stop within a slice and returns.
+    drop(barrier);
     let _ = data.undeclare().wait();
     let _ = tokens.undeclare().wait();
     for imp in &imports {
