@@ -41,6 +41,10 @@ pub(super) fn window(slot_capacity: u64) -> u64 {
 #[derive(Default)]
 pub(super) struct Backlog {
     msgs: VecDeque<(u64, Vec<u8>)>,
+    /// The pump's waker is armed (`Publisher::poll_room`) and has not fired yet: the
+    /// callback then takes only the room there is, without arming again (an arm rings the
+    /// reactor's thread, which per message cost more than the message).
+    armed: bool,
 }
 
 /// What a publish did, for the counters.
@@ -132,14 +136,31 @@ impl Backlog {
     }
 
     /// Publishes the backlog while the ring has room; when it has none, arms `waker` to
-    /// be woken when it may.
+    /// be woken when it may (unless it is armed already).
     pub fn pump(&mut self, p: &mut Publisher, waker: &Waker, done: &mut Published) {
         while !self.msgs.is_empty() {
+            if self.armed {
+                // The loan dropped by `is_ok` keeps its claim; `publish_first` takes it.
+                if p.try_loan().is_err() {
+                    return;
+                }
+                self.publish_first(p, done);
+                continue;
+            }
             match p.poll_room(waker) {
                 Poll::Ready(()) => self.publish_first(p, done),
-                Poll::Pending => return,
+                Poll::Pending => {
+                    self.armed = true;
+                    return;
+                }
             }
         }
+    }
+
+    /// The pump was rung (or its clock ticked): the arm fired, or may have; the next
+    /// [`pump`](Self::pump) that finds no room arms again.
+    pub fn fired(&mut self) {
+        self.armed = false;
     }
 
     /// Publishes the oldest message; a slot is claimed (the next loan gets it at once).

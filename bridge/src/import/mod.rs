@@ -48,6 +48,8 @@ use parts::{origin, Chunks, Remembered, MAX_REMEMBERED};
 /// How long a wait for room in the ring lasts before it looks at the stop flag, and the
 /// period of the import thread's clock.
 const SLICE: Duration = Duration::from_millis(50);
+/// How soon a rung topic whose state a callback held is served again.
+const RETRY_BUSY: Duration = Duration::from_millis(1);
 /// How often a refused-for-now source (a local publisher holds the name) is retried.
 const RETRY: Duration = Duration::from_secs(1);
 /// Puts (single messages or batches), and their bytes (payloads and batch indexes), of
@@ -253,16 +255,28 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
         tracing::warn!(error = %e, "cannot answer exporters' barriers; a stopping exporter waits for its timeout");
     }
     let mut tick = Instant::now() + SLICE;
+    // Rung topics whose state a callback held: tried again after `RETRY_BUSY` (their ring
+    // is spent, and a backlog's arm fires once).
+    let mut busy: Vec<usize> = Vec::new();
     while !shared.stopping() {
-        for i in pump.wait(tick) {
+        let until = if busy.is_empty() {
+            tick
+        } else {
+            (Instant::now() + RETRY_BUSY).min(tick)
+        };
+        let mut rung = pump.wait(until);
+        rung.append(&mut busy);
+        for i in rung {
             if let Some(imp) = imports.get(i) {
-                pump_one(&shared, imp, false);
+                if !pump_one(&shared, imp, false) {
+                    busy.push(i);
+                }
             }
         }
         if Instant::now() >= tick {
             tick = Instant::now() + SLICE;
             for imp in &imports {
-                pump_one(&shared, imp, true);
+                let _ = pump_one(&shared, imp, true);
             }
         }
     }
@@ -364,13 +378,13 @@ impl Importer {
 
 /// The import thread's work for one topic: publish its backlogs, send its credit, and
 /// declare or undeclare its token (the credit put goes out after the lock is dropped).
-/// A topic whose state a callback holds (waiting for room, the fallback) is skipped:
-/// the thread serves every topic and never waits for one; the next tick comes back.
-fn pump_one(shared: &Shared, importer: &Mutex<Importer>, tick: bool) {
+/// A topic whose state a callback holds (applying a put, or waiting for room, the
+/// fallback) is skipped (`false`): the thread serves every topic and never waits for one.
+fn pump_one(shared: &Shared, importer: &Mutex<Importer>, tick: bool) -> bool {
     let mut imp = match importer.try_lock() {
         Ok(g) => g,
         Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-        Err(std::sync::TryLockError::WouldBlock) => return,
+        Err(std::sync::TryLockError::WouldBlock) => return false,
     };
     imp.on_thread = true;
     if tick {
@@ -382,6 +396,7 @@ fn pump_one(shared: &Shared, importer: &Mutex<Importer>, tick: bool) {
     if let Some((key, payload)) = credit {
         send_credit(shared, key, payload);
     }
+    true
 }
 
 /// Puts a credit (reliably: the exporter may be waiting for it).
@@ -413,12 +428,14 @@ impl Importer {
         if let Some(cur) = self.current.as_mut() {
             for lane in &mut cur.lanes {
                 if let Some(p) = lane.publisher.as_mut() {
+                    lane.backlog.fired();
                     lane.backlog.pump(p, &self.waker, &mut done);
                 }
             }
         }
         let had_retired = !self.retired.is_empty();
         self.retired.retain_mut(|r| {
+            r.backlog.fired();
             r.backlog.pump(&mut r.publisher, &self.waker, &mut done);
             !r.backlog.is_empty()
         });
