@@ -38,9 +38,15 @@ pub(super) fn window(slot_capacity: u64) -> u64 {
 }
 
 /// Messages of one lane that found its ring full, oldest first, with their sequences.
+/// Their bytes follow each other in one buffer (no allocation per message once it has
+/// grown to the lane's window).
 #[derive(Default)]
 pub(super) struct Backlog {
-    msgs: VecDeque<(u64, Vec<u8>)>,
+    /// Per message, oldest first: its sequence and length.
+    msgs: VecDeque<(u64, usize)>,
+    /// The messages' bytes, the oldest's from `head` on.
+    bytes: Vec<u8>,
+    head: usize,
     /// The pump's waker is armed (`Publisher::poll_room`) and has not fired yet: the
     /// callback then takes only the room there is, without arming again (an arm rings the
     /// reactor's thread, which per message cost more than the message).
@@ -105,11 +111,19 @@ impl Backlog {
             }
             self.publish_first(p, done);
         }
-        let mut copy = vec![0u8; len];
-        bytes.copy(len, |at, chunk| {
-            copy[at..at + chunk.len()].copy_from_slice(chunk)
+        if self.head > 0 && self.head >= self.bytes.len() / 2 {
+            // Most of the buffer was published: move the rest to its start (each byte
+            // moves at most once per time the buffer's size is published).
+            self.bytes.drain(..self.head);
+            self.head = 0;
+        }
+        let at = self.bytes.len();
+        self.bytes.resize(at + len, 0);
+        let copy = &mut self.bytes[at..];
+        bytes.copy(len, |off, chunk| {
+            copy[off..off + chunk.len()].copy_from_slice(chunk)
         });
-        self.msgs.push_back((seq, copy));
+        self.msgs.push_back((seq, len));
         self.pump(p, waker, done);
         ControlFlow::Continue(())
     }
@@ -165,12 +179,17 @@ impl Backlog {
 
     /// Publishes the oldest message; a slot is claimed (the next loan gets it at once).
     fn publish_first(&mut self, p: &mut Publisher, done: &mut Published) {
-        if let Some((_, m)) = self.msgs.pop_front() {
+        if let Some((_, len)) = self.msgs.pop_front() {
             let mut loan = p.loan();
-            loan.write_at(0, &m);
-            loan.commit(m.len());
+            loan.write_at(0, &self.bytes[self.head..self.head + len]);
+            loan.commit(len);
+            self.head += len;
+            if self.msgs.is_empty() {
+                self.bytes.clear();
+                self.head = 0;
+            }
             done.messages += 1;
-            done.bytes += m.len() as u64;
+            done.bytes += len as u64;
         }
     }
 }
