@@ -133,6 +133,11 @@ impl Book {
         true
     }
 
+    /// Whether importer `zid`'s token is known to be live.
+    pub fn is_present(&self, zid: &str) -> bool {
+        self.present.contains(zid)
+    }
+
     /// Importer `zid`'s token appeared. Refused (`false`) past [`MAX_IMPORTERS`].
     pub fn present(&mut self, zid: &str) -> bool {
         if !self.present.contains(zid) && self.present.len() >= MAX_IMPORTERS {

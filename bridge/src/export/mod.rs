@@ -60,6 +60,10 @@ const SLICE: Duration = Duration::from_secs(1);
 const LIVENESS: Duration = Duration::from_millis(250);
 /// Timers due within this of each other are served in one wake-up.
 const GRAIN: Duration = Duration::from_millis(20);
+/// How often the loop asks Zenoh for every live importing token of ours: a token the
+/// subscriber reported gone while it lives (seen once, when a third peer that had
+/// relayed it left) is found again within this.
+const RECOUNT: Duration = Duration::from_secs(2);
 /// At most this long, a stopping bridge goes on forwarding what the rings hold.
 const DRAIN: Duration = Duration::from_secs(1);
 /// At most this long, a stopping bridge waits for its importers to have applied what it
@@ -102,7 +106,7 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
         notifier: set.notifier(),
     };
     shared.ring_on_stop(set.notifier());
-    let _flow = match flow_control(&shared, &topics, &wake) {
+    let flow = match flow_control(&shared, &topics, &wake) {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, "cannot hear importers; not exporting");
@@ -116,6 +120,7 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
         .collect();
     // Each topic's next due time; an entry that no longer equals its topic's `due` is
     // stale and skipped.
+    let mut recount = Instant::now() + RECOUNT;
     let mut timers: BinaryHeap<Reverse<(Instant, usize)>> = exports
         .iter()
         .enumerate()
@@ -123,6 +128,10 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
         .collect();
     while !shared.stopping() {
         let now = Instant::now();
+        if now >= recount {
+            recount = now + RECOUNT;
+            recount_importers(&shared, &flow.2, &wake);
+        }
         while let Some(&Reverse((due, i))) = timers.peek() {
             if due > now {
                 break;
@@ -156,7 +165,8 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
         // second would otherwise wake the loop (and re-arm every member) a thousand times.
         let next = timers
             .peek()
-            .map_or(now + SLICE, |r| r.0 .0.max(now + GRAIN).min(now + SLICE));
+            .map_or(now + SLICE, |r| r.0 .0.max(now + GRAIN).min(now + SLICE))
+            .min(recount);
         // The set always has its notifier: a wait never refuses.
         let _ = set.wait_deadline(Some(next));
     }
@@ -191,8 +201,37 @@ fn barrier(shared: &Shared) {
 }
 
 /// Zenoh subscribers that feed the loop importers' credits and departures (see
-/// [`crate::credit`]); they live as long as the loop.
-type Flow = (zenoh::pubsub::Subscriber<()>, zenoh::pubsub::Subscriber<()>);
+/// [`crate::credit`]; they live as long as the loop), and the topics' indexes by name.
+type Flow = (
+    zenoh::pubsub::Subscriber<()>,
+    zenoh::pubsub::Subscriber<()>,
+    Arc<HashMap<String, usize>>,
+);
+
+/// Asks Zenoh for every live importing token of ours; each comes back as a `Present`
+/// (one already known changes nothing).
+fn recount_importers(shared: &Arc<Shared>, index: &Arc<HashMap<String, usize>>, wake: &Wake) {
+    let (s, idx, w) = (shared.clone(), index.clone(), wake.clone());
+    let asked = shared
+        .session
+        .liveliness()
+        .get(shared.keys.importers_of(&shared.zid))
+        .callback(move |reply| {
+            let Ok(sample) = reply.result() else {
+                return;
+            };
+            let key = sample.key_expr().as_str();
+            if let Some((topic, importer)) = s.keys.parse_flow(key, &s.zid) {
+                if let Some(&i) = idx.get(topic) {
+                    w.send(Event::Present(i, importer.to_owned()));
+                }
+            }
+        })
+        .wait();
+    if let Err(e) = asked {
+        tracing::debug!(error = %e, "cannot ask for the importers' tokens");
+    }
+}
 
 fn flow_control(
     shared: &Arc<Shared>,
@@ -226,7 +265,7 @@ fn flow_control(
             }
         })
         .wait()?;
-    let (s, w) = (shared.clone(), wake.clone());
+    let (s, w, idx) = (shared.clone(), wake.clone(), index.clone());
     let importers = shared
         .session
         .liveliness()
@@ -237,7 +276,7 @@ fn flow_control(
             let Some((topic, importer)) = s.keys.parse_flow(key, &s.zid) else {
                 return;
             };
-            let Some(&i) = index.get(topic) else {
+            let Some(&i) = idx.get(topic) else {
                 return;
             };
             let importer = importer.to_owned();
@@ -247,7 +286,7 @@ fn flow_control(
             });
         })
         .wait()?;
-    Ok((credits, importers))
+    Ok((credits, importers, index))
 }
 
 fn ctx<'a>(shared: &'a Shared, set: &'a mut WaitSet) -> Ctx<'a> {

@@ -256,6 +256,10 @@ impl Export {
     /// SYNC), so that the new importer can credit it without waiting for the periodic
     /// one.
     pub(super) fn on_present(&mut self, ctx: &mut Ctx<'_>, zid: &str, now: Instant) {
+        if self.credits.is_present(zid) {
+            // Heard again (Zenoh's history, or the loop's look at every token).
+            return;
+        }
         tracing::debug!(topic = self.topic, importer = zid, "importer present");
         if !self.credits.present(zid) {
             bump(&self.stats.refused, 1);
