@@ -656,14 +656,7 @@ pub unsafe extern "C" fn ringcast_waitset_remove_server(
         let set = unsafe { set_handle(ws) }?;
         // SAFETY: by the caller's contract.
         let h = unsafe { service::server(s) }?;
-        if !std::ptr::eq(h.server.set_ptr(), &*set) {
-            return Err(Failure::new(
-                RINGCAST_ERR_WAITSET,
-                "the server is not in this wait set",
-            ));
-        }
-        set.take_back_member(&mut h.server, s.cast_const().cast());
-        Ok(RINGCAST_OK)
+        remove_member(set, &mut h.server, s.cast_const().cast(), "server")
     })
 }
 
@@ -715,15 +708,26 @@ pub unsafe extern "C" fn ringcast_waitset_remove_client(
         let set = unsafe { set_handle(ws) }?;
         // SAFETY: by the caller's contract.
         let h = unsafe { service::client(c) }?;
-        if !std::ptr::eq(h.client.set_ptr(), &*set) {
-            return Err(Failure::new(
-                RINGCAST_ERR_WAITSET,
-                "the client is not in this wait set",
-            ));
-        }
-        set.take_back_member(&mut h.client, c.cast_const().cast());
-        Ok(RINGCAST_OK)
+        remove_member(set, &mut h.client, c.cast_const().cast(), "client")
     })
+}
+
+/// Takes a server or client (`what`, whose handle is `handle`) back from `set`, which it
+/// must be in.
+fn remove_member<T: Member>(
+    set: &mut ringcast_waitset,
+    place: &mut MemberPlace<T>,
+    handle: *const (),
+    what: &str,
+) -> Result<ringcast_status, Failure> {
+    if !std::ptr::eq(place.set_ptr(), &*set) {
+        return Err(Failure::new(
+            RINGCAST_ERR_WAITSET,
+            format!("the {what} is not in this wait set"),
+        ));
+    }
+    set.take_back_member(place, handle);
+    Ok(RINGCAST_OK)
 }
 
 /// Creates a notifier for the set: `ringcast_notifier_notify` from any thread wakes the
