@@ -34,20 +34,29 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// How long `Pair::bridge_a` waits for its port to listen (a bridge that fails to listen
+/// is the test's to find).
+const LISTEN_WAIT: Duration = Duration::from_secs(5);
+
 /// Whether a socket listens on TCP `port` (`/proc/net/tcp`, state 0A), without
-/// connecting to it.
-fn listening(port: u16) -> bool {
+/// connecting to it; `None` where the table cannot be read (nothing to wait for then).
+fn listening(port: u16) -> Option<bool> {
     let suffix = format!(":{port:04X}");
-    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
-        std::fs::read_to_string(f).is_ok_and(|t| {
-            t.lines().skip(1).any(|l| {
-                let mut cols = l.split_whitespace().skip(1);
-                let local = cols.next().unwrap_or("");
-                let state = cols.nth(1).unwrap_or("");
-                local.ends_with(&suffix) && state == "0A"
-            })
+    let tables: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .collect();
+    if tables.is_empty() {
+        return None;
+    }
+    Some(tables.iter().any(|t| {
+        t.lines().skip(1).any(|l| {
+            let mut cols = l.split_whitespace().skip(1);
+            let local = cols.next().unwrap_or("");
+            let state = cols.nth(1).unwrap_or("");
+            local.ends_with(&suffix) && state == "0A"
         })
-    })
+    }))
 }
 
 /// A running `ringcast-bridge`; its standard error goes to a file, printed if the test
@@ -189,7 +198,7 @@ impl Pair {
             .and_then(|p| p.parse().ok())
             .expect("a port in the endpoint");
         let t = Instant::now();
-        while !listening(port) && t.elapsed() < WAIT {
+        while listening(port) == Some(false) && t.elapsed() < LISTEN_WAIT {
             std::thread::sleep(Duration::from_millis(5));
         }
         p
