@@ -7,7 +7,7 @@
 //! credits: a message that finds its lane's ring full is queued (per lane, bounded), and
 //! the importer tells the exporter, per lane, up to which sequence it has published
 //! locally (*consumed*) and how many messages past that it takes (*window*). The exporter
-//! reads a `Block` source only while every crediting importer has room:
+//! reads a `Block` source only while every importer whose token is live has room:
 //! `next_seq_in(lane) < consumed[lane] + window` for each lane. A stuck importer holds
 //! only its own topic, at the exporter, where the source's `Block` and stall rules apply
 //! exactly as to a slow local subscriber; the other topics on the link go on.
@@ -47,7 +47,8 @@ const HEAD: usize = 24;
 pub const MAX_WINDOW: u64 = 1 << 20;
 /// Most lanes a credit names (a topic's most).
 const MAX_LANES: u64 = 64;
-/// Most importers an exporter keeps credits from per topic; more are not waited for.
+/// Most importers an exporter keeps credits and tokens of per topic (the excess is refused
+/// and counted; a present importer whose credit is refused holds the topic).
 pub const MAX_IMPORTERS: usize = 64;
 
 /// One importer's credit for one source incarnation.

@@ -93,6 +93,8 @@ struct Attachment {
     /// A message read from the ring but not put yet (it did not fit the last batch, or is
     /// another lane's): the start of the next put, never kept past a step.
     carry: Option<Msg>,
+    /// When a parked export last asked its importers for credits (a SYNC of every lane).
+    poked: Instant,
 }
 
 /// Where an attached export's subscriber is.
@@ -157,21 +159,27 @@ impl Export {
             }
             State::Attached(inc, att) => {
                 let parked = matches!(att.member, Member::Parked(_));
+                // Parked: ask every importer for its credit again, once a `PARKED_POKE`
+                // (a shared topic's timer runs every 20 ms for its lanes).
+                let poke = parked && now >= att.poked + PARKED_POKE;
+                if poke {
+                    att.poked = now;
+                }
                 let sub = member(ctx.set, &mut att.member);
                 let ctl = control(ctx.shared, &inc.key, inc.a.creation_id);
                 let mut step = || -> zenoh::Result<()> {
                     // A lane whose publisher left or died, and whose messages were all
                     // put: tell the importers it ended; a lane with a new publisher:
-                    // name it (the importers join a local publisher for it); parked:
-                    // ask every importer for its credit again.
+                    // name it (the importers join a local publisher for it); a poke:
+                    // every lane.
                     inc.lanes.leave_gone(&ctl, sub, false)?;
-                    inc.lanes.sync(&ctl, sub, parked)
+                    inc.lanes.sync(&ctl, sub, poke)
                 };
                 match step() {
                     Ok(()) => {
                         self.due = now + inc.lanes.timer();
                         if parked {
-                            self.due = self.due.min(now + PARKED_POKE);
+                            self.due = self.due.min(att.poked + PARKED_POKE);
                         }
                         Next::Stay
                     }
@@ -253,8 +261,8 @@ impl Export {
 
     /// Importer `zid` declared its token: the topic is served, and (a `Block` topic) held
     /// within its credit from now on. An attached export says at once where it reads (a
-    /// SYNC), so that the new importer can credit it without waiting for the periodic
-    /// one.
+    /// SYNC), so that the new importer can credit it without waiting for a parked
+    /// export's repeated one.
     pub(super) fn on_present(&mut self, ctx: &mut Ctx<'_>, zid: &str, now: Instant) {
         if self.credits.is_present(zid) {
             // Heard again (Zenoh's history, or the loop's look at every token).
@@ -444,6 +452,7 @@ impl Export {
         let att = Attachment {
             member: Member::Waiting(key),
             carry: None,
+            poked: now,
         };
         self.due = now + inc.lanes.timer();
         self.state = State::Attached(inc, att);

@@ -106,8 +106,8 @@ struct Current {
 }
 
 impl Current {
-    /// Per lane, the sequence of its next local publish (`u64::MAX`: not known yet, which
-    /// limits nothing).
+    /// Per lane, the sequence of its next local publish (`u64::MAX`: not known yet; the
+    /// exporter then counts a window from where it first told of the lane).
     fn consumed(&self) -> Vec<u64> {
         self.lanes
             .iter()
