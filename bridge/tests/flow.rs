@@ -211,10 +211,16 @@ fn an_exporter_sends_only_within_each_importers_credit() {
     settle();
     assert_eq!(messages(), 35, "past the moved window");
 
-    // The token goes: the exporter detaches from the source.
+    // The token goes: its credit no longer limits the exporter, which stays attached
+    // while the peer's data subscriber matches, and reads on.
     drop(token);
+    eventually("the exporter reads on", || messages() > 35);
     stop.store(true, Ordering::Relaxed);
     let mut src = sender.join().expect("the sender");
+    assert_eq!(src.subscriber_count(), 1, "the exporter stays attached");
+    // The peer leaves altogether: the exporter lets go of the source.
+    drop(_data);
+    drop(peer);
     eventually("the exporter detaches", || src.subscriber_count() == 0);
 }
 

@@ -131,6 +131,12 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
         if now >= recount {
             recount = now + RECOUNT;
             recount_importers(&shared, &flow.2, &wake);
+            for (i, e) in exports.iter_mut().enumerate() {
+                let mut ctx = ctx(&shared, &mut set);
+                step(e, &mut timers, i, false, |e| {
+                    e.let_go_if_unheard(&mut ctx, now)
+                });
+            }
         }
         while let Some(&Reverse((due, i))) = timers.peek() {
             if due > now {

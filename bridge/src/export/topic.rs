@@ -190,26 +190,42 @@ impl Export {
         self.apply(next, ctx, now);
     }
 
-    /// The importers may have changed: attach when one imports the topic from us (its
-    /// token is live), detach when none does. Only importers are served: a message put
-    /// before an importer's token arrived would reach a bridge that may not take it
-    /// (no credit yet) or does not import the topic at all.
+    /// An importer may have appeared: attach when one imports the topic from us (its
+    /// token is live). Only importers are served: a message put before an importer's
+    /// token arrived would reach a bridge that may not take it (no credit yet) or does not
+    /// import the topic at all. A token that goes does not detach the export (its credit
+    /// just stops limiting it): Zenoh was seen to report a live importer's token gone when
+    /// a third peer left (the TLS test), and a detached export lost what its source
+    /// published until it attached again.
     fn follow_importers(&mut self, ctx: &mut Ctx<'_>, now: Instant) {
-        let wanted = self.credits.any_present();
-        let next = match &self.state {
-            State::Looking => Next::Stay,
-            State::Announced(_) if wanted => return self.attach(ctx, now),
-            State::Announced(_) => Next::Stay,
-            State::Attached(..) if wanted => Next::Stay,
-            State::Attached(..) => {
-                tracing::info!(
-                    topic = self.topic,
-                    "no remote importer; detaching from the source"
-                );
-                Next::Detach
-            }
+        if matches!(self.state, State::Announced(_)) && self.credits.any_present() {
+            self.attach(ctx, now);
+        }
+    }
+
+    /// No importer's token is live: detach once no remote data subscriber matches either
+    /// (the importing bridge is really gone), so a `Block` source is not held by nobody.
+    /// Asked at each departure and at the loop's recount.
+    pub(super) fn let_go_if_unheard(&mut self, ctx: &mut Ctx<'_>, now: Instant) {
+        let State::Attached(inc, _) = &self.state else {
+            return;
         };
-        self.apply(next, ctx, now);
+        if self.credits.any_present() {
+            return;
+        }
+        let matching = inc
+            .publisher
+            .matching_status()
+            .wait()
+            .map(|m| m.matching())
+            .unwrap_or(false);
+        if !matching {
+            tracing::info!(
+                topic = self.topic,
+                "no remote importer; detaching from the source"
+            );
+            self.apply(Next::Detach, ctx, now);
+        }
     }
 
     /// Forwards what the source has, up to [`PUTS_IN_A_ROW`] puts (what is left keeps the
@@ -288,7 +304,7 @@ impl Export {
         tracing::debug!(topic = self.topic, importer = zid, "importer gone");
         self.credits.gone(zid);
         self.unpark(ctx);
-        self.follow_importers(ctx, now);
+        self.let_go_if_unheard(ctx, now);
     }
 
     fn unpark(&mut self, ctx: &mut Ctx<'_>) {
