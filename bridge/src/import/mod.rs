@@ -255,17 +255,24 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
         tracing::warn!(error = %e, "cannot answer exporters' barriers; a stopping exporter waits for its timeout");
     }
     let mut tick = Instant::now() + SLICE;
-    // Rung topics whose state a callback held: tried again after `RETRY_BUSY` (their ring
-    // is spent, and a backlog's arm fires once).
+    // Rung topics whose state a callback held: tried again after `retry` (their ring is
+    // spent, and a backlog's arm fires once), which doubles from `RETRY_BUSY` while a
+    // callback keeps holding one (it may be waiting for room, the fallback) and is at
+    // most the tick's.
     let mut busy: Vec<usize> = Vec::new();
+    let mut retry = RETRY_BUSY;
     while !shared.stopping() {
         let until = if busy.is_empty() {
             tick
         } else {
-            (Instant::now() + RETRY_BUSY).min(tick)
+            (Instant::now() + retry).min(tick)
         };
         let mut rung = pump.wait(until);
-        rung.append(&mut busy);
+        for i in busy.drain(..) {
+            if !rung.contains(&i) {
+                rung.push(i);
+            }
+        }
         for i in rung {
             if let Some(imp) = imports.get(i) {
                 if !pump_one(&shared, imp, false) {
@@ -273,6 +280,11 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
                 }
             }
         }
+        retry = if busy.is_empty() {
+            RETRY_BUSY
+        } else {
+            (retry * 2).min(SLICE)
+        };
         if Instant::now() >= tick {
             tick = Instant::now() + SLICE;
             for imp in &imports {
