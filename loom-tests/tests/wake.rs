@@ -86,3 +86,50 @@ fn close_racing_a_sleeping_subscriber_ends_in_closed_after_draining() {
         publisher.join().unwrap();
     });
 }
+
+/// Commits with their wake coalesced (`hold_wakes` ... `pay_wakes`, what
+/// `Publisher::coalesce_wakes` does) never leave a subscriber asleep on a message: a run
+/// of three into a ring of two, so the publisher also sleeps for room in the middle of the
+/// run (paying what it owes first). The build with `--cfg ringcast_loom_mutant_coalesce`,
+/// whose payment forgets the wake, must fail this model (a deadlock).
+#[test]
+fn a_coalesced_run_of_commits_wakes_a_sleeping_subscriber() {
+    loom::model(|| {
+        let mem = Arc::new(SegmentMemory::model(2, Overflow::Block, 1));
+        let mut r = attach(&mem, 0, Start::Latest);
+        let mut w = writer(&mem);
+        let wmem = mem.clone();
+        let publisher = thread::spawn(move || {
+            w.hold_wakes();
+            for _ in 0..3 {
+                publish(&mut w, &wmem);
+            }
+            w.pay_wakes();
+            w
+        });
+        receive_until(&mut r, &mem, 3);
+        publisher.join().unwrap();
+    });
+}
+
+/// Two publishes to a subscriber that sleeps before each: the second commit may come
+/// while the subscriber woken by the first has not run yet (no wake call then: its
+/// announcement is answered), and the subscriber's next sleep must still be woken. The
+/// build with `--cfg ringcast_loom_mutant_unanswered`, whose announcement does not raise
+/// `unanswered`, must fail this model (a deadlock).
+#[test]
+fn a_subscriber_woken_and_asleep_again_is_woken_by_the_next_publish() {
+    loom::model(|| {
+        let mem = Arc::new(SegmentMemory::model(2, Overflow::Block, 1));
+        let mut r = attach(&mem, 0, Start::Latest);
+        let mut w = writer(&mem);
+        let wmem = mem.clone();
+        let publisher = thread::spawn(move || {
+            publish(&mut w, &wmem);
+            publish(&mut w, &wmem);
+            w
+        });
+        receive_until(&mut r, &mem, 2);
+        publisher.join().unwrap();
+    });
+}

@@ -59,6 +59,7 @@ impl Publisher {
         if self.claim_now() {
             return Poll::Ready(());
         }
+        self.pay_owed_wakes();
         let next = self.next_seq();
         self.registration().arm([next], waker);
         Poll::Pending

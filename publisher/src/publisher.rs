@@ -262,6 +262,13 @@ impl Publisher {
         self.end.writer().try_claim().is_ok() || self.make_room()
     }
 
+    /// Pays a wake that commits inside [`coalesce_wakes`](Self::coalesce_wakes) owe, before
+    /// a wait for room: a subscriber may sleep on those messages, and only its reads make
+    /// room.
+    pub(crate) fn pay_owed_wakes(&mut self) {
+        self.end.writer().pay_owed();
+    }
+
     /// The reactor registration of this publisher, made on first use.
     pub(crate) fn registration(&mut self) -> &Registration {
         let end = &self.end;
@@ -293,6 +300,7 @@ impl Publisher {
         if self.end.writer().try_claim().is_ok() || self.make_room() {
             return Ok(());
         }
+        self.pay_owed_wakes();
         let strategy = self.wait;
         let mut liveness = self.liveness.clone();
         let r = wait::wait_until(
@@ -303,6 +311,44 @@ impl Publisher {
         );
         self.liveness = liveness;
         r
+    }
+
+    /// Runs `f`, whose commits (through `send`, `loan`, `try_loan`, ...) wake sleeping
+    /// subscribers once, when `f` returns (or unwinds), instead of at each commit. For a
+    /// run of messages published back to back (a batch that arrived together, a backlog):
+    /// a subscriber that sleeps when the run starts is woken once for all of it, and while
+    /// it has not run yet the commits make no wake system call each. The first message of
+    /// the run may reach a sleeping subscriber later than it would alone (at the run's
+    /// end), so keep `f` to the run: it must not wait for anything but room in this topic
+    /// (a wait for room pays the owed wake first, so that is safe). A call inside another
+    /// ends the outer one's coalescing at its own end.
+    ///
+    /// ```
+    /// use ringcast_publisher::{Publisher, PublisherConfig};
+    /// # let config = PublisherConfig::default().prefix(format!("rcdoc{}coalesce", std::process::id()));
+    /// let mut p = Publisher::create("quotes", config)?;
+    /// let quotes: [&[u8]; 3] = [b"bid 101", b"ask 102", b"bid 100"];
+    /// let last = p.coalesce_wakes(|p| {
+    ///     let mut last = 0;
+    ///     for q in quotes {
+    ///         last = p.send(q)?;
+    ///     }
+    ///     Ok::<u64, ringcast_publisher::SendError>(last)
+    /// })?;
+    /// assert_eq!(last, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn coalesce_wakes<R>(&mut self, f: impl FnOnce(&mut Publisher) -> R) -> R {
+        /// Pays the owed wake when the run ends, by return or by unwinding.
+        struct Pay<'a>(&'a mut Publisher);
+        impl Drop for Pay<'_> {
+            fn drop(&mut self) {
+                self.0.end.writer().pay_wakes();
+            }
+        }
+        self.end.writer().hold_wakes();
+        let run = Pay(self);
+        f(&mut *run.0)
     }
 
     /// Copies `bytes` into the next slot and commits it; waits for room under `Block`.

@@ -151,24 +151,32 @@ impl Backlog {
 
     /// Publishes the backlog while the ring has room; when it has none, arms `waker` to
     /// be woken when it may (unless it is armed already).
+    /// The run wakes local subscribers once (`coalesce_wakes`), not once per message: a
+    /// subscriber woken by the first commit has not run yet when the next ones come, and
+    /// each would otherwise make a wake system call.
     pub fn pump(&mut self, p: &mut Publisher, waker: &Waker, done: &mut Published) {
-        while !self.msgs.is_empty() {
-            if self.armed {
-                // The loan dropped by `is_ok` keeps its claim; `publish_first` takes it.
-                if p.try_loan().is_err() {
-                    return;
-                }
-                self.publish_first(p, done);
-                continue;
-            }
-            match p.poll_room(waker) {
-                Poll::Ready(()) => self.publish_first(p, done),
-                Poll::Pending => {
-                    self.armed = true;
-                    return;
-                }
-            }
+        if self.msgs.is_empty() {
+            return;
         }
+        p.coalesce_wakes(|p| {
+            while !self.msgs.is_empty() {
+                if self.armed {
+                    // The loan dropped by `is_ok` keeps its claim; `publish_first` takes it.
+                    if p.try_loan().is_err() {
+                        return;
+                    }
+                    self.publish_first(p, done);
+                    continue;
+                }
+                match p.poll_room(waker) {
+                    Poll::Ready(()) => self.publish_first(p, done),
+                    Poll::Pending => {
+                        self.armed = true;
+                        return;
+                    }
+                }
+            }
+        })
     }
 
     /// The pump was rung (or its clock ticked): the arm fired, or may have; the next

@@ -2,14 +2,23 @@
 //! and the writer's and readers' halves after a commit or release.
 //!
 //! **Subscribers** sleep on `sub_wake.futex`. A subscriber reads the futex word, announces
-//! itself in `sub_wake.sleepers`, issues a SeqCst fence, re-checks its slot, and only then
-//! sleeps (expecting the word it read). The publisher, after each commit, issues a SeqCst
-//! fence and reads `sleepers`; only if it is non-zero does it bump the futex word and make
-//! the wake system call. With the two fences in the single total order S, either the
-//! subscriber's re-check sees the commit, or the publisher sees the announcement; in the
-//! second case the subscriber's read of the futex word cannot have seen the bump (C++20
-//! [atomics.order] p4-5), so its FUTEX_WAIT either fails with EAGAIN or is woken. No lost
-//! wake-up; and with no sleepers a publish costs a fence and one load, no system call.
+//! itself (counts itself in `sub_wake.sleepers` and sets `sub_wake.unanswered`), issues a
+//! SeqCst fence, re-checks its slot, and only then sleeps (expecting the word it read).
+//! The publisher, after each commit, issues a SeqCst fence and reads `unanswered`; only if
+//! it is set does it clear it, bump the futex word and make the wake system call. With the
+//! two fences in the single total order S, either the subscriber's re-check sees the
+//! commit, or the publisher's read sees the announcement or a later store to
+//! `unanswered`. If it sees the announcement, the subscriber's read of the futex word
+//! cannot have seen the bump that follows (C++20 [atomics.order] p4-5), so its FUTEX_WAIT
+//! either fails with EAGAIN or is woken. A later store is a clear by some publisher, made
+//! after the announcement in `unanswered`'s order; that publisher bumps and wakes next,
+//! and the subscriber's read cannot have seen that bump either: the clear is sequenced
+//! before the bump (Release), so a read (Acquire) of the bump or of any later bump (they
+//! are RMWs, in its release sequence) would order the clear before the announcement.
+//! So the subscriber is woken, or does not sleep. No lost wake-up; with no sleepers a
+//! publish costs a fence and one load, no system call; and a subscriber woken but not yet
+//! running costs no further wake call, however many commits come before it runs (the
+//! count in `sleepers` stays up until then: a check of it made one call per commit).
 //!
 //! **A lane's publisher** (`Block`, ring full) sleeps on its lane's `pub_wake.futex` with
 //! the same handshake against subscribers' releases in that lane (`pub_wake.waiting` is
@@ -30,10 +39,10 @@ use crate::sync::{fence, mutant_or, Ordering};
 #[inline]
 pub(crate) fn after_commit(mem: &SegmentMemory) -> bool {
     // SeqCst: the publisher half of the subscriber sleep handshake (module docs): orders
-    // the commit's stamp store before the `sleepers` load in the single total order.
+    // the commit's stamp store before the `unanswered` load in the single total order.
     fence(mutant_or(Ordering::SeqCst, Ordering::Release));
     // Relaxed: ordered by the fence above.
-    if mem.header().sub_wake.sleepers.load(Ordering::Relaxed) != 0 {
+    if mem.header().sub_wake.unanswered.load(Ordering::Relaxed) != 0 {
         wake_all_subscribers(mem);
         return true;
     }
@@ -44,9 +53,13 @@ pub(crate) fn after_commit(mem: &SegmentMemory) -> bool {
 #[cold]
 pub(crate) fn wake_all_subscribers(mem: &SegmentMemory) {
     let w = &mem.header().sub_wake;
-    // Relaxed: the handshake's ordering comes from the fences; the kernel compares the
-    // word under its own lock.
-    w.futex.fetch_add(1, Ordering::Relaxed);
+    // Relaxed: ordered before the bump by its Release (the argument in the module docs).
+    w.unanswered.store(0, Ordering::Relaxed);
+    // Release: a sleeper whose read of the word (Acquire, `announce_sleep`) sees this bump
+    // or a later one also sees the clear above before its announcement, so the clear never
+    // erases an announcement this bump does not answer. The kernel compares the word under
+    // its own lock.
+    w.futex.fetch_add(1, Ordering::Release);
     futex::wake_all(&w.futex);
 }
 
@@ -100,11 +113,16 @@ pub(crate) fn subscriber_sleep(
 /// order: the flag never claims a count that is not there).
 pub(crate) fn announce_sleep(mem: &SegmentMemory, entry: usize) -> u32 {
     let w = &mem.header().sub_wake;
-    // Relaxed: must be read before the announcement below (program order and the fence
-    // give the handshake; see the module docs).
-    let seen = w.futex.load(Ordering::Relaxed);
+    // Acquire: pairs with the Release bump in `wake_all_subscribers` (a clear made before
+    // the bump we read is ordered before our announcement; see the module docs).
+    let seen = w.futex.load(Ordering::Acquire);
     // Relaxed: ordered before the re-check by the caller's fence.
     w.sleepers.fetch_add(1, Ordering::Relaxed);
+    // Relaxed: ordered before the re-check by the caller's fence; a publisher that sees it
+    // wakes (the mutant build `--cfg ringcast_loom_mutant_unanswered` leaves it out, and
+    // the wake models must see a subscriber sleep for ever).
+    #[cfg(not(ringcast_loom_mutant_unanswered))]
+    w.unanswered.store(1, Ordering::Relaxed);
     // Relaxed: read only by whoever frees the entry after we died, under the entry's lock,
     // which orders it (a system call on both sides; a model lock under loom).
     mem.entry(entry).asleep.store(1, Ordering::Relaxed);

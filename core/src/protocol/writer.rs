@@ -11,6 +11,20 @@ use crate::protocol::terms::Full;
 use crate::stamp::{busy, committed};
 use crate::sync::{fence, mutant_or, Ordering};
 
+/// The wake handshake that [`Writer::pay_wakes`] owes (the mutant build
+/// `--cfg ringcast_loom_mutant_coalesce` forgets it, and the coalesced-wake model must see
+/// a subscriber sleep for ever).
+#[cfg(not(ringcast_loom_mutant_coalesce))]
+#[inline]
+fn pay(mem: &SegmentMemory) -> bool {
+    crate::protocol::wake::after_commit(mem)
+}
+
+#[cfg(ringcast_loom_mutant_coalesce)]
+fn pay(_: &SegmentMemory) -> bool {
+    false
+}
+
 /// Rounds of [`Writer::refresh_limit`]'s rescan beyond one per table entry (an honest
 /// attach makes at most one more round necessary).
 const RESCANS: u32 = 64;
@@ -40,6 +54,11 @@ pub struct Writer {
     claimed: bool,
     /// A commit made the wake system call since [`take_woke`](Self::take_woke) last ran.
     woke: bool,
+    /// Commits do not wake sleeping subscribers; they owe it (see
+    /// [`hold_wakes`](Self::hold_wakes)).
+    holding: bool,
+    /// A commit made while holding has not run the wake handshake yet.
+    owed: bool,
     slots: u64,
     overflow: Overflow,
 }
@@ -106,6 +125,8 @@ impl Writer {
             limit,
             claimed: false,
             woke: false,
+            holding: false,
+            owed: false,
             slots: g.slot_count,
             overflow: g.overflow,
         }
@@ -241,10 +262,44 @@ impl Writer {
             .publisher
             .write_cursor
             .store(s + 1, Ordering::Release);
-        if crate::protocol::wake::after_commit(&self.mem) {
+        if self.holding {
+            self.owed = true;
+        } else if crate::protocol::wake::after_commit(&self.mem) {
             self.woke = true;
         }
         s
+    }
+
+    /// From now on, commits do not run the wake handshake: they owe it, and
+    /// [`pay_wakes`](Self::pay_wakes) runs it once for all of them. A run of commits then
+    /// costs one wake system call, not one per commit while a woken subscriber has not
+    /// withdrawn its announcement yet. Until paid, a subscriber asleep before the run may
+    /// sleep on past its messages, so the caller pays before it waits for anything (this
+    /// writer's own [`sleep_for_room`](Self::sleep_for_room) pays first) and at the end of
+    /// the run.
+    #[inline]
+    pub fn hold_wakes(&mut self) {
+        self.holding = true;
+    }
+
+    /// Ends [`hold_wakes`](Self::hold_wakes) and runs the wake handshake once if a commit
+    /// owes it. Correct for the whole run: every commit's stamp store is sequenced before
+    /// this fence, so a subscriber whose re-check comes after it in the total order sees
+    /// each of them, and one whose re-check comes before has announced its sleep and is
+    /// woken (the argument of `wake.rs` with the run's last commit standing for all).
+    #[inline]
+    pub fn pay_wakes(&mut self) {
+        self.holding = false;
+        self.pay_owed();
+    }
+
+    /// Runs the wake handshake a held commit owes, and goes on holding: what a writer
+    /// that holds wakes does before it waits for room.
+    #[inline]
+    pub fn pay_owed(&mut self) {
+        if std::mem::take(&mut self.owed) && pay(&self.mem) {
+            self.woke = true;
+        }
     }
 
     /// Whether a commit since the last call made a wake system call (someone was counted
@@ -324,6 +379,9 @@ impl Writer {
     /// `Block`: one announced sleep until a subscriber releases a slot (or `timeout`
     /// passes, or a spurious wake). The caller loops and re-checks.
     pub fn sleep_for_room(&mut self, timeout: Option<std::time::Duration>) -> Wake {
+        // A subscriber may sleep on messages whose wake is owed, and only its reads make
+        // room: pay first.
+        self.pay_owed();
         let mem = self.mem.clone();
         let lane = self.lane;
         crate::protocol::wake::publisher_sleep(&mem, lane, timeout, || self.has_room())

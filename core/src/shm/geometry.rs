@@ -378,6 +378,7 @@ impl Geometry {
                 futex: AtomicU32::new(0),
                 sleepers: AtomicU32::new(0),
                 state: AtomicU32::new(PUB_OPEN),
+                unanswered: AtomicU32::new(0),
             },
             import: ImportLine {
                 upstream_lost: AtomicU64::new(0),

@@ -32,7 +32,7 @@ use crate::sync::{AtomicU32, AtomicU64};
 /// High half of the magic/version word: ASCII "RCST".
 pub const MAGIC: u32 = u32::from_be_bytes(*b"RCST");
 /// The layout version this build reads and writes. Bump on any change to this file.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 /// The magic/version word of a finished segment: magic in the high half, version in the low.
 pub const MAGIC_VERSION: u64 = ((MAGIC as u64) << 32) | LAYOUT_VERSION as u64;
 
@@ -343,6 +343,11 @@ pub struct SubscriberWakeLine {
     pub sleepers: AtomicU32,
     /// [`PUB_OPEN`] or [`PUB_CLOSED`]; written by the publisher (Release) when it closes.
     pub state: AtomicU32,
+    /// 1 once a subscriber announced a sleep that no wake answered yet; a publisher clears
+    /// it when it wakes. After a commit a publisher wakes only when it is 1: a subscriber
+    /// woken and not yet running costs no wake call per further commit (see
+    /// `protocol/wake.rs`).
+    pub unanswered: AtomicU32,
 }
 
 /// The publisher's wake line (`Block` only): the publisher sleeps here when the ring is full.
