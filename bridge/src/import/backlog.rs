@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -47,9 +48,10 @@ pub(super) struct Backlog {
     /// The messages' bytes, the oldest's from `head` on.
     bytes: Vec<u8>,
     head: usize,
-    /// The pump's waker is armed (`Publisher::poll_room`) and has not fired yet: the
-    /// callback then takes only the room there is, without arming again (an arm rings the
-    /// reactor's thread, which per message cost more than the message).
+    /// The pump's waker is armed (`Publisher::poll_room`) and has not fired yet: the ring
+    /// was full, so nothing is tried until it fires (an arm rings the reactor's thread,
+    /// and a claim on a full ring rescans the subscriber table: per message, either cost
+    /// more than the message).
     armed: bool,
 }
 
@@ -150,7 +152,7 @@ impl Backlog {
     }
 
     /// Publishes the backlog while the ring has room; when it has none, arms `waker` to
-    /// be woken when it may (unless it is armed already).
+    /// be woken when it may. Does nothing while armed (until [`fired`](Self::fired)).
     /// The run wakes local subscribers once (`coalesce_wakes`), not once per message: a
     /// subscriber woken by the first commit has not run yet when the next ones come, and
     /// each would otherwise make a wake system call.
@@ -158,16 +160,11 @@ impl Backlog {
         if self.msgs.is_empty() {
             return;
         }
+        if self.armed {
+            return;
+        }
         p.coalesce_wakes(|p| {
             while !self.msgs.is_empty() {
-                if self.armed {
-                    // The loan dropped by `is_ok` keeps its claim; `publish_first` takes it.
-                    if p.try_loan().is_err() {
-                        return;
-                    }
-                    self.publish_first(p, done);
-                    continue;
-                }
                 match p.poll_room(waker) {
                     Poll::Ready(()) => self.publish_first(p, done),
                     Poll::Pending => {
@@ -242,26 +239,40 @@ impl Pump {
         std::mem::take(&mut *r)
     }
 
-    /// A waker that rings `topic`.
-    pub fn waker(self: &Arc<Pump>, topic: usize) -> Waker {
-        Waker::from(Arc::new(TopicWaker {
+    /// A waker that rings `topic`, and the flag it raises each time (read by the topic's
+    /// callbacks: their backlogs' arms may have fired).
+    pub fn waker(self: &Arc<Pump>, topic: usize) -> (Waker, Arc<AtomicBool>) {
+        let rang = Arc::new(AtomicBool::new(false));
+        let waker = Waker::from(Arc::new(TopicWaker {
             pump: self.clone(),
             topic,
-        }))
+            rang: rang.clone(),
+        }));
+        (waker, rang)
     }
 }
 
 struct TopicWaker {
     pump: Arc<Pump>,
     topic: usize,
+    rang: Arc<AtomicBool>,
+}
+
+impl TopicWaker {
+    fn ring(&self) {
+        // Relaxed: a hint for the callbacks; the pump's ring (under its mutex) is what
+        // makes the import thread publish the backlog.
+        self.rang.store(true, Ordering::Relaxed);
+        self.pump.ring(self.topic);
+    }
 }
 
 impl Wake for TopicWaker {
     fn wake(self: Arc<Self>) {
-        self.pump.ring(self.topic);
+        TopicWaker::ring(&self);
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.pump.ring(self.topic);
+        TopicWaker::ring(self);
     }
 }

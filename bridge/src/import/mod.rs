@@ -26,6 +26,7 @@ mod parts;
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -199,10 +200,12 @@ struct Importer {
     last_try: Option<Instant>,
     /// A malformed put was logged (once per import).
     said_malformed: bool,
-    /// This topic's place in the import thread, and the waker that rings it there.
+    /// This topic's place in the import thread, the waker that rings it there, and the
+    /// flag the waker raises (a backlog's arm may have fired: see [`Importer::message`]).
     index: usize,
     pump: Arc<Pump>,
     waker: Waker,
+    rang: Arc<AtomicBool>,
     /// Publishers that left with a backlog, published to the end by the pump.
     retired: Vec<Retired>,
     /// Tokens to undeclare from the import thread (never in a callback).
@@ -364,10 +367,12 @@ impl Importer {
         index: usize,
         pump: &Arc<Pump>,
     ) -> Importer {
+        let (waker, rang) = pump.waker(index);
         Importer {
             index,
             pump: pump.clone(),
-            waker: pump.waker(index),
+            waker,
+            rang,
             retired: Vec::new(),
             old_tokens: Vec::new(),
             on_thread: false,
@@ -791,6 +796,13 @@ impl Importer {
         }
         if put.messages() > 0 {
             bump(&self.stats.puts, 1);
+        }
+        // Relaxed: a hint (see `Pump::waker`). An arm fired: the lanes' backlogs may take
+        // the room there is now, here, besides the import thread's pump.
+        if self.rang.swap(false, Ordering::Relaxed) {
+            for lane in &mut cur.lanes {
+                lane.backlog.fired();
+            }
         }
         let mut bytes = Chunks::new(payload.slices());
         if put.batch.is_empty() {

@@ -22,7 +22,9 @@
 //!
 //! **A lane's publisher** (`Block`, ring full) sleeps on its lane's `pub_wake.futex` with
 //! the same handshake against subscribers' releases in that lane (`pub_wake.waiting` is
-//! the announcement). Every lane's publisher wakes the subscribers through the one
+//! the announcement, and a waking subscriber clears it before its Release bump, as
+//! `unanswered` above: a publisher woken and not yet running costs one wake call, not
+//! one per release). Every lane's publisher wakes the subscribers through the one
 //! `sub_wake` line, so a subscriber sleeps on one futex however many lanes there are.
 //!
 //! The loom models in `ringcast-loom-tests` check both handshakes, and a mutant build
@@ -79,8 +81,11 @@ pub(crate) fn after_release(mem: &SegmentMemory, lane: usize) {
 #[cold]
 fn wake_publisher(mem: &SegmentMemory, lane: usize) {
     let w = &mem.lane(lane).pub_wake;
-    // Relaxed: as in `wake_all_subscribers`.
-    w.futex.fetch_add(1, Ordering::Relaxed);
+    // Relaxed: ordered before the bump by its Release, as in `wake_all_subscribers`.
+    w.waiting.store(0, Ordering::Relaxed);
+    // Release: pairs with the Acquire read in `announce_publisher_sleep`, as in
+    // `wake_all_subscribers`.
+    w.futex.fetch_add(1, Ordering::Release);
     futex::wake_one(&w.futex);
 }
 
@@ -165,8 +170,8 @@ pub(crate) fn publisher_sleep(
 /// will expect), then raises `waiting`.
 pub(crate) fn announce_publisher_sleep(mem: &SegmentMemory, lane: usize) -> u32 {
     let w = &mem.lane(lane).pub_wake;
-    // Relaxed: as in `announce_sleep`.
-    let seen = w.futex.load(Ordering::Relaxed);
+    // Acquire: as in `announce_sleep` (pairs with the Release bump in `wake_publisher`).
+    let seen = w.futex.load(Ordering::Acquire);
     // Relaxed: ordered before the re-check by the caller's fence.
     w.waiting.store(1, Ordering::Relaxed);
     seen
