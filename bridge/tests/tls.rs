@@ -164,12 +164,6 @@ fn bridges_over_mutual_tls_carry_a_topic_and_keep_uncertified_peers_out() {
         }
         intruder.close().wait().unwrap();
     }
-    // A peer with the right certificate does join (the control for the check above).
-    let member = peer(&pair.endpoint, &good.ca, Some(&good));
-    eventually("the certified peer joins", || {
-        member.info().peers_zid().wait().next().is_some()
-    });
-    member.close().wait().unwrap();
     // The topic goes on, whole, and ends only with its source.
     send_and_check(&mut src, &mut sub, 100);
     assert_eq!(sub.upstream_lost(), 0);
@@ -178,5 +172,14 @@ fn bridges_over_mutual_tls_carry_a_topic_and_keep_uncertified_peers_out() {
         sub.recv_timeout(WAIT),
         Err(RecvTimeoutError::Disconnected)
     ));
+    // A peer with the right certificate does join (the control for the check above).
+    // Last, once the topic has ended: a certified third peer that joins and leaves while
+    // a topic flows can make the exporter's Zenoh drop the importer's declarations (a
+    // known gap, docs/bridge.md), which is not what this test is about.
+    let member = peer(&pair.endpoint, &good.ca, Some(&good));
+    eventually("the certified peer joins", || {
+        member.info().peers_zid().wait().next().is_some()
+    });
+    member.close().wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
