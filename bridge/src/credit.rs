@@ -48,7 +48,10 @@ pub const MAX_WINDOW: u64 = 1 << 20;
 /// Most lanes a credit names (a topic's most).
 const MAX_LANES: u64 = 64;
 /// Most importers an exporter keeps credits and tokens of per topic (the excess is refused
-/// and counted; a present importer whose credit is refused holds the topic).
+/// and counted). A full book makes room for the credit of an importer whose token is live
+/// by dropping one whose token is not (a peer's made-up importers cannot keep a real one's
+/// credit out); tokens are bounded the same way, so 64 live tokens that never credit
+/// (a peer's, on a network that lets it in) hold a `Block` topic.
 pub const MAX_IMPORTERS: usize = 64;
 
 /// One importer's credit for one source incarnation.
@@ -125,10 +128,26 @@ pub struct Book {
 impl Book {
     /// Importer `zid` sent `credit` (a newer one replaces the older; a credit of another
     /// incarnation is kept too, and limits nothing until that incarnation is read).
-    /// Refused (`false`) past [`MAX_IMPORTERS`].
+    /// Refused (`false`) past [`MAX_IMPORTERS`], unless `zid`'s token is live and the
+    /// credit of one whose token is not can make room.
     pub fn credit(&mut self, zid: &str, credit: Credit) -> bool {
         if !self.credits.contains_key(zid) && self.credits.len() >= MAX_IMPORTERS {
-            return false;
+            let absent = self
+                .present
+                .contains(zid)
+                .then(|| {
+                    self.credits
+                        .keys()
+                        .find(|z| !self.present.contains(*z))
+                        .cloned()
+                })
+                .flatten();
+            match absent {
+                Some(z) => {
+                    self.credits.remove(&z);
+                }
+                None => return false,
+            }
         }
         self.credits.insert(zid.to_owned(), credit);
         true
@@ -267,5 +286,38 @@ mod tests {
             book.credit("z0", credit(vec![1], 1)),
             "an old one is updated"
         );
+    }
+
+    #[test]
+    fn made_up_importers_cannot_keep_a_present_importers_credit_out() {
+        let mut book = Book::default();
+        // A peer's credits for importers that hold no token fill the book.
+        for i in 0..MAX_IMPORTERS {
+            assert!(book.credit(&format!("fake{i}"), credit(vec![0], 1)));
+        }
+        assert!(
+            !book.credit("late", credit(vec![0], 1)),
+            "no token: refused"
+        );
+        // A real importer (its token is live) gets in, and its credit limits the export.
+        assert!(book.present("real"));
+        assert_eq!(book.room(7, 1, |_| (100, 0)), 0, "not credited yet");
+        assert!(book.credit("real", credit(vec![100], 10)));
+        assert_eq!(book.room(7, 1, |_| (100, 0)), 10);
+        // A departed importer's place goes to a new one.
+        let mut full = Book::default();
+        for i in 0..MAX_IMPORTERS {
+            let z = format!("live{i}");
+            assert!(full.present(&z) && full.credit(&z, credit(vec![0], 1)));
+        }
+        full.gone("live0");
+        assert!(full.present("new"));
+        assert!(
+            full.credit("new", credit(vec![0], 1)),
+            "the departed one's place"
+        );
+        // Full of live importers with credits: a newcomer's token and credit are refused.
+        assert!(!full.present("extra"));
+        assert!(!full.credit("extra", credit(vec![0], 1)));
     }
 }
