@@ -363,3 +363,74 @@ fn no_echo_when_both_hosts_publish_a_shared_topic() {
         assert_eq!(counts(log, "Export", "both").messages, 0, "{log}");
     }
 }
+
+/// A second importer that appears while the export of a shared `Block` topic is parked,
+/// and one lane's publisher has left with messages the exporter has not read: the SYNC
+/// for the newcomer names that lane, so the newcomer credits it and the topic flows on
+/// to the end (without it the newcomer never heard of the lane, its credit held the lane
+/// at the window from where it was first told, and the first importer stalled).
+#[test]
+fn a_new_importer_while_parked_hears_of_a_lane_whose_writer_left() {
+    let mut pair = Pair::new("lanepark");
+    let topic = "parked";
+    pair.topics(&[topic]);
+    let c_prefix = format!("{}c", pair.b);
+    let cfg = shared(&pair.a, Overflow::Block, 64);
+    let mut p1 = Publisher::create(topic, cfg.clone()).expect("source");
+    // Keeps the topic open after p1 leaves; never sends.
+    let p2 = Publisher::create(topic, cfg).expect("second publisher");
+    let _a = pair.bridge_a(&["--export", topic]);
+    let _b = pair.bridge_b(&["--import", topic]);
+    // B's subscriber reads nothing yet: B's ring and backlog fill and its credit parks
+    // the export, and then p1's ring fills.
+    let mut sub_b = attach(&pair.b, topic);
+    p1.wait_for_subscribers(1, WAIT)
+        .expect("A's bridge attaches");
+    let mut sent = 0u64;
+    let mut full_since: Option<Instant> = None;
+    let t = Instant::now();
+    loop {
+        match p1.try_send(&msg(1, sent)) {
+            Ok(_) => {
+                sent += 1;
+                full_since = None;
+            }
+            Err(SendError::Full) => {
+                let since = *full_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_millis(500) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("send: {e}"),
+        }
+        assert!(t.elapsed() < WAIT, "the export never parked ({sent} sent)");
+    }
+    // p1 leaves with a ring of messages the exporter has not read.
+    drop(p1);
+    let c_args: Vec<String> = [
+        "--prefix",
+        c_prefix.as_str(),
+        "--domain",
+        pair.domain.as_str(),
+        "--connect",
+        pair.endpoint.as_str(),
+        "--import",
+        topic,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let _c = Proc::spawn(&c_args);
+    let _sub_c = attach(&c_prefix, topic);
+    // Let C's token and first credit reach the exporter before B drains.
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..sent {
+        let m = sub_b
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|e| panic!("message {i} of {sent}: {e}"));
+        assert_eq!(parse(m.bytes()), (1, i));
+    }
+    assert_eq!(sub_b.upstream_lost(), 0);
+    drop(p2);
+    let _ = ringcast::inspect::remove(&c_prefix, topic);
+}

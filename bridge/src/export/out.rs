@@ -89,7 +89,8 @@ impl Lanes {
     /// SYNC for a topic with one publisher; for a shared one, one per lane that has a live
     /// publisher whose messages we have all read (a lane with unread messages of another
     /// writer waits for them: its SYNC would name the new writer before the old one's
-    /// last messages). The importer joins a local publisher for each lane it hears of, so
+    /// last messages), and with `all` one per lane whose told writer is gone but has
+    /// messages we have not read (that writer's). The importer joins a local publisher for each lane it hears of, so
     /// a publisher that has sent nothing yet has its lane there too, and the local topic
     /// lives while any remote publisher does.
     pub(super) fn sync(
@@ -106,10 +107,23 @@ impl Lanes {
             };
         }
         for l in 0..self.writers.len() as u32 {
-            let Some(id) = sub.lane_publisher(l) else {
+            let live = sub.lane_publisher(l);
+            let told = self.writers[l as usize];
+            if let Some(w) = told.filter(|&w| all && live.map(|id| id.writer) != Some(w)) {
+                if sub.has_news_in(l) {
+                    // A told writer that left (or was taken over) with messages we have
+                    // not read: name it for a new importer, which would otherwise never
+                    // hear of the lane (and whose credit would then hold it for good).
+                    // Its LEAVE follows its last message.
+                    let tag = LaneTag { lane: l, writer: w };
+                    ctl.put(sub.next_seq_in(l).unwrap_or(0), SYNC, Some(tag))?;
+                    continue;
+                }
+            }
+            let Some(id) = live else {
                 continue;
             };
-            let known = self.writers[l as usize] == Some(id.writer);
+            let known = told == Some(id.writer);
             if (known && !all) || (!known && sub.has_news_in(l)) {
                 continue;
             }
