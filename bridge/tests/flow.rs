@@ -320,3 +320,75 @@ fn an_exporter_stopped_while_its_importer_is_frozen_still_delivers_everything() 
     let (status, log) = stopper.join().expect("the stopper");
     assert!(status.success(), "{status:?}\n{log}");
 }
+
+/// A source re-created by the same exporter: the importer adopts the new incarnation
+/// under the same importing token, so the exporter never sees it leave (a token that went
+/// and came back let the exporter run ahead of the importer's credit meanwhile). Watched
+/// by a Zenoh peer of the test's subscribed to the importing tokens.
+#[test]
+fn an_importer_keeps_its_token_across_a_re_created_source() {
+    use zenoh::sample::SampleKind;
+    use zenoh::Wait;
+    let mut pair = Pair::new("keeptok");
+    let topic = "again";
+    pair.topics(&[topic]);
+    let a = pair.bridge_a(&["--export", topic]);
+    let _b = pair.bridge_b(&["--import", topic]);
+    let cfg = PublisherConfig::default()
+        .prefix(pair.a.as_str())
+        .overflow(Overflow::Block)
+        .slots(64)
+        .slot_size(64);
+    let mut src = Publisher::create(topic, cfg.clone()).unwrap();
+    let mut sub = attach(&pair.b, topic);
+    src.wait_for_subscribers(1, WAIT)
+        .expect("the exporter attaches");
+    let watcher = hostile_peer(&pair.endpoint);
+    linked_to(&watcher, &zid_of(&a));
+    let seen: Arc<std::sync::Mutex<Vec<SampleKind>>> = Arc::default();
+    let log = seen.clone();
+    let key = format!("ringcast/{}/@import/{topic}/**", pair.domain);
+    let _tokens = watcher
+        .liveliness()
+        .declare_subscriber(key)
+        .history(true)
+        .callback(move |s| log.lock().unwrap().push(s.kind()))
+        .wait()
+        .unwrap();
+    eventually("the importing token is seen", || {
+        seen.lock().unwrap().contains(&SampleKind::Put)
+    });
+    for i in 0..10u64 {
+        src.send(&i.to_le_bytes()).unwrap();
+        assert_eq!(sub.recv_timeout(WAIT).unwrap().bytes(), i.to_le_bytes());
+    }
+    // The source goes and comes back at once, under the same exporter.
+    let old_import = sub.geometry().creation_id;
+    drop(src);
+    let mut src = Publisher::create(topic, cfg).unwrap();
+    assert!(matches!(
+        sub.recv_timeout(WAIT),
+        Err(RecvTimeoutError::Disconnected)
+    ));
+    drop(sub);
+    src.wait_for_subscribers(1, WAIT)
+        .expect("the exporter attaches to the new source");
+    // The new import (not the closed one, whose name may linger for a moment).
+    let mut sub = attach(&pair.b, topic);
+    let t = Instant::now();
+    while sub.geometry().creation_id == old_import {
+        assert!(t.elapsed() < WAIT, "the import was not re-created");
+        std::thread::sleep(Duration::from_millis(10));
+        sub = attach(&pair.b, topic);
+    }
+    for i in 0..10u64 {
+        src.send(&i.to_le_bytes()).unwrap();
+        assert_eq!(sub.recv_timeout(WAIT).unwrap().bytes(), i.to_le_bytes());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let kinds = seen.lock().unwrap().clone();
+    assert!(
+        !kinds.contains(&SampleKind::Delete),
+        "the importing token went away and came back: {kinds:?}"
+    );
+}

@@ -74,6 +74,11 @@ const RESYNC_AFTER: u32 = 64;
 /// How often an importer repeats its credit while a lane moved (a lost or overtaken
 /// credit, an exporter that re-attached).
 const CREDIT_AGAIN: Duration = Duration::from_secs(1);
+/// How long the importing token of a closed import is kept for a re-created source of the
+/// same exporter (see `Importer::old_tokens`). Meanwhile the exporter serves that source
+/// within our credit, so nothing before we adopt it: at most this long for everyone if we
+/// never do.
+const KEEP_TOKEN: Duration = Duration::from_secs(1);
 
 /// A remote topic we know of.
 struct Known {
@@ -209,7 +214,11 @@ struct Importer {
     /// Publishers that left with a backlog, published to the end by the pump.
     retired: Vec<Retired>,
     /// Tokens to undeclare from the import thread (never in a callback).
-    old_tokens: Vec<LivelinessToken>,
+    /// With the exporter's id each was for, kept [`KEEP_TOKEN`] after the import closed: a
+    /// source re-created by the same exporter and adopted meanwhile takes its token over
+    /// (the key is the same), so the exporter never sees us leave, which would let it run
+    /// ahead of our credit until the new token arrives.
+    old_tokens: Vec<(String, LivelinessToken, Instant)>,
     /// The import thread holds the state: nothing may wait for room (see `backlog`).
     on_thread: bool,
 }
@@ -458,7 +467,8 @@ impl Importer {
         });
         bump(&self.stats.messages, done.messages);
         bump(&self.stats.bytes, done.bytes);
-        self.old_tokens.clear();
+        let now = Instant::now();
+        self.old_tokens.retain(|(_, _, until)| now < *until);
         if had_retired && self.retired.is_empty() && self.current.is_none() {
             // The last retired publisher is gone: a waiting source can be adopted.
             self.adopt();
@@ -634,7 +644,11 @@ impl Importer {
                             Overflow::Overwrite => 0,
                         },
                         credited: None,
-                        importing: None,
+                        importing: self
+                            .old_tokens
+                            .iter()
+                            .position(|(z, _, _)| *z == k.zid)
+                            .map(|i| self.old_tokens.swap_remove(i).1),
                     });
                     self.stats.set_active(true);
                     self.replay();
@@ -688,7 +702,10 @@ impl Importer {
             for lane in &mut c.lanes {
                 lane.leave(&mut self.retired, wait, &self.stats);
             }
-            self.old_tokens.extend(c.importing.take());
+            if let Some(t) = c.importing.take() {
+                self.old_tokens
+                    .push((c.zid.clone(), t, Instant::now() + KEEP_TOKEN));
+            }
             drop(c);
             self.stats.set_active(false);
             if !self.retired.is_empty() || !self.old_tokens.is_empty() {
