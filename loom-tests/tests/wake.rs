@@ -12,21 +12,28 @@ use ringcast_core::ring::{Poll, Start};
 use ringcast_core::Overflow;
 use ringcast_loom_tests::model::*;
 
-/// A subscriber that decides to sleep is always woken by a later publish.
-#[test]
-fn a_sleeping_subscriber_is_always_woken_by_a_publish() {
-    loom::model(|| {
+/// `n` publishes into a ring of two, to a subscriber that sleeps whenever it finds none.
+fn publishes_reach_a_sleeper(n: u64) {
+    loom::model(move || {
         let mem = Arc::new(SegmentMemory::model(2, Overflow::Block, 1));
         let mut r = attach(&mem, 0, Start::Latest);
         let mut w = writer(&mem);
         let wmem = mem.clone();
         let publisher = thread::spawn(move || {
-            publish(&mut w, &wmem);
+            for _ in 0..n {
+                publish(&mut w, &wmem);
+            }
             w
         });
-        receive_until(&mut r, &mem, 1);
+        receive_until(&mut r, &mem, n);
         publisher.join().unwrap();
     });
+}
+
+/// A subscriber that decides to sleep is always woken by a later publish.
+#[test]
+fn a_sleeping_subscriber_is_always_woken_by_a_publish() {
+    publishes_reach_a_sleeper(1);
 }
 
 /// A publisher blocked on a full ring is always woken by a release; the subscriber sleeps
@@ -119,17 +126,5 @@ fn a_coalesced_run_of_commits_wakes_a_sleeping_subscriber() {
 /// `unanswered`, must fail this model (a deadlock).
 #[test]
 fn a_subscriber_woken_and_asleep_again_is_woken_by_the_next_publish() {
-    loom::model(|| {
-        let mem = Arc::new(SegmentMemory::model(2, Overflow::Block, 1));
-        let mut r = attach(&mem, 0, Start::Latest);
-        let mut w = writer(&mem);
-        let wmem = mem.clone();
-        let publisher = thread::spawn(move || {
-            publish(&mut w, &wmem);
-            publish(&mut w, &wmem);
-            w
-        });
-        receive_until(&mut r, &mem, 2);
-        publisher.join().unwrap();
-    });
+    publishes_reach_a_sleeper(2);
 }

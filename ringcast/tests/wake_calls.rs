@@ -71,6 +71,15 @@ fn spawn_child(prefix: &str, topic: &str) -> Child {
         .expect("spawn the child")
 }
 
+/// The topic's publisher and a child subscriber process counted asleep on it.
+fn with_a_sleeping_child(prefix: &str, topic: &str) -> (Publisher, Child) {
+    let mut p = create(prefix, topic);
+    let child = spawn_child(prefix, topic);
+    p.wait_for_subscribers(1, WAIT).expect("the child attaches");
+    wait_for_sleepers(prefix, topic, 1);
+    (p, child)
+}
+
 fn signal(child: &Child, sig: libc::c_int) {
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
@@ -94,12 +103,8 @@ fn wait_stopped(child: &Child) {
 #[test]
 fn a_woken_subscriber_that_has_not_run_costs_one_wake_call_for_many_commits() {
     let _one = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
-    let prefix = format!("rcwakecalls{}", std::process::id());
-    let topic = "stopped";
-    let mut p = create(&prefix, topic);
-    let mut child = spawn_child(&prefix, topic);
-    p.wait_for_subscribers(1, WAIT).expect("the child attaches");
-    wait_for_sleepers(&prefix, topic, 1);
+    let (prefix, topic) = (format!("rcwakecalls{}", std::process::id()), "stopped");
+    let (mut p, mut child) = with_a_sleeping_child(&prefix, topic);
     // Frozen asleep: it cannot run between our commits, so its announcement stays.
     signal(&child, libc::SIGSTOP);
     wait_stopped(&child);
@@ -122,12 +127,8 @@ fn a_woken_subscriber_that_has_not_run_costs_one_wake_call_for_many_commits() {
 #[test]
 fn a_coalesced_run_wakes_a_sleeping_subscriber_once_at_its_end() {
     let _one = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
-    let prefix = format!("rcwakecoal{}", std::process::id());
-    let topic = "coalesced";
-    let mut p = create(&prefix, topic);
-    let mut child = spawn_child(&prefix, topic);
-    p.wait_for_subscribers(1, WAIT).expect("the child attaches");
-    wait_for_sleepers(&prefix, topic, 1);
+    let (prefix, topic) = (format!("rcwakecoal{}", std::process::id()), "coalesced");
+    let (mut p, mut child) = with_a_sleeping_child(&prefix, topic);
     let before = futex::wake_calls();
     let inside = p.coalesce_wakes(|p| {
         for i in 0..MESSAGES {
