@@ -183,8 +183,9 @@ impl Publisher {
 
     /// After a commit that made a wake system call: at most once per liveness slice, free
     /// the entries of dead subscribers, taking back the sleeper count of any that died
-    /// asleep, so a killed sleeper does not cost a wake call per message for ever. Runs
-    /// only while someone is counted asleep (we are making system calls anyway then).
+    /// asleep (a killed sleeper costs one wake call, its unanswered announcement, and its
+    /// count stays in `inspect` until some reap frees its entry). Runs only after a wake
+    /// call (we are making system calls anyway then).
     #[cold]
     fn after_waking_commit(&mut self) {
         if self.liveness.due() {

@@ -10,7 +10,8 @@
 //! commit, or the publisher's read sees the announcement or a later store to
 //! `unanswered`. If it sees the announcement, the subscriber's read of the futex word
 //! cannot have seen the bump that follows (C++20 [atomics.order] p4-5), so its FUTEX_WAIT
-//! either fails with EAGAIN or is woken. A later store is a clear by some publisher, made
+//! either fails with EAGAIN or is woken. A later store of 1 (another sleeper's) leaves the
+//! flag raised, so the publisher wakes all the same. A later store of 0 is a clear by some publisher, made
 //! after the announcement in `unanswered`'s order; that publisher bumps and wakes next,
 //! and the subscriber's read cannot have seen that bump either: the clear is sequenced
 //! before the bump (Release), so a read (Acquire) of the bump or of any later bump (they
@@ -51,7 +52,10 @@ pub(crate) fn after_commit(mem: &SegmentMemory) -> bool {
     false
 }
 
-/// Bumps the subscribers' futex word and wakes them all.
+/// Bumps the subscribers' futex word and wakes them all. (A publisher killed between the
+/// clear and the bump leaves its sleepers to their liveness slice: every sleep is bounded
+/// by it, and the flag cannot be cleared after the bump instead, which could erase a newer
+/// announcement.)
 #[cold]
 pub(crate) fn wake_all_subscribers(mem: &SegmentMemory) {
     let w = &mem.header().sub_wake;
@@ -86,7 +90,10 @@ fn wake_publisher(mem: &SegmentMemory, lane: usize) {
     // Release: pairs with the Acquire read in `announce_publisher_sleep`, as in
     // `wake_all_subscribers`.
     w.futex.fetch_add(1, Ordering::Release);
-    futex::wake_one(&w.futex);
+    // All: the announcement is cleared for every sleeper on the word, and there can be two
+    // (the publisher's thread in a wait for room and a reactor armed for the same handle,
+    // as the bridge's backlog does); one left asleep would hear of no later release.
+    futex::wake_all(&w.futex);
 }
 
 /// One announced sleep of the subscriber owning table entry `entry`, of at most

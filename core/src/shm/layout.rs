@@ -355,7 +355,8 @@ pub struct SubscriberWakeLine {
 pub struct PublisherWakeLine {
     /// Futex word the publisher sleeps on; a releasing subscriber bumps it before waking.
     pub futex: AtomicU32,
-    /// 1 while the publisher is (about to be) asleep on `futex`, else 0.
+    /// 1 while the publisher is (about to be) asleep on `futex` and no release has woken it
+    /// yet (a waking subscriber clears it before its bump), else 0.
     pub waiting: AtomicU32,
 }
 

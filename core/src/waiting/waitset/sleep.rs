@@ -12,7 +12,10 @@
 //! the announcement sees it, so they bump the word after we read it: our sleep fails with
 //! EAGAIN or is woken) or after theirs (our re-check sees their commit). One fence serves
 //! every member because every announcement precedes it and every re-check follows it in
-//! program order. Nothing is added to the publisher's side.
+//! program order. The word is read with Acquire, as a single sleep reads it: a waker clears
+//! the announcement flag (`unanswered`, `waiting`) before its Release bump, and the
+//! argument in `protocol/wake.rs` needs the read that gives the expected value to see that
+//! clear ordered before this sleep's announcement.
 //!
 //! Two members of the same topic share its futex word: the word is waited on once, with
 //! its value read before *any* announcement (every distinct word is read first, then every
@@ -345,9 +348,12 @@ impl SleepList {
             let word = t.word();
             words.push(WaitWord {
                 word,
-                // Relaxed: read before the announcements below (program order), as in
-                // `wake::announce_sleep`; the fence below orders those before the re-check.
-                expected: word.load(Ordering::Relaxed),
+                // Acquire: read before the announcements below (program order), as in
+                // `wake::announce_sleep`, and for the same reason: pairs with the Release
+                // bump of `wake::wake_all_subscribers` / `wake_publisher`, so a clear of the
+                // announcement flag made before a bump we read is ordered before our
+                // announcement. The fence below orders the announcements before the re-check.
+                expected: word.load(Ordering::Acquire),
             });
         }
         for t in self.targets.iter().chain(&self.bell) {
