@@ -420,8 +420,8 @@ fn a_new_importer_while_parked_hears_of_a_lane_whose_writer_left() {
     ]
     .map(str::to_owned)
     .to_vec();
-    let _c = Proc::spawn(&c_args);
-    let _sub_c = attach(&c_prefix, topic);
+    let mut c = Proc::spawn(&c_args);
+    let sub_c = attach(&c_prefix, topic);
     // Let C's token and first credit reach the exporter before B drains.
     std::thread::sleep(Duration::from_millis(500));
     for i in 0..sent {
@@ -432,5 +432,12 @@ fn a_new_importer_while_parked_hears_of_a_lane_whose_writer_left() {
     }
     assert_eq!(sub_b.upstream_lost(), 0);
     drop(p2);
+    // C's bridge first: its import would outlive a removal made while it runs.
+    drop(sub_c);
+    c.kill();
     let _ = ringcast::inspect::remove(&c_prefix, topic);
+    assert!(
+        ringcast::name::list_topics(&c_prefix).unwrap().is_empty(),
+        "C's import left behind"
+    );
 }
