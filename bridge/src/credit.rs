@@ -132,22 +132,14 @@ impl Book {
     /// credit of one whose token is not can make room.
     pub fn credit(&mut self, zid: &str, credit: Credit) -> bool {
         if !self.credits.contains_key(zid) && self.credits.len() >= MAX_IMPORTERS {
-            let absent = self
-                .present
-                .contains(zid)
-                .then(|| {
-                    self.credits
-                        .keys()
-                        .find(|z| !self.present.contains(*z))
-                        .cloned()
-                })
-                .flatten();
-            match absent {
-                Some(z) => {
-                    self.credits.remove(&z);
-                }
-                None => return false,
+            if !self.present.contains(zid) {
+                return false;
             }
+            let absent = self.credits.keys().find(|z| !self.present.contains(*z));
+            let Some(absent) = absent.cloned() else {
+                return false;
+            };
+            self.credits.remove(&absent);
         }
         self.credits.insert(zid.to_owned(), credit);
         true

@@ -12,16 +12,23 @@ use ringcast_core::ring::{Poll, Start};
 use ringcast_core::Overflow;
 use ringcast_loom_tests::model::*;
 
-/// `n` publishes into a ring of two, to a subscriber that sleeps whenever it finds none.
-fn publishes_reach_a_sleeper(n: u64) {
+/// `n` publishes into a ring of two, to a subscriber that sleeps whenever it finds none;
+/// `held`: their wakes coalesced into one payment at the end (`hold_wakes` / `pay_wakes`).
+fn publishes_reach_a_sleeper(n: u64, held: bool) {
     loom::model(move || {
         let mem = Arc::new(SegmentMemory::model(2, Overflow::Block, 1));
         let mut r = attach(&mem, 0, Start::Latest);
         let mut w = writer(&mem);
         let wmem = mem.clone();
         let publisher = thread::spawn(move || {
+            if held {
+                w.hold_wakes();
+            }
             for _ in 0..n {
                 publish(&mut w, &wmem);
+            }
+            if held {
+                w.pay_wakes();
             }
             w
         });
@@ -33,7 +40,7 @@ fn publishes_reach_a_sleeper(n: u64) {
 /// A subscriber that decides to sleep is always woken by a later publish.
 #[test]
 fn a_sleeping_subscriber_is_always_woken_by_a_publish() {
-    publishes_reach_a_sleeper(1);
+    publishes_reach_a_sleeper(1, false);
 }
 
 /// A publisher blocked on a full ring is always woken by a release; the subscriber sleeps
@@ -101,22 +108,7 @@ fn close_racing_a_sleeping_subscriber_ends_in_closed_after_draining() {
 /// whose payment forgets the wake, must fail this model (a deadlock).
 #[test]
 fn a_coalesced_run_of_commits_wakes_a_sleeping_subscriber() {
-    loom::model(|| {
-        let mem = Arc::new(SegmentMemory::model(2, Overflow::Block, 1));
-        let mut r = attach(&mem, 0, Start::Latest);
-        let mut w = writer(&mem);
-        let wmem = mem.clone();
-        let publisher = thread::spawn(move || {
-            w.hold_wakes();
-            for _ in 0..3 {
-                publish(&mut w, &wmem);
-            }
-            w.pay_wakes();
-            w
-        });
-        receive_until(&mut r, &mem, 3);
-        publisher.join().unwrap();
-    });
+    publishes_reach_a_sleeper(3, true);
 }
 
 /// Two publishes to a subscriber that sleeps before each: the second commit may come
@@ -126,5 +118,5 @@ fn a_coalesced_run_of_commits_wakes_a_sleeping_subscriber() {
 /// `unanswered`, must fail this model (a deadlock).
 #[test]
 fn a_subscriber_woken_and_asleep_again_is_woken_by_the_next_publish() {
-    publishes_reach_a_sleeper(2);
+    publishes_reach_a_sleeper(2, false);
 }

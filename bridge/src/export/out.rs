@@ -109,16 +109,15 @@ impl Lanes {
         for l in 0..self.writers.len() as u32 {
             let live = sub.lane_publisher(l);
             let told = self.writers[l as usize];
-            if let Some(w) = told.filter(|&w| all && live.map(|id| id.writer) != Some(w)) {
-                if sub.has_news_in(l) {
-                    // A told writer that left (or was taken over) with messages we have
-                    // not read: name it for a new importer, which would otherwise never
-                    // hear of the lane (and whose credit would then hold it for good).
-                    // Its LEAVE follows its last message.
-                    let tag = LaneTag { lane: l, writer: w };
-                    ctl.put(sub.next_seq_in(l).unwrap_or(0), SYNC, Some(tag))?;
-                    continue;
-                }
+            let left_unread = |w: u32| live.map(|id| id.writer) != Some(w) && sub.has_news_in(l);
+            if let Some(w) = told.filter(|&w| all && left_unread(w)) {
+                // A told writer that left (or was taken over) with messages we have not
+                // read: name it for a new importer, which would otherwise never hear of
+                // the lane (and whose credit would then hold it for good). Its LEAVE
+                // follows its last message.
+                let tag = LaneTag { lane: l, writer: w };
+                ctl.put(sub.next_seq_in(l).unwrap_or(0), SYNC, Some(tag))?;
+                continue;
             }
             let Some(id) = live else {
                 continue;

@@ -157,10 +157,7 @@ impl Backlog {
     /// subscriber woken by the first commit has not run yet when the next ones come, and
     /// each would otherwise make a wake system call.
     pub fn pump(&mut self, p: &mut Publisher, waker: &Waker, done: &mut Published) {
-        if self.msgs.is_empty() {
-            return;
-        }
-        if self.armed {
+        if self.msgs.is_empty() || self.armed {
             return;
         }
         p.coalesce_wakes(|p| {
