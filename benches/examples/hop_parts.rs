@@ -350,6 +350,7 @@ fn solo(trips: usize) {
     let mut publisher = Publisher::create(&topic, cfg).expect("create");
     let opts = SubscriberOptions::default().wait_strategy(WaitStrategy::BusySpin);
     let mut sub = Subscriber::attach(&topic, opts).expect("attach");
+    let t = Instant::now();
     for v in 0..trips as u64 {
         let mut loan = publisher.loan();
         loan[..8].copy_from_slice(&v.to_le_bytes());
@@ -357,6 +358,8 @@ fn solo(trips: usize) {
         let sample = sub.recv().expect("recv");
         assert_eq!(sample[..8], v.to_le_bytes());
     }
+    let per = t.elapsed().as_nanos() as f64 / trips as f64;
+    println!("solo: {per:.1} ns per loan / commit / recv / drop");
 }
 
 fn median(v: &mut [f64]) -> f64 {

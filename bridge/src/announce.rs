@@ -275,21 +275,70 @@ impl Announcement {
     /// Bytes the source's segment would take: lanes x slots x (payload rounded up +
     /// header), saturating (an importer refuses what is over its limit before creating anything).
     pub fn ring_bytes(&self) -> u64 {
+        self.ring_bytes_with(self.slot_count)
+    }
+
+    /// [`ring_bytes`](Self::ring_bytes) with `slots` slots per lane.
+    fn ring_bytes_with(&self, slots: u64) -> u64 {
         let per_slot = self
             .slot_capacity
             .saturating_add(self.alignment.max(16))
             .saturating_add(128);
-        self.slot_count
+        slots
             .saturating_mul(per_slot)
             .saturating_mul(self.max_publishers)
     }
 
-    /// A publisher configuration that re-creates the topic under `prefix`, marked as
-    /// imported from `origin`.
-    pub fn config(&self, prefix: &str, origin: &str) -> PublisherConfig {
+    /// Slots of the ring an importer re-creates the topic with: the source's, or enough
+    /// for one batch of `batch_bytes` of full-size messages (at most
+    /// [`MAX_BATCH`](crate::wire::MAX_BATCH)) if that is more, as long as the ring stays
+    /// within `max_bytes` ([`ring_bytes`](Self::ring_bytes) at that count). A Zenoh put
+    /// delivers a whole batch at once: a ring that holds it takes the batch straight from
+    /// the network callback, where a smaller one would leave the rest to the import's
+    /// backlog and a hand-off per ring of room.
+    ///
+    /// ```
+    /// use ringcast::{Overflow, TypeInfo};
+    /// use ringcast_bridge::announce::Announcement;
+    ///
+    /// let a = Announcement {
+    ///     slot_count: 64,
+    ///     slot_capacity: 64,
+    ///     alignment: 8,
+    ///     max_subscribers: 8,
+    ///     overflow: Overflow::Block,
+    ///     stall_timeout_ns: 0,
+    ///     creation_id: 1,
+    ///     max_publishers: 1,
+    ///     type_info: TypeInfo::RAW,
+    ///     host: "robot".into(),
+    ///     prefix: "rc".into(),
+    /// };
+    /// // 64 B messages from a 64-slot ring, 32 KiB batches: a 512-slot import, or as
+    /// // much of it as a 40 KiB limit allows.
+    /// assert_eq!(a.import_slots(32 << 10, u64::MAX), 512);
+    /// assert_eq!(a.import_slots(32 << 10, 40 << 10), 128);
+    /// // A batch that fits the source's ring already: the source's count.
+    /// assert_eq!(a.import_slots(1 << 10, u64::MAX), 64);
+    /// ```
+    pub fn import_slots(&self, batch_bytes: u64, max_bytes: u64) -> u64 {
+        let batch = (batch_bytes / self.slot_capacity.max(1)).min(crate::wire::MAX_BATCH as u64);
+        let mut slots = self.slot_count.max(batch.next_power_of_two());
+        // Halve back towards the source's count while over the limit (the source's own
+        // size is checked against the limit before an import is created).
+        while slots > self.slot_count && self.ring_bytes_with(slots) > max_bytes {
+            slots /= 2;
+        }
+        slots
+    }
+
+    /// A publisher configuration that re-creates the topic under `prefix` with `slots`
+    /// slots per lane (see [`import_slots`](Self::import_slots)), marked as imported
+    /// from `origin`.
+    pub fn config(&self, prefix: &str, origin: &str, slots: u64) -> PublisherConfig {
         let mut cfg = PublisherConfig::default()
             .prefix(prefix)
-            .slots(self.slot_count)
+            .slots(slots)
             .slot_size(self.slot_capacity)
             .alignment(self.alignment)
             .max_subscribers(self.max_subscribers)

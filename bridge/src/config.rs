@@ -161,7 +161,11 @@ impl BridgeConfig {
     /// wait in an exported ring, the export carries them in one put (a batch, with each
     /// message's sequence number: see [`wire`](crate::wire)) up to this many bytes and
     /// [`wire::MAX_BATCH`](crate::wire::MAX_BATCH) messages; a message alone in the ring,
-    /// or this large or larger, goes alone at once. 0 sends every message alone.
+    /// or this large or larger, goes alone at once. 0 sends every message alone. An
+    /// import re-creates a topic with enough slots for one such batch of full-size
+    /// messages if the source's ring has fewer (see
+    /// [`Announcement::import_slots`](crate::announce::Announcement::import_slots)),
+    /// within the import limit.
     pub fn max_batch_bytes(mut self, bytes: u32) -> Self {
         self.max_batch_bytes = bytes;
         self

@@ -62,7 +62,9 @@ struct Args {
     #[arg(long, value_name = "OCTAL", default_value = "600", value_parser = octal_mode)]
     mode: u32,
     /// Most message bytes an export packs into one Zenoh put when several messages wait
-    /// (a message alone goes at once; 0: every message alone).
+    /// (a message alone goes at once; 0: every message alone). An import's ring holds
+    /// one such batch of full-size messages: more slots than the source's for small
+    /// messages, within --max-import-bytes.
     #[arg(long, value_name = "BYTES", default_value_t = ringcast_bridge::DEFAULT_MAX_BATCH_BYTES)]
     max_batch_bytes: u32,
     /// PEM file of the CA that signs every bridge's certificate: with --tls-cert and

@@ -389,6 +389,47 @@ fn small_source(pair: &Pair, topic: &str, overflow: Overflow, slots: u64) -> Pub
     .expect("source topic")
 }
 
+#[test]
+fn an_import_ring_holds_one_batch_within_the_import_limit() {
+    // 64 B slots, 64 of them at the source. Default batches (32 KiB): 512 slots at the
+    // import; 1 KiB batches: the source's 64; a limit of 40 KiB: what fits (128 slots
+    // of 208 counted bytes each); and the messages all arrive through each.
+    let cases: [(&[&str], u64); 3] = [
+        (&[], 512),
+        (&["--max-batch-bytes", "1024"], 64),
+        (&["--max-import-bytes", "40960"], 128),
+    ];
+    for (i, (flags, want)) in cases.into_iter().enumerate() {
+        let mut pair = Pair::new(&format!("isl{i}"));
+        let topic = "sized";
+        pair.topics(&[topic]);
+        let _a = pair.bridge_a(&["--export", topic]);
+        let mut roles = vec!["--import", topic];
+        roles.extend(flags);
+        let _b = pair.bridge_b(&roles);
+        let mut src = small_source(&pair, topic, Overflow::Block, 64);
+        let mut sub = attach(&pair.b, topic);
+        let got = ringcast::inspect::inspect(&pair.b, topic)
+            .expect("the import")
+            .geometry
+            .slot_count;
+        assert_eq!(got, want, "import slots with {flags:?}");
+        // The exporter attaches to the source once an importer is there: what is sent
+        // before that goes to nobody.
+        src.wait_for_subscribers(1, WAIT)
+            .expect("the exporter attaches");
+        for m in 0..1000u64 {
+            src.send(&m.to_le_bytes()).unwrap();
+        }
+        for m in 0..1000u64 {
+            let s = sub
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|e| panic!("message {m} with {flags:?}: {e}"));
+            assert_eq!(s.bytes(), m.to_le_bytes(), "with {flags:?}");
+        }
+    }
+}
+
 /// Stops both bridges (SIGINT) and returns their logs, A's then B's.
 #[test]
 fn a_burst_of_small_messages_goes_in_batches_each_once_and_in_order() {

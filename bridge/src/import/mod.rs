@@ -606,8 +606,12 @@ impl Importer {
         for i in candidates {
             let k = &self.known[i];
             let origin = origin(&k.a, &k.zid);
+            let slots = k.a.import_slots(
+                self.shared.max_batch_bytes as u64,
+                self.shared.max_import_bytes,
+            );
             let cfg =
-                k.a.config(&self.shared.prefix, &origin)
+                k.a.config(&self.shared.prefix, &origin, slots)
                     .mode(self.shared.import_mode);
             let lanes = k.a.max_publishers;
             // `None`: a live local topic of that name that is not ours.
