@@ -291,11 +291,12 @@ impl Announcement {
 
     /// Slots of the ring an importer re-creates the topic with: the source's, or enough
     /// for one batch of `batch_bytes` of full-size messages (at most
-    /// [`MAX_BATCH`](crate::wire::MAX_BATCH)) if that is more, as long as the ring stays
-    /// within `max_bytes` ([`ring_bytes`](Self::ring_bytes) at that count). A Zenoh put
-    /// delivers a whole batch at once: a ring that holds it takes the batch straight from
-    /// the network callback, where a smaller one would leave the rest to the import's
-    /// backlog and a hand-off per ring of room.
+    /// [`MAX_BATCH`](crate::wire::MAX_BATCH)) if that is more, but at most 8 times the
+    /// source's (a topic its owner sized small stays small: many small topics keep their
+    /// memory) and within `max_bytes` ([`ring_bytes`](Self::ring_bytes) at that count). A
+    /// Zenoh put delivers a whole batch at once: a ring that holds it takes the batch
+    /// straight from the network callback, where a smaller one would leave the rest to
+    /// the import's backlog and a hand-off per ring of room.
     ///
     /// ```
     /// use ringcast::{Overflow, TypeInfo};
@@ -320,10 +321,16 @@ impl Announcement {
     /// assert_eq!(a.import_slots(32 << 10, 40 << 10), 128);
     /// // A batch that fits the source's ring already: the source's count.
     /// assert_eq!(a.import_slots(1 << 10, u64::MAX), 64);
+    /// // An 8-slot source grows to 64 slots at most.
+    /// let small = Announcement { slot_count: 8, ..a };
+    /// assert_eq!(small.import_slots(32 << 10, u64::MAX), 64);
     /// ```
     pub fn import_slots(&self, batch_bytes: u64, max_bytes: u64) -> u64 {
         let batch = (batch_bytes / self.slot_capacity.max(1)).min(crate::wire::MAX_BATCH as u64);
-        let mut slots = self.slot_count.max(batch.next_power_of_two());
+        let grown = batch
+            .next_power_of_two()
+            .min(self.slot_count.saturating_mul(8));
+        let mut slots = self.slot_count.max(grown);
         // Halve back towards the source's count while over the limit (the source's own
         // size is checked against the limit before an import is created).
         while slots > self.slot_count && self.ring_bytes_with(slots) > max_bytes {

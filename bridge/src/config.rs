@@ -163,7 +163,7 @@ impl BridgeConfig {
     /// [`wire::MAX_BATCH`](crate::wire::MAX_BATCH) messages; a message alone in the ring,
     /// or this large or larger, goes alone at once. 0 sends every message alone. An
     /// import re-creates a topic with enough slots for one such batch of full-size
-    /// messages if the source's ring has fewer (see
+    /// messages if the source's ring has fewer (at most 8 times the source's; see
     /// [`Announcement::import_slots`](crate::announce::Announcement::import_slots)),
     /// within the import limit.
     pub fn max_batch_bytes(mut self, bytes: u32) -> Self {

@@ -64,7 +64,7 @@ struct Args {
     /// Most message bytes an export packs into one Zenoh put when several messages wait
     /// (a message alone goes at once; 0: every message alone). An import's ring holds
     /// one such batch of full-size messages: more slots than the source's for small
-    /// messages, within --max-import-bytes.
+    /// messages (at most 8 times as many), within --max-import-bytes.
     #[arg(long, value_name = "BYTES", default_value_t = ringcast_bridge::DEFAULT_MAX_BATCH_BYTES)]
     max_batch_bytes: u32,
     /// PEM file of the CA that signs every bridge's certificate: with --tls-cert and
