@@ -191,12 +191,7 @@ impl Pair {
         let mut extra = vec!["--listen", self.endpoint.as_str()];
         extra.extend_from_slice(roles);
         let p = Proc::spawn(&self.args(&self.a, &extra));
-        let port: u16 = self
-            .endpoint
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("a port in the endpoint");
+        let port = self.port_a();
         let t = Instant::now();
         while listening(port) == Some(false) && t.elapsed() < LISTEN_WAIT {
             std::thread::sleep(Duration::from_millis(5));
@@ -206,9 +201,23 @@ impl Pair {
 
     /// Host B's bridge: connects to A.
     pub fn bridge_b(&self, roles: &[&str]) -> Proc {
-        let mut extra = vec!["--connect", self.endpoint.as_str()];
+        self.bridge_b_via(&self.endpoint, roles)
+    }
+
+    /// Host B's bridge, connecting to `endpoint` (a proxy in front of A).
+    pub fn bridge_b_via(&self, endpoint: &str, roles: &[&str]) -> Proc {
+        let mut extra = vec!["--connect", endpoint];
         extra.extend_from_slice(roles);
         Proc::spawn(&self.args(&self.b, &extra))
+    }
+
+    /// The TCP port host A listens on.
+    pub fn port_a(&self) -> u16 {
+        self.endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port in the endpoint")
     }
 
     /// Segments left under either prefix.

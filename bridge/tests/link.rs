@@ -1,0 +1,265 @@
+//! The link between two bridges drops and comes back (a TCP proxy between them cuts every
+//! connection): the bridges reconnect, and an imported `Block` topic goes on, in order,
+//! with every message it lost counted, or ends so that its subscribers attach again. What
+//! must never happen: a subscriber left waiting on an import that nothing feeds.
+
+mod harness;
+
+use std::io::Write;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::*;
+use ringcast::*;
+
+/// A TCP proxy on loopback in front of `to`; [`cut`](Self::cut) shuts every connection
+/// it carries, and later connections are carried again.
+struct Proxy {
+    port: u16,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(to: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy listen");
+        let port = listener.local_addr().expect("proxy address").port();
+        let conns = Arc::new(Mutex::new(Vec::new()));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, n, s) = (conns.clone(), accepted.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for down in listener.incoming() {
+                // Relaxed: a flag polled once per connection; `Drop` connects to wake us.
+                if s.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(down) = down else { continue };
+                let Ok(up) = TcpStream::connect(("127.0.0.1", to)) else {
+                    continue;
+                };
+                let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                        let _ = from.shutdown(Shutdown::Both);
+                    });
+                };
+                let mut list = c.lock().unwrap();
+                list.push(down.try_clone().expect("clone"));
+                list.push(up.try_clone().expect("clone"));
+                pipe(
+                    down.try_clone().expect("clone"),
+                    up.try_clone().expect("clone"),
+                );
+                pipe(up, down);
+                // Relaxed: a count the test polls.
+                n.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        Proxy {
+            port,
+            conns,
+            accepted,
+            stop,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("tcp/127.0.0.1:{}", self.port)
+    }
+
+    /// Connections carried so far.
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
+}
+
+/// Shuts every connection a proxy carries now (both bridges see the link reset).
+fn cut(conns: &Mutex<Vec<TcpStream>>) {
+    for c in conns.lock().unwrap().drain(..) {
+        let _ = c.shutdown(Shutdown::Both);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        cut(&self.conns);
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = s.write_all(b"");
+        }
+    }
+}
+
+fn block_source(prefix: &str, topic: &str) -> Publisher {
+    Publisher::create(
+        topic,
+        PublisherConfig::default()
+            .prefix(prefix)
+            .slots(64)
+            .slot_size(64)
+            .overflow(Overflow::Block),
+    )
+    .expect("source topic")
+}
+
+/// What the receiving side saw of the numbered stream.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Messages received, over every incarnation of the import.
+    got: u64,
+    /// The highest number received.
+    last: Option<u64>,
+    /// Imports that ended (Disconnected) and were attached again.
+    ends: u32,
+    /// Gaps in the numbers of one incarnation that `upstream_lost` did not count.
+    uncounted: u64,
+}
+
+/// Sends the numbered messages `*i..until`; a send that cannot get room within the
+/// bound fails the test (an export that holds its source for ever).
+fn send_until(src: &mut Publisher, i: &mut u64, until: u64) {
+    while *i < until {
+        let mut loan = src
+            .loan_timeout(WAIT)
+            .unwrap_or_else(|e| panic!("message {i}: no room within {WAIT:?}: {e:?}"));
+        loan[..8].copy_from_slice(&i.to_le_bytes());
+        loan.commit(8);
+        *i += 1;
+    }
+}
+
+#[test]
+fn a_link_dropped_between_messages_comes_back_and_the_topic_goes_on() {
+    link_drops("lki", false);
+}
+
+#[test]
+fn a_link_dropped_mid_stream_comes_back_and_the_topic_goes_on() {
+    link_drops("lkf", true);
+}
+
+/// Cuts the link once 1000 messages have arrived (`flowing`: while the source sends flat
+/// out; else with nothing in flight), then streams until 1000 messages sent after the
+/// bridges reconnected have arrived.
+fn link_drops(tag: &str, flowing: bool) {
+    let mut pair = Pair::new(tag);
+    let topic = "t";
+    pair.topics(&[topic]);
+    let mut a = pair.bridge_a(&["--export", topic]);
+    let proxy = Proxy::start(pair.port_a());
+    let mut b = pair.bridge_b_via(&proxy.endpoint(), &["--import", topic]);
+    let mut src = block_source(&pair.a, topic);
+    let sub = attach(&pair.b, topic);
+    src.wait_for_subscribers(1, WAIT)
+        .expect("the exporter attaches");
+
+    // The receiver: every message in order; on an end, attach again (the next import).
+    let wanted = Arc::new(AtomicU64::new(u64::MAX));
+    let highest = Arc::new(AtomicU64::new(0));
+    let (w, h, prefix) = (wanted.clone(), highest.clone(), pair.b.clone());
+    let rx = std::thread::spawn(move || {
+        let mut sub = sub;
+        let mut seen = Seen::default();
+        let mut base_lost = 0;
+        let mut first_of_incarnation: Option<u64> = None;
+        let mut got_here = 0u64;
+        loop {
+            // Relaxed: the sender's target, polled.
+            if seen.last.is_some_and(|l| l >= w.load(Ordering::Relaxed)) {
+                return seen;
+            }
+            let got = sub
+                .recv_timeout(WAIT)
+                .map(|m| u64::from_le_bytes(m.bytes().try_into().expect("8 bytes")));
+            match got {
+                Ok(i) => {
+                    assert!(seen.last.is_none_or(|l| i > l), "{i} after {:?}", seen.last);
+                    let first = *first_of_incarnation.get_or_insert(i);
+                    got_here += 1;
+                    let gaps = (i - first + 1) - got_here;
+                    let counted = sub.upstream_lost() - base_lost;
+                    seen.uncounted = seen.uncounted.max(gaps.saturating_sub(counted));
+                    seen.got += 1;
+                    seen.last = Some(i);
+                    // Relaxed: progress for the sender, polled.
+                    h.store(i, Ordering::Relaxed);
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    seen.ends += 1;
+                    let old = sub.geometry().creation_id;
+                    let t = Instant::now();
+                    sub = loop {
+                        let s = attach(&prefix, topic);
+                        if s.geometry().creation_id != old {
+                            break s;
+                        }
+                        assert!(t.elapsed() < WAIT, "no new import after an end");
+                        std::thread::sleep(Duration::from_millis(10));
+                    };
+                    base_lost = sub.upstream_lost();
+                    first_of_incarnation = None;
+                    got_here = 0;
+                }
+                Err(e) => panic!("after {:?}: {e}", seen),
+            }
+        }
+    });
+
+    let mut i = 0u64;
+    send_until(&mut src, &mut i, 1000);
+    let cut_at = Instant::now();
+    let mut cutter = Some({
+        let h = highest.clone();
+        let proxy_conns = proxy.conns.clone();
+        std::thread::spawn(move || {
+            // Relaxed: progress, polled.
+            while h.load(Ordering::Relaxed) < 999 {
+                assert!(cut_at.elapsed() < WAIT, "the first 1000 never arrived");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            cut(&proxy_conns);
+        })
+    });
+    if !flowing {
+        if let Some(c) = cutter.take() {
+            c.join().expect("cutter");
+        }
+    }
+    // Stream (in runs of 100) until 1000 messages sent after the reconnection arrive:
+    // what was sent while the link was down may be lost, but only counted.
+    let mut after = None;
+    let t = Instant::now();
+    loop {
+        if after.is_none() && proxy.accepted() >= 2 {
+            eprintln!("reconnected {:?} after the cut began", cut_at.elapsed());
+            after = Some(i);
+            wanted.store(i + 999, Ordering::Relaxed);
+        }
+        if after.is_some_and(|a| highest.load(Ordering::Relaxed) >= a + 999) {
+            break;
+        }
+        assert!(
+            t.elapsed() < WAIT,
+            "the topic did not go on: highest {} of {i} sent, reconnected: {after:?}",
+            highest.load(Ordering::Relaxed)
+        );
+        let next = i + 100;
+        send_until(&mut src, &mut i, next);
+        if !flowing || after.is_some() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    if let Some(c) = cutter.take() {
+        c.join().expect("cutter");
+    }
+    let seen = rx.join().expect("receiver");
+    eprintln!("sent {i}, {seen:?}");
+    assert_eq!(seen.uncounted, 0, "a gap no count explains");
+    drop(src);
+    let _ = stop_both(&mut a, &mut b);
+}
