@@ -20,6 +20,8 @@ struct Proxy {
     port: u16,
     conns: Arc<Mutex<Vec<TcpStream>>>,
     accepted: Arc<AtomicUsize>,
+    /// While set, a new connection is closed at once (the link stays down).
+    refuse: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
 
@@ -30,7 +32,13 @@ impl Proxy {
         let conns = Arc::new(Mutex::new(Vec::new()));
         let accepted = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (c, n, s) = (conns.clone(), accepted.clone(), stop.clone());
+        let refuse = Arc::new(AtomicBool::new(false));
+        let (c, n, s, r) = (
+            conns.clone(),
+            accepted.clone(),
+            stop.clone(),
+            refuse.clone(),
+        );
         std::thread::spawn(move || {
             for down in listener.incoming() {
                 // Relaxed: a flag polled once per connection; `Drop` connects to wake us.
@@ -38,6 +46,12 @@ impl Proxy {
                     break;
                 }
                 let Ok(down) = down else { continue };
+                // Relaxed: a switch the test flips; a connection that races it either way
+                // is fine.
+                if r.load(Ordering::Relaxed) {
+                    let _ = down.shutdown(Shutdown::Both);
+                    continue;
+                }
                 let Ok(up) = TcpStream::connect(("127.0.0.1", to)) else {
                     continue;
                 };
@@ -64,12 +78,19 @@ impl Proxy {
             port,
             conns,
             accepted,
+            refuse,
             stop,
         }
     }
 
     fn endpoint(&self) -> String {
         format!("tcp/127.0.0.1:{}", self.port)
+    }
+
+    /// Keeps the link down (`true`: new connections are closed at once) or lets it
+    /// come back.
+    fn refuse(&self, refuse: bool) {
+        self.refuse.store(refuse, Ordering::Relaxed);
     }
 
     /// Connections carried so far.
@@ -118,6 +139,8 @@ struct Seen {
     ends: u32,
     /// Gaps in the numbers of one incarnation that `upstream_lost` did not count.
     uncounted: u64,
+    /// Messages counted lost (`upstream_lost`), over every incarnation.
+    lost: u64,
 }
 
 /// Sends the numbered messages `*i..until`; a send that cannot get room within the
@@ -143,39 +166,109 @@ fn a_link_dropped_mid_stream_comes_back_and_the_topic_goes_on() {
     link_drops("lkf", true);
 }
 
-/// Cuts the link once 1000 messages have arrived (`flowing`: while the source sends flat
-/// out; else with nothing in flight), then streams until 1000 messages sent after the
-/// bridges reconnected have arrived.
-fn link_drops(tag: &str, flowing: bool) {
-    let mut pair = Pair::new(tag);
-    let topic = "t";
-    pair.topics(&[topic]);
-    let mut a = pair.bridge_a(&["--export", topic]);
-    let proxy = Proxy::start(pair.port_a());
-    let mut b = pair.bridge_b_via(&proxy.endpoint(), &["--import", topic]);
-    let mut src = block_source(&pair.a, topic);
-    let sub = attach(&pair.b, topic);
-    src.wait_for_subscribers(1, WAIT)
-        .expect("the exporter attaches");
+/// Two bridges through a proxy, a `Block` source on A and a receiver thread on B's import.
+struct Link {
+    pair: Pair,
+    a: Proc,
+    b: Proc,
+    proxy: Proxy,
+    src: Publisher,
+    /// The receiver stops once it has this number (or a higher one).
+    wanted: Arc<AtomicU64>,
+    /// The highest number received so far.
+    highest: Arc<AtomicU64>,
+    rx: std::thread::JoinHandle<Seen>,
+}
 
-    // The receiver: every message in order; on an end, attach again (the next import).
-    let wanted = Arc::new(AtomicU64::new(u64::MAX));
-    let highest = Arc::new(AtomicU64::new(0));
-    let (w, h, prefix) = (wanted.clone(), highest.clone(), pair.b.clone());
-    let rx = std::thread::spawn(move || {
+const TOPIC: &str = "t";
+
+impl Link {
+    fn start(tag: &str) -> Link {
+        let mut pair = Pair::new(tag);
+        pair.topics(&[TOPIC]);
+        let a = pair.bridge_a(&["--export", TOPIC]);
+        let proxy = Proxy::start(pair.port_a());
+        let b = pair.bridge_b_via(&proxy.endpoint(), &["--import", TOPIC]);
+        let mut src = block_source(&pair.a, TOPIC);
+        let sub = attach(&pair.b, TOPIC);
+        src.wait_for_subscribers(1, WAIT)
+            .expect("the exporter attaches");
+        let wanted = Arc::new(AtomicU64::new(u64::MAX));
+        let highest = Arc::new(AtomicU64::new(0));
+        let rx = receive(sub, pair.b.clone(), wanted.clone(), highest.clone());
+        Link {
+            pair,
+            a,
+            b,
+            proxy,
+            src,
+            wanted,
+            highest,
+            rx,
+        }
+    }
+
+    fn highest(&self) -> u64 {
+        // Relaxed: progress, polled.
+        self.highest.load(Ordering::Relaxed)
+    }
+
+    /// Waits (bounded) until message `i` has arrived.
+    fn until_received(&self, i: u64, what: &str) {
+        let t = Instant::now();
+        while self.highest() < i {
+            assert!(
+                t.elapsed() < WAIT,
+                "{what}: highest received {}",
+                self.highest()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Stops the receiver once it has message `last`, and returns what it saw.
+    fn finish(mut self, last: u64) -> Seen {
+        // Relaxed: polled by the receiver between messages.
+        self.wanted.store(last, Ordering::Relaxed);
+        let seen = self.rx.join().expect("receiver");
+        drop(self.src);
+        let _ = stop_both(&mut self.a, &mut self.b);
+        drop(self.pair);
+        seen
+    }
+}
+
+/// The receiver: every message in order, each gap counted; on an end, attach again
+/// (the next import) from its oldest message.
+fn receive(
+    sub: Subscriber,
+    prefix: String,
+    wanted: Arc<AtomicU64>,
+    highest: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<Seen> {
+    std::thread::spawn(move || {
         let mut sub = sub;
         let mut seen = Seen::default();
         let mut base_lost = 0;
         let mut first_of_incarnation: Option<u64> = None;
         let mut got_here = 0u64;
+        let mut progress = Instant::now();
         loop {
             // Relaxed: the sender's target, polled.
-            if seen.last.is_some_and(|l| l >= w.load(Ordering::Relaxed)) {
+            if seen
+                .last
+                .is_some_and(|l| l >= wanted.load(Ordering::Relaxed))
+            {
+                seen.lost = sub.upstream_lost() - base_lost + seen.lost;
                 return seen;
             }
+            // Short waits, so that a target set after its message arrived is seen.
             let got = sub
-                .recv_timeout(WAIT)
+                .recv_timeout(Duration::from_millis(50))
                 .map(|m| u64::from_le_bytes(m.bytes().try_into().expect("8 bytes")));
+            if got.is_ok() {
+                progress = Instant::now();
+            }
             match got {
                 Ok(i) => {
                     assert!(seen.last.is_none_or(|l| i > l), "{i} after {:?}", seen.last);
@@ -187,14 +280,24 @@ fn link_drops(tag: &str, flowing: bool) {
                     seen.got += 1;
                     seen.last = Some(i);
                     // Relaxed: progress for the sender, polled.
-                    h.store(i, Ordering::Relaxed);
+                    highest.store(i, Ordering::Relaxed);
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     seen.ends += 1;
+                    seen.lost += sub.upstream_lost() - base_lost;
                     let old = sub.geometry().creation_id;
                     let t = Instant::now();
                     sub = loop {
-                        let s = attach(&prefix, topic);
+                        // From the oldest: the new import may have messages before we
+                        // attach.
+                        let s = Subscriber::attach_wait(
+                            TOPIC,
+                            SubscriberOptions::default()
+                                .prefix(prefix.as_str())
+                                .start(Start::Oldest),
+                            WAIT,
+                        )
+                        .expect("the new import");
                         if s.geometry().creation_id != old {
                             break s;
                         }
@@ -205,17 +308,24 @@ fn link_drops(tag: &str, flowing: bool) {
                     first_of_incarnation = None;
                     got_here = 0;
                 }
+                Err(RecvTimeoutError::Timeout) if progress.elapsed() < WAIT => {}
                 Err(e) => panic!("after {:?}: {e}", seen),
             }
         }
-    });
+    })
+}
 
+/// Cuts the link once 1000 messages have arrived (`flowing`: while the source sends flat
+/// out; else with nothing in flight), then streams until 1000 messages sent after the
+/// bridges reconnected have arrived.
+fn link_drops(tag: &str, flowing: bool) {
+    let mut link = Link::start(tag);
     let mut i = 0u64;
-    send_until(&mut src, &mut i, 1000);
+    send_until(&mut link.src, &mut i, 1000);
     let cut_at = Instant::now();
     let mut cutter = Some({
-        let h = highest.clone();
-        let proxy_conns = proxy.conns.clone();
+        let h = link.highest.clone();
+        let proxy_conns = link.proxy.conns.clone();
         std::thread::spawn(move || {
             // Relaxed: progress, polled.
             while h.load(Ordering::Relaxed) < 999 {
@@ -231,25 +341,24 @@ fn link_drops(tag: &str, flowing: bool) {
         }
     }
     // Stream (in runs of 100) until 1000 messages sent after the reconnection arrive:
-    // what was sent while the link was down may be lost, but only counted.
+    // what was in flight when the link broke may be lost, but only counted.
     let mut after = None;
     let t = Instant::now();
     loop {
-        if after.is_none() && proxy.accepted() >= 2 {
+        if after.is_none() && link.proxy.accepted() >= 2 {
             eprintln!("reconnected {:?} after the cut began", cut_at.elapsed());
             after = Some(i);
-            wanted.store(i + 999, Ordering::Relaxed);
         }
-        if after.is_some_and(|a| highest.load(Ordering::Relaxed) >= a + 999) {
+        if after.is_some_and(|a| link.highest() >= a + 999) {
             break;
         }
         assert!(
             t.elapsed() < WAIT,
             "the topic did not go on: highest {} of {i} sent, reconnected: {after:?}",
-            highest.load(Ordering::Relaxed)
+            link.highest()
         );
         let next = i + 100;
-        send_until(&mut src, &mut i, next);
+        send_until(&mut link.src, &mut i, next);
         if !flowing || after.is_some() {
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -257,9 +366,34 @@ fn link_drops(tag: &str, flowing: bool) {
     if let Some(c) = cutter.take() {
         c.join().expect("cutter");
     }
-    let seen = rx.join().expect("receiver");
+    let seen = link.finish(i - 1);
     eprintln!("sent {i}, {seen:?}");
     assert_eq!(seen.uncounted, 0, "a gap no count explains");
-    drop(src);
-    let _ = stop_both(&mut a, &mut b);
+    assert_eq!(
+        seen.got + seen.lost,
+        i,
+        "every message received or counted lost"
+    );
+}
+
+#[test]
+fn a_block_source_is_held_while_the_link_is_down_and_loses_nothing() {
+    // Nothing is in flight when the link breaks; 50 messages (fewer than the source's
+    // ring holds) are published while it is down, for 300 ms, longer than an importer
+    // waits for a withdrawn announcement (250 ms), so the import may also end and be
+    // made again: either way all 1050 arrive and nothing is counted lost.
+    let mut link = Link::start("lkh");
+    let mut i = 0u64;
+    send_until(&mut link.src, &mut i, 1000);
+    link.until_received(999, "the first 1000");
+    link.proxy.refuse(true);
+    cut(&link.proxy.conns);
+    std::thread::sleep(Duration::from_millis(100));
+    send_until(&mut link.src, &mut i, 1050);
+    std::thread::sleep(Duration::from_millis(200));
+    link.proxy.refuse(false);
+    link.until_received(1049, "what was sent while the link was down");
+    let seen = link.finish(1049);
+    eprintln!("{seen:?}");
+    assert_eq!((seen.got, seen.lost, seen.uncounted), (1050, 0, 0));
 }

@@ -43,6 +43,11 @@ pub(super) const NO_TIMER: Duration = Duration::from_secs(3600);
 /// answers with its credit: a credit lost or applied out of order (nothing is known to
 /// lose one, but the wait would otherwise be for ever) costs at most this.
 const PARKED_POKE: Duration = Duration::from_secs(1);
+/// How long a `Block` export that hears no importer any more (no token, no data
+/// subscriber: the link dropped, or the importing bridge is gone) holds its source, reading
+/// nothing, for one to come back before it detaches: a link that Zenoh dials again within
+/// it loses only what was in flight, not what the source publishes meanwhile.
+pub(super) const HOLD: Duration = Duration::from_secs(2);
 /// Puts one topic makes in a row before the loop serves the others (each put is one
 /// message or a batch of up to `max_batch_bytes`).
 const PUTS_IN_A_ROW: usize = 16;
@@ -66,6 +71,9 @@ pub(super) struct Export {
     said_imported: bool,
     /// The importers' credits (a `Block` topic's: see [`crate::credit`]).
     credits: Book,
+    /// Since when an attached `Block` export has heard no importer and holds its source
+    /// parked (at most [`HOLD`]); `None` otherwise.
+    unheard: Option<Instant>,
     /// When the loop calls [`Export::on_timer`] next.
     pub due: Instant,
 }
@@ -127,6 +135,7 @@ impl Export {
             look_pause: LOOK_FIRST,
             said_imported: false,
             credits: Book::default(),
+            unheard: None,
             due: now,
         }
     }
@@ -147,6 +156,9 @@ impl Export {
 
     /// The periodic work of the state the topic is in; sets [`due`](Self::due).
     pub(super) fn on_timer(&mut self, ctx: &mut Ctx<'_>, now: Instant) {
+        if self.unheard.is_some_and(|t| now >= t + HOLD) {
+            self.let_go_if_unheard(ctx, now);
+        }
         let next = match &mut self.state {
             State::Looking => return self.look(ctx, now),
             State::Announced(inc) => {
@@ -181,6 +193,9 @@ impl Export {
                         if parked {
                             self.due = self.due.min(att.poked + PARKED_POKE);
                         }
+                        if let Some(t) = self.unheard {
+                            self.due = self.due.min(t + HOLD);
+                        }
                         Next::Stay
                     }
                     Err(e) => Next::Failed(e.to_string()),
@@ -203,29 +218,57 @@ impl Export {
         }
     }
 
-    /// No importer's token is live: detach once no remote data subscriber matches either
-    /// (the importing bridge is really gone), so a `Block` source is not held by nobody.
-    /// Asked at each departure and at the loop's recount.
+    /// No importer's token is live: once no remote data subscriber matches either (the
+    /// importing bridge is gone, or the link dropped), an `Overwrite` export detaches at
+    /// once and a `Block` one parks, holding its source for at most [`HOLD`] for an
+    /// importer to come back, then detaches, so a `Block` source is not held by nobody for
+    /// long. Asked at each departure, at the loop's recount and when the hold ends.
     pub(super) fn let_go_if_unheard(&mut self, ctx: &mut Ctx<'_>, now: Instant) {
-        let State::Attached(inc, _) = &self.state else {
+        let State::Attached(inc, att) = &mut self.state else {
             return;
         };
-        if self.credits.any_present() {
+        let heard = self.credits.any_present()
+            || inc
+                .publisher
+                .matching_status()
+                .wait()
+                .map(|m| m.matching())
+                .unwrap_or(false);
+        if heard {
+            // An importer is back, or its data subscriber never went (Zenoh lost only its
+            // token): go on.
+            if self.unheard.take().is_some() {
+                tracing::info!(topic = self.topic, "an importer is heard again");
+                self.unpark(ctx);
+            }
             return;
         }
-        let matching = inc
-            .publisher
-            .matching_status()
-            .wait()
-            .map(|m| m.matching())
-            .unwrap_or(false);
-        if !matching {
-            tracing::info!(
-                topic = self.topic,
-                "no remote importer; detaching from the source"
-            );
-            self.apply(Next::Detach, ctx, now);
+        if inc.a.overflow == Overflow::Block {
+            match self.unheard {
+                None => {
+                    tracing::info!(
+                        topic = self.topic,
+                        hold = ?HOLD,
+                        "no remote importer; holding the source for one to come back"
+                    );
+                    park(ctx.set, &mut att.member);
+                    self.unheard = Some(now);
+                    self.due = self.due.min(now + HOLD);
+                    return;
+                }
+                Some(t) if now < t + HOLD => {
+                    self.due = self.due.min(t + HOLD);
+                    return;
+                }
+                Some(_) => {}
+            }
         }
+        self.unheard = None;
+        tracing::info!(
+            topic = self.topic,
+            "no remote importer; detaching from the source"
+        );
+        self.apply(Next::Detach, ctx, now);
     }
 
     /// Forwards what the source has, up to [`PUTS_IN_A_ROW`] puts (what is left keeps the
@@ -289,6 +332,11 @@ impl Export {
             bump(&self.stats.refused, 1);
             return;
         }
+        // A held export goes on once this importer's credit arrives (the SYNC below asks
+        // for it; until then its credit is 0).
+        if self.unheard.take().is_some() {
+            tracing::info!(topic = self.topic, importer = zid, "an importer is back");
+        }
         if let State::Attached(inc, att) = &mut self.state {
             let sub = member(ctx.set, &mut att.member);
             let ctl = control(ctx.shared, &inc.key, inc.a.creation_id);
@@ -308,6 +356,10 @@ impl Export {
     }
 
     fn unpark(&mut self, ctx: &mut Ctx<'_>) {
+        if self.unheard.is_some() {
+            // Holding for an importer to come back: nobody is there to read.
+            return;
+        }
         let has_room = match &mut self.state {
             State::Attached(inc, att) => match &mut att.member {
                 Member::Parked(sub) => room(&self.credits, inc, sub) > 0,
@@ -375,6 +427,7 @@ impl Export {
     }
 
     fn drop_incarnation(&mut self, ctx: &mut Ctx<'_>) {
+        self.unheard = None;
         if let State::Attached(_, att) = &self.state {
             if let Member::Waiting(key) = att.member {
                 ctx.set.remove(key);
