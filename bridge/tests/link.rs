@@ -259,7 +259,7 @@ fn receive(
                 .last
                 .is_some_and(|l| l >= wanted.load(Ordering::Relaxed))
             {
-                seen.lost = sub.upstream_lost() - base_lost + seen.lost;
+                seen.lost += sub.upstream_lost() - base_lost;
                 return seen;
             }
             // Short waits, so that a target set after its message arrived is seen.
