@@ -76,6 +76,19 @@ impl Ring {
     }
 }
 
+/// With `FENCES`, one side's half of a wake handshake as ringcast runs it after a commit
+/// or a release: a SeqCst fence, then a look at the other side's sleep flag.
+#[inline(always)]
+fn handshake<const FENCES: bool>(flag: &Padded) {
+    if FENCES {
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence above, as in ringcast.
+        if flag.0.load(Ordering::Relaxed) != 0 {
+            unreachable!("nobody sleeps here");
+        }
+    }
+}
+
 /// The writer's local state of a `Ring`.
 #[derive(Default)]
 struct RingTx {
@@ -102,12 +115,7 @@ impl RingTx {
         slot.stamp.store(2 * s + 2, Ordering::Release);
         // Release: as ringcast's cursor store.
         ring.write_cursor.0.store(s + 1, Ordering::Release);
-        if FENCES {
-            fence(Ordering::SeqCst);
-            if ring.sub_flag.0.load(Ordering::Relaxed) != 0 {
-                unreachable!("nobody sleeps here");
-            }
-        }
+        handshake::<FENCES>(&ring.sub_flag);
         self.next = s + 1;
     }
 }
@@ -131,12 +139,7 @@ impl RingRx {
         let _len = slot.len.load(Ordering::Relaxed);
         // Release: the slot's reads happen before the writer reuses it.
         ring.read_cursor.0.store(s + 1, Ordering::Release);
-        if FENCES {
-            fence(Ordering::SeqCst);
-            if ring.pub_flag.0.load(Ordering::Relaxed) != 0 {
-                unreachable!("nobody sleeps here");
-            }
-        }
+        handshake::<FENCES>(&ring.pub_flag);
         self.next = s + 1;
         v
     }
