@@ -296,6 +296,13 @@ impl BridgeConfig {
             set("listen/endpoints", list(&self.listen))?;
         }
         set("connect/endpoints", list(&self.connect))?;
+        // Dial a lost or absent endpoint again after 0.1 s, doubling up to 1 s (Zenoh's
+        // default starts at 1 s and grows to 4 s): a link back after a drop is found within
+        // a second, inside the 2 s an export holds a `Block` source for its importer.
+        set(
+            "connect/retry",
+            "{period_init_ms: 100, period_max_ms: 1000, period_increase_factor: 2}".into(),
+        )?;
         set(
             "scouting/multicast/enabled",
             self.multicast_scouting.to_string(),

@@ -169,6 +169,15 @@ impl Export {
                     Next::Stay
                 }
             }
+            State::Attached(_, _) if self.unheard.is_some() => {
+                // Holding with nobody to hear: a LEAVE or SYNC put now would reach no
+                // importer, and a lane told to have left is never told again. The lanes
+                // are looked at again when an importer is back (its SYNC names them all).
+                if let Some(t) = self.unheard {
+                    self.due = t + HOLD;
+                }
+                Next::Stay
+            }
             State::Attached(inc, att) => {
                 let parked = matches!(att.member, Member::Parked(_));
                 // Parked: ask every importer for its credit again, once a `PARKED_POKE`
@@ -192,9 +201,6 @@ impl Export {
                         self.due = now + inc.lanes.timer();
                         if parked {
                             self.due = self.due.min(att.poked + PARKED_POKE);
-                        }
-                        if let Some(t) = self.unheard {
-                            self.due = self.due.min(t + HOLD);
                         }
                         Next::Stay
                     }
@@ -345,14 +351,17 @@ impl Export {
             }
         }
         self.follow_importers(ctx, now);
+        // A held export whose importer's credit came before its token goes on now.
+        self.unpark(ctx);
     }
 
     /// Importer `zid` is gone: its credit limits nothing.
     pub(super) fn on_gone(&mut self, ctx: &mut Ctx<'_>, zid: &str, now: Instant) {
         tracing::debug!(topic = self.topic, importer = zid, "importer gone");
         self.credits.gone(zid);
-        self.unpark(ctx);
+        // Hold (or let go) first: with nobody left, `unpark` would see unlimited room.
         self.let_go_if_unheard(ctx, now);
+        self.unpark(ctx);
     }
 
     fn unpark(&mut self, ctx: &mut Ctx<'_>) {
