@@ -19,18 +19,6 @@ use ringcast::*;
 const BOUND: Duration = Duration::from_secs(3);
 const ROLE: &str = "RINGCAST_BRIDGE_TEST_ROLE";
 
-fn block_source(prefix: &str, topic: &str) -> Publisher {
-    Publisher::create(
-        topic,
-        PublisherConfig::default()
-            .prefix(prefix)
-            .overflow(Overflow::Block)
-            .slots(64)
-            .slot_size(64),
-    )
-    .expect("source topic")
-}
-
 /// Receives `n` messages whose payloads are their index from `first` on.
 fn receive_run(sub: &mut Subscriber, first: u64, n: u64) {
     for i in first..first + n {

@@ -116,18 +116,6 @@ impl Drop for Proxy {
     }
 }
 
-fn block_source(prefix: &str, topic: &str) -> Publisher {
-    Publisher::create(
-        topic,
-        PublisherConfig::default()
-            .prefix(prefix)
-            .slots(64)
-            .slot_size(64)
-            .overflow(Overflow::Block),
-    )
-    .expect("source topic")
-}
-
 /// What the receiving side saw of the numbered stream.
 #[derive(Debug, Default)]
 struct Seen {
@@ -237,6 +225,34 @@ impl Link {
                 self.highest()
             );
             std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Sends the first 1000 messages, waits for them, then takes the link down (cut,
+    /// and kept down until [`Proxy::refuse`] lets it back) with nothing in flight.
+    /// Returns how many were sent.
+    fn deliver_1000_then_go_down(&mut self) -> u64 {
+        let mut i = 0;
+        send_until(&mut self.src, &mut i, 1000);
+        self.until_received(999, "the first 1000");
+        self.proxy.refuse(true);
+        cut(&self.proxy.conns);
+        i
+    }
+
+    /// Streams runs of 100 (the next numbers from `*i`) until the 1000 messages from
+    /// `after` on have arrived.
+    fn stream_past(&mut self, i: &mut u64, after: u64) {
+        let t = Instant::now();
+        while self.highest() < after + 999 {
+            assert!(
+                t.elapsed() < WAIT,
+                "the topic did not go on: highest {} of {i} sent",
+                self.highest()
+            );
+            let next = *i + 100;
+            send_until(&mut self.src, i, next);
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 
@@ -354,29 +370,21 @@ fn link_drops(tag: &str, flowing: bool) {
             c.join().expect("cutter");
         }
     }
-    // Stream (in runs of 100) until 1000 messages sent after the reconnection arrive:
-    // what was in flight when the link broke may be lost, but only counted.
-    let mut after = None;
+    // Stream (in runs of 100) until the bridges reconnect, then until 1000 messages sent
+    // after that arrive: what was in flight when the link broke may be lost, but only
+    // counted.
     let t = Instant::now();
-    loop {
-        if after.is_none() && link.proxy.accepted() >= 2 {
-            eprintln!("reconnected {:?} after the cut began", cut_at.elapsed());
-            after = Some(i);
-        }
-        if after.is_some_and(|a| link.highest() >= a + 999) {
-            break;
-        }
-        assert!(
-            t.elapsed() < WAIT,
-            "the topic did not go on: highest {} of {i} sent, reconnected: {after:?}",
-            link.highest()
-        );
+    while link.proxy.accepted() < 2 {
+        assert!(t.elapsed() < WAIT, "the link never came back");
         let next = i + 100;
         send_until(&mut link.src, &mut i, next);
-        if !flowing || after.is_some() {
+        if !flowing {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+    eprintln!("reconnected {:?} after the cut began", cut_at.elapsed());
+    let after = i;
+    link.stream_past(&mut i, after);
     if let Some(c) = cutter.take() {
         c.join().expect("cutter");
     }
@@ -392,12 +400,8 @@ fn a_block_source_is_held_while_the_link_is_down_and_loses_nothing() {
     // waits for a withdrawn announcement (250 ms), so the import may also end and be
     // made again: either way all 1050 arrive and nothing is counted lost.
     let mut link = Link::start("lkh");
-    let mut i = 0u64;
-    send_until(&mut link.src, &mut i, 1000);
-    link.until_received(999, "the first 1000");
     let before = link.proxy.accepted();
-    link.proxy.refuse(true);
-    cut(&link.proxy.conns);
+    let mut i = link.deliver_1000_then_go_down();
     std::thread::sleep(Duration::from_millis(100));
     send_until(&mut link.src, &mut i, 1050);
     std::thread::sleep(Duration::from_millis(200));
@@ -416,11 +420,7 @@ fn a_block_source_held_for_a_link_that_stays_down_is_let_go() {
     // no longer. The import ends meanwhile (its announcement is gone for more than
     // 250 ms); when the link is back the new one goes on.
     let mut link = Link::start("lkg");
-    let mut i = 0u64;
-    send_until(&mut link.src, &mut i, 1000);
-    link.until_received(999, "the first 1000");
-    link.proxy.refuse(true);
-    cut(&link.proxy.conns);
+    let mut i = link.deliver_1000_then_go_down();
     let t = Instant::now();
     // Time for the export to hear the importer go (what it reads before is in flight).
     std::thread::sleep(Duration::from_millis(100));
@@ -432,23 +432,13 @@ fn a_block_source_held_for_a_link_that_stays_down_is_let_go() {
     std::thread::sleep(Duration::from_secs(4).saturating_sub(t.elapsed()));
     let before = link.proxy.accepted();
     link.proxy.refuse(false);
-    // Stream until 1000 messages sent after the reconnection have arrived.
     let t = Instant::now();
     while link.proxy.accepted() == before {
         assert!(t.elapsed() < WAIT, "the link never came back");
         std::thread::sleep(Duration::from_millis(5));
     }
     let after = i;
-    while link.highest() < after + 999 {
-        assert!(
-            t.elapsed() < WAIT,
-            "the topic did not go on: {}",
-            link.highest()
-        );
-        let next = i + 100;
-        send_until(&mut link.src, &mut i, next);
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    link.stream_past(&mut i, after);
     let seen = link.finish(i - 1);
     eprintln!("sent {i}, {seen:?}");
     check_accounting(&seen, i);

@@ -156,7 +156,15 @@ impl Export {
 
     /// The periodic work of the state the topic is in; sets [`due`](Self::due).
     pub(super) fn on_timer(&mut self, ctx: &mut Ctx<'_>, now: Instant) {
-        if self.unheard.is_some_and(|t| now >= t + HOLD) {
+        if let Some(t) = self.unheard {
+            if now < t + HOLD {
+                // Holding with nobody to hear: a LEAVE or SYNC put now would reach no
+                // importer, and a lane told to have left is never told again. The lanes
+                // are looked at again when an importer is back (its SYNC names them all).
+                self.due = t + HOLD;
+                return;
+            }
+            // The hold is over: go on if someone is heard, else detach.
             self.let_go_if_unheard(ctx, now);
         }
         let next = match &mut self.state {
@@ -168,15 +176,6 @@ impl Export {
                     self.due = now + IDLE_CHECK;
                     Next::Stay
                 }
-            }
-            State::Attached(_, _) if self.unheard.is_some() => {
-                // Holding with nobody to hear: a LEAVE or SYNC put now would reach no
-                // importer, and a lane told to have left is never told again. The lanes
-                // are looked at again when an importer is back (its SYNC names them all).
-                if let Some(t) = self.unheard {
-                    self.due = t + HOLD;
-                }
-                Next::Stay
             }
             State::Attached(inc, att) => {
                 let parked = matches!(att.member, Member::Parked(_));

@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use ringcast::{Subscriber, SubscriberOptions};
+use ringcast::{Overflow, Publisher, PublisherConfig, Subscriber, SubscriberOptions};
 
 /// The bridge binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_ringcast-bridge");
@@ -242,6 +242,19 @@ impl Drop for Pair {
 pub fn attach(prefix: &str, topic: &str) -> Subscriber {
     Subscriber::attach_wait(topic, SubscriberOptions::default().prefix(prefix), WAIT)
         .unwrap_or_else(|e| panic!("attaching {prefix}.{topic}: {e}"))
+}
+
+/// A `Block` source of 64 slots of 64 bytes under `prefix`.
+pub fn block_source(prefix: &str, topic: &str) -> Publisher {
+    Publisher::create(
+        topic,
+        PublisherConfig::default()
+            .prefix(prefix)
+            .overflow(Overflow::Block)
+            .slots(64)
+            .slot_size(64),
+    )
+    .expect("source topic")
 }
 
 /// Byte `j` of message `i`.

@@ -11,11 +11,12 @@
 //! `unanswered`. If it sees the announcement, the subscriber's read of the futex word
 //! cannot have seen the bump that follows (C++20 [atomics.order] p4-5), so its FUTEX_WAIT
 //! either fails with EAGAIN or is woken. A later store of 1 (another sleeper's) leaves the
-//! flag raised, so the publisher wakes all the same. A later store of 0 is a clear by some publisher, made
-//! after the announcement in `unanswered`'s order; that publisher bumps and wakes next,
-//! and the subscriber's read cannot have seen that bump either: the clear is sequenced
-//! before the bump (Release), so a read (Acquire) of the bump or of any later bump (they
-//! are RMWs, in its release sequence) would order the clear before the announcement.
+//! flag raised, so the publisher wakes all the same. A later store of 0 is a clear by some
+//! publisher, made after the announcement in `unanswered`'s order; that publisher bumps and
+//! wakes next, and the subscriber's read cannot have seen that bump either: the clear is
+//! sequenced before the bump (Release), so a read (Acquire) of the bump or of any later
+//! bump (they are RMWs, in its release sequence) would order the clear before the
+//! announcement.
 //! So the subscriber is woken, or does not sleep. No lost wake-up; with no sleepers a
 //! publish costs a fence and one load, no system call; and a subscriber woken but not yet
 //! running costs no further wake call, however many commits come before it runs (the
