@@ -109,6 +109,7 @@ impl RingTx {
         // Relaxed, then a compiler-only Release fence: as ringcast's seqlock busy stamp.
         slot.stamp.store(2 * s + 1, Ordering::Relaxed);
         compiler_fence(Ordering::Release);
+        // Relaxed, both: published by the Release stamp store below.
         slot.payload[0].store(v, Ordering::Relaxed);
         slot.len.store(64, Ordering::Relaxed);
         // Release: publishes payload and length to the reader's Acquire stamp load.
@@ -135,6 +136,7 @@ impl RingRx {
         while slot.stamp.load(Ordering::Acquire) != 2 * s + 2 {
             spin_loop();
         }
+        // Relaxed, both: ordered after the Acquire stamp load above.
         let v = slot.payload[0].load(Ordering::Relaxed);
         let _len = slot.len.load(Ordering::Relaxed);
         // Release: the slot's reads happen before the writer reuses it.
@@ -225,22 +227,28 @@ fn floor(trips: usize) -> (f64, f64) {
     let mut j = 0u64;
     run(
         move |v| {
+            // Relaxed: published by the Release `seq` store below.
             line.word.store(v, Ordering::Relaxed);
             k += 2;
-            // Release / Acquire: as the suite's `floor`.
+            // Release / Acquire: the `seq` store and the peer's load pair, as the suite's
+            // `floor` (each side's `word` write is visible once the other sees `seq`).
             line.seq.store(k - 1, Ordering::Release);
             while line.seq.load(Ordering::Acquire) != k {
                 spin_loop();
             }
+            // Relaxed: ordered after the Acquire `seq` load above.
             line.word.load(Ordering::Relaxed)
         },
         move || {
             j += 2;
+            // Acquire: pairs with the pinger's Release `seq` store.
             while l2.seq.load(Ordering::Acquire) != j - 1 {
                 spin_loop();
             }
+            // Relaxed, both: after the Acquire load above, before the Release store below.
             let v = l2.word.load(Ordering::Relaxed);
             l2.word.store(v, Ordering::Relaxed);
+            // Release: publishes the echoed `word` to the pinger's Acquire load.
             l2.seq.store(j, Ordering::Release);
         },
         trips,
@@ -252,13 +260,17 @@ fn two_lines(trips: usize) -> (f64, f64) {
     let l2 = lines.clone();
     let (mut k, mut j) = (0u64, 0u64);
     fn send(l: &Line, seq: u64, v: u64) {
+        // Relaxed: published by the Release `seq` store below.
         l.word.store(v, Ordering::Relaxed);
+        // Release: pairs with the Acquire load in `recv`.
         l.seq.store(seq, Ordering::Release);
     }
     fn recv(l: &Line, seq: u64) -> u64 {
+        // Acquire: pairs with the Release store in `send`.
         while l.seq.load(Ordering::Acquire) != seq {
             spin_loop();
         }
+        // Relaxed: ordered after the Acquire load above.
         l.word.load(Ordering::Relaxed)
     }
     run(

@@ -90,11 +90,13 @@ impl Proxy {
     /// Keeps the link down (`true`: new connections are closed at once) or lets it
     /// come back.
     fn refuse(&self, refuse: bool) {
+        // Relaxed: a switch the accept loop polls; nothing is published through it.
         self.refuse.store(refuse, Ordering::Relaxed);
     }
 
     /// Connections carried so far.
     fn accepted(&self) -> usize {
+        // Relaxed: a count, polled; nothing is published through it.
         self.accepted.load(Ordering::Relaxed)
     }
 }
@@ -108,6 +110,7 @@ fn cut(conns: &Mutex<Vec<TcpStream>>) {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
+        // Relaxed: the accept loop reads it after the connection made below wakes it.
         self.stop.store(true, Ordering::Relaxed);
         cut(&self.conns);
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
