@@ -18,7 +18,9 @@
 //! cargo run --release -p ringcast-bench --example hop_parts -- [rounds] [round trips] [only]
 //! ```
 //!
-//! `only` (a transport's name) runs that transport alone, for a profiler.
+//! `only` (a transport's name) runs that transport alone, for a profiler; `solo` runs a
+//! 64 B loan / commit / recv / drop loop in one thread, `rpc-solo` a 64 B call (send,
+//! try_recv, respond, recv) in one thread, each printing nanoseconds per message.
 //!
 //! Prints, per transport, the median over rounds of the one-way p50 and p99 (half a
 //! round trip, timed with `Instant` around each round trip), and the median of the
@@ -377,6 +379,49 @@ fn solo(trips: usize) {
     println!("solo: {per:.1} ns per loan / commit / recv / drop");
 }
 
+/// The service path in one thread: `Client::send`, `Server::try_recv` (request copied
+/// out, answer deferred), `Server::respond`, `Client::recv` (response copied out), the
+/// loop of the suite's `ringcast-rpc` row without its cross-core transfers. For a profiler.
+fn rpc_solo(trips: usize) {
+    use ringcast::{Client, ClientOptions, Server, ServerConfig};
+    let service = format!("hop_parts.{}.rpc", std::process::id());
+    let cfg = ServerConfig::default()
+        .max_clients(1)
+        .max_request(64)
+        .max_response(64)
+        .wait_strategy(WaitStrategy::BusySpin);
+    let mut server = Server::create(&service, cfg).expect("serve");
+    // The client's connect waits for the server's welcome: connect on another thread
+    // while this one serves the hello.
+    let connecting = std::thread::spawn({
+        let service = service.clone();
+        move || {
+            let opts = ClientOptions::default().wait_strategy(WaitStrategy::BusySpin);
+            Client::connect(&service, opts).expect("connect")
+        }
+    });
+    while !connecting.is_finished() {
+        let _ = server.recv_timeout(Duration::from_millis(1));
+    }
+    let mut client = connecting.join().expect("connect thread");
+    let timeout = Duration::from_secs(1);
+    let mut msg = [0u8; 64];
+    let t = Instant::now();
+    for v in 0..trips as u64 {
+        msg[..8].copy_from_slice(&v.to_le_bytes());
+        let call = client.send(&msg, timeout).expect("send");
+        let request = server.try_recv().expect("request");
+        msg.copy_from_slice(&request);
+        let to = request.defer();
+        server.respond(to, &msg).expect("respond");
+        let response = client.recv(call, timeout).expect("recv").expect("a response");
+        msg.copy_from_slice(&response);
+    }
+    let per = t.elapsed().as_nanos() as f64 / trips as f64;
+    assert_eq!(msg[..8], (trips as u64 - 1).to_le_bytes());
+    println!("rpc-solo: {per:.1} ns per send / try_recv / respond / recv");
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -391,6 +436,9 @@ fn main() {
     let only = args.next();
     if only.as_deref() == Some("solo") {
         return solo(trips);
+    }
+    if only.as_deref() == Some("rpc-solo") {
+        return rpc_solo(trips);
     }
     let mut p50 = vec![Vec::new(); KINDS.len()];
     let mut p99 = vec![Vec::new(); KINDS.len()];
