@@ -414,7 +414,10 @@ fn rpc_solo(trips: usize) {
         msg.copy_from_slice(&request);
         let to = request.defer();
         server.respond(to, &msg).expect("respond");
-        let response = client.recv(call, timeout).expect("recv").expect("a response");
+        let response = client
+            .recv(call, timeout)
+            .expect("recv")
+            .expect("a response");
         msg.copy_from_slice(&response);
     }
     let per = t.elapsed().as_nanos() as f64 / trips as f64;

@@ -5,6 +5,7 @@
 //! Log lines go to standard error; `RUST_LOG` sets their level (default `info` for the
 //! bridge, `warn` for Zenoh).
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -146,13 +147,21 @@ fn run(a: Args) -> Result<(), BridgeError> {
     }
     let reports = bridge.stop();
     for t in reports {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "ringcast-bridge: {:?} {}: {} messages, {} bytes, {} lost, {} refused, {} puts",
-            t.direction, t.topic, t.messages, t.bytes, t.lost, t.refused, t.puts
+            t.direction,
+            t.topic,
+            t.messages,
+            t.bytes,
+            t.lost,
+            t.refused,
+            t.puts
         );
         if !t.lost_by_lane.is_empty() {
             let lanes: Vec<String> = t.lost_by_lane.iter().map(u64::to_string).collect();
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "ringcast-bridge: {:?} {} lost by lane: {}",
                 t.direction,
                 t.topic,
@@ -198,7 +207,7 @@ fn main() -> ExitCode {
     match std::panic::catch_unwind(|| run(args)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            eprintln!("ringcast-bridge: {e}");
+            let _ = writeln!(std::io::stderr(), "ringcast-bridge: {e}");
             let usage = matches!(
                 e,
                 BridgeError::Name { .. }
@@ -209,7 +218,10 @@ fn main() -> ExitCode {
             ExitCode::from(if usage { 2 } else { 1 })
         }
         Err(_) => {
-            eprintln!("ringcast-bridge: internal error (a bug: please report it)");
+            let _ = writeln!(
+                std::io::stderr(),
+                "ringcast-bridge: internal error (a bug: please report it)"
+            );
             ExitCode::from(1)
         }
     }

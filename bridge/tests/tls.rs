@@ -190,7 +190,8 @@ fn bridges_over_mutual_tls_carry_a_topic_and_keep_uncertified_peers_out() {
 /// hand, 2026-12-07: 7 messages lost in flight in 540 joins, and no stall).
 #[test]
 fn a_certified_peer_joining_and_leaving_mid_stream_loses_nothing_uncounted() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tlsj{}", std::process::id()));
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tlsj{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let good = pki(&dir, "good");
     let mut pair = Pair::new("tlsj");
@@ -249,7 +250,10 @@ fn a_certified_peer_joining_and_leaving_mid_stream_loses_nothing_uncounted() {
     // The topic goes on: the last message sent arrives.
     std::thread::sleep(Duration::from_millis(500));
     let (sent, got) = pump(&mut src, &mut sub, 1, WAIT);
-    eprintln!("{sent} sent, {got} received, {} counted lost", sub.upstream_lost());
+    eprintln!(
+        "{sent} sent, {got} received, {} counted lost",
+        sub.upstream_lost()
+    );
     assert_eq!(last, Some(sent - 1), "the last message arrives");
     assert_eq!(
         got + sub.upstream_lost(),

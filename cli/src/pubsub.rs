@@ -140,12 +140,17 @@ fn run_subscriber(
             }
             Err(RecvTimeoutError::Lagged(n)) if shared => {
                 let lane = sub.lagged_lane();
-                eprintln!(
+                // Never a panic for a closed standard error.
+                let _ = writeln!(
+                    std::io::stderr(),
                     "ringcast: topic {topic:?}: lost {n} messages of lane {lane} (subscriber lagged)"
                 );
             }
             Err(RecvTimeoutError::Lagged(n)) => {
-                eprintln!("ringcast: topic {topic:?}: lost {n} messages (subscriber lagged)");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "ringcast: topic {topic:?}: lost {n} messages (subscriber lagged)"
+                );
             }
             Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {
@@ -155,7 +160,7 @@ fn run_subscriber(
                 )));
             }
             Err(e @ RecvTimeoutError::Corrupt { .. }) => {
-                eprintln!("ringcast: topic {topic:?}: {e}");
+                let _ = writeln!(std::io::stderr(), "ringcast: topic {topic:?}: {e}");
             }
             Err(e @ RecvTimeoutError::Evicted) => {
                 return Err(Failure(format!("topic {topic:?}: {e}")))

@@ -23,9 +23,14 @@ fn secs(d: Duration) -> String {
 
 pub fn call(prefix: &str, a: CallArgs) -> Result<(), Failure> {
     let service = a.service.as_str();
-    let opts = a
-        .trust
-        .apply_client(ClientOptions::default().prefix(prefix).wait(a.wait));
+    // A live server answers the greeting in its next receive: as long as a request may
+    // wait for its response.
+    let opts = a.trust.apply_client(
+        ClientOptions::default()
+            .prefix(prefix)
+            .wait(a.wait)
+            .handshake_timeout(a.timeout),
+    );
     let client = Client::connect(service, opts).map_err(|e| match e {
         ConnectError::NoServer { .. } => Failure(format!(
             "service {service:?} has no live server (waited {}): start one (ringcast serve), \
@@ -36,27 +41,24 @@ pub fn call(prefix: &str, a: CallArgs) -> Result<(), Failure> {
     })?;
     // Standard input is read on a thread of its own, which rings the wait set for each
     // line: a line goes out as soon as it is read (several in flight, up to the client's
-    // bound), also while earlier requests are still waiting for their answers.
+    // bound), also while earlier requests are still waiting for their answers. A line is
+    // held to the largest request (a longer one is read past and reported by length), so
+    // endless input without a newline cannot grow this process.
     let max_in_flight = client.max_in_flight();
+    let max_request = client.max_request();
     let mut set = WaitSet::new();
     let notifier = set.notifier();
     let key = set
         .add(client)
         .map_err(|e| Failure(format!("service {service:?}: {}", e.refusal)))?;
-    let (tx, lines) = mpsc::sync_channel::<std::io::Result<Vec<u8>>>(64);
+    let (tx, lines) = mpsc::sync_channel::<std::io::Result<Result<Vec<u8>, usize>>>(64);
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
         let mut input = stdin.lock();
         loop {
-            let mut line = Vec::new();
-            let read = match input.read_until(b'\n', &mut line) {
-                Ok(0) => break,
-                Ok(_) => {
-                    if line.last() == Some(&b'\n') {
-                        line.pop();
-                    }
-                    Ok(line)
-                }
+            let read = match read_line(&mut input, max_request) {
+                Ok(None) => break,
+                Ok(Some(line)) => Ok(line),
                 Err(e) => Err(e),
             };
             let failed = read.is_err();
@@ -75,6 +77,9 @@ pub fn call(prefix: &str, a: CallArgs) -> Result<(), Failure> {
     let mut pending: VecDeque<(CallId, u64)> = VecDeque::new();
     let mut number = 0u64;
     let mut input_open = true;
+    // A line that cannot be sent ends the input: the answers to the lines before it are
+    // still printed, then this is the result.
+    let mut failed: Option<Failure> = None;
     // When the oldest call's wait for its next response ends (`None`: not waiting yet).
     let mut deadline: Option<Option<Instant>> = None;
     let call_err = |line: u64, e: CallError| match e {
@@ -99,32 +104,48 @@ pub fn call(prefix: &str, a: CallArgs) -> Result<(), Failure> {
             } else {
                 lines.try_recv()
             };
-            match next {
-                Ok(Ok(line)) => {
+            let refused = match next {
+                Ok(Ok(Ok(line))) => {
                     number += 1;
                     let client = set.get_mut(key).expect("the client is in the set");
-                    let id = client.send(&line, a.timeout).map_err(|e| match e {
-                        CallError::Timeout => Failure(format!(
+                    match client.send(&line, a.timeout) {
+                        Ok(id) => {
+                            pending.push_back((id, number));
+                            None
+                        }
+                        Err(CallError::Timeout) => Some(Failure(format!(
                             "service {service:?}: line {number}: the server took no request \
                              within {}",
                             secs(a.timeout)
-                        )),
-                        e => call_err(number, e),
-                    })?;
-                    pending.push_back((id, number));
+                        ))),
+                        Err(e) => Some(call_err(number, e)),
+                    }
                 }
-                Ok(Err(e)) => {
-                    return Err(Failure(format!(
-                        "service {service:?}: reading standard input: {e}"
+                Ok(Ok(Err(len))) => {
+                    number += 1;
+                    Some(Failure(format!(
+                        "service {service:?}: line {number}: request of {len} bytes is larger \
+                         than the server's {max_request}"
                     )))
                 }
+                Ok(Err(e)) => Some(Failure(format!(
+                    "service {service:?}: reading standard input: {e}"
+                ))),
                 Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => input_open = false,
+                Err(TryRecvError::Disconnected) => {
+                    input_open = false;
+                    None
+                }
+            };
+            if refused.is_some() {
+                failed = refused;
+                input_open = false;
             }
         }
         let Some(&(id, line)) = pending.front() else {
-            // End of input, and every request answered.
-            return flush(&mut out).map(|_| ());
+            // End of input (or a line that could not be sent), and every request answered.
+            flush(&mut out)?;
+            return failed.map_or(Ok(()), Err);
         };
         // The oldest call's next response if it is there; what was printed is out before
         // waiting (a write per response at most: an empty buffer flushes with no system
@@ -213,6 +234,20 @@ pub fn serve(prefix: &str, a: ServeArgs) -> Result<(), Failure> {
         .stdout(Stdio::piped())
         // Its own process group: stopping it reaches whatever it started too.
         .process_group(0);
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the child between fork and exec and calls only
+    // async-signal-safe functions (prctl, getppid, _exit); it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            // CMD is terminated when `serve` dies (even by SIGKILL, which `stop` cannot
+            // answer); if `serve` died before this, CMD's parent is already another.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 || libc::getppid() != parent
+            {
+                libc::_exit(1);
+            }
+            Ok(())
+        })
+    };
     let mut child = command
         .spawn()
         .map_err(|e| Failure(format!("service {service:?}: cannot run {program:?}: {e}")))?;
@@ -366,6 +401,8 @@ impl Run<'_> {
                 }
             }
             if let Ok(Some(status)) = child.try_wait() {
+                // What it printed before it ended still answers its requests.
+                self.answer_the_rest(from_cmd, child);
                 return Err(Failure(format!(
                     "service {service:?}: {:?} ended ({status}); stopped serving",
                     self.program
@@ -414,6 +451,22 @@ impl Run<'_> {
                     }
                 },
                 Err(e) => return Err(Failure(format!("service {service:?}: {e}"))),
+            }
+        }
+    }
+
+    /// CMD ended: answers with the lines it printed that were not read yet, until its
+    /// output ends (at most a second: a process it started may hold the output open).
+    fn answer_the_rest(&mut self, from_cmd: &Receiver<FromCmd>, child: &mut Child) {
+        let until = Instant::now() + Duration::from_secs(1);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match from_cmd.recv_timeout(left) {
+                Ok(msg @ (FromCmd::Line(_) | FromCmd::TooLong(_))) => {
+                    // Never an error: only `End` fails.
+                    let _ = self.on_cmd(msg, child);
+                }
+                Ok(FromCmd::End(_)) | Err(_) => return,
             }
         }
     }

@@ -2,6 +2,7 @@
 //! topics (its name plate, its request topic, its clients' response topics) without
 //! attaching to any.
 
+use crate::tools::put_line;
 use std::collections::BTreeMap;
 
 use ringcast::inspect::{self, LaneInfo, SubscriberInfo, TopicInfo};
@@ -175,17 +176,18 @@ impl ServiceView {
     }
 
     /// `ringcast inspect SERVICE`, as text.
-    pub fn print_text(&self) {
-        println!("service        {}", self.name);
+    pub fn print_text(&self, out: &mut String) {
+        put_line!(out, "service        {}", self.name);
         match (self.server_pid(), &self.anchor) {
-            (_, Some(Err(e))) => println!("server         unreadable: {e}"),
-            (Some(pid), _) => println!("server         {} (pid {pid})", self.server_state()),
-            (None, _) => println!("server         none"),
+            (_, Some(Err(e))) => put_line!(out, "server         unreadable: {e}"),
+            (Some(pid), _) => put_line!(out, "server         {} (pid {pid})", self.server_state()),
+            (None, _) => put_line!(out, "server         none"),
         }
         match &self.requests {
             Some(Ok(r)) => {
                 let g = &r.geometry;
-                println!(
+                put_line!(
+                    out,
                     "limits         {} clients, {} requests queued each, requests up to {} bytes{}",
                     g.max_publishers.saturating_sub(1),
                     g.slot_count,
@@ -194,17 +196,19 @@ impl ServiceView {
                         .map_or(String::new(), |m| format!(", responses up to {m} bytes"))
                 );
                 match self.queued() {
-                    Some(q) => println!(
+                    Some(q) => put_line!(
+                        out,
                         "queued         {q} (requests and greetings the server has not read)"
                     ),
-                    None => println!("queued         - (no live server reads the requests)"),
+                    None => put_line!(out, "queued         - (no live server reads the requests)"),
                 }
             }
-            Some(Err(e)) => println!("requests       unreadable: {e}"),
-            None => println!("requests       no request topic"),
+            Some(Err(e)) => put_line!(out, "requests       unreadable: {e}"),
+            None => put_line!(out, "requests       no request topic"),
         }
         let clients = self.clients();
-        println!(
+        put_line!(
+            out,
             "clients        {} live (lanes taken: {})",
             clients.iter().filter(|c| c.lane.alive).count(),
             clients.len()
@@ -223,17 +227,18 @@ impl ServiceView {
             let queued = self
                 .queued_in(c.lane)
                 .map_or("-".to_owned(), |q| q.to_string());
-            println!(
+            put_line!(out,
                 "  lane {:>4}  pid {:>7}  {:<5}  queued {queued}  responses {sent}  unread {unread}",
                 c.lane.lane,
                 c.lane.pid,
                 lane_state(c.lane)
             );
         }
-        println!("response topics {}", self.responses.len());
+        put_line!(out, "response topics {}", self.responses.len());
         for (topic, info) in &self.responses {
             match info {
-                Ok(i) => println!(
+                Ok(i) => put_line!(
+                    out,
                     "  {topic}  {}  {} sent  reader {}",
                     state(i),
                     i.write_cursor,
@@ -242,7 +247,7 @@ impl ServiceView {
                         if alive { "alive" } else { "dead" }
                     ))
                 ),
-                Err(e) => println!("  {topic}  unreadable: {e}"),
+                Err(e) => put_line!(out, "  {topic}  unreadable: {e}"),
             }
         }
     }

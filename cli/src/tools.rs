@@ -1,6 +1,7 @@
 //! `ringcast list`, `inspect` and `gc`.
 
 use std::borrow::Cow;
+use std::io::Write as _;
 
 use ringcast::inspect::{self, GcOutcome, LaneInfo, TopicInfo};
 use ringcast::name;
@@ -29,6 +30,26 @@ pub fn printable(s: &str) -> Cow<'_, str> {
     )
 }
 
+/// Appends one formatted line to a `String` (which cannot fail).
+macro_rules! put_line {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+pub(crate) use put_line;
+
+/// Writes a tool's whole output to standard output; a reader that went away (a closed
+/// pipe: `ringcast list | head -1`) ends it quietly, as it does `call`.
+pub(crate) fn emit(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure(format!("writing standard output: {e}"))),
+    }
+}
+
 pub fn list(prefix: &str) -> Result<(), Failure> {
     (|| {
         let topics = name::list_topics(prefix)
@@ -44,10 +65,11 @@ pub fn list(prefix: &str) -> Result<(), Failure> {
             (t, line)
         }));
         lines.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = String::new();
         for (_, line) in lines {
-            println!("{line}");
+            put_line!(out, "{line}");
         }
-        Ok(())
+        emit(&out)
     })()
 }
 
@@ -121,19 +143,17 @@ pub fn inspect(prefix: &str, a: InspectArgs) -> Result<(), Failure> {
     }
     match inspect::inspect(prefix, &topic) {
         Ok(info) => {
+            let mut out = String::new();
             if json {
-                println!("{}", to_json(&info));
+                put_line!(out, "{}", to_json(&info));
             } else {
-                print_text(&info);
+                print_text(&info, &mut out);
             }
-            Ok(())
+            emit(&out)
         }
         // No topic of that name: a service of that name, if there is one.
         Err(e @ AttachError::NotFound { .. }) => match crate::svcview::find(prefix, &topic)? {
-            Some(view) => {
-                show_service(&view, json);
-                Ok(())
-            }
+            Some(view) => show_service(&view, json),
             None => Err(e.into()),
         },
         Err(e) => Err(e.into()),
@@ -142,10 +162,7 @@ pub fn inspect(prefix: &str, a: InspectArgs) -> Result<(), Failure> {
 
 fn inspect_service(prefix: &str, service: &str, json: bool) -> Result<(), Failure> {
     match crate::svcview::find(prefix, service)? {
-        Some(view) => {
-            show_service(&view, json);
-            Ok(())
-        }
+        Some(view) => show_service(&view, json),
         None => Err(Failure(format!(
             "service {service:?}: not found (no topic {service}..service, {service}..requests \
              or {service}..responses.* under prefix {prefix:?})"
@@ -153,53 +170,69 @@ fn inspect_service(prefix: &str, service: &str, json: bool) -> Result<(), Failur
     }
 }
 
-fn show_service(view: &crate::svcview::ServiceView, json: bool) {
+fn show_service(view: &crate::svcview::ServiceView, json: bool) -> Result<(), Failure> {
+    let mut out = String::new();
     if json {
-        println!("{}", view.to_json());
+        put_line!(out, "{}", view.to_json());
     } else {
-        view.print_text();
+        view.print_text(&mut out);
     }
+    emit(&out)
 }
 
-fn print_text(i: &TopicInfo) {
+fn print_text(i: &TopicInfo, out: &mut String) {
     let g = &i.geometry;
-    println!("topic          {}", i.topic);
-    println!(
+    put_line!(out, "topic          {}", i.topic);
+    put_line!(
+        out,
         "publisher      {} (creator pid {})",
         state(i),
         i.creator_pid
     );
-    println!("overflow       {:?}", g.overflow);
+    put_line!(out, "overflow       {:?}", g.overflow);
     if g.evicts_stalled() {
-        println!(
+        put_line!(
+            out,
             "stall timeout  {:?} (stalled subscribers are evicted)",
             std::time::Duration::from_nanos(g.stall_timeout_ns)
         );
     }
-    println!(
+    put_line!(
+        out,
         "slots          {} x {} bytes (stride {}, align {})",
-        g.slot_count, g.slot_capacity, g.slot_stride, g.alignment
+        g.slot_count,
+        g.slot_capacity,
+        g.slot_stride,
+        g.alignment
     );
-    println!(
+    put_line!(
+        out,
         "segment        {} bytes (header {})",
-        g.total_size, g.header_size
+        g.total_size,
+        g.header_size
     );
-    println!("message type   {}", printable(&g.type_info.to_string()));
+    put_line!(
+        out,
+        "message type   {}",
+        printable(&g.type_info.to_string())
+    );
     if let Some(o) = &i.origin {
-        println!("imported from  {}", printable(o));
-        println!("lost upstream  {}", i.upstream_lost);
+        put_line!(out, "imported from  {}", printable(o));
+        put_line!(out, "lost upstream  {}", i.upstream_lost);
     }
-    println!("write cursor   {}", i.write_cursor);
+    put_line!(out, "write cursor   {}", i.write_cursor);
     if shared(i) {
         // Lanes nobody ever took are left out: a topic for 64 publishers that 2 use shows 2.
-        println!(
+        put_line!(
+            out,
             "publishers     {} live of {} (lanes taken: {})",
             live_publishers(i),
             g.max_publishers,
             i.lanes.iter().filter(|l| taken(l)).count()
         );
         for l in i.lanes.iter().filter(|l| taken(l)) {
-            println!(
+            put_line!(
+                out,
                 "  lane {:>4}  pid {:>7}  {:<5}  publisher {}/{}  published {}",
                 l.lane,
                 l.pid,
@@ -210,13 +243,15 @@ fn print_text(i: &TopicInfo) {
             );
         }
     }
-    println!(
+    put_line!(
+        out,
         "subscribers    {} of {}",
         i.subscribers.len(),
         g.max_subscribers
     );
     for s in &i.subscribers {
-        println!(
+        put_line!(
+            out,
             "  entry {:>4}  pid {:>7}  {}  cursor {}  lag {}  lost {}",
             s.entry,
             s.pid,
@@ -315,8 +350,13 @@ pub fn gc(prefix: &str) -> Result<(), Failure> {
     (|| {
         for (topic, outcome) in inspect::gc(prefix)? {
             match outcome {
-                GcOutcome::Removed => println!("removed {topic}"),
-                GcOutcome::Skipped(e) => eprintln!("ringcast: skipped {topic}: {e}"),
+                // Never a panic for a closed output: the collection goes on.
+                GcOutcome::Removed => {
+                    let _ = writeln!(std::io::stdout(), "removed {topic}");
+                }
+                GcOutcome::Skipped(e) => {
+                    let _ = writeln!(std::io::stderr(), "ringcast: skipped {topic}: {e}");
+                }
                 // Alive, or re-created while gc looked: nothing to do.
                 _ => {}
             }

@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, Write};
-use std::process::{Child, ChildStdin, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::io::Write;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -25,106 +24,6 @@ const ECHO: &str = r#"while read -r l; do
     *) echo "re:$l" ;;
   esac
 done"#;
-
-/// A child process SIGKILLed (and reaped) when dropped, unless it already ended.
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn id(&self) -> u32 {
-        self.0.as_ref().expect("running").id()
-    }
-    fn finish(mut self, limit: Duration) -> std::process::Output {
-        finish(self.0.take().expect("running"), limit)
-    }
-    fn kill(&mut self, sig: libc::c_int) {
-        kill(self.id(), sig);
-    }
-    fn running(&mut self) -> bool {
-        matches!(self.0.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Prefix {
-    fn service_live(&self, service: &str) -> bool {
-        ringcast::inspect::inspect(&self.0, &format!("{service}..service"))
-            .is_ok_and(|i| i.publisher_alive && !i.closed)
-    }
-    /// `ringcast serve SERVICE [extra] -- sh -c SCRIPT`, once its server is up.
-    fn serve(&self, service: &str, extra: &[&str], script: &str) -> Proc {
-        let args = [
-            &["serve", service][..],
-            extra,
-            &["--", "sh", "-c", script][..],
-        ]
-        .concat();
-        let child = self
-            .cmd(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn serve");
-        wait_until("the server", || self.service_live(service));
-        Proc(Some(child))
-    }
-    /// `ringcast call SERVICE [extra]` with its standard input ours and each line it
-    /// prints sent to the receiver.
-    fn call(&self, service: &str, extra: &[&str]) -> (Proc, ChildStdin, Receiver<String>) {
-        let mut child = self
-            .cmd(&[&["call", service][..], extra].concat())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn call");
-        let stdin = child.stdin.take().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        (Proc(Some(child)), stdin, rx)
-    }
-    /// `ringcast call` of `input`; its exit, standard output and error.
-    fn call_all(&self, service: &str, extra: &[&str], input: &str) -> std::process::Output {
-        let mut child = self
-            .cmd(&[&["call", service][..], extra].concat())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn call");
-        let mut stdin = child.stdin.take().unwrap();
-        let input = input.to_owned();
-        let writer = std::thread::spawn(move || {
-            let _ = stdin.write_all(input.as_bytes());
-        });
-        let out = finish(child, LONG);
-        writer.join().unwrap();
-        out
-    }
-    fn service_topics(&self, service: &str) -> Vec<String> {
-        ringcast::name::list_topics(&self.0)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|t| t.starts_with(&format!("{service}..")))
-            .collect()
-    }
-}
 
 fn recv_line(rx: &Receiver<String>) -> String {
     rx.recv_timeout(LONG).expect("a line from call")

@@ -312,7 +312,10 @@ impl From<ConnectError> for Failure {
         let msg = e.to_string();
         match e {
             ConnectError::Name { .. } => Failure::new(RINGCAST_ERR_NAME, msg),
-            ConnectError::NoServer { .. } => Failure::new(RINGCAST_ERR_NO_SERVER, msg),
+            ConnectError::NoServer { .. } | ConnectError::ServerGone { .. } => {
+                Failure::new(RINGCAST_ERR_NO_SERVER, msg)
+            }
+            ConnectError::Malformed { .. } => Failure::new(RINGCAST_ERR_NOT_A_SEGMENT, msg),
             ConnectError::TooManyClients { .. } => Failure::new(RINGCAST_ERR_TOO_MANY_CLIENTS, msg),
             ConnectError::Timeout { .. } => Failure::outcome(RINGCAST_TIMEOUT),
             ConnectError::UntrustedOwner { .. } => Failure::new(RINGCAST_ERR_UNTRUSTED, msg),

@@ -74,7 +74,10 @@ fn connect_error(e: ConnectError) -> PyErr {
     let msg = e.to_string();
     match e {
         ConnectError::Name { .. } => errors::InvalidName::new_err(msg),
-        ConnectError::NoServer { .. } => errors::NoServer::new_err(msg),
+        ConnectError::NoServer { .. } | ConnectError::ServerGone { .. } => {
+            errors::NoServer::new_err(msg)
+        }
+        ConnectError::Malformed { .. } => errors::NotASegment::new_err(msg),
         ConnectError::TooManyClients { .. } => errors::TooManyClients::new_err(msg),
         ConnectError::Timeout { .. } => errors::Timeout::new_err(msg),
         ConnectError::Create { source, .. } => errors::create(source),

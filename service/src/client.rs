@@ -159,14 +159,25 @@ impl Client {
                     return Err(untrusted(anchor, Owner::of_uid(uid)));
                 }
             }
-            let plate = inspect(&opts.prefix, &anchor);
-            if let Err(AttachError::PermissionDenied { .. }) = plate {
-                return Err(denied(
-                    anchor.clone(),
-                    Some(wire::owner_of(&opts.prefix, &anchor)),
-                ));
-            }
-            let up = plate.is_ok_and(|p| p.publisher_alive && !p.closed);
+            let up = match inspect(&opts.prefix, &anchor) {
+                Ok(p) => p.publisher_alive && !p.closed,
+                // Not up yet (or never): wait for it.
+                Err(AttachError::NotFound { .. } | AttachError::NotReady { .. }) => false,
+                Err(AttachError::PermissionDenied { .. }) => {
+                    return Err(denied(
+                        anchor.clone(),
+                        Some(wire::owner_of(&opts.prefix, &anchor)),
+                    ))
+                }
+                // A bad prefix, another ringcast version, a file that is no segment: no
+                // wait fixes that.
+                Err(source) => {
+                    return Err(ConnectError::Attach {
+                        service: s(),
+                        source,
+                    })
+                }
+            };
             let joined = if up {
                 let join = PublisherConfig::default()
                     .prefix(&opts.prefix)
@@ -232,26 +243,57 @@ impl Client {
                 d.saturating_duration_since(Instant::now())
             })
         };
+        let greeting = HEADER + wire::HELLO_BYTES;
+        if requests.capacity() < greeting {
+            // No server of this build makes such slots.
+            return Err(ConnectError::Malformed {
+                service: s(),
+                what: format!(
+                    "its request slots hold {} bytes, less than a greeting's {greeting}",
+                    requests.capacity()
+                ),
+            });
+        }
         {
             let mut hello = requests
                 .loan_timeout(left(handshake))
                 .map_err(|_| ConnectError::Timeout { service: s() })?;
             wire::encode(&mut hello[..HEADER], 0, wire::HELLO);
-            hello[HEADER..HEADER + 8].copy_from_slice(&nonce.to_le_bytes());
-            hello.commit(HEADER + 8);
+            hello[HEADER..greeting].copy_from_slice(&nonce.to_le_bytes());
+            hello.commit(greeting);
         }
-        let responses = Subscriber::attach_wait(
-            &wire::response_topic(service, nonce),
-            match opts.types {
-                Some((_, response)) => SubscriberOptions::default().expect_type(response),
-                None => SubscriberOptions::default(),
+        // The server answers by creating our response topic; it is looked for in short
+        // slices, and between them the server's liveness, so a server that dies meanwhile
+        // is told at once, not at the end of the handshake timeout.
+        let response_topic = wire::response_topic(service, nonce);
+        let slice = Duration::from_millis(50);
+        let responses = loop {
+            let wait = left(handshake);
+            let got = Subscriber::attach_wait(
+                &response_topic,
+                match opts.types {
+                    Some((_, response)) => SubscriberOptions::default().expect_type(response),
+                    None => SubscriberOptions::default(),
+                }
+                .prefix(&opts.prefix)
+                .start(Start::Oldest)
+                .wait_strategy(opts.strategy)
+                .trust(opts.trust.clone()),
+                wait.min(slice),
+            );
+            match got {
+                Err(
+                    ringcast_core::AttachError::NotFound { .. }
+                    | ringcast_core::AttachError::NotReady { .. },
+                ) if wait > slice => {
+                    if !inspect(&opts.prefix, &anchor).is_ok_and(|p| p.publisher_alive && !p.closed)
+                    {
+                        return Err(ConnectError::ServerGone { service: s() });
+                    }
+                }
+                got => break got,
             }
-            .prefix(&opts.prefix)
-            .start(Start::Oldest)
-            .wait_strategy(opts.strategy)
-            .trust(opts.trust.clone()),
-            left(handshake),
-        )
+        }
         .map_err(|source| match source {
             ringcast_core::AttachError::UntrustedOwner { topic, owner } => untrusted(topic, owner),
             ringcast_core::AttachError::PermissionDenied { topic } => {

@@ -119,6 +119,23 @@ pub enum ConnectError {
         /// Its owner, if it could be looked at.
         owner: Option<Owner>,
     },
+    /// The server died (or stopped) while this client greeted it.
+    #[error(
+        "service {service:?}: the server is gone (it stopped during the handshake): start it again"
+    )]
+    ServerGone {
+        /// The service.
+        service: String,
+    },
+    /// The service's topics are not what a server of this build makes (another build's,
+    /// or a hostile process's).
+    #[error("service {service:?} is not a service this client can use: {what}")]
+    Malformed {
+        /// The service.
+        service: String,
+        /// What is wrong.
+        what: String,
+    },
     /// Joining the request topic failed.
     #[error("service {service:?}: {source}")]
     Create {

@@ -169,7 +169,8 @@ impl Server {
         let request_cfg = PublisherConfig::default()
             .prefix(&cfg.prefix)
             .slots(cfg.queue)
-            .slot_size(HEADER as u64 + cfg.max_request)
+            // A greeting (a nonce) fits whatever the largest request.
+            .slot_size(HEADER as u64 + cfg.max_request.max(wire::HELLO_BYTES as u64))
             .overflow(Overflow::Block)
             .type_info(cfg.types.0)
             .alignment(cfg.alignment)

@@ -21,6 +21,9 @@ pub const HEADER: usize = 16;
 /// The tag that ends every header (a version: a message without it is dropped).
 const TAG: [u8; 4] = *b"rcs1";
 
+/// Payload bytes of a greeting (the client's nonce): every request slot holds them.
+pub(crate) const HELLO_BYTES: usize = 8;
+
 /// Request kinds.
 pub(crate) const HELLO: u32 = 1;
 pub(crate) const CALL: u32 = 2;
@@ -42,14 +45,14 @@ pub const MAX_SERVICE_LEN: usize = MAX_TOPIC_LEN - RESPONSES.len() - 16;
 /// Checks a service name: a topic name (`[A-Za-z0-9._-]`, no leading dot) of at most
 /// [`MAX_SERVICE_LEN`] bytes.
 pub fn validate_service(service: &str) -> Result<(), NameError> {
-    validate_topic(service)?;
+    // The length first: a name too long for a topic is told the service's limit.
     if service.len() > MAX_SERVICE_LEN {
         return Err(NameError::TooLong {
             len: service.len(),
             max: MAX_SERVICE_LEN,
         });
     }
-    Ok(())
+    validate_topic(service)
 }
 
 /// The server's name plate topic of `service`.
@@ -179,6 +182,14 @@ mod tests {
         assert!(matches!(
             validate_service(&"s".repeat(MAX_SERVICE_LEN + 1)),
             Err(NameError::TooLong { .. })
+        ));
+        // Longer than a topic may be: still the service's limit.
+        assert!(matches!(
+            validate_service(&"s".repeat(MAX_TOPIC_LEN + 1)),
+            Err(NameError::TooLong {
+                max: MAX_SERVICE_LEN,
+                ..
+            })
         ));
         assert!(matches!(
             validate_service("a/b"),

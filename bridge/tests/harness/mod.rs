@@ -87,7 +87,10 @@ impl Proc {
         };
         let child = cmd
             .args(args)
-            .env("RUST_LOG", std::env::var("TEST_BRIDGE_LOG").unwrap_or("warn,ringcast_bridge=info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_BRIDGE_LOG").unwrap_or("warn,ringcast_bridge=info".into()),
+            )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -2,6 +2,8 @@
 //! end), running the `ringcast` binary with it, and waiting for children.
 #![allow(dead_code)]
 
+pub mod service;
+
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 

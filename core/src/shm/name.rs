@@ -22,12 +22,21 @@ pub fn validate_topic(topic: &str) -> Result<(), NameError> {
     validate(topic, NameKind::Topic)
 }
 
-/// Checks a segment prefix: the same alphabet as a topic, 1 to 32 characters.
+/// Checks a segment prefix: 1 to 32 characters of `[A-Za-z0-9_-]`. No dot: the segment
+/// of topic `t` under prefix `p` is `/dev/shm/p.t`, so a dotted prefix would share names
+/// with another (`a.b` + `c` and `a` + `b.c`), and its topics would be listed, collected
+/// and called under both.
+///
+/// ```
+/// use ringcast_core::name::validate_prefix;
+/// assert!(validate_prefix("robot-7").is_ok());
+/// assert!(validate_prefix("robot.7").is_err());
+/// ```
 pub fn validate_prefix(prefix: &str) -> Result<(), NameError> {
     validate(prefix, NameKind::Prefix)
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum NameKind {
     Topic,
     Prefix,
@@ -52,6 +61,11 @@ fn validate(s: &str, kind: NameKind) -> Result<(), NameError> {
         .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
         return Err(NameError::BadChar { ch, pos });
+    }
+    if kind == NameKind::Prefix {
+        if let Some(pos) = s.find('.') {
+            return Err(NameError::DotInPrefix { pos });
+        }
     }
     Ok(())
 }
@@ -125,16 +139,31 @@ mod tests {
         assert!(validate_topic(&"x".repeat(200)).is_ok());
         assert!(validate_topic("A-z_0.9").is_ok());
     }
+
+    #[test]
+    fn a_prefix_holds_no_dot() {
+        assert!(validate_prefix("rc-1_x").is_ok());
+        assert_eq!(
+            validate_prefix("p.sub"),
+            Err(NameError::DotInPrefix { pos: 1 })
+        );
+        assert_eq!(validate_prefix(".p"), Err(NameError::LeadingDot));
+        assert!(matches!(
+            validate_prefix(&"p".repeat(33)),
+            Err(NameError::TooLong { len: 33, max: 32 })
+        ));
+    }
 }
 
-/// Why a topic name (or prefix) was refused.
+/// Why a topic name (or a prefix, or a service name) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum NameError {
     /// The name is empty.
-    #[error("topic name is empty; use 1 to {max} characters of [A-Za-z0-9._-]", max = MAX_TOPIC_LEN)]
+    #[error("the name is empty; use at least one of [A-Za-z0-9._-]")]
     Empty,
     /// The name is longer than allowed.
-    #[error("topic name is {len} bytes long; the limit is {max}: use a shorter name")]
+    #[error("the name is {len} bytes long; the limit is {max}: use a shorter name")]
     TooLong {
         /// Length given.
         len: usize,
@@ -142,13 +171,19 @@ pub enum NameError {
         max: usize,
     },
     /// The name starts with a dot.
-    #[error("topic name starts with '.'; names may not be hidden files or '..': drop the dot")]
+    #[error("the name starts with '.'; names may not be hidden files or '..': drop the dot")]
     LeadingDot,
     /// The name holds a character outside `[A-Za-z0-9._-]`.
-    #[error("topic name has {ch:?} at byte {pos}; only [A-Za-z0-9._-] are allowed")]
+    #[error("the name has {ch:?} at byte {pos}; only [A-Za-z0-9._-] are allowed")]
     BadChar {
         /// The offending character.
         ch: char,
+        /// Its byte offset.
+        pos: usize,
+    },
+    /// A prefix holds a dot, which separates prefix and topic in a segment's name.
+    #[error("the prefix has '.' at byte {pos}; a dot separates prefix and topic in /dev/shm, so a dotted prefix would share names with another: use '-' or '_'")]
+    DotInPrefix {
         /// Its byte offset.
         pos: usize,
     },
