@@ -98,7 +98,8 @@ impl BridgeConfig {
         self.domain = domain.into();
         self
     }
-    /// A Zenoh endpoint to listen on, like `tcp/0.0.0.0:7447` (repeatable).
+    /// A Zenoh endpoint to listen on, like `tcp/0.0.0.0:7447` (repeatable). A bridge
+    /// given none listens nowhere (it only dials its `connect` endpoints).
     pub fn listen(mut self, endpoint: impl Into<String>) -> Self {
         self.listen.push(endpoint.into());
         self
@@ -292,9 +293,10 @@ impl BridgeConfig {
             })
         };
         set("mode", "\"peer\"".into())?;
-        if !self.listen.is_empty() {
-            set("listen/endpoints", list(&self.listen))?;
-        }
+        // Only what was asked: with no `--listen`, no listener at all (Zenoh's peer default
+        // listens on plain TCP on every interface, which would let a peer without a
+        // certificate in past a bridge that dials out over TLS).
+        set("listen/endpoints", list(&self.listen))?;
         set("connect/endpoints", list(&self.connect))?;
         // Dial a lost or absent endpoint again after 0.1 s, doubling up to 1 s (Zenoh's
         // default starts at 1 s and grows to 4 s): a link back after a drop is found within

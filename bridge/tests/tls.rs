@@ -105,7 +105,13 @@ fn bridges_over_mutual_tls_carry_a_topic_and_keep_uncertified_peers_out() {
     let mut b_roles = vec!["--import".to_owned(), topic.to_owned()];
     b_roles.extend(tls_args(&good));
     let a = pair.bridge_a(&a_roles.iter().map(String::as_str).collect::<Vec<_>>());
-    let _b = pair.bridge_b(&b_roles.iter().map(String::as_str).collect::<Vec<_>>());
+    let b = pair.bridge_b(&b_roles.iter().map(String::as_str).collect::<Vec<_>>());
+    // Each listens only where it was told: the listener on its TLS port, the dialling
+    // bridge nowhere (Zenoh's default would add plain TCP on every interface, a way in
+    // for a peer without a certificate).
+    let port: u16 = pair.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    eventually("the TLS listener", || listening_ports(a.pid()) == [port]);
+    assert_eq!(listening_ports(b.pid()), Vec::<u16>::new());
 
     let mut src = Publisher::create(
         topic,
