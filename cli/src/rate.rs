@@ -115,13 +115,17 @@ pub fn hz(prefix: &str, a: HzArgs) -> Result<(), Failure> {
         }
         if last_print.elapsed() >= Duration::from_secs(1) {
             last_print = Instant::now();
-            print_hz(&mut out, &window, lost)?;
+            if print_hz(&mut out, &window, lost)? {
+                // The reader is gone (`hz | head -1`): the end, quietly.
+                return Ok(());
+            }
         }
     }
-    print_hz(&mut out, &window, lost)
+    print_hz(&mut out, &window, lost).map(|_| ())
 }
 
-fn print_hz(out: &mut impl Write, w: &Window, lost: u64) -> Result<(), Failure> {
+/// Prints one line of statistics; `Ok(true)` if the reader of our output is gone.
+fn print_hz(out: &mut impl Write, w: &Window, lost: u64) -> Result<bool, Failure> {
     let line = match w.stats() {
         Some((rate, bw, min, max, std)) => format!(
             "average rate: {rate:.3} msg/s  bandwidth: {}/s  min: {}  max: {}  std dev: {}  window: {}  lost: {lost}",
@@ -134,8 +138,8 @@ fn print_hz(out: &mut impl Write, w: &Window, lost: u64) -> Result<(), Failure> 
         None => "no new messages".to_owned(),
     };
     match writeln!(out, "{line}").and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
         Err(e) => Err(Failure(format!("writing standard output: {e}"))),
     }
 }

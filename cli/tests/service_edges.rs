@@ -179,18 +179,10 @@ fn list_and_inspect_end_quietly_when_their_reader_is_gone() {
         &["inspect", "--json", "pipe"][..],
         &["inspect", "pipe..requests"][..],
     ] {
-        // Standard output a pipe whose reader is already gone.
-        let mut fds = [0; 2];
-        // SAFETY: pipe(2) fills the two descriptors it is given.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: the read end is ours and closed once.
-        unsafe { libc::close(fds[0]) };
-        // SAFETY: the write end is ours; the Stdio takes it over.
-        let out: std::process::Stdio = unsafe { std::os::fd::FromRawFd::from_raw_fd(fds[1]) };
         let child = p
             .cmd(args)
             .stdin(std::process::Stdio::null())
-            .stdout(out)
+            .stdout(closed_pipe())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();

@@ -2,6 +2,8 @@
 //! real `ringcast` processes against publishers and subscribers in this test process, and
 //! the recordings read back with the `mcap` crate's own reader.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -382,6 +384,35 @@ fn paced(
 
 fn within_10_percent(got: f64, want: f64) -> bool {
     (got - want).abs() <= want * 0.10
+}
+
+#[test]
+fn hz_ends_quietly_when_its_reader_is_gone() {
+    let p = Prefix::new("hzpipe");
+    let (stop, feeder) = paced(&p, "beat", 200);
+    let t = Instant::now();
+    let child = p
+        .cmd(&["hz", "beat"])
+        .stdin(Stdio::null())
+        .stdout(common::closed_pipe())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its first line (after a second) fails to be written: it ends then, not never.
+    let out = common::finish(child, Duration::from_secs(20));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "ran {:?}",
+        t.elapsed()
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    feeder.join().unwrap();
 }
 
 #[test]

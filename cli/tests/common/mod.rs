@@ -75,3 +75,15 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// A pipe whose reader is already closed, as a child's standard output: its first write
+/// fails with a broken pipe (`ringcast list | head -1` after `head` left).
+pub fn closed_pipe() -> Stdio {
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills the two descriptors it is given.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: the read end is ours and closed once.
+    unsafe { libc::close(fds[0]) };
+    // SAFETY: the write end is ours, and the `Stdio` takes it over.
+    unsafe { std::os::fd::FromRawFd::from_raw_fd(fds[1]) }
+}
