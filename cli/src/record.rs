@@ -182,7 +182,7 @@ pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
         CompressionArg::Lz4 => Some(Compression::Lz4),
         CompressionArg::None => None,
     };
-    let mcap_err = |e: mcap::McapError| Failure(format!("writing {path}: {e}"));
+    let mcap_err = |e: mcap::McapError| Failure(format!("writing {path}: {}", mcap_cause(&e)));
     // Chunks are closed here, on size or on time, each followed by a flush to the file and
     // a sync to disk: what a recorder killed outright (or a power loss) leaves is every
     // closed chunk, readable (see `play`).
@@ -225,7 +225,7 @@ pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
     let mut failure = None;
     // When the open chunk got its first record, and the message bytes in it.
     let (mut chunk_opened, mut chunk_bytes): (Option<Instant>, u64) = (None, 0);
-    let flush_err = |e: mcap::McapError| Failure(format!("writing {path}: {e}"));
+    let flush_err = |e: mcap::McapError| Failure(format!("writing {path}: {}", mcap_cause(&e)));
     let mut draining = false;
     loop {
         if chunk_opened.is_some_and(|t| t.elapsed() >= a.chunk_interval)
@@ -403,5 +403,14 @@ pub fn record(prefix: &str, mut a: RecordArgs) -> Result<(), Failure> {
     match failure {
         Some(f) => Err(Failure(f)),
         None => Ok(()),
+    }
+}
+
+/// What went wrong under an MCAP error: the operating system's error when there is one
+/// (`No space left on device`), not only the library's wrapper around it.
+fn mcap_cause(e: &mcap::McapError) -> String {
+    match e {
+        mcap::McapError::Io(io) => io.to_string(),
+        e => e.to_string(),
     }
 }

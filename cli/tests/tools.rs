@@ -387,6 +387,18 @@ fn within_10_percent(got: f64, want: f64) -> bool {
 }
 
 #[test]
+fn record_onto_a_full_device_names_the_system_error() {
+    let p = Prefix::new("full");
+    let (stop, feeder) = paced(&p, "busy", 200);
+    let out = p.run(&["record", "busy", "-o", "/dev/full"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("No space left on device"), "{err}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    feeder.join().unwrap();
+}
+
+#[test]
 fn hz_ends_quietly_when_its_reader_is_gone() {
     let p = Prefix::new("hzpipe");
     let (stop, feeder) = paced(&p, "beat", 200);
