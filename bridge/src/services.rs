@@ -30,8 +30,9 @@
 //! token (the exporting bridge stopped, died, or its server went), or a query that
 //! completes with neither the stream's end nor an error (the exporting bridge's link
 //! went), drops the local server: local clients get `CallError::Disconnected`. Any other
-//! error reply (the call timed out, the request was too large for the remote server) ends
-//! that call's stream empty and is counted as lost. A reply with no valid kind, or after
+//! error reply (the call timed out, the remote side refused it) drops that call
+//! unanswered, counted as lost: its caller's own timeout ends it with `Timeout` (an empty
+//! end would read as the server's own `end`, a success with no response). A reply with no valid kind, or after
 //! the stream's end, is dropped and counted.
 //!
 //! Nothing remote is trusted: a malformed announcement is refused and counted; a reply
@@ -358,7 +359,8 @@ struct Call {
     held: VecDeque<(Vec<u8>, bool)>,
     /// The stream's end arrived (a last response, or an END reply).
     ended: bool,
-    /// An error reply arrived (a timeout, a refusal): the stream is ended empty.
+    /// An error reply arrived (a timeout, a refusal): the stream is dropped unanswered
+    /// (its caller's timeout ends it).
     failed: bool,
     /// The query completed.
     done: bool,
@@ -770,7 +772,14 @@ fn flush(server: &mut Server, call: &mut Call, stats: &Counters) -> Flush {
             }
         }
     }
-    if call.ended || call.failed {
+    if call.failed {
+        // Given up (the call timed out, or the remote side refused it): not answered, not
+        // ended. An empty end would read as the server's own `end` (a `call` printing
+        // nothing and succeeding); unanswered, the caller's own timeout ends it with
+        // `Timeout`.
+        return Flush::Over;
+    }
+    if call.ended {
         return match server.end(call.to()) {
             Err(RespondError::ClientFull) => Flush::Pending,
             _ => Flush::Over,

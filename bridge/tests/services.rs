@@ -380,7 +380,7 @@ fn hostile_queries_announcements_and_replies_are_dropped_and_counted() {
 }
 
 #[test]
-fn a_call_past_the_call_timeout_ends_empty_and_the_service_goes_on() {
+fn a_call_past_the_call_timeout_is_left_to_its_callers_timeout_and_the_service_goes_on() {
     let pair = Pair::new("svctimeout");
     let _clean = Clean(&pair);
     let name = "slow";
@@ -389,15 +389,27 @@ fn a_call_past_the_call_timeout_ends_empty_and_the_service_goes_on() {
     let _a = pair.bridge_a(&["--export-service", name, "--call-timeout-ms", "300"]);
     let _b = pair.bridge_b(&["--import-service", name, "--call-timeout-ms", "300"]);
     let mut c = imported_client(&pair, name);
-    // Never answered remotely: each query times out and its local stream ends empty.
-    // More of them than the exporting bridge's client may have in flight (16): the
-    // exporter cancels its late calls, or the last call below would find no room.
+    // Never answered remotely: each query times out, and the importer leaves the local
+    // call unanswered (an empty end would look like the server's `end`): the caller's own
+    // timeout ends it. More of them than the exporting bridge's client may have in flight
+    // (16): the exporter cancels its late calls, or the last call below would find no room.
     for _ in 0..2 {
         let calls: Vec<_> = (0..10).map(|_| c.send(b"hold", WAIT).unwrap()).collect();
+        // Past both bridges' call timeouts.
+        std::thread::sleep(Duration::from_millis(900));
         for call in calls {
-            assert!(c.recv(call, WAIT).expect("the stream's end").is_none());
+            assert_eq!(
+                c.recv(call, Duration::from_millis(20)).map(|r| r.is_some()),
+                Err(CallError::Timeout)
+            );
+            c.cancel(call);
         }
     }
+    // A whole `call` gets `Timeout` too, not `NoResponse`.
+    assert_eq!(
+        c.call(b"hold", Duration::from_secs(1)).map(|r| r.len()),
+        Err(CallError::Timeout)
+    );
     let r = c.call(b"echo:still", WAIT).expect("the service goes on");
     assert_eq!(r.bytes(), b"still");
     drop(r);
