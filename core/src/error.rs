@@ -9,10 +9,10 @@ pub use crate::name::NameError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CreateError {
-    /// The topic name is not valid.
-    #[error("invalid topic name {topic:?}: {source}")]
+    /// The topic name, or the prefix, is not valid.
+    #[error("invalid topic name or prefix {topic:?}: {source}")]
     Name {
-        /// The name given.
+        /// The name given (the topic's, or the prefix if that is what is wrong).
         topic: String,
         /// What is wrong with it.
         source: NameError,
@@ -141,10 +141,10 @@ pub enum CreateError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AttachError {
-    /// The topic name is not valid.
-    #[error("invalid topic name {topic:?}: {source}")]
+    /// The topic name, or the prefix, is not valid.
+    #[error("invalid topic name or prefix {topic:?}: {source}")]
     Name {
-        /// The name given.
+        /// The name given (the topic's, or the prefix if that is what is wrong).
         topic: String,
         /// What is wrong with it.
         source: NameError,
