@@ -90,29 +90,44 @@ fn peer(endpoint: &str, ca: &Path, client: Option<&Pki>) -> zenoh::Session {
     zenoh::open(c).wait().expect("test session")
 }
 
-#[test]
-fn bridges_over_mutual_tls_carry_a_topic_and_keep_uncertified_peers_out() {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tls{}", std::process::id()));
+/// Two bridges linked over mutual TLS (A listens and exports `topic`, B dials and
+/// imports it), a 64-slot `Block` source on A and a subscriber on B, the exporter
+/// attached. The certificates are in `dir`.
+struct Linked {
+    dir: PathBuf,
+    good: Pki,
+    pair: Pair,
+    a: Proc,
+    b: Proc,
+    src: Publisher,
+    sub: Subscriber,
+}
+
+fn linked(tag: &str, topic: &str) -> Linked {
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let good = pki(&dir, "good");
-    let rogue = pki(&dir, "rogue");
-    let mut pair = Pair::new("tls");
+    let mut pair = Pair::new(tag);
     pair.endpoint = format!("tls/127.0.0.1:{}", free_port());
-    let topic = "secure";
     pair.topics(&[topic]);
-    let mut a_roles = vec!["--export".to_owned(), topic.to_owned()];
-    a_roles.extend(tls_args(&good));
-    let mut b_roles = vec!["--import".to_owned(), topic.to_owned()];
-    b_roles.extend(tls_args(&good));
-    let a = pair.bridge_a(&a_roles.iter().map(String::as_str).collect::<Vec<_>>());
-    let b = pair.bridge_b(&b_roles.iter().map(String::as_str).collect::<Vec<_>>());
-    // Each listens only where it was told: the listener on its TLS port, the dialling
-    // bridge nowhere (Zenoh's default would add plain TCP on every interface, a way in
-    // for a peer without a certificate).
-    let port: u16 = pair.endpoint.rsplit(':').next().unwrap().parse().unwrap();
-    eventually("the TLS listener", || listening_ports(a.pid()) == [port]);
-    assert_eq!(listening_ports(b.pid()), Vec::<u16>::new());
-
+    let roles = |role: &str| {
+        let mut r = vec![role.to_owned(), topic.to_owned()];
+        r.extend(tls_args(&good));
+        r
+    };
+    let a = pair.bridge_a(
+        &roles("--export")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let b = pair.bridge_b(
+        &roles("--import")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
     let mut src = Publisher::create(
         topic,
         PublisherConfig::default()
@@ -122,9 +137,40 @@ fn bridges_over_mutual_tls_carry_a_topic_and_keep_uncertified_peers_out() {
             .slot_size(64),
     )
     .unwrap();
-    let mut sub = attach(&pair.b, topic);
+    let sub = attach(&pair.b, topic);
     src.wait_for_subscribers(1, WAIT)
         .expect("the exporter attaches");
+    Linked {
+        dir,
+        good,
+        pair,
+        a,
+        b,
+        src,
+        sub,
+    }
+}
+
+#[test]
+fn bridges_over_mutual_tls_carry_a_topic_and_keep_uncertified_peers_out() {
+    let Linked {
+        dir,
+        good,
+        pair,
+        a,
+        b,
+        mut src,
+        mut sub,
+    } = linked("tls", "secure");
+    let topic = "secure";
+    let rogue = pki(&dir, "rogue");
+    // Each listens only where it was told: the listener on its TLS port, the dialling
+    // bridge nowhere (Zenoh's default would add plain TCP on every interface, a way in
+    // for a peer without a certificate).
+    let port: u16 = pair.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    eventually("the TLS listener", || listening_ports(a.pid()) == [port]);
+    assert_eq!(listening_ports(b.pid()), Vec::<u16>::new());
+
     let mut next = 0u64;
     let mut send_and_check = |src: &mut Publisher, sub: &mut Subscriber, n: u64| {
         for _ in 0..n {
@@ -196,32 +242,16 @@ fn bridges_over_mutual_tls_carry_a_topic_and_keep_uncertified_peers_out() {
 /// hand, 2026-12-07: 7 messages lost in flight in 540 joins, and no stall).
 #[test]
 fn a_certified_peer_joining_and_leaving_mid_stream_loses_nothing_uncounted() {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tlsj{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let good = pki(&dir, "good");
-    let mut pair = Pair::new("tlsj");
-    pair.endpoint = format!("tls/127.0.0.1:{}", free_port());
-    let topic = "joined";
-    pair.topics(&[topic]);
-    let mut a_roles = vec!["--export".to_owned(), topic.to_owned()];
-    a_roles.extend(tls_args(&good));
-    let mut b_roles = vec!["--import".to_owned(), topic.to_owned()];
-    b_roles.extend(tls_args(&good));
-    let _a = pair.bridge_a(&a_roles.iter().map(String::as_str).collect::<Vec<_>>());
-    let _b = pair.bridge_b(&b_roles.iter().map(String::as_str).collect::<Vec<_>>());
-    let mut src = Publisher::create(
-        topic,
-        PublisherConfig::default()
-            .prefix(pair.a.as_str())
-            .overflow(Overflow::Block)
-            .slots(64)
-            .slot_size(64),
-    )
-    .unwrap();
-    let mut sub = attach(&pair.b, topic);
-    src.wait_for_subscribers(1, WAIT)
-        .expect("the exporter attaches");
+    let Linked {
+        dir,
+        good,
+        pair,
+        // Bound, not `..`: the bridges must live to the end of the test.
+        a: _a,
+        b: _b,
+        mut src,
+        mut sub,
+    } = linked("tlsj", "joined");
     // Sends without waiting for each message (one lost in flight must not stop the
     // test): takes what has arrived after every send, checking the order.
     let (mut sent, mut got, mut last) = (0u64, 0u64, None::<u64>);

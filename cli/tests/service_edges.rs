@@ -209,18 +209,7 @@ fn a_prefix_with_a_dot_is_refused() {
 #[test]
 fn the_program_of_a_sigkilled_serve_is_terminated() {
     let p = Prefix::new("edge", "orphan");
-    let pidfile = std::env::temp_dir().join(format!("ringcast-edge-orphan-{}", std::process::id()));
-    let script = format!("echo $$ > {}; exec cat", pidfile.display());
-    let mut serve = p.serve("orphan", &[], &script);
-    wait_until("the program's pid", || {
-        std::fs::read_to_string(&pidfile).is_ok_and(|s| s.ends_with('\n'))
-    });
-    let cmd_pid: u32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let _ = std::fs::remove_file(&pidfile);
+    let (mut serve, cmd_pid) = p.serve_cat("orphan");
     serve.kill(libc::SIGKILL);
     // Ended (a zombie, or reaped by whoever adopted it), not `cat` still running.
     wait_until("the program's end", || {

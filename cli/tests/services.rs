@@ -166,18 +166,8 @@ fn serve_exits_1_when_its_program_ends_and_its_callers_see_the_server_gone() {
 #[test]
 fn sigterm_stops_serve_with_exit_0_and_its_program_with_it() {
     let p = Prefix::new("svc", "term");
-    let pidfile = std::env::temp_dir().join(format!("ringcast-svc-term-{}", std::process::id()));
-    let script = format!("echo $$ > {}; exec cat", pidfile.display());
-    let mut serve = p.serve("term", &[], &script);
-    wait_until("the program's pid", || {
-        std::fs::read_to_string(&pidfile).is_ok_and(|s| s.ends_with('\n'))
-    });
-    let cmd_pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let _ = std::fs::remove_file(&pidfile);
+    let (mut serve, cmd_pid) = p.serve_cat("term");
+    let cmd_pid = cmd_pid as i32;
     assert_eq!(text(&p.call_all("term", &[], "hi\n").stdout), "hi\n");
     serve.kill(libc::SIGTERM);
     let out = serve.finish(LONG);

@@ -87,3 +87,19 @@ pub fn closed_pipe() -> Stdio {
     // SAFETY: the write end is ours, and the `Stdio` takes it over.
     unsafe { std::os::fd::FromRawFd::from_raw_fd(fds[1]) }
 }
+
+/// Each line read from `out` (a child's standard output), sent to the receiver as it
+/// comes, by a thread of its own; the receiver disconnects at the end of the output.
+pub fn lines_of(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}

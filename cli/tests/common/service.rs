@@ -1,9 +1,9 @@
 //! Services from the command line: a child process that is killed when dropped, and a
 //! prefix's `serve` and `call` helpers.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::process::{Child, ChildStdin, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use super::*;
@@ -70,15 +70,7 @@ impl Prefix {
             .expect("spawn call");
         let stdin = child.stdin.take().unwrap();
         let out = child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = lines_of(out);
         (Proc(Some(child)), stdin, rx)
     }
     /// `ringcast call` of `input`; its exit, standard output and error.
@@ -105,5 +97,25 @@ impl Prefix {
             .into_iter()
             .filter(|t| t.starts_with(&format!("{service}..")))
             .collect()
+    }
+}
+
+impl Prefix {
+    /// `ringcast serve SERVICE -- sh -c 'echo $$ > PIDFILE; exec cat'` (an echo server
+    /// whose program's pid is known), and that pid.
+    pub fn serve_cat(&self, service: &str) -> (Proc, u32) {
+        let pidfile = std::env::temp_dir().join(format!("ringcast-{}-{service}", self.0));
+        let script = format!("echo $$ > {}; exec cat", pidfile.display());
+        let serve = self.serve(service, &[], &script);
+        wait_until("the program's pid", || {
+            std::fs::read_to_string(&pidfile).is_ok_and(|s| s.ends_with('\n'))
+        });
+        let pid = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let _ = std::fs::remove_file(&pidfile);
+        (serve, pid)
     }
 }
