@@ -22,7 +22,7 @@ use ringcast::service::{
     CallError, ClientOptions, ConnectError, RespondError, Responder, ServeError, ServerConfig,
     ServerRecvError,
 };
-use ringcast::PublisherId;
+use ringcast::{PublisherId, Retained};
 
 use crate::errors;
 use crate::publisher::View;
@@ -135,9 +135,9 @@ fn respond_error(e: RespondError) -> PyErr {
 pub struct Server {
     /// `None` once closed.
     state: Option<ServerState>,
-    /// After a close with a view of the held request alive: the server (no longer
-    /// serving anything), kept until the `Request` objects are gone.
-    retained: Option<ServerState>,
+    /// After a close while `Request` objects lived: the request ring's mapping, kept until
+    /// they are gone (the server itself is closed).
+    retained: Option<Retained>,
     service: String,
     next_token: u64,
     /// `Request` objects of this server alive now.
@@ -352,14 +352,16 @@ impl Server {
     }
 
     /// Stops serving: clients' pending and later calls raise `Disconnected`, every later
-    /// call on this server raises `Closed`, and a new server may take the name (unless a
-    /// view of the held request is still alive: then when its `Request` goes). Closing
-    /// twice does nothing.
+    /// call on this server raises `Closed`, and a new server may take the name. A view of
+    /// the held request (or an array over it) stays readable while its `Request` lives,
+    /// though its client may write that slot again. Closing twice does nothing.
     fn close(&mut self) {
         if let Some(state) = self.state.take() {
-            // Kept (unusable) only while a buffer view may point into it.
-            if state.held.as_ref().is_some_and(|h| h.exports > 0) {
-                self.retained = Some(state);
+            // While a `Request` object lives, its bytes' memory stays mapped: a view of
+            // them may be alive, and so may a foreign array over them that let its view go
+            // (`numpy.ndarray(buffer=request)` keeps the object, not the view).
+            if self.live > 0 {
+                self.retained = Some(state.server.close_retaining());
             }
         }
     }
@@ -646,9 +648,9 @@ impl Drop for Request {
 #[pyclass(module = "ringcast", subclass)]
 pub struct Client {
     state: Option<ClientState>,
-    /// After a close with a view of the held response alive: the client, kept until the
-    /// `Response` objects are gone.
-    retained: Option<ClientState>,
+    /// After a close while `Response` objects lived: the response ring's mapping (and a
+    /// kept copy), kept until they are gone (the client itself is closed).
+    retained: Option<Retained>,
     service: String,
     next_token: u64,
     live: usize,
@@ -1021,9 +1023,10 @@ impl Client {
     /// raises `Closed`. Closing twice does nothing.
     fn close(&mut self) {
         if let Some(state) = self.state.take() {
-            // Kept (unusable) only while a buffer view may point into it.
-            if state.held.as_ref().is_some_and(|h| h.exports > 0) {
-                self.retained = Some(state);
+            // While a `Response` object lives, its bytes' memory stays mapped (see
+            // `Server.close`).
+            if self.live > 0 {
+                self.retained = Some(state.client.close_retaining());
             }
         }
     }

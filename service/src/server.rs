@@ -555,6 +555,16 @@ impl Server {
         self.send(to.client, to.id, wire::END, &[])
     }
 
+    /// Stops serving, as dropping does, but keeps the request ring mapped until the
+    /// returned [`Retained`] is dropped: for a foreign pointer into a request read in place
+    /// that may outlive the server (a Python array over a request's buffer). Under
+    /// `Block` its client may write that slot again once the server is gone.
+    pub fn close_retaining(self) -> ringcast_core::endpoint::Retained {
+        let retained = self.requests.retain(None);
+        drop(self);
+        retained
+    }
+
     /// The prefix the service's topics live under.
     pub fn prefix(&self) -> &str {
         &self.prefix

@@ -115,6 +115,14 @@ impl Subscriber {
         Some(Kept::of(got))
     }
 
+    /// Keeps this topic's mapping (and `buffer`, if given) allocated until the returned
+    /// [`Retained`] is dropped, whatever happens to this subscriber meanwhile: for a
+    /// handle built on this subscriber that closes while a foreign pointer into a message
+    /// read in place may outlive it (a service's server or client under a Python array).
+    pub fn retain(&self, buffer: Option<Box<dyn Send + Sync>>) -> Retained {
+        Retained::new(self.end.memory().clone(), buffer)
+    }
+
     /// Detaches now (a `Block` publisher stops waiting for this subscriber, as when it is
     /// dropped) but keeps the topic's mapping and this subscriber's copy buffer allocated
     /// until the returned [`Retained`] is dropped: for a foreign pointer into a kept

@@ -73,23 +73,15 @@ class Subscriber(_ringcast.Subscriber):
 
         The process's ringcast reactor thread (one per process, whatever the number of
         subscribers) wakes the loop when a message may be there. Raises as ``recv``.
-        Cancel-safe: a cancelled ``recv_async`` consumes nothing.
+        Cancel-safe: a cancelled ``recv_async`` consumes nothing. Several awaits on one
+        subscriber at once are each woken (one of them gets each message).
         """
-        loop = _asyncio.get_running_loop()
-        while True:
-            fut = loop.create_future()
 
-            def wake(fut=fut):  # runs on the reactor thread
-                loop.call_soon_threadsafe(_resolve, fut)
-
+        def poll(wake):
             sample = self._poll_recv(wake)
-            if sample is not None:
-                return sample
-            try:
-                await fut
-            except _asyncio.CancelledError:
-                self._disarm()
-                raise
+            return _PENDING if sample is None else sample
+
+        return await _poll_until(self, poll, None)
 
 
 class _Waiters:
@@ -102,10 +94,16 @@ class _Waiters:
 
     def ring(self):  # on the reactor thread, or the loop's
         for loop, fut, _ in list(self.waiting.values()):
-            try:
-                loop.call_soon_threadsafe(_resolve, fut)
-            except RuntimeError:  # that loop is closed; the others still are woken
-                pass
+            _wake(loop, fut)
+
+
+def _wake(loop, fut):
+    """Resolves ``fut`` on ``loop``; nothing if that loop is closed (its wait can never
+    resume, and must not keep the others from being woken)."""
+    try:
+        loop.call_soon_threadsafe(_resolve, fut)
+    except RuntimeError:
+        pass
 
 
 def _waiters(handle):
@@ -129,6 +127,10 @@ async def _poll_until(handle, poll, deadline, call=None):
     try:
         while True:
             fut = loop.create_future()
+            # A wait whose loop was closed under it never resumes to leave: drop it.
+            for k, (lp, _, _) in list(waiters.waiting.items()):
+                if lp.is_closed():
+                    del waiters.waiting[k]
             waiters.waiting[key] = (loop, fut, call)
             got = poll(waiters.ring)
             if call is not None and len(waiters.waiting) > 1:
@@ -136,7 +138,7 @@ async def _poll_until(handle, poll, deadline, call=None):
                 # their waiters look again.
                 for k, (lp, f, c) in list(waiters.waiting.items()):
                     if k is not key and c is not None and handle._has_set_aside(c):
-                        lp.call_soon_threadsafe(_resolve, f)
+                        _wake(lp, f)
             if got is not _PENDING:
                 return got
             if deadline is not None and loop.time() >= deadline:
@@ -148,7 +150,7 @@ async def _poll_until(handle, poll, deadline, call=None):
                 if timer is not None:
                     timer.cancel()
     finally:
-        del waiters.waiting[key]
+        waiters.waiting.pop(key, None)
         if not waiters.waiting:
             handle._disarm()  # never raises
 

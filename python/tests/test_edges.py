@@ -1,0 +1,124 @@
+"""Edges a user-level review found (2026-12-07): an array over a response or a request
+must stay readable after its client or server is closed (it segfaulted), several
+``recv_async`` awaits on one subscriber must each be woken (one hung), and a ``call_async``
+abandoned with its closed event loop must not break the client's later async calls."""
+
+import asyncio
+import subprocess
+import threading
+import time
+
+import pytest
+
+import ringcast
+from conftest import python_child
+
+LONG = 30
+
+# Run in a child: a read of unmapped memory kills the process (SIGSEGV), which must show
+# as a failed exit status, not take the test run down.
+ARRAY_AFTER_CLOSE = r"""
+import gc, sys, threading, numpy, ringcast
+prefix, what = sys.argv[1], sys.argv[2]
+server = ringcast.Server("arr", prefix=prefix)
+held = {}
+def serve():
+    try:
+        for req in server:
+            if what == "request":
+                held["a"] = numpy.ndarray((100,), numpy.uint8, buffer=req)
+                held["req"] = req
+                return
+            req.respond(b"W" * 100)
+    except ringcast.Closed:
+        pass
+t = threading.Thread(target=serve, daemon=True)
+t.start()
+client = ringcast.Client("arr", prefix=prefix, wait=5)
+if what == "response":
+    r = client.call(b"x" * 100, timeout=5)
+    a = numpy.ndarray((100,), numpy.uint8, buffer=r)  # keeps `r`, lets its view go
+    del r
+    client.close()
+    del client
+    gc.collect()
+    assert int(a.sum()) == 87 * 100, a[:4]
+else:
+    client.send(b"R" * 100)
+    t.join(5)
+    a = held.pop("a")
+    server.close()
+    gc.collect()
+    assert int(a.sum()) == 82 * 100, a[:4]
+print("read", flush=True)
+"""
+
+
+@pytest.mark.parametrize("what", ["response", "request"])
+def test_an_array_over_a_response_or_request_stays_readable_after_close(prefix, what):
+    pytest.importorskip("numpy")
+    child = python_child(
+        ARRAY_AFTER_CLOSE, prefix, what, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = child.communicate(timeout=LONG)
+    assert child.returncode == 0, (child.returncode, err.decode())
+    assert out == b"read\n"
+
+
+def test_two_recv_async_on_one_subscriber_are_both_woken(prefix, topic):
+    pub = ringcast.Publisher(topic, slots=16, slot_size=64, prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)
+
+    async def reader():
+        s = await sub.recv_async()
+        b = bytes(s)
+        s.release()
+        return b
+
+    async def main():
+        a = asyncio.create_task(reader())
+        await asyncio.sleep(0.05)
+        b = asyncio.create_task(reader())
+        await asyncio.sleep(0.05)
+        for i in range(4):
+            pub.send(b"m%d" % i)
+        got = await asyncio.wait_for(asyncio.gather(a, b), LONG)
+        return sorted(got)
+
+    got = asyncio.run(main())
+    assert len(got) == 2 and set(got) <= {b"m0", b"m1", b"m2", b"m3"}
+    sub.close()
+    pub.close()
+
+
+def test_a_call_async_abandoned_with_its_loop_does_not_break_later_ones(prefix):
+    server = ringcast.Server("loops", prefix=prefix)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                r = server.recv(timeout=0.05)
+            except (ringcast.Timeout, ringcast.Closed):
+                continue
+            data = bytes(r)
+            if data == b"slow":
+                time.sleep(0.3)
+            r.respond(b"r:" + data)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    client = ringcast.Client("loops", prefix=prefix, wait=5)
+    loop = asyncio.new_event_loop()
+    loop.create_task(client.call_async(b"slow"))
+    loop.run_until_complete(asyncio.sleep(0.05))
+    loop.close()  # the call is left pending on a closed loop
+    time.sleep(0.6)  # its response arrives meanwhile
+    for i in range(3):
+        r = asyncio.run(client.call_async(b"x%d" % i, timeout=LONG))
+        assert bytes(r) == b"r:x%d" % i
+        r.release()
+    stop.set()
+    t.join(LONG)
+    client.close()
+    server.close()
