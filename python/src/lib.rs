@@ -4,6 +4,7 @@
 //! wake for Ctrl-C.
 
 mod errors;
+mod fork;
 mod publisher;
 mod service;
 mod subscriber;

@@ -64,6 +64,8 @@ unsafe impl Sync for State {}
 /// `commit(length)`. Blocking calls release the GIL; Ctrl-C interrupts them.
 #[pyclass(module = "ringcast")]
 pub struct Publisher {
+    /// The fork generation it was made in (see `crate::fork`).
+    epoch: u64,
     /// `None` once closed.
     state: Option<State>,
     /// After a close with `Loan` objects alive: the mapping and staging buffer their
@@ -81,8 +83,18 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// The state, unless closed, or inherited across `fork()` (then forgotten, never
+    /// dropped: see `crate::fork`).
+    fn live_state(&mut self) -> Option<&mut State> {
+        let _ = crate::fork::inherited(self.epoch, &mut self.state, "");
+        self.state.as_mut()
+    }
+
     fn state(&mut self) -> PyResult<&mut State> {
         let topic = &self.topic;
+        if let Some(e) = crate::fork::inherited(self.epoch, &mut self.state, "this publisher") {
+            return Err(e);
+        }
         self.state
             .as_mut()
             .ok_or_else(|| errors::Closed::new_err(format!("publisher of {topic} is closed")))
@@ -228,6 +240,7 @@ impl Publisher {
         let publisher = ringcast::Publisher::create(&topic, cfg).map_err(errors::create)?;
         let id = publisher.id();
         Ok(Publisher {
+            epoch: crate::fork::epoch(),
             capacity: publisher.capacity(),
             id: (id.lane, id.writer),
             state: Some(State {
@@ -365,6 +378,8 @@ impl Publisher {
     /// view of that loan still alive keeps its memory mapped, but writes to it reach
     /// nobody. Closing twice does nothing.
     fn close(&mut self) {
+        // Inherited across fork(): forgotten, never closed (see `crate::fork`).
+        let _ = self.live_state();
         if let Some(state) = self.state.take() {
             if self.live > 0 {
                 self.retained = Some(state.publisher.close_retaining());
@@ -421,7 +436,7 @@ impl Loan {
             .bind(py)
             .try_borrow_mut()
             .map_err(|_| PyBufferError::new_err("the publisher is in use by another thread"))?;
-        match p.state.as_mut() {
+        match p.live_state() {
             Some(s) if s.loan.as_ref().is_some_and(|l| l.token == self.token) => f(s),
             Some(_) => Err(PyBufferError::new_err(format!(
                 "loan {} was committed or aborted already",
@@ -594,5 +609,13 @@ impl Drop for Loan {
                 p.loan_gone();
             }
         });
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        // A copy inherited across fork() is forgotten, not dropped: its drop would act on
+        // the parent's topic (see `crate::fork`).
+        let _ = self.live_state();
     }
 }

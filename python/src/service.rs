@@ -133,6 +133,8 @@ fn respond_error(e: RespondError) -> PyErr {
 /// clients' calls raise `Disconnected`.
 #[pyclass(module = "ringcast", subclass)]
 pub struct Server {
+    /// The fork generation it was made in (see `crate::fork`).
+    epoch: u64,
     /// `None` once closed.
     state: Option<ServerState>,
     /// After a close while `Request` objects lived: the request ring's mapping, kept until
@@ -145,8 +147,18 @@ pub struct Server {
 }
 
 impl Server {
+    /// The state, unless closed, or inherited across `fork()` (then forgotten, never
+    /// dropped: see `crate::fork`).
+    fn live_state(&mut self) -> Option<&mut ServerState> {
+        let _ = crate::fork::inherited(self.epoch, &mut self.state, "");
+        self.state.as_mut()
+    }
+
     fn state(&mut self) -> PyResult<&mut ServerState> {
         let service = &self.service;
+        if let Some(e) = crate::fork::inherited(self.epoch, &mut self.state, "this server") {
+            return Err(e);
+        }
         self.state
             .as_mut()
             .ok_or_else(|| errors::Closed::new_err(format!("server of {service} is closed")))
@@ -260,6 +272,7 @@ impl Server {
         }
         let server = ringcast::Server::create(&service, cfg).map_err(serve_error)?;
         Ok(Server {
+            epoch: crate::fork::epoch(),
             state: Some(ServerState { server, held: None }),
             retained: None,
             service,
@@ -321,7 +334,7 @@ impl Server {
     /// client's).
     fn _disarm(slf: &Bound<'_, Self>) {
         if let Ok(mut this) = slf.try_borrow_mut() {
-            if let Some(state) = this.state.as_mut() {
+            if let Some(state) = this.live_state() {
                 state.server.disarm();
             }
         }
@@ -356,6 +369,8 @@ impl Server {
     /// the held request (or an array over it) stays readable while its `Request` lives,
     /// though its client may write that slot again. Closing twice does nothing.
     fn close(&mut self) {
+        // Inherited across fork(): forgotten, never closed (see `crate::fork`).
+        let _ = self.live_state();
         if let Some(state) = self.state.take() {
             // While a `Request` object lives, its bytes' memory stays mapped: a view of
             // them may be alive, and so may a foreign array over them that let its view go
@@ -416,7 +431,7 @@ impl Request {
             .bind(py)
             .try_borrow_mut()
             .map_err(|_| PyBufferError::new_err("the server is in use by another thread"))?;
-        let Some(state) = server.state.as_mut() else {
+        let Some(state) = server.live_state() else {
             return Err(errors::Closed::new_err("the request's server is closed"));
         };
         match (state.held.as_mut(), state.server.kept_request()) {
@@ -493,7 +508,7 @@ impl Request {
                 "the server is in use by another thread",
             ));
         };
-        let Some(state) = server.state.as_mut() else {
+        let Some(state) = server.live_state() else {
             return Ok(());
         };
         match &state.held {
@@ -609,7 +624,7 @@ impl Drop for Request {
     fn drop(&mut self) {
         Python::attach(|py| {
             if let Ok(mut server) = self.server.bind(py).try_borrow_mut() {
-                if let Some(state) = server.state.as_mut() {
+                if let Some(state) = server.live_state() {
                     if !self.done.load(Ordering::Relaxed) {
                         // Best effort, as a Rust `Request` dropped: a gone or full client
                         // is told nothing more.
@@ -647,6 +662,8 @@ impl Drop for Request {
 /// client at a time; blocking calls release the GIL. `close()` disconnects.
 #[pyclass(module = "ringcast", subclass)]
 pub struct Client {
+    /// The fork generation it was made in (see `crate::fork`).
+    epoch: u64,
     state: Option<ClientState>,
     /// After a close while `Response` objects lived: the response ring's mapping (and a
     /// kept copy), kept until they are gone (the client itself is closed).
@@ -661,8 +678,18 @@ pub struct Client {
 type Got = Option<(u64, bool)>;
 
 impl Client {
+    /// The state, unless closed, or inherited across `fork()` (then forgotten, never
+    /// dropped: see `crate::fork`).
+    fn live_state(&mut self) -> Option<&mut ClientState> {
+        let _ = crate::fork::inherited(self.epoch, &mut self.state, "");
+        self.state.as_mut()
+    }
+
     fn state(&mut self) -> PyResult<&mut ClientState> {
         let service = &self.service;
+        if let Some(e) = crate::fork::inherited(self.epoch, &mut self.state, "this client") {
+            return Err(e);
+        }
         self.state
             .as_mut()
             .ok_or_else(|| errors::Closed::new_err(format!("client of {service} is closed")))
@@ -807,6 +834,7 @@ impl Client {
         }
         .map_err(connect_error)?;
         Ok(Client {
+            epoch: crate::fork::epoch(),
             state: Some(ClientState { client, held: None }),
             retained: None,
             service,
@@ -986,7 +1014,7 @@ impl Client {
     /// call is left to that call (its waker is only rung, never relied on).
     fn _disarm(slf: &Bound<'_, Self>) {
         if let Ok(mut this) = slf.try_borrow_mut() {
-            if let Some(state) = this.state.as_mut() {
+            if let Some(state) = this.live_state() {
                 state.client.disarm();
             }
         }
@@ -1022,6 +1050,8 @@ impl Client {
     /// Disconnects (the server reclaims what it held for this client); every later call
     /// raises `Closed`. Closing twice does nothing.
     fn close(&mut self) {
+        // Inherited across fork(): forgotten, never closed (see `crate::fork`).
+        let _ = self.live_state();
         if let Some(state) = self.state.take() {
             // While a `Response` object lives, its bytes' memory stays mapped (see
             // `Server.close`).
@@ -1076,7 +1106,7 @@ impl Response {
             .bind(py)
             .try_borrow_mut()
             .map_err(|_| PyBufferError::new_err("the client is in use by another thread"))?;
-        let Some(state) = client.state.as_mut() else {
+        let Some(state) = client.live_state() else {
             return Err(errors::Closed::new_err("the response's client is closed"));
         };
         match (state.held.as_mut(), state.client.kept_response()) {
@@ -1125,7 +1155,7 @@ impl Response {
                 "the client is in use by another thread",
             ));
         };
-        let Some(state) = client.state.as_mut() else {
+        let Some(state) = client.live_state() else {
             return Ok(());
         };
         match &state.held {
@@ -1207,7 +1237,7 @@ impl Drop for Response {
     fn drop(&mut self) {
         Python::attach(|py| {
             if let Ok(mut client) = self.client.bind(py).try_borrow_mut() {
-                if let Some(state) = client.state.as_mut() {
+                if let Some(state) = client.live_state() {
                     if state
                         .held
                         .as_ref()
@@ -1230,5 +1260,21 @@ impl Client {
         if self.live == 0 {
             self.retained = None;
         }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A copy inherited across fork() is forgotten, not dropped: its drop would act on
+        // the parent's topic (see `crate::fork`).
+        let _ = self.live_state();
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // A copy inherited across fork() is forgotten, not dropped: its drop would act on
+        // the parent's topic (see `crate::fork`).
+        let _ = self.live_state();
     }
 }

@@ -56,6 +56,8 @@ struct State {
 /// GIL, so other threads run meanwhile. `close()` detaches at once.
 #[pyclass(module = "ringcast", subclass)]
 pub struct Subscriber {
+    /// The fork generation it was made in (see `crate::fork`).
+    epoch: u64,
     /// `None` once closed.
     state: Option<State>,
     /// After a close with `Sample` objects alive: the mapping and copy buffer their
@@ -74,8 +76,18 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    /// The state, unless closed, or inherited across `fork()` (then forgotten, never
+    /// dropped: see `crate::fork`).
+    fn live_state(&mut self) -> Option<&mut State> {
+        let _ = crate::fork::inherited(self.epoch, &mut self.state, "");
+        self.state.as_mut()
+    }
+
     fn state(&mut self) -> PyResult<&mut State> {
         let topic = &self.topic;
+        if let Some(e) = crate::fork::inherited(self.epoch, &mut self.state, "this subscriber") {
+            return Err(e);
+        }
         self.state
             .as_mut()
             .ok_or_else(|| errors::Closed::new_err(format!("subscriber of {topic} is closed")))
@@ -256,6 +268,7 @@ impl Subscriber {
         .map_err(errors::attach)?;
         let overflow = sub.overflow();
         Ok(Subscriber {
+            epoch: crate::fork::epoch(),
             state: Some(State { sub, held: None }),
             retained: None,
             topic,
@@ -390,6 +403,8 @@ impl Subscriber {
     /// still alive keeps its memory mapped, but under `block` the publisher may reuse the
     /// slot it shows: copy what you need before closing. Closing twice does nothing.
     fn close(&mut self) {
+        // Inherited across fork(): forgotten, never closed (see `crate::fork`).
+        let _ = self.live_state();
         if let Some(state) = self.state.take() {
             if self.live > 0 {
                 self.retained = Some(state.sub.detach_retaining());
@@ -457,7 +472,7 @@ impl Sample {
             self.sub.bind(py).try_borrow_mut().map_err(|_| {
                 PyBufferError::new_err("the subscriber is in use by another thread")
             })?;
-        let Some(state) = sub.state.as_mut() else {
+        let Some(state) = sub.live_state() else {
             return Err(errors::Closed::new_err(format!(
                 "sample {}: its subscriber is closed",
                 self.seq
@@ -513,7 +528,7 @@ impl Sample {
                 "the subscriber is in use by another thread",
             ));
         };
-        let Some(state) = sub.state.as_mut() else {
+        let Some(state) = sub.live_state() else {
             return Ok(());
         };
         match &state.held {
@@ -598,7 +613,7 @@ impl Drop for Sample {
         // retained.)
         Python::attach(|py| {
             if let Ok(mut sub) = self.sub.bind(py).try_borrow_mut() {
-                if let Some(state) = sub.state.as_mut() {
+                if let Some(state) = sub.live_state() {
                     if state
                         .held
                         .as_ref()
@@ -611,5 +626,13 @@ impl Drop for Sample {
                 sub.sample_gone();
             }
         });
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        // A copy inherited across fork() is forgotten, not dropped: its drop would act on
+        // the parent's topic (see `crate::fork`).
+        let _ = self.live_state();
     }
 }

@@ -122,3 +122,40 @@ def test_a_call_async_abandoned_with_its_loop_does_not_break_later_ones(prefix):
     t.join(LONG)
     client.close()
     server.close()
+
+
+def test_handles_inherited_across_fork_are_inert_in_the_child(prefix, topic):
+    import gc
+    import os
+
+    pub = ringcast.Publisher(topic, slots=8, slot_size=64, prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)
+    pid = os.fork()
+    if pid == 0:  # the child: its copies must not touch the parent's topic
+        code = 0
+        try:
+            pub.send(b"from the child")
+            code = 3  # a send on the parent's lane
+        except ringcast.Closed:
+            pass
+        try:
+            sub.try_recv()
+            code = 4
+        except ringcast.Closed:
+            pass
+        pub.close()
+        sub.close()
+        del pub, sub
+        gc.collect()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's topic is whole: same name, its subscriber still attached.
+    pub.send(b"after")
+    s = sub.recv(timeout=LONG)
+    assert bytes(s) == b"after"
+    s.release()
+    again = ringcast.Subscriber(topic, prefix=prefix)
+    again.close()
+    sub.close()
+    pub.close()
