@@ -327,7 +327,7 @@ impl Client {
 
     /// Disconnects, as dropping does, but keeps the response ring mapped, and the copy of
     /// a kept response that arrived while another call's was awaited, until the returned
-    /// [`Retained`] is dropped: for a foreign pointer into the kept response that may
+    /// `Retained` is dropped: for a foreign pointer into the kept response that may
     /// outlive the client (a Python array over a response's buffer).
     pub fn close_retaining(mut self) -> ringcast_core::endpoint::Retained {
         let copy = self

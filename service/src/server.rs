@@ -556,7 +556,7 @@ impl Server {
     }
 
     /// Stops serving, as dropping does, but keeps the request ring mapped until the
-    /// returned [`Retained`] is dropped: for a foreign pointer into a request read in place
+    /// returned `Retained` is dropped: for a foreign pointer into a request read in place
     /// that may outlive the server (a Python array over a request's buffer). Under
     /// `Block` its client may write that slot again once the server is gone.
     pub fn close_retaining(self) -> ringcast_core::endpoint::Retained {

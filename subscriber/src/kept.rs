@@ -125,7 +125,7 @@ impl Subscriber {
 
     /// Detaches now (a `Block` publisher stops waiting for this subscriber, as when it is
     /// dropped) but keeps the topic's mapping and this subscriber's copy buffer allocated
-    /// until the returned [`Retained`] is dropped: for a foreign pointer into a kept
+    /// until the returned `Retained` is dropped: for a foreign pointer into a kept
     /// message that may outlive the handle (a Python buffer view). Under `Block` the
     /// publisher may reuse the slot such a pointer shows as soon as this returns.
     pub fn detach_retaining(mut self) -> Retained {
