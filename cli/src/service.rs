@@ -236,14 +236,18 @@ pub fn serve(prefix: &str, a: ServeArgs) -> Result<(), Failure> {
         .process_group(0);
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure runs in the child between fork and exec and calls only
-    // async-signal-safe functions (prctl, getppid, _exit); it allocates nothing.
+    // async-signal-safe functions (prctl, getppid, and errno through `last_os_error` or a
+    // raw error code, neither of which allocates); it allocates nothing.
     unsafe {
         command.pre_exec(move || {
             // CMD is terminated when `serve` dies (even by SIGKILL, which `stop` cannot
-            // answer); if `serve` died before this, CMD's parent is already another.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 || libc::getppid() != parent
-            {
-                libc::_exit(1);
+            // answer). A `serve` killed before the prctl (while it waited in `spawn`)
+            // left CMD another parent already: then CMD is not run.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         })

@@ -355,10 +355,16 @@ impl Subscriber {
         Ok(state.sub.poll_ready(&py_waker(wake)).is_ready())
     }
 
-    /// Withdraws an arm left by `_poll_recv` / `_poll_ready`.
-    fn _disarm(&mut self) -> PyResult<()> {
-        self.state()?.sub.disarm();
-        Ok(())
+    /// Withdraws an arm left by `_poll_recv` / `_poll_ready`. Never raises (as the
+    /// server's and the client's): a closed subscriber has nothing armed, and one in use
+    /// by another thread's blocking call is left to that call; a received sample is never
+    /// lost to an error here.
+    fn _disarm(slf: &Bound<'_, Self>) {
+        if let Ok(mut this) = slf.try_borrow_mut() {
+            if let Some(state) = this.live_state() {
+                state.sub.disarm();
+            }
+        }
     }
 
     /// Messages lost to lapping (`Overwrite`) since attach, every publisher's together.

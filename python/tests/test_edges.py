@@ -159,3 +159,18 @@ def test_handles_inherited_across_fork_are_inert_in_the_child(prefix, topic):
     again.close()
     sub.close()
     pub.close()
+
+
+def test_closing_a_subscriber_ends_its_pending_recv_async_with_closed(prefix, topic):
+    pub = ringcast.Publisher(topic, slots=8, slot_size=64, prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)
+
+    async def main():
+        waiting = asyncio.create_task(sub.recv_async())
+        await asyncio.sleep(0.05)
+        sub.close()
+        with pytest.raises(ringcast.Closed):
+            await asyncio.wait_for(waiting, LONG)
+
+    asyncio.run(main())
+    pub.close()

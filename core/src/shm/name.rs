@@ -160,7 +160,7 @@ mod tests {
 #[non_exhaustive]
 pub enum NameError {
     /// The name is empty.
-    #[error("the name is empty; use at least one of [A-Za-z0-9._-]")]
+    #[error("the name is empty: give one")]
     Empty,
     /// The name is longer than allowed.
     #[error("the name is {len} bytes long; the limit is {max}: use a shorter name")]

@@ -68,13 +68,24 @@ def _resolve(fut):
 class Subscriber(_ringcast.Subscriber):
     __doc__ = _ringcast.Subscriber.__doc__
 
+    def close(self):
+        """Detaches now (see the class docs); pending ``recv_async`` waits raise
+        ``Closed``."""
+        _close_and_wake(self, _ringcast.Subscriber.close)
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
     async def recv_async(self):
         """The next message, awaited on the running asyncio loop without blocking it.
 
         The process's ringcast reactor thread (one per process, whatever the number of
         subscribers) wakes the loop when a message may be there. Raises as ``recv``.
         Cancel-safe: a cancelled ``recv_async`` consumes nothing. Several awaits on one
-        subscriber at once are each woken (one of them gets each message).
+        subscriber at once are each woken and poll in turn; as for any receive, a poll
+        that finds the next message first releases the sample the subscriber holds (or
+        raises ``Busy`` while a view of it is alive).
         """
 
         def poll(wake):
@@ -130,7 +141,7 @@ async def _poll_until(handle, poll, deadline, call=None):
             # A wait whose loop was closed under it never resumes to leave: drop it.
             for k, (lp, _, _) in list(waiters.waiting.items()):
                 if lp.is_closed():
-                    del waiters.waiting[k]
+                    waiters.waiting.pop(k, None)
             waiters.waiting[key] = (loop, fut, call)
             got = poll(waiters.ring)
             if call is not None and len(waiters.waiting) > 1:
