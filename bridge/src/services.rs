@@ -697,7 +697,12 @@ impl Importer {
                 })
                 .wait();
             if let Err(e) = sent {
-                // The callback (and its guard) is dropped: the call ends empty.
+                // The callback (and its guard) is dropped: this call fails alone (left
+                // unanswered, its caller's timeout ends it), not as a query that completed
+                // without its end, which would close the whole service.
+                if let Some(call) = l.calls.get_mut(&id) {
+                    call.failed = true;
+                }
                 bump(&self.stats.lost, 1);
                 tracing::warn!(service = self.service, error = %e, "a query was not sent");
             }
