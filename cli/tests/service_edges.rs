@@ -39,13 +39,7 @@ fn call_holds_at_most_a_request_of_an_endless_line() {
     let _serve = p.serve("endless", &["--max-request", "64"], ECHO);
     // 64 MiB without a newline, written in chunks (this process never holds it whole, so
     // its children do not start out with its pages): refused by its length, never held.
-    let mut child = p
-        .cmd(&["call", "endless"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = p.spawn_call("endless", &[]);
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
         use std::io::Write as _;

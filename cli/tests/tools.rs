@@ -358,6 +358,17 @@ fn play_refuses_truncated_foreign_and_empty_files_clearly() {
     let _ = std::fs::remove_file(&good);
 }
 
+/// Stops a `paced` publisher and waits for its thread.
+fn stop_paced(
+    (stop, feeder): (
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        std::thread::JoinHandle<()>,
+    ),
+) {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    feeder.join().unwrap();
+}
+
 /// Publishes on `topic` at `hz` until the returned flag is set.
 fn paced(
     p: &Prefix,
@@ -389,19 +400,18 @@ fn within_10_percent(got: f64, want: f64) -> bool {
 #[test]
 fn record_onto_a_full_device_names_the_system_error() {
     let p = Prefix::new("full");
-    let (stop, feeder) = paced(&p, "busy", 200);
+    let feeder = paced(&p, "busy", 200);
     let out = p.run(&["record", "busy", "-o", "/dev/full"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("No space left on device"), "{err}");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    feeder.join().unwrap();
+    stop_paced(feeder);
 }
 
 #[test]
 fn hz_ends_quietly_when_its_reader_is_gone() {
     let p = Prefix::new("hzpipe");
-    let (stop, feeder) = paced(&p, "beat", 200);
+    let feeder = paced(&p, "beat", 200);
     let t = Instant::now();
     let child = p
         .cmd(&["hz", "beat"])
@@ -423,8 +433,7 @@ fn hz_ends_quietly_when_its_reader_is_gone() {
         "ran {:?}",
         t.elapsed()
     );
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    feeder.join().unwrap();
+    stop_paced(feeder);
 }
 
 #[test]

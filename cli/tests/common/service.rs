@@ -58,16 +58,19 @@ impl Prefix {
         wait_until("the server", || self.service_live(service));
         Proc(Some(child))
     }
-    /// `ringcast call SERVICE [extra]` with its standard input ours and each line it
-    /// prints sent to the receiver.
-    pub fn call(&self, service: &str, extra: &[&str]) -> (Proc, ChildStdin, Receiver<String>) {
-        let mut child = self
-            .cmd(&[&["call", service][..], extra].concat())
+    /// `ringcast call SERVICE [extra]` with its three standard streams piped.
+    pub fn spawn_call(&self, service: &str, extra: &[&str]) -> Child {
+        self.cmd(&[&["call", service][..], extra].concat())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn call");
+            .expect("spawn call")
+    }
+    /// `ringcast call SERVICE [extra]` with its standard input ours and each line it
+    /// prints sent to the receiver.
+    pub fn call(&self, service: &str, extra: &[&str]) -> (Proc, ChildStdin, Receiver<String>) {
+        let mut child = self.spawn_call(service, extra);
         let stdin = child.stdin.take().unwrap();
         let out = child.stdout.take().unwrap();
         let rx = lines_of(out);
@@ -75,13 +78,7 @@ impl Prefix {
     }
     /// `ringcast call` of `input`; its exit, standard output and error.
     pub fn call_all(&self, service: &str, extra: &[&str], input: &str) -> std::process::Output {
-        let mut child = self
-            .cmd(&[&["call", service][..], extra].concat())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn call");
+        let mut child = self.spawn_call(service, extra);
         let mut stdin = child.stdin.take().unwrap();
         let input = input.to_owned();
         let writer = std::thread::spawn(move || {
