@@ -8,11 +8,13 @@
 //! entry) hold by construction: safe code cannot make a second writer, free a live
 //! subscriber's entry, or store into a read-only mapping.
 
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::entry::{self, EntryLocks, Reaped};
 use crate::error::{AttachError, CreateError};
+use crate::fork::Lineage;
 use crate::geometry::Geometry;
 use crate::layout::TypeInfo;
 use crate::memory::SegmentMemory;
@@ -22,10 +24,12 @@ use crate::sync::Ordering;
 
 /// The publishing end of a topic: one lane of it. Dropping it leaves the lane; the last
 /// publisher to leave closes the topic (subscribers drain what was published, then see
-/// the end) and removes its name.
+/// the end) and removes its name. A copy inherited by a `fork()` child leaves nothing
+/// when dropped there (see [`crate::fork`]).
 pub struct PublisherEnd {
     writer: Writer,
     segment: Segment,
+    lineage: Lineage,
 }
 
 impl PublisherEnd {
@@ -33,13 +37,25 @@ impl PublisherEnd {
     /// publishers and has a free lane: fails with `AlreadyPublished` if a live publisher
     /// has an exclusive topic of that name; a topic whose publishers all died is reclaimed.
     pub fn create(topic: &str, opts: &CreateOptions) -> Result<PublisherEnd, CreateError> {
+        let lineage = Lineage::current();
         let (segment, lane) = Segment::create(topic, opts)?;
         // SAFETY: `Segment::create` made or joined this segment, mapped it writable and
         // holds lane `lane`'s lock through its descriptor; this is the only writer ever
         // built for that lane while the lock is held (the segment is moved into the end,
         // and no other path builds a writer from a created segment).
         let writer = unsafe { Writer::take_lane(segment.memory().clone(), lane) };
-        Ok(PublisherEnd { writer, segment })
+        Ok(PublisherEnd {
+            writer,
+            segment,
+            lineage,
+        })
+    }
+
+    /// Whether this end was made by the process this one was forked from: it belongs to
+    /// that process, and writing through it here would make two writers of one lane.
+    #[inline]
+    pub fn inherited(&self) -> bool {
+        self.lineage.inherited()
     }
 
     /// The lane this publisher writes (0 on a topic with one publisher).
@@ -111,19 +127,27 @@ impl PublisherEnd {
 
 impl Drop for PublisherEnd {
     fn drop(&mut self) {
+        if self.inherited() {
+            // The parent's lane: its lock is held through the file description we share,
+            // and leaving would release it (and maybe close and unlink the topic). The
+            // fields drop: our mapping and descriptor only.
+            return;
+        }
         let writer = &self.writer;
         self.segment.leave(writer.lane(), || writer.close());
     }
 }
 
 /// The subscribing end of a topic: an attached segment and its claimed table entry.
-/// Dropping it detaches (a `Block` publisher stops waiting for it).
+/// Dropping it detaches (a `Block` publisher stops waiting for it). A copy inherited by a
+/// `fork()` child detaches nothing when dropped there (see [`crate::fork`]).
 pub struct SubscriberEnd {
-    // Field order is drop order: the reader frees its table entry before the segment's
-    // descriptor (and with it the entry's lock) goes away: when this end drops, or when
-    // the last share of its claim ([`EntryClaim`]) does, if that is later.
-    reader: Reader,
+    // The reader is dropped by `drop` before the fields: it frees its table entry before
+    // the segment's descriptor (and with it the entry's lock) goes away: when this end
+    // drops, or when the last share of its claim ([`EntryClaim`]) does, if that is later.
+    reader: ManuallyDrop<Reader>,
     segment: Arc<Segment>,
+    lineage: Lineage,
 }
 
 /// A share of a subscriber's claim on its table entry: the segment's open file
@@ -150,6 +174,7 @@ impl SubscriberEnd {
         start: Start,
         role: Role,
     ) -> Result<SubscriberEnd, AttachError> {
+        let lineage = Lineage::current();
         let segment = Segment::open(
             prefix,
             topic,
@@ -171,14 +196,22 @@ impl SubscriberEnd {
                 max,
             })?;
         // SAFETY: `claim_entry` took entry `index`'s OFD lock through this segment's open
-        // file description, which the end keeps until after the reader is dropped (field
+        // file description, which the end keeps until after the reader is dropped (`drop`
         // order; shares of the claim only keep it longer); the segment was validated by
         // `open`.
         let reader = unsafe { Reader::attach(segment.memory().clone(), index, start, role) };
         Ok(SubscriberEnd {
-            reader,
+            reader: ManuallyDrop::new(reader),
             segment: Arc::new(segment),
+            lineage,
         })
+    }
+
+    /// Whether this end was made by the process this one was forked from: its table
+    /// entry and cursor are that process's, and reading through it here would move them.
+    #[inline]
+    pub fn inherited(&self) -> bool {
+        self.lineage.inherited()
     }
 
     /// A share of this end's claim on its table entry.
@@ -255,6 +288,18 @@ impl std::fmt::Debug for Retained {
         f.debug_struct("Retained")
             .field("bytes", &self._memory.geometry().total_size)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SubscriberEnd {
+    fn drop(&mut self) {
+        if self.inherited() {
+            // The parent's entry: detaching would free it under the parent's reader. The
+            // reader's own memory is leaked in this process (a fork child's, once).
+            return;
+        }
+        // SAFETY: dropped once, here, and never used after (the end is being dropped).
+        unsafe { ManuallyDrop::drop(&mut self.reader) };
     }
 }
 

@@ -12,6 +12,7 @@
 //! | | [`residency`] | prefault, `mlock`, huge pages; the page size |
 //! | | [`clock`] | the per-handle liveness clock and saturating deadlines |
 //! | | [`trust`] | segment owners and whom a subscriber trusts |
+//! | | [`fork`] | the fork count: ends inherited by a child are inert |
 //! | [`shm`] | [`layout`] | the `repr(C)` header, subscriber table and slot headers |
 //! | | [`geometry`] | sizes computed at creation and re-validated at attach; a new header |
 //! | | [`stamp`] | slot stamps: which sequence a slot holds, busy or committed |
@@ -85,7 +86,7 @@ pub mod inspect;
 // the folders are for readers; the public paths did not change.
 pub use os::{clock, futex, trust};
 #[cfg(not(loom))]
-pub use os::{lock, residency};
+pub use os::{fork, lock, residency};
 pub(crate) use protocol::entry;
 pub use protocol::{handback, ring, stall};
 #[cfg(not(loom))]

@@ -20,6 +20,17 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
+    /// The error of any call but destroy on a handle a `fork()` child inherited.
+    pub fn inherited(what: &str) -> Failure {
+        Failure::new(
+            RINGCAST_ERR_INHERITED,
+            format!(
+                "this {what} was made by the parent process (inherited across fork()): \
+                 destroy it here, which leaves the parent's untouched, and make a new one"
+            ),
+        )
+    }
+
     pub fn new(status: ringcast_status, message: impl Into<String>) -> Failure {
         Failure {
             status,

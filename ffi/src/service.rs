@@ -15,6 +15,7 @@ use std::ffi::{c_char, c_int, c_void};
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
+use ringcast::fork::Lineage;
 use ringcast::service::{
     CallError, CallId, Client, ClientOptions, ConnectError, RespondError, Responder, ServeError,
     Server, ServerConfig, ServerRecvError,
@@ -130,6 +131,8 @@ pub struct ringcast_server {
     /// A request a wait set received (kept in the server) to learn that the server is
     /// ready, not handed to C yet: the next `ringcast_server_recv` returns it.
     pub(crate) ready: Option<ringcast_request>,
+    /// The process that made it (a `fork()` child refuses to use it).
+    lineage: Lineage,
 }
 
 /// The client of a service (opaque). Used by one thread at a time.
@@ -139,6 +142,8 @@ pub struct ringcast_client {
     /// The response handed to C (its call and data pointer), kept in the client
     /// (`Response::keep`) until `ringcast_response_release`.
     pub(crate) held: Option<(u64, *const c_void)>,
+    /// The process that made it (a `fork()` child refuses to use it).
+    lineage: Lineage,
 }
 
 /// Fills `cfg` with the defaults (and its `struct_size`).
@@ -385,12 +390,42 @@ pub(crate) unsafe fn server<'a>(
     s: *mut ringcast_server,
 ) -> Result<&'a mut ringcast_server, Failure> {
     // SAFETY: NULL or a live handle, by the caller's contract.
+    let h = unsafe { s.as_mut() }.ok_or_else(|| Failure::null("server"))?;
+    if h.lineage.inherited() {
+        return Err(Failure::inherited("server"));
+    }
+    Ok(h)
+}
+
+/// [`server`], also for a handle inherited across `fork()` (to destroy it).
+///
+/// # Safety
+/// As [`server`].
+unsafe fn server_even_inherited<'a>(
+    s: *mut ringcast_server,
+) -> Result<&'a mut ringcast_server, Failure> {
+    // SAFETY: NULL or a live handle, by the caller's contract.
     unsafe { s.as_mut() }.ok_or_else(|| Failure::null("server"))
 }
 
 /// # Safety
 /// `c` is NULL or a live handle, used by this thread only.
 pub(crate) unsafe fn client<'a>(
+    c: *mut ringcast_client,
+) -> Result<&'a mut ringcast_client, Failure> {
+    // SAFETY: NULL or a live handle, by the caller's contract.
+    let h = unsafe { c.as_mut() }.ok_or_else(|| Failure::null("client"))?;
+    if h.lineage.inherited() {
+        return Err(Failure::inherited("client"));
+    }
+    Ok(h)
+}
+
+/// [`client`], also for a handle inherited across `fork()` (to destroy it).
+///
+/// # Safety
+/// As [`client`].
+unsafe fn client_even_inherited<'a>(
     c: *mut ringcast_client,
 ) -> Result<&'a mut ringcast_client, Failure> {
     // SAFETY: NULL or a live handle, by the caller's contract.
@@ -422,6 +457,7 @@ pub unsafe extern "C" fn ringcast_server_create(
             server: MemberPlace::Own(server),
             held: None,
             ready: None,
+            lineage: Lineage::current(),
         };
         // SAFETY: `out` was checked by `clear`.
         unsafe { boxed::give(out, value) };
@@ -776,7 +812,7 @@ pub unsafe extern "C" fn ringcast_server_destroy(s: *mut ringcast_server) -> rin
         }
         // Check before taking ownership: a refused call must leave the handle as it was.
         // SAFETY: a live handle, by the caller's contract.
-        let set = unsafe { server(s) }?.server.set_ptr();
+        let set = unsafe { server_even_inherited(s) }?.server.set_ptr();
         reentry::refuse(set, "wait set")?;
         // SAFETY: a live handle (or NULL), not used again, by the caller's contract.
         let Some(mut h) = (unsafe { boxed::take(s) }) else {
@@ -826,6 +862,7 @@ pub unsafe extern "C" fn ringcast_client_connect(
         let value = ringcast_client {
             client: MemberPlace::Own(client),
             held: None,
+            lineage: Lineage::current(),
         };
         // SAFETY: `out` was checked by `clear`.
         unsafe { boxed::give(out, value) };
@@ -1073,7 +1110,7 @@ pub unsafe extern "C" fn ringcast_client_destroy(c: *mut ringcast_client) -> rin
         }
         // Check before taking ownership: a refused call must leave the handle as it was.
         // SAFETY: a live handle, by the caller's contract.
-        let set = unsafe { client(c) }?.client.set_ptr();
+        let set = unsafe { client_even_inherited(c) }?.client.set_ptr();
         reentry::refuse(set, "wait set")?;
         // SAFETY: a live handle (or NULL), not used again, by the caller's contract.
         let Some(mut h) = (unsafe { boxed::take(c) }) else {

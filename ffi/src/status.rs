@@ -104,11 +104,15 @@ pub enum ringcast_status {
     RINGCAST_ERR_TOO_MANY_IN_FLIGHT = -31,
     /// The call id is not one this client sent.
     RINGCAST_ERR_UNKNOWN_CALL = -32,
+    /// The handle was made by the process this one was `fork()`ed from: it belongs to
+    /// that process, and using it here would disturb that process's topic or service.
+    /// Destroy it (which leaves the parent's topic untouched) and make a new one here.
+    RINGCAST_ERR_INHERITED = -33,
 }
 
 impl ringcast_status {
     /// Every status, for `ringcast_status_str` and the tests.
-    pub const ALL: [ringcast_status; 41] = [
+    pub const ALL: [ringcast_status; 42] = [
         Self::RINGCAST_OK,
         Self::RINGCAST_TIMEOUT,
         Self::RINGCAST_DISCONNECTED,
@@ -150,6 +154,7 @@ impl ringcast_status {
         Self::RINGCAST_ERR_NO_RESPONSE,
         Self::RINGCAST_ERR_TOO_MANY_IN_FLIGHT,
         Self::RINGCAST_ERR_UNKNOWN_CALL,
+        Self::RINGCAST_ERR_INHERITED,
     ];
 
     /// A short description (static, NUL-terminated).
@@ -215,6 +220,9 @@ impl ringcast_status {
                 c"the client has its most requests in flight: receive their responses first"
             }
             RINGCAST_ERR_UNKNOWN_CALL => c"not a call of this client",
+            RINGCAST_ERR_INHERITED => {
+                c"the handle was inherited across fork(): destroy it and make a new one"
+            }
         }
     }
 }

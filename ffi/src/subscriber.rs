@@ -5,6 +5,7 @@ use std::ops::ControlFlow;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
+use ringcast::fork::Lineage;
 use ringcast::{Key, RecvTimeoutError, Subscriber};
 
 use crate::boxed;
@@ -26,6 +27,8 @@ pub struct ringcast_subscriber {
     pending_lost: Vec<u64>,
     /// Every message lost to lapping since attach.
     lost_total: u64,
+    /// The process that attached it (a `fork()` child refuses to use it).
+    lineage: Lineage,
 }
 
 /// Where the subscriber lives: in the handle, or in the wait set it was added to (which
@@ -222,6 +225,21 @@ impl ringcast_subscriber {
 pub(crate) unsafe fn handle<'a>(
     s: *mut ringcast_subscriber,
 ) -> Result<&'a mut ringcast_subscriber, Failure> {
+    // SAFETY: by the caller's contract.
+    let h = unsafe { handle_even_inherited(s) }?;
+    if h.lineage.inherited() {
+        return Err(Failure::inherited("subscriber"));
+    }
+    Ok(h)
+}
+
+/// [`handle`], also for a handle inherited across `fork()` (to destroy it).
+///
+/// # Safety
+/// As [`handle`].
+unsafe fn handle_even_inherited<'a>(
+    s: *mut ringcast_subscriber,
+) -> Result<&'a mut ringcast_subscriber, Failure> {
     reentry::refuse(s, "subscriber")?;
     // SAFETY: NULL or a live handle, by the caller's contract; not in use by a call that
     // runs a callback (checked), so this is the only reference.
@@ -257,6 +275,7 @@ pub unsafe extern "C" fn ringcast_subscriber_attach(
             held: None,
             pending_lost: Vec::new(),
             lost_total: 0,
+            lineage: Lineage::current(),
         };
         // SAFETY: `out` was checked by `clear`.
         unsafe { boxed::give(out, value) };
@@ -547,7 +566,7 @@ pub unsafe extern "C" fn ringcast_subscriber_destroy(
         }
         // Check before taking ownership: a refused call must leave the handle as it was.
         // SAFETY: a live handle, by the caller's contract.
-        let set = unsafe { handle(s) }?.set_ptr();
+        let set = unsafe { handle_even_inherited(s) }?.set_ptr();
         reentry::refuse(set, "wait set")?;
         // SAFETY: a live handle, not used again, by the caller's contract.
         let Some(mut h) = (unsafe { boxed::take(s) }) else {

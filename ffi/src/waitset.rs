@@ -4,6 +4,7 @@
 use std::ptr::NonNull;
 use std::time::Instant;
 
+use ringcast::fork::Lineage;
 use ringcast::service::{Client, Server};
 use ringcast::{Key, Member, Notifier, Subscriber, WaitError, WaitSet, Wakeup, MAX_MEMBERS};
 
@@ -27,6 +28,9 @@ pub struct ringcast_waitset {
     cursor: usize,
     /// Per member (in `members` order): whether the last wait found it ready (reused).
     ready: Vec<bool>,
+    /// The process that made it (a `fork()` child refuses to use it: its members are
+    /// the parent's).
+    lineage: Lineage,
 }
 
 /// Wakes a wait set's waiter from any thread (opaque; thread-safe).
@@ -225,7 +229,11 @@ unsafe fn set_handle<'a>(ws: *mut ringcast_waitset) -> Result<&'a mut ringcast_w
     reentry::refuse(ws, "wait set")?;
     // SAFETY: NULL or a live handle, by the caller's contract; not in use by a call that
     // runs a callback (checked), so this is the only reference.
-    unsafe { ws.as_mut() }.ok_or_else(|| Failure::null("waitset"))
+    let h = unsafe { ws.as_mut() }.ok_or_else(|| Failure::null("waitset"))?;
+    if h.lineage.inherited() {
+        return Err(Failure::inherited("wait set"));
+    }
+    Ok(h)
 }
 
 /// Creates an empty wait set of at most `capacity` members (0: the most, 65536).
@@ -246,6 +254,7 @@ pub unsafe extern "C" fn ringcast_waitset_create(
             members: Vec::new(),
             cursor: 0,
             ready: Vec::new(),
+            lineage: Lineage::current(),
         };
         // SAFETY: `out` was checked by `clear`.
         unsafe { boxed::give(out, ws) };

@@ -205,6 +205,13 @@ fn programs() -> &'static Programs {
             &threaded,
         );
         build(
+            "cc",
+            "-std=c99",
+            "tests/c/fork_checks.c",
+            "fork_checks",
+            &threaded,
+        );
+        build(
             "c++",
             "-std=c++17",
             "tests/c/svc_cpp.cpp",
@@ -836,6 +843,27 @@ fn every_service_entry_point_with_bad_arguments_gives_a_status_never_a_crash() {
     assert_eq!(code, Some(0), "svc_checks failed:\n{out}");
     assert_eq!(field(&out, "failed"), 0);
     assert!(field(&out, "checks") >= 130, "{out}");
+}
+
+#[test]
+fn a_fork_child_is_refused_the_parents_handles_and_destroying_them_leaves_the_parents_topic_whole()
+{
+    let p = programs();
+    let prefix = prefix("fork");
+    let _cleanup = PrefixCleanup(prefix.clone());
+    let child = p
+        .command("fork_checks")
+        .arg(&prefix)
+        // The child forgets what it inherited (never frees the parent's state): a leak
+        // there by design.
+        .env("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out) = finish(child, LONG);
+    assert_eq!(code, Some(0), "fork_checks failed:\n{out}");
+    assert_eq!(field(&out, "failed"), 0);
+    assert!(field(&out, "checks") >= 37, "{out}");
 }
 
 #[test]

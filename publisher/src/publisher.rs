@@ -127,6 +127,15 @@ impl Publisher {
         }
     }
 
+    /// Whether this publisher was made in the process this one was `fork()`ed from. Such a
+    /// copy belongs to that process: dropping it here leaves the parent's topic untouched (so a child
+    /// may drop what it inherited), but publishing through it from the child would make two writers of one lane; make a new one in
+    /// the child instead. The Python and C bindings refuse every call on it.
+    #[inline]
+    pub fn is_inherited(&self) -> bool {
+        self.end.inherited()
+    }
+
     /// The topic's name.
     pub fn topic(&self) -> &str {
         self.end.topic()

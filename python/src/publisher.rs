@@ -65,7 +65,7 @@ unsafe impl Sync for State {}
 #[pyclass(module = "ringcast")]
 pub struct Publisher {
     /// The fork generation it was made in (see `crate::fork`).
-    epoch: u64,
+    epoch: ringcast::fork::Lineage,
     /// `None` once closed.
     state: Option<State>,
     /// After a close with `Loan` objects alive: the mapping and staging buffer their

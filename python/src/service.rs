@@ -134,7 +134,7 @@ fn respond_error(e: RespondError) -> PyErr {
 #[pyclass(module = "ringcast", subclass)]
 pub struct Server {
     /// The fork generation it was made in (see `crate::fork`).
-    epoch: u64,
+    epoch: ringcast::fork::Lineage,
     /// `None` once closed.
     state: Option<ServerState>,
     /// After a close while `Request` objects lived: the request ring's mapping, kept until
@@ -663,7 +663,7 @@ impl Drop for Request {
 #[pyclass(module = "ringcast", subclass)]
 pub struct Client {
     /// The fork generation it was made in (see `crate::fork`).
-    epoch: u64,
+    epoch: ringcast::fork::Lineage,
     state: Option<ClientState>,
     /// After a close while `Response` objects lived: the response ring's mapping (and a
     /// kept copy), kept until they are gone (the client itself is closed).

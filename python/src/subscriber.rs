@@ -57,7 +57,7 @@ struct State {
 #[pyclass(module = "ringcast", subclass)]
 pub struct Subscriber {
     /// The fork generation it was made in (see `crate::fork`).
-    epoch: u64,
+    epoch: ringcast::fork::Lineage,
     /// `None` once closed.
     state: Option<State>,
     /// After a close with `Sample` objects alive: the mapping and copy buffer their

@@ -142,6 +142,9 @@
 //! (topic-name rules).
 
 pub use ringcast_core::clock::LIVENESS_SLICE;
+/// Handles inherited across `fork()`: which process made a handle (for bindings that
+/// refuse calls on a parent's handle in a child; every handle has `is_inherited`).
+pub use ringcast_core::fork;
 /// Whether /dev/shm can back a topic with huge pages here (`Err`: why not and what to
 /// change), as [`PublisherConfig::huge_pages`] will find at creation.
 pub use ringcast_core::residency::huge_pages_offered;

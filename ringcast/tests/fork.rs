@@ -257,3 +257,57 @@ fn a_child_does_not_keep_a_subscriber_dropped_while_the_parents_reactor_slept_in
     );
     drop((b, c));
 }
+
+#[test]
+fn a_child_dropping_what_it_inherited_leaves_the_parents_topic_and_service_whole() {
+    let _one = FORKING.lock().unwrap_or_else(|e| e.into_inner());
+    let n = Names::new("fork", "whole");
+    let cfg = config(&n.prefix).slots(4).max_publishers(2);
+    let p = Publisher::create(&n.topic, cfg.clone()).unwrap();
+    let opts = SubscriberOptions::default().prefix(&n.prefix);
+    let attach = || Subscriber::attach(&n.topic, opts.clone()).unwrap();
+    let (s, slow) = (attach(), attach());
+    let service = format!("{}svc", n.topic);
+    let serve = || Server::create(&service, ServerConfig::default().prefix(&n.prefix));
+    let server = serve().unwrap();
+    assert!(!p.is_inherited() && !s.is_inherited() && !server.is_inherited());
+    let mut held = Some((p, s, slow, server));
+
+    let code = in_forked_child(|| {
+        let (p, s, slow, server) = held.take().ok_or("nothing held")?;
+        if !(p.is_inherited() && s.is_inherited() && slow.is_inherited()) {
+            return Err("the child's copies do not say they are inherited".to_owned());
+        }
+        if !server.is_inherited() {
+            return Err("the server does not say it is inherited".to_owned());
+        }
+        // Each would leave the lane (and close the topic), detach, or end the service.
+        drop((p, s, slow, server));
+        Ok(())
+    });
+    assert_eq!(code, 0, "the child failed");
+    let (mut p, mut s, _slow, _server) = held.take().unwrap();
+    let info = ringcast::inspect::inspect(&n.prefix, &n.topic).unwrap();
+    assert_eq!(
+        info.subscribers.len(),
+        2,
+        "the child freed an entry: {info:?}"
+    );
+    let second = Publisher::create(&n.topic, cfg).expect("the child closed the topic");
+    assert_eq!(second.lane(), 1, "the child released the parent's lane");
+    assert!(
+        matches!(serve(), Err(ServeError::AlreadyServed { .. })),
+        "the child ended the parent's service"
+    );
+    for (i, m) in [&b"one"[..], b"two", b"three", b"four"].iter().enumerate() {
+        assert_eq!(p.try_send(m).unwrap(), i as u64);
+    }
+    // Four slots, and `slow` (whose entry the child must not have freed) read none.
+    assert!(
+        p.try_send(b"five").is_err(),
+        "a slot was reused under `slow`"
+    );
+    for m in [&b"one"[..], b"two", b"three", b"four"] {
+        assert_eq!(&*s.try_recv().unwrap(), m);
+    }
+}

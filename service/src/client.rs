@@ -339,6 +339,15 @@ impl Client {
         retained
     }
 
+    /// Whether this client was made in the process this one was `fork()`ed from. Such a
+    /// copy belongs to that process: dropping it here leaves the parent's connection untouched (so a child
+    /// may drop what it inherited), but calling through it from the child would mix the parent's calls and responses; make a new one in
+    /// the child instead. The Python and C bindings refuse every call on it.
+    #[inline]
+    pub fn is_inherited(&self) -> bool {
+        self.responses.is_inherited()
+    }
+
     /// The service's name.
     pub fn service(&self) -> &str {
         &self.service

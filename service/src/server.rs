@@ -248,6 +248,15 @@ impl Server {
         })
     }
 
+    /// Whether this server was made in the process this one was `fork()`ed from. Such a
+    /// copy belongs to that process: dropping it here leaves the parent's service untouched (so a child
+    /// may drop what it inherited), but serving through it from the child would take the parent's requests; make a new one in
+    /// the child instead. The Python and C bindings refuse every call on it.
+    #[inline]
+    pub fn is_inherited(&self) -> bool {
+        self.requests.is_inherited()
+    }
+
     /// The service's name.
     pub fn service(&self) -> &str {
         &self.service

@@ -164,6 +164,15 @@ impl Subscriber {
         }
     }
 
+    /// Whether this subscriber was made in the process this one was `fork()`ed from. Such a
+    /// copy belongs to that process: dropping it here leaves the parent's table entry untouched (so a child
+    /// may drop what it inherited), but receiving through it from the child would move the parent's cursor; make a new one in
+    /// the child instead. The Python and C bindings refuse every call on it.
+    #[inline]
+    pub fn is_inherited(&self) -> bool {
+        self.end.inherited()
+    }
+
     /// The topic name.
     pub fn topic(&self) -> &str {
         self.end.topic()
