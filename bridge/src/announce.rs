@@ -42,6 +42,20 @@ use std::time::Duration;
 use ringcast::inspect::Geometry;
 use ringcast::{Overflow, PublisherConfig, TypeInfo};
 
+/// What an import is marked with (`imported_from`) for `ringcast list` and `inspect`:
+/// where the source is (`host:prefix (bridge ZID)`), cut to the 112 bytes an origin may
+/// hold, without control characters (the announcer's text is not trusted).
+pub(crate) fn origin(host: &str, prefix: &str, zid: &str) -> String {
+    let mut s = format!("{host}:{prefix} (bridge {zid})");
+    let mut end = s.len().min(112);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.retain(|c| !c.is_control());
+    s
+}
+
 /// Bytes of a fingerprint's name (`TypeInfo::name`).
 const TYPE_NAME_BYTES: usize = TypeInfo::RAW.name.len();
 

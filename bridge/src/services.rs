@@ -89,6 +89,13 @@ fn plate_live(prefix: &str, service: &str) -> bool {
         .is_ok_and(|p| p.publisher_alive && !p.closed)
 }
 
+/// Whether a live server of `service` is a proxy of a remote one (any bridge's import,
+/// marked by `ServerConfig::imported_from`).
+fn plate_imported(prefix: &str, service: &str) -> bool {
+    ringcast::inspect::inspect(prefix, &anchor_topic(service))
+        .is_ok_and(|p| p.publisher_alive && !p.closed && p.origin.is_some())
+}
+
 fn imported_here(shared: &Shared, service: &str) -> bool {
     shared
         .imported_services
@@ -101,8 +108,9 @@ fn imported_here(shared: &Shared, service: &str) -> bool {
 pub(crate) fn export(shared: Arc<Shared>, service: String, stats: Arc<Counters>) {
     let mut said_imported = false;
     while !shared.stopping() {
-        if imported_here(&shared, &service) {
-            // Never echo: a service this bridge serves as an import goes back nowhere.
+        if imported_here(&shared, &service) || plate_imported(&shared.prefix, &service) {
+            // Never echo: a service served as an import (by this bridge or another one on
+            // this host) goes back nowhere.
             if !said_imported {
                 tracing::info!(service, "not exporting a service that is itself imported");
                 said_imported = true;
@@ -132,7 +140,7 @@ pub(crate) fn export(shared: Arc<Shared>, service: String, stats: Arc<Counters>)
         };
         // The importer inserts the name before it creates its server: looking again after
         // connecting closes the race with it.
-        if imported_here(&shared, &service) {
+        if imported_here(&shared, &service) || plate_imported(&shared.prefix, &service) {
             continue;
         }
         if let Err(e) = serve(&shared, &service, client, &stats) {
@@ -572,6 +580,7 @@ impl Importer {
             .response_slots(a.queue.max(16))
             .max_clients(a.max_clients)
             .types(a.request_type, a.response_type)
+            .imported_from(crate::announce::origin(&a.host, &a.prefix, &zid))
             .wait_strategy(WaitStrategy::Park);
         match Server::create(&service, cfg) {
             Ok(server) => {

@@ -233,9 +233,25 @@ fn a_live_local_server_is_not_shadowed_and_an_import_is_not_exported_back() {
     ];
     let mut a = pair.bridge_a(&roles);
     let mut b = pair.bridge_b(&roles);
-    // `echoed` is imported on B (the call goes to A's server)...
+    // `echoed` is imported on B (the call goes to A's server), marked with where it
+    // runs...
     let mut c = imported_client(&pair, echoed);
     drop(c.call(b"echo:x", WAIT).unwrap());
+    let plate = ringcast::inspect::inspect(&pair.b, &ringcast::service::wire::anchor_topic(echoed))
+        .unwrap();
+    assert!(
+        plate.origin.as_deref().is_some_and(|o| o.contains(&pair.a)),
+        "{:?}",
+        plate.origin
+    );
+    // ...which a second bridge of host B, exporting it, does not echo back either.
+    let mut b2 = pair.bridge_b(&["--export-service", echoed]);
+    eventually("B's second bridge to skip the import", || {
+        b2.log()
+            .contains("not exporting a service that is itself imported")
+    });
+    assert!(b2.interrupt().success(), "{}", b2.log());
+    assert_eq!(counts(&b2.log(), "ServiceExport", echoed).puts, 0);
     // ...and `shadowed` is refused there: B's own server answers.
     eventually("B refuses to shadow its local server", || {
         b.log().contains("a live local server has this name")

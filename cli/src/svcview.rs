@@ -91,6 +91,12 @@ impl ServiceView {
         })
     }
 
+    /// Where the service runs, if its server is a proxy of a remote one (a bridge's
+    /// import): its name plate's origin.
+    fn origin(&self) -> Option<&str> {
+        self.anchor.as_ref()?.as_ref().ok()?.origin.as_deref()
+    }
+
     fn requests(&self) -> Option<&TopicInfo> {
         self.requests.as_ref()?.as_ref().ok()
     }
@@ -167,8 +173,11 @@ impl ServiceView {
         let queued = self
             .queued()
             .map_or(String::new(), |q| format!("\t{q} queued"));
+        let imported = self.origin().map_or(String::new(), |o| {
+            format!("\timported from {}", printable(o))
+        });
         format!(
-            "{}\tservice\tserver {}\t{} clients{queued}",
+            "{}\tservice\tserver {}\t{} clients{queued}{imported}",
             self.name,
             self.server_state(),
             self.live_clients()
@@ -182,6 +191,9 @@ impl ServiceView {
             (_, Some(Err(e))) => put_line!(out, "server         unreadable: {e}"),
             (Some(pid), _) => put_line!(out, "server         {} (pid {pid})", self.server_state()),
             (None, _) => put_line!(out, "server         none"),
+        }
+        if let Some(o) = self.origin() {
+            put_line!(out, "imported from  {}", printable(o));
         }
         match &self.requests {
             Some(Ok(r)) => {
@@ -300,13 +312,14 @@ impl ServiceView {
             .collect();
         format!(
             concat!(
-                r#"{{"service":{},"server":"{}","server_pid":{},"max_clients":{},"queue":{},"#,
+                r#"{{"service":{},"server":"{}","server_pid":{},"origin":{},"max_clients":{},"queue":{},"#,
                 r#""max_request":{},"max_response":{},"queued":{},"live_clients":{},"#,
                 r#""clients":[{}],"response_topics":[{}]}}"#
             ),
             json_str(&self.name),
             self.server_state(),
             opt(self.server_pid()),
+            self.origin().map_or("null".to_owned(), json_str),
             opt(requests.map(|r| r.geometry.max_publishers.saturating_sub(1))),
             opt(requests.map(|r| r.geometry.slot_count)),
             opt(requests.map(|r| r.geometry.slot_capacity.saturating_sub(HEADER as u64))),

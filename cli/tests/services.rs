@@ -367,3 +367,54 @@ fn serve_mode_sets_the_topics_permissions_and_call_trusts_only_whom_it_is_told()
         assert_eq!(text(&out.stdout), "re:x\n");
     }
 }
+
+#[test]
+fn list_and_inspect_say_where_an_imported_service_runs() {
+    let p = Prefix::new("svc", "origin");
+    let origin = "far-host:lab (bridge 1f2e)";
+    let _proxy = ringcast::Server::create(
+        "far",
+        ringcast::ServerConfig::default()
+            .prefix(p.0.as_str())
+            .imported_from(origin),
+    )
+    .unwrap();
+    let _local = ringcast::Server::create(
+        "near",
+        ringcast::ServerConfig::default().prefix(p.0.as_str()),
+    )
+    .unwrap();
+    let listed = text(&p.run(&["list"]).stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("far\tservice\tserver live")
+                && l.ends_with(&format!("\timported from {origin}"))),
+        "{listed}"
+    );
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("near\tservice\t") && !l.contains("imported")),
+        "{listed}"
+    );
+    let shown = text(&p.run(&["inspect", "far"]).stdout);
+    assert!(
+        shown.contains(&format!("imported from  {origin}\n")),
+        "{shown}"
+    );
+    let json = text(&p.run(&["inspect", "--service", "far", "--json"]).stdout);
+    assert!(json.contains(&format!(r#""origin":"{origin}""#)), "{json}");
+    let json = text(&p.run(&["inspect", "--service", "near", "--json"]).stdout);
+    assert!(json.contains(r#""origin":null"#), "{json}");
+    // An origin a topic could not have is refused, as for a topic.
+    assert!(matches!(
+        ringcast::Server::create(
+            "bad",
+            ringcast::ServerConfig::default()
+                .prefix(p.0.as_str())
+                .imported_from("line\nbreak"),
+        ),
+        Err(ringcast::ServeError::Config { .. })
+    ));
+}

@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub(crate) alignment: u64,
     /// Permission bits of the service's topics.
     pub(crate) mode: u32,
+    /// Where the service really runs, for a proxy of a remote one (a bridge's import).
+    pub(crate) origin: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +47,7 @@ impl Default for ServerConfig {
             types: (TypeInfo::RAW, TypeInfo::RAW),
             alignment: 16,
             mode: 0o600,
+            origin: None,
         }
     }
 }
@@ -100,6 +103,16 @@ impl ServerConfig {
     /// also trust the server's user ([`ClientOptions::trust_user`]).
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode;
+        self
+    }
+    /// Marks the server as a proxy of a service that runs elsewhere (what a bridge's
+    /// import does): `origin` says where, for `ringcast list` and `inspect`, with the
+    /// rules of a topic's origin (`PublisherConfig::imported_from`: 1 to 112 bytes
+    /// without control characters, else creation fails with
+    /// [`ServeError::Config`](crate::ServeError)). A bridge never exports a service so
+    /// marked, so nothing is echoed back to where it came from.
+    pub fn imported_from(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into());
         self
     }
 }

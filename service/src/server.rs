@@ -206,13 +206,16 @@ impl Server {
             service: s(),
             source,
         })?;
-        let anchor_cfg = PublisherConfig::default()
+        let mut anchor_cfg = PublisherConfig::default()
             .prefix(&cfg.prefix)
             .slots(2)
             .slot_size(64)
             .overflow(Overflow::Overwrite)
             .max_subscribers(1)
             .mode(plate_mode);
+        if let Some(origin) = &cfg.origin {
+            anchor_cfg = anchor_cfg.imported_from(origin.as_str());
+        }
         let anchor =
             Publisher::create(&wire::anchor_topic(service), anchor_cfg).map_err(|e| match e {
                 CreateError::AlreadyPublished { holder, .. } => ServeError::AlreadyServed {

@@ -67,14 +67,7 @@ impl<'a> Chunks<'a> {
 /// What `ringcast list` shows as the imported topic's origin: the exporting host and
 /// prefix, and the bridge's Zenoh id (cut to fit the segment's field).
 pub(super) fn origin(a: &Announcement, zid: &str) -> String {
-    let mut s = format!("{}:{} (bridge {})", a.host, a.prefix, zid);
-    let mut end = s.len().min(112);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.truncate(end);
-    s.retain(|c| !c.is_control());
-    s
+    crate::announce::origin(&a.host, &a.prefix, zid)
 }
 
 /// A set that remembers at most [`MAX_REMEMBERED`] values, forgetting the oldest.
