@@ -197,11 +197,7 @@ fn write_message(
     } else {
         out.write_all(bytes).and_then(|()| out.write_all(b"\n"))
     };
-    match written {
-        Ok(()) => Ok(false),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
-        Err(e) => Err(Failure(format!("writing standard output: {e}"))),
-    }
+    crate::tools::reader_gone(written)
 }
 
 fn write_hex(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
@@ -212,9 +208,5 @@ fn write_hex(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn flush(out: &mut impl Write) -> Result<bool, Failure> {
-    match out.flush() {
-        Ok(()) => Ok(false),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
-        Err(e) => Err(Failure(format!("writing standard output: {e}"))),
-    }
+    crate::tools::reader_gone(out.flush())
 }

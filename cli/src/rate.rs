@@ -137,11 +137,7 @@ fn print_hz(out: &mut impl Write, w: &Window, lost: u64) -> Result<bool, Failure
         ),
         None => "no new messages".to_owned(),
     };
-    match writeln!(out, "{line}").and_then(|()| out.flush()) {
-        Ok(()) => Ok(false),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
-        Err(e) => Err(Failure(format!("writing standard output: {e}"))),
-    }
+    crate::tools::reader_gone(writeln!(out, "{line}").and_then(|()| out.flush()))
 }
 
 /// The terminal in non-canonical, no-echo mode while `top` runs (restored on drop), so a
@@ -322,10 +318,8 @@ pub fn top(prefix: &str, a: TopArgs) -> Result<(), Failure> {
         } else {
             text.push('\n');
         }
-        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(Failure(format!("writing standard output: {e}"))),
+        if crate::tools::reader_gone(out.write_all(text.as_bytes()).and_then(|()| out.flush()))? {
+            return Ok(());
         }
         shown += 1;
         if a.count.is_some_and(|c| shown >= c) || signal::stopped() {

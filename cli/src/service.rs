@@ -156,7 +156,7 @@ pub fn call(prefix: &str, a: CallArgs) -> Result<(), Failure> {
                 deadline = None;
                 let written = out.write_all(&response).and_then(|()| out.write_all(b"\n"));
                 drop(response);
-                if gone_reader(written)? {
+                if crate::tools::reader_gone(written)? {
                     return Ok(());
                 }
                 continue;
@@ -187,17 +187,8 @@ pub fn call(prefix: &str, a: CallArgs) -> Result<(), Failure> {
     }
 }
 
-/// `Ok(true)` if the reader of our output went away (broken pipe): the end, quietly.
-fn gone_reader(r: std::io::Result<()>) -> Result<bool, Failure> {
-    match r {
-        Ok(()) => Ok(false),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
-        Err(e) => Err(Failure(format!("writing standard output: {e}"))),
-    }
-}
-
 fn flush(out: &mut impl Write) -> Result<bool, Failure> {
-    gone_reader(out.flush())
+    crate::tools::reader_gone(out.flush())
 }
 
 /// What the thread reading CMD's output hands over.

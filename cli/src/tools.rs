@@ -39,15 +39,21 @@ macro_rules! put_line {
 }
 pub(crate) use put_line;
 
-/// Writes a tool's whole output to standard output; a reader that went away (a closed
-/// pipe: `ringcast list | head -1`) ends it quietly, as it does `call`.
-pub(crate) fn emit(text: &str) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+/// What a write to standard output came to: `Ok(true)` if its reader went away (a
+/// closed pipe: `ringcast list | head -1`), which ends every tool quietly (exit 0);
+/// another error names itself.
+pub(crate) fn reader_gone(written: std::io::Result<()>) -> Result<bool, Failure> {
+    match written {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(true),
         Err(e) => Err(Failure(format!("writing standard output: {e}"))),
     }
+}
+
+/// Writes a tool's whole output to standard output (see [`reader_gone`]).
+pub(crate) fn emit(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    reader_gone(out.write_all(text.as_bytes()).and_then(|()| out.flush())).map(|_| ())
 }
 
 pub fn list(prefix: &str) -> Result<(), Failure> {
