@@ -14,7 +14,7 @@ use ringcast::{Overflow, PublisherConfig, Retained};
 
 use crate::errors;
 use crate::subscriber::overflow_name;
-use crate::wait::{blocking, timeout_arg, type_info, TypeSpec};
+use crate::wait::{blocking, holder, timeout_arg, type_info, TypeSpec};
 
 /// The Python side of the slot the publisher has claimed (`Publisher::pending_loan`).
 struct HeldLoan {
@@ -113,13 +113,18 @@ impl Publisher {
 
     /// Claims the next slot, waiting for room without the GIL up to `timeout`; `false`
     /// if there was none in time.
-    fn claim(&mut self, py: Python<'_>, timeout: Option<Duration>) -> PyResult<bool> {
+    fn claim(
+        &mut self,
+        py: Python<'_>,
+        holder: Option<usize>,
+        timeout: Option<Duration>,
+    ) -> PyResult<bool> {
         let publisher = self.idle()?;
         let claimed = if timeout == Some(Duration::ZERO) {
             publisher.try_loan().is_ok()
         } else {
             // The loan is dropped uncommitted: its slot stays claimed for `pending_loan`.
-            blocking(py, timeout, |slice| {
+            blocking(py, holder, timeout, |slice| {
                 publisher.loan_timeout(slice).ok().map(drop)
             })?
             .is_some()
@@ -260,28 +265,27 @@ impl Publisher {
     /// seconds (`None`: for ever; then `Timeout`; `0`: not at all, then `Full`).
     /// `TooLarge` if it exceeds the slot.
     #[pyo3(signature = (data, timeout=None))]
-    fn send(
-        &mut self,
-        py: Python<'_>,
-        data: &Bound<'_, PyAny>,
-        timeout: Option<f64>,
-    ) -> PyResult<u64> {
+    fn send(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<u64> {
+        let py = slf.py();
         let timeout = timeout_arg(timeout)?;
         let view = View::of(data)?;
         let len = view.bytes().len();
-        if len > self.capacity {
+        let mut this = slf
+            .try_borrow_mut()
+            .map_err(|_| errors::busy("the publisher is in use by another thread"))?;
+        if len > this.capacity {
             return Err(errors::TooLarge::new_err(format!(
                 "message of {len} bytes does not fit a {}-byte slot",
-                self.capacity
+                this.capacity
             )));
         }
         // Wait for room without the GIL; copy with it (another Python thread may write a
         // bytearray source, but not while we hold the GIL).
-        if !self.claim(py, timeout)? {
+        if !this.claim(py, holder(slf), timeout)? {
             return Err(no_room(timeout));
         }
         // The slot is claimed: this takes it at once, copying straight into it.
-        self.idle()?
+        this.idle()?
             .try_send(view.bytes())
             .map_err(|e| errors::Full::new_err(e.to_string()))
     }
@@ -296,7 +300,7 @@ impl Publisher {
         let mut this = slf
             .try_borrow_mut()
             .map_err(|_| errors::busy("the publisher is in use by another thread"))?;
-        if !this.claim(py, timeout)? {
+        if !this.claim(py, holder(slf), timeout)? {
             return Err(no_room(timeout));
         }
         this.next_token += 1;
@@ -323,14 +327,18 @@ impl Publisher {
     /// (`None`: for ever); returns whether they are.
     #[pyo3(signature = (n, timeout=None))]
     fn wait_for_subscribers(
-        &mut self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         n: usize,
         timeout: Option<f64>,
     ) -> PyResult<bool> {
         let timeout = timeout_arg(timeout)?;
-        let p = self.idle()?;
-        let done = blocking(py, timeout, |slice| p.wait_for_subscribers(n, slice).ok())?;
+        let mut this = slf
+            .try_borrow_mut()
+            .map_err(|_| errors::busy("the publisher is in use by another thread"))?;
+        let p = this.idle()?;
+        let done = blocking(slf.py(), holder(slf), timeout, |slice| {
+            p.wait_for_subscribers(n, slice).ok()
+        })?;
         Ok(done.is_some())
     }
 
@@ -377,14 +385,16 @@ impl Publisher {
     /// publisher's lane and the others go on. A
     /// view of that loan still alive keeps its memory mapped, but writes to it reach
     /// nobody. Closing twice does nothing.
-    fn close(&mut self) {
-        // Inherited across fork(): forgotten, never closed (see `crate::fork`).
-        let _ = self.live_state();
-        if let Some(state) = self.state.take() {
-            if self.live > 0 {
-                self.retained = Some(state.publisher.close_retaining());
+    fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
+        crate::wait::close(slf, |this| {
+            // Inherited across fork(): forgotten, never closed (see `crate::fork`).
+            let _ = this.live_state();
+            if let Some(state) = this.state.take() {
+                if this.live > 0 {
+                    this.retained = Some(state.publisher.close_retaining());
+                }
             }
-        }
+        })
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -392,10 +402,9 @@ impl Publisher {
     }
 
     #[pyo3(signature = (*args))]
-    fn __exit__(&mut self, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        // Closing never fails, so an exception in flight goes on unchanged.
+    fn __exit__(slf: &Bound<'_, Self>, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
         let _ = args;
-        self.close();
+        Self::close(slf)?;
         Ok(false)
     }
 

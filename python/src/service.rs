@@ -28,7 +28,7 @@ use crate::errors;
 use crate::publisher::View;
 use crate::subscriber::{in_flight, py_waker};
 use crate::view;
-use crate::wait::{blocking, timeout_arg};
+use crate::wait::{blocking, holder, timeout_arg};
 
 /// The Python side of the request or response a handle keeps.
 struct Held {
@@ -192,7 +192,7 @@ impl Server {
         let got = if timeout == Some(Duration::ZERO) {
             Some(server.try_recv().map(ringcast::Request::keep))
         } else {
-            blocking(py, timeout, |slice| {
+            blocking(py, holder(slf), timeout, |slice| {
                 match server.recv_timeout(slice).map(ringcast::Request::keep) {
                     Err(ServerRecvError::Empty) => None,
                     r => Some(r),
@@ -368,17 +368,19 @@ impl Server {
     /// call on this server raises `Closed`, and a new server may take the name. A view of
     /// the held request (or an array over it) stays readable while its `Request` lives,
     /// though its client may write that slot again. Closing twice does nothing.
-    fn close(&mut self) {
-        // Inherited across fork(): forgotten, never closed (see `crate::fork`).
-        let _ = self.live_state();
-        if let Some(state) = self.state.take() {
-            // While a `Request` object lives, its bytes' memory stays mapped: a view of
-            // them may be alive, and so may a foreign array over them that let its view go
-            // (`numpy.ndarray(buffer=request)` keeps the object, not the view).
-            if self.live > 0 {
-                self.retained = Some(state.server.close_retaining());
+    fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
+        crate::wait::close(slf, |this| {
+            // Inherited across fork(): forgotten, never closed (see `crate::fork`).
+            let _ = this.live_state();
+            if let Some(state) = this.state.take() {
+                // While a `Request` object lives, its bytes' memory stays mapped: a view of
+                // them may be alive, and so may a foreign array over them that let its view go
+                // (`numpy.ndarray(buffer=request)` keeps the object, not the view).
+                if this.live > 0 {
+                    this.retained = Some(state.server.close_retaining());
+                }
             }
-        }
+        })
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -386,10 +388,10 @@ impl Server {
     }
 
     #[pyo3(signature = (*args))]
-    fn __exit__(&mut self, args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+    fn __exit__(slf: &Bound<'_, Self>, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
         let _ = args;
-        self.close();
-        false
+        Self::close(slf)?;
+        Ok(false)
     }
 
     fn __repr__(&self) -> String {
@@ -730,6 +732,7 @@ impl Client {
     /// Sends `payload` (waiting for room up to `deadline`), without the GIL.
     fn send_until(
         py: Python<'_>,
+        holder: Option<usize>,
         client: &mut ringcast::Client,
         payload: &[u8],
         timeout: Option<Duration>,
@@ -740,7 +743,7 @@ impl Client {
                 .map(|c| c.get())
                 .map_err(call_error);
         }
-        let sent = blocking(py, timeout, |slice| {
+        let sent = blocking(py, holder, timeout, |slice| {
             // A zero slice (the deadline): one last try.
             match client.send(payload, slice.max(Duration::from_micros(1))) {
                 Err(CallError::Timeout) => None,
@@ -757,6 +760,7 @@ impl Client {
     /// GIL.
     fn recv_until(
         py: Python<'_>,
+        holder: Option<usize>,
         client: &mut ringcast::Client,
         call: u64,
         timeout: Option<Duration>,
@@ -776,7 +780,7 @@ impl Client {
         if timeout == Some(Duration::ZERO) {
             return Ok(step(Duration::ZERO).unwrap_or(Err(CallError::Timeout)));
         }
-        Ok(blocking(py, timeout, step)?.unwrap_or(Err(CallError::Timeout)))
+        Ok(blocking(py, holder, timeout, step)?.unwrap_or(Err(CallError::Timeout)))
     }
 }
 
@@ -818,16 +822,19 @@ impl Client {
         // Waiting for a server in slices, with the GIL released and Ctrl-C honoured.
         let wait = timeout_arg(wait)?.unwrap_or(Duration::ZERO);
         let deadline = Instant::now().checked_add(wait);
-        let connected = blocking(py, Some(wait), |slice| {
-            match ringcast::Client::connect(&service, opts.clone().wait(slice)) {
+        let connected = blocking(
+            py,
+            None,
+            Some(wait),
+            |slice| match ringcast::Client::connect(&service, opts.clone().wait(slice)) {
                 Err(ConnectError::NoServer { .. })
                     if deadline.is_none_or(|d| Instant::now() < d) =>
                 {
                     None
                 }
                 r => Some(r),
-            }
-        })?;
+            },
+        )?;
         let client = match connected {
             Some(r) => r,
             None => ringcast::Client::connect(&service, opts),
@@ -863,9 +870,9 @@ impl Client {
             .map_err(|_| errors::busy("the client is in use by another thread"))?;
         this.release_held()?;
         let client = &mut this.state()?.client;
-        let call = Self::send_until(py, client, &payload, timeout)?;
+        let call = Self::send_until(py, holder(slf), client, &payload, timeout)?;
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let got = Self::recv_until(py, client, call, left);
+        let got = Self::recv_until(py, holder(slf), client, call, left);
         // A call wants its first response only.
         if let Some(id) = client.call_id(call) {
             client.cancel(id);
@@ -889,7 +896,7 @@ impl Client {
             .try_borrow_mut()
             .map_err(|_| errors::busy("the client is in use by another thread"))?;
         let client = &mut this.state()?.client;
-        Self::send_until(py, client, &payload, timeout)
+        Self::send_until(py, holder(slf), client, &payload, timeout)
     }
 
     /// The next response to `call` (from `send`), waiting at most `timeout` seconds; `None`
@@ -904,7 +911,7 @@ impl Client {
             .map_err(|_| errors::busy("the client is in use by another thread"))?;
         this.release_held()?;
         let client = &mut this.state()?.client;
-        match Self::recv_until(py, client, call, timeout)? {
+        match Self::recv_until(py, holder(slf), client, call, timeout)? {
             Ok(Some((call, last))) => Ok(Some(this.hold(slf, call, last)?)),
             Ok(None) => Ok(None),
             Err(e) => Err(call_error(e)),
@@ -1049,16 +1056,18 @@ impl Client {
 
     /// Disconnects (the server reclaims what it held for this client); every later call
     /// raises `Closed`. Closing twice does nothing.
-    fn close(&mut self) {
-        // Inherited across fork(): forgotten, never closed (see `crate::fork`).
-        let _ = self.live_state();
-        if let Some(state) = self.state.take() {
-            // While a `Response` object lives, its bytes' memory stays mapped (see
-            // `Server.close`).
-            if self.live > 0 {
-                self.retained = Some(state.client.close_retaining());
+    fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
+        crate::wait::close(slf, |this| {
+            // Inherited across fork(): forgotten, never closed (see `crate::fork`).
+            let _ = this.live_state();
+            if let Some(state) = this.state.take() {
+                // While a `Response` object lives, its bytes' memory stays mapped (see
+                // `Server.close`).
+                if this.live > 0 {
+                    this.retained = Some(state.client.close_retaining());
+                }
             }
-        }
+        })
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -1066,10 +1075,10 @@ impl Client {
     }
 
     #[pyo3(signature = (*args))]
-    fn __exit__(&mut self, args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+    fn __exit__(slf: &Bound<'_, Self>, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
         let _ = args;
-        self.close();
-        false
+        Self::close(slf)?;
+        Ok(false)
     }
 
     fn __repr__(&self) -> String {

@@ -19,7 +19,7 @@ use ringcast::{Overflow, RecvTimeoutError, Retained, Start, SubscriberOptions};
 
 use crate::errors;
 use crate::view;
-use crate::wait::{blocking, timeout_arg, type_info, TypeSpec};
+use crate::wait::{blocking, holder, timeout_arg, type_info, TypeSpec};
 
 /// The Python side of the message the subscriber keeps (`try_recv_kept`).
 struct Held {
@@ -140,9 +140,11 @@ impl Subscriber {
         let got = if timeout == Some(Duration::ZERO) {
             Some(sub.try_recv_kept().map_err(RecvTimeoutError::from))
         } else {
-            blocking(py, timeout, |slice| match sub.recv_kept_timeout(slice) {
-                Err(RecvTimeoutError::Timeout) => None,
-                r => Some(r),
+            blocking(py, holder(slf), timeout, |slice| {
+                match sub.recv_kept_timeout(slice) {
+                    Err(RecvTimeoutError::Timeout) => None,
+                    r => Some(r),
+                }
             })?
         };
         let kept = match got {
@@ -251,14 +253,18 @@ impl Subscriber {
             None if wait.is_none() => ringcast::Subscriber::attach(&topic, opts),
             limit => {
                 let attached =
-                    blocking(py, limit, |slice| {
-                        match ringcast::Subscriber::attach_wait(&topic, opts.clone(), slice) {
+                    blocking(
+                        py,
+                        None,
+                        limit,
+                        |slice| match ringcast::Subscriber::attach_wait(&topic, opts.clone(), slice)
+                        {
                             Err(ringcast::AttachError::NotFound { .. })
                             | Err(ringcast::AttachError::NotReady { .. })
                             | Err(ringcast::AttachError::Closed { .. }) => None,
                             r => Some(r),
-                        }
-                    })?;
+                        },
+                    )?;
                 match attached {
                     Some(r) => r,
                     None => ringcast::Subscriber::attach_wait(&topic, opts, Duration::ZERO),
@@ -408,14 +414,16 @@ impl Subscriber {
     /// for it) and every later call raises `Closed`. A view of the held sample that is
     /// still alive keeps its memory mapped, but under `block` the publisher may reuse the
     /// slot it shows: copy what you need before closing. Closing twice does nothing.
-    fn close(&mut self) {
-        // Inherited across fork(): forgotten, never closed (see `crate::fork`).
-        let _ = self.live_state();
-        if let Some(state) = self.state.take() {
-            if self.live > 0 {
-                self.retained = Some(state.sub.detach_retaining());
+    fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
+        crate::wait::close(slf, |this| {
+            // Inherited across fork(): forgotten, never closed (see `crate::fork`).
+            let _ = this.live_state();
+            if let Some(state) = this.state.take() {
+                if this.live > 0 {
+                    this.retained = Some(state.sub.detach_retaining());
+                }
             }
-        }
+        })
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -423,10 +431,9 @@ impl Subscriber {
     }
 
     #[pyo3(signature = (*args))]
-    fn __exit__(&mut self, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        // Closing never fails, so an exception in flight goes on unchanged.
+    fn __exit__(slf: &Bound<'_, Self>, args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
         let _ = args;
-        self.close();
+        Self::close(slf)?;
         Ok(false)
     }
 

@@ -174,3 +174,83 @@ def test_closing_a_subscriber_ends_its_pending_recv_async_with_closed(prefix, to
 
     asyncio.run(main())
     pub.close()
+
+
+def _blocked(call):
+    """Runs `call` on a thread; returns the thread and a dict that gets its exception
+    (or result) and the time it ended."""
+    out = {}
+
+    def run():
+        try:
+            out["result"] = call()
+        except BaseException as e:  # noqa: BLE001 - recorded for the test
+            out["error"] = e
+        out["ended"] = time.monotonic()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    time.sleep(0.3)  # well inside the blocking call
+    assert t.is_alive(), out
+    return t, out
+
+
+def _close_ends_it(handle, t, out):
+    closed_at = time.monotonic()
+    handle.close()  # from this thread, while `t` blocks in a call on the handle
+    t.join(5)
+    assert not t.is_alive(), "the blocked call did not end after close()"
+    assert isinstance(out.get("error"), ringcast.Closed), out
+    assert out["ended"] - closed_at < 2, out  # the call looks every 50 ms
+
+
+def test_close_from_another_thread_ends_a_blocked_subscriber_recv(prefix, topic):
+    pub = ringcast.Publisher(topic, slots=4, slot_size=16, overflow="block", prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)
+    t, out = _blocked(lambda: sub.recv(timeout=LONG))
+    _close_ends_it(sub, t, out)
+    assert pub.subscriber_count() == 0  # it really detached
+    with pytest.raises(ringcast.Closed):
+        sub.recv(timeout=0)
+    pub.close()
+
+
+def test_close_from_another_thread_ends_a_blocked_send_on_a_full_ring(prefix, topic):
+    pub = ringcast.Publisher(topic, slots=2, slot_size=16, overflow="block", prefix=prefix)
+    sub = ringcast.Subscriber(topic, prefix=prefix)
+    pub.send(b"1")
+    pub.send(b"2")  # full: the subscriber reads nothing
+    t, out = _blocked(lambda: pub.send(b"3", timeout=LONG))
+    _close_ends_it(pub, t, out)
+    assert bytes(sub.recv(timeout=5)) == b"1"
+    assert bytes(sub.recv(timeout=5)) == b"2"
+    with pytest.raises(ringcast.Disconnected):
+        sub.recv(timeout=5)  # closed: the third was never published
+    sub.close()
+
+
+def test_close_from_another_thread_ends_a_blocked_server_recv_and_client_call(prefix):
+    server = ringcast.Server("closing", prefix=prefix)
+    t, out = _blocked(lambda: [r for r in server])
+    client_box = {}
+
+    def connect():
+        client_box["c"] = ringcast.Client("closing", prefix=prefix, wait=5)
+
+    # The server answers the greeting while it iterates.
+    c = threading.Thread(target=connect)
+    c.start()
+    c.join(10)
+    client = client_box["c"]
+    _close_ends_it(server, t, out)
+    # A fresh server for the client's blocked call: one that keeps the request
+    # unanswered (a dropped request would end the call).
+    server2 = ringcast.Server("quiet", prefix=prefix)
+    kept = []
+    threading.Thread(target=lambda: kept.append(server2.recv(timeout=5)), daemon=True).start()
+    quiet = ringcast.Client("quiet", prefix=prefix, wait=5)
+    t, out = _blocked(lambda: quiet.recv(quiet.send(b"x"), timeout=LONG))
+    _close_ends_it(quiet, t, out)
+    client.close()
+    kept.clear()
+    server2.close()
