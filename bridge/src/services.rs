@@ -293,6 +293,14 @@ fn serve(
             }
             Err(CallError::Timeout) => {}
             Err(CallError::Disconnected) => break true,
+            // The local server gave up on it: so does the importer's, for its caller.
+            Err(CallError::Failed { call }) => {
+                if let Some((q, _)) = pending.remove(&call) {
+                    let _ = q
+                        .reply_err("ringcast: the server gave up on the call")
+                        .wait();
+                }
+            }
             Err(e) => tracing::debug!(service, error = %e, "receiving a response"),
         }
     };
@@ -367,8 +375,8 @@ struct Call {
     held: VecDeque<(Vec<u8>, bool)>,
     /// The stream's end arrived (a last response, or an END reply).
     ended: bool,
-    /// An error reply arrived (a timeout, a refusal): the stream is dropped unanswered
-    /// (its caller's timeout ends it).
+    /// An error reply arrived (a timeout, a refusal, the server gave up), or its query
+    /// could not be sent: the call is failed (its caller gets `CallError::Failed`).
     failed: bool,
     /// The query completed.
     done: bool,
@@ -706,9 +714,9 @@ impl Importer {
                 })
                 .wait();
             if let Err(e) = sent {
-                // The callback (and its guard) is dropped: this call fails alone (left
-                // unanswered, its caller's timeout ends it), not as a query that completed
-                // without its end, which would close the whole service.
+                // The callback (and its guard) is dropped: this call fails alone, not as
+                // a query that completed without its end, which would close the whole
+                // service.
                 if let Some(call) = l.calls.get_mut(&id) {
                     call.failed = true;
                 }
@@ -787,11 +795,14 @@ fn flush(server: &mut Server, call: &mut Call, stats: &Counters) -> Flush {
         }
     }
     if call.failed {
-        // Given up (the call timed out, or the remote side refused it): not answered, not
-        // ended. An empty end would read as the server's own `end` (a `call` printing
-        // nothing and succeeding); unanswered, the caller's own timeout ends it with
-        // `Timeout`.
-        return Flush::Over;
+        // Given up (the call timed out, the remote side refused it or its server gave up):
+        // failed, so that its caller learns it at once (`CallError::Failed`). Not an
+        // empty end, which would read as the server's own `end` (a `call` printing
+        // nothing and succeeding).
+        return match server.fail(call.to()) {
+            Err(RespondError::ClientFull) => Flush::Pending,
+            _ => Flush::Over,
+        };
     }
     if call.ended {
         return match server.end(call.to()) {

@@ -37,8 +37,8 @@ impl Drop for Clean<'_> {
 }
 
 /// A server of `name` under `prefix` in a thread, until `stop`: `echo:X` is answered
-/// `X`; `stream` with 0, 1, 2 then the end; `none` with the end alone; `hold` never
-/// (deferred and kept until the server is dropped).
+/// `X`; `stream` with 0, 1, 2 then the end; `none` with the end alone; `fail` by giving
+/// up on it; `hold` never (deferred and kept until the server is dropped).
 fn server(prefix: &str, name: &str, stop: Arc<AtomicBool>) -> JoinHandle<()> {
     let mut server = Server::create(name, ServerConfig::default().prefix(prefix)).expect("server");
     std::thread::spawn(move || {
@@ -56,6 +56,7 @@ fn server(prefix: &str, name: &str, stop: Arc<AtomicBool>) -> JoinHandle<()> {
                     req.end().unwrap();
                 }
                 b"none" => req.end().unwrap(),
+                b"fail" => req.fail().unwrap(),
                 b"hold" => held.push(req.defer()),
                 b => {
                     let rest = b.strip_prefix(b"echo:").expect("a known request").to_vec();
@@ -396,7 +397,7 @@ fn hostile_queries_announcements_and_replies_are_dropped_and_counted() {
 }
 
 #[test]
-fn a_call_past_the_call_timeout_is_left_to_its_callers_timeout_and_the_service_goes_on() {
+fn a_call_past_the_call_timeout_or_given_up_fails_at_once_and_the_service_goes_on() {
     let pair = Pair::new("svctimeout");
     let _clean = Clean(&pair);
     let name = "slow";
@@ -405,26 +406,36 @@ fn a_call_past_the_call_timeout_is_left_to_its_callers_timeout_and_the_service_g
     let _a = pair.bridge_a(&["--export-service", name, "--call-timeout-ms", "300"]);
     let _b = pair.bridge_b(&["--import-service", name, "--call-timeout-ms", "300"]);
     let mut c = imported_client(&pair, name);
-    // Never answered remotely: each query times out, and the importer leaves the local
-    // call unanswered (an empty end would look like the server's `end`): the caller's own
-    // timeout ends it. More of them than the exporting bridge's client may have in flight
-    // (16): the exporter cancels its late calls, or the last call below would find no room.
+    // Never answered remotely: each query times out, and the importer fails the local
+    // call (an empty end would look like the server's `end`), so its caller learns it at
+    // once instead of at its own timeout. More of them than the exporting bridge's client
+    // may have in flight (16): the exporter cancels its late calls, or the last calls
+    // below would find no room.
     for _ in 0..2 {
         let calls: Vec<_> = (0..10).map(|_| c.send(b"hold", WAIT).unwrap()).collect();
-        // Past both bridges' call timeouts.
-        std::thread::sleep(Duration::from_millis(900));
         for call in calls {
+            let t = Instant::now();
             assert_eq!(
-                c.recv(call, Duration::from_millis(20)).map(|r| r.is_some()),
-                Err(CallError::Timeout)
+                c.recv(call, WAIT).map(|r| r.is_some()),
+                Err(CallError::Failed { call })
             );
-            c.cancel(call);
+            assert!(t.elapsed() < BOUND, "failed after {:?}", t.elapsed());
+            // Over: no more responses, no second failure.
+            assert_eq!(c.recv(call, WAIT).map(|r| r.is_some()), Ok(false));
         }
     }
-    // A whole `call` gets `Timeout` too, not `NoResponse`.
+    // A whole `call` fails too (not `NoResponse`, not its own 30 s timeout).
+    let t = Instant::now();
+    assert!(matches!(
+        c.call(b"hold", WAIT).map(|r| r.len()),
+        Err(CallError::Failed { .. })
+    ));
+    assert!(t.elapsed() < BOUND, "failed after {:?}", t.elapsed());
+    // The remote server giving up reaches the caller the same way, at once.
+    let call = c.send(b"fail", WAIT).unwrap();
     assert_eq!(
-        c.call(b"hold", Duration::from_secs(1)).map(|r| r.len()),
-        Err(CallError::Timeout)
+        c.recv(call, WAIT).map(|r| r.is_some()),
+        Err(CallError::Failed { call })
     );
     let r = c.call(b"echo:still", WAIT).expect("the service goes on");
     assert_eq!(r.bytes(), b"still");

@@ -90,6 +90,9 @@ pub fn call(prefix: &str, a: CallArgs) -> Result<(), Failure> {
             "service {service:?}: line {line}: no response within {}",
             secs(a.timeout)
         )),
+        CallError::Failed { .. } => Failure(format!(
+            "service {service:?}: the server gave up on line {line} (no answer)"
+        )),
         e => Failure(format!("service {service:?}: line {line}: {e}")),
     };
     loop {

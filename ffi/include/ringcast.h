@@ -159,6 +159,9 @@ enum ringcast_status
   // that process, and using it here would disturb that process's topic or service.
   // Destroy it (which leaves the parent's topic untouched) and make a new one here.
   RINGCAST_ERR_INHERITED = -33,
+  // The server gave up on the call (`ringcast_request_fail`; a bridge's import fails a
+  // call its remote side did not answer in time): the call is over, with no answer.
+  RINGCAST_ERR_CALL_FAILED = -34,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -413,7 +416,7 @@ typedef struct ringcast_member {
 } ringcast_member;
 
 // Every status, for `ringcast_status_str` and the tests.
-#define ringcast_status_ALL { RINGCAST_OK, RINGCAST_TIMEOUT, RINGCAST_DISCONNECTED, RINGCAST_EVICTED, RINGCAST_FULL, RINGCAST_CORRUPT, RINGCAST_NOTIFIED, RINGCAST_ABANDONED, RINGCAST_ENDED, RINGCAST_ERR_NULL, RINGCAST_ERR_INVALID_ARGUMENT, RINGCAST_ERR_VERSION, RINGCAST_ERR_NAME, RINGCAST_ERR_CONFIG, RINGCAST_ERR_TOO_LARGE, RINGCAST_ERR_EXISTS, RINGCAST_ERR_NOT_FOUND, RINGCAST_ERR_PERMISSION, RINGCAST_ERR_NOT_A_SEGMENT, RINGCAST_ERR_TYPE_MISMATCH, RINGCAST_ERR_RESOURCE, RINGCAST_ERR_CLOSED, RINGCAST_ERR_LOAN_OUTSTANDING, RINGCAST_ERR_SAMPLE_OUTSTANDING, RINGCAST_ERR_NOT_HELD, RINGCAST_ERR_WAITSET, RINGCAST_ERR_NOT_READY, RINGCAST_ERR_IO, RINGCAST_ERR_PANIC, RINGCAST_ERR_REENTRANT, RINGCAST_ERR_UNTRUSTED, RINGCAST_ERR_MISMATCH, RINGCAST_ERR_PUBLISHERS_FULL, RINGCAST_ERR_NO_SERVER, RINGCAST_ERR_ALREADY_SERVED, RINGCAST_ERR_TOO_MANY_CLIENTS, RINGCAST_ERR_CLIENT_GONE, RINGCAST_ERR_CLIENT_FULL, RINGCAST_ERR_NO_RESPONSE, RINGCAST_ERR_TOO_MANY_IN_FLIGHT, RINGCAST_ERR_UNKNOWN_CALL, RINGCAST_ERR_INHERITED, }
+#define ringcast_status_ALL { RINGCAST_OK, RINGCAST_TIMEOUT, RINGCAST_DISCONNECTED, RINGCAST_EVICTED, RINGCAST_FULL, RINGCAST_CORRUPT, RINGCAST_NOTIFIED, RINGCAST_ABANDONED, RINGCAST_ENDED, RINGCAST_ERR_NULL, RINGCAST_ERR_INVALID_ARGUMENT, RINGCAST_ERR_VERSION, RINGCAST_ERR_NAME, RINGCAST_ERR_CONFIG, RINGCAST_ERR_TOO_LARGE, RINGCAST_ERR_EXISTS, RINGCAST_ERR_NOT_FOUND, RINGCAST_ERR_PERMISSION, RINGCAST_ERR_NOT_A_SEGMENT, RINGCAST_ERR_TYPE_MISMATCH, RINGCAST_ERR_RESOURCE, RINGCAST_ERR_CLOSED, RINGCAST_ERR_LOAN_OUTSTANDING, RINGCAST_ERR_SAMPLE_OUTSTANDING, RINGCAST_ERR_NOT_HELD, RINGCAST_ERR_WAITSET, RINGCAST_ERR_NOT_READY, RINGCAST_ERR_IO, RINGCAST_ERR_PANIC, RINGCAST_ERR_REENTRANT, RINGCAST_ERR_UNTRUSTED, RINGCAST_ERR_MISMATCH, RINGCAST_ERR_PUBLISHERS_FULL, RINGCAST_ERR_NO_SERVER, RINGCAST_ERR_ALREADY_SERVED, RINGCAST_ERR_TOO_MANY_CLIENTS, RINGCAST_ERR_CLIENT_GONE, RINGCAST_ERR_CLIENT_FULL, RINGCAST_ERR_NO_RESPONSE, RINGCAST_ERR_TOO_MANY_IN_FLIGHT, RINGCAST_ERR_UNKNOWN_CALL, RINGCAST_ERR_INHERITED, RINGCAST_ERR_CALL_FAILED, }
 
 #ifdef __cplusplus
 extern "C" {
@@ -652,6 +655,16 @@ ringcast_status ringcast_request_commit(struct ringcast_server *s,
 // server received.
 ringcast_status ringcast_request_end(struct ringcast_server *s, struct ringcast_request *req);
 
+// Gives up on `*req`: its stream ends without an answer, and its client gets
+// `RINGCAST_ERR_CALL_FAILED` at once (from `ringcast_client_call` or
+// `ringcast_client_recv`) instead of waiting for its timeout; a held request is then
+// released. Errors as `ringcast_request_respond`.
+//
+// # Safety
+// `s` is a live handle (or NULL); `req` is NULL or a readable and writable request this
+// server received.
+ringcast_status ringcast_request_fail(struct ringcast_server *s, struct ringcast_request *req);
+
 // Releases the held request `*req` without answering it (clears `req->data` and
 // `req->len`): its slot goes back to its client, and the server can receive the next.
 // The struct still names the request, so it can be answered later. Unlike the Rust
@@ -700,8 +713,9 @@ ringcast_status ringcast_client_connect(const char *service,
 // `RINGCAST_TIMEOUT` (the call is abandoned), `RINGCAST_DISCONNECTED` (the server is
 // gone: connect again), `RINGCAST_FULL` (`timeout_ns` 0 and the server's queue is
 // full), `RINGCAST_ERR_NO_RESPONSE` (the server ended the request with none),
-// `RINGCAST_ERR_TOO_LARGE`, `RINGCAST_ERR_TOO_MANY_IN_FLIGHT`,
-// `RINGCAST_ERR_SAMPLE_OUTSTANDING` (a response is held).
+// `RINGCAST_ERR_CALL_FAILED` (the server gave up on it), `RINGCAST_ERR_TOO_LARGE`,
+// `RINGCAST_ERR_TOO_MANY_IN_FLIGHT`, `RINGCAST_ERR_SAMPLE_OUTSTANDING` (a response is
+// held).
 //
 // # Safety
 // `c` is a live handle (or NULL); `data` is NULL or readable for `len` bytes (NULL only
@@ -733,9 +747,9 @@ ringcast_status ringcast_client_send(struct ringcast_client *c,
 // (`< 0`: for ever, `0`: not at all). Returns `RINGCAST_OK`, `RINGCAST_ENDED` (the
 // call's stream ended: the server's last response was received before, or it ended the
 // stream with none), `RINGCAST_TIMEOUT` (the call stays in flight),
-// `RINGCAST_DISCONNECTED`, `RINGCAST_ERR_UNKNOWN_CALL`,
-// `RINGCAST_ERR_SAMPLE_OUTSTANDING`. Responses to other calls that arrive first are
-// kept (copied) for them.
+// `RINGCAST_DISCONNECTED`, `RINGCAST_ERR_CALL_FAILED` (the server gave up on the call:
+// it is over), `RINGCAST_ERR_UNKNOWN_CALL`, `RINGCAST_ERR_SAMPLE_OUTSTANDING`. Responses
+// to other calls that arrive first are kept (copied) for them.
 //
 // # Safety
 // `c` is a live handle (or NULL); `response` is NULL or writable for one

@@ -574,6 +574,11 @@ class Request {
     detail::check(ringcast_request_end(s_, &r_));
     s_ = nullptr;
   }
+  /// Gives up on the request: its caller gets RINGCAST_ERR_CALL_FAILED at once.
+  void fail() {
+    detail::check(ringcast_request_fail(s_, &r_));
+    s_ = nullptr;
+  }
   /// Releases the bytes (copy what you need first) and returns the C request, to answer
   /// later with Server::respond / respond_part / end.
   ringcast_request defer() {
@@ -634,6 +639,7 @@ class Server {
     detail::check(ringcast_request_respond_part(s_, &to, bytes.data(), bytes.size()));
   }
   void end(ringcast_request& to) { detail::check(ringcast_request_end(s_, &to)); }
+  void fail(ringcast_request& to) { detail::check(ringcast_request_fail(s_, &to)); }
   /// Clients connected now.
   std::size_t clients() {
     std::size_t n = 0;

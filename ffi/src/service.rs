@@ -349,6 +349,7 @@ impl From<CallError> for Failure {
             CallError::TooLarge { .. } => Failure::new(RINGCAST_ERR_TOO_LARGE, msg),
             CallError::NoResponse => Failure::new(RINGCAST_ERR_NO_RESPONSE, msg),
             CallError::UnknownCall => Failure::new(RINGCAST_ERR_UNKNOWN_CALL, msg),
+            CallError::Failed { .. } => Failure::new(RINGCAST_ERR_CALL_FAILED, msg),
             _ => Failure::new(RINGCAST_ERR_IO, msg),
         }
     }
@@ -544,6 +545,7 @@ enum Answer {
     Last,
     Part,
     End,
+    Fail,
 }
 
 impl ringcast_server {
@@ -577,6 +579,7 @@ impl ringcast_server {
             Answer::Part => return Ok(self.server.get()?.respond_part(&to, payload)?),
             Answer::Last => self.server.get()?.respond(to, payload)?,
             Answer::End => self.server.get()?.end(to)?,
+            Answer::Fail => self.server.get()?.fail(to)?,
         }
         self.release(req)
     }
@@ -746,6 +749,23 @@ pub unsafe extern "C" fn ringcast_request_end(
 ) -> ringcast_status {
     // SAFETY: the caller's contract.
     unsafe { respond(s, req, Answer::End, std::ptr::null(), 0) }
+}
+
+/// Gives up on `*req`: its stream ends without an answer, and its client gets
+/// `RINGCAST_ERR_CALL_FAILED` at once (from `ringcast_client_call` or
+/// `ringcast_client_recv`) instead of waiting for its timeout; a held request is then
+/// released. Errors as `ringcast_request_respond`.
+///
+/// # Safety
+/// `s` is a live handle (or NULL); `req` is NULL or a readable and writable request this
+/// server received.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_request_fail(
+    s: *mut ringcast_server,
+    req: *mut ringcast_request,
+) -> ringcast_status {
+    // SAFETY: the caller's contract.
+    unsafe { respond(s, req, Answer::Fail, std::ptr::null(), 0) }
 }
 
 /// Releases the held request `*req` without answering it (clears `req->data` and
@@ -932,8 +952,9 @@ unsafe fn clear_sample(out: *mut ringcast_sample) {
 /// `RINGCAST_TIMEOUT` (the call is abandoned), `RINGCAST_DISCONNECTED` (the server is
 /// gone: connect again), `RINGCAST_FULL` (`timeout_ns` 0 and the server's queue is
 /// full), `RINGCAST_ERR_NO_RESPONSE` (the server ended the request with none),
-/// `RINGCAST_ERR_TOO_LARGE`, `RINGCAST_ERR_TOO_MANY_IN_FLIGHT`,
-/// `RINGCAST_ERR_SAMPLE_OUTSTANDING` (a response is held).
+/// `RINGCAST_ERR_CALL_FAILED` (the server gave up on it), `RINGCAST_ERR_TOO_LARGE`,
+/// `RINGCAST_ERR_TOO_MANY_IN_FLIGHT`, `RINGCAST_ERR_SAMPLE_OUTSTANDING` (a response is
+/// held).
 ///
 /// # Safety
 /// `c` is a live handle (or NULL); `data` is NULL or readable for `len` bytes (NULL only
@@ -1003,9 +1024,9 @@ pub unsafe extern "C" fn ringcast_client_send(
 /// (`< 0`: for ever, `0`: not at all). Returns `RINGCAST_OK`, `RINGCAST_ENDED` (the
 /// call's stream ended: the server's last response was received before, or it ended the
 /// stream with none), `RINGCAST_TIMEOUT` (the call stays in flight),
-/// `RINGCAST_DISCONNECTED`, `RINGCAST_ERR_UNKNOWN_CALL`,
-/// `RINGCAST_ERR_SAMPLE_OUTSTANDING`. Responses to other calls that arrive first are
-/// kept (copied) for them.
+/// `RINGCAST_DISCONNECTED`, `RINGCAST_ERR_CALL_FAILED` (the server gave up on the call:
+/// it is over), `RINGCAST_ERR_UNKNOWN_CALL`, `RINGCAST_ERR_SAMPLE_OUTSTANDING`. Responses
+/// to other calls that arrive first are kept (copied) for them.
 ///
 /// # Safety
 /// `c` is a live handle (or NULL); `response` is NULL or writable for one

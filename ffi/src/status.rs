@@ -108,11 +108,14 @@ pub enum ringcast_status {
     /// that process, and using it here would disturb that process's topic or service.
     /// Destroy it (which leaves the parent's topic untouched) and make a new one here.
     RINGCAST_ERR_INHERITED = -33,
+    /// The server gave up on the call (`ringcast_request_fail`; a bridge's import fails a
+    /// call its remote side did not answer in time): the call is over, with no answer.
+    RINGCAST_ERR_CALL_FAILED = -34,
 }
 
 impl ringcast_status {
     /// Every status, for `ringcast_status_str` and the tests.
-    pub const ALL: [ringcast_status; 42] = [
+    pub const ALL: [ringcast_status; 43] = [
         Self::RINGCAST_OK,
         Self::RINGCAST_TIMEOUT,
         Self::RINGCAST_DISCONNECTED,
@@ -155,6 +158,7 @@ impl ringcast_status {
         Self::RINGCAST_ERR_TOO_MANY_IN_FLIGHT,
         Self::RINGCAST_ERR_UNKNOWN_CALL,
         Self::RINGCAST_ERR_INHERITED,
+        Self::RINGCAST_ERR_CALL_FAILED,
     ];
 
     /// A short description (static, NUL-terminated).
@@ -223,6 +227,7 @@ impl ringcast_status {
             RINGCAST_ERR_INHERITED => {
                 c"the handle was inherited across fork(): destroy it and make a new one"
             }
+            RINGCAST_ERR_CALL_FAILED => c"the server gave up on the call: no answer",
         }
     }
 }

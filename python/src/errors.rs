@@ -167,6 +167,12 @@ create_exception!(
 );
 create_exception!(
     ringcast,
+    CallFailed,
+    Error,
+    "The server gave up on the call (`Request.fail()`; a bridge's import fails a call its remote side did not answer in time): the call is over, with no answer."
+);
+create_exception!(
+    ringcast,
     ClientGone,
     Error,
     "The client the response is for is gone (it died or disconnected): nobody to answer."
@@ -208,6 +214,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("TooManyClients", py.get_type::<TooManyClients>()),
         ("TooManyInFlight", py.get_type::<TooManyInFlight>()),
         ("NoResponse", py.get_type::<NoResponse>()),
+        ("CallFailed", py.get_type::<CallFailed>()),
         ("ClientGone", py.get_type::<ClientGone>()),
         ("ClientFull", py.get_type::<ClientFull>()),
     ] {

@@ -105,6 +105,7 @@ fn call_error(e: CallError) -> PyErr {
         CallError::TooLarge { .. } => errors::TooLarge::new_err(msg),
         CallError::NoResponse => errors::NoResponse::new_err(msg),
         CallError::UnknownCall => PyValueError::new_err(msg),
+        CallError::Failed { .. } => errors::CallFailed::new_err(msg),
         _ => errors::Error::new_err(msg),
     }
 }
@@ -447,7 +448,15 @@ impl Request {
 
     /// Sends `payload` as `kind` of answer; a last one or an end releases the bytes when
     /// nothing views them.
-    fn answer(&self, py: Python<'_>, data: Option<&Bound<'_, PyAny>>, last: bool) -> PyResult<()> {
+    /// Sends a response (`data`: a part, or the last if `last`), an end (`None`), or a
+    /// failure (`None` and `fail`).
+    fn answer(
+        &self,
+        py: Python<'_>,
+        data: Option<&Bound<'_, PyAny>>,
+        last: bool,
+        fail: bool,
+    ) -> PyResult<()> {
         if self.done.load(Ordering::Relaxed) {
             return Err(PyValueError::new_err(
                 "the request was answered to its end already",
@@ -465,6 +474,7 @@ impl Request {
         let r = match (data.is_some(), last) {
             (true, false) => state.server.respond_part(&to, payload),
             (true, true) => state.server.respond(to, payload),
+            (false, _) if fail => state.server.fail(to),
             (false, _) => state.server.end(to),
         };
         r.map_err(respond_error)?;
@@ -489,17 +499,23 @@ impl Request {
     /// response. Never waits: `ClientFull` if the client's ring is full (try again later),
     /// `ClientGone` if it is gone, `TooLarge`.
     fn respond(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.answer(py, Some(data), true)
+        self.answer(py, Some(data), true, false)
     }
 
     /// Sends `data` as one response of a stream, with more to come.
     fn respond_part(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.answer(py, Some(data), false)
+        self.answer(py, Some(data), false, false)
     }
 
     /// Ends the stream with no further response.
     fn end(&self, py: Python<'_>) -> PyResult<()> {
-        self.answer(py, None, true)
+        self.answer(py, None, true, false)
+    }
+
+    /// Gives up on the request: its stream ends without an answer, and its caller gets
+    /// `CallFailed` at once instead of waiting for its timeout.
+    fn fail(&self, py: Python<'_>) -> PyResult<()> {
+        self.answer(py, None, true, true)
     }
 
     /// Releases the bytes now (the request stays answerable). Raises `BufferError` while a

@@ -39,6 +39,8 @@ def serve_like_svc_server(server):
             req.end()
         elif text == "end":
             req.end()
+        elif text == "fail":
+            req.fail()
         elif text.startswith("loan "):
             req.respond(b"loaned:" + b"x" * int(text[5:]))
         elif text == "hang":
@@ -139,6 +141,21 @@ def test_streams_ends_and_deferred_answers(prefix, served):
         assert [bytes(r) for r in c.stream(b"stream 2", timeout=LONG)] == [b"part 0", b"part 1"]
         with pytest.raises(ringcast.NoResponse):
             c.call(b"end", timeout=LONG)
+        # Given up by the server: the call fails at once, however it is received.
+        t0 = time.monotonic()
+        with pytest.raises(ringcast.CallFailed):
+            c.call(b"fail", timeout=LONG)
+        failed = c.send(b"fail", timeout=LONG)
+        with pytest.raises(ringcast.CallFailed):
+            c.recv(failed, timeout=LONG)
+        assert c.recv(failed, timeout=0) is None
+
+        async def fail_async():
+            with pytest.raises(ringcast.CallFailed):
+                await c.call_async(b"fail")
+
+        asyncio.run(fail_async())
+        assert time.monotonic() - t0 < BOUND
         late = c.send(b"late", timeout=LONG)
         now = c.send(b"now", timeout=LONG)
         assert bytes(c.recv(late, timeout=LONG)) == b"late"

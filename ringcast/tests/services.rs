@@ -1286,3 +1286,50 @@ fn a_request_topic_of_an_untrusted_user_behind_a_trusted_plate_is_refused() {
     assert_eq!(server.stats().clients, 1);
     drop(client);
 }
+
+#[test]
+fn a_request_the_server_gives_up_on_fails_its_call_at_once_however_it_is_received() {
+    let svc = Svc::new("fail");
+    let mut server = Server::create(&svc.name, svc.server()).expect("serve");
+    let mut client = connect(&mut server, &svc, svc.client()).expect("connect");
+    // 1: failed after a part. 2: failed deferred, while 3 is answered (so 2's failure is
+    // set aside while the client waits for 3). 4 (`call`) and 5 (`recv_any`): failed.
+    let first = client.send(b"one", LONG).unwrap();
+    let second = client.send(b"two", LONG).unwrap();
+    let third = client.send(b"three", LONG).unwrap();
+    let mut r = server.recv_timeout(LONG).unwrap();
+    r.respond_part(b"part").unwrap();
+    r.fail().unwrap();
+    let deferred = server.recv_timeout(LONG).unwrap().defer();
+    server.fail(deferred).unwrap();
+    server.recv_timeout(LONG).unwrap().respond(b"3").unwrap();
+    assert_eq!(&client.recv(third, LONG).unwrap().unwrap()[..], b"3");
+    assert_eq!(&client.recv(first, LONG).unwrap().unwrap()[..], b"part");
+    assert_eq!(
+        client.recv(first, LONG).map(|r| r.is_some()),
+        Err(CallError::Failed { call: first })
+    );
+    assert_eq!(client.recv(first, LONG).map(|r| r.is_some()), Ok(false));
+    assert_eq!(
+        client.recv(second, LONG).map(|r| r.is_some()),
+        Err(CallError::Failed { call: second })
+    );
+    let answer = std::thread::spawn(move || {
+        for _ in 0..2 {
+            server.recv_timeout(LONG).unwrap().fail().unwrap();
+        }
+        server
+    });
+    assert!(matches!(
+        client.call(b"four", LONG).map(|r| r.len()),
+        Err(CallError::Failed { .. })
+    ));
+    let fifth = client.send(b"five", LONG).unwrap();
+    assert_eq!(
+        client.recv_any(LONG).map(|(c, r)| (c, r.is_some())),
+        Err(CallError::Failed { call: fifth })
+    );
+    assert_eq!(client.in_flight(), 0);
+    let server = answer.join().unwrap();
+    assert_eq!(server.stats().malformed, 0);
+}

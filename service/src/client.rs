@@ -66,6 +66,8 @@ pub(crate) struct Stashed {
     last: bool,
     /// `None`: the end of the stream, no payload.
     payload: Option<AlignedCopy>,
+    /// The stream ended because the server gave up on the call (`wire::FAIL`).
+    failed: bool,
 }
 
 /// A copy of a payload, 16-byte aligned as a slot's payload is (so an archive in it can
@@ -503,10 +505,10 @@ impl Client {
     ) -> Result<(CallId, Option<Response<'_>>), CallError> {
         self.release_response();
         if let Some(s) = self.stash.pop_front() {
-            return Ok((CallId(s.call), self.stashed(s)));
+            return Ok((CallId(s.call), self.stashed(s)?));
         }
         let (call, last, kind) = self.next_message(&mut Patience::new(timeout))?;
-        Ok((CallId(call), self.in_place(call, last, kind)))
+        Ok((CallId(call), self.in_place(call, last, kind)?))
     }
 
     /// Whether a response to `call` (or the end of its stream) was set aside while the
@@ -571,7 +573,7 @@ impl Client {
     ) -> Result<Option<Response<'_>>, CallError> {
         self.release_response();
         if let Some(s) = self.take_stashed(call) {
-            return Ok(self.stashed(s?));
+            return self.stashed(s?);
         }
         loop {
             if !self.call_state(call)? {
@@ -590,7 +592,7 @@ impl Client {
                 if only_first {
                     self.in_flight.remove(&id);
                 }
-                return Ok(self.in_place(id, last, kind));
+                return self.in_place(id, last, kind);
             }
             self.stash_kept(id, last, kind);
         }
@@ -617,13 +619,14 @@ impl Client {
 
     /// Sets the kept message (a response to call `id`) aside for its call: a copy.
     pub(crate) fn stash_kept(&mut self, id: u64, last: bool, kind: u32) {
-        let payload = (kind != wire::END)
+        let payload = matches!(kind, wire::PART | wire::LAST)
             .then(|| AlignedCopy::of(self.responses.kept().map_or(&[], |m| &m[HEADER..])));
         self.responses.release_kept();
         self.stash.push_back(Stashed {
             call: id,
             last,
             payload,
+            failed: kind == wire::FAIL,
         });
     }
 
@@ -675,7 +678,8 @@ impl Client {
                 }
             }
             let header = self.responses.kept().and_then(wire::decode);
-            let Some(h) = header.filter(|h| matches!(h.kind, wire::PART | wire::LAST | wire::END))
+            let Some(h) = header
+                .filter(|h| matches!(h.kind, wire::PART | wire::LAST | wire::END | wire::FAIL))
             else {
                 self.malformed += 1;
                 self.responses.release_kept();
@@ -694,30 +698,51 @@ impl Client {
         }
     }
 
-    /// The kept message as the response to `call`, or `None` (released) for an end.
-    pub(crate) fn in_place(&mut self, call: u64, last: bool, kind: u32) -> Option<Response<'_>> {
-        if kind == wire::END {
-            self.responses.release_kept();
-            return None;
+    /// The kept message as the response to `call`, `None` (released) for an end, or
+    /// `Failed` (released) for the end of a call the server gave up on.
+    pub(crate) fn in_place(
+        &mut self,
+        call: u64,
+        last: bool,
+        kind: u32,
+    ) -> Result<Option<Response<'_>>, CallError> {
+        match kind {
+            wire::END => {
+                self.responses.release_kept();
+                return Ok(None);
+            }
+            wire::FAIL => {
+                self.responses.release_kept();
+                return Err(CallError::Failed { call: CallId(call) });
+            }
+            _ => {}
         }
-        Some(Response {
+        Ok(Some(Response {
             client: self,
             call: CallId(call),
             last,
             copy: None,
             kept: false,
-        })
+        }))
     }
 
-    pub(crate) fn stashed(&mut self, s: Stashed) -> Option<Response<'_>> {
-        let payload = s.payload?;
-        Some(Response {
+    /// A response set aside, as [`in_place`](Self::in_place) gives one.
+    pub(crate) fn stashed(&mut self, s: Stashed) -> Result<Option<Response<'_>>, CallError> {
+        if s.failed {
+            return Err(CallError::Failed {
+                call: CallId(s.call),
+            });
+        }
+        let Some(payload) = s.payload else {
+            return Ok(None);
+        };
+        Ok(Some(Response {
             client: self,
             call: CallId(s.call),
             last: s.last,
             copy: Some(payload),
             kept: false,
-        })
+        }))
     }
 }
 

@@ -1,5 +1,6 @@
 //! What can go wrong, one enum per kind of call.
 
+use crate::CallId;
 use ringcast_core::trust::Owner;
 use ringcast_core::{AttachError, CreateError, NameError};
 
@@ -188,6 +189,14 @@ pub enum CallError {
     /// The call id is not one this client sent.
     #[error("not a call of this client")]
     UnknownCall,
+    /// The server gave up on the call (`Request::fail`): its stream ended without an
+    /// answer. A bridge's import fails a call its remote side did not answer in time or
+    /// refused. The call is over; sending it again may succeed.
+    #[error("the server gave up on call {}", call.get())]
+    Failed {
+        /// The call that failed (for `recv_any`).
+        call: CallId,
+    },
 }
 
 /// Why a server's receive returned no request.

@@ -153,7 +153,7 @@ impl Client {
     pub async fn recv_async(&mut self, call: CallId) -> Result<Option<Response<'_>>, CallError> {
         let mut pending = Pending::new(self);
         let found = poll_fn(|cx| pending.get().poll_call(call, cx.waker())).await?;
-        Ok(pending.done().found(found))
+        pending.done().found(found)
     }
 
     /// Poll-style [`recv_async`](Self::recv_async) for event loops that are not Rust
@@ -201,7 +201,7 @@ impl Client {
         match self.poll_call(call, waker) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Ready(Ok(found)) => Poll::Ready(Ok(self.found(found))),
+            Poll::Ready(Ok(found)) => Poll::Ready(self.found(found)),
         }
     }
 
@@ -245,11 +245,11 @@ impl Client {
     }
 
     /// What a finished poll found, as a response (`None`: the end of the stream).
-    fn found(&mut self, found: Found) -> Option<Response<'_>> {
+    fn found(&mut self, found: Found) -> Result<Option<Response<'_>>, CallError> {
         match found {
             Found::Stashed(s) => self.stashed(s),
             Found::InPlace(id, last, kind) => self.in_place(id, last, kind),
-            Found::Ended => None,
+            Found::Ended => Ok(None),
         }
     }
 
@@ -290,9 +290,9 @@ impl Client {
         // A first response ends the call (later ones are dropped on arrival).
         this.forget(call);
         match found? {
-            Found::Stashed(s) => this.stashed(s).ok_or(CallError::NoResponse),
+            Found::Stashed(s) => this.stashed(s)?.ok_or(CallError::NoResponse),
             Found::InPlace(id, last, kind) => {
-                this.in_place(id, last, kind).ok_or(CallError::NoResponse)
+                this.in_place(id, last, kind)?.ok_or(CallError::NoResponse)
             }
             Found::Ended => Err(CallError::NoResponse),
         }

@@ -567,6 +567,13 @@ impl Server {
         self.send(to.client, to.id, wire::END, &[])
     }
 
+    /// Gives up on a deferred request: its stream ends and its caller gets
+    /// [`CallError::Failed`](crate::CallError::Failed) at once, instead of an answer (or
+    /// of waiting for its timeout).
+    pub fn fail(&mut self, to: Responder) -> Result<(), RespondError> {
+        self.send(to.client, to.id, wire::FAIL, &[])
+    }
+
     /// Stops serving, as dropping does, but keeps the request ring mapped until the
     /// returned `Retained` is dropped: for a foreign pointer into a request read in place
     /// that may outlive the server (a Python array over a request's buffer). Under
@@ -677,6 +684,13 @@ impl Request<'_> {
     pub fn end(mut self) -> Result<(), RespondError> {
         self.ended = true;
         self.server.send(self.client, self.id, wire::END, &[])
+    }
+
+    /// Gives up on the request: its stream ends, its caller gets
+    /// [`CallError::Failed`](crate::CallError::Failed), and the request is released.
+    pub fn fail(mut self) -> Result<(), RespondError> {
+        self.ended = true;
+        self.server.send(self.client, self.id, wire::FAIL, &[])
     }
 
     /// Releases the request and returns who to answer, for answering later through the

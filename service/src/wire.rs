@@ -28,11 +28,13 @@ pub(crate) const HELLO_BYTES: usize = 8;
 pub(crate) const HELLO: u32 = 1;
 pub(crate) const CALL: u32 = 2;
 
-/// Response kinds: one of a stream with more to come, the last one, or the end of the
-/// stream with no payload.
+/// Response kinds: one of a stream with more to come, the last one, the end of the
+/// stream with no payload, or the end of a stream the server gave up on (no payload; the
+/// call fails with `CallError::Failed`).
 pub(crate) const PART: u32 = 1;
 pub(crate) const LAST: u32 = 2;
 pub(crate) const END: u32 = 3;
+pub(crate) const FAIL: u32 = 4;
 
 const ANCHOR: &str = "..service";
 const REQUESTS: &str = "..requests";

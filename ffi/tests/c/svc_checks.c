@@ -12,7 +12,7 @@
 
 static const long long S = 1000000000LL;
 
-/* Serves until "quit": echoes each request. */
+/* Serves until "quit": echoes each request, but gives up on "fail". */
 static void *serve(void *arg) {
   ringcast_server *s = arg;
   for (;;) {
@@ -20,6 +20,10 @@ static void *serve(void *arg) {
     ringcast_status st = ringcast_server_recv(s, 30 * S, &req);
     if (st != RINGCAST_OK) return NULL;
     int quit = req.len == 4 && memcmp(req.data, "quit", 4) == 0;
+    if (req.len == 4 && memcmp(req.data, "fail", 4) == 0) {
+      ringcast_request_fail(s, &req);
+      continue;
+    }
     ringcast_request_respond(s, &req, req.data, req.len);
     if (quit) return NULL;
   }
@@ -169,6 +173,12 @@ int main(int argc, char **argv) {
   EXPECT(ringcast_client_recv(c, 0, 0, &r), RINGCAST_ERR_UNKNOWN_CALL);
   EXPECT(ringcast_client_recv(c, 12345, 0, &r), RINGCAST_ERR_UNKNOWN_CALL);
   EXPECT(ringcast_client_max_request(c, NULL), RINGCAST_ERR_NULL);
+  /* A request the server gives up on fails its call at once, by call and by recv. */
+  EXPECT(ringcast_client_call(c, "fail", 4, 5 * S, &r), RINGCAST_ERR_CALL_FAILED);
+  EXPECT(ringcast_client_send(c, "fail", 4, 5 * S, &call), RINGCAST_OK);
+  EXPECT(ringcast_client_recv(c, call, 5 * S, &r), RINGCAST_ERR_CALL_FAILED);
+  EXPECT(ringcast_client_recv(c, call, 0, &r), RINGCAST_ENDED);
+  EXPECT(ringcast_request_fail(NULL, &req), RINGCAST_ERR_NULL);
   EXPECT(ringcast_client_call(c, "ping", 4, 5 * S, &r), RINGCAST_OK);
   EXPECT_TRUE(r.len == 4 && memcmp(r.data, "ping", 4) == 0);
   ringcast_sample fake = r;
