@@ -1,6 +1,6 @@
 //! `ringcast pub` and `ringcast sub`.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use ringcast::{
@@ -59,20 +59,21 @@ fn run_publisher(
     }
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
-    let mut line = Vec::new();
+    let capacity = publisher.capacity();
     let mut number = 0u64;
     loop {
-        line.clear();
-        let n = input
-            .read_until(b'\n', &mut line)
+        // Held only up to the slot size: an endless line is read past, not kept.
+        let read = crate::tools::read_line(&mut input, capacity)
             .map_err(|e| Failure(format!("topic {topic:?}: reading standard input: {e}")))?;
-        if n == 0 {
+        let Some(line) = read else {
             return Ok(());
-        }
+        };
         number += 1;
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        }
+        let line = line.map_err(|len| {
+            Failure(format!(
+                "topic {topic:?}: line {number}: {len} bytes do not fit a {capacity}-byte slot"
+            ))
+        })?;
         publisher
             .send(&line)
             .map_err(|e| Failure(format!("topic {topic:?}: line {number}: {e}")))?;

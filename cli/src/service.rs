@@ -1,7 +1,7 @@
 //! `ringcast call` and `ringcast serve`: a service's client and server on lines of text.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
@@ -56,7 +56,7 @@ pub fn call(prefix: &str, a: CallArgs) -> Result<(), Failure> {
         let stdin = std::io::stdin();
         let mut input = stdin.lock();
         loop {
-            let read = match read_line(&mut input, max_request) {
+            let read = match crate::tools::read_line(&mut input, max_request) {
                 Ok(None) => break,
                 Ok(Some(line)) => Ok(line),
                 Err(e) => Err(e),
@@ -292,7 +292,7 @@ fn reader(stdout: impl Read + Send + 'static, max: usize) -> Receiver<FromCmd> {
     std::thread::spawn(move || {
         let mut input = std::io::BufReader::new(stdout);
         loop {
-            let msg = match read_line(&mut input, max) {
+            let msg = match crate::tools::read_line(&mut input, max) {
                 Ok(Some(Ok(line))) => FromCmd::Line(line),
                 Ok(Some(Err(len))) => FromCmd::TooLong(len),
                 Ok(None) => FromCmd::End(None),
@@ -305,44 +305,6 @@ fn reader(stdout: impl Read + Send + 'static, max: usize) -> Receiver<FromCmd> {
         }
     });
     rx
-}
-
-/// The next line of `input` without its newline (`None` at the end): `Err(len)` for one
-/// longer than `max` bytes, whose bytes past `max` are read and dropped, so a program that
-/// prints without newlines cannot make this hold more than `max` bytes.
-fn read_line(
-    input: &mut impl BufRead,
-    max: usize,
-) -> std::io::Result<Option<Result<Vec<u8>, usize>>> {
-    let mut line = Vec::new();
-    let mut len = 0usize;
-    let mut any = false;
-    loop {
-        let buf = match input.fill_buf() {
-            Ok(buf) => buf,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if buf.is_empty() {
-            if !any {
-                return Ok(None);
-            }
-            break;
-        }
-        any = true;
-        let (chunk, used, done) = match buf.iter().position(|&b| b == b'\n') {
-            Some(i) => (&buf[..i], i + 1, true),
-            None => (buf, buf.len(), false),
-        };
-        len = len.saturating_add(chunk.len());
-        let room = (max + 1).saturating_sub(line.len()).min(chunk.len());
-        line.extend_from_slice(&chunk[..room]);
-        input.consume(used);
-        if done {
-            break;
-        }
-    }
-    Ok(Some(if len > max { Err(len) } else { Ok(line) }))
 }
 
 /// Stops CMD and what it started: SIGTERM to its process group, SIGKILL after a second.

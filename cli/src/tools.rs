@@ -370,3 +370,42 @@ pub fn gc(prefix: &str) -> Result<(), Failure> {
         Ok(())
     })()
 }
+
+/// The next line of `input` without its newline (`None` at the end): `Err(len)` for one
+/// longer than `max` bytes, whose bytes past `max` are read and dropped, so a program that
+/// prints without newlines (or an input without any) cannot make this hold more than
+/// `max` bytes (`pub`, `call`, `serve`).
+pub(crate) fn read_line(
+    input: &mut impl std::io::BufRead,
+    max: usize,
+) -> std::io::Result<Option<Result<Vec<u8>, usize>>> {
+    let mut line = Vec::new();
+    let mut len = 0usize;
+    let mut any = false;
+    loop {
+        let buf = match input.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            if !any {
+                return Ok(None);
+            }
+            break;
+        }
+        any = true;
+        let (chunk, used, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], i + 1, true),
+            None => (buf, buf.len(), false),
+        };
+        len = len.saturating_add(chunk.len());
+        let room = (max + 1).saturating_sub(line.len()).min(chunk.len());
+        line.extend_from_slice(&chunk[..room]);
+        input.consume(used);
+        if done {
+            break;
+        }
+    }
+    Ok(Some(if len > max { Err(len) } else { Ok(line) }))
+}

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -212,4 +213,56 @@ fn the_program_of_a_sigkilled_serve_is_terminated() {
             state == Some("Z") || !s.contains("(cat)")
         })
     });
+}
+
+#[test]
+fn pub_holds_at_most_a_slot_of_an_endless_line() {
+    let p = Prefix::new("edge", "pubendless");
+    let mut sub = p
+        .cmd(&["sub", "endless", "--count", "1", "--timeout", "30"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut publisher = p
+        .cmd(&[
+            "pub",
+            "endless",
+            "--slot-size",
+            "64",
+            "--wait-subscribers",
+            "1",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = publisher.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        let _ = stdin.write_all(b"first\n");
+        let chunk = vec![b'y'; 64 << 10];
+        for _ in 0..1024 {
+            if stdin.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let out = finish(publisher, LONG);
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("line 2: 67108864 bytes do not fit a 64-byte slot"),
+        "{}",
+        stderr(&out)
+    );
+    let got = lines_of(sub.stdout.take().unwrap());
+    assert_eq!(got.recv_timeout(LONG).unwrap(), "first");
+    let _ = sub.wait();
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let max_rss_kib = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru.ru_maxrss
+    };
+    assert!(max_rss_kib < 48 << 10, "a child grew to {max_rss_kib} KiB");
 }
