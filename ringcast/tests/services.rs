@@ -1333,3 +1333,48 @@ fn a_request_the_server_gives_up_on_fails_its_call_at_once_however_it_is_receive
     let server = answer.join().unwrap();
     assert_eq!(server.stats().malformed, 0);
 }
+
+#[test]
+fn the_end_of_a_request_dropped_while_its_client_is_full_arrives_once_it_reads() {
+    let svc = Svc::new("owed");
+    let mut server =
+        Server::create(&svc.name, svc.server().queue(2).response_slots(2)).expect("serve");
+    let mut client = connect(&mut server, &svc, svc.client()).expect("connect");
+    let call = client.send(b"parts", LONG).unwrap();
+    let mut req = server.recv_timeout(LONG).unwrap();
+    req.respond_part(b"1").unwrap();
+    req.respond_part(b"2").unwrap();
+    assert_eq!(req.respond_part(b"3"), Err(RespondError::ClientFull));
+    drop(req); // its end does not fit now
+    let serving = std::thread::spawn(move || {
+        // The server goes on receiving (nothing comes): its sweeps send the owed end.
+        let _ = server.recv_timeout(Duration::from_secs(2));
+        server
+    });
+    let t = Instant::now();
+    assert_eq!(&client.recv(call, LONG).unwrap().unwrap()[..], b"1");
+    assert_eq!(&client.recv(call, LONG).unwrap().unwrap()[..], b"2");
+    assert!(client.recv(call, LONG).unwrap().is_none(), "the end");
+    assert!(t.elapsed() < BOUND, "the end came after {:?}", t.elapsed());
+    drop(serving.join().unwrap());
+}
+
+#[test]
+fn sizes_no_topic_can_have_are_refused_when_the_server_is_created() {
+    let svc = Svc::new("sizes");
+    for cfg in [
+        svc.server().max_response(u64::MAX - 10),
+        svc.server().max_request(u64::MAX - 10),
+        svc.server().max_response(1 << 30),
+        svc.server().max_request(1 << 30),
+    ] {
+        assert!(
+            matches!(
+                Server::create(&svc.name, cfg),
+                Err(ServeError::Config { .. })
+            ),
+            "accepted"
+        );
+    }
+    assert!(svc.topics().is_empty(), "{:?}", svc.topics());
+}

@@ -18,7 +18,9 @@ use crate::wire::{self, HEADER};
 use crate::ClientOptions;
 
 /// One call of a client: the handle its responses are received with
-/// ([`Client::recv`]). Ids are unique per client and never reused.
+/// ([`Client::recv`]). Ids are unique per client and never reused; each client numbers
+/// its own from 1, so a `CallId` passed to another client may name one of that client's
+/// calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallId(u64);
 

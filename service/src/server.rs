@@ -121,6 +121,10 @@ pub struct Server {
     /// The name plate: while it lives, no other server can serve the name. Dropped first,
     /// so a new server can start as soon as this one is going.
     anchor: Option<Publisher>,
+    /// Ends of requests dropped unanswered while their client's response ring was full:
+    /// sent again at each sweep until they fit (or the client is gone), so that such a
+    /// client is told its stream ended instead of waiting for its timeout.
+    owed_ends: Vec<(PublisherId, u64)>,
 }
 
 impl Server {
@@ -166,11 +170,43 @@ impl Server {
                 source,
             },
         };
+        // Every size a client may ask for must make a topic: checked here, not at the
+        // first greeting (a response topic is made for each client as it connects).
+        let slot = |max: u64, what: &str| {
+            (HEADER as u64)
+                .checked_add(max)
+                .filter(|&b| b <= ringcast_core::geometry::MAX_SLOT_BYTES)
+                .ok_or_else(|| {
+                    config_err(format!(
+                        "{what} {max} must be at most {} bytes",
+                        ringcast_core::geometry::MAX_SLOT_BYTES - HEADER as u64
+                    ))
+                })
+        };
+        let request_slot = slot(cfg.max_request.max(wire::HELLO_BYTES as u64), "max_request")?;
+        let response_slot = slot(cfg.max_response, "max_response")?;
+        let response_config = PublisherConfig::default()
+            .prefix(&cfg.prefix)
+            .slots(cfg.response_slots)
+            .slot_size(response_slot)
+            .type_info(cfg.types.1)
+            .alignment(cfg.alignment)
+            .overflow(Overflow::Block)
+            // The client, and room for a diagnostic tool.
+            .max_subscribers(2)
+            .mode(cfg.mode)
+            .wait_strategy(cfg.wait);
+        ringcast_core::Geometry::compute(
+            response_config.segment(),
+            ringcast_core::residency::page_size(),
+            0,
+        )
+        .map_err(|e| config_err(format!("the response topics: {e}")))?;
         let request_cfg = PublisherConfig::default()
             .prefix(&cfg.prefix)
             .slots(cfg.queue)
             // A greeting (a nonce) fits whatever the largest request.
-            .slot_size(HEADER as u64 + cfg.max_request.max(wire::HELLO_BYTES as u64))
+            .slot_size(request_slot)
             .overflow(Overflow::Block)
             .type_info(cfg.types.0)
             .alignment(cfg.alignment)
@@ -224,17 +260,6 @@ impl Server {
                 },
                 e => create_err(e),
             })?;
-        let response_config = PublisherConfig::default()
-            .prefix(&cfg.prefix)
-            .slots(cfg.response_slots)
-            .slot_size(HEADER as u64 + cfg.max_response)
-            .type_info(cfg.types.1)
-            .alignment(cfg.alignment)
-            .overflow(Overflow::Block)
-            // The client, and room for a diagnostic tool.
-            .max_subscribers(2)
-            .mode(cfg.mode)
-            .wait_strategy(cfg.wait);
         tracing::info!(service, "serving");
         Ok(Server {
             service: s(),
@@ -246,6 +271,7 @@ impl Server {
             sweep_at: Instant::now() + LIVENESS_SLICE,
             received: 0,
             stats: ServerStats::default(),
+            owed_ends: Vec::new(),
             _keeper: keeper,
             anchor: Some(anchor),
         })
@@ -419,6 +445,29 @@ impl Server {
     fn sweep(&mut self) {
         let requests = &self.requests;
         self.links.retain(|id| requests.publisher_live(*id));
+        if !self.owed_ends.is_empty() {
+            let mut owed = std::mem::take(&mut self.owed_ends);
+            owed.retain(|&(client, id)| {
+                matches!(
+                    self.send(client, id, wire::END, &[]),
+                    Err(RespondError::ClientFull)
+                )
+            });
+            self.owed_ends = owed;
+        }
+    }
+
+    /// Ends request `id` of `client` (a request dropped unanswered), now or, if its
+    /// client's ring is full, at a later sweep.
+    fn end_or_owe(&mut self, client: PublisherId, id: u64) {
+        // Bounded: a client that never reads cannot grow it past this (the ends past it
+        // are dropped, and those calls wait for their callers' timeouts).
+        const MAX_OWED: usize = 4096;
+        if let Err(RespondError::ClientFull) = self.send(client, id, wire::END, &[]) {
+            if self.owed_ends.len() < MAX_OWED {
+                self.owed_ends.push((client, id));
+            }
+        }
     }
 
     /// Sends a response of `kind` to request `id` of `client`, never waiting.
@@ -752,8 +801,8 @@ impl std::ops::Deref for Request<'_> {
 impl Drop for Request<'_> {
     fn drop(&mut self) {
         if !self.ended {
-            // Best effort: a full or gone client is told nothing more.
-            let _ = self.server.send(self.client, self.id, wire::END, &[]);
+            // A gone client is told nothing more; a full one at a later sweep.
+            self.server.end_or_owe(self.client, self.id);
         }
         if !self.kept {
             self.server.requests.release_kept();

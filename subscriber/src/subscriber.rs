@@ -530,7 +530,9 @@ impl Waitable for NewsWait<'_> {
 
 /// A received message. Derefs to its payload bytes. Under `Block` the bytes are read in
 /// place in shared memory and the slot is released when the sample is dropped; under
-/// `Overwrite` they are the subscriber's own verified copy.
+/// `Overwrite` they are the subscriber's own verified copy. A `Block` sample leaked with
+/// `std::mem::forget` is never released: its slot stays held, and the next receive hands
+/// out the same message again (memory-safe, but a redelivery).
 pub struct Sample<'a> {
     data: &'a [u8],
     seq: u64,
