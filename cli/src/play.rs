@@ -115,6 +115,9 @@ impl RecordingReader {
                     if opcode != op::CHANNEL && opcode != op::MESSAGE {
                         continue;
                     }
+                    if opcode == op::CHANNEL && !channel_lengths_fit(body) {
+                        return Err("a channel record's lengths run past its end".to_owned());
+                    }
                     match mcap::parse_record(opcode, body).map_err(|e| e.to_string())? {
                         Record::Channel(c) => return Ok(Some(Item::Channel(c))),
                         Record::Message {
@@ -134,6 +137,35 @@ impl RecordingReader {
             }
         }
     }
+}
+
+/// Whether every length inside a channel record's `body` (its topic, its message
+/// encoding, its metadata map and each key and value in it) stays within the record. The
+/// `mcap` crate reserves a string's claimed length before reading it, so a corrupt length
+/// (one flipped byte) would ask for up to 4 GiB: such a record is refused first.
+fn channel_lengths_fit(body: &[u8]) -> bool {
+    /// The `u32` length at `at`, and where what it measures starts, if both fit.
+    fn measured(body: &[u8], at: usize) -> Option<(usize, usize)> {
+        let word = body.get(at..at.checked_add(4)?)?;
+        let len = u32::from_le_bytes(word.try_into().ok()?) as usize;
+        let start = at + 4;
+        (start.checked_add(len)? <= body.len()).then_some((len, start))
+    }
+    let walk = || -> Option<()> {
+        // id, schema id (u16 each), then the topic and the encoding.
+        let (len, start) = measured(body, 4)?;
+        let (len, start) = measured(body, start + len)?;
+        let (map_len, map_start) = measured(body, start + len)?;
+        let map_end = map_start + map_len;
+        let mut at = map_start;
+        while at < map_end {
+            let (k, after_key) = measured(&body[..map_end], at)?;
+            let (v, after_value) = measured(&body[..map_end], after_key + k)?;
+            at = after_value + v;
+        }
+        Some(())
+    };
+    walk().is_some()
 }
 
 /// What a first pass over a recording found.

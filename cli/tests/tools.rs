@@ -642,3 +642,47 @@ fn play_loop_repeats_the_recording_until_interrupted() {
     assert_eq!(finish(player, LONG).status.code(), Some(0));
     let _ = std::fs::remove_file(&file);
 }
+
+#[test]
+fn play_refuses_a_channel_record_whose_lengths_run_past_it_under_a_memory_limit() {
+    let p = Prefix::new("chanlen");
+    let good = temp_file("chanlen-good.mcap");
+    record_payloads(&p, "chanlen", &good, 50, &["--compression", "none"]);
+    let mut bytes = std::fs::read(&good).unwrap();
+    // The channel record of the summary section (the last copy of the topic's name, after
+    // its length): its topic's length made 4 GiB - 16. The `mcap` crate reserved that much
+    // before reading it (an abort under a memory limit).
+    let mut named = 7u32.to_le_bytes().to_vec();
+    named.extend_from_slice(b"chanlen");
+    let at = bytes
+        .windows(named.len())
+        .rposition(|w| w == &named[..])
+        .expect("the channel record");
+    bytes[at..at + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    let bad = temp_file("chanlen-bad.mcap");
+    std::fs::write(&bad, &bytes).unwrap();
+    let mut cmd = p.cmd(&["play", bad.to_str().unwrap(), "--rate", "0"]);
+    // SAFETY: only setrlimit, async-signal-safe, between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt as _;
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 1 << 30,
+                rlim_max: 1 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("a channel record's lengths run past its end") && err.lines().count() == 1,
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&good);
+    let _ = std::fs::remove_file(&bad);
+}
