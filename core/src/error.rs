@@ -219,8 +219,10 @@ pub enum AttachError {
         /// Which check failed.
         what: String,
     },
-    /// The segment stayed half-initialized longer than the bounded wait.
-    #[error("topic {topic:?}: segment still being initialized after {waited_ms} ms")]
+    /// The file has no magic number yet after the bounded wait: a segment still being
+    /// initialized (by a build that names it before writing it), or a file that is not a
+    /// segment at all (`ringcast gc` leaves those; remove it by hand).
+    #[error("topic {topic:?}: no ringcast header after {waited_ms} ms: a segment still being initialized, or a file that is not a segment (an empty file?)")]
     NotReady {
         /// The topic.
         topic: String,

@@ -142,8 +142,11 @@ class Loan {
   std::byte* data() const noexcept { return static_cast<std::byte*>(l_.data); }
   std::size_t capacity() const noexcept { return l_.capacity; }
   uint64_t seq() const noexcept { return l_.seq; }
-  /// Publishes the first len bytes; returns the sequence number.
+  /// Publishes the first len bytes; returns the sequence number. Throws
+  /// RINGCAST_ERR_NOT_HELD for a loan committed, aborted or moved from already.
   uint64_t commit(std::size_t len) {
+    if (p_ == nullptr)
+      throw Error(RINGCAST_ERR_NOT_HELD, "this loan was committed, aborted or moved from already");
     uint64_t seq = 0;
     detail::check(ringcast_loan_commit(p_, &l_, len, &seq));
     p_ = nullptr;

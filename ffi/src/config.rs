@@ -54,7 +54,8 @@ pub struct ringcast_publisher_config {
     /// `Block` only: evict a live subscriber that stalls the publisher longer than this
     /// (1 ms ..= 1 day); 0 (default) never evicts a live one.
     pub stall_timeout_ns: u64,
-    /// Permission bits of the segment (default 0600).
+    /// Permission bits of the segment (default 0600): read and write bits only, including
+    /// 0600 (else `RINGCAST_ERR_CONFIG`).
     pub mode: u32,
     /// How a `Block` publisher waits for room: `RINGCAST_WAIT_*`.
     pub wait: u32,

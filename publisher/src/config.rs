@@ -101,7 +101,9 @@ impl PublisherConfig {
         self.options.join_only = true;
         self
     }
-    /// Permission bits of the segment (default 0o600: only this user may attach).
+    /// Permission bits of the segment (default 0o600: only this user may attach): read and
+    /// write bits only, including 0o600 (else creation fails with
+    /// [`ConfigError::Mode`](ringcast_core::ConfigError::Mode)).
     pub fn mode(mut self, mode: u32) -> Self {
         self.options.mode = mode;
         self

@@ -662,6 +662,23 @@ fn as_nobody(op: &str, topic: &str) -> i32 {
     out.status.code().unwrap_or(-1)
 }
 
+/// A live publisher of `topic` whose segment's permission bits are `mode`: made with
+/// them if creation takes them, else changed after (a mode without the owner's read and
+/// write is refused at creation, but a file can still be given one).
+fn with_mode(topic: &str, mode: u32) -> Publisher {
+    use std::os::unix::fs::PermissionsExt as _;
+    if mode & 0o600 == 0o600 {
+        return Publisher::create(topic, pub_cfg().mode(mode)).unwrap();
+    }
+    assert!(matches!(
+        Publisher::create(topic, pub_cfg().mode(mode)),
+        Err(CreateError::Config { .. })
+    ));
+    let p = Publisher::create(topic, pub_cfg()).unwrap();
+    fs::set_permissions(shm_path(topic), fs::Permissions::from_mode(mode)).unwrap();
+    p
+}
+
 #[test]
 fn permission_denied() {
     if nix::unistd::Uid::effective().is_root() {
@@ -690,14 +707,14 @@ fn permission_denied() {
             ("perm-666", 0o666, CHILD_OK, CHILD_ALREADY_PUBLISHED),
         ] {
             let _g = ShmGuard::new(topic);
-            let _p = Publisher::create(topic, pub_cfg().mode(mode)).unwrap();
+            let _p = with_mode(topic, mode);
             assert_eq!(as_nobody("attach", topic), attach, "attach {topic}");
             assert_eq!(as_nobody("create", topic), create, "create {topic}");
         }
     } else {
         for (topic, mode) in [("perm-000", 0o000), ("perm-400", 0o400)] {
             let _g = ShmGuard::new(topic);
-            let _p = Publisher::create(topic, pub_cfg().mode(mode)).unwrap();
+            let _p = with_mode(topic, mode);
             assert_err!(
                 attach_err(topic, sub_opts()),
                 AttachError::PermissionDenied { topic: t } if t == topic

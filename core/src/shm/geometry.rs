@@ -340,8 +340,12 @@ pub enum ConfigError {
     /// The stall timeout is outside 1 ms ..= 1 day.
     #[error("stall timeout {0:?} is not in {lo:?}..={hi:?}", lo = STALL_TIMEOUT_RANGE.start(), hi = STALL_TIMEOUT_RANGE.end())]
     StallTimeout(std::time::Duration),
-    /// The mode asks for bits other than read/write permissions.
-    #[error("mode {0:o} has bits other than rw for user/group/other: use read and write bits only, such as 600 or 640")]
+    /// The mode asks for bits other than read/write permissions, or leaves out the owner's
+    /// read and write (without them only root could open the topic: no subscriber of its
+    /// own user, no `gc`).
+    #[error(
+        "mode {0:o} must include 600 and have read and write bits only, such as 600, 640 or 666"
+    )]
     Mode(u32),
     /// An imported topic's origin is empty, longer than 112 bytes or has control
     /// characters.

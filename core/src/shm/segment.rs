@@ -329,7 +329,7 @@ impl Segment {
             topic: opts.prefix.clone(),
             source,
         })?;
-        if opts.mode & !0o666 != 0 {
+        if opts.mode & !0o666 != 0 || opts.mode & 0o600 != 0o600 {
             return Err(CreateError::Config {
                 topic: t(),
                 source: crate::error::ConfigError::Mode(opts.mode),

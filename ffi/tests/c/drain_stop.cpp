@@ -72,6 +72,17 @@ int main(int argc, char** argv) {
   CHECK(relayed == 1);
   // The subscriber is usable again after the drain.
   CHECK(!sub.try_recv());
+
+  // A loan committed twice, or moved from, says so (not "publisher is NULL").
+  auto loan = out.loan();
+  CHECK(loan.commit(0) == 1);
+  ringcast_status twice = RINGCAST_OK;
+  try {
+    loan.commit(0);
+  } catch (const ringcast::Error& e) {
+    twice = e.status();
+  }
+  CHECK(twice == RINGCAST_ERR_NOT_HELD);
   std::printf("RESULT checks=%d failed=%d\n", checks, failed);
   return failed == 0 ? 0 : 1;
 }
