@@ -10,7 +10,15 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "os",
-        &["sync", "clock", "futex", "lock", "residency", "trust"],
+        &[
+            "sync",
+            "clock",
+            "futex",
+            "lock",
+            "residency",
+            "trust",
+            "fork",
+        ],
     ),
     (
         "shm",

@@ -228,7 +228,8 @@ typedef struct ringcast_publisher_config {
   // `Block` only: evict a live subscriber that stalls the publisher longer than this
   // (1 ms ..= 1 day); 0 (default) never evicts a live one.
   uint64_t stall_timeout_ns;
-  // Permission bits of the segment (default 0600).
+  // Permission bits of the segment (default 0600): read and write bits only, including
+  // 0600 (else `RINGCAST_ERR_CONFIG`).
   uint32_t mode;
   // How a `Block` publisher waits for room: `RINGCAST_WAIT_*`.
   uint32_t wait;
