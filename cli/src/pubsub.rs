@@ -153,7 +153,14 @@ fn run_subscriber(
                     "ringcast: topic {topic:?}: lost {n} messages (subscriber lagged)"
                 );
             }
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) if sub.closed_by_publisher() => break,
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = flush(&mut out);
+                return Err(Failure(format!(
+                    "topic {topic:?}: its publisher died without closing the topic, after \
+                     {printed} messages (every message it published was printed)"
+                )));
+            }
             Err(RecvTimeoutError::Timeout) => {
                 let _ = flush(&mut out);
                 return Err(Failure(format!(

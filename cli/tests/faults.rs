@@ -636,3 +636,52 @@ fn text_from_a_segment_is_escaped_before_it_is_printed() {
     let shown = String::from_utf8_lossy(&p.run(&["inspect", "esc"]).stdout).into_owned();
     assert!(shown.contains("Ty-\\u{1b}[31m"), "{shown:?}");
 }
+
+/// `sub` tells a publisher that died from one that closed the topic: both ends print
+/// everything published, but only a clean close exits 0.
+#[test]
+fn sub_exits_1_naming_a_publisher_that_died_and_0_for_one_that_closed() {
+    let p = Prefix::new("fault", "died");
+    for killed in [true, false] {
+        let topic = if killed { "died" } else { "closed" };
+        let sub = p
+            .cmd(&["sub", topic, "--timeout", "30"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut publisher = p
+            .cmd(&["pub", topic, "--wait-subscribers", "1"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = publisher.stdin.take().unwrap();
+        use std::io::Write as _;
+        stdin.write_all(b"one\ntwo\n").unwrap();
+        stdin.flush().unwrap();
+        // Both lines are out once the topic says two were published.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ringcast::inspect::inspect(&p.0, topic).map_or(0, |i| i.write_cursor) < 2 {
+            assert!(Instant::now() < deadline, "pub never published");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if killed {
+            kill(publisher.id(), libc::SIGKILL);
+        }
+        drop(stdin);
+        let _ = publisher.wait();
+        let out = finish(sub, Duration::from_secs(30));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\n");
+        if killed {
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            assert!(
+                stderr(&out).contains("its publisher died without closing the topic, after 2"),
+                "{}",
+                stderr(&out)
+            );
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        }
+        let _ = ringcast::inspect::remove(&p.0, topic);
+    }
+}

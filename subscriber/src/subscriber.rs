@@ -295,6 +295,14 @@ impl Subscriber {
         self.end.publisher_alive() && !self.end.reader_ref().is_closed()
     }
 
+    /// Whether the topic was closed by its publisher (on a shared topic, by the last one
+    /// to leave) when it left. After [`RecvError::Disconnected`](crate::RecvError), `false`
+    /// tells a publisher that died (killed, crashed) from one that ended the topic: what
+    /// it published was received either way.
+    pub fn closed_by_publisher(&self) -> bool {
+        self.end.reader_ref().is_closed()
+    }
+
     /// Whether publisher `id` (as [`Sample::publisher`] names it) is alive and still
     /// writes its lane: `false` once it died or left, even if another publisher has taken
     /// its lane since (a system call: not for the hot path).
