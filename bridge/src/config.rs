@@ -134,7 +134,8 @@ impl BridgeConfig {
         self
     }
     /// How long an imported service's call may take, from the request to the end of its
-    /// stream (default [`DEFAULT_CALL_TIMEOUT`]); then its stream is ended.
+    /// stream (default [`DEFAULT_CALL_TIMEOUT`]); then the call fails (its caller gets
+    /// `CallError::Failed`).
     pub fn call_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.call_timeout = timeout;
         self

@@ -48,7 +48,7 @@ struct Args {
     #[arg(long, value_name = "SERVICE")]
     import_service: Vec<String>,
     /// How long a call of an imported service may take, in milliseconds, from the
-    /// request to the end of its responses; then its stream is ended.
+    /// request to the end of its responses; then the call fails (`CallError::Failed`).
     #[arg(long, value_name = "MS", default_value_t = ringcast_bridge::DEFAULT_CALL_TIMEOUT.as_millis() as u64)]
     call_timeout_ms: u64,
     /// Find other bridges by UDP multicast scouting too.
