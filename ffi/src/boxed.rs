@@ -33,3 +33,33 @@ pub(crate) unsafe fn take<T>(p: *mut T) -> Option<Box<T>> {
     // SAFETY: from `Box::into_raw` in `give`, given back for good.
     (!p.is_null()).then(|| unsafe { Box::from_raw(p) })
 }
+
+/// A handle that knows whether a `fork()` child inherited it from its parent.
+pub(crate) trait Inheritable {
+    /// Made by the process this one was forked from.
+    fn inherited(&self) -> bool;
+}
+
+/// The live handle `p` (named `what` in errors), even one inherited across `fork()`:
+/// for destroying it.
+///
+/// # Safety
+/// `p` is NULL or a live handle, used by this thread only.
+pub(crate) unsafe fn any<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T, Failure> {
+    // SAFETY: NULL or a live handle, by the caller's contract.
+    unsafe { p.as_mut() }.ok_or_else(|| Failure::null(what))
+}
+
+/// The live handle `p`, refused with `RINGCAST_ERR_INHERITED` if a `fork()` child
+/// inherited it (every call but destroy).
+///
+/// # Safety
+/// As [`any`].
+pub(crate) unsafe fn own<'a, T: Inheritable>(p: *mut T, what: &str) -> Result<&'a mut T, Failure> {
+    // SAFETY: by the caller's contract.
+    let h = unsafe { any(p, what) }?;
+    if h.inherited() {
+        return Err(Failure::inherited(what));
+    }
+    Ok(h)
+}

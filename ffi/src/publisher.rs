@@ -65,12 +65,14 @@ pub struct ringcast_loan {
 /// # Safety
 /// `p` is NULL or a live handle from `ringcast_publisher_create`, used by this thread only.
 unsafe fn handle<'a>(p: *mut ringcast_publisher) -> Result<&'a mut ringcast_publisher, Failure> {
-    // SAFETY: NULL or a live handle, by the caller's contract.
-    let h = unsafe { p.as_mut() }.ok_or_else(|| Failure::null("publisher"))?;
-    if h.publisher.is_inherited() {
-        return Err(Failure::inherited("publisher"));
+    // SAFETY: the caller's contract.
+    unsafe { boxed::own(p, "publisher") }
+}
+
+impl boxed::Inheritable for ringcast_publisher {
+    fn inherited(&self) -> bool {
+        self.publisher.is_inherited()
     }
-    Ok(h)
 }
 
 /// The getters' body: `*out = f(publisher)`, NULLs refused.

@@ -385,28 +385,25 @@ unsafe fn bytes_arg<'a>(data: *const c_void, len: usize) -> Result<&'a [u8], Fai
     }
 }
 
+impl boxed::Inheritable for ringcast_server {
+    fn inherited(&self) -> bool {
+        self.lineage.inherited()
+    }
+}
+
+impl boxed::Inheritable for ringcast_client {
+    fn inherited(&self) -> bool {
+        self.lineage.inherited()
+    }
+}
+
 /// # Safety
 /// `s` is NULL or a live handle, used by this thread only.
 pub(crate) unsafe fn server<'a>(
     s: *mut ringcast_server,
 ) -> Result<&'a mut ringcast_server, Failure> {
-    // SAFETY: NULL or a live handle, by the caller's contract.
-    let h = unsafe { s.as_mut() }.ok_or_else(|| Failure::null("server"))?;
-    if h.lineage.inherited() {
-        return Err(Failure::inherited("server"));
-    }
-    Ok(h)
-}
-
-/// [`server`], also for a handle inherited across `fork()` (to destroy it).
-///
-/// # Safety
-/// As [`server`].
-unsafe fn server_even_inherited<'a>(
-    s: *mut ringcast_server,
-) -> Result<&'a mut ringcast_server, Failure> {
-    // SAFETY: NULL or a live handle, by the caller's contract.
-    unsafe { s.as_mut() }.ok_or_else(|| Failure::null("server"))
+    // SAFETY: the caller's contract.
+    unsafe { boxed::own(s, "server") }
 }
 
 /// # Safety
@@ -414,23 +411,8 @@ unsafe fn server_even_inherited<'a>(
 pub(crate) unsafe fn client<'a>(
     c: *mut ringcast_client,
 ) -> Result<&'a mut ringcast_client, Failure> {
-    // SAFETY: NULL or a live handle, by the caller's contract.
-    let h = unsafe { c.as_mut() }.ok_or_else(|| Failure::null("client"))?;
-    if h.lineage.inherited() {
-        return Err(Failure::inherited("client"));
-    }
-    Ok(h)
-}
-
-/// [`client`], also for a handle inherited across `fork()` (to destroy it).
-///
-/// # Safety
-/// As [`client`].
-unsafe fn client_even_inherited<'a>(
-    c: *mut ringcast_client,
-) -> Result<&'a mut ringcast_client, Failure> {
-    // SAFETY: NULL or a live handle, by the caller's contract.
-    unsafe { c.as_mut() }.ok_or_else(|| Failure::null("client"))
+    // SAFETY: the caller's contract.
+    unsafe { boxed::own(c, "client") }
 }
 
 /// Starts serving `service` with `cfg` (NULL: the defaults) and stores the server in
@@ -832,7 +814,7 @@ pub unsafe extern "C" fn ringcast_server_destroy(s: *mut ringcast_server) -> rin
         }
         // Check before taking ownership: a refused call must leave the handle as it was.
         // SAFETY: a live handle, by the caller's contract.
-        let set = unsafe { server_even_inherited(s) }?.server.set_ptr();
+        let set = unsafe { boxed::any(s, "server") }?.server.set_ptr();
         reentry::refuse(set, "wait set")?;
         // SAFETY: a live handle (or NULL), not used again, by the caller's contract.
         let Some(mut h) = (unsafe { boxed::take(s) }) else {
@@ -1131,7 +1113,7 @@ pub unsafe extern "C" fn ringcast_client_destroy(c: *mut ringcast_client) -> rin
         }
         // Check before taking ownership: a refused call must leave the handle as it was.
         // SAFETY: a live handle, by the caller's contract.
-        let set = unsafe { client_even_inherited(c) }?.client.set_ptr();
+        let set = unsafe { boxed::any(c, "client") }?.client.set_ptr();
         reentry::refuse(set, "wait set")?;
         // SAFETY: a live handle (or NULL), not used again, by the caller's contract.
         let Some(mut h) = (unsafe { boxed::take(c) }) else {

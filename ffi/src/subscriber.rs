@@ -225,12 +225,16 @@ impl ringcast_subscriber {
 pub(crate) unsafe fn handle<'a>(
     s: *mut ringcast_subscriber,
 ) -> Result<&'a mut ringcast_subscriber, Failure> {
-    // SAFETY: by the caller's contract.
-    let h = unsafe { handle_even_inherited(s) }?;
-    if h.lineage.inherited() {
-        return Err(Failure::inherited("subscriber"));
+    reentry::refuse(s, "subscriber")?;
+    // SAFETY: the caller's contract; not in use by a call that runs a callback (checked),
+    // so this is the only reference.
+    unsafe { boxed::own(s, "subscriber") }
+}
+
+impl boxed::Inheritable for ringcast_subscriber {
+    fn inherited(&self) -> bool {
+        self.lineage.inherited()
     }
-    Ok(h)
 }
 
 /// [`handle`], also for a handle inherited across `fork()` (to destroy it).
@@ -241,9 +245,8 @@ unsafe fn handle_even_inherited<'a>(
     s: *mut ringcast_subscriber,
 ) -> Result<&'a mut ringcast_subscriber, Failure> {
     reentry::refuse(s, "subscriber")?;
-    // SAFETY: NULL or a live handle, by the caller's contract; not in use by a call that
-    // runs a callback (checked), so this is the only reference.
-    unsafe { s.as_mut() }.ok_or_else(|| Failure::null("subscriber"))
+    // SAFETY: as in `handle`.
+    unsafe { boxed::any(s, "subscriber") }
 }
 
 /// Attaches to `topic` with `opts` (NULL: the defaults) and stores the subscriber in

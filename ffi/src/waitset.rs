@@ -229,11 +229,13 @@ unsafe fn set_handle<'a>(ws: *mut ringcast_waitset) -> Result<&'a mut ringcast_w
     reentry::refuse(ws, "wait set")?;
     // SAFETY: NULL or a live handle, by the caller's contract; not in use by a call that
     // runs a callback (checked), so this is the only reference.
-    let h = unsafe { ws.as_mut() }.ok_or_else(|| Failure::null("waitset"))?;
-    if h.lineage.inherited() {
-        return Err(Failure::inherited("wait set"));
+    unsafe { boxed::own(ws, "waitset") }
+}
+
+impl boxed::Inheritable for ringcast_waitset {
+    fn inherited(&self) -> bool {
+        self.lineage.inherited()
     }
-    Ok(h)
 }
 
 /// Creates an empty wait set of at most `capacity` members (0: the most, 65536).
