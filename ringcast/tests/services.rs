@@ -1378,3 +1378,20 @@ fn sizes_no_topic_can_have_are_refused_when_the_server_is_created() {
     }
     assert!(svc.topics().is_empty(), "{:?}", svc.topics());
 }
+
+#[test]
+fn a_call_id_of_another_client_is_unknown_here() {
+    let svc = Svc::new("ids");
+    let mut server = Server::create(&svc.name, svc.server()).expect("serve");
+    let mut a = connect(&mut server, &svc, svc.client()).expect("connect a");
+    let mut b = connect(&mut server, &svc, svc.client()).expect("connect b");
+    let call = a.send(b"x", LONG).unwrap();
+    let mine = b.send(b"y", LONG).unwrap();
+    assert_ne!(call, mine);
+    assert_eq!(
+        b.recv(call, Duration::ZERO).map(|r| r.is_some()),
+        Err(CallError::UnknownCall)
+    );
+    assert_eq!(b.call_id(call.get()), None);
+    assert_eq!(b.call_id(mine.get()), Some(mine));
+}

@@ -19,8 +19,8 @@ use crate::ClientOptions;
 
 /// One call of a client: the handle its responses are received with
 /// ([`Client::recv`]). Ids are unique per client and never reused; each client numbers
-/// its own from 1, so a `CallId` passed to another client may name one of that client's
-/// calls.
+/// its own from a random base, so a `CallId` passed to another client is refused there
+/// (`CallError::UnknownCall`) but for a one in 2^32 chance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallId(u64);
 
@@ -116,6 +116,9 @@ pub struct Client {
     requests: Publisher,
     /// Our response topic, which the server publishes to us alone.
     responses: Subscriber,
+    /// This client's first call id: its calls are numbered from a random base (the high
+    /// 32 bits of its nonce), so a `CallId` of another client is very likely unknown here.
+    first_id: u64,
     next_id: u64,
     in_flight: InFlight,
     max_in_flight: usize,
@@ -128,6 +131,13 @@ pub struct Client {
     /// The payload of a response kept by [`Response::keep`] that was a copy (one kept in
     /// place is the response subscriber's kept message).
     kept_copy: Option<AlignedCopy>,
+}
+
+/// The first call id of a client whose greeting nonce is `nonce`: a random multiple of
+/// 2^32 (never 0), so that ids of different clients (each counting up from its own base)
+/// do not meet.
+fn first_call_id(nonce: u64) -> u64 {
+    (nonce & !0xFFFF_FFFF).max(1 << 32)
 }
 
 impl Client {
@@ -319,7 +329,8 @@ impl Client {
             service: s(),
             requests,
             responses,
-            next_id: 1,
+            first_id: first_call_id(nonce),
+            next_id: first_call_id(nonce),
             in_flight: InFlight(Vec::with_capacity(max_in_flight)),
             max_in_flight,
             stash: VecDeque::new(),
@@ -377,7 +388,9 @@ impl Client {
     /// The [`CallId`] whose [`get`](CallId::get) is `id`, if this client sent such a call
     /// (in flight or not): for bindings that hand call ids across a boundary as numbers.
     pub fn call_id(&self, id: u64) -> Option<CallId> {
-        (id != 0 && id < self.next_id).then_some(CallId(id))
+        (self.first_id..self.next_id)
+            .contains(&id)
+            .then_some(CallId(id))
     }
 
     /// Requests in flight (sent, their stream not yet ended or cancelled).
@@ -603,7 +616,7 @@ impl Client {
     /// A response set aside for `call`, if there is one (an error for a call id this
     /// client never made).
     pub(crate) fn take_stashed(&mut self, call: CallId) -> Option<Result<Stashed, CallError>> {
-        if call.0 == 0 || call.0 >= self.next_id {
+        if !(self.first_id..self.next_id).contains(&call.0) {
             return Some(Err(CallError::UnknownCall));
         }
         let i = self.stash.iter().position(|s| s.call == call.0)?;
