@@ -883,6 +883,15 @@ ringcast_status ringcast_subscriber_lost_in(struct ringcast_subscriber *s,
                                             uint32_t lane,
                                             uint64_t *out);
 
+// `*out` = 1 if the topic was closed by its publisher (on a shared topic, by the last to
+// leave), else 0. After `RINGCAST_DISCONNECTED`, 0 tells a publisher that died (killed,
+// crashed) from one that ended the topic; everything it published was received either
+// way.
+//
+// # Safety
+// `s` is a live handle (or NULL); `out` is NULL or writable.
+ringcast_status ringcast_subscriber_closed_by_publisher(struct ringcast_subscriber *s, int *out);
+
 // Detaches and frees the handle (removing it from its wait set, if any). NULL is a
 // no-op. A held sample is released first, and the call returns `RINGCAST_ABANDONED` to
 // say so. The handle is freed whatever the call returns, except

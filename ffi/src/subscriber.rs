@@ -550,6 +550,28 @@ pub unsafe extern "C" fn ringcast_subscriber_lost_in(
     })
 }
 
+/// `*out` = 1 if the topic was closed by its publisher (on a shared topic, by the last to
+/// leave), else 0. After `RINGCAST_DISCONNECTED`, 0 tells a publisher that died (killed,
+/// crashed) from one that ended the topic; everything it published was received either
+/// way.
+///
+/// # Safety
+/// `s` is a live handle (or NULL); `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn ringcast_subscriber_closed_by_publisher(
+    s: *mut ringcast_subscriber,
+    out: *mut c_int,
+) -> ringcast_status {
+    guard(|| {
+        // SAFETY: by the caller's contract.
+        let h = unsafe { handle(s) }?;
+        // SAFETY: NULL or writable, by the caller's contract.
+        let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
+        *out = c_int::from(h.subscriber()?.closed_by_publisher());
+        Ok(RINGCAST_OK)
+    })
+}
+
 /// Detaches and frees the handle (removing it from its wait set, if any). NULL is a
 /// no-op. A held sample is released first, and the call returns `RINGCAST_ABANDONED` to
 /// say so. The handle is freed whatever the call returns, except

@@ -379,6 +379,14 @@ impl Subscriber {
         self.lost
     }
 
+    /// Whether the topic was closed by its publisher (on a shared topic, by the last to
+    /// leave). After `Disconnected`, `False` tells a publisher that died (killed, crashed)
+    /// from one that ended the topic; everything it published was received either way.
+    #[getter]
+    fn closed_by_publisher(&mut self) -> PyResult<bool> {
+        Ok(self.state()?.sub.closed_by_publisher())
+    }
+
     /// The lane of the last `Lagged` this subscriber reported (its `.lane`; 0 before any,
     /// and always on a topic with one publisher).
     #[getter]

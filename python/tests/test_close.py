@@ -21,6 +21,7 @@ def test_publisher_close_ends_the_topic_with_the_last_loan_still_bound(prefix, t
         assert bytes(sub.recv(timeout=5)) == bytes([i])
     with pytest.raises(ringcast.Disconnected):
         sub.recv(timeout=5)  # the end, not a hang
+    assert sub.closed_by_publisher  # closed, not died
     again = ringcast.Publisher(topic, slots=4, slot_size=64, overflow="block", prefix=prefix)
     again.close()  # the name was free: no AlreadyExists
     with pytest.raises(ringcast.Closed):

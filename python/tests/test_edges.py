@@ -254,3 +254,30 @@ def test_close_from_another_thread_ends_a_blocked_server_recv_and_client_call(pr
     client.close()
     kept.clear()
     server2.close()
+
+
+DYING_PUBLISHER = r"""
+import sys, time, ringcast
+pub = ringcast.Publisher(sys.argv[2], prefix=sys.argv[1], overflow="block")
+print("READY", flush=True)
+pub.send(b"x")
+time.sleep(60)
+"""
+
+
+def test_a_publisher_that_died_is_told_from_one_that_closed(prefix, topic):
+    child = python_child(DYING_PUBLISHER, prefix, topic, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "READY"
+        sub = ringcast.Subscriber(topic, prefix=prefix, wait=10, start="oldest")
+        assert bytes(sub.recv(timeout=LONG)) == b"x"
+        child.kill()
+        child.wait(LONG)
+        with pytest.raises(ringcast.Disconnected):
+            sub.recv(timeout=LONG)
+        assert not sub.closed_by_publisher
+        sub.close()
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(LONG)

@@ -571,9 +571,16 @@ int main(int argc, char **argv) {
     last_lane = 99;
     EXPECT(ringcast_subscriber_drain(ls, 8, on_drained, NULL, &count), RINGCAST_OK);
     EXPECT_TRUE(count == 1 && drained[0] == 3 && last_lane == lane_b && last_writer == writer_b);
-    /* The last one leaves: the end. */
+    /* The last one leaves: the end, closed by its publisher (not died). */
+    int closed = 7;
+    EXPECT(ringcast_subscriber_closed_by_publisher(ls, &closed), RINGCAST_OK);
+    EXPECT_TRUE(closed == 0);
+    EXPECT(ringcast_subscriber_closed_by_publisher(ls, NULL), RINGCAST_ERR_NULL);
+    EXPECT(ringcast_subscriber_closed_by_publisher(NULL, &closed), RINGCAST_ERR_NULL);
     EXPECT(ringcast_publisher_destroy(b), RINGCAST_OK);
     EXPECT(ringcast_subscriber_recv(ls, 1000000000, &sample), RINGCAST_DISCONNECTED);
+    EXPECT(ringcast_subscriber_closed_by_publisher(ls, &closed), RINGCAST_OK);
+    EXPECT_TRUE(closed == 1);
     EXPECT(ringcast_subscriber_destroy(ls), RINGCAST_OK);
   }
 
