@@ -5,6 +5,7 @@
 
 mod errors;
 mod fork;
+mod keep;
 mod publisher;
 mod service;
 mod subscriber;

@@ -10,9 +10,10 @@ use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use ringcast::{Overflow, PublisherConfig, Retained};
+use ringcast::{Overflow, PublisherConfig};
 
 use crate::errors;
+use crate::keep::{Keep, Ticket};
 use crate::subscriber::overflow_name;
 use crate::wait::{blocking, holder, timeout_arg, type_info, TypeSpec};
 
@@ -27,7 +28,7 @@ struct HeldLoan {
 }
 
 // SAFETY: `data` points into memory owned by the publisher in the same `Publisher`
-// object (or its `retained`), reached only through `&mut Publisher`.
+// object (or what its `keep` retained at a close), reached only through `&mut Publisher`.
 unsafe impl Send for HeldLoan {}
 // SAFETY: as for `Send`; `&HeldLoan` gives only the address.
 unsafe impl Sync for HeldLoan {}
@@ -68,18 +69,15 @@ pub struct Publisher {
     epoch: ringcast::fork::Lineage,
     /// `None` once closed.
     state: Option<State>,
-    /// After a close with `Loan` objects alive: the mapping and staging buffer their
-    /// pointers may point into (numpy's `ndarray(buffer=...)` keeps a pointer without
-    /// keeping its buffer export), freed when the last of them goes.
-    retained: Option<Retained>,
+    /// Its `Loan` objects alive, and after a close the mapping and staging buffer their
+    /// pointers may point into (see `crate::keep`).
+    keep: Keep,
     topic: String,
     capacity: usize,
     overflow: Overflow,
     /// `(lane, writer)`: who this publisher is to subscribers.
     id: (u32, u32),
     next_token: u64,
-    /// `Loan` objects of this publisher alive now.
-    live: usize,
 }
 
 impl Publisher {
@@ -130,14 +128,6 @@ impl Publisher {
             .is_some()
         };
         Ok(claimed)
-    }
-
-    /// A `Loan` object went: free what a close retained after the last.
-    fn loan_gone(&mut self) {
-        self.live = self.live.saturating_sub(1);
-        if self.live == 0 {
-            self.retained = None;
-        }
     }
 }
 
@@ -252,11 +242,10 @@ impl Publisher {
                 publisher,
                 loan: None,
             }),
-            retained: None,
+            keep: Keep::default(),
             topic,
             overflow,
             next_token: 0,
-            live: 0,
         })
     }
 
@@ -314,8 +303,8 @@ impl Publisher {
             token,
             exports: 0,
         });
-        this.live += 1;
         Ok(Loan {
+            _ticket: this.keep.ticket(),
             publisher: slf.clone().unbind(),
             token,
             seq,
@@ -390,9 +379,7 @@ impl Publisher {
             // Inherited across fork(): forgotten, never closed (see `crate::fork`).
             let _ = this.live_state();
             if let Some(state) = this.state.take() {
-                if this.live > 0 {
-                    this.retained = Some(state.publisher.close_retaining());
-                }
+                this.keep.hold(state.publisher.close_retaining());
             }
         })
     }
@@ -427,6 +414,8 @@ impl Publisher {
 /// it is published.
 #[pyclass(module = "ringcast", frozen)]
 pub struct Loan {
+    /// Counted in its publisher's `keep` while it lives (its memory stays mapped).
+    _ticket: Ticket,
     publisher: Py<Publisher>,
     token: u64,
     seq: u64,
@@ -570,8 +559,9 @@ impl Loan {
             Ok(l.data.as_ptr())
         })?;
         // SAFETY: `view` is Python's to fill; the loan stays held (so valid and ours to
-        // write) while the export count is non-zero, a close keeps its memory in
-        // `retained` while this `Loan` lives, and the view keeps `slf` alive.
+        // write) while the export count is non-zero, a close keeps its memory in the
+        // publisher's `keep` while this `Loan` (its ticket) lives, and the view keeps
+        // `slf` alive.
         let r = unsafe {
             ffi::PyBuffer_FillInfo(
                 view,
@@ -610,13 +600,10 @@ impl Loan {
 
 impl Drop for Loan {
     fn drop(&mut self) {
-        // An uncommitted loan nobody can reach any more is aborted. (Contended, the count
-        // stays up and the publisher's own drop frees what a close retained.)
+        // An uncommitted loan nobody can reach any more is aborted. (Its count in the
+        // publisher's `keep` goes with its ticket.)
         Python::attach(|py| {
             let _ = self.abort(py);
-            if let Ok(mut p) = self.publisher.bind(py).try_borrow_mut() {
-                p.loan_gone();
-            }
         });
     }
 }

@@ -22,9 +22,10 @@ use ringcast::service::{
     CallError, ClientOptions, ConnectError, RespondError, Responder, ServeError, ServerConfig,
     ServerRecvError,
 };
-use ringcast::{PublisherId, Retained};
+use ringcast::PublisherId;
 
 use crate::errors;
+use crate::keep::{Keep, Ticket};
 use crate::publisher::View;
 use crate::subscriber::{in_flight, py_waker};
 use crate::view;
@@ -138,13 +139,11 @@ pub struct Server {
     epoch: ringcast::fork::Lineage,
     /// `None` once closed.
     state: Option<ServerState>,
-    /// After a close while `Request` objects lived: the request ring's mapping, kept until
-    /// they are gone (the server itself is closed).
-    retained: Option<Retained>,
+    /// Its `Request` objects alive, and after a close the request ring's mapping their
+    /// pointers may point into (see `crate::keep`).
+    keep: Keep,
     service: String,
     next_token: u64,
-    /// `Request` objects of this server alive now.
-    live: usize,
 }
 
 impl Server {
@@ -214,8 +213,8 @@ impl Server {
         self.next_token += 1;
         let token = self.next_token;
         self.state()?.held = Some(Held { token, exports: 0 });
-        self.live += 1;
         Ok(Request {
+            _ticket: self.keep.ticket(),
             server: slf.clone().unbind(),
             token,
             client: to.client(),
@@ -223,14 +222,6 @@ impl Server {
             len,
             done: AtomicBool::new(false),
         })
-    }
-
-    /// The last `Request` object went: free what a close retained.
-    fn request_gone(&mut self) {
-        self.live = self.live.saturating_sub(1);
-        if self.live == 0 {
-            self.retained = None;
-        }
     }
 }
 
@@ -275,10 +266,9 @@ impl Server {
         Ok(Server {
             epoch: crate::fork::epoch(),
             state: Some(ServerState { server, held: None }),
-            retained: None,
+            keep: Keep::default(),
             service,
             next_token: 0,
-            live: 0,
         })
     }
 
@@ -377,9 +367,7 @@ impl Server {
                 // While a `Request` object lives, its bytes' memory stays mapped: a view of
                 // them may be alive, and so may a foreign array over them that let its view go
                 // (`numpy.ndarray(buffer=request)` keeps the object, not the view).
-                if this.live > 0 {
-                    this.retained = Some(state.server.close_retaining());
-                }
+                this.keep.hold(state.server.close_retaining());
             }
         })
     }
@@ -413,6 +401,8 @@ impl Server {
 /// raises `NoResponse`).
 #[pyclass(module = "ringcast", frozen)]
 pub struct Request {
+    /// Counted in its server's `keep` while it lives (its memory stays mapped).
+    _ticket: Ticket,
     server: Py<Server>,
     token: u64,
     client: PublisherId,
@@ -644,11 +634,11 @@ impl Drop for Request {
             if let Ok(mut server) = self.server.bind(py).try_borrow_mut() {
                 if let Some(state) = server.live_state() {
                     if !self.done.load(Ordering::Relaxed) {
-                        // Best effort, as a Rust `Request` dropped: a gone or full client
-                        // is told nothing more.
-                        let _ = state
+                        // As a Rust `Request` dropped: a full client is told at a later
+                        // sweep, a gone one nothing.
+                        state
                             .server
-                            .end(Responder::from_parts(self.client, self.id));
+                            .end_when_room(Responder::from_parts(self.client, self.id));
                     }
                     if state
                         .held
@@ -659,7 +649,6 @@ impl Drop for Request {
                         state.server.release_request();
                     }
                 }
-                server.request_gone();
             }
         });
     }
@@ -683,12 +672,11 @@ pub struct Client {
     /// The fork generation it was made in (see `crate::fork`).
     epoch: ringcast::fork::Lineage,
     state: Option<ClientState>,
-    /// After a close while `Response` objects lived: the response ring's mapping (and a
-    /// kept copy), kept until they are gone (the client itself is closed).
-    retained: Option<Retained>,
+    /// Its `Response` objects alive, and after a close the response ring's mapping (and a
+    /// kept copy) their pointers may point into (see `crate::keep`).
+    keep: Keep,
     service: String,
     next_token: u64,
-    live: usize,
 }
 
 /// What a receive got: a kept response (its call and whether it is the last), or the end
@@ -735,8 +723,8 @@ impl Client {
         self.next_token += 1;
         let token = self.next_token;
         self.state()?.held = Some(Held { token, exports: 0 });
-        self.live += 1;
         Ok(Response {
+            _ticket: self.keep.ticket(),
             client: slf.clone().unbind(),
             token,
             call,
@@ -859,10 +847,9 @@ impl Client {
         Ok(Client {
             epoch: crate::fork::epoch(),
             state: Some(ClientState { client, held: None }),
-            retained: None,
+            keep: Keep::default(),
             service,
             next_token: 0,
-            live: 0,
         })
     }
 
@@ -1079,9 +1066,7 @@ impl Client {
             if let Some(state) = this.state.take() {
                 // While a `Response` object lives, its bytes' memory stays mapped (see
                 // `Server.close`).
-                if this.live > 0 {
-                    this.retained = Some(state.client.close_retaining());
-                }
+                this.keep.hold(state.client.close_retaining());
             }
         })
     }
@@ -1113,6 +1098,8 @@ impl Client {
 /// happens while a view is alive.
 #[pyclass(module = "ringcast", frozen)]
 pub struct Response {
+    /// Counted in its client's `keep` while it lives (its memory stays mapped).
+    _ticket: Ticket,
     client: Py<Client>,
     token: u64,
     call: u64,
@@ -1272,19 +1259,8 @@ impl Drop for Response {
                         state.client.release_response();
                     }
                 }
-                client.response_gone();
             }
         });
-    }
-}
-
-impl Client {
-    /// The last `Response` object went: free what a close retained.
-    fn response_gone(&mut self) {
-        self.live = self.live.saturating_sub(1);
-        if self.live == 0 {
-            self.retained = None;
-        }
     }
 }
 

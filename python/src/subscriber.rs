@@ -15,9 +15,10 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use ringcast::{Overflow, RecvTimeoutError, Retained, Start, SubscriberOptions};
+use ringcast::{Overflow, RecvTimeoutError, Start, SubscriberOptions};
 
 use crate::errors;
+use crate::keep::{Keep, Ticket};
 use crate::view;
 use crate::wait::{blocking, holder, timeout_arg, type_info, TypeSpec};
 
@@ -60,10 +61,9 @@ pub struct Subscriber {
     epoch: ringcast::fork::Lineage,
     /// `None` once closed.
     state: Option<State>,
-    /// After a close with `Sample` objects alive: the mapping and copy buffer their
-    /// pointers may point into (numpy's `ndarray(buffer=...)` keeps a pointer without
-    /// keeping its buffer export), freed when the last of them goes.
-    retained: Option<Retained>,
+    /// Its `Sample` objects alive, and after a close the mapping and copy buffer their
+    /// pointers may point into (see `crate::keep`).
+    keep: Keep,
     topic: String,
     overflow: Overflow,
     monitor: bool,
@@ -71,8 +71,6 @@ pub struct Subscriber {
     lost: u64,
     /// The lane of the last `Lagged`.
     lag_lane: u32,
-    /// `Sample` objects of this subscriber alive now.
-    live: usize,
 }
 
 impl Subscriber {
@@ -116,8 +114,8 @@ impl Subscriber {
         self.next_token += 1;
         let token = self.next_token;
         self.state()?.held = Some(Held { token, exports: 0 });
-        self.live += 1;
         Ok(Sample {
+            _ticket: self.keep.ticket(),
             sub: slf.clone().unbind(),
             token,
             seq: kept.seq,
@@ -164,14 +162,6 @@ impl Subscriber {
     fn error(slf: &Bound<'_, Self>, e: RecvTimeoutError) -> PyErr {
         let lane = slf.try_borrow().map_or(0, |s| s.lag_lane);
         errors::recv(slf.py(), e, lane)
-    }
-
-    /// The last `Sample` object went: free what a close retained.
-    fn sample_gone(&mut self) {
-        self.live = self.live.saturating_sub(1);
-        if self.live == 0 {
-            self.retained = None;
-        }
     }
 }
 
@@ -276,14 +266,13 @@ impl Subscriber {
         Ok(Subscriber {
             epoch: crate::fork::epoch(),
             state: Some(State { sub, held: None }),
-            retained: None,
+            keep: Keep::default(),
             topic,
             overflow,
             monitor,
             next_token: 0,
             lost: 0,
             lag_lane: 0,
-            live: 0,
         })
     }
 
@@ -427,9 +416,7 @@ impl Subscriber {
             // Inherited across fork(): forgotten, never closed (see `crate::fork`).
             let _ = this.live_state();
             if let Some(state) = this.state.take() {
-                if this.live > 0 {
-                    this.retained = Some(state.sub.detach_retaining());
-                }
+                this.keep.hold(state.sub.detach_retaining());
             }
         })
     }
@@ -475,6 +462,8 @@ pub fn overflow_name(o: Overflow) -> &'static str {
 /// collection, none of which happens while a view is alive.
 #[pyclass(module = "ringcast", frozen)]
 pub struct Sample {
+    /// Counted in its subscriber's `keep` while it lives (its memory stays mapped).
+    _ticket: Ticket,
     sub: Py<Subscriber>,
     token: u64,
     seq: u64,
@@ -630,8 +619,7 @@ impl view::HeldBytes for Sample {
 impl Drop for Sample {
     fn drop(&mut self) {
         // Release now if nothing else holds the subscriber; else its next receive will.
-        // (Contended, the count stays up and the subscriber's own drop frees what a close
-        // retained.)
+        // (Its count in the subscriber's `keep` goes with its ticket either way.)
         Python::attach(|py| {
             if let Ok(mut sub) = self.sub.bind(py).try_borrow_mut() {
                 if let Some(state) = sub.live_state() {
@@ -644,7 +632,6 @@ impl Drop for Sample {
                         state.sub.release_kept();
                     }
                 }
-                sub.sample_gone();
             }
         });
     }

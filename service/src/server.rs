@@ -457,6 +457,13 @@ impl Server {
         }
     }
 
+    /// Ends a deferred request's stream now or, if its client's ring is full, at the
+    /// server's later sweeps (every liveness slice while it receives) until it fits; a
+    /// gone client is told nothing. What dropping an unanswered [`Request`] does.
+    pub fn end_when_room(&mut self, to: Responder) {
+        self.end_or_owe(to.client, to.id);
+    }
+
     /// Ends request `id` of `client` (a request dropped unanswered), now or, if its
     /// client's ring is full, at a later sweep.
     fn end_or_owe(&mut self, client: PublisherId, id: u64) {
