@@ -8,6 +8,7 @@
 //!                    slots carry no timestamp of their own)
 //! 16  creation_id    the source topic's incarnation (see the announcement)
 //! 24  flags          END: the source closed; `seq` is then how many it published
+//!                    (with DIED: its last publisher died instead of closing it)
 //!                    SYNC: the exporter attached at `seq` (no payload), so a loss
 //!                    before its first message is counted too
 //!                    BATCH: the put carries several messages (below)
@@ -76,6 +77,10 @@ pub const LANE: u64 = 8;
 /// Flag (with [`LANE`] only): the lane's publisher `writer` left or died after `seq`
 /// messages; the payload is empty. Sent reliably, after the lane's last message.
 pub const LEAVE: u64 = 16;
+/// Flag (with [`END`] only): the source did not close but died (its last publisher was
+/// killed or crashed): the importer's local topic ends the same way, as a dead
+/// publisher's, so its subscribers can tell (`Subscriber::closed_by_publisher`).
+pub const DIED: u64 = 32;
 /// Bytes of a batch's index header (count, reserved) after the stamp.
 pub const INDEX_HEADER: usize = 8;
 /// Bytes of one index entry (seq, len).
@@ -171,7 +176,7 @@ impl Stamp {
         };
         // Exactly one kind; END only without a lane, LEAVE only with one.
         let one = match lane {
-            None => [0, END, SYNC, BATCH].contains(&s.flags),
+            None => [0, END, END | DIED, SYNC, BATCH].contains(&s.flags),
             Some(_) => [0, SYNC, BATCH, LEAVE].contains(&s.flags),
         };
         one.then_some(s)
@@ -180,6 +185,11 @@ impl Stamp {
     /// Whether this marks the end of the source.
     pub fn is_end(&self) -> bool {
         self.flags & END != 0
+    }
+
+    /// Whether this END says the source died instead of closing.
+    pub fn is_died(&self) -> bool {
+        self.flags & DIED != 0
     }
 
     /// Whether this says where the exporter starts reading.

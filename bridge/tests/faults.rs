@@ -47,6 +47,12 @@ fn disconnects_within_bound(sub: &mut Subscriber, what: &str, kill: impl FnOnce(
     let took = until_disconnected(sub, killed);
     eprintln!("{what} killed: Disconnected after {took:?}");
     assert!(took < BOUND, "{what} killed: Disconnected after {took:?}");
+    // Not a clean end: the local topic ends as a dead publisher's, as the source did (or
+    // as the link did), so that a subscriber here can tell.
+    assert!(
+        !sub.closed_by_publisher(),
+        "{what} killed: the import ended as if its source had closed"
+    );
 }
 
 /// Attaches to the next incarnation of `topic` (not the one `old` came from).
@@ -116,6 +122,8 @@ fn resume_and_finish(
     receive_run(&mut sub, first, 100);
     drop(src);
     let _ = until_disconnected(&mut sub, Instant::now());
+    // The source closed: so does the import (not as a dead publisher's).
+    assert!(sub.closed_by_publisher(), "a clean end read as a death");
     drop(sub);
     for b in bridges {
         let status = b.interrupt();

@@ -30,6 +30,8 @@ pub struct PublisherEnd {
     writer: Writer,
     segment: Segment,
     lineage: Lineage,
+    /// Dropped as if its process had died (see [`abandon`](Self::abandon)).
+    abandoned: bool,
 }
 
 impl PublisherEnd {
@@ -48,6 +50,7 @@ impl PublisherEnd {
             writer,
             segment,
             lineage,
+            abandoned: false,
         })
     }
 
@@ -56,6 +59,16 @@ impl PublisherEnd {
     #[inline]
     pub fn inherited(&self) -> bool {
         self.lineage.inherited()
+    }
+
+    /// Leaves as if this process had died: the lane is not marked left and the topic is
+    /// neither closed nor unlinked; its lock goes with the descriptor, so subscribers
+    /// find the lane's publisher dead (they drain what it published, then, with the
+    /// last lane, `Disconnected` with the topic not closed by its publisher). The name
+    /// stays until `gc` or a new publisher reclaims it, as a crashed publisher's does.
+    /// Takes effect when the end is dropped.
+    pub fn abandon_on_drop(&mut self) {
+        self.abandoned = true;
     }
 
     /// The lane this publisher writes (0 on a topic with one publisher).
@@ -127,10 +140,11 @@ impl PublisherEnd {
 
 impl Drop for PublisherEnd {
     fn drop(&mut self) {
-        if self.inherited() {
-            // The parent's lane: its lock is held through the file description we share,
-            // and leaving would release it (and maybe close and unlink the topic). The
-            // fields drop: our mapping and descriptor only.
+        if self.inherited() || self.abandoned {
+            // Inherited: the parent's lane; its lock is held through the file description
+            // we share, and leaving would release it (and maybe close and unlink the
+            // topic). Abandoned: left as a dead publisher's. Either way the fields drop:
+            // our mapping and descriptor only.
             return;
         }
         let writer = &self.writer;

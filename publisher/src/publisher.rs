@@ -112,6 +112,21 @@ impl Publisher {
         Retained::new(memory, staging.map(|b| Box::new(b) as Box<dyn Send + Sync>))
     }
 
+    /// Leaves as if this process had died, for a relay whose source died (a bridge's
+    /// import): subscribers get what was published, then find the publisher dead, not
+    /// the topic closed (`Subscriber::closed_by_publisher` is `false` after
+    /// `Disconnected`), and the name stays until `gc` or a new publisher reclaims it. A
+    /// loan not committed is dropped.
+    pub fn abandon(mut self) {
+        self.abandon_on_drop();
+    }
+
+    /// [`abandon`](Self::abandon) when this publisher is dropped (for one that still has
+    /// messages to publish first).
+    pub fn abandon_on_drop(&mut self) {
+        self.end.abandon_on_drop();
+    }
+
     /// The lane this publisher writes (0 on a topic with one publisher; see
     /// [`PublisherConfig::max_publishers`](crate::PublisherConfig::max_publishers)).
     pub fn lane(&self) -> usize {

@@ -100,3 +100,34 @@ fn bad_origins_are_refused_with_a_typed_error() {
     .unwrap();
     assert_eq!(s.origin(), Some(ok));
 }
+
+#[test]
+fn an_abandoned_publisher_reads_as_a_dead_one_and_its_name_is_reclaimed() {
+    let n = Names::new("imp", "abandon");
+    let cfg = PublisherConfig::default()
+        .prefix(n.prefix.as_str())
+        .overflow(Overflow::Block);
+    let opts = SubscriberOptions::default().prefix(n.prefix.as_str());
+    for abandon in [true, false] {
+        let mut p = Publisher::create(&n.topic, cfg.clone()).unwrap();
+        let mut s = Subscriber::attach(&n.topic, opts.clone()).unwrap();
+        p.send(b"last").unwrap();
+        if abandon {
+            p.abandon();
+        } else {
+            drop(p);
+        }
+        // What was published arrives, then the end: closed, or not (a dead publisher's).
+        assert_eq!(&s.recv().unwrap()[..], b"last");
+        assert!(matches!(s.recv(), Err(RecvError::Disconnected)));
+        assert_eq!(s.closed_by_publisher(), !abandon);
+        drop(s);
+        // An abandoned topic's name stays (as a crashed publisher's) until reclaimed.
+        let exists = std::path::Path::new(&format!("/dev/shm/{}.{}", n.prefix, n.topic)).exists();
+        assert_eq!(exists, abandon);
+    }
+    // A new publisher reclaims the dead one's name.
+    let mut p = Publisher::create(&n.topic, cfg.clone()).unwrap();
+    p.abandon();
+    let _again = Publisher::create(&n.topic, cfg).expect("the dead name is reclaimed");
+}

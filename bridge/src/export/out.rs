@@ -10,7 +10,7 @@ use zenoh::sample::Locality;
 use zenoh::Wait;
 
 use crate::stats::{bump, Counters};
-use crate::wire::{now_ns, BatchIndex, LaneTag, Stamp, END, LEAVE, MAX_BATCH, SYNC};
+use crate::wire::{now_ns, BatchIndex, LaneTag, Stamp, DIED, END, LEAVE, MAX_BATCH, SYNC};
 use crate::Shared;
 
 /// A message read from the ring and not put yet: its sequence (in its lane), its lane
@@ -264,13 +264,15 @@ impl Out<'_> {
 /// Reliably, even for an `Overwrite` topic: it is the importer's last count.
 pub(super) fn end_of_source(
     ctl: &Control<'_>,
-    published: u64,
+    sub: &Subscriber,
     shared: bool,
     topic: &str,
 ) -> zenoh::Result<()> {
-    let published = if shared { 0 } else { published };
-    ctl.put(published, END, None)?;
-    tracing::info!(topic, published, "source closed");
+    let published = if shared { 0 } else { sub.next_seq() };
+    // A source that died (not closed) ends the imports the same way.
+    let died = !sub.closed_by_publisher();
+    ctl.put(published, if died { END | DIED } else { END }, None)?;
+    tracing::info!(topic, published, died, "source ended");
     Ok(())
 }
 

@@ -620,7 +620,7 @@ fn forward_some(
                     // lane the importers know of, then the topic.
                     let ctl = control(ctx.shared, &inc.key, inc.a.creation_id);
                     inc.lanes.leave_gone(&ctl, sub, true)?;
-                    end_of_source(&ctl, sub.next_seq(), inc.lanes.is_shared(), topic)?;
+                    end_of_source(&ctl, sub, inc.lanes.is_shared(), topic)?;
                     return Ok(Next::LookNow);
                 }
                 // Evicted for stalling the source (a slow link under a stall timeout):

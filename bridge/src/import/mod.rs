@@ -309,7 +309,7 @@ pub(crate) fn run(shared: Arc<Shared>, topics: Vec<(String, Arc<Counters>)>) {
     let _ = data.undeclare().wait();
     let _ = tokens.undeclare().wait();
     for imp in &imports {
-        lock(imp).close("the bridge is stopping");
+        lock(imp).close("the bridge is stopping", false);
     }
 }
 
@@ -537,7 +537,7 @@ impl Importer {
         }
         let quiet = self.current.as_ref().and_then(|c| c.withdrawn);
         if quiet.is_some_and(|t| t.elapsed() >= GRACE) {
-            self.close("the exporting bridge withdrew it");
+            self.close("the exporting bridge withdrew it without ending it", true);
             self.adopt();
         }
     }
@@ -685,7 +685,10 @@ impl Importer {
         }
     }
 
-    fn close(&mut self, why: &str) {
+    /// Ends the imported topic: as closed (`died` false: the source closed, or this
+    /// bridge stops), or as a dead publisher's (`died`: the source died, or its exporting
+    /// bridge went without ending it), so that local subscribers can tell.
+    fn close(&mut self, why: &str, died: bool) {
         if let Some(c) = self.current.take() {
             let r = self.stats.report();
             tracing::info!(
@@ -699,11 +702,18 @@ impl Importer {
                     .sum::<u64>(),
                 lost_upstream = r.lost,
                 refused = r.refused,
+                died,
                 "closing the imported topic"
             );
             let mut c = c;
             let wait = (!self.on_thread).then_some(&*self.shared);
             for lane in &mut c.lanes {
+                if died {
+                    if let Some(p) = lane.publisher.as_mut() {
+                        // Published to the end first (its backlog), then left as dead.
+                        p.abandon_on_drop();
+                    }
+                }
                 lane.leave(&mut self.retired, wait, &self.stats);
             }
             if let Some(t) = c.importing.take() {
@@ -862,7 +872,15 @@ impl Importer {
             // at its LEAVE.
             let creation_id = cur.creation_id;
             self.finished.insert(creation_id);
-            self.close("the source closed");
+            let died = stamp.is_died();
+            self.close(
+                if died {
+                    "the source died"
+                } else {
+                    "the source closed"
+                },
+                died,
+            );
             self.adopt();
             return ControlFlow::Break(());
         }
@@ -949,7 +967,15 @@ impl Importer {
         if stamp.is_end() {
             let creation_id = cur.creation_id;
             self.finished.insert(creation_id);
-            self.close("the source closed");
+            let died = stamp.is_died();
+            self.close(
+                if died {
+                    "the source died"
+                } else {
+                    "the source closed"
+                },
+                died,
+            );
             self.adopt();
             return ControlFlow::Break(());
         }
