@@ -247,10 +247,18 @@ impl BridgeConfig {
             list.retain(|t| seen.insert(t.clone()));
         }
         if self.call_timeout.is_zero() {
-            return Err(BridgeError::Limit {
-                what: "call timeout (ms)",
-                value: 0,
-                max: u64::MAX,
+            return Err(BridgeError::Setting {
+                what: "call timeout",
+                reason: "0 ms would fail every call: give at least 1".to_owned(),
+            });
+        }
+        if self.import_mode & !0o666 != 0 || self.import_mode & 0o600 != 0o600 {
+            return Err(BridgeError::Setting {
+                what: "mode",
+                reason: format!(
+                    "{:o} must include 600 and have read and write bits only, such as 600 or 640",
+                    self.import_mode
+                ),
             });
         }
         for e in self.listen.iter().chain(&self.connect) {

@@ -112,6 +112,15 @@ pub enum BridgeError {
         /// Its message.
         message: String,
     },
+    /// A setting is not one the bridge can work with (a call timeout of 0, a mode without
+    /// the owner's read and write).
+    #[error("{what}: {reason}")]
+    Setting {
+        /// Which setting.
+        what: &'static str,
+        /// What is wrong with it, and what would do.
+        reason: String,
+    },
     /// A setting is over its limit.
     #[error("{what} {value} is over the limit of {max}")]
     Limit {

@@ -213,6 +213,7 @@ fn main() -> ExitCode {
                 BridgeError::Name { .. }
                     | BridgeError::Endpoint { .. }
                     | BridgeError::Limit { .. }
+                    | BridgeError::Setting { .. }
                     | BridgeError::ServiceTopic { .. }
             );
             ExitCode::from(if usage { 2 } else { 1 })

@@ -632,3 +632,22 @@ fn a_message_alone_goes_alone_and_at_once() {
         );
     }
 }
+
+#[test]
+fn settings_the_bridge_cannot_work_with_are_bad_usage() {
+    for (args, says) in [
+        (&["--call-timeout-ms", "0"][..], "call timeout: 0 ms"),
+        (&["--mode", "0"], "mode: 0 must include 600"),
+        (&["--mode", "400"], "mode: 400 must include 600"),
+        (&["--mode", "700"], "mode: 700 must include 600"),
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args(["--prefix", "rcbadsetting"])
+            .args(args)
+            .output()
+            .expect("running the bridge");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says) && err.lines().count() == 1, "{args:?}: {err}");
+    }
+}

@@ -118,6 +118,9 @@ fn run_subscriber(
     // across it would pin the publisher even past its stall timeout, since a stall timeout
     // never takes back a slot read in place. Reused, so no allocation per message.
     let mut copy: Vec<u8> = Vec::new();
+    // An imported topic's losses before its bridge (counted since the topic was created):
+    // reported as they grow, as a lag is.
+    let mut upstream = sub.upstream_lost();
     while count.is_none_or(|c| printed < c) {
         // Flush before we might sleep, not per line.
         if !sub.has_news() && flush(&mut out)? {
@@ -133,6 +136,15 @@ fn run_subscriber(
         };
         match got {
             Ok((seq, from)) => {
+                let now = sub.upstream_lost();
+                if now > upstream {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "ringcast: topic {topic:?}: lost {} messages upstream (before the bridge that imports it)",
+                        now - upstream
+                    );
+                    upstream = now;
+                }
                 let from = shared.then_some(from);
                 if write_message(&mut out, seq, from, &copy, format)? {
                     return Ok(());

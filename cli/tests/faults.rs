@@ -685,3 +685,32 @@ fn sub_exits_1_naming_a_publisher_that_died_and_0_for_one_that_closed() {
         let _ = ringcast::inspect::remove(&p.0, topic);
     }
 }
+
+/// `sub` of an imported topic reports the losses its bridge counted upstream, as they come.
+#[test]
+fn sub_reports_losses_upstream_of_an_imported_topic() {
+    let p = Prefix::new("fault", "upstream");
+    let mut publisher =
+        Publisher::create("imp", p.config().imported_from("host-a:lab (bridge 1)")).unwrap();
+    let sub = p
+        .cmd(&["sub", "imp", "--count", "3", "--timeout", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    publisher
+        .wait_for_subscribers(1, Duration::from_secs(30))
+        .unwrap();
+    publisher.send(b"m0").unwrap();
+    publisher.count_upstream_loss(3);
+    publisher.send(b"m1").unwrap();
+    publisher.send(b"m2").unwrap();
+    let out = finish(sub, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "m0\nm1\nm2\n");
+    assert!(
+        stderr(&out).contains("lost 3 messages upstream") && stderr(&out).lines().count() == 1,
+        "{}",
+        stderr(&out)
+    );
+}
