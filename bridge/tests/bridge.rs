@@ -648,6 +648,9 @@ fn settings_the_bridge_cannot_work_with_are_bad_usage() {
             .expect("running the bridge");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(says) && err.lines().count() == 1, "{args:?}: {err}");
+        assert!(
+            err.contains(says) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
     }
 }

@@ -127,7 +127,7 @@ fn an_abandoned_publisher_reads_as_a_dead_one_and_its_name_is_reclaimed() {
         assert_eq!(exists, abandon);
     }
     // A new publisher reclaims the dead one's name.
-    let mut p = Publisher::create(&n.topic, cfg.clone()).unwrap();
+    let p = Publisher::create(&n.topic, cfg.clone()).unwrap();
     p.abandon();
     let _again = Publisher::create(&n.topic, cfg).expect("the dead name is reclaimed");
 }
