@@ -1,6 +1,7 @@
 //! SIGKILL of the exporting bridge, of the importing bridge and of the source publisher:
-//! local subscribers see `Disconnected` within the stated bound, restarts resume, and
-//! nothing is left in /dev/shm after gc.
+//! local subscribers see `Disconnected` within the stated bound (as a dead publisher's,
+//! not a closed topic, when the source or its bridge died; closed when the source
+//! closed), restarts resume, and nothing is left in /dev/shm after gc.
 //!
 //! The bound: a killed process's TCP connection is reset by the kernel, so Zenoh drops
 //! its declarations at once; the importer then closes a withdrawn topic after 250 ms of

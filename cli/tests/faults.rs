@@ -2,7 +2,9 @@
 //! never pins a `Block` publisher past its stall timeout; a SIGKILLed or SIGHUPed `record`
 //! leaves a file `play` reads; `play` refuses hostile, truncated or oversized recordings
 //! with a clear error, never a panic or a hang; `top --interval 0` does not spin; text from
-//! segments is escaped before it reaches a terminal.
+//! segments is escaped before it reaches a terminal; `sub` tells a publisher that died
+//! (exit 1) from one that closed the topic, and reports an imported topic's upstream
+//! losses.
 
 mod common;
 

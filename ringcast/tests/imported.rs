@@ -1,6 +1,7 @@
 //! Imported topics (what a bridge creates): the origin travels in the segment, bad
-//! origins are refused, and a subscriber that received a message sees every upstream
-//! loss counted before it.
+//! origins are refused, a subscriber that received a message sees every upstream loss
+//! counted before it, and an abandoned publisher (a relay whose source died) reads as a
+//! dead one, not a closed one, and its name is reclaimed.
 
 mod common;
 
