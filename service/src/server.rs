@@ -461,12 +461,7 @@ impl Server {
     /// server's later sweeps (every liveness slice while it receives) until it fits; a
     /// gone client is told nothing. What dropping an unanswered [`Request`] does.
     pub fn end_when_room(&mut self, to: Responder) {
-        self.end_or_owe(to.client, to.id);
-    }
-
-    /// Ends request `id` of `client` (a request dropped unanswered), now or, if its
-    /// client's ring is full, at a later sweep.
-    fn end_or_owe(&mut self, client: PublisherId, id: u64) {
+        let (client, id) = (to.client, to.id);
         // Bounded: a client that never reads cannot grow it past this (the ends past it
         // are dropped, and those calls wait for their callers' timeouts).
         const MAX_OWED: usize = 4096;
@@ -809,7 +804,11 @@ impl Drop for Request<'_> {
     fn drop(&mut self) {
         if !self.ended {
             // A gone client is told nothing more; a full one at a later sweep.
-            self.server.end_or_owe(self.client, self.id);
+            let to = Responder {
+                client: self.client,
+                id: self.id,
+            };
+            self.server.end_when_room(to);
         }
         if !self.kept {
             self.server.requests.release_kept();

@@ -685,6 +685,21 @@ impl Importer {
         }
     }
 
+    /// The source's END arrived (`died`: it was not closed by its publisher): the
+    /// incarnation is never adopted again, the import ends as the source did, and the
+    /// next known source (if any) is adopted. The rest of the put is not applied.
+    fn source_ended(&mut self, creation_id: u64, died: bool) -> ControlFlow<()> {
+        self.finished.insert(creation_id);
+        let why = if died {
+            "the source died"
+        } else {
+            "the source closed"
+        };
+        self.close(why, died);
+        self.adopt();
+        ControlFlow::Break(())
+    }
+
     /// Ends the imported topic: as closed (`died` false: the source closed, or this
     /// bridge stops), or as a dead publisher's (`died`: the source died, or its exporting
     /// bridge went without ending it), so that local subscribers can tell.
@@ -871,18 +886,7 @@ impl Importer {
             // All of a shared source's publishers are gone; each lane's tail was counted
             // at its LEAVE.
             let creation_id = cur.creation_id;
-            self.finished.insert(creation_id);
-            let died = stamp.is_died();
-            self.close(
-                if died {
-                    "the source died"
-                } else {
-                    "the source closed"
-                },
-                died,
-            );
-            self.adopt();
-            return ControlFlow::Break(());
+            return self.source_ended(creation_id, stamp.is_died());
         }
         // `Put::check_lanes` has checked the lane against the topic's.
         let li = stamp.lane.map_or(0, |t| t.lane as usize);
@@ -966,18 +970,7 @@ impl Importer {
         let lane = &mut cur.lanes[li];
         if stamp.is_end() {
             let creation_id = cur.creation_id;
-            self.finished.insert(creation_id);
-            let died = stamp.is_died();
-            self.close(
-                if died {
-                    "the source died"
-                } else {
-                    "the source closed"
-                },
-                died,
-            );
-            self.adopt();
-            return ControlFlow::Break(());
+            return self.source_ended(creation_id, stamp.is_died());
         }
         if stamp.is_leave() {
             // The lane's writer left or died after `seq` messages: its local publisher
